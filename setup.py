@@ -1,0 +1,38 @@
+"""Thor: evented HTTP intermediation for Python (library ``thor`` and server ``thor_gateway``)."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="thor",
+    version="1.0.0.dev0",
+    description="Evented HTTP/1.1 library and server for proxies, gateways and WSGI/ASGI apps",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.11",
+    packages=find_packages(include=["thor", "thor.*", "thor_gateway", "thor_gateway.*"]),
+    package_data={"thor": ["py.typed"], "thor_gateway": ["py.typed"]},
+    install_requires=[],  # the runtime needs only the standard library
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-xdist",  # the suite runs on 2 cores in well under 10 minutes
+            "pytest-timeout",  # no test may hang the suite
+            "hypothesis",  # property tests of the sans-IO parser
+            "trustme",  # TLS certificates generated inside tests
+            "requests",
+            "werkzeug",
+            "flask",  # a real framework behind the gateway
+            "ruff",
+            "mypy",
+        ],
+    },
+    entry_points={"console_scripts": ["thor-gateway = thor_gateway.cli:main"]},
+    classifiers=[
+        "License :: OSI Approved :: MIT License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Internet :: WWW/HTTP :: HTTP Servers",
+    ],
+)

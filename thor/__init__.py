@@ -1,0 +1,61 @@
+"""Thor: evented HTTP intermediation.
+
+The default loop is driven with :func:`run`, :func:`stop` and
+:func:`schedule`; :func:`run_in_loop` is the only call that is safe from
+another thread.  Classes are importable from here: ``thor.TcpServer``,
+``thor.HttpServer``, ``thor.HttpClient``, ``thor.TlsClient``...
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from thor import loop
+from thor.events import EventEmitter, on
+from thor.loop import run, run_in_loop, schedule, stop, time
+from thor.tcp import TcpClient, TcpConnection, TcpServer
+
+__version__ = "1.0.0.dev0"
+
+__all__ = [
+    "EventEmitter",
+    "HttpClient",
+    "HttpClientExchange",
+    "HttpServer",
+    "HttpServerExchange",
+    "TcpClient",
+    "TcpConnection",
+    "TcpServer",
+    "TlsClient",
+    "TlsServer",
+    "UdpEndpoint",
+    "__version__",
+    "loop",
+    "on",
+    "run",
+    "run_in_loop",
+    "schedule",
+    "stop",
+    "time",
+]
+
+# Imported on first use, so that `import thor` stays cheap.
+_LAZY = {
+    "HttpClient": "thor.http",
+    "HttpClientExchange": "thor.http",
+    "HttpServer": "thor.http",
+    "HttpServerExchange": "thor.http",
+    "TlsClient": "thor.tls",
+    "TlsServer": "thor.tls",
+    "UdpEndpoint": "thor.udp",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'thor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

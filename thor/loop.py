@@ -1,0 +1,322 @@
+"""The event loop: file descriptors, timers and calls from other threads.
+
+Theory of operation (after asyncio's ``_run_once``): each iteration
+
+1. computes how long it may sleep: zero if calls are ready, else until the
+   earliest timer (no grid: a timer fires as soon as it is due), else forever;
+2. waits on the selector (epoll, kqueue, poll, select: whatever
+   :class:`selectors.DefaultSelector` picks) and calls the reader and writer
+   callbacks of the ready file descriptors at once;
+3. moves the due timers to the ready queue and runs the ready queue, which
+   also holds calls posted from other threads by :meth:`Loop.run_in_loop`.
+
+Every callback runs through one place that catches its exception, logs it
+with its traceback and carries on (``loop.fatal_errors = True`` re-raises it
+instead, for debugging).
+
+Timers live on a heap; a deleted timer is only marked, and the heap is rebuilt
+once most of it is dead (lazy cancellation keeps ``delete`` O(1)).
+
+Calls from other threads wake the loop through a socket pair (see
+:mod:`thor._waker`); one byte is written per batch, not per call, so a busy
+thread pool costs one wake-up per loop iteration at most.
+
+Only :meth:`Loop.run_in_loop` may be called from another thread.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import selectors
+import signal
+import time as _time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from thor._waker import Waker
+from thor.events import EventEmitter
+
+__all__ = [
+    "Loop",
+    "ScheduledEvent",
+    "make",
+    "run",
+    "run_in_loop",
+    "schedule",
+    "stop",
+    "time",
+]
+
+log = logging.getLogger("thor.loop")
+
+Callback = Callable[..., Any]
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+# Rebuild the timer heap when more than this many entries are deleted ones
+# and they are the majority.
+_MIN_DEAD_TIMERS = 100
+
+
+class ScheduledEvent:
+    """A call scheduled with :meth:`Loop.schedule`; ``delete()`` cancels it."""
+
+    __slots__ = ("_loop", "args", "callback", "when")
+
+    def __init__(self, loop: Loop, when: float, callback: Callback, args: tuple[Any, ...]):
+        self._loop: Loop | None = loop
+        self.when = when
+        self.callback: Callback | None = callback
+        self.args = args
+
+    def delete(self) -> None:
+        """Cancel the call if it has not run yet; calling it again does nothing."""
+        if self.callback is not None:
+            self.callback = None
+            self.args = ()
+            loop = self._loop
+            if loop is not None:
+                self._loop = None
+                loop._timer_deleted()
+
+    @property
+    def fired(self) -> bool:
+        """True once the call has run or been deleted."""
+        return self.callback is None
+
+    def __lt__(self, other: ScheduledEvent) -> bool:
+        return self.when < other.when
+
+
+class Loop(EventEmitter):
+    """An event loop.  Events: ``start`` (before the first iteration), ``stop``."""
+
+    def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
+        super().__init__()
+        self._selector = selector if selector is not None else selectors.DefaultSelector()
+        self._ready: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._threadsafe: deque[tuple[Callback, tuple[Any, ...]]] = deque()
+        self._timers: list[tuple[float, int, ScheduledEvent]] = []
+        self._timer_seq = 0
+        self._dead_timers = 0
+        self._waker = Waker()
+        self._waker_pending = False
+        self.running = False
+        self._stopping = False
+        self.fatal_errors = False
+        self.time = _time.monotonic
+        self._selector.register(self._waker.fileno(), _READ, (self._on_wake, None))
+
+    # ----------------------------------------------------------------- running
+
+    def run(self) -> None:
+        """Run until :meth:`stop` is called."""
+        if self.running:
+            raise RuntimeError("this loop is already running")
+        self.running = True
+        self._stopping = False
+        try:
+            self.emit("start")
+            while not self._stopping:
+                self._run_once()
+        finally:
+            self.running = False
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the current iteration; emits ``stop``."""
+        self._stopping = True
+        self.emit("stop")
+
+    def close(self) -> None:
+        """Release the selector and the waker; the loop cannot run again."""
+        self._selector.close()
+        self._waker.close()
+
+    def _run_once(self) -> None:
+        ready = self._ready
+        timers = self._timers
+        if ready or self._threadsafe or self._stopping:
+            timeout: float | None = 0.0
+        elif timers:
+            timeout = max(0.0, timers[0][0] - self.time())
+        else:
+            timeout = None
+        for key, mask in self._selector.select(timeout):
+            reader, writer = key.data
+            if mask & _READ and reader is not None:
+                self._call(reader, ())
+            if mask & _WRITE and writer is not None:
+                self._call(writer, ())
+        if timers:
+            now = self.time()
+            while timers and timers[0][0] <= now:
+                event = heapq.heappop(timers)[2]
+                callback = event.callback
+                if callback is None:
+                    self._dead_timers -= 1
+                else:
+                    args = event.args
+                    event.callback = None
+                    event._loop = None
+                    ready.append((callback, args))
+        threadsafe = self._threadsafe
+        while threadsafe:
+            ready.append(threadsafe.popleft())
+        # Calls made ready by this batch wait for the next iteration, so that
+        # a callback that keeps re-posting itself cannot starve the selector.
+        for _ in range(len(ready)):
+            callback, args = ready.popleft()
+            self._call(callback, args)
+
+    def _call(self, callback: Callback, args: tuple[Any, ...]) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            if self.fatal_errors:
+                raise
+            log.exception("exception in callback %r", callback)
+
+    # ------------------------------------------------------------------ timers
+
+    def schedule(self, delta: float, callback: Callback, *args: Any) -> ScheduledEvent:
+        """Call ``callback(*args)`` in ``delta`` seconds; returns a handle with ``delete()``."""
+        if delta < 0:
+            raise ValueError("cannot schedule in the past")
+        event = ScheduledEvent(self, self.time() + delta, callback, args)
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (event.when, self._timer_seq, event))
+        return event
+
+    def call_soon(self, callback: Callback, *args: Any) -> None:
+        """Call ``callback(*args)`` on the next iteration (loop thread only)."""
+        self._ready.append((callback, args))
+
+    def _timer_deleted(self) -> None:
+        self._dead_timers += 1
+        dead = self._dead_timers
+        if dead > _MIN_DEAD_TIMERS and dead * 2 > len(self._timers):
+            self._timers = [t for t in self._timers if t[2].callback is not None]
+            heapq.heapify(self._timers)
+            self._dead_timers = 0
+
+    def scheduled_events(self) -> list[tuple[float, Callback]]:
+        """(seconds from now, callback) for every pending timer, soonest first."""
+        now = self.time()
+        return [
+            (when - now, event.callback)
+            for when, _, event in sorted(self._timers)
+            if event.callback is not None
+        ]
+
+    # --------------------------------------------------------- other threads
+
+    def run_in_loop(self, callback: Callback, *args: Any) -> None:
+        """Call ``callback(*args)`` on the loop thread soon.  Thread-safe."""
+        self._threadsafe.append((callback, args))
+        # One wake-up byte per batch: the loop clears the flag before it
+        # drains the queue, so an append seen with the flag set is always
+        # drained by the iteration that will clear it.
+        if not self._waker_pending:
+            self._waker_pending = True
+            self._waker.wake()
+
+    def _on_wake(self) -> None:
+        self._waker_pending = False
+        self._waker.drain()
+
+    # -------------------------------------------------------------- signals
+
+    def add_signal_handler(self, signum: int, callback: Callback, *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop thread when ``signum`` arrives.
+
+        Python runs signal handlers on the main thread, between bytecodes; the
+        handler only posts the call to the loop, which wakes at once.
+        """
+
+        def handler(_signum: int, _frame: object) -> None:
+            self.run_in_loop(callback, *args)
+
+        signal.signal(signum, handler)
+
+    def remove_signal_handler(self, signum: int) -> None:
+        """Restore the default disposition of ``signum``."""
+        signal.signal(signum, signal.SIG_DFL)
+
+    # ------------------------------------------------------ file descriptors
+
+    def add_reader(self, fd: int, callback: Callback) -> None:
+        """Call ``callback()`` whenever ``fd`` is readable."""
+        self._set_handlers(fd, reader=callback)
+
+    def remove_reader(self, fd: int) -> None:
+        """Stop watching ``fd`` for reading."""
+        self._set_handlers(fd, reader=None)
+
+    def add_writer(self, fd: int, callback: Callback) -> None:
+        """Call ``callback()`` whenever ``fd`` is writable."""
+        self._set_handlers(fd, writer=callback)
+
+    def remove_writer(self, fd: int) -> None:
+        """Stop watching ``fd`` for writing."""
+        self._set_handlers(fd, writer=None)
+
+    _KEEP: Any = object()
+
+    def _set_handlers(self, fd: int, reader: Any = _KEEP, writer: Any = _KEEP) -> None:
+        selector = self._selector
+        try:
+            key = selector.get_key(fd)
+        except KeyError:
+            old_reader = old_writer = None
+        else:
+            old_reader, old_writer = key.data
+        if reader is Loop._KEEP:
+            reader = old_reader
+        if writer is Loop._KEEP:
+            writer = old_writer
+        mask = (_READ if reader is not None else 0) | (_WRITE if writer is not None else 0)
+        if old_reader is None and old_writer is None:
+            if mask:
+                selector.register(fd, mask, (reader, writer))
+        elif mask:
+            selector.modify(fd, mask, (reader, writer))
+        else:
+            selector.unregister(fd)
+
+    def fd_count(self) -> int:
+        """How many file descriptors are watched (the waker excluded)."""
+        return len(self._selector.get_map()) - 1
+
+
+def make() -> Loop:
+    """A new loop, independent of the default one."""
+    return Loop()
+
+
+_loop = make()
+
+
+def run() -> None:
+    """Run the default loop until :func:`stop`."""
+    _loop.run()
+
+
+def stop() -> None:
+    """Stop the default loop."""
+    _loop.stop()
+
+
+def schedule(delta: float, callback: Callback, *args: Any) -> ScheduledEvent:
+    """Schedule a call on the default loop."""
+    return _loop.schedule(delta, callback, *args)
+
+
+def run_in_loop(callback: Callback, *args: Any) -> None:
+    """Post a call to the default loop from any thread."""
+    _loop.run_in_loop(callback, *args)
+
+
+def time() -> float:
+    """The default loop's clock: monotonic seconds."""
+    return _loop.time()
