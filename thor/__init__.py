@@ -42,10 +42,10 @@ __all__ = [
 
 # Imported on first use, so that `import thor` stays cheap.
 _LAZY = {
-    "HttpClient": "thor.http",
-    "HttpClientExchange": "thor.http",
-    "HttpServer": "thor.http",
-    "HttpServerExchange": "thor.http",
+    "HttpClient": "thor.http.client",
+    "HttpClientExchange": "thor.http.client",
+    "HttpServer": "thor.http.server",
+    "HttpServerExchange": "thor.http.server",
     "TlsClient": "thor.tls",
     "TlsServer": "thor.tls",
     "UdpEndpoint": "thor.udp",
