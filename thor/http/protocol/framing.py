@@ -1,0 +1,150 @@
+"""Message body framing and persistence: RFC 9112 §6.3 and §9.3 as pure functions.
+
+Readers collect the few fields that matter (``Specials``) while they build the header list,
+then ask these functions how the body is delimited and whether the connection persists.
+"""
+
+from __future__ import annotations
+
+from thor.http import error
+from thor.http.headers import split_list
+from thor.http.protocol import abnf
+from thor.http.protocol.messages import Framing
+
+__all__ = [
+    "MAX_LENGTH_DIGITS",
+    "Specials",
+    "collect",
+    "keep_alive",
+    "parse_content_length",
+    "request_framing",
+    "response_framing",
+]
+
+# More than 18 decimal digits cannot fit in a signed 64-bit integer (Appendix B14): reject
+# before calling int() on a huge string.
+MAX_LENGTH_DIGITS = 18
+
+Specials = dict[bytes, list[bytes]]
+_SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"connection", b"host", b"expect"})
+
+
+def collect(headers: list[tuple[bytes, bytes]]) -> Specials:
+    """Values of the fields framing depends on, keyed by lower-cased name."""
+    out: Specials = {}
+    for name, value in headers:
+        lname = name.lower()
+        if lname in _SPECIAL:
+            out.setdefault(lname, []).append(value)
+    return out
+
+
+def parse_content_length(values: list[bytes], max_body_size: int | None) -> int:
+    """RFC 9112 §6.2 Content-Length, strictly: exactly one field with only digits."""
+    if len(values) > 1:
+        raise error.DuplicateCLError(f"{len(values)} Content-Length fields")
+    value = values[0]
+    if b"," in value:
+        raise error.DuplicateCLError("Content-Length is a list")
+    if not abnf.content_length_re.fullmatch(value):
+        raise error.MalformedCLError(repr(value))
+    if len(value.lstrip(b"0")) > MAX_LENGTH_DIGITS:
+        raise error.ContentTooLargeError("Content-Length overflows")
+    length = int(value)
+    if max_body_size is not None and length > max_body_size:
+        raise error.ContentTooLargeError(f"Content-Length {length} > {max_body_size}")
+    return length
+
+
+def _codings(values: list[bytes]) -> list[bytes]:
+    """Transfer codings, lower-cased, as a list; raises on an empty or malformed member."""
+    codings = []
+    for value in values:
+        for member in value.split(b","):
+            coding = member.strip(b" \t")
+            if not coding:
+                # RFC 9110 §5.6.1 lets recipients skip empty members, but an empty member
+                # in a framing field is a smuggling tell (Appendix B6): reject.
+                raise error.RequestTransferEncodingError("empty transfer coding")
+            if not abnf.transfer_coding_re.fullmatch(coding):
+                raise error.RequestTransferEncodingError(f"invalid transfer coding {coding!r}")
+            codings.append(coding.lower())
+    return codings
+
+
+def _require_chunked(values: list[bytes]) -> None:
+    """Accept exactly ``chunked`` (RFC 9112 §6.3 step 4, §7).
+
+    Raises 400 for chunked applied twice or not last, 501 for codings we do not implement
+    (RFC 9112 §6.1), which includes ``chunked`` with parameters.
+    """
+    codings = _codings(values)
+    count = codings.count(b"chunked")
+    if count > 1:
+        raise error.RequestTransferEncodingError("chunked applied more than once")
+    if count == 1 and codings[-1] != b"chunked":
+        raise error.RequestTransferEncodingError("chunked is not the final coding")
+    unknown = [c for c in codings if c != b"chunked"]
+    if unknown:
+        raise error.TransferCodeError(b", ".join(unknown).decode("latin-1"))
+
+
+def request_framing(
+    version: bytes, specials: Specials, max_body_size: int | None
+) -> tuple[Framing, int | None]:
+    """RFC 9112 §6.3 for requests: (framing, content length)."""
+    te = specials.get(b"transfer-encoding")
+    cl = specials.get(b"content-length")
+    if te is not None:
+        if version == b"1.0":
+            # RFC 9112 §6.1: a server MUST NOT apply chunked to an HTTP/1.0 message; a 1.0
+            # request with TE is treated as faulty framing.
+            raise error.RequestTransferEncodingError("Transfer-Encoding in an HTTP/1.0 request")
+        if cl is not None:
+            # RFC 9112 §6.1: MAY reject; we do, TE+CL is the classic smuggling vector (B1).
+            raise error.TransferEncodingCLError()
+        _require_chunked(te)
+        return Framing.CHUNKED, None
+    if cl is not None:
+        return Framing.LENGTH, parse_content_length(cl, max_body_size)
+    return Framing.NONE, None  # RFC 9112 §6.3 step 7
+
+
+def response_framing(
+    request_method: bytes, status: int, specials: Specials, max_body_size: int | None
+) -> tuple[Framing, int | None]:
+    """RFC 9112 §6.3 for responses, steps in order: (framing, content length)."""
+    if status == 101:
+        return Framing.TUNNEL, None  # RFC 9110 §15.2.2: the protocol switches after the head
+    # Step 1: HEAD, 1xx, 204, 304 have no content whatever the fields say.
+    if request_method == b"HEAD" or status < 200 or status in (204, 304):
+        return Framing.NONE, None
+    # Step 2: a 2xx to CONNECT turns the connection into a tunnel.
+    if request_method == b"CONNECT" and status < 300:
+        return Framing.TUNNEL, None
+    te = specials.get(b"transfer-encoding")
+    cl = specials.get(b"content-length")
+    if te is not None:
+        if cl is not None:
+            # Step 3: "ought to be handled as an error"; as an intermediary we refuse it.
+            raise error.UpstreamError("both Transfer-Encoding and Content-Length")
+        codings = _codings(te)
+        if codings[-1] == b"chunked" and codings.count(b"chunked") == 1:
+            if len(codings) > 1:
+                raise error.TransferCodeError(b", ".join(codings[:-1]).decode("latin-1"))
+            return Framing.CHUNKED, None
+        return Framing.CLOSE, None  # Step 4: TE without final chunked: read until close.
+    if cl is not None:
+        return Framing.LENGTH, parse_content_length(cl, max_body_size)  # Steps 5-6
+    return Framing.CLOSE, None  # Step 8
+
+
+def keep_alive(version: bytes, specials: Specials) -> bool:
+    """RFC 9112 §9.3: persistence from the version and the Connection options."""
+    values = specials.get(b"connection")
+    if values is None:
+        return version == b"1.1"
+    tokens = {t.lower() for v in values for t in split_list(v)}
+    if b"close" in tokens:
+        return False
+    return version == b"1.1" or b"keep-alive" in tokens

@@ -1,0 +1,293 @@
+"""The common part of the request and response parsers: buffering and body readers.
+
+Theory of operation. ``feed`` appends nothing when it can help it: if no bytes are left
+over from the previous call it works on the caller's ``bytes`` directly, so a whole request
+in one read is parsed without copying the buffer, and a Content-Length body that arrives in
+its own read is returned as that very object. Left-over bytes (a partial head, say) go into a
+``bytearray`` that later reads are appended to.
+
+Parsing is a loop over *readers*: small methods chosen by state (h11 style), each called as
+``reader(buf, pos, events) -> pos``. A reader consumes what it can, appends events, and may
+install the next reader; a reader that neither moves ``pos`` nor changes the reader is
+waiting for more bytes. An ``HttpError`` raised anywhere becomes the final ``Invalid`` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from thor.http import error
+from thor.http.headers import RawHeaderListType
+from thor.http.protocol import abnf
+from thor.http.protocol.head import Buffer, HeadScanner
+from thor.http.protocol.messages import Body, End, Event, Framing, Invalid
+from thor.http.protocol.state import ParserState
+
+__all__ = ["FORBIDDEN_TRAILERS", "BaseParser"]
+
+Reader = Callable[[Buffer, int, list[Event]], int]
+
+# RFC 9110 §6.5.1: a sender MUST NOT generate trailer fields that are needed for framing,
+# routing, request modifiers, authentication, response control or payload processing. We drop
+# these instead of rejecting the message, and never apply them (Appendix B21).
+FORBIDDEN_TRAILERS = frozenset(
+    {
+        b"transfer-encoding",
+        b"content-length",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+        b"authorization",
+        b"proxy-authorization",
+        b"cookie",
+        b"set-cookie",
+        b"expect",
+        b"max-forwards",
+        b"cache-control",
+        b"expires",
+        b"date",
+        b"location",
+        b"retry-after",
+        b"vary",
+        b"www-authenticate",
+        b"proxy-authenticate",
+        b"age",
+        b"pragma",
+        b"range",
+        b"if-match",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"if-range",
+    }
+)
+
+_STOPPED = frozenset({ParserState.DONE, ParserState.TUNNEL})
+
+# More than 16 significant hex digits is more than 2**64 - 1 bytes (Appendix B15).
+MAX_CHUNK_DIGITS = 16
+
+
+class BaseParser:
+    """Buffering, the feed loop and the body readers shared by both parsers."""
+
+    def __init__(
+        self, *, max_field_section: int, max_fields: int, max_body_size: int | None
+    ) -> None:
+        self.state = ParserState.IDLE
+        self._max_body_size = max_body_size
+        self._max_chunk_line = 1024
+        self._buf = bytearray()
+        self._leftover = bytearray()
+        self._reader: Reader = self._read_head
+        self._keep_alive = True  # of the message being read
+        self._remaining = 0  # bytes left in the Content-Length body or the current chunk
+        self._body_total = 0  # chunked content received so far, for max_body_size
+        self._trailers: HeadScanner[None] = HeadScanner(
+            None, None, 0, max_field_section, max_fields
+        )
+
+    # --- feeding --------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Parse ``data``; return the events it completes (possibly none)."""
+        if self.state in _STOPPED:
+            if self.state is ParserState.TUNNEL:
+                self._leftover += data
+            return []  # never parse past the end (CVE-2024-49768, Appendix B45/B53)
+        buf: Buffer
+        if self._buf:
+            self._buf += data  # a bytearray: amortised O(1)
+            buf = self._buf
+        else:
+            buf = data
+        events: list[Event] = []
+        pos = 0
+        try:
+            while self.state not in _STOPPED:
+                reader = self._reader
+                new = reader(buf, pos, events)
+                if new == pos and self._reader is reader:
+                    break  # waiting for more bytes
+                pos = new
+        except error.HttpError as err:
+            self._die(events, err)
+            return events
+        self._keep(buf, pos)
+        return events
+
+    def _keep(self, buf: Buffer, pos: int) -> None:
+        """Keep the unparsed bytes for the next feed (or for the tunnel)."""
+        state = self.state
+        if state in _STOPPED:
+            if state is ParserState.TUNNEL:
+                self._leftover += buf[pos:]
+            self._buf = bytearray()
+        elif pos == len(buf):
+            self._buf = bytearray()
+        elif buf is self._buf:
+            del self._buf[:pos]
+        else:
+            self._buf = bytearray(memoryview(buf)[pos:])
+        if state not in _STOPPED and self._reader == self._read_head:
+            self.state = ParserState.HEAD if self._buf else ParserState.IDLE
+
+    def feed_eof(self) -> list[Event]:
+        """The peer closed its side: end a close-delimited body, or report a truncated message."""
+        if self.state in _STOPPED:
+            return []
+        events: list[Event] = []
+        if self._reader == self._read_close:
+            self._finish(events, [])
+        elif self.state is ParserState.IDLE:
+            pass
+        else:
+            self._die(events, error.IncompleteMessageError("connection closed mid-message"))
+        self.state = ParserState.DONE
+        self._buf = bytearray()
+        return events
+
+    def take_leftover(self) -> bytes:
+        """Bytes received after a TUNNEL head (they belong to the tunnel); clears them."""
+        out = bytes(self._leftover)
+        self._leftover.clear()
+        return out
+
+    def _die(self, events: list[Event], err: error.HttpError) -> None:
+        events.append(Invalid(err))
+        self.state = ParserState.DONE
+        self._buf = bytearray()
+
+    # --- transitions ----------------------------------------------------------------------
+
+    def _read_head(self, buf: Buffer, pos: int, events: list[Event]) -> int:
+        raise NotImplementedError  # pragma: no cover
+
+    def _start_body(
+        self, events: list[Event], framing: Framing, length: int | None, keep_alive: bool
+    ) -> None:
+        """Install the reader for the body that follows a head."""
+        self._keep_alive = keep_alive
+        self.state = ParserState.BODY
+        if framing is Framing.LENGTH and length:
+            self._remaining = length
+            self._reader = self._read_length
+        elif framing is Framing.CHUNKED:
+            self._body_total = 0
+            self._reader = self._read_chunk_size
+        elif framing is Framing.CLOSE:
+            self._keep_alive = False
+            self._reader = self._read_close
+        elif framing is Framing.TUNNEL:
+            self.state = ParserState.TUNNEL
+        else:  # NONE, or a zero Content-Length
+            self._finish(events, [])
+
+    def _finish(self, events: list[Event], trailers: RawHeaderListType) -> None:
+        events.append(End(trailers))
+        if self._keep_alive:
+            self.state = ParserState.IDLE
+            self._reader = self._read_head
+        else:
+            self.state = ParserState.DONE
+
+    # --- body readers ---------------------------------------------------------------------
+
+    def _read_length(self, buf: Buffer, pos: int, events: list[Event]) -> int:
+        """Content-Length body (RFC 9112 §6.2)."""
+        take = min(len(buf) - pos, self._remaining)
+        if take == 0:
+            return pos
+        events.append(Body(_slice(buf, pos, pos + take)))
+        self._remaining -= take
+        if self._remaining == 0:
+            self._finish(events, [])
+        return pos + take
+
+    def _read_close(self, buf: Buffer, pos: int, events: list[Event]) -> int:
+        """Close-delimited body (RFC 9112 §6.3 step 8): everything until EOF."""
+        if pos == len(buf):
+            return pos
+        events.append(Body(_slice(buf, pos, len(buf))))
+        return len(buf)
+
+    def _read_chunk_size(self, buf: Buffer, pos: int, events: list[Event]) -> int:
+        """chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1)."""
+        limit = self._max_chunk_line
+        # Look for LF in the first limit+2 bytes only: the answer depends on the bytes, not on
+        # how they were split, and a line with no LF is rejected at once (Appendix B16).
+        nl = buf.find(b"\n", pos, pos + limit + 2)
+        if nl < 0:
+            if len(buf) - pos >= limit + 2:
+                raise error.ChunkError(f"chunk line longer than {limit} bytes")
+            return pos
+        if nl == pos or buf[nl - 1] != 0x0D:
+            raise error.ChunkError("chunk line not ended by CRLF")
+        line = bytes(buf[pos : nl - 1])
+        match = abnf.chunk_line_re.fullmatch(line)
+        if match is None:
+            raise error.ChunkError(f"invalid chunk line {line[:40]!r}")
+        digits = match.group(1)
+        if len(digits.lstrip(b"0")) > MAX_CHUNK_DIGITS:
+            raise error.ContentTooLargeError("chunk size overflows")
+        size = int(digits, 16)
+        self._body_total += size
+        if self._max_body_size is not None and self._body_total > self._max_body_size:
+            raise error.ContentTooLargeError(f"chunked body larger than {self._max_body_size}")
+        if size:
+            self._remaining = size
+            self._reader = self._read_chunk_data
+        else:
+            self._trailers.reset()
+            self._reader = self._read_trailers
+        return nl + 1
+
+    def _read_chunk_data(self, buf: Buffer, pos: int, events: list[Event]) -> int:
+        take = min(len(buf) - pos, self._remaining)
+        if take == 0:
+            return pos
+        events.append(Body(_slice(buf, pos, pos + take)))
+        self._remaining -= take
+        if self._remaining == 0:
+            self._reader = self._read_chunk_end
+        return pos + take
+
+    def _read_chunk_end(self, buf: Buffer, pos: int, events: list[Event]) -> int:
+        """The CRLF after chunk data (RFC 9112 §7.1; h11 CVE-2025-43859, Appendix B17)."""
+        avail = len(buf) - pos
+        if avail == 0:
+            return pos
+        if buf[pos] != 0x0D or (avail > 1 and buf[pos + 1] != 0x0A):
+            raise error.ChunkTerminatorError()
+        if avail == 1:
+            return pos
+        self._reader = self._read_chunk_size
+        return pos + 2
+
+    def _read_trailers(self, buf: Buffer, pos: int, events: list[Event]) -> int:
+        """trailer-section CRLF (RFC 9112 §7.1.2), validated like a header section."""
+        if buf.startswith(b"\r\n", pos):
+            self._finish(events, [])
+            return pos + 2
+        if len(buf) - pos < 2:
+            return pos
+        end = self._trailers.scan(buf, pos)
+        if end < 0:
+            return pos
+        _, fields = self._trailers.parse(_slice(buf, pos, end))
+        trailers = [(n, v) for n, v in fields if n.lower() not in FORBIDDEN_TRAILERS]
+        self._finish(events, trailers)
+        return end
+
+
+def _slice(buf: Buffer, start: int, stop: int) -> bytes:
+    """buf[start:stop] as bytes; the very object when that is all of a bytes buffer."""
+    if isinstance(buf, bytes):
+        return buf[start:stop]
+    return bytes(buf[start:stop])

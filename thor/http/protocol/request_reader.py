@@ -1,0 +1,115 @@
+"""RequestParser: bytes from a client -> RequestHead, Body, End, Invalid (server side).
+
+A request head is parsed as one block (see ``head.py``): the request line is checked with
+one regex plus a look at the target's form (RFC 9112 §3.2), the field section with another,
+then the few fields that matter for framing are read (``framing.py``).
+"""
+
+from __future__ import annotations
+
+from thor.http import error
+from thor.http.protocol import abnf
+from thor.http.protocol.framing import collect, keep_alive, request_framing
+from thor.http.protocol.head import Buffer, HeadScanner
+from thor.http.protocol.messages import Event, Framing, RequestHead
+from thor.http.protocol.reader import BaseParser
+
+__all__ = ["RequestParser"]
+
+RequestLine = tuple[bytes, bytes, bytes]
+
+
+def _target_ok(method: bytes, target: bytes) -> bool:
+    """Whether the request target has a form allowed for the method (RFC 9112 §3.2)."""
+    if method == b"CONNECT":
+        return abnf.authority_form_re.fullmatch(target) is not None  # §3.2.3
+    if target[0] == 0x2F:  # "/": origin-form, §3.2.1
+        return b"#" not in target
+    if target == b"*":
+        return method == b"OPTIONS"  # asterisk-form, §3.2.4
+    return abnf.absolute_form_re.fullmatch(target) is not None  # absolute-form, §3.2.2
+
+
+def parse_request_line(line: bytes) -> RequestLine | None:
+    """(method, target, version) of a valid HTTP/1.0 or 1.1 request line, else None."""
+    match = abnf.request_line_re.fullmatch(line)
+    if match is None:
+        return None
+    method, target, major, minor = match.groups()
+    if major != b"1" or minor not in b"01" or not _target_ok(method, target):
+        return None
+    return method, target, line[-3:]
+
+
+def request_line_error(line: bytes) -> error.HttpError:
+    """Why ``line`` is not a valid request line."""
+    match = abnf.request_line_re.fullmatch(line)
+    if match is None:
+        if abnf.request_line_re.fullmatch(line + b" HTTP/1.1") is not None:
+            return error.RequestLineError("HTTP/0.9 requests are not supported")
+        return error.RequestLineError(repr(line[:80]))
+    method, target, major, minor = match.groups()
+    if major != b"1" or minor not in b"01":
+        # RFC 9110 §15.6.6: a well-formed version we do not support.
+        return error.HttpVersionError(f"HTTP/{major.decode()}.{minor.decode()}")
+    return error.UrlError(f"invalid target {target[:80]!r} for {method.decode()}")
+
+
+class RequestParser(BaseParser):
+    """Sans-IO HTTP/1.1 request parser; see docs/http-protocol.md."""
+
+    def __init__(
+        self,
+        *,
+        max_request_line: int = 8190,
+        max_field_section: int = 32768,
+        max_fields: int = 100,
+        max_body_size: int | None = None,
+        max_chunk_line: int = 1024,
+    ) -> None:
+        super().__init__(
+            max_field_section=max_field_section, max_fields=max_fields, max_body_size=max_body_size
+        )
+        self._max_chunk_line = max_chunk_line
+        self._head: HeadScanner[RequestLine] = HeadScanner(
+            parse_request_line, request_line_error, max_request_line, max_field_section, max_fields
+        )
+
+    def _read_head(self, buf: Buffer, pos: int, events: list[Event]) -> int:
+        # RFC 9112 §2.2: a server SHOULD ignore at least one empty line (CRLF) received
+        # before the request line. We ignore any number (they are consumed, not buffered).
+        while buf.startswith(b"\r\n", pos):
+            pos += 2
+        if pos == len(buf):
+            return pos
+        end = self._head.scan(buf, pos)
+        if end < 0:
+            return pos
+        block = buf[pos:end] if isinstance(buf, bytes) else bytes(buf[pos:end])
+        line, headers = self._head.parse(block)
+        self._head.reset()
+        assert line is not None
+        method, target, version = line
+        specials = collect(headers)
+        hosts = specials.get(b"host")
+        if hosts is None:
+            if version == b"1.1":
+                raise error.HostRequiredError()  # RFC 9112 §3.2
+        elif len(hosts) > 1:
+            raise error.InvalidHostError("more than one Host field")  # RFC 9110 §7.2
+        elif abnf.host_re.fullmatch(hosts[0]) is None:
+            raise error.InvalidHostError(repr(hosts[0][:80]))
+        framing, length = request_framing(version, specials, self._max_body_size)
+        if method == b"CONNECT":
+            framing, length = Framing.TUNNEL, None  # RFC 9110 §9.3.6
+        persist = keep_alive(version, specials)
+        expect = (
+            version == b"1.1"
+            and (framing is Framing.CHUNKED or (framing is Framing.LENGTH and bool(length)))
+            and any(v.lower() == b"100-continue" for v in specials.get(b"expect", ()))
+        )
+        events.append(
+            RequestHead(method, target, version, headers, framing, length, persist, expect)
+        )
+        self._start_body(events, framing, length, persist)
+        return end

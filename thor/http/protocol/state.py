@@ -1,0 +1,57 @@
+"""Parser and writer states, and the writers' transition table.
+
+Rules (h11 style: states are data, an illegal transition is a missing key):
+
+Parsers (``ParserState``)::
+
+    IDLE --head--> HEAD? no: IDLE means "between messages, nothing buffered yet";
+    IDLE/HEAD --complete head--> BODY --End--> IDLE      (keep-alive)
+                                       --End--> DONE      (not keep-alive)
+    IDLE/HEAD --TUNNEL head--> TUNNEL                      (CONNECT, 101)
+    any --Invalid--> DONE
+
+``HEAD`` means part of a head (or of leading empty lines) is buffered. In ``DONE`` and
+``TUNNEL`` the parser ignores further input.
+
+Writers (``WriterState``)::
+
+    IDLE --nonfinal--> IDLE --start--> BODY --body--> BODY --end--> DONE
+"""
+
+from __future__ import annotations
+
+import enum
+
+from thor.http.error import OutputStateError
+
+__all__ = ["ParserState", "WriterState", "writer_transition"]
+
+
+class ParserState(enum.Enum):
+    IDLE = "idle"  # between messages
+    HEAD = "head"  # receiving a head
+    BODY = "body"  # receiving a body (or trailers)
+    DONE = "done"  # finished for good: not keep-alive, or after Invalid
+    TUNNEL = "tunnel"  # after a CONNECT / 101 head: the bytes are not HTTP any more
+
+
+class WriterState(enum.Enum):
+    IDLE = "idle"  # nothing but interim responses written
+    BODY = "body"  # head written, body may follow
+    DONE = "done"  # message complete
+
+
+_WRITER_TRANSITIONS: dict[tuple[WriterState, str], WriterState] = {
+    (WriterState.IDLE, "nonfinal"): WriterState.IDLE,
+    (WriterState.IDLE, "start"): WriterState.BODY,
+    (WriterState.BODY, "body"): WriterState.BODY,
+    (WriterState.BODY, "end"): WriterState.DONE,
+}
+
+
+def writer_transition(state: WriterState, action: str) -> WriterState:
+    """The state after ``action``; raises OutputStateError for an illegal transition."""
+    try:
+        return _WRITER_TRANSITIONS[state, action]
+    except KeyError:
+        raise OutputStateError(f"{action}() called in state {state.name}") from None

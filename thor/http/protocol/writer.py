@@ -1,0 +1,224 @@
+"""Serializers: ResponseWriter (server side) and RequestWriter (client side).
+
+Each writer frames one message: ``start`` returns the head, ``body`` the framed chunk, and
+``end`` whatever terminates the message. The framing decision follows RFC 9112 §6 (and,
+for responses, Thor 0.17's rules): a Content-Length the application gave is honoured and
+counted; otherwise HTTP/1.1 peers get chunked, HTTP/1.0 clients a close-delimited body.
+
+Everything the application passes is validated (field names are tokens, values contain no
+CR, LF, NUL or other controls, the reason phrase likewise): a violation raises
+``OutputSyntaxError`` instead of letting a header be injected (Appendix B49). Calling the
+methods out of order raises ``OutputStateError`` (transition table in ``state.py``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from thor.http import error
+from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
+from thor.http.protocol import abnf
+from thor.http.protocol.messages import Framing
+from thor.http.protocol.state import WriterState, writer_transition
+
+__all__ = ["RequestWriter", "ResponseWriter"]
+
+_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+_UPGRADE_FIELDS = frozenset({b"connection", b"upgrade"})
+
+
+def _check_fields(headers: RawHeaderListType) -> None:
+    """Raise OutputSyntaxError unless every name is a token and no value has a control."""
+    for name, value in headers:
+        if not isinstance(name, bytes) or not isinstance(value, bytes):
+            raise error.OutputSyntaxError(f"field {name!r}: names and values must be bytes")
+        if abnf.token_re.fullmatch(name) is None:
+            raise error.OutputSyntaxError(f"invalid field name {name!r}")
+        if abnf.bad_value_re.search(value):
+            raise error.OutputSyntaxError(f"invalid value for field {name!r}")
+
+
+def _fields(headers: RawHeaderListType) -> bytes:
+    return b"".join([b"%s: %s\r\n" % pair for pair in headers])
+
+
+def _content_length(values: list[bytes]) -> int:
+    if len(values) != 1 or abnf.content_length_re.fullmatch(values[0]) is None:
+        raise error.OutputSyntaxError(f"invalid Content-Length {values!r}")
+    return int(values[0])
+
+
+class _BodyWriter:
+    """Body framing shared by both writers."""
+
+    def __init__(self) -> None:
+        self.state = WriterState.IDLE
+        self.framing = Framing.NONE
+        self.keep_alive = True
+        self.complete = False
+        self._length = 0  # Content-Length promised
+        self._sent = 0  # body bytes written so far
+        self._discard = False  # a body the message cannot have (HEAD, 304): drop it
+
+    def body(self, chunk: bytes) -> bytes:
+        """Frame ``chunk`` of the body."""
+        self.state = writer_transition(self.state, "body")
+        if not chunk or self._discard:
+            return b""
+        framing = self.framing
+        if framing is Framing.CHUNKED:
+            return b"%x\r\n%s\r\n" % (len(chunk), chunk)
+        if framing is Framing.LENGTH:
+            self._sent += len(chunk)
+            if self._sent > self._length:
+                raise error.OutputSyntaxError(f"body longer than Content-Length {self._length}")
+            return chunk
+        if framing is Framing.NONE:
+            raise error.OutputStateError("this message has no body")
+        return chunk  # CLOSE, TUNNEL
+
+    def end(self, trailers: RawHeaderListType = []) -> bytes:  # noqa: B006 - never mutated
+        """Terminate the message: last chunk and trailers when chunked."""
+        self.state = writer_transition(self.state, "end")
+        self.complete = True
+        if self.framing is Framing.CHUNKED:
+            _check_fields(trailers)
+            return b"0\r\n%s\r\n" % _fields(trailers)
+        if self.framing is Framing.LENGTH and self._sent < self._length and not self._discard:
+            # The peer would wait for the missing bytes: the connection cannot be reused.
+            self.keep_alive = False
+            self.complete = False
+        return b""
+
+    def _set_framing(self, framing: Framing, length: int) -> None:
+        self.framing = framing
+        self._length = length
+
+
+class ResponseWriter(_BodyWriter):
+    """Frames one response. Decides Content-Length / chunked / close-delimited per RFC 9112 §6,
+    strips hop-by-hop fields the app set (Connection, Keep-Alive, Transfer-Encoding, TE,
+    Upgrade, Proxy-Connection, Trailer...), validates names/values (raising OutputSyntaxError),
+    adds ``Connection: close`` when the connection will close (and ``Connection: keep-alive``
+    for a persistent HTTP/1.0 exchange)."""
+
+    def __init__(
+        self, request_method: bytes, request_version: bytes, request_keep_alive: bool
+    ) -> None:
+        super().__init__()
+        self._method = request_method
+        self._version = request_version
+        self.keep_alive = request_keep_alive
+
+    def nonfinal(self, status: int, phrase: bytes, headers: RawHeaderListType) -> bytes:
+        """An interim (1xx, not 101) response; nothing for an HTTP/1.0 client (RFC 9110 §15.2)."""
+        self.state = writer_transition(self.state, "nonfinal")
+        if not 100 <= status < 200 or status == 101:
+            raise error.OutputStateError(f"nonfinal() needs a 1xx status other than 101: {status}")
+        _check_phrase(phrase)
+        _check_fields(headers)
+        if self._version == b"1.0":
+            return b""
+        return b"HTTP/1.1 %d %s\r\n%s\r\n" % (status, phrase, _fields(headers))
+
+    def start(
+        self, status: int, phrase: bytes, headers: RawHeaderListType, extra: bytes = b""
+    ) -> bytes:
+        """The response head; ``extra`` is appended as is (pre-serialized CRLF-ended lines)."""
+        self.state = writer_transition(self.state, "start")
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise error.OutputSyntaxError(f"invalid status {status!r}")
+        if 100 <= status < 200 and status != 101:
+            raise error.OutputStateError("use nonfinal() for interim responses")
+        _check_phrase(phrase)
+        _check_fields(headers)
+        drop = set(HOP_BY_HOP)
+        lengths: list[bytes] = []
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"connection":
+                drop.update(t.lower() for t in split_list(value))
+            elif lname == b"content-length":
+                lengths.append(value)
+        if status == 101:
+            drop -= _UPGRADE_FIELDS  # RFC 9110 §15.2.2: Upgrade and Connection are the point
+        drop.add(b"content-length")
+        kept = [(n, v) for n, v in headers if n.lower() not in drop]
+        framing_lines = self._decide(status, lengths)
+        return b"HTTP/1.1 %d %s\r\n%s%s%s\r\n" % (
+            status,
+            phrase,
+            _fields(kept),
+            extra,
+            framing_lines,
+        )
+
+    def _decide(self, status: int, lengths: list[bytes]) -> bytes:
+        """Choose the framing (RFC 9112 §6.3) and return the fields that announce it."""
+        out = b""
+        length = _content_length(lengths) if lengths else None
+        if status == 101:
+            self._set_framing(Framing.TUNNEL, 0)
+            self.keep_alive = False
+            return out
+        if self._method == b"HEAD" or status in (204, 304):
+            # RFC 9110 §9.3.2 / §15.4.5: HEAD and 304 may carry the Content-Length the body
+            # would have had; 204 never has one (§8.6).
+            self._set_framing(Framing.LENGTH, 0)
+            self._discard = True
+            if length is not None and status != 204:
+                out = b"Content-Length: %d\r\n" % length
+        elif length is not None:
+            self._set_framing(Framing.LENGTH, length)
+            out = b"Content-Length: %d\r\n" % length
+        elif self._version == b"1.1":
+            self._set_framing(Framing.CHUNKED, 0)
+            out = b"Transfer-Encoding: chunked\r\n"
+        else:
+            self._set_framing(Framing.CLOSE, 0)  # RFC 9112 §6.3 step 8 on the receiving end
+            self.keep_alive = False
+        if not self.keep_alive:
+            out += b"Connection: close\r\n"
+        elif self._version == b"1.0":
+            out += b"Connection: keep-alive\r\n"  # RFC 9112 §9.3 / RFC 2068 §19.7.1
+        return out
+
+
+class RequestWriter(_BodyWriter):
+    """Frames one request: Content-Length if given, chunked for a body of unknown length."""
+
+    def start(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: RawHeaderListType,
+        *,
+        has_body: bool | None = None,
+    ) -> bytes:
+        """The request head (always HTTP/1.1)."""
+        self.state = writer_transition(self.state, "start")
+        if not isinstance(method, bytes) or abnf.token_re.fullmatch(method) is None:
+            raise error.OutputSyntaxError(f"invalid method {method!r}")
+        if not isinstance(target, bytes) or _TARGET.fullmatch(target) is None:
+            raise error.OutputSyntaxError(f"invalid request target {target!r}")
+        _check_fields(headers)
+        lengths = [v for n, v in headers if n.lower() == b"content-length"]
+        kept = [(n, v) for n, v in headers if n.lower() != b"transfer-encoding"]
+        if has_body is None:
+            has_body = method in _BODY_METHODS
+        extra = b""
+        if lengths:
+            self._set_framing(Framing.LENGTH, _content_length(lengths))
+        elif has_body:
+            self._set_framing(Framing.CHUNKED, 0)
+            extra = b"Transfer-Encoding: chunked\r\n"
+        return b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method, target, _fields(kept), extra)
+
+
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+
+
+def _check_phrase(phrase: bytes) -> None:
+    # RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text )
+    if not isinstance(phrase, bytes) or abnf.bad_value_re.search(phrase):
+        raise error.OutputSyntaxError(f"invalid reason phrase {phrase!r}")
