@@ -31,25 +31,33 @@ class UnhandledErrorEvent(Exception):
 
 
 class _Once:
-    """Wraps a listener so that it removes itself before its first call."""
+    """Wraps a listener so that it removes itself before its first call.
 
-    __slots__ = ("emitter", "event", "listener")
+    ``fired`` guards against a second call from the snapshot of an emit that
+    was already in progress when a nested emit ran it (Node does the same).
+    """
+
+    __slots__ = ("emitter", "event", "fired", "listener")
 
     def __init__(self, emitter: EventEmitter, event: str, listener: Listener) -> None:
         self.emitter = emitter
         self.event = event
         self.listener = listener
+        self.fired = False
 
     def __call__(self, *args: Any) -> Any:
-        self.emitter.remove_listener(self.event, self)
+        if self.fired:
+            return None
+        self.fired = True
+        self.emitter._remove_exact(self.event, self)
         return self.listener(*args)
 
-    def __eq__(self, other: object) -> bool:
-        # remove_listener(event, f) finds a once-wrapped f, as in Node.
-        return other is self or other == self.listener
 
-    def __hash__(self) -> int:
-        return hash(self.listener)
+def _matches(candidate: Listener, listener: Listener) -> bool:
+    # ``==`` rather than ``is``: bound methods are new objects at each access.
+    if candidate is listener or candidate == listener:
+        return True
+    return isinstance(candidate, _Once) and candidate.listener == listener
 
 
 class EventEmitter:
@@ -75,21 +83,37 @@ class EventEmitter:
         self.on(event, _Once(self, event, listener))
 
     def remove_listener(self, event: str, listener: Listener) -> None:
-        """Forget ``listener`` for ``event``; ValueError if it is not registered."""
+        """Forget ``listener`` (or its ``once`` wrapper) for ``event``.
+
+        If it was added more than once, the most recently added one goes (as
+        in Node).  Nothing happens when ``event`` has no listener at all;
+        ValueError when it has listeners but not this one (as in Thor 0.17).
+        """
         listeners = self.__events.get(event)
         if not listeners:
-            raise ValueError(f"no listener for {event!r}")
-        for i, candidate in enumerate(listeners):
-            if candidate is listener or candidate == listener:
-                # Replace the list rather than mutate it, so that an emit in
-                # progress keeps iterating over its snapshot.
-                remaining = listeners[:i] + listeners[i + 1 :]
-                if remaining:
-                    self.__events[event] = remaining
-                else:
-                    del self.__events[event]
+            return
+        for i in range(len(listeners) - 1, -1, -1):
+            if _matches(listeners[i], listener):
+                self._remove_at(event, listeners, i)
                 return
         raise ValueError(f"{listener!r} is not a listener for {event!r}")
+
+    def _remove_exact(self, event: str, listener: Listener) -> None:
+        listeners = self.__events.get(event)
+        if listeners:
+            for i, candidate in enumerate(listeners):
+                if candidate is listener:
+                    self._remove_at(event, listeners, i)
+                    return
+
+    def _remove_at(self, event: str, listeners: list[Listener], i: int) -> None:
+        # Replace the list rather than mutate it, so that an emit in progress
+        # keeps iterating over its snapshot.
+        remaining = listeners[:i] + listeners[i + 1 :]
+        if remaining:
+            self.__events[event] = remaining
+        else:
+            del self.__events[event]
 
     def remove_listeners(self, *events: str) -> None:
         """Forget every listener of ``events``, or of all events if none is named."""
@@ -101,7 +125,7 @@ class EventEmitter:
 
     def listeners(self, event: str) -> list[Listener]:
         """The listeners of ``event``, in the order they will be called."""
-        return [getattr(fn, "listener", fn) for fn in self.__events.get(event, ())]
+        return [fn.listener if isinstance(fn, _Once) else fn for fn in self.__events.get(event, ())]
 
     def events(self) -> list[str]:
         """The names of events that have listeners."""

@@ -100,13 +100,16 @@ class Loop(EventEmitter):
         self._timers: list[tuple[float, int, ScheduledEvent]] = []
         self._timer_seq = 0
         self._dead_timers = 0
+        # fd -> [reader, writer]; the selector's own data is not used, so that
+        # a handler removed during a batch of events is never called.
+        self._handlers: dict[int, list[Callback | None]] = {}
         self._waker = Waker()
         self._waker_pending = False
         self.running = False
         self._stopping = False
         self.fatal_errors = False
         self.time = _time.monotonic
-        self._selector.register(self._waker.fileno(), _READ, (self._on_wake, None))
+        self._set_handlers(self._waker.fileno(), reader=self._on_wake)
 
     # ----------------------------------------------------------------- running
 
@@ -130,36 +133,21 @@ class Loop(EventEmitter):
 
     def close(self) -> None:
         """Release the selector and the waker; the loop cannot run again."""
+        self._handlers.clear()
         self._selector.close()
         self._waker.close()
 
     def _run_once(self) -> None:
         ready = self._ready
-        timers = self._timers
         if ready or self._threadsafe or self._stopping:
             timeout: float | None = 0.0
-        elif timers:
-            timeout = max(0.0, timers[0][0] - self.time())
+        elif self._timers:
+            timeout = max(0.0, self._timers[0][0] - self.time())
         else:
             timeout = None
-        for key, mask in self._selector.select(timeout):
-            reader, writer = key.data
-            if mask & _READ and reader is not None:
-                self._call(reader, ())
-            if mask & _WRITE and writer is not None:
-                self._call(writer, ())
-        if timers:
-            now = self.time()
-            while timers and timers[0][0] <= now:
-                event = heapq.heappop(timers)[2]
-                callback = event.callback
-                if callback is None:
-                    self._dead_timers -= 1
-                else:
-                    args = event.args
-                    event.callback = None
-                    event._loop = None
-                    ready.append((callback, args))
+        self._dispatch(self._selector.select(timeout))
+        if self._timers:
+            self._collect_due_timers()
         threadsafe = self._threadsafe
         while threadsafe:
             ready.append(threadsafe.popleft())
@@ -167,15 +155,55 @@ class Loop(EventEmitter):
         # a callback that keeps re-posting itself cannot starve the selector.
         for _ in range(len(ready)):
             callback, args = ready.popleft()
-            self._call(callback, args)
+            try:
+                callback(*args)
+            except Exception:
+                self._callback_failed(callback)
 
-    def _call(self, callback: Callback, args: tuple[Any, ...]) -> None:
-        try:
-            callback(*args)
-        except Exception:
-            if self.fatal_errors:
-                raise
-            log.exception("exception in callback %r", callback)
+    def _dispatch(self, events: list[tuple[selectors.SelectorKey, int]]) -> None:
+        handlers = self._handlers
+        for key, mask in events:
+            # Look the handlers up now rather than keep them in key.data: an
+            # earlier callback of this batch may have removed them.
+            fd = key.fd
+            pair = handlers.get(fd)
+            if pair is None:
+                continue
+            if mask & _READ and pair[0] is not None:
+                try:
+                    pair[0]()
+                except Exception:
+                    self._callback_failed(pair[0])
+                if mask & _WRITE:
+                    pair = handlers.get(fd)
+                    if pair is None:
+                        continue
+            if mask & _WRITE and pair[1] is not None:
+                try:
+                    pair[1]()
+                except Exception:
+                    self._callback_failed(pair[1])
+
+    def _collect_due_timers(self) -> None:
+        timers = self._timers
+        ready = self._ready
+        now = self.time()
+        while timers and timers[0][0] <= now:
+            event = heapq.heappop(timers)[2]
+            callback = event.callback
+            if callback is None:
+                self._dead_timers -= 1
+            else:
+                args = event.args
+                event.callback = None
+                event._loop = None
+                ready.append((callback, args))
+
+    def _callback_failed(self, callback: Callback) -> None:
+        """Log the exception being handled (or re-raise it with ``fatal_errors``)."""
+        if self.fatal_errors:
+            raise  # re-raises the exception being handled by our caller
+        log.exception("exception in callback %r", callback)
 
     # ------------------------------------------------------------------ timers
 
@@ -196,7 +224,8 @@ class Loop(EventEmitter):
         self._dead_timers += 1
         dead = self._dead_timers
         if dead > _MIN_DEAD_TIMERS and dead * 2 > len(self._timers):
-            self._timers = [t for t in self._timers if t[2].callback is not None]
+            # In place: _run_once may hold a reference to the list.
+            self._timers[:] = [t for t in self._timers if t[2].callback is not None]
             heapq.heapify(self._timers)
             self._dead_timers = 0
 
@@ -222,8 +251,12 @@ class Loop(EventEmitter):
             self._waker.wake()
 
     def _on_wake(self) -> None:
-        self._waker_pending = False
+        # Drain first, then clear the flag: cleared first, a thread could set
+        # it and write its byte in between, the drain would eat that byte and
+        # the flag would stay set with nothing left to wake the loop.  Calls
+        # appended before the flag is cleared are run later in this iteration.
         self._waker.drain()
+        self._waker_pending = False
 
     # -------------------------------------------------------------- signals
 
@@ -264,29 +297,39 @@ class Loop(EventEmitter):
     _KEEP: Any = object()
 
     def _set_handlers(self, fd: int, reader: Any = _KEEP, writer: Any = _KEEP) -> None:
-        selector = self._selector
-        try:
-            key = selector.get_key(fd)
-        except KeyError:
-            old_reader = old_writer = None
+        handlers = self._handlers
+        pair = handlers.get(fd)
+        if pair is None:
+            if reader is Loop._KEEP:
+                reader = None
+            if writer is Loop._KEEP:
+                writer = None
+            if reader is None and writer is None:
+                return
+            mask = (_READ if reader is not None else 0) | (_WRITE if writer is not None else 0)
+            self._selector.register(fd, mask, None)
+            handlers[fd] = [reader, writer]
+            return
+        old_mask = (_READ if pair[0] is not None else 0) | (_WRITE if pair[1] is not None else 0)
+        if reader is not Loop._KEEP:
+            pair[0] = reader
+        if writer is not Loop._KEEP:
+            pair[1] = writer
+        mask = (_READ if pair[0] is not None else 0) | (_WRITE if pair[1] is not None else 0)
+        if mask == old_mask:
+            return  # only a callback changed: no system call
+        if mask:
+            self._selector.modify(fd, mask, None)
         else:
-            old_reader, old_writer = key.data
-        if reader is Loop._KEEP:
-            reader = old_reader
-        if writer is Loop._KEEP:
-            writer = old_writer
-        mask = (_READ if reader is not None else 0) | (_WRITE if writer is not None else 0)
-        if old_reader is None and old_writer is None:
-            if mask:
-                selector.register(fd, mask, (reader, writer))
-        elif mask:
-            selector.modify(fd, mask, (reader, writer))
-        else:
-            selector.unregister(fd)
+            del handlers[fd]
+            try:
+                self._selector.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass  # the descriptor was closed first; epoll dropped it already
 
     def fd_count(self) -> int:
         """How many file descriptors are watched (the waker excluded)."""
-        return len(self._selector.get_map()) - 1
+        return len(self._handlers) - 1
 
 
 def make() -> Loop:

@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import thor._sockets as _sockets
 import thor.dns
 import thor.loop
 from thor.events import EventEmitter
@@ -50,6 +51,9 @@ _MAX_IOV = 64
 _ACCEPT_BACKOFF_ERRNOS = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EPERM}
 )
+# connect_ex() results that mean "wait for writability".
+_INET_CONNECTING = frozenset({errno.EINPROGRESS, errno.EAGAIN})
+_UNIX_CONNECTING = frozenset({errno.EINPROGRESS})
 # Errors of accept() about one connection that died in the queue: skip it.
 _ACCEPT_SKIP_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR})
 
@@ -80,6 +84,7 @@ class TcpConnection(EventEmitter):
         self.socket = sock
         self.address = address  # the peer's address
         self._loop = loop or thor.loop._loop
+        sock.setblocking(False)  # an adopted socket may still be blocking
         self._fd = sock.fileno()
         self.state = ConnState.OPEN
         self._buffer: deque[bytes | memoryview] = deque()
@@ -167,7 +172,9 @@ class TcpConnection(EventEmitter):
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as error:
-                self._lost(error)
+                # Not from inside write(): the caller is in the middle of
+                # something, so the events come on the next iteration.
+                self._lost(error, deferred=True)
                 return
             if sent == len(data):
                 return
@@ -209,6 +216,8 @@ class TcpConnection(EventEmitter):
         if not buffer:
             self._loop.remove_writer(self._fd)
             self._on_drained()
+            if self.state is ConnState.CLOSED:
+                return
         if self._write_paused and self._buffered <= self.write_low_water:
             self._write_paused = False
             self.emit("pause", False)
@@ -267,11 +276,19 @@ class TcpConnection(EventEmitter):
         if self.state is not ConnState.CLOSED:
             self._destroy()
 
-    def _lost(self, error: OSError) -> None:
+    def _lost(self, error: OSError, deferred: bool = False) -> None:
+        if self.state is ConnState.CLOSED:
+            return
         log.debug("connection %r lost: %s", self.address, error)
-        was_open = self.state is ConnState.OPEN
+        emit_close = self.state is ConnState.OPEN and not self._peer_eof
         self._destroy(emit=False)
-        if was_open and not self._peer_eof:
+        if deferred:
+            self._loop.call_soon(self._emit_lost, emit_close)
+        else:
+            self._emit_lost(emit_close)
+
+    def _emit_lost(self, emit_close: bool) -> None:
+        if emit_close:
             self.emit("close")
         self.emit("disconnect")
 
@@ -288,57 +305,6 @@ class TcpConnection(EventEmitter):
         self.socket.close()
         if emit:
             self.emit("disconnect")
-
-
-def _listening_socket(host: str | None, port: int, backlog: int, reuse_port: bool) -> socket.socket:
-    if host in (None, "", "*", "::"):
-        if socket.has_ipv6:
-            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual-stack
-            address: Any = ("::", port)
-        else:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            address = ("0.0.0.0", port)
-    else:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-        )[0]
-        sock = socket.socket(family, kind, proto)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _unix_listening_socket(path: str, backlog: int) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        if os.path.exists(path):
-            import stat
-
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.unlink(path)  # a stale socket from an earlier run
-        sock.bind(path)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _tune(sock: socket.socket) -> None:
-    sock.setblocking(False)
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        # Responses are written whole; Nagle would only add latency.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class TcpServer(EventEmitter):
@@ -372,11 +338,12 @@ class TcpServer(EventEmitter):
         if sock is None and fd is not None:
             sock = socket.socket(fileno=fd)
         if sock is None and path is not None:
-            sock = _unix_listening_socket(path, backlog)
+            sock = _sockets.unix_listening_socket(path, backlog)
         if sock is None:
-            sock = _listening_socket(_text(host), port, backlog, reuse_port)
+            sock = _sockets.listening_socket(_text(host), port, backlog, reuse_port)
         self.sock = sock
         self.path = path
+        self.backlog = backlog
         sock.setblocking(False)
         address = sock.getsockname()
         self.address = address
@@ -388,6 +355,7 @@ class TcpServer(EventEmitter):
         self.active_connections: set[TcpConnection] = set()
         self.accepting = True
         self._stop_timer: thor.loop.ScheduledEvent | None = None
+        self._backoff_timer: thor.loop.ScheduledEvent | None = None
         self.loop.add_reader(sock.fileno(), self._on_acceptable)
         self.loop.call_soon(self.emit, "start")
 
@@ -404,19 +372,26 @@ class TcpServer(EventEmitter):
         except OSError as error:
             if error.errno in _ACCEPT_SKIP_ERRNOS:
                 return True
-            if error.errno in _ACCEPT_BACKOFF_ERRNOS:
-                log.warning("accept failed (%s); pausing for %ss", error, self.accept_backoff)
-                self.loop.remove_reader(self.sock.fileno())
-                self.loop.schedule(self.accept_backoff, self._resume_accepting)
-                self.emit("accept_paused", error.errno)
-            else:
-                log.error("accept failed: %s", error)
+            # Out of descriptors or memory (or an error we do not know): the
+            # socket stays readable, so accepting again at once would spin.
+            # Back off; the kernel keeps the queue meanwhile.
+            level = logging.WARNING if error.errno in _ACCEPT_BACKOFF_ERRNOS else logging.ERROR
+            log.log(level, "accept failed (%s); pausing for %ss", error, self.accept_backoff)
+            self._pause_accepting(error.errno or 0)
             return False
-        _tune(sock)
+        _sockets.tune(sock)
         self._accepted(sock, address)
         return True
 
+    def _pause_accepting(self, code: int) -> None:
+        if self._backoff_timer is not None or not self.accepting:
+            return
+        self.loop.remove_reader(self.sock.fileno())
+        self._backoff_timer = self.loop.schedule(self.accept_backoff, self._resume_accepting)
+        self.emit("accept_paused", code)
+
     def _resume_accepting(self) -> None:
+        self._backoff_timer = None
         if self.accepting:
             self.loop.add_reader(self.sock.fileno(), self._on_acceptable)
             self.emit("accept_resumed")
@@ -445,10 +420,15 @@ class TcpServer(EventEmitter):
         """
         if not self.accepting:
             return
-        if drain_backlog:
-            while self._accept_one():
-                pass
+        if drain_backlog and self._backoff_timer is None:
+            # Bounded: the backlog is finite, but a flood must not hold us here.
+            for _ in range(self.backlog):
+                if not self._accept_one():
+                    break
         self.accepting = False
+        if self._backoff_timer is not None:
+            self._backoff_timer.delete()
+            self._backoff_timer = None
         self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
         if self.path is not None:
@@ -504,17 +484,25 @@ class TcpClient(EventEmitter):
         self._done = False
 
     def connect(self, host: str | bytes, port: int, connect_timeout: float | None = None) -> None:
-        """Connect to ``host``:``port``; one of the two events follows."""
-        if connect_timeout:
-            self._timer = self.loop.schedule(connect_timeout, self._on_timeout)
+        """Connect to ``host``:``port``; one of the two events follows (never synchronously)."""
+        self._start(connect_timeout)
         thor.dns.lookup(host, port, self._on_resolved, loop=self.loop)
 
     def connect_unix(self, path: str, connect_timeout: float | None = None) -> None:
         """Connect to a UNIX socket."""
-        if connect_timeout:
-            self._timer = self.loop.schedule(connect_timeout, self._on_timeout)
+        self._start(connect_timeout)
         self._addresses = [(socket.AF_UNIX, socket.SOCK_STREAM, 0, "", path)]
         self.loop.call_soon(self._try_next)
+
+    def _start(self, connect_timeout: float | None) -> None:
+        # A client may connect again once the previous attempt has ended.
+        self._done = False
+        self._last_error = ("socket", errno.ECONNREFUSED, "no address")
+        if self._timer is not None:
+            self._timer.delete()
+            self._timer = None
+        if connect_timeout:
+            self._timer = self.loop.schedule(connect_timeout, self._on_timeout)
 
     def _on_resolved(self, results: list[thor.dns.DnsResult] | Exception) -> None:
         if self._done:
@@ -536,11 +524,21 @@ class TcpClient(EventEmitter):
             self._fail(*self._last_error)
             return
         family, kind, proto, _, address = self._addresses.pop(0)
-        sock = socket.socket(family, kind, proto)
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError as error:  # e.g. no IPv6 in this kernel
+            self._last_error = ("socket", error.errno or 0, str(error))
+            self._try_next()
+            return
         sock.setblocking(False)
         self.sock = sock
-        code = sock.connect_ex(address)
-        if code in (0, errno.EINPROGRESS, errno.EAGAIN):
+        try:
+            code = sock.connect_ex(address)
+        except OSError as error:  # e.g. a UNIX path that is too long
+            code = error.errno or errno.EINVAL
+        # EAGAIN from a UNIX socket means a full backlog, not "in progress".
+        connecting = _UNIX_CONNECTING if family == socket.AF_UNIX else _INET_CONNECTING
+        if code == 0 or code in connecting:
             self.loop.add_writer(sock.fileno(), lambda: self._on_writable(sock, address))
         else:
             sock.close()
@@ -558,7 +556,7 @@ class TcpClient(EventEmitter):
         if self._timer is not None:
             self._timer.delete()
             self._timer = None
-        _tune(sock)
+        _sockets.tune(sock)
         self._connected(sock, address)
 
     def _connected(self, sock: socket.socket, address: Any) -> None:

@@ -30,5 +30,10 @@ def test_echo_round_trip(loop: Loop) -> None:
     client = thor.TcpClient(loop)
     client.on("connect", on_client)
     client.connect("127.0.0.1", server.port, connect_timeout=2)
-    run_for(loop, 5)
+    try:
+        run_for(loop, 5)
+    finally:
+        for conn in list(server.active_connections):
+            conn.abort()
+        server.shutdown()
     assert b"".join(received) == b"hello"
