@@ -154,7 +154,8 @@ class HeadScanner(Generic[T]):
             self._check_line(line)
             pos = nl + 1
         self._checked = pos - start
-        self._check_partial(stop - pos)
+        if stop - pos > 1 or (stop > pos and buf[pos] != 0x0D):  # a lone CR may end the block
+            self._check_partial(stop - pos)
 
     def _check_line(self, line: bytes) -> None:
         """Check one line (with its CR, without its LF)."""
@@ -182,8 +183,6 @@ class HeadScanner(Generic[T]):
 
     def _check_partial(self, size: int) -> None:
         """Reject a partial line that can only become too long."""
-        if size == 0:
-            return
         if self.parse_start is not None and self._count == 0:
             if size >= self._line_limit + 2:
                 raise self._line_error(f"start line longer than {self._line_limit} bytes")
