@@ -339,6 +339,8 @@ class HttpServerConnection(EventEmitter):
             self._dispatching = False
             if done:
                 del pending[:done]
+            if self._out:
+                self.flush()
         self.tcp_conn.pause(bool(pending) or self._body_paused)
 
     def _request_start(self, head: RequestHead) -> None:
@@ -443,7 +445,9 @@ class HttpServerConnection(EventEmitter):
     def write(self, data: bytes) -> None:
         """Queue ``data``; it is sent at the end of this loop iteration."""
         self._out.append(data)
-        if not self._flush_scheduled:
+        # While input is being dispatched, the end of the dispatch flushes (one send for
+        # a response written synchronously); otherwise the end of this loop iteration.
+        if not self._flush_scheduled and not self._dispatching:
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)
 
