@@ -1,0 +1,158 @@
+"""Shared fixtures for gateway tests (several owners: only ADD fixtures here)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import thor.loop
+from thor.http.server import HttpServer
+from thor_gateway.request import request_at_mount
+
+# --------------------------------------------------------------------------------------
+# adapters: a real HttpServer on loopback, its loop in a background thread, one handler
+# mounted at a prefix (what the router does, in a few lines).
+
+
+# Errors logged here mean a callback or a listener raised: a bug in the code under test.
+_CRASH_LOGGERS = ("thor.loop", "thor.http.server")
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+class LiveServer:
+    """An HttpServer whose loop runs in a thread; ``mount(handler, prefix)`` serves a handler."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.loop = thor.loop.make()
+        self.server = HttpServer("127.0.0.1", 0, loop=self.loop, **settings)
+        self.port = self.server.port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.handler: Any = None
+        self.prefix = b""
+        self.exchanges: list[Any] = []
+        self.server.on("exchange", self._on_exchange)
+        self._thread = threading.Thread(target=self.loop.run, name="test-loop", daemon=True)
+        self._crashes = _Collect()
+        for name in _CRASH_LOGGERS:
+            logging.getLogger(name).addHandler(self._crashes)
+
+    def mount(self, handler: Any, prefix: bytes = b"") -> LiveServer:
+        self.handler = handler
+        self.prefix = prefix
+        return self
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def _on_exchange(self, exchange: Any) -> None:
+        self.exchanges.append(exchange)
+
+        def route(method: bytes, uri: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+            request = request_at_mount(exchange, method, uri, headers, self.prefix)
+            self.handler.handle(exchange, request)
+
+        exchange.once("request_start", route)
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
+        """Run ``fn(*args)`` on the loop thread and return its result."""
+        done = threading.Event()
+        box: list[Any] = []
+
+        def run() -> None:
+            try:
+                box.append(fn(*args))
+            except BaseException as exc:
+                box.append(exc)
+            done.set()
+
+        self.loop.run_in_loop(run)
+        assert done.wait(timeout), "the loop did not run the call in time"
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+    def loop_crashes(self) -> list[logging.LogRecord]:
+        return [r for r in self._crashes.records if r.levelno >= logging.ERROR]
+
+    def stop(self) -> None:
+        for name in _CRASH_LOGGERS:
+            logging.getLogger(name).removeHandler(self._crashes)
+        if self._thread.is_alive():
+            self.loop.run_in_loop(self.server.shutdown)
+            self.loop.run_in_loop(self.loop.stop)
+            self._thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[..., LiveServer]]:
+    """Factory: ``live_server(**server_settings)`` -> a started :class:`LiveServer`.
+
+    Mount a handler with ``.mount(handler, prefix)`` before sending requests.  At
+    teardown the loop is stopped and no callback may have raised on it.
+    """
+    servers: list[LiveServer] = []
+
+    def make(**settings: Any) -> LiveServer:
+        live = LiveServer(**settings)
+        servers.append(live)
+        return live.start()
+
+    yield make
+    crashes = []
+    for live in servers:
+        live.stop()
+        crashes += live.loop_crashes()
+    assert not crashes, [r.getMessage() for r in crashes]
+
+
+@pytest.fixture
+def wsgi_server(live_server: Callable[..., LiveServer]) -> Iterator[Callable[..., LiveServer]]:
+    """Factory: ``wsgi_server(app, prefix=b"", threads=4, max_queue=16, validate=True, **server)``.
+
+    Serves ``app`` (wrapped in ``wsgiref.validate.validator`` unless ``validate=False``)
+    through a :class:`~thor_gateway.wsgi.WsgiHandler`; ``.wsgi`` is the handler.
+    """
+    from wsgiref.validate import validator
+
+    from thor_gateway.wsgi import WsgiHandler
+
+    handlers: list[WsgiHandler] = []
+
+    def make(
+        app: Any,
+        prefix: bytes = b"",
+        *,
+        threads: int = 4,
+        max_queue: int = 16,
+        validate: bool = True,
+        **settings: Any,
+    ) -> LiveServer:
+        live = live_server(**settings)
+        handler = WsgiHandler(
+            validator(app) if validate else app,
+            threads=threads,
+            max_queue=max_queue,
+            loop=live.loop,
+        )
+        handlers.append(handler)
+        live.mount(handler, prefix)
+        live.wsgi = handler  # type: ignore[attr-defined]
+        return live
+
+    yield make
+    for handler in handlers:
+        handler.pool.shutdown(wait=True, timeout=10)

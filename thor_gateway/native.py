@@ -1,0 +1,40 @@
+"""Native Thor apps: ``app(exchange)`` attaches listeners to a server exchange.
+
+A native app is written against ``thor.HttpServer``: it is called with each
+exchange (as an ``'exchange'`` listener would be) and listens for
+``request_start`` itself.  The router has already consumed that event to route
+the request, so :class:`NativeHandler` calls the app, then emits
+``request_start`` again with what the router received: the app sees the
+request exactly as if it were the only listener on the server.  Everything
+else (body events, responding, backpressure) is between the app and the
+exchange; the app runs on the loop thread and must not block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from thor_gateway.request import Done, Request, ServerExchange
+
+__all__ = ["NativeHandler"]
+
+
+class NativeHandler:
+    """Serve a native Thor app; implements :class:`thor_gateway.request.Handler`."""
+
+    def __init__(self, app: Callable[[Any], object]) -> None:
+        self.app = app
+
+    def handle(self, exchange: ServerExchange, request: Request) -> None:
+        """Let the app attach its listeners, then replay ``request_start`` to them."""
+        self.app(exchange)
+        exchange.emit("request_start", request.method, request.target, request.headers)
+
+    def startup(self, done: Done) -> None:
+        """Native apps have no startup protocol."""
+        done(None)
+
+    def shutdown(self, done: Done) -> None:
+        """Native apps have no shutdown protocol."""
+        done(None)

@@ -1,0 +1,127 @@
+"""What the router hands to an adapter: the parsed request, and the adapter interface.
+
+The router consumes the exchange's ``request_start``, works out which mount the
+request belongs to, and builds a :class:`Request` for the mounted
+:class:`Handler`.  Paths are split once, here: ``script_name`` and ``path_info``
+are percent-decoded bytes (PEP 3333 turns them into latin-1 ``str``; ASGI
+decodes them as UTF-8), while ``raw_path`` keeps the bytes as sent.
+
+:class:`ServerExchange` names the part of ``thor.http.server.HttpServerExchange``
+that the adapters use, so that they are typed against the contract in
+``API.md`` rather than against one implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import unquote_to_bytes
+
+__all__ = [
+    "Done",
+    "Handler",
+    "Request",
+    "ServerExchange",
+    "request_at_mount",
+]
+
+Done = Callable[[BaseException | None], None]
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class ServerExchange(Protocol):
+    """The server exchange API the adapters rely on (see API.md, "HTTP server")."""
+
+    method: bytes
+    uri: bytes
+    req_hdrs: RawHeaders
+    req_version: bytes
+    scheme: str
+    started: bool
+    res_done: bool
+    expect_continue: bool
+    http_conn: Any
+
+    def on(self, event: str, listener: Callable[..., Any]) -> None: ...
+    def once(self, event: str, listener: Callable[..., Any]) -> None: ...
+    def emit(self, event: str, *args: Any) -> None: ...
+    def response_start(
+        self, status: int | bytes, phrase: str | bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None: ...
+    def response_body(self, chunk: bytes) -> None: ...
+    def response_done(self, trailers: RawHeaders = ..., close: bool = ...) -> None: ...
+    def pause_request_body(self, paused: bool) -> None: ...
+
+
+@dataclass(slots=True)
+class Request:
+    """One request, as routed to one mounted app (field meanings: API.md, "Gateway contracts")."""
+
+    method: bytes
+    target: bytes
+    raw_path: bytes
+    query: bytes
+    script_name: bytes
+    path_info: bytes
+    headers: RawHeaders
+    http_version: bytes
+    scheme: str
+    client: tuple[str, int] | None
+    server: tuple[str, int] | None
+    state: dict[str, object] = field(default_factory=dict)
+
+
+class Handler(Protocol):
+    """What every mounted thing implements: WSGI, ASGI, native apps and the proxy."""
+
+    def handle(self, exchange: ServerExchange, request: Request) -> None:
+        """Serve ``request``; called from the exchange's ``request_start`` listener."""
+
+    def startup(self, done: Done) -> None:
+        """Prepare to serve (ASGI lifespan startup); call ``done(None)`` or ``done(exc)``."""
+
+    def shutdown(self, done: Done) -> None:
+        """Clean up after draining (ASGI lifespan shutdown); then call ``done``."""
+
+
+def _address(value: object) -> tuple[str, int] | None:
+    # Unix sockets give "" or a path string; only (host, port, ...) tuples are addresses.
+    if isinstance(value, tuple) and len(value) >= 2:
+        return str(value[0]), int(value[1])
+    return None
+
+
+def request_at_mount(
+    exchange: ServerExchange,
+    method: bytes,
+    target: bytes,
+    headers: RawHeaders,
+    prefix: bytes = b"",
+) -> Request:
+    """Build the :class:`Request` for a mount at ``prefix`` (decoded, no trailing slash).
+
+    A small stand-in for the router, used by tests and by embedders that mount one
+    app; the request path must start with ``prefix`` at a segment boundary.
+    """
+    raw_path, _, query = target.partition(b"?")
+    if raw_path.startswith((b"http://", b"https://")):
+        # RFC 9112 §3.2.2 absolute-form: the path starts after the authority.
+        slash = raw_path.find(b"/", raw_path.find(b"//") + 2)
+        raw_path = raw_path[slash:] if slash >= 0 else b"/"
+    decoded = unquote_to_bytes(raw_path)
+    if prefix and not (decoded == prefix or decoded.startswith(prefix + b"/")):
+        raise ValueError(f"{decoded!r} is not under the mount {prefix!r}")
+    return Request(
+        method=method,
+        target=target,
+        raw_path=raw_path,
+        query=query,
+        script_name=prefix,
+        path_info=decoded[len(prefix) :],
+        headers=headers,
+        http_version=getattr(exchange, "req_version", b"1.1"),
+        scheme=getattr(exchange, "scheme", "http"),
+        client=_address(getattr(exchange, "client_address", None)),
+        server=_address(getattr(exchange, "server_address", None)),
+    )
