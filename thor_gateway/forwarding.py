@@ -1,0 +1,239 @@
+"""Header and target rewriting for a reverse proxy (RFC 9110 §7.6): pure functions.
+
+Theory of operation: a gateway is the origin server for its client and a client of its
+upstream, so it forwards what is end-to-end and replaces what is hop-by-hop:
+
+- hop-by-hop fields go (RFC 9110 §7.6.1): Connection, Proxy-Connection, Keep-Alive, TE,
+  Transfer-Encoding, Upgrade and every field the Connection field names; the framing of the
+  next hop is decided by the writer of that hop, never copied;
+- ``Via`` gets this hop appended (RFC 9110 §7.6.3), with the protocol version of the message
+  as it was *received*;
+- the client's address, scheme and Host travel on in ``Forwarded`` (RFC 7239 §4) and the
+  de-facto ``X-Forwarded-For`` / ``-Proto`` / ``-Host``; each is appended to what earlier
+  proxies wrote, never replacing it (the upstream decides whom it trusts);
+- ``Max-Forwards`` (RFC 9110 §7.6.2) is decremented on TRACE and OPTIONS; at 0 the gateway
+  is the final recipient and answers itself;
+- the request target becomes origin-form for the upstream, with the mount prefix stripped
+  (or kept) and the upstream URL's own path prepended.
+
+Nothing here does IO; the proxy calls these per request, so they stay simple loops over the
+field list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import unquote_to_bytes
+
+__all__ = [
+    "HOP_BY_HOP",
+    "forwarded_element",
+    "hop_by_hop_names",
+    "max_forwards",
+    "request_headers",
+    "response_headers",
+    "strip_hop_by_hop",
+    "trace_body",
+    "upstream_target",
+    "via_value",
+]
+
+Headers = list[tuple[bytes, bytes]]
+
+# RFC 9110 §7.6.1.  Trailer is *not* here: it is end-to-end (RFC 9110 §6.6.2).
+HOP_BY_HOP: frozenset[bytes] = frozenset(
+    {b"connection", b"proxy-connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade"}
+)
+_TRACE_METHODS = frozenset({b"TRACE", b"OPTIONS"})
+# RFC 9110 §5.6.2 tchar: a Forwarded value made only of these needs no quotes (RFC 7239 §4).
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def hop_by_hop_names(headers: Headers) -> set[bytes]:
+    """The lower-cased names to drop: the fixed set plus what Connection lists (§7.6.1)."""
+    names = set(HOP_BY_HOP)
+    for name, value in headers:
+        if name.lower() == b"connection":
+            names.update(t.strip(b" \t").lower() for t in value.split(b",") if t.strip(b" \t"))
+    return names
+
+
+def strip_hop_by_hop(headers: Headers, also: Iterable[bytes] = ()) -> Headers:
+    """``headers`` without hop-by-hop fields (and without the lower-cased names in ``also``)."""
+    drop = hop_by_hop_names(headers)
+    drop.update(also)
+    return [(n, v) for n, v in headers if n.lower() not in drop]
+
+
+def via_value(version: bytes, pseudonym: bytes = b"thor") -> bytes:
+    """``1.1 thor``: received-protocol then received-by (RFC 9110 §7.6.3).
+
+    The protocol name is omitted because it is HTTP (``1.1``, not ``HTTP/1.1``).
+    """
+    return version + b" " + pseudonym
+
+
+def _quote_if_needed(value: bytes) -> bytes:
+    if value and all(c in _TCHAR for c in value):
+        return value
+    return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def _node(client: tuple[str, int] | None) -> bytes:
+    """RFC 7239 §6 node: an IPv4 address, a bracketed IPv6 address, or ``unknown``."""
+    if not client:
+        return b"unknown"
+    host = client[0]
+    if ":" in host:
+        return b"[" + host.encode("ascii") + b"]"
+    return host.encode("ascii")
+
+
+def forwarded_element(client: tuple[str, int] | None, scheme: str, host: bytes | None) -> bytes:
+    """One ``Forwarded`` element for this hop: ``for=...;proto=...;host=...`` (RFC 7239 §4)."""
+    parts = [b"for=" + _quote_if_needed(_node(client)), b"proto=" + scheme.encode("ascii")]
+    if host:
+        parts.append(b"host=" + _quote_if_needed(host))
+    return b";".join(parts)
+
+
+def max_forwards(method: bytes, headers: Headers) -> int | None:
+    """The Max-Forwards value that applies to this request, or None (RFC 9110 §7.6.2).
+
+    Only TRACE and OPTIONS honour it; an unparsable value is treated as absent (a
+    recipient MAY ignore it for other methods, and we can't guess a meaning for junk).
+    """
+    if method not in _TRACE_METHODS:
+        return None
+    for name, value in headers:
+        if name.lower() == b"max-forwards":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def request_headers(
+    headers: Headers,
+    *,
+    method: bytes = b"GET",
+    version: bytes = b"1.1",
+    client: tuple[str, int] | None,
+    scheme: str,
+    upstream_host: bytes,
+    preserve_host: bool = False,
+    pseudonym: bytes = b"thor",
+    forwarded: bool = True,
+    x_forwarded: bool = True,
+) -> Headers:
+    """The field list to send upstream for a request received with ``headers``.
+
+    ``upstream_host`` is the upstream's authority (``host[:port]``), used for Host unless
+    ``preserve_host``.  ``client`` and ``scheme`` are the client's address and scheme as
+    the gateway established them (after any trusted proxy headers).
+    """
+    drop = hop_by_hop_names(headers)
+    trace = method in _TRACE_METHODS
+    out: Headers = []
+    host: bytes | None = None
+    xff: bytes | None = None
+    mf: int | None = None
+    for name, value in headers:
+        lname = name.lower()
+        if lname in drop:
+            continue
+        if lname == b"host":
+            host = value
+            continue  # re-added first, below
+        if lname == b"x-forwarded-for":
+            # Several field lines combine into one list (RFC 9110 §5.3).
+            xff = value if xff is None else xff + b", " + value
+            continue
+        if trace and lname == b"max-forwards" and value.isdigit():
+            mf = int(value)
+            continue
+        out.append((name, value))
+    # RFC 9112 §3.2: a client MUST send Host; it goes first, as user agents do.
+    out.insert(0, (b"Host", host if preserve_host and host else upstream_host))
+    if mf is not None:
+        # RFC 9110 §7.6.2: decrement; a 0 never gets here (the gateway answers it itself).
+        out.append((b"Max-Forwards", str(max(mf - 1, 0)).encode("ascii")))
+    out.append((b"Via", via_value(version, pseudonym)))
+    if forwarded:
+        out.append((b"Forwarded", forwarded_element(client, scheme, host)))
+    if x_forwarded:
+        node = client[0].encode("ascii") if client else b"unknown"
+        out.append((b"X-Forwarded-For", node if xff is None else xff + b", " + node))
+        out.append((b"X-Forwarded-Proto", scheme.encode("ascii")))
+        if host:
+            out.append((b"X-Forwarded-Host", host))
+    return out
+
+
+def response_headers(headers: Headers, *, version: bytes, pseudonym: bytes = b"thor") -> Headers:
+    """The field list to send to the client for an upstream response received with ``headers``."""
+    out = strip_hop_by_hop(headers)
+    out.append((b"Via", via_value(version, pseudonym)))
+    return out
+
+
+def _raw_rest(raw_path: bytes, prefix: bytes) -> bytes | None:
+    """The raw (still percent-encoded) part of ``raw_path`` after the decoded ``prefix``.
+
+    The prefix is matched segment by segment on decoded values, so ``/a%20b/x`` under the
+    mount ``/a b`` gives ``/x`` with the client's own encoding of the rest kept intact.
+    """
+    if not prefix:
+        return raw_path
+    want = prefix.rstrip(b"/")
+    pos = 0
+    decoded = b""
+    while len(decoded) < len(want):
+        nxt = raw_path.find(b"/", pos + 1)
+        end = len(raw_path) if nxt < 0 else nxt
+        decoded += unquote_to_bytes(raw_path[pos:end])
+        pos = end
+        if nxt < 0:
+            break
+    if decoded != want:
+        return None
+    return raw_path[pos:]
+
+
+def upstream_target(
+    raw_path: bytes,
+    query: bytes,
+    prefix: bytes,
+    base_path: bytes = b"",
+    *,
+    strip_prefix: bool = True,
+    has_query: bool | None = None,
+) -> bytes:
+    """The origin-form target for the upstream (RFC 9112 §3.2.1).
+
+    ``raw_path`` is the client's raw path, ``prefix`` the decoded mount prefix it matched,
+    ``base_path`` the path of the upstream URL (``/v2`` for ``http://h:p/v2``).  With
+    ``strip_prefix`` the prefix is replaced by ``base_path``, else ``base_path`` is put in
+    front of the whole path.  ``has_query`` keeps a bare ``?`` the client sent.
+    """
+    rest = raw_path
+    if strip_prefix:
+        stripped = _raw_rest(raw_path, prefix)
+        if stripped is not None:  # None: the prefix came from a root path, not the raw path
+            rest = stripped
+    base = base_path.rstrip(b"/")
+    path = base + rest if rest.startswith(b"/") or not rest else base + b"/" + rest
+    if not path:
+        path = b"/"
+    if query or has_query:
+        path += b"?" + query
+    return path
+
+
+def trace_body(method: bytes, target: bytes, version: bytes, headers: Headers) -> bytes:
+    """The ``message/http`` body a final recipient of TRACE sends back (RFC 9110 §9.3.8).
+
+    Fields that may carry credentials are left out, as the RFC asks of a recipient.
+    """
+    secret = {b"authorization", b"proxy-authorization", b"cookie"}
+    lines = [b"%s %s HTTP/%s" % (method, target, version)]
+    lines.extend(b"%s: %s" % (n, v) for n, v in headers if n.lower() not in secret)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
