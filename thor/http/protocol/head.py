@@ -133,11 +133,7 @@ class HeadScanner(Generic[T]):
         lines = block[fstart : fend - 2].split(b"\r\n")
         if len(lines) > self._max_fields:
             raise error.TooManyFieldsError(f"more than {self._max_fields} fields")
-        headers = []
-        for line in lines:
-            name, _, value = line.partition(b":")
-            headers.append((name, value.strip(b" \t")))
-        return parsed, headers
+        return parsed, [(n, v.strip(b" \t")) for n, _, v in [x.partition(b":") for x in lines]]
 
     def _check_lines(self, buf: Buffer, start: int, stop: int, *, complete: bool) -> None:
         """Validate the complete lines in buf[start+checked:stop]; check limits on the rest."""

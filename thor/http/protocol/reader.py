@@ -68,8 +68,6 @@ FORBIDDEN_TRAILERS = frozenset(
     }
 )
 
-_STOPPED = frozenset({ParserState.DONE, ParserState.TUNNEL})
-
 # More than 16 significant hex digits is more than 2**64 - 1 bytes (Appendix B15).
 MAX_CHUNK_DIGITS = 16
 
@@ -89,15 +87,14 @@ class BaseParser:
         self._keep_alive = True  # of the message being read
         self._remaining = 0  # bytes left in the Content-Length body or the current chunk
         self._body_total = 0  # chunked content received so far, for max_body_size
-        self._trailers: HeadScanner[None] = HeadScanner(
-            None, None, 0, max_field_section, max_fields
-        )
+        self._limits = (max_field_section, max_fields)
+        self._trailers: HeadScanner[None] | None = None  # created on the first last-chunk
 
     # --- feeding --------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Event]:
         """Parse ``data``; return the events it completes (possibly none)."""
-        if self.state in _STOPPED:
+        if self._stopped():
             if self.state is ParserState.TUNNEL:
                 self._leftover += data
             return []  # never parse past the end (CVE-2024-49768, Appendix B45/B53)
@@ -110,7 +107,7 @@ class BaseParser:
         events: list[Event] = []
         pos = 0
         try:
-            while self.state not in _STOPPED:
+            while not self._stopped():
                 reader = self._reader
                 new = reader(buf, pos, events)
                 if new == pos and self._reader is reader:
@@ -124,9 +121,9 @@ class BaseParser:
 
     def _keep(self, buf: Buffer, pos: int) -> None:
         """Keep the unparsed bytes for the next feed (or for the tunnel)."""
-        state = self.state
-        if state in _STOPPED:
-            if state is ParserState.TUNNEL:
+        stopped = self._stopped()
+        if stopped:
+            if self.state is ParserState.TUNNEL:
                 self._leftover += buf[pos:]
             self._buf = bytearray()
         elif pos == len(buf):
@@ -135,12 +132,12 @@ class BaseParser:
             del self._buf[:pos]
         else:
             self._buf = bytearray(memoryview(buf)[pos:])
-        if state not in _STOPPED and self._reader == self._read_head:
+        if not stopped and self._reader == self._read_head:
             self.state = ParserState.HEAD if self._buf else ParserState.IDLE
 
     def feed_eof(self) -> list[Event]:
         """The peer closed its side: end a close-delimited body, or report a truncated message."""
-        if self.state in _STOPPED:
+        if self._stopped():
             return []
         events: list[Event] = []
         if self._reader == self._read_close:
@@ -152,6 +149,10 @@ class BaseParser:
         self.state = ParserState.DONE
         self._buf = bytearray()
         return events
+
+    def _stopped(self) -> bool:
+        state = self.state
+        return state is ParserState.DONE or state is ParserState.TUNNEL
 
     def take_leftover(self) -> bytes:
         """Bytes received after a TUNNEL head (they belong to the tunnel); clears them."""
@@ -244,6 +245,8 @@ class BaseParser:
             self._remaining = size
             self._reader = self._read_chunk_data
         else:
+            if self._trailers is None:
+                self._trailers = HeadScanner(None, None, 0, *self._limits)
             self._trailers.reset()
             self._reader = self._read_trailers
         return nl + 1
@@ -277,10 +280,12 @@ class BaseParser:
             return pos + 2
         if len(buf) - pos < 2:
             return pos
-        end = self._trailers.scan(buf, pos)
+        scanner = self._trailers
+        assert scanner is not None
+        end = scanner.scan(buf, pos)
         if end < 0:
             return pos
-        _, fields = self._trailers.parse(_slice(buf, pos, end))
+        _, fields = scanner.parse(_slice(buf, pos, end))
         trailers = [(n, v) for n, v in fields if n.lower() not in FORBIDDEN_TRAILERS]
         self._finish(events, trailers)
         return end

@@ -90,7 +90,7 @@ class RequestParser(BaseParser):
         self._head.reset()
         assert line is not None
         method, target, version = line
-        specials = collect(headers)
+        specials = collect(block)
         hosts = specials.get(b"host")
         if hosts is None:
             if version == b"1.1":
@@ -104,9 +104,10 @@ class RequestParser(BaseParser):
             framing, length = Framing.TUNNEL, None  # RFC 9110 §9.3.6
         persist = keep_alive(version, specials)
         expect = (
-            version == b"1.1"
+            b"expect" in specials
+            and version == b"1.1"
             and (framing is Framing.CHUNKED or (framing is Framing.LENGTH and bool(length)))
-            and any(v.lower() == b"100-continue" for v in specials.get(b"expect", ()))
+            and any(v.lower() == b"100-continue" for v in specials[b"expect"])
         )
         events.append(
             RequestHead(method, target, version, headers, framing, length, persist, expect)

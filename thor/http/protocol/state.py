@@ -4,14 +4,17 @@ Rules (h11 style: states are data, an illegal transition is a missing key):
 
 Parsers (``ParserState``)::
 
-    IDLE --head--> HEAD? no: IDLE means "between messages, nothing buffered yet";
-    IDLE/HEAD --complete head--> BODY --End--> IDLE      (keep-alive)
-                                       --End--> DONE      (not keep-alive)
-    IDLE/HEAD --TUNNEL head--> TUNNEL                      (CONNECT, 101)
-    any --Invalid--> DONE
+    IDLE   --bytes of a head arrive-->        HEAD
+    HEAD   --head complete, body follows-->   BODY
+    HEAD   --head complete, no body-->        IDLE (keep-alive) / DONE (not keep-alive)
+    BODY   --End-->                           IDLE (keep-alive) / DONE (not keep-alive)
+    HEAD   --CONNECT / 101 / 2xx-to-CONNECT-->TUNNEL
+    any    --Invalid-->                       DONE
+    any    --feed_eof-->                      DONE
 
-``HEAD`` means part of a head (or of leading empty lines) is buffered. In ``DONE`` and
-``TUNNEL`` the parser ignores further input.
+In ``DONE`` and ``TUNNEL`` the parser ignores further input (in ``TUNNEL`` it keeps it for
+``take_leftover()``). The parsers move between these states by installing the reader for the
+next part of the message (``reader.py``); ``state`` is what they report.
 
 Writers (``WriterState``)::
 
