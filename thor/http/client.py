@@ -1,0 +1,133 @@
+"""HttpClient: Thor 0.17's HTTP/1.1 client, with a connection pool per origin.
+
+Usage::
+
+    client = thor.HttpClient()
+    ex = client.exchange()
+    ex.on("response_start", lambda status, phrase, headers: ...)   # status: b"200"
+    ex.on("response_body", lambda chunk: ...)
+    ex.on("response_done", lambda trailers: ...)
+    ex.on("error", lambda err: ...)
+    ex.request_start(b"GET", b"http://example.com/", [])
+    ex.request_done([])
+
+Settings are class attributes, so a subclass can set them (as Thor 0.17's documentation
+promised, and unlike its code), and keyword arguments override them for one client. The
+second positional argument is ``idle_timeout``, as in the 0.17 documentation.
+
+The pieces: ``client_url`` (URL and header preparation), ``client_exchange`` (one request),
+``client_pool`` (connections per origin), ``client_connection`` (one connection).
+See docs/http-client.md.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import thor.loop
+from thor.http.client_exchange import HttpClientExchange
+from thor.http.client_pool import Origin, OriginPool
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["HttpClient", "HttpClientExchange"]
+
+
+class _Unset(enum.Enum):
+    UNSET = "unset"
+
+
+UNSET = _Unset.UNSET
+
+
+class HttpClient:
+    """An HTTP/1.1 client; ``exchange()`` makes a request."""
+
+    # Thor 0.17 names and defaults.
+    idle_timeout: float | None = 60.0  # seconds an idle connection is kept; 0/None: no reuse
+    connect_timeout: float | None = 3.0  # seconds to connect (and shake hands, for TLS)
+    read_timeout: float | None = None  # seconds of server silence; None: connect_timeout
+    max_server_conn: int = 6  # connections per origin, counting those being opened
+    retry_limit: int = 2  # retries after connection failures (see docs)
+    retry_delay: float = 0.5  # seconds before a retry
+    retry_body_limit: int = 1024 * 1024  # request body bytes kept for a replay
+    check_ip: Callable[[str], bool] | None = None  # veto addresses (AccessError)
+    # Additions.
+    tls_context: ssl.SSLContext | None = None  # None: verify with the system's CAs
+    expect_continue_timeout: float = 1.0  # RFC 9110 §10.1.1: how long to wait for 100
+    preserve_host: bool = False  # default of HttpClientExchange.preserve_host
+
+    exchange_class: type[HttpClientExchange] = HttpClientExchange
+
+    def __init__(
+        self,
+        loop: thor.loop.Loop | None = None,
+        idle_timeout: float | _Unset | None = UNSET,
+        *,
+        connect_timeout: float | _Unset | None = UNSET,
+        read_timeout: float | _Unset | None = UNSET,
+        max_server_conn: int | _Unset = UNSET,
+        retry_limit: int | _Unset = UNSET,
+        retry_delay: float | _Unset = UNSET,
+        retry_body_limit: int | _Unset = UNSET,
+        check_ip: Callable[[str], bool] | _Unset | None = UNSET,
+        tls_context: ssl.SSLContext | _Unset | None = UNSET,
+        expect_continue_timeout: float | _Unset = UNSET,
+        preserve_host: bool | _Unset = UNSET,
+    ) -> None:
+        self.loop = loop or thor.loop._loop
+        given: dict[str, Any] = {
+            "idle_timeout": idle_timeout,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "max_server_conn": max_server_conn,
+            "retry_limit": retry_limit,
+            "retry_delay": retry_delay,
+            "retry_body_limit": retry_body_limit,
+            "check_ip": check_ip,
+            "tls_context": tls_context,
+            "expect_continue_timeout": expect_continue_timeout,
+            "preserve_host": preserve_host,
+        }
+        for name, value in given.items():
+            if value is not UNSET:
+                setattr(self, name, value)
+        if self.max_server_conn < 1:
+            raise ValueError("max_server_conn must be at least 1")
+        self._pools: dict[Origin, OriginPool] = {}
+
+    def exchange(self) -> HttpClientExchange:
+        """A new exchange; attach listeners, then call ``request_start``."""
+        return self.exchange_class(self)
+
+    @property
+    def effective_read_timeout(self) -> float | None:
+        """``read_timeout``, or ``connect_timeout`` when it is None (Thor 0.17)."""
+        return self.read_timeout if self.read_timeout is not None else self.connect_timeout
+
+    @property
+    def conn_counts(self) -> dict[Origin, int]:
+        """Connections open or being opened, per origin (Thor 0.17)."""
+        return {origin: pool.live for origin, pool in self._pools.items() if pool.live}
+
+    def idle_counts(self) -> dict[Origin, int]:
+        """Idle connections per origin."""
+        return {origin: len(pool.idle) for origin, pool in self._pools.items() if pool.idle}
+
+    def close(self) -> None:
+        """Close every idle connection (exchanges in progress go on)."""
+        for pool in list(self._pools.values()):
+            pool.close_idle()
+
+    def _pool_for(self, origin: Origin) -> OriginPool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = OriginPool(self, origin)
+        return pool
+
+    def _drop_pool(self, pool: OriginPool) -> None:
+        if self._pools.get(pool.origin) is pool:
+            del self._pools[pool.origin]

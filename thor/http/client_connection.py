@@ -1,0 +1,137 @@
+"""One connection of the HTTP client: a TCP (or TLS) connection plus a response parser.
+
+Theory of operation. A ``ClientConnection`` carries one exchange at a time (no pipelining,
+as in Thor 0.17). While it carries one, it feeds what it reads to its ``ResponseParser`` and
+hands the resulting events to the exchange; while it is idle in its pool, anything the
+server sends (bytes or EOF) means the server has given up on it or is confused, so the
+connection is dropped (RFC 9112 §9.3: a response can only answer a request).
+
+A connection is *retired* exactly once: it then no longer counts against its origin's
+``max_server_conn`` and is out of the pool; the socket itself may still be lingering.
+
+Events of the TCP connection it listens to::
+
+    data(bytes)*  [close()]  disconnect()      and pause(bool) for the write side
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING
+
+import thor.loop
+from thor.http.protocol import Event, ParserState, ResponseParser
+from thor.tcp import TcpConnection
+
+if TYPE_CHECKING:
+    from thor.http.client_exchange import HttpClientExchange
+    from thor.http.client_pool import OriginPool
+
+__all__ = ["ClientConnection"]
+
+_PEEK_FLAGS = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
+
+
+class ClientConnection:
+    """A connection to an origin server, owned by an ``OriginPool``."""
+
+    __slots__ = ("exchange", "idle_timer", "parser", "pool", "retired", "reused", "tcp")
+
+    def __init__(self, pool: OriginPool, tcp: TcpConnection) -> None:
+        self.pool = pool
+        self.tcp = tcp
+        self.parser = ResponseParser()
+        self.exchange: HttpClientExchange | None = None
+        self.idle_timer: thor.loop.ScheduledEvent | None = None
+        self.reused = False  # has carried an exchange before the current one
+        self.retired = False
+        tcp.on("data", self._on_data)
+        tcp.on("close", self._on_close)
+        tcp.on("disconnect", self._on_disconnect)
+        tcp.on("pause", self._on_write_pause)
+
+    def __repr__(self) -> str:
+        state = "retired" if self.retired else "busy" if self.exchange else "idle"
+        return f"<ClientConnection {self.tcp.address!r} {state}>"
+
+    # --- what the exchange and the pool call --------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        self.tcp.write(data)
+
+    def expect(self, method: bytes) -> None:
+        """A request with ``method`` is being sent: the parser frames its response by it."""
+        self.parser.expect(method)
+
+    @property
+    def can_carry_another(self) -> bool:
+        """The parser is between messages with nothing buffered (RFC 9112 §9.3)."""
+        return not self.retired and self.parser.state is ParserState.IDLE
+
+    def is_stale(self) -> bool:
+        """True if the server closed (or wrote to) this idle connection.
+
+        The FIN of a server's idle timeout may have arrived but not been read yet; peeking
+        costs one system call and saves a request from a dead connection. TLS connections
+        are not peeked: the raw bytes could be a harmless TLS record (session ticket).
+        """
+        if self.retired:
+            return True
+        if getattr(self.tcp, "ssl_object", None) is not None:
+            return False
+        try:
+            socket.socket.recv(self.tcp.socket, 1, _PEEK_FLAGS)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        return True  # EOF (b"") or unexpected bytes
+
+    def retire(self) -> None:
+        """Take this connection out of its pool's count (once); the caller closes it."""
+        if not self.retired:
+            self.retired = True
+            if self.idle_timer is not None:
+                self.idle_timer.delete()
+                self.idle_timer = None
+            self.pool.forget(self)
+
+    def abort(self) -> None:
+        """Retire, then close at once."""
+        self.exchange = None
+        self.retire()
+        self.tcp.abort()
+
+    # --- TCP events ---------------------------------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            self.abort()  # bytes on an idle connection: nothing can be answered by them
+            return
+        events: list[Event] = self.parser.feed(data)
+        exchange._on_response_events(self, events, True)
+
+    def _on_close(self) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            self.abort()  # the server closed an idle connection
+            return
+        events = self.parser.feed_eof()
+        self.retire()
+        if events:
+            exchange._on_response_events(self, events, False)
+        else:
+            exchange._on_connection_lost(self)
+        self.tcp.abort()
+
+    def _on_disconnect(self) -> None:
+        exchange = self.exchange
+        self.retire()
+        if exchange is not None:
+            exchange._on_connection_lost(self)
+
+    def _on_write_pause(self, paused: bool) -> None:
+        exchange = self.exchange
+        if exchange is not None:
+            exchange._on_write_pause(paused)

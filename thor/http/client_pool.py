@@ -1,0 +1,166 @@
+"""The HTTP client's connection pool for one origin (scheme, host, port).
+
+Theory of operation (the rules of Thor 0.17, kept):
+
+- at most ``max_server_conn`` connections, *counting those being opened* (``live``);
+- idle connections are reused last-in first-out (the most recently used one is the least
+  likely to have been closed by the server's idle timeout) and closed after ``idle_timeout``;
+- an exchange that finds no idle connection waits in a first-in first-out queue; a connection
+  is opened for it if the cap allows, and any connection that becomes available (opened or
+  released) goes to the head of the queue;
+- a connection that fails to open fails the exchange at the head of the queue (which may
+  retry, joining the queue again), then more connections are opened for the others.
+
+Invariant: idle connections and waiting exchanges never coexist.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from thor.http import error
+from thor.http.client_connection import ClientConnection
+from thor.tcp import TcpClient, TcpConnection
+
+if TYPE_CHECKING:
+    from thor.http.client import HttpClient
+    from thor.http.client_exchange import HttpClientExchange
+
+__all__ = ["Origin", "OriginPool"]
+
+Origin = tuple[str, str, int]  # ("http" | "https", host (lower case, no brackets), port)
+
+
+def connect_error(kind: str, code: int, message: str) -> error.HttpError:
+    """The HttpError for a TcpClient/TlsClient ``connect_error`` event."""
+    if kind == "gai":
+        return error.DnsError(message)
+    if kind == "access":
+        return error.AccessError(message)
+    if kind == "ssl":
+        return error.ConnectError(f"TLS: {message}")
+    return error.ConnectError(message)
+
+
+class OriginPool:
+    """Connections to one origin, and the exchanges waiting for one."""
+
+    __slots__ = ("client", "connecting", "idle", "live", "origin", "waiting")
+
+    def __init__(self, client: HttpClient, origin: Origin) -> None:
+        self.client = client
+        self.origin = origin
+        self.idle: list[ClientConnection] = []  # a stack: the last released is reused first
+        self.waiting: deque[HttpClientExchange] = deque()
+        self.live = 0  # connections open or being opened
+        self.connecting = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<OriginPool {self.origin!r} live={self.live} idle={len(self.idle)} "
+            f"waiting={len(self.waiting)}>"
+        )
+
+    # --- exchanges ----------------------------------------------------------------------------
+
+    def acquire(self, exchange: HttpClientExchange) -> None:
+        """Give ``exchange`` a connection now, or queue it until one is available."""
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.idle_timer is not None:
+                conn.idle_timer.delete()
+                conn.idle_timer = None
+            if conn.is_stale():
+                conn.abort()
+                continue
+            exchange._attach(conn)
+            return
+        self.waiting.append(exchange)
+        self._fill()
+
+    def withdraw(self, exchange: HttpClientExchange) -> None:
+        """``exchange`` no longer wants a connection (cancelled while queued)."""
+        try:
+            self.waiting.remove(exchange)
+        except ValueError:
+            pass
+
+    def release(self, conn: ClientConnection, reusable: bool) -> None:
+        """``conn`` finished its exchange; keep it (``reusable``) or close it."""
+        conn.exchange = None
+        if not reusable or not conn.can_carry_another or not self.client.idle_timeout:
+            # Closed at once, not lingering: the response is read, and whatever of the request
+            # is still unsent is not wanted any more.
+            conn.abort()
+            return
+        conn.reused = True
+        conn.tcp.pause(False)  # an idle connection must read, to notice the server's FIN
+        self._dispatch(conn)
+
+    # --- connections --------------------------------------------------------------------------
+
+    def forget(self, conn: ClientConnection) -> None:
+        """``conn`` retired: it no longer counts; maybe open another for the waiting."""
+        self.live -= 1
+        if conn in self.idle:
+            self.idle.remove(conn)
+        self._fill()
+        self._maybe_empty()
+
+    def close_idle(self) -> None:
+        """Close every idle connection."""
+        for conn in list(self.idle):
+            conn.abort()
+
+    def _dispatch(self, conn: ClientConnection) -> None:
+        if self.waiting:
+            self.waiting.popleft()._attach(conn)
+            return
+        conn.idle_timer = self.client.loop.schedule(self.client.idle_timeout or 0.0, conn.abort)
+        self.idle.append(conn)
+
+    def _fill(self) -> None:
+        cap = self.client.max_server_conn
+        while len(self.waiting) > self.connecting and self.live < cap:
+            self._connect()
+
+    def _connect(self) -> None:
+        client = self.client
+        self.live += 1
+        self.connecting += 1
+        scheme, host, port = self.origin
+        connector: TcpClient
+        if scheme == "https":
+            import thor.tls  # imported on first use: plain-HTTP users never load ssl
+
+            connector = thor.tls.TlsClient(
+                client.loop,
+                client.tls_context,
+                server_hostname=host,
+                handshake_timeout=client.connect_timeout or 10.0,
+            )
+        else:
+            connector = TcpClient(client.loop)
+        if client.check_ip is not None:
+            connector.check_ip = client.check_ip
+        connector.on("connect", self._on_connect)
+        connector.on("connect_error", self._on_connect_error)
+        connector.connect(host, port, client.connect_timeout or None)
+
+    def _on_connect(self, tcp: TcpConnection) -> None:
+        self.connecting -= 1
+        self._dispatch(ClientConnection(self, tcp))
+
+    def _on_connect_error(self, kind: str, code: int, message: str) -> None:
+        self.connecting -= 1
+        self.live -= 1
+        if self.waiting:
+            self.waiting.popleft()._on_connect_error(connect_error(kind, code, message), kind)
+        self._fill()
+        self._maybe_empty()
+
+    def _maybe_empty(self) -> None:
+        if self.live == 0 and not self.waiting:
+            self.client._drop_pool(self)

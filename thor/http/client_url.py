@@ -1,0 +1,141 @@
+"""What the HTTP client does to a request before sending it: the URL and the header fields.
+
+- ``parse_url``: absolute ``http``/``https`` URIs only (RFC 9110 §4.2), no userinfo
+  (§4.2.4: a sender MUST NOT generate it), IPv6 literals in brackets (RFC 3986 §3.2.2);
+  the fragment is dropped (RFC 9110 §4.2.5: never sent).
+- ``outgoing_headers``: ``Host`` from the authority (RFC 9112 §3.2: it MUST be sent, and
+  §7.2 makes it identical to the authority of the target URI), hop-by-hop fields removed
+  (RFC 9110 §7.6.1) except ``TE: trailers``, which we can honour.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from thor.http import error
+from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
+
+__all__ = ["Url", "outgoing_headers", "parse_url", "to_bytes"]
+
+_URL = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)(?:#.*)?", re.DOTALL)
+# RFC 3986 §3.2.2 reg-name = *( unreserved / pct-encoded / sub-delims )
+_REG_NAME = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%]+")
+_PORT = re.compile(rb"[0-9]{1,5}")
+_TARGET = re.compile(rb"[\x21-\x7e]*")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Url:
+    scheme: str  # "http" or "https"
+    host: str  # lower case, without brackets: what to connect to
+    port: int
+    authority: bytes  # as written, for the Host field
+    target: bytes  # origin-form request target (RFC 9112 §3.2.1)
+
+
+def to_bytes(value: bytes | str, encoding: str) -> bytes:
+    """``value`` as bytes; str is encoded with ``encoding``."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return value.encode(encoding)
+        except UnicodeEncodeError:
+            raise error.OutputSyntaxError(f"cannot encode {value[:40]!r} as {encoding}") from None
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise error.OutputSyntaxError(f"expected bytes or str, got {type(value).__name__}")
+
+
+def parse_url(uri: bytes) -> Url:
+    """Split an absolute http(s) URI; raises ``UrlError``."""
+    match = _URL.fullmatch(uri)
+    if match is None:
+        raise error.UrlError(f"not an absolute URI: {uri[:80]!r}")
+    raw_scheme, authority, target = match.group(1, 2, 3)
+    scheme = raw_scheme.lower().decode("ascii")
+    if scheme not in _DEFAULT_PORTS:
+        raise error.UrlError(f"unsupported scheme {scheme!r}")
+    if b"@" in authority:
+        raise error.UrlError("userinfo in the URI")
+    host, port_part = _split_authority(authority)
+    if port_part:
+        if not _PORT.fullmatch(port_part) or not 0 < int(port_part) < 65536:
+            raise error.UrlError(f"invalid port {port_part[:10]!r}")
+        port = int(port_part)
+    else:
+        port = _DEFAULT_PORTS[scheme]
+    if not target:
+        target = b"/"
+    elif target[:1] == b"?":
+        target = b"/" + target
+    if not _TARGET.fullmatch(target):
+        raise error.UrlError("invalid characters in the URI path or query")
+    return Url(scheme, host, port, authority, target)
+
+
+def _split_authority(authority: bytes) -> tuple[str, bytes]:
+    """(host to connect to, port text) of ``authority``."""
+    if authority[:1] == b"[":
+        end = authority.find(b"]")
+        if end < 0:
+            raise error.UrlError("unterminated IPv6 literal")
+        literal = authority[1:end].decode("ascii", "replace")
+        try:
+            ipaddress.IPv6Address(literal)
+        except ValueError:
+            raise error.UrlError(f"invalid IPv6 literal {literal[:50]!r}") from None
+        rest = authority[end + 1 :]
+        if rest and rest[:1] != b":":
+            raise error.UrlError("junk after the IPv6 literal")
+        return literal.lower(), rest[1:]
+    host, _, port = authority.partition(b":")
+    if not _REG_NAME.fullmatch(host):
+        raise error.UrlError(f"invalid host {host[:80]!r}")
+    return host.decode("ascii").lower(), port
+
+
+def outgoing_headers(
+    headers: RawHeaderListType, authority: bytes, preserve_host: bool, keep_alive: bool
+) -> tuple[RawHeaderListType, bool]:
+    """(fields to send, whether the request expects 100-continue).
+
+    ``Host`` comes first (RFC 9110 §7.2 SHOULD), from the authority unless ``preserve_host``
+    and the caller gave one. ``Content-Length`` is kept (the writer checks it);
+    ``Transfer-Encoding`` is the writer's to decide.
+    """
+    drop = set(HOP_BY_HOP)
+    for name, value in headers:
+        if name.lower() == b"connection":
+            drop.update(t.lower() for t in split_list(value))
+    host: bytes | None = None
+    te_trailers = False
+    expect_continue = False
+    out: RawHeaderListType = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"host":
+            if preserve_host and host is None:
+                host = value
+        elif lname == b"te":
+            # RFC 9110 §10.1.4: "trailers" is the only TE member we can honour.
+            te_trailers = te_trailers or b"trailers" in {t.lower() for t in split_list(value)}
+        elif lname in drop:
+            continue
+        else:
+            if lname == b"expect" and value.lower() == b"100-continue":
+                expect_continue = True
+            out.append((name, value))
+    out.insert(0, (b"Host", host if host is not None else authority))
+    options = []
+    if te_trailers:
+        out.append((b"TE", b"trailers"))
+        options.append(b"TE")  # RFC 9110 §7.6.1: TE is a connection option
+    if not keep_alive:
+        options.append(b"close")  # no idle_timeout: no reuse (Thor 0.17)
+    if options:
+        out.append((b"Connection", b", ".join(options)))
+    return out, expect_continue
