@@ -5,7 +5,8 @@
 small thread pool, and calls ``callback(results)`` on the loop thread, or
 ``callback(error)`` with a :class:`DnsError`.  IP literals are answered
 without a lookup.  Answers are kept for ``cache_ttl`` seconds (positive
-answers only), and concurrent lookups of one name share one query.
+answers only), and concurrent lookups of one name share one query (per
+loop: each answer is delivered on the loop that asked for it).
 
 The callback is never called before ``lookup`` returns.
 """
@@ -31,7 +32,10 @@ max_threads = 4
 
 _executor: ThreadPoolExecutor | None = None
 _cache: dict[_Key, tuple[float, list[DnsResult]]] = {}
-_pending: dict[_Key, list[Callback]] = {}
+# Keyed by loop too: a query shared across loops would deliver every answer
+# on the first loop's thread, and a query left behind by a closed loop would
+# swallow the answers of later lookups of the same name.
+_pending: dict[tuple[thor.loop.Loop, _Key], list[Callback]] = {}
 
 
 class DnsError(OSError):
@@ -43,11 +47,23 @@ def _literal(host: str, port: int, socktype: int) -> list[DnsResult] | None:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
-    kind = socket.SocketKind(socktype)
-    proto = socket.IPPROTO_UDP if kind == socket.SOCK_DGRAM else socket.IPPROTO_TCP
+    sockaddr: tuple[str, int] | tuple[str, int, int, int]
     if address.version == 6:
-        return [(socket.AF_INET6, kind, proto, "", (str(address), port, 0, 0))]
-    return [(socket.AF_INET, kind, proto, "", (str(address), port))]
+        family, sockaddr = socket.AF_INET6, (str(address), port, 0, 0)
+    else:
+        family, sockaddr = socket.AF_INET, (str(address), port)
+    # socktype 0 means any, as in getaddrinfo: answer for streams and datagrams.
+    kinds = [socket.SocketKind(socktype)] if socktype else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
+    return [
+        (
+            family,
+            kind,
+            socket.IPPROTO_UDP if kind == socket.SOCK_DGRAM else socket.IPPROTO_TCP,
+            "",
+            sockaddr,
+        )
+        for kind in kinds
+    ]
 
 
 def lookup(
@@ -73,11 +89,11 @@ def lookup(
             the_loop.call_soon(callback, cached[1])
             return
         del _cache[key]
-    waiting = _pending.get(key)
+    waiting = _pending.get((the_loop, key))
     if waiting is not None:
         waiting.append(callback)
         return
-    _pending[key] = [callback]
+    _pending[(the_loop, key)] = [callback]
     future: Future[list[DnsResult]] = _pool().submit(_getaddrinfo, name, port, family, socktype)
 
     def resolved(future: Future[list[DnsResult]]) -> None:  # runs in a pool thread
@@ -91,7 +107,7 @@ def _getaddrinfo(name: str, port: int, family: int, socktype: int) -> list[DnsRe
 
 
 def _deliver(loop: thor.loop.Loop, key: _Key, future: Future[list[DnsResult]]) -> None:
-    callbacks = _pending.pop(key, [])
+    callbacks = _pending.pop((loop, key), [])
     error = future.exception()
     outcome: list[DnsResult] | Exception
     if error is None:
