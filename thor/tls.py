@@ -469,18 +469,18 @@ class TlsClient(TcpClient):
         self.server_hostname = server_hostname
         self.handshake_timeout = handshake_timeout
         self._handshake: _Handshake | None = None
+        self._hostname: str | None = None  # for the connection being made
 
     def connect(self, host: str | bytes, port: int, connect_timeout: float | None = None) -> None:
         """Connect to ``host``:``port`` and shake hands; one of the two events follows."""
-        if self.server_hostname is None:
-            name = host.decode("idna") if isinstance(host, bytes) else host
-            self.server_hostname = _hostname_for(name)
+        name = host.decode("idna") if isinstance(host, bytes) else host
+        self._hostname = self.server_hostname or _hostname_for(name)
         super().connect(host, port, connect_timeout)
 
     def _connected(self, sock: socket.socket, address: Any) -> None:
         try:
             tls_sock = self.context.wrap_socket(
-                sock, server_hostname=self.server_hostname, do_handshake_on_connect=False
+                sock, server_hostname=self._hostname, do_handshake_on_connect=False
             )
         except (OSError, ValueError) as error:
             sock.close()
