@@ -310,3 +310,20 @@ def stdlib_server(handler: type[BaseHTTPRequestHandler] = EchoHandler) -> Iterat
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+class Clients:
+    """Makes HttpClients on the test's loop and closes their idle connections at the end."""
+
+    def __init__(self, loop: thor.loop.Loop) -> None:
+        self.loop = loop
+        self.made: list[HttpClient] = []
+
+    def __call__(self, **settings: Any) -> HttpClient:
+        client = HttpClient(self.loop, **settings)
+        self.made.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.made:
+            client.close()

@@ -77,6 +77,8 @@ class OriginPool:
                 continue
             exchange._attach(conn)
             return
+        # Dropping a stale connection may have emptied the pool and removed it from the client.
+        self.client._pools[self.origin] = self
         self.waiting.append(exchange)
         self._fill()
 
