@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import thor.loop
+
+if TYPE_CHECKING:
+    from thor_gateway.upstreams import Upstream, UpstreamSet
 
 __all__ = [
     "ActiveHealthChecker",
@@ -155,17 +158,6 @@ class PassiveEjection:
         self.fails = 0
 
 
-class _Member(Protocol):
-    origin: str
-    authority: bytes
-    health: HealthTracker
-
-
-class _Members(Protocol):
-    @property
-    def members(self) -> Iterable[_Member]: ...
-
-
 class ActiveHealthChecker:
     """Probe every member of ``upstreams`` with ``GET path`` every ``interval`` seconds.
 
@@ -176,7 +168,7 @@ class ActiveHealthChecker:
 
     def __init__(
         self,
-        upstreams: _Members,
+        upstreams: UpstreamSet,
         client: Any,
         *,
         loop: thor.loop.Loop,
@@ -210,7 +202,7 @@ class ActiveHealthChecker:
             self.probe(member)
         self._timer = self.loop.schedule(self.interval, self._round)
 
-    def probe(self, member: _Member, done: Callable[[bool], None] | None = None) -> None:
+    def probe(self, member: Upstream, done: Callable[[bool], None] | None = None) -> None:
         """Send one probe to ``member``; feed its tracker (then ``done(ok)``)."""
         self.probes_sent += 1
         exchange = self.client.exchange()

@@ -1,0 +1,378 @@
+"""The reverse proxy against real upstreams on loopback: forwarding, streaming, failures."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from tests.gateway.proxy_support import (
+    echo_server,
+    raw_request,
+    raw_upstream,
+    read_all,
+    refused_port,
+    wait_for,
+)
+from thor_gateway.proxy import ProxyHandler
+
+Live = Any
+
+
+MountProxy = Callable[..., tuple[Live, ProxyHandler]]
+
+
+@pytest.fixture
+def mount_proxy(live_server: Callable[..., Live]) -> Iterator[MountProxy]:
+    """``mount_proxy(upstreams, prefix=b"/api", **settings)`` -> (live server, handler).
+
+    At teardown each handler is shut down on its loop (closing its pooled upstream
+    connections) before the live server stops.
+    """
+    made: list[tuple[Live, ProxyHandler]] = []
+
+    def make(
+        upstreams: list[Any], prefix: bytes = b"/api", **settings: Any
+    ) -> tuple[Live, ProxyHandler]:
+        live = live_server()
+        handler = ProxyHandler(upstreams, loop=live.loop, **settings)
+        started = threading.Event()
+        live.call(handler.startup, lambda exc: started.set())
+        assert started.wait(5)
+        live.mount(handler, prefix)
+        made.append((live, handler))
+        return live, handler
+
+    yield make
+    for live, handler in made:
+        done = threading.Event()
+        live.call(handler.shutdown, lambda exc, done=done: done.set())
+        assert done.wait(5)
+
+
+def get_json(url: str, **kwargs: Any) -> dict[str, Any]:
+    response = requests.get(url, timeout=10, **kwargs)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def header_map(doc: dict[str, Any]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in doc["headers"]:
+        out.setdefault(name.lower(), []).append(value)
+    return out
+
+
+def test_get_through_the_proxy_strips_the_prefix(mount_proxy: MountProxy) -> None:
+    with echo_server() as up:
+        live, _ = mount_proxy([up.url + "/base"])
+        response = requests.get(
+            live.url + "/api/users/7?x=1&y", timeout=10, headers={"Accept": "a/b"}
+        )
+        assert response.status_code == 200
+        doc = response.json()
+        assert doc["path"] == "/base/users/7?x=1&y"
+        seen = header_map(doc)
+        assert seen["host"] == [f"127.0.0.1:{up.port}"]
+        assert seen["via"] == ["1.1 thor"]
+        assert seen["x-forwarded-for"] == ["127.0.0.1"]
+        assert seen["x-forwarded-proto"] == ["http"]
+        assert seen["x-forwarded-host"] == [f"127.0.0.1:{live.port}"]
+        assert seen["forwarded"] == [f'for=127.0.0.1;proto=http;host="127.0.0.1:{live.port}"']
+        assert seen["accept"] == ["a/b"]
+        # the response: upstream's hop-by-hop fields gone, Via added, upstream's Server kept
+        assert response.headers["Via"] == "1.1 thor"
+        assert "X-Upstream-Hop" not in response.headers
+        assert response.headers["Server"].startswith("echo")
+
+
+def test_keep_prefix_and_preserve_host(mount_proxy: MountProxy) -> None:
+    with echo_server() as up:
+        live, _ = mount_proxy([up.url], strip_prefix=False, preserve_host=True)
+        doc = get_json(live.url + "/api/x", headers={"Host": "front.example"})
+        assert doc["path"] == "/api/x"
+        assert header_map(doc)["host"] == ["front.example"]
+
+
+def test_exactly_what_reaches_the_upstream(mount_proxy: MountProxy) -> None:
+    def script(sock: socket.socket, head: bytes) -> None:
+        sock.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+
+    with raw_upstream(script) as up:
+        live, _ = mount_proxy([up.url], prefix=b"")
+        answer = raw_request(
+            live.port,
+            b"GET /p?q HTTP/1.1\r\nHost: front\r\nConnection: X-Private, keep-alive\r\n"
+            b"X-Private: 1\r\nKeep-Alive: 5\r\nTE: gzip\r\nUpgrade: h2c\r\nProxy-Connection: x\r\n"
+            b"X-Forwarded-For: 10.9.8.7\r\nUser-Agent: t\r\n\r\n",
+            timeout=3,
+        )
+        assert answer.startswith(b"HTTP/1.1 204 No Content\r\n")
+        head = up.heads[0].split(b"\r\n\r\n")[0].split(b"\r\n")
+        assert head[0] == b"GET /p?q HTTP/1.1"
+        assert head[1] == b"Host: 127.0.0.1:%d" % up.port
+        fields = head[1:]
+        names = [f.split(b":")[0].lower() for f in fields]
+        for hop in (
+            b"x-private",
+            b"keep-alive",
+            b"te",
+            b"upgrade",
+            b"proxy-connection",
+            b"transfer-encoding",
+        ):
+            assert hop not in names
+        assert b"Via: 1.1 thor" in fields
+        assert b"X-Forwarded-For: 10.9.8.7, 127.0.0.1" in fields
+        assert b"Forwarded: for=127.0.0.1;proto=http;host=front" in fields
+        assert b"User-Agent: t" in fields
+
+
+def test_post_bodies_with_length_and_chunked(mount_proxy: MountProxy) -> None:
+    with echo_server() as up:
+        live, _ = mount_proxy([up.url])
+        response = requests.post(live.url + "/api/x", data=b"a" * 100_000, timeout=10)
+        assert response.json()["body"] == 100_000
+
+    def script(sock: socket.socket, head: bytes) -> None:
+        data = head
+        sock.settimeout(5)
+        while not data.endswith(b"0\r\nX-T: 1\r\n\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        received.append(data)
+
+    received: list[bytes] = []
+    with raw_upstream(script) as up:
+        live, _ = mount_proxy([up.url])
+        answer = raw_request(
+            live.port,
+            b"PATCH /api/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n",
+        )
+        assert answer.endswith(b"\r\n\r\nok")
+        head, _, body = received[0].partition(b"\r\n\r\n")
+        assert b"Transfer-Encoding: chunked" in head
+        # re-chunked by the client, trailers passed on
+        assert body.replace(b"\r\n", b"|") in (b"3|abc|2|de|0|X-T: 1||", b"5|abcde|0|X-T: 1||")
+
+
+def test_refused_upstream_is_502(mount_proxy: MountProxy) -> None:
+    live, _ = mount_proxy([f"http://127.0.0.1:{refused_port()}"], retries=0)
+    response = requests.get(live.url + "/api/x", timeout=10)
+    assert response.status_code == 502
+
+
+def test_silent_upstream_is_504(mount_proxy: MountProxy) -> None:
+    def silent(sock: socket.socket, head: bytes) -> None:
+        read_all(sock, timeout=3)
+
+    with raw_upstream(silent) as up:
+        live, _ = mount_proxy([up.url], upstream_timeout=0.3, retries=0)
+        started = time.monotonic()
+        response = requests.get(live.url + "/api/x", timeout=10)
+        assert response.status_code == 504
+        assert 0.25 < time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhello",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"garbage\r\n\r\n",
+    ],
+)
+def test_broken_framing_is_502_and_never_relayed(mount_proxy: MountProxy, answer: bytes) -> None:
+    def script(sock: socket.socket, head: bytes) -> None:
+        sock.sendall(answer)
+        read_all(sock, timeout=1)
+
+    with raw_upstream(script) as up:
+        live, _ = mount_proxy([up.url], retries=0)
+        response = raw_request(
+            live.port, b"GET /api/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        assert response.startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+        assert b"hello" not in response
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_upstream_dying_mid_body_aborts_the_client(mount_proxy: MountProxy, chunked: bool) -> None:
+    def script(sock: socket.socket, head: bytes) -> None:
+        if chunked:
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n"
+                + b"x" * 1024
+                + b"\r\n"
+            )
+        else:
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1024)
+        time.sleep(0.2)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    with raw_upstream(script) as up:
+        live, _ = mount_proxy([up.url])
+        conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
+        conn.request("GET", "/api/x")
+        response = conn.getresponse()
+        assert response.status == 200
+        with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            response.read()
+        conn.close()
+
+
+def test_client_leaving_cancels_the_upstream_request(mount_proxy: MountProxy) -> None:
+    closed = threading.Event()
+
+    def slow(sock: socket.socket, head: bytes) -> None:
+        sock.settimeout(5)
+        if sock.recv(1) == b"":
+            closed.set()
+
+    with raw_upstream(slow) as up:
+        live, _ = mount_proxy([up.url])
+        sock = socket.create_connection(("127.0.0.1", live.port), timeout=5)
+        sock.sendall(b"GET /api/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_for(lambda: len(up.heads) == 1)
+        sock.close()
+        assert closed.wait(5), "the upstream connection was not closed"
+
+
+def test_max_forwards_zero_is_answered_locally(mount_proxy: MountProxy) -> None:
+    with echo_server() as up:
+        live, _ = mount_proxy([up.url])
+        trace = raw_request(
+            live.port,
+            b"TRACE /api/t HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nCookie: s\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+        assert trace.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"message/http" in trace
+        assert trace.endswith(
+            b"TRACE /api/t HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n"
+        )
+        response = requests.options(live.url + "/api/o", headers={"Max-Forwards": "0"}, timeout=10)
+        assert "OPTIONS" in response.headers["Allow"]
+        response = requests.options(live.url + "/api/o", headers={"Max-Forwards": "3"}, timeout=10)
+        assert header_map(response.json())["max-forwards"] == ["2"]
+
+
+def test_early_hints_and_trailers_are_relayed(mount_proxy: MountProxy) -> None:
+    def script(sock: socket.socket, head: bytes) -> None:
+        sock.sendall(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n"
+            b"5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n"
+        )
+        read_all(sock, timeout=1)
+
+    with raw_upstream(script) as up:
+        live, _ = mount_proxy([up.url])
+        answer = raw_request(
+            live.port, b"GET /api/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=3
+        )
+        assert answer.startswith(
+            b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n"
+        )
+        assert answer.endswith(b"5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n")
+
+
+def test_retry_goes_to_another_upstream(mount_proxy: MountProxy) -> None:
+    with echo_server("good") as up:
+        bad = f"http://127.0.0.1:{refused_port()}"
+        live, _handler = mount_proxy([bad, up.url], retries=1, max_fails=0)
+        for _ in range(4):
+            assert get_json(live.url + "/api/x")["server"] == "good"
+        # a POST is not retried: it may have had effects
+        statuses = {
+            requests.post(live.url + "/api/x", data=b"1", timeout=10).status_code for _ in range(4)
+        }
+        assert statuses == {200, 502}
+
+
+def test_round_robin_over_two_upstreams_and_passive_ejection(mount_proxy: MountProxy) -> None:
+    with echo_server("a") as a, echo_server("b") as b:
+        live, _ = mount_proxy([a.url, b.url])
+        seen = [get_json(live.url + "/api/")["server"] for _ in range(6)]
+        assert sorted(seen) == ["a", "a", "a", "b", "b", "b"]
+    with echo_server("good") as good:
+        dead = refused_port()
+        live, _handler = mount_proxy(
+            [f"http://127.0.0.1:{dead}", good.url], retries=0, max_fails=2, eject_time=60
+        )
+        results = [requests.get(live.url + "/api/", timeout=10).status_code for _ in range(10)]
+        assert results.count(502) == 2  # ejected after two failures
+        assert results[-6:] == [200] * 6
+
+
+def test_active_health_checks_take_a_member_out_and_back(mount_proxy: MountProxy) -> None:
+    with echo_server("a") as a, echo_server("b") as b:
+        live, handler = mount_proxy(
+            [a.url, b.url],
+            health_check_path="/health",
+            health_check_interval=0.05,
+            health_check_rise=1,
+            health_check_fall=1,
+        )
+        a.set_health(500)
+        member_a = handler.upstreams.members[0]
+        assert wait_for(lambda: not member_a.health.up)
+        assert {get_json(live.url + "/api/")["server"] for _ in range(4)} == {"b"}
+        a.set_health(200)
+        assert wait_for(lambda: member_a.health.up)
+        assert {get_json(live.url + "/api/")["server"] for _ in range(4)} == {"a", "b"}
+
+
+def test_connection_limit_gives_503(mount_proxy: MountProxy) -> None:
+    release = threading.Event()
+
+    def held(sock: socket.socket, head: bytes) -> None:
+        release.wait(5)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    with raw_upstream(held) as up:
+        live, _ = mount_proxy([up.url], max_connections=1)
+        first = socket.create_connection(("127.0.0.1", live.port), timeout=5)
+        first.sendall(b"GET /api/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_for(lambda: len(up.heads) == 1)
+        second = requests.get(live.url + "/api/2", timeout=10)
+        assert second.status_code == 503
+        assert second.headers["Retry-After"] == "1"
+        release.set()
+        assert read_all(first, timeout=2).endswith(b"\r\n\r\nok")
+        first.close()
+
+
+def test_gzip_through_the_proxy(mount_proxy: MountProxy) -> None:
+    import gzip
+
+    with echo_server() as up:
+        live, _ = mount_proxy([up.url], gzip=True)
+        conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
+        conn.request("GET", "/api/big/100000", headers={"Accept-Encoding": "gzip"})
+        response = conn.getresponse()
+        body = response.read()
+        assert response.getheader("Content-Encoding") == "gzip"
+        assert response.getheader("Vary") == "Accept-Encoding"
+        assert gzip.decompress(body) == (b"0123456789abcdef" * 6250)
+        conn.close()
+
+
+def test_unknown_settings_are_refused() -> None:
+    with pytest.raises(TypeError, match="colour"):
+        ProxyHandler(["http://127.0.0.1:1"], colour="red")

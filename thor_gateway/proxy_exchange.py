@@ -1,0 +1,352 @@
+"""One proxied request: a server exchange relayed to a client exchange and back.
+
+Theory of operation.  A :class:`ProxiedExchange` joins the gateway's server exchange (the
+client's request) to an :class:`~thor.http.client.HttpClientExchange` (the upstream's
+response) and moves events across, both ways, in bounded memory:
+
+    client --request_body--> server ex --> client ex --> upstream
+       ^                                                    |
+       +---- server ex <--response_body-- client ex <-------+
+
+Flow control is the four signals of Thor's API, wired end to end: the upstream connection
+stops taking the body -> client ex ``pause`` -> ``exchange.pause_request_body``; the client
+stops reading -> server ex ``pause`` -> ``res_body_pause``.  Nothing is buffered here, so
+memory stays at the sockets' water marks whatever the size of the bodies.
+
+States (:class:`Phase`)::
+
+    WAITING --response_start--> RELAYING --response_done--> DONE
+       |  \\--error, retryable--> WAITING (on another upstream)
+       +--error--> DONE (a 502/503/504 answer)      RELAYING --error--> DONE (abort)
+
+Before the response head is relayed an upstream failure becomes an error response (or a
+retry on another member: idempotent method, no request body, budget permitting); after it,
+the only honest signal left is to abort the client's connection, so that a truncated body
+is never mistaken for a complete one (RFC 9112 §6.3, §8).  A client that leaves cancels the
+upstream exchange.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import TYPE_CHECKING, Any
+
+from thor.http import error
+from thor_gateway import forwarding
+from thor_gateway.balancer import choose
+from thor_gateway.transform import ResponseTransformer
+
+if TYPE_CHECKING:
+    from thor_gateway.proxy import ProxyHandler
+    from thor_gateway.request import Request, ServerExchange
+    from thor_gateway.upstreams import Upstream
+
+__all__ = ["Phase", "ProxiedExchange", "error_status"]
+
+log = logging.getLogger("thor_gateway.proxy")
+
+Headers = list[tuple[bytes, bytes]]
+_PHRASES = {
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}
+
+
+class Phase(enum.Enum):
+    WAITING = "waiting"  # the request is on its way; no response head relayed yet
+    RELAYING = "relaying"  # the response head went to the client; the body follows
+    DONE = "done"
+
+
+def error_status(err: error.HttpError) -> int:
+    """The status a gateway answers for an upstream failure (RFC 9110 §15.6.3, §15.6.5).
+
+    502 when the upstream could not be reached or answered badly, 504 when it did not
+    answer in time (silence after connecting, or a connect that timed out).
+    """
+    if isinstance(err, error.ReadTimeoutError):
+        return 504
+    if isinstance(err, error.ConnectError) and "timed out" in str(err).lower():
+        return 504
+    return 502
+
+
+class ProxiedExchange:
+    """Relays one request; created by :meth:`ProxyHandler.handle`."""
+
+    __slots__ = (
+        "attempts",
+        "body_sent",
+        "cx",
+        "exchange",
+        "headers",
+        "key",
+        "method",
+        "phase",
+        "proxy",
+        "req_done",
+        "req_trailers",
+        "target",
+        "transformer",
+        "tried",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        proxy: ProxyHandler,
+        exchange: ServerExchange,
+        request: Request,
+        upstream: Upstream | None,
+        key: bytes | None,
+    ) -> None:
+        self.proxy = proxy
+        self.exchange = exchange
+        self.method = request.method
+        self.key = key
+        self.phase = Phase.WAITING
+        self.upstream = upstream
+        self.tried: list[Upstream] = []
+        self.attempts = 0
+        self.cx: Any = None
+        self.req_done = False
+        self.req_trailers: Headers = []
+        self.body_sent = False
+        self.transformer: ResponseTransformer | None = None
+        settings = proxy.settings
+        self.target = forwarding.upstream_target(
+            request.raw_path,
+            request.query,
+            request.script_name,
+            b"",  # each member's base path is added when it is picked
+            strip_prefix=settings.strip_prefix,
+            has_query=b"?" in request.target,
+        )
+        self.headers = forwarding.request_headers(
+            request.headers,
+            method=request.method,
+            version=request.http_version,
+            client=request.client,
+            scheme=request.scheme,
+            upstream_host=b"",  # set per member in _send
+            preserve_host=True,  # the real decision is made in _send
+            pseudonym=settings.via,
+            forwarded=settings.forwarded,
+            x_forwarded=settings.x_forwarded,
+        )
+        if proxy.transforms:
+            self.transformer = ResponseTransformer(
+                proxy.transforms, request.method, request.headers
+            )
+        exchange.on("request_body", self._on_request_body)
+        exchange.on("request_done", self._on_request_done)
+        exchange.on("pause", self._on_client_pause)
+        exchange.on("error", self._on_client_error)
+        exchange.on("done", self._on_client_done)
+
+    # --- sending upstream ---------------------------------------------------------------
+
+    def start(self) -> None:
+        upstream = self.upstream
+        if upstream is None:
+            self._answer(503, b"no upstream available\n", [(b"Retry-After", b"1")])
+            return
+        self._send(upstream)
+
+    def _send(self, upstream: Upstream) -> None:
+        proxy = self.proxy
+        self.upstream = upstream
+        self.tried.append(upstream)
+        self.attempts += 1
+        upstream.active += 1
+        upstream.requests += 1
+        headers = self.headers
+        if not proxy.settings.preserve_host or headers[0][1] == b"":
+            headers = [(b"Host", upstream.authority), *headers[1:]]
+        base = upstream.target.base_path
+        target = base.rstrip(b"/") + self.target if base else self.target
+        cx = proxy.client.exchange()
+        self.cx = cx
+        cx.on("response_nonfinal", self._on_nonfinal)
+        cx.on("response_start", self._on_response_start)
+        cx.on("response_body", self._on_response_body)
+        cx.on("response_done", self._on_response_done)
+        cx.on("error", self._on_upstream_error)
+        cx.on("pause", self._on_upstream_pause)
+        cx.request_start(
+            self.method, upstream.origin.encode("ascii") + target, headers, preserve_host=True
+        )
+        if self.req_done:
+            cx.request_done(self.req_trailers)
+
+    def _on_request_body(self, chunk: bytes) -> None:
+        self.body_sent = True
+        if self.cx is not None and self.phase is not Phase.DONE:
+            self.cx.request_body(chunk)
+
+    def _on_request_done(self, trailers: Headers) -> None:
+        self.req_done = True
+        self.req_trailers = trailers
+        if self.cx is not None and self.phase is not Phase.DONE:
+            self.cx.request_done(trailers)
+
+    def _on_upstream_pause(self, paused: bool) -> None:
+        # The upstream is not taking the body as fast as the client sends it.
+        if self.phase is not Phase.DONE:
+            self.exchange.pause_request_body(paused)
+
+    # --- relaying back ------------------------------------------------------------------
+
+    def _on_nonfinal(self, status: bytes, phrase: bytes, headers: Headers) -> None:
+        # The server sends its own 100 Continue when it reads the body (RFC 9110 §15.2.1
+        # lets a proxy drop a 100 it did not ask for); 102/103 go on to the client.
+        if status != b"100" and self.phase is Phase.WAITING:
+            relayed = forwarding.strip_hop_by_hop(headers)
+            self.exchange.response_nonfinal(int(status), phrase, relayed)  # type: ignore[attr-defined]
+
+    def _on_response_start(self, status: bytes, phrase: bytes, headers: Headers) -> None:
+        if self.phase is not Phase.WAITING:
+            return
+        code = int(status)
+        if _foreign_transfer_coding(headers):
+            # RFC 9112 §6.1: only chunked can be undone here; relaying the bytes under
+            # another framing would hand the client a body it cannot decode.
+            self.cx.cancel()
+            self._on_upstream_error(error.UpstreamError("unknown transfer coding"))
+            return
+        upstream = self.upstream
+        if upstream is not None and code in self.proxy.settings.fail_statuses:
+            upstream.ejection.failure(self.proxy.loop.time())
+        self.phase = Phase.RELAYING
+        settings = self.proxy.settings
+        out = forwarding.response_headers(
+            headers, version=self.cx.res_version or b"1.1", pseudonym=settings.via
+        )
+        if self.transformer is not None:
+            out = self.transformer.start(code, out)
+        self.exchange.response_start(code, phrase, out)
+
+    def _on_response_body(self, chunk: bytes) -> None:
+        transformer = self.transformer
+        if transformer is not None:
+            chunk = transformer.body(chunk)
+            if not chunk:
+                return
+        self.exchange.response_body(chunk)
+
+    def _on_response_done(self, trailers: Headers) -> None:
+        if self.phase is not Phase.RELAYING:
+            return
+        transformer = self.transformer
+        if transformer is not None:
+            tail = transformer.end()
+            if tail:
+                self.exchange.response_body(tail)
+        upstream = self.upstream
+        if upstream is not None and upstream.ejection.fails:
+            upstream.ejection.success()
+        self._end()
+        self.exchange.response_done(trailers)
+
+    def _on_client_pause(self, paused: bool) -> None:
+        # The client is not reading the response: stop reading it from the upstream.
+        cx = self.cx
+        if cx is not None and self.phase is Phase.RELAYING:
+            cx.res_body_pause(paused)
+
+    # --- failures ---------------------------------------------------------------------
+
+    def _on_upstream_error(self, err: error.HttpError) -> None:
+        if self.phase is Phase.DONE:
+            return
+        upstream = self.upstream
+        proxy = self.proxy
+        now = proxy.loop.time()
+        if upstream is not None:
+            upstream.ejection.failure(now)
+        if self.phase is Phase.RELAYING:
+            log.warning("upstream %s failed mid-response: %s; aborting", self._name(), err)
+            self._end()
+            self.exchange.http_conn.abort(None)
+            return
+        log.info("upstream %s failed: %s", self._name(), err)
+        if self._retryable(err):
+            self._release()
+            nxt = choose(proxy.balancer, proxy.upstreams.members, now, self.key, self.tried)
+            if nxt is not None:
+                self._send(nxt)
+                return
+        status = error_status(err)
+        self._answer(status, b"%d %s\n" % (status, _PHRASES[status]))
+
+    def _retryable(self, err: error.HttpError) -> bool:
+        """RFC 9110 §9.2.2: an idempotent request whose body we can send again (none)."""
+        proxy = self.proxy
+        return (
+            self.attempts <= proxy.settings.retries
+            and self.method in proxy.retry_methods
+            and self.req_done
+            and not self.body_sent
+            and proxy.retry_budget.allow(proxy.loop.time())
+        )
+
+    def _on_client_error(self, err: error.HttpError) -> None:
+        # The request body broke, or the client left: the upstream has no use for ours.
+        if not getattr(self.exchange, "req_complete", False):
+            self._cancel()
+
+    def _on_client_done(self, completed: bool) -> None:
+        if not completed:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        if self.phase is Phase.DONE:
+            return
+        cx = self.cx
+        self._end()
+        if cx is not None:
+            cx.cancel()
+
+    # --- ending -----------------------------------------------------------------------
+
+    def _answer(self, status: int, body: bytes, extra: Headers | None = None) -> None:
+        self._end()
+        exchange = self.exchange
+        if exchange.started:
+            return
+        headers = [
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", b"%d" % len(body)),
+            *(extra or []),
+        ]
+        exchange.response_start(status, _PHRASES.get(status, b"Error"), headers)
+        if self.method != b"HEAD":
+            exchange.response_body(body)
+        exchange.response_done([])
+
+    def _release(self) -> None:
+        upstream = self.upstream
+        if upstream is not None and self.cx is not None:
+            upstream.active -= 1
+        self.cx = None
+
+    def _end(self) -> None:
+        if self.phase is Phase.DONE:
+            return
+        self._release()
+        self.phase = Phase.DONE
+
+    def _name(self) -> str:
+        return self.upstream.origin if self.upstream is not None else "?"
+
+
+def _foreign_transfer_coding(headers: Headers) -> bool:
+    """True when the response uses a transfer coding other than chunked (RFC 9112 §6.1)."""
+    for name, value in headers:
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            codings = [c.strip(b" \t").lower() for c in value.split(b",") if c.strip(b" \t")]
+            if any(c != b"chunked" for c in codings):
+                return True
+    return False
