@@ -106,8 +106,11 @@ class BaseParser:
             buf = data
         events: list[Event] = []
         pos = 0
+        end = len(buf)
         try:
-            while not self._stopped():
+            # Every reader needs at least one byte to make progress. After DONE or TUNNEL the
+            # reader is _halt, which never moves.
+            while pos < end:
                 reader = self._reader
                 new = reader(buf, pos, events)
                 if new == pos and self._reader is reader:
@@ -163,6 +166,7 @@ class BaseParser:
     def _die(self, events: list[Event], err: error.HttpError) -> None:
         events.append(Invalid(err))
         self.state = ParserState.DONE
+        self._reader = self._halt
         self._buf = bytearray()
 
     # --- transitions ----------------------------------------------------------------------
@@ -187,6 +191,7 @@ class BaseParser:
             self._reader = self._read_close
         elif framing is Framing.TUNNEL:
             self.state = ParserState.TUNNEL
+            self._reader = self._halt
         else:  # NONE, or a zero Content-Length
             self._finish(events, [])
 
@@ -197,6 +202,11 @@ class BaseParser:
             self._reader = self._read_head
         else:
             self.state = ParserState.DONE
+            self._reader = self._halt
+
+    def _halt(self, buf: Buffer, pos: int, events: list[Event]) -> int:
+        """The reader after DONE or TUNNEL: consumes nothing."""
+        return pos
 
     # --- body readers ---------------------------------------------------------------------
 

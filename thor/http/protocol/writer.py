@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from thor.http import error
-from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
+from thor.http.headers import HOP_BY_HOP, RawHeaderListType, get_values, split_list
 from thor.http.protocol import abnf
 from thor.http.protocol.messages import Framing
 from thor.http.protocol.state import WriterState, writer_transition
@@ -27,15 +27,28 @@ _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _UPGRADE_FIELDS = frozenset({b"connection", b"upgrade"})
 
 
-def _check_fields(headers: RawHeaderListType) -> None:
-    """Raise OutputSyntaxError unless every name is a token and no value has a control."""
-    for name, value in headers:
-        if not isinstance(name, bytes) or not isinstance(value, bytes):
-            raise error.OutputSyntaxError(f"field {name!r}: names and values must be bytes")
-        if abnf.token_re.fullmatch(name) is None:
-            raise error.OutputSyntaxError(f"invalid field name {name!r}")
-        if abnf.bad_value_re.search(value):
-            raise error.OutputSyntaxError(f"invalid value for field {name!r}")
+def _check_fields(headers: RawHeaderListType) -> list[bytes]:
+    """Lower-cased names; raises OutputSyntaxError unless every name is a token and no
+    value contains a control character (CR, LF, NUL...): no field can be injected (B49).
+
+    Names and values are each joined with HTAB, which no name contains and values may
+    contain anyway, so validation is two regex calls whatever the number of fields.
+    """
+    if not headers:
+        return []
+    try:
+        names = b"\t".join([n for n, _ in headers])
+        values = b"\t".join([v for _, v in headers])
+    except TypeError:
+        raise error.OutputSyntaxError("field names and values must be bytes") from None
+    if _NAMES_RE.fullmatch(names) is None:
+        raise error.OutputSyntaxError(f"invalid field name in {names!r}")
+    if abnf.bad_value_re.search(values):
+        raise error.OutputSyntaxError("control character in a field value")
+    return names.lower().split(b"\t")
+
+
+_NAMES_RE = re.compile(abnf.TOKEN + rb"(?:\t" + abnf.TOKEN + rb")*")
 
 
 def _fields(headers: RawHeaderListType) -> bytes:
@@ -84,7 +97,7 @@ class _BodyWriter:
         if self.framing is Framing.CHUNKED:
             _check_fields(trailers)
             return b"0\r\n%s\r\n" % _fields(trailers)
-        if self.framing is Framing.LENGTH and self._sent < self._length and not self._discard:
+        if self.framing is Framing.LENGTH and self._sent < self._length:
             # The peer would wait for the missing bytes: the connection cannot be reused.
             self.keep_alive = False
             self.complete = False
@@ -131,19 +144,21 @@ class ResponseWriter(_BodyWriter):
         if 100 <= status < 200 and status != 101:
             raise error.OutputStateError("use nonfinal() for interim responses")
         _check_phrase(phrase)
-        _check_fields(headers)
-        drop = set(HOP_BY_HOP)
-        lengths: list[bytes] = []
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"connection":
-                drop.update(t.lower() for t in split_list(value))
-            elif lname == b"content-length":
-                lengths.append(value)
-        if status == 101:
-            drop -= _UPGRADE_FIELDS  # RFC 9110 §15.2.2: Upgrade and Connection are the point
-        drop.add(b"content-length")
-        kept = [(n, v) for n, v in headers if n.lower() not in drop]
+        lnames = _check_fields(headers)
+        kept, lengths = headers, []
+        if b"content-length" in lnames:
+            lengths = [
+                v for ln, (_, v) in zip(lnames, headers, strict=True) if ln == b"content-length"
+            ]
+        if lengths or not HOP_BY_HOP.isdisjoint(lnames):
+            drop = set(HOP_BY_HOP)
+            drop.add(b"content-length")  # written by _decide
+            if b"connection" in lnames:
+                for value in get_values(headers, b"connection"):
+                    drop.update(t.lower() for t in split_list(value))
+            if status == 101:
+                drop -= _UPGRADE_FIELDS  # RFC 9110 §15.2.2: Upgrade and Connection are the point
+            kept = [h for ln, h in zip(lnames, headers, strict=True) if ln not in drop]
         framing_lines = self._decide(status, lengths)
         return b"HTTP/1.1 %d %s\r\n%s%s%s\r\n" % (
             status,
@@ -164,7 +179,7 @@ class ResponseWriter(_BodyWriter):
         if self._method == b"HEAD" or status in (204, 304):
             # RFC 9110 §9.3.2 / §15.4.5: HEAD and 304 may carry the Content-Length the body
             # would have had; 204 never has one (§8.6).
-            self._set_framing(Framing.LENGTH, 0)
+            self._set_framing(Framing.NONE, 0)
             self._discard = True
             if length is not None and status != 204:
                 out = b"Content-Length: %d\r\n" % length
@@ -201,9 +216,10 @@ class RequestWriter(_BodyWriter):
             raise error.OutputSyntaxError(f"invalid method {method!r}")
         if not isinstance(target, bytes) or _TARGET.fullmatch(target) is None:
             raise error.OutputSyntaxError(f"invalid request target {target!r}")
-        _check_fields(headers)
-        lengths = [v for n, v in headers if n.lower() == b"content-length"]
-        kept = [(n, v) for n, v in headers if n.lower() != b"transfer-encoding"]
+        lnames = _check_fields(headers)
+        pairs = list(zip(lnames, headers, strict=True))
+        lengths = [v for ln, (_, v) in pairs if ln == b"content-length"]
+        kept = [h for ln, h in pairs if ln != b"transfer-encoding"]
         if has_body is None:
             has_body = method in _BODY_METHODS
         extra = b""
