@@ -92,6 +92,12 @@ def test_chunked_without_trailers() -> None:
     assert events[1:] == [Body(b"abc"), End([])]
 
 
+def test_two_chunked_requests_with_trailers() -> None:
+    one = POST + b"Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nA: 1\r\n\r\n"
+    events = normalize(parse(one + one))
+    assert [e for e in events if isinstance(e, End)] == [End([(b"A", b"1")])] * 2
+
+
 def test_keep_alive_rules() -> None:
     def ka(version: bytes, conn: bytes | None) -> bool:
         field = b"" if conn is None else b"Connection: " + conn + b"\r\n"

@@ -161,6 +161,13 @@ def test_body_limit() -> None:
     assert isinstance(err, error.ContentTooLargeError)
 
 
+def test_eof_after_interim_response() -> None:
+    parser = response_factory(b"POST")()
+    assert len(parser.feed(b"HTTP/1.1 100 Continue\r\n\r\n")) == 1
+    assert parser.state is ParserState.HEAD
+    assert isinstance(error_of(parser.feed_eof()), error.IncompleteMessageError)
+
+
 def test_eof_mid_message() -> None:
     err = error_of(check(response_factory(), OK + b"Content-Length: 5\r\n\r\nab", eof=True))
     assert isinstance(err, error.IncompleteMessageError)

@@ -85,6 +85,7 @@ class BaseParser:
         self._leftover = bytearray()
         self._reader: Reader = self._read_head
         self._keep_alive = True  # of the message being read
+        self._interim = False  # a 1xx response was read; the final one has not started
         self._remaining = 0  # bytes left in the Content-Length body or the current chunk
         self._body_total = 0  # chunked content received so far, for max_body_size
         self._limits = (max_field_section, max_fields)
@@ -136,7 +137,8 @@ class BaseParser:
         else:
             self._buf = bytearray(memoryview(buf)[pos:])
         if not stopped and self._reader == self._read_head:
-            self.state = ParserState.HEAD if self._buf else ParserState.IDLE
+            # HEAD: part of a head is buffered, or a final response must follow an interim one.
+            self.state = ParserState.HEAD if self._buf or self._interim else ParserState.IDLE
 
     def feed_eof(self) -> list[Event]:
         """The peer closed its side: end a close-delimited body, or report a truncated message."""
@@ -212,9 +214,7 @@ class BaseParser:
 
     def _read_length(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         """Content-Length body (RFC 9112 §6.2)."""
-        take = min(len(buf) - pos, self._remaining)
-        if take == 0:
-            return pos
+        take = min(len(buf) - pos, self._remaining)  # the feed loop ensures pos < len(buf)
         events.append(Body(_slice(buf, pos, pos + take)))
         self._remaining -= take
         if self._remaining == 0:
@@ -223,8 +223,6 @@ class BaseParser:
 
     def _read_close(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         """Close-delimited body (RFC 9112 §6.3 step 8): everything until EOF."""
-        if pos == len(buf):
-            return pos
         events.append(Body(_slice(buf, pos, len(buf))))
         return len(buf)
 
@@ -263,8 +261,6 @@ class BaseParser:
 
     def _read_chunk_data(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         take = min(len(buf) - pos, self._remaining)
-        if take == 0:
-            return pos
         events.append(Body(_slice(buf, pos, pos + take)))
         self._remaining -= take
         if self._remaining == 0:
@@ -274,8 +270,6 @@ class BaseParser:
     def _read_chunk_end(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         """The CRLF after chunk data (RFC 9112 §7.1; h11 CVE-2025-43859, Appendix B17)."""
         avail = len(buf) - pos
-        if avail == 0:
-            return pos
         if buf[pos] != 0x0D or (avail > 1 and buf[pos + 1] != 0x0A):
             raise error.ChunkTerminatorError()
         if avail == 1:

@@ -17,7 +17,6 @@ from thor.http.protocol.framing import collect, keep_alive, response_framing
 from thor.http.protocol.head import Buffer, HeadScanner
 from thor.http.protocol.messages import Event, Framing, ResponseHead
 from thor.http.protocol.reader import BaseParser
-from thor.http.protocol.state import ParserState
 
 __all__ = ["ResponseParser"]
 
@@ -73,8 +72,6 @@ class ResponseParser(BaseParser):
         self._methods.append(method)
 
     def _read_head(self, buf: Buffer, pos: int, events: list[Event]) -> int:
-        if pos == len(buf):
-            return pos
         end = self._head.scan(buf, pos)
         if end < 0:
             return pos
@@ -91,8 +88,9 @@ class ResponseParser(BaseParser):
         persist = keep_alive(version, specials) and framing is not Framing.CLOSE
         events.append(ResponseHead(status, phrase, version, headers, framing, length, persist))
         if 100 <= status < 200 and status != 101:
-            self.state = ParserState.HEAD
+            self._interim = True
             return end  # interim: the final response to the same request follows
+        self._interim = False
         self._methods.popleft()
         self._start_body(events, framing, length, persist)
         return end
