@@ -623,3 +623,41 @@ def test_graceful_shutdown_aborts_pending_handshakes(
     except ConnectionResetError:
         pass
     assert accepted == []
+
+
+# ------------------------------------------- bytes held inside OpenSSL
+
+
+@pytest.mark.parametrize("pause_between", [False, True])
+def test_decrypted_bytes_held_by_openssl_are_delivered(
+    loop: Loop, tracker: Tracker, pki: Pki, pause_between: bool
+) -> None:
+    """One 12 000-byte record read 1 000 bytes at a time: after the first
+    read the socket is empty, the rest waits in OpenSSL (``pending()``) and no
+    readable event will come for it."""
+    payload = bytes(range(250)) * 48
+    server, _ = start_server(
+        loop, tracker, server_context(pki.server), lambda conn: conn.write(payload)
+    )
+
+    def on_client_conn(conn: TlsConnection) -> None:
+        conn.read_bufsize = 1000
+
+        def on_data(data: bytes) -> None:
+            assert len(data) <= 1000
+            if pause_between:
+                conn.pause(True)
+                loop.schedule(0.01, conn.pause, False)
+
+        conn.on("data", on_data)
+
+    outcome = start_client(
+        loop,
+        tracker,
+        server.port,
+        context=client_context(cafile=pki.cafile),
+        on_connect=on_client_conn,
+    )
+    stop_when(loop, lambda: len(outcome.data) == len(payload))
+    run_for(loop, 5)
+    assert bytes(outcome.data) == payload
