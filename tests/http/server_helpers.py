@@ -32,6 +32,11 @@ class ServerThread:
         self.call(self.loop.stop)
         self._thread.join(5)
         assert not self._thread.is_alive(), "the server loop did not stop"
+        # The loop has stopped: this thread may now tidy up its sockets.
+        for conn in list(self.server.tcp_server.active_connections):
+            conn.abort()
+        self.server.tcp_server.stop_accepting(drain_backlog=False)
+        self.loop.close()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop thread."""

@@ -80,6 +80,10 @@ def _notify_error(exchange: HttpServerExchange, err: error.HttpError) -> None:
             log.exception("error in the error handler of %r", exchange)
 
 
+def conn_draining(exchange: HttpServerExchange) -> bool:
+    return exchange.server.draining
+
+
 def _bytes(value: bytes | str) -> bytes:
     return value if value.__class__ is bytes else value.encode("latin-1")  # type: ignore[union-attr]
 
@@ -161,6 +165,10 @@ class HttpServerExchange(EventEmitter):
         if self.started:
             raise error.OutputStateError("response_start() called twice")
         writer = self._get_writer()
+        if not self.req_complete or conn_draining(self):
+            # Answering before the whole request arrived: what is left of it would be
+            # read as the next request, so the connection ends after this response.
+            writer.keep_alive = False
         fields, has_date, has_server = _normalise(headers)
         code = status if status.__class__ is int else int(status)
         conn = self.http_conn
@@ -200,9 +208,7 @@ class HttpServerExchange(EventEmitter):
     def _get_writer(self) -> ResponseWriter:
         writer = self._writer
         if writer is None:
-            conn = self.http_conn
-            keep = self.persistent and not conn.server.draining
-            writer = self._writer = ResponseWriter(self.method, self.req_version, keep)
+            writer = self._writer = ResponseWriter(self.method, self.req_version, self.persistent)
         return writer
 
     def _finish(self, completed: bool) -> None:
@@ -238,6 +244,7 @@ class HttpServerConnection(EventEmitter):
         self._dispatching = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._out_size = 0
         self._closing = False
         self._wait = Wait.REQUEST
         self._deadline = self.loop.time() + server.idle_timeout
@@ -363,7 +370,10 @@ class HttpServerConnection(EventEmitter):
                 exchange.response_start(
                     405,
                     b"Method Not Allowed",
-                    [(b"Allow", b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH")],
+                    [
+                        (b"Allow", b"GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+                        (b"Content-Length", b"0"),
+                    ],
                 )
                 exchange.response_done(close=True)
             return
@@ -423,9 +433,9 @@ class HttpServerConnection(EventEmitter):
             if not self._pending:
                 self.close()
         elif exchange.req_complete and not exchange._finished:
-            # The request is whole; the response can still go out on a half-closed
-            # connection, but the handler learns that the client is leaving.
-            _notify_error(exchange, ClientGoneError("the client closed its side"))
+            # Like asyncio-based servers, an EOF while the response is pending means the
+            # client has gone: the handler gets ``error`` (a proxy cancels its upstream).
+            self.abort(ClientGoneError("the client closed the connection"))
 
     def _on_disconnect(self) -> None:
         if self._timer is not None:
@@ -445,6 +455,10 @@ class HttpServerConnection(EventEmitter):
     def write(self, data: bytes) -> None:
         """Queue ``data``; it is sent at the end of this loop iteration."""
         self._out.append(data)
+        self._out_size += len(data)
+        if self._out_size > 65536:
+            self.flush()  # a large write: no point in holding it (and flow control sees it)
+            return
         # While input is being dispatched, the end of the dispatch flushes (one send for
         # a response written synchronously); otherwise the end of this loop iteration.
         if not self._flush_scheduled and not self._dispatching:
@@ -454,6 +468,7 @@ class HttpServerConnection(EventEmitter):
     def flush(self) -> None:
         """Hand what is queued to the TCP connection now."""
         self._flush_scheduled = False
+        self._out_size = 0
         out = self._out
         if out:
             self.tcp_conn.write(out[0] if len(out) == 1 else b"".join(out))
