@@ -156,3 +156,24 @@ def wsgi_server(live_server: Callable[..., LiveServer]) -> Iterator[Callable[...
     yield make
     for handler in handlers:
         handler.pool.shutdown(wait=True, timeout=10)
+
+
+# --------------------------------------------------------------------------------------
+# gateway: thor-gateway itself in a subprocess (tests/gateway/gateway_helpers.py).
+
+
+@pytest.fixture
+def start_gateway() -> Iterator[Callable[..., Any]]:
+    """``start_gateway(*args)`` runs ``python -m thor_gateway *args`` until it listens."""
+    from tests.gateway.gateway_helpers import Gateway
+
+    started: list[Gateway] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, ready: bool = True) -> Gateway:
+        gateway = Gateway(*args, env=env)
+        started.append(gateway)
+        return gateway.wait_ready() if ready else gateway
+
+    yield start
+    for gateway in started:
+        gateway.close()
