@@ -661,3 +661,39 @@ def test_decrypted_bytes_held_by_openssl_are_delivered(
     stop_when(loop, lambda: len(outcome.data) == len(payload))
     run_for(loop, 5)
     assert bytes(outcome.data) == payload
+
+
+def test_half_close_waits_for_unread_input(loop: Loop, tracker: Tracker, pki: Pki) -> None:
+    """close_notify goes out only once the input waiting for us is read:
+    sending it would consume that input (see thor.tls, "Closing")."""
+    server_events: list[str] = []
+
+    def on_server_conn(conn: TlsConnection) -> None:
+        conn.write(b"early ")  # on loopback, in the client's socket once write() returns
+
+        def on_close() -> None:
+            server_events.append("close")
+            conn.write(b"and late")
+            conn.close()
+
+        conn.on("close", on_close)
+
+    server, accepted = start_server(loop, tracker, server_context(pki.server), on_server_conn)
+    outcome = start_client(
+        loop,
+        tracker,
+        server.port,
+        context=client_context(cafile=pki.cafile),
+        on_connect=lambda conn: conn.pause(True),
+    )
+    stop_when(loop, lambda: bool(accepted) and outcome.conn is not None)
+    run_for(loop, 5)
+    conn = outcome.conn
+    assert conn is not None
+    conn.shutdown_write()  # "early " is waiting unread: close_notify must wait
+    loop.schedule(0.05, conn.pause, False)
+    stop_when(loop, lambda: "disconnect" in outcome.events)
+    run_for(loop, 5)
+    assert server_events == ["close"]
+    assert bytes(outcome.data) == b"early and late"
+    assert outcome.events == ["close", "disconnect"]

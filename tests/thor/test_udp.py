@@ -181,3 +181,15 @@ def test_shutdown_releases_the_socket(loop: Loop) -> None:
     assert loop.fd_count() == 0
     endpoint.send(b"ignored after shutdown", "127.0.0.1", 9)
     assert endpoint.sock is None
+
+
+def test_bind_to_unknown_name_is_a_socket_error(
+    loop: Loop, endpoints: Callable[[], UdpEndpoint]
+) -> None:
+    endpoint = endpoints()
+    errors: list[tuple[str, int, str]] = []
+    endpoint.on("socket_error", lambda *args: (errors.append(args), loop.stop()))
+    endpoint.bind("no-such-host.invalid", 0)
+    run_for(loop, 5)
+    assert errors[0][0] == "gai"
+    assert endpoint.sock is None
