@@ -300,3 +300,21 @@ def test_error_is_terminal_and_late_calls_are_ignored(
         ex.res_body_pause(False)
         ex.cancel()
         assert r.order == ["error"]
+
+
+def test_listener_exception_cancels_exchange(loop: thor.loop.Loop, clients: Clients) -> None:
+    loop.fatal_errors = False  # the loop logs the exception and goes on
+    client = clients()
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"
+    with raw_server(answer(response)) as srv:  # type: ignore[arg-type]
+        ex = client.exchange()
+        r = Result(ex, loop, stop=False)
+
+        def explode(status: bytes, phrase: bytes, headers: object) -> None:
+            raise RuntimeError("listener bug")
+
+        ex.on("response_start", explode)
+        ex.request_start("GET", f"http://127.0.0.1:{srv.port}/", [])
+        ex.request_done([])
+        run_until(loop, lambda: not client.conn_counts and r.order == ["start"])
+        assert r.order == ["start"]  # no body, no done, no error after the exception

@@ -205,3 +205,25 @@ def test_cancel_while_queued_and_while_connected(loop: thor.loop.Loop, clients: 
         assert r2.order == []
         assert srv.accepted == 1
         run_until(loop, lambda: not client.conn_counts, 3)
+
+
+def test_young_stale_connection_get_is_retried_at_once(
+    loop: thor.loop.Loop, clients: Clients
+) -> None:
+    """A GET on a just-closed kept-alive connection (not checked: too young) is replayed."""
+
+    def handler(sock: socket.socket) -> None:
+        read_head(sock)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        sock.shutdown(socket.SHUT_RDWR)
+
+    client = clients(retry_delay=5.0)
+    with raw_server(handler) as srv:
+        url = f"http://127.0.0.1:{srv.port}/"
+        assert fetch(loop, client, "GET", url).status == b"200"
+        time.sleep(0.05)  # the FIN is in our socket, unread
+        start = time.monotonic()
+        r = fetch(loop, client, "GET", url)
+        assert r.status == b"200", r.error
+        assert time.monotonic() - start < 2
+        assert srv.accepted == 2

@@ -59,6 +59,10 @@ class HttpClient:
     tls_context: ssl.SSLContext | None = None  # None: verify with the system's CAs
     expect_continue_timeout: float = 1.0  # RFC 9110 §10.1.1: how long to wait for 100
     preserve_host: bool = False  # default of HttpClientExchange.preserve_host
+    # Before reuse, an idle connection is checked (one recv with MSG_PEEK) in case the server
+    # closed it since the loop last looked: always for non-idempotent requests, and for the
+    # others once it has been idle this long (a GET on a dead connection is retried at once).
+    stale_check_after: float = 1.0
 
     exchange_class: type[HttpClientExchange] = HttpClientExchange
 
@@ -77,6 +81,7 @@ class HttpClient:
         tls_context: ssl.SSLContext | _Unset | None = UNSET,
         expect_continue_timeout: float | _Unset = UNSET,
         preserve_host: bool | _Unset = UNSET,
+        stale_check_after: float | _Unset = UNSET,
     ) -> None:
         self.loop = loop or thor.loop._loop
         given: dict[str, Any] = {
@@ -91,6 +96,7 @@ class HttpClient:
             "tls_context": tls_context,
             "expect_continue_timeout": expect_continue_timeout,
             "preserve_host": preserve_host,
+            "stale_check_after": stale_check_after,
         }
         for name, value in given.items():
             if value is not UNSET:

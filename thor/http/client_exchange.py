@@ -397,18 +397,24 @@ class HttpClientExchange(EventEmitter):
         if data:
             self._got_bytes = True
             self._last_activity = self.loop.time()
-        for event in events:
-            if self.conn is not conn:
-                return  # a listener cancelled the exchange, or it failed
-            kind = type(event)
-            if kind is Body:
-                self.emit("response_body", event.data)  # type: ignore[union-attr]
-            elif kind is ResponseHead:
-                self._on_head(event)  # type: ignore[arg-type]
-            elif kind is End:
-                self._on_end(conn, event.trailers)  # type: ignore[union-attr]
-            else:
-                self._fail(event.error)  # type: ignore[union-attr]
+        try:
+            for event in events:
+                if self.conn is not conn:
+                    return  # a listener cancelled the exchange, or it failed
+                kind = type(event)
+                if kind is Body:
+                    self.emit("response_body", event.data)  # type: ignore[union-attr]
+                elif kind is ResponseHead:
+                    self._on_head(event)  # type: ignore[arg-type]
+                elif kind is End:
+                    self._on_end(conn, event.trailers)  # type: ignore[union-attr]
+                else:
+                    self._fail(event.error)  # type: ignore[union-attr]
+        except BaseException:
+            # A listener raised: the rest of the response cannot be delivered, so the exchange
+            # ends here (as if cancelled) and the loop logs the exception.
+            self.cancel()
+            raise
 
     def _on_head(self, head: ResponseHead) -> None:
         status = head.status

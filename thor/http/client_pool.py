@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from thor.http import error
 from thor.http.client_connection import ClientConnection
+from thor.http.client_exchange import IDEMPOTENT_METHODS
 from thor.tcp import TcpClient, TcpConnection
 
 if TYPE_CHECKING:
@@ -69,10 +70,21 @@ class OriginPool:
         idle = self.idle
         while idle:
             conn = idle.pop()
-            if conn.idle_timer is not None:
-                conn.idle_timer.delete()
+            timer = conn.idle_timer
+            # Has the server closed it since the loop last looked? Checked for requests that
+            # could not be retried, and for connections idle long enough for a server's
+            # keep-alive timeout; a young connection carrying a GET is trusted (it would be
+            # retried at once anyway) to save a system call on the hot path.
+            check = (
+                timer is None
+                or exchange.method not in IDEMPOTENT_METHODS
+                or self.client.loop.time() - (timer.when - (self.client.idle_timeout or 0.0))
+                >= self.client.stale_check_after
+            )
+            if timer is not None:
+                timer.delete()
                 conn.idle_timer = None
-            if conn.is_stale():
+            if check and conn.is_stale():
                 conn.abort()
                 continue
             exchange._attach(conn)
