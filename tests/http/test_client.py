@@ -11,6 +11,7 @@ import thor.loop
 from thor.http import error
 from thor.http.client import HttpClient
 from thor.http.client_url import outgoing_headers, parse_url
+from thor.testing import run_for
 
 from .client_support import (
     fetch,
@@ -220,8 +221,6 @@ def test_request_trailers_sent_chunked(loop: thor.loop.Loop, client: HttpClient)
         ex.request_start("POST", f"http://127.0.0.1:{srv.port}/", [])
         ex.request_body(b"data")
         ex.request_done([("X-Check", "ok")])
-        from thor.testing import run_for
-
         run_for(loop, 5)
         assert r.status == b"200"
     assert seen == [(b"data", b"X-Check: ok")]
@@ -249,6 +248,9 @@ def test_bad_urls(loop: thor.loop.Loop, client: HttpClient, uri: str) -> None:
     ex.request_start("GET", uri, [])
     ex.request_body(b"ignored")
     ex.request_done([])
+    assert errors == []  # never from inside request_start
+    loop.call_soon(loop.stop)
+    run_for(loop, 1)
     assert len(errors) == 1
     assert isinstance(errors[0], error.UrlError)
     assert client.conn_counts == {}

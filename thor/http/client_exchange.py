@@ -142,8 +142,10 @@ class HttpClientExchange(EventEmitter):
             if self.method == b"CONNECT":
                 raise error.UrlError("CONNECT is not supported by the HTTP client")
         except error.HttpError as err:
-            self._phase = Phase.QUEUED  # so that _fail() ends it
-            self._fail(err)
+            # Reported on the next loop iteration, never from inside request_start (whose
+            # caller may not be ready for it); calls until then are ignored.
+            self._phase = Phase.DONE
+            self.loop.call_soon(self.emit, "error", err)
             return
         self.origin = (url.scheme, url.host, url.port)
         self.authority = url.authority
