@@ -26,6 +26,7 @@ import signal
 import socket
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import thor.loop
 from thor.http.server import HttpServer
@@ -307,7 +308,8 @@ class Gateway:
 
 
 def _prefix(text: str) -> bytes:
-    return b"" if text == "/" else text.encode("utf-8")
+    """A mount prefix as the router compares it: percent-decoded UTF-8 bytes."""
+    return b"" if text == "/" else unquote_to_bytes(text.encode("utf-8"))
 
 
 def serve(gateway: Gateway) -> int:

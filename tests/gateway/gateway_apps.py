@@ -29,8 +29,7 @@ def info(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
         time.sleep(float(query[6:]))
     if environ["PATH_INFO"] == "/count":
         return _json(start_response, {"calls": calls["n"] - 1})
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
+    body = environ["wsgi.input"].read()  # wsgi.input_terminated: read to the end
     return _json(
         start_response,
         {

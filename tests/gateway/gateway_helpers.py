@@ -165,8 +165,18 @@ def raw_exchange(
 
 
 def statuses(response: bytes) -> list[int]:
-    """Every status code of the responses in ``response``, in order."""
-    return [int(m) for m in re.findall(rb"(?:^|\r\n)HTTP/1\.[01] (\d{3}) ", response)]
+    """The status codes of the responses in ``response``, in order (Content-Length framed)."""
+    codes = []
+    rest = response
+    while rest.startswith(b"HTTP/1."):
+        head, sep, rest = rest.partition(b"\r\n\r\n")
+        codes.append(int(head[9:12]))
+        if not sep:
+            break
+        length = re.search(rb"\r\ncontent-length: *(\d+)", head, re.IGNORECASE)
+        if int(head[9:12]) >= 200 and length:
+            rest = rest[int(length[1]) :]
+    return codes
 
 
 def poll(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
