@@ -25,10 +25,15 @@ bad_value_re = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # validates a whole field section (without the empty line) in one call; values are stripped
 # of OWS afterwards with bytes.strip, which is linear where a regex would not be.
 fields_re = re.compile(rb"(?:" + TOKEN + rb":" + FIELD_CHAR + rb"*\r\n)*")
+# Extracts (name, value with trailing OWS) from a field section fields_re has validated.
+field_pairs_re = re.compile(rb"(" + TOKEN + rb"):[ \t]*([^\r]*)\r\n")
 
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version. The target is checked
 # for shape separately (origin/absolute/authority/asterisk form, RFC 9112 §3.2).
 request_line_re = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+
+# Fast path for the common case: an origin-form target (no "#") and HTTP/1.0 or 1.1.
+request_line_fast_re = re.compile(rb"(" + TOKEN + rb") (/[\x21\x22\x24-\x7e]*) HTTP/(1\.[01])")
 
 # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
 # reason-phrase = 1*( HTAB / SP / VCHAR / obs-text )

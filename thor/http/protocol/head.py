@@ -130,10 +130,10 @@ class HeadScanner(Generic[T]):
             raise AssertionError("unreachable: fast and slow paths disagree")  # pragma: no cover
         if fend == fstart:
             return parsed, []
-        lines = block[fstart : fend - 2].split(b"\r\n")
-        if len(lines) > self._max_fields:
+        pairs = abnf.field_pairs_re.findall(block, fstart, fend)
+        if len(pairs) > self._max_fields:
             raise error.TooManyFieldsError(f"more than {self._max_fields} fields")
-        return parsed, [(n, v.strip(b" \t")) for n, _, v in [x.partition(b":") for x in lines]]
+        return parsed, [(n, v.rstrip(b" \t")) for n, v in pairs]
 
     def _check_lines(self, buf: Buffer, start: int, stop: int, *, complete: bool) -> None:
         """Validate the complete lines in buf[start+checked:stop]; check limits on the rest."""

@@ -32,6 +32,9 @@ def _target_ok(method: bytes, target: bytes) -> bool:
 
 def parse_request_line(line: bytes) -> RequestLine | None:
     """(method, target, version) of a valid HTTP/1.0 or 1.1 request line, else None."""
+    fast = abnf.request_line_fast_re.fullmatch(line)
+    if fast is not None and fast.group(1) != b"CONNECT":
+        return fast.group(1, 2, 3)  # type: ignore[return-value]
     match = abnf.request_line_re.fullmatch(line)
     if match is None:
         return None
