@@ -70,51 +70,54 @@ class Continue(enum.Enum):
 class HttpClientExchange(EventEmitter):
     """One HTTP request/response; see the module docstring for its events."""
 
+    # Defaults, as class attributes: an instance sets only what changes. An exchange is made
+    # per request, and assigning ~40 attributes in __init__ cost as much as parsing a URL.
+    method = b""
+    uri = b""
+    req_hdrs: RawHeaderListType = []  # as given by the caller (normalised); never mutated
+    req_target = b""
+    authority = b""
+    origin: Origin | None = None
+    res_version = b""
+    conn: ClientConnection | None = None
+    _phase = Phase.NEW
+    # The request, as the caller gives it.
+    _headers: RawHeaderListType = []  # what is sent; never mutated
+    _expect_continue = False
+    _has_body: bool | None = None
+    _body_total = 0
+    _replayable = True
+    _req_done = False
+    _trailers: RawHeaderListType = []  # never mutated
+    # The current attempt.
+    _writer: RequestWriter  # a new one per attempt
+    _head_sent = False
+    _sent = 0  # index in _chunks of the first chunk not written on this attempt
+    _pending = 0  # bytes of _chunks not written on this attempt
+    _end_sent = False
+    _continue = Continue.NONE
+    _got_bytes = False
+    _started = False
+    _keep_alive = False
+    # Retries and timers.
+    _attempts = 0
+    _stale_retried = False
+    _free_retries = 0
+    _retry_timer: thor.loop.ScheduledEvent | None = None
+    _read_timer: thor.loop.ScheduledEvent | None = None
+    _continue_timer: thor.loop.ScheduledEvent | None = None
+    _last_activity = 0.0
+    # Flow control.
+    _paused = False  # what the caller was last told
+    _write_paused = False
+    _res_paused = False
+
     def __init__(self, client: HttpClient) -> None:
         super().__init__()
         self.client = client
         self.loop: thor.loop.Loop = client.loop
-        self.method = b""
-        self.uri = b""
-        self.req_hdrs: RawHeaderListType = []  # as given by the caller (normalised to bytes)
-        self.req_target = b""
-        self.authority = b""
-        self.origin: Origin | None = None
         self.preserve_host: bool = client.preserve_host
-        self.res_version = b""
-        self.conn: ClientConnection | None = None
-        self._phase = Phase.NEW
-        # The request, as the caller gives it.
-        self._headers: RawHeaderListType = []  # what is sent
-        self._expect_continue = False
-        self._has_body: bool | None = None
         self._chunks: list[bytes] = []
-        self._body_total = 0
-        self._replayable = True
-        self._req_done = False
-        self._trailers: RawHeaderListType = []
-        # The current attempt.
-        self._writer = RequestWriter()
-        self._head_sent = False
-        self._sent = 0  # index in _chunks of the first chunk not written on this attempt
-        self._pending = 0  # bytes of _chunks not written on this attempt
-        self._end_sent = False
-        self._continue = Continue.NONE
-        self._got_bytes = False
-        self._started = False
-        self._keep_alive = False
-        # Retries and timers.
-        self._attempts = 0
-        self._stale_retried = False
-        self._free_retries = 0
-        self._retry_timer: thor.loop.ScheduledEvent | None = None
-        self._read_timer: thor.loop.ScheduledEvent | None = None
-        self._continue_timer: thor.loop.ScheduledEvent | None = None
-        self._last_activity = 0.0
-        # Flow control.
-        self._paused = False  # what the caller was last told
-        self._write_paused = False
-        self._res_paused = False
 
     def __repr__(self) -> str:
         return f"<HttpClientExchange {self.method!r} {self.uri!r} {self._phase.value}>"
@@ -290,6 +293,7 @@ class HttpClientExchange(EventEmitter):
         self.conn = conn
         conn.exchange = self
         self._phase = Phase.ATTACHED
+        self._writer = RequestWriter()
         tcp = conn.tcp
         if self._res_paused:
             tcp.pause(True)
@@ -305,9 +309,7 @@ class HttpClientExchange(EventEmitter):
     def _new_attempt(self) -> None:
         if self.conn is not None:
             self.conn.exchange = None
-            self.conn = None
-        self._writer = RequestWriter()
-        self._head_sent = False
+            self._head_sent = False
         self._sent = 0
         self._pending = sum(map(len, self._chunks))
         self._end_sent = False

@@ -12,23 +12,25 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from thor.http import error
 from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
 
 __all__ = ["Url", "outgoing_headers", "parse_url", "to_bytes"]
 
-_URL = re.compile(rb"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)(?:#.*)?", re.DOTALL)
+_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3986 §3.2.2 reg-name = *( unreserved / pct-encoded / sub-delims )
 _REG_NAME = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%]+")
 _PORT = re.compile(rb"[0-9]{1,5}")
 _TARGET = re.compile(rb"[\x21-\x7e]*")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# A proxy talks to few origins with many paths: the origin part of a URI is parsed once.
+_ORIGIN_CACHE_SIZE = 1024
+_origins: dict[tuple[bytes, bytes], tuple[str, str, int]] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Url:
+class Url(NamedTuple):
     scheme: str  # "http" or "https"
     host: str  # lower case, without brackets: what to connect to
     port: int
@@ -52,10 +54,40 @@ def to_bytes(value: bytes | str, encoding: str) -> bytes:
 
 def parse_url(uri: bytes) -> Url:
     """Split an absolute http(s) URI; raises ``UrlError``."""
-    match = _URL.fullmatch(uri)
-    if match is None:
+    scheme_end = uri.find(b"://")
+    if scheme_end <= 0:
         raise error.UrlError(f"not an absolute URI: {uri[:80]!r}")
-    raw_scheme, authority, target = match.group(1, 2, 3)
+    start = scheme_end + 3
+    end = len(uri)
+    for delimiter in (b"/", b"?", b"#"):  # RFC 3986 §3.2: the authority ends at any of them
+        found = uri.find(delimiter, start, end)
+        if found >= 0:
+            end = found
+    raw_scheme = uri[:scheme_end]
+    authority = uri[start:end]
+    key = (raw_scheme, authority)
+    origin = _origins.get(key)
+    if origin is None:
+        origin = _parse_origin(raw_scheme, authority)
+        if len(_origins) >= _ORIGIN_CACHE_SIZE:
+            _origins.clear()
+        _origins[key] = origin
+    target = uri[end:]
+    fragment = target.find(b"#")
+    if fragment >= 0:
+        target = target[:fragment]
+    if not target:
+        target = b"/"
+    elif target[0] == 0x3F:  # "?"
+        target = b"/" + target
+    if _TARGET.fullmatch(target) is None:
+        raise error.UrlError("invalid characters in the URI path or query")
+    return Url(origin[0], origin[1], origin[2], authority, target)
+
+
+def _parse_origin(raw_scheme: bytes, authority: bytes) -> tuple[str, str, int]:
+    if _SCHEME.fullmatch(raw_scheme) is None:
+        raise error.UrlError(f"invalid scheme {raw_scheme[:20]!r}")
     scheme = raw_scheme.lower().decode("ascii")
     if scheme not in _DEFAULT_PORTS:
         raise error.UrlError(f"unsupported scheme {scheme!r}")
@@ -65,16 +97,8 @@ def parse_url(uri: bytes) -> Url:
     if port_part:
         if not _PORT.fullmatch(port_part) or not 0 < int(port_part) < 65536:
             raise error.UrlError(f"invalid port {port_part[:10]!r}")
-        port = int(port_part)
-    else:
-        port = _DEFAULT_PORTS[scheme]
-    if not target:
-        target = b"/"
-    elif target[:1] == b"?":
-        target = b"/" + target
-    if not _TARGET.fullmatch(target):
-        raise error.UrlError("invalid characters in the URI path or query")
-    return Url(scheme, host, port, authority, target)
+        return scheme, host, int(port_part)
+    return scheme, host, _DEFAULT_PORTS[scheme]
 
 
 def _split_authority(authority: bytes) -> tuple[str, bytes]:
