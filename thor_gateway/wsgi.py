@@ -227,9 +227,12 @@ def abort_exchange(exchange: ServerExchange) -> None:
     """Cut the connection of a response that cannot be completed (loop thread).
 
     The client sees the connection end before the framing said the response was
-    complete, so a truncated response is never taken for a whole one.
+    complete, so a truncated response is never taken for a whole one.  What was
+    already produced is flushed first: the client sees how far the response got.
     """
-    exchange.http_conn.abort(None)
+    conn = exchange.http_conn
+    conn.flush()
+    conn.abort(None)
 
 
 def answer_failure(exchange: ServerExchange) -> None:

@@ -24,6 +24,7 @@ reads a truncated upload cannot answer 200 for it (servers.md Appendix B22/B23).
 from __future__ import annotations
 
 import enum
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -132,11 +133,11 @@ class BodyStream:
 
     # ----------------------------------------------------------- worker thread
 
-    def _wait(self, enough: Callable[[], bool]) -> None:
-        """Block until ``enough()`` or the body ended (lock held)."""
+    def _wait_for_data(self) -> None:
+        """Block until something is buffered or the body ended (lock held); raise if it broke."""
         cond = self._cond
         waited = 0.0
-        while not enough() and self._state is _State.OPEN:
+        while not self._buffer and self._state is _State.OPEN:
             self._ask_for_more()
             if waited >= self._wait_limit:
                 self._state = _State.FAILED
@@ -145,7 +146,7 @@ class BodyStream:
             step = min(1.0, self._wait_limit - waited)
             if not cond.wait(step):
                 waited += step
-        if self._state is _State.FAILED and not enough():
+        if not self._buffer and self._state is _State.FAILED:
             raise RequestBodyError(f"request body incomplete: {self._error}", self._error)
 
     def _ask_for_more(self) -> None:
@@ -154,50 +155,47 @@ class BodyStream:
             self._resume_posted = True
             self._run_in_loop(self._resume)
 
-    def _take(self, size: int) -> bytes:
+    def _collect(self, size: int, line: bool) -> bytes:
+        """Up to ``size`` bytes, stopping after a ``\\n`` if ``line``; blocks as a file does.
+
+        What is buffered is taken as it comes, so that the buffer drains (and the
+        body resumes) however much the app asked for.
+        """
+        parts: list[bytes] = []
+        got = 0
         buffer = self._buffer
-        if size >= len(buffer):
-            data = bytes(buffer)
-            buffer.clear()
-        else:
-            data = bytes(buffer[:size])
-            del buffer[:size]
-        self._ask_for_more()
-        return data
+        with self._cond:
+            while got < size:
+                if not buffer:
+                    if self._state is _State.COMPLETE:
+                        break
+                    self._wait_for_data()
+                    continue
+                end = min(len(buffer), size - got)
+                if line:
+                    newline = buffer.find(b"\n", 0, end)
+                    if newline >= 0:
+                        end = newline + 1
+                part = bytes(buffer[:end])
+                del buffer[:end]
+                parts.append(part)
+                got += end
+                self._ask_for_more()
+                if line and part.endswith(b"\n"):
+                    break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def read(self, size: int | None = -1) -> bytes:
-        """Up to ``size`` bytes (all that is left if ``size`` is None or negative).
-
-        Blocks until ``size`` bytes are buffered or the body ended, as a file does.
-        """
-        with self._cond:
-            if size is None or size < 0:
-                self._wait(lambda: False)
-                return self._take(len(self._buffer))
-            if size == 0:
-                return b""
-            self._wait(lambda: len(self._buffer) >= size)
-            return self._take(size)
+        """``size`` bytes, or fewer at the end (all that is left if ``size`` is None or < 0)."""
+        if size is None or size < 0:
+            return self._collect(sys.maxsize, line=False)
+        return self._collect(size, line=False) if size else b""
 
     def readline(self, size: int | None = -1) -> bytes:
         """One line, with its ``\\n``; at most ``size`` bytes if that is given and >= 0."""
-        limit = -1 if size is None else size
-        if limit == 0:
-            return b""
-        buffer = self._buffer
-
-        def line_end() -> int:
-            end = buffer.find(b"\n")
-            if end >= 0:
-                end += 1
-            if limit > 0 and (end < 0 or end > limit) and len(buffer) >= limit:
-                end = limit
-            return end
-
-        with self._cond:
-            self._wait(lambda: line_end() >= 0)
-            end = line_end()
-            return self._take(end if end >= 0 else len(buffer))
+        if size is None or size < 0:
+            return self._collect(sys.maxsize, line=True)
+        return self._collect(size, line=True) if size else b""
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         """Lines until the end, or until their total size reaches ``hint``."""

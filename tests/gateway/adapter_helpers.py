@@ -1,0 +1,83 @@
+"""Helpers for the WSGI/ASGI adapter tests: raw sockets with deadlines, waiting."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+
+def connect(port: int, timeout: float = 5.0) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.settimeout(timeout)
+    return sock
+
+
+def read_until_close(sock: socket.socket, deadline: float = 10.0) -> bytes:
+    """Everything the server sends until it closes (or resets) the connection."""
+    end = time.monotonic() + deadline
+    data = bytearray()
+    while time.monotonic() < end:
+        try:
+            chunk = sock.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    else:
+        raise AssertionError(f"the server did not close within {deadline}s; got {data[:200]!r}")
+    return bytes(data)
+
+
+def read_head(sock: socket.socket, deadline: float = 10.0) -> tuple[bytes, bytes]:
+    """One response head (through the blank line) and what came after it."""
+    end = time.monotonic() + deadline
+    data = b""
+    while b"\r\n\r\n" not in data:
+        if time.monotonic() > end:
+            raise AssertionError(f"no complete head within {deadline}s: {data!r}")
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed before a complete head: {data!r}")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head + b"\r\n\r\n", rest
+
+
+def exchange_raw(port: int, request: bytes, *, half_close: bool = False) -> bytes:
+    """Send ``request`` (and half-close if asked); return all the server sends."""
+    with connect(port) as sock:
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        return read_until_close(sock)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        time.sleep(0.005)
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else 0
+
+
+def body_of(response: bytes) -> bytes:
+    """The body of one raw response (de-chunked when it is chunked)."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    if b"\r\ntransfer-encoding: chunked" not in head.lower():
+        return body
+    out = b""
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out += body[:size]
+        body = body[size + 2 :]
+    return out

@@ -1,0 +1,672 @@
+"""WSGI adapter over a real HttpServer on loopback: environ, bodies, responses, errors.
+
+Every app runs under ``wsgiref.validate.validator`` (the ``wsgi_server`` fixture), and
+warnings are errors: a PEP 3333 violation on either side fails the test.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import threading
+from typing import Any
+
+import pytest
+import requests
+
+from tests.gateway.adapter_helpers import (
+    body_of,
+    connect,
+    exchange_raw,
+    read_head,
+    read_until_close,
+    status_of,
+    wait_for,
+)
+
+TEXT = [("Content-Type", "text/plain")]
+
+
+def environ_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    shown = {k: v for k, v in environ.items() if type(v) is str}
+    shown["wsgi.version"] = list(environ["wsgi.version"])
+    for key in ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once"):
+        shown[key] = environ[key]
+    shown["input_terminated"] = environ.get("wsgi.input_terminated")
+    shown["has_file_wrapper"] = callable(environ.get("wsgi.file_wrapper"))
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(shown).encode()]
+
+
+def test_environ_required_keys_and_values(wsgi_server: Any) -> None:
+    live = wsgi_server(environ_app, b"/api")
+    response = requests.get(
+        live.url + "/api/a%20b/%C3%A9?x=1&y=%20",
+        headers={"X-Multi": "1", "Cookie": "a=1"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    env = response.json()
+    assert env["REQUEST_METHOD"] == "GET"
+    assert env["SCRIPT_NAME"] == "/api"
+    # Percent-decoded, then latin-1 (PEP 3333): é is two code points here.
+    assert env["PATH_INFO"] == "/a b/\xc3\xa9"
+    assert env["QUERY_STRING"] == "x=1&y=%20"
+    assert env["SERVER_NAME"] == "127.0.0.1"
+    assert env["SERVER_PORT"] == str(live.port)
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+    assert env["REMOTE_PORT"].isdigit()
+    assert env["HTTP_HOST"] == f"127.0.0.1:{live.port}"
+    assert env["HTTP_X_MULTI"] == "1"
+    assert env["wsgi.url_scheme"] == "http"
+    assert env["wsgi.version"] == [1, 0]
+    assert env["wsgi.multithread"] is True
+    assert env["wsgi.multiprocess"] is False
+    assert env["wsgi.run_once"] is False
+    assert env["input_terminated"] is True
+    assert env["has_file_wrapper"] is True
+    assert "CONTENT_LENGTH" not in env
+    assert "CONTENT_TYPE" not in env
+
+
+def test_environ_at_the_mount_point_itself(wsgi_server: Any) -> None:
+    live = wsgi_server(environ_app, b"/api")
+    env = requests.get(live.url + "/api", timeout=5).json()
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/api", "")
+    env = requests.get(live.url + "/api/", timeout=5).json()
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/api", "/")
+
+
+def test_environ_repeated_headers_content_headers(wsgi_server: Any) -> None:
+    live = wsgi_server(environ_app)
+    raw = exchange_raw(
+        live.port,
+        b"POST /p HTTP/1.1\r\nHost: a\r\nAccept: a\r\nAccept: b\r\nCookie: c=1\r\n"
+        b"Cookie: d=2\r\nContent-Type: text/x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    assert status_of(raw) == 200
+    env = json.loads(body_of(raw))
+    assert env["HTTP_ACCEPT"] == "a, b"
+    assert env["HTTP_COOKIE"] == "c=1; d=2"
+    assert env["CONTENT_TYPE"] == "text/x"
+    assert env["CONTENT_LENGTH"] == "0"
+    assert "HTTP_CONTENT_TYPE" not in env
+    assert env["SCRIPT_NAME"] == ""
+    assert env["PATH_INFO"] == "/p"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [b"X_Forwarded_For: 1.2.3.4"],
+        [b"X_Forwarded_For: 1.2.3.4", b"X-Forwarded-For: 5.6.7.8"],
+        [b"X-Forwarded-For: 5.6.7.8", b"X_Forwarded_For: 1.2.3.4"],
+    ],
+)
+def test_underscore_headers_are_dropped(wsgi_server: Any, fields: list[bytes]) -> None:
+    """Appendix B55: an underscore name never reaches HTTP_X_FORWARDED_FOR."""
+    live = wsgi_server(environ_app)
+    raw = exchange_raw(
+        live.port,
+        b"GET / HTTP/1.1\r\nHost: a\r\n" + b"\r\n".join(fields) + b"\r\nConnection: close\r\n\r\n",
+    )
+    env = json.loads(body_of(raw))
+    if len(fields) == 1:
+        assert "HTTP_X_FORWARDED_FOR" not in env
+    else:
+        assert env["HTTP_X_FORWARDED_FOR"] == "5.6.7.8"
+    assert not any("1.2.3.4" in str(v) for v in env.values())
+
+
+def echo_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    body = environ["wsgi.input"].read(1 << 30)
+    start_response("200 OK", TEXT)
+    return [b"%d:" % len(body), body]
+
+
+def test_content_length_body_and_fast_path_length(wsgi_server: Any) -> None:
+    live = wsgi_server(echo_app, validate=False)
+    response = requests.post(live.url + "/", data=b"x" * 100_000, timeout=5)
+    assert response.status_code == 200
+    assert response.content == b"100000:" + b"x" * 100_000
+    # A list response gets a Content-Length, so the server does not chunk it.
+    assert response.headers["Content-Length"] == str(len(response.content))
+    assert "Transfer-Encoding" not in response.headers
+
+
+def test_generator_response_is_chunked(wsgi_server: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", TEXT)
+        yield b"a"
+        yield b""
+        yield b"b"
+
+    live = wsgi_server(app)
+    response = requests.get(live.url + "/", timeout=5)
+    assert response.content == b"ab"
+    assert response.headers["Transfer-Encoding"] == "chunked"
+
+
+def test_chunked_request_body_is_streamed_to_the_app(wsgi_server: Any) -> None:
+    """The app sees the first chunk before the client has sent the rest."""
+    first_seen = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        assert "CONTENT_LENGTH" not in environ
+        first = stream.readline()
+        first_seen.set()
+        rest = stream.read(1 << 20)
+        start_response("200 OK", TEXT)
+        return [first, b"|", rest]
+
+    live = wsgi_server(app)
+    with connect(live.port) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n6\r\nhello\n\r\n"
+        )
+        assert first_seen.wait(5), "the app did not get the first chunk while the body was open"
+        sock.sendall(b"5\r\nworld\r\n0\r\n\r\n")
+        raw = read_until_close(sock)
+    assert status_of(raw) == 200
+    assert body_of(raw) == b"hello\n|world"
+
+
+def test_input_readline_readlines_iteration(wsgi_server: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        first = stream.readline(3)
+        second = stream.readline()
+        lines = stream.readlines()
+        start_response("200 OK", TEXT)
+        return [json.dumps([first.decode(), second.decode(), [x.decode() for x in lines]]).encode()]
+
+    live = wsgi_server(app)
+    response = requests.post(live.url + "/", data=b"abcdef\nline2\nline3\nlast", timeout=5)
+    assert response.json() == ["abc", "def\n", ["line2\n", "line3\n", "last"]]
+
+
+def test_iterating_the_input(wsgi_server: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        lines = list(environ["wsgi.input"])
+        start_response("200 OK", TEXT)
+        return [b"%d" % len(lines)]
+
+    live = wsgi_server(app, validate=False)  # the validator's input wrapper has no __iter__ check
+    assert requests.post(live.url + "/", data=b"a\nb\nc", timeout=5).text == "3"
+
+
+def test_expect_100_continue_is_sent_only_when_the_app_reads(wsgi_server: Any) -> None:
+    may_read = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        assert may_read.wait(5)
+        body = environ["wsgi.input"].read(5)
+        start_response("200 OK", TEXT)
+        return [body]
+
+    live = wsgi_server(app)
+    with connect(live.port) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(100)  # nothing yet: the app has not read
+        sock.settimeout(5)
+        may_read.set()
+        head, _ = read_head(sock)
+        assert head == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        raw = read_until_close(sock)
+    assert status_of(raw) == 200
+    assert body_of(raw) == b"hello"
+
+
+def test_expect_100_continue_with_http_client(wsgi_server: Any) -> None:
+    live = wsgi_server(echo_app, validate=False)
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=5)
+    conn.putrequest("PUT", "/up")
+    conn.putheader("Content-Length", "3")
+    conn.putheader("Expect", "100-continue")
+    conn.endheaders()
+    # http.client does not wait for 100 Continue; read it from the socket by hand.
+    assert conn.sock is not None
+    head, rest = read_head(conn.sock)
+    assert head.startswith(b"HTTP/1.1 100 Continue")
+    assert rest == b""
+    conn.send(b"abc")
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, b"3:abc")
+    conn.close()
+
+
+def test_expect_100_continue_with_curl(wsgi_server: Any, tmp_path: Any) -> None:
+    import subprocess
+
+    live = wsgi_server(echo_app, validate=False)
+    payload = tmp_path / "big"
+    payload.write_bytes(b"z" * 2_000_000)
+    result = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-v",
+            "--max-time",
+            "20",
+            "--data-binary",
+            f"@{payload}",
+            "-H",
+            "Content-Type: application/octet-stream",
+            live.url + "/",
+        ],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    assert b"Expect: 100-continue" in result.stderr
+    assert b"HTTP/1.1 100 Continue" in result.stderr
+    assert result.stdout == b"2000000:" + b"z" * 2_000_000
+
+
+class Recorder:
+    """Records what an app saw, for assertions from the test thread."""
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+        self.closed = threading.Event()
+        self.events: list[str] = []
+
+
+def reading_app(recorder: Recorder) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            body = environ["wsgi.input"].read(10)
+        except OSError as exc:
+            recorder.errors.append(exc)
+            raise
+        start_response("200 OK", TEXT)
+        return [body]
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        # Appendix B23: 3 of 10 declared bytes, then half-close.
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        # Appendix B22: chunked body never terminated, then half-close.
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nZ\r\n0\r\n",
+    ],
+    ids=["B23-content-length", "B22-chunked"],
+)
+def test_truncated_body_makes_read_raise_and_never_200(
+    wsgi_server: Any, request_bytes: bytes
+) -> None:
+    recorder = Recorder()
+    live = wsgi_server(reading_app(recorder))
+    raw = exchange_raw(live.port, request_bytes, half_close=True)
+    wait_for(lambda: recorder.errors, what="the app's read() to fail")
+    assert isinstance(recorder.errors[0], OSError)
+    assert status_of(raw) != 200
+    assert b"200 OK" not in raw
+
+
+def test_body_timeout_surfaces_as_read_error(wsgi_server: Any) -> None:
+    recorder = Recorder()
+    live = wsgi_server(reading_app(recorder), body_timeout=0.3)
+    with connect(live.port) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        raw = read_until_close(sock)
+    wait_for(lambda: recorder.errors, what="the app's read() to fail")
+    assert status_of(raw) == 408
+
+
+def test_start_response_exc_info_before_headers(wsgi_server: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", TEXT)
+        try:
+            raise ValueError("late problem")
+        except ValueError:
+            import sys
+
+            start_response("502 Bad Gateway", TEXT, sys.exc_info())
+        return [b"replaced"]
+
+    live = wsgi_server(app)
+    response = requests.get(live.url + "/", timeout=5)
+    assert (response.status_code, response.text) == (502, "replaced")
+
+
+def test_start_response_exc_info_after_headers_reraises_and_aborts(
+    wsgi_server: Any, caplog: Any
+) -> None:
+    reraised: list[BaseException] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        write = start_response("200 OK", TEXT)
+        write(b"partial")
+        try:
+            raise KeyError("after headers")
+        except KeyError:
+            import sys
+
+            try:
+                start_response("500 Oops", TEXT, sys.exc_info())
+            except KeyError as exc:
+                reraised.append(exc)
+                raise
+        return []
+
+    live = wsgi_server(app, validate=False)  # the validator rejects exc_info after write()
+    with caplog.at_level(logging.ERROR, "thor_gateway.wsgi"):
+        raw = exchange_raw(live.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert reraised
+    assert isinstance(reraised[0], KeyError)
+    # The connection is aborted: the client gets the head and "partial" or, when the
+    # abort overtakes the corked output, nothing; never a complete response.
+    assert raw == b"" or status_of(raw) == 200
+    assert not raw.endswith(b"0\r\n\r\n"), "an aborted response must not look complete"
+    assert "error in WSGI app" in caplog.text
+
+
+def test_start_response_twice_without_exc_info_is_an_error(wsgi_server: Any) -> None:
+    errors: list[BaseException] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", TEXT)
+        try:
+            start_response("201 Created", TEXT)
+        except Exception as exc:
+            errors.append(exc)
+        return [b"ok"]
+
+    live = wsgi_server(app, validate=False)  # the validator would assert first
+    assert requests.get(live.url + "/", timeout=5).text == "ok"
+    assert errors
+
+
+def test_write_callable(wsgi_server: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", TEXT)
+        write(b"one,")
+        write(b"two,")
+        return [b"three"]
+
+    live = wsgi_server(app)
+    assert requests.get(live.url + "/", timeout=5).text == "one,two,three"
+
+
+class ClosingBody:
+    def __init__(self, chunks: Any, closed: threading.Event) -> None:
+        self._chunks = iter(chunks)
+        self._closed = closed
+
+    def __iter__(self) -> ClosingBody:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def test_close_is_called_after_a_normal_response(wsgi_server: Any) -> None:
+    closed = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> ClosingBody:
+        start_response("200 OK", TEXT)
+        return ClosingBody([b"a", b"b"], closed)
+
+    live = wsgi_server(app)
+    assert requests.get(live.url + "/", timeout=5).text == "ab"
+    assert closed.wait(5)
+
+
+def test_close_is_called_when_iteration_fails(wsgi_server: Any, caplog: Any) -> None:
+    closed = threading.Event()
+
+    def boom() -> Any:
+        yield b"start"
+        raise RuntimeError("mid-stream")
+
+    def app(environ: dict[str, Any], start_response: Any) -> ClosingBody:
+        start_response("200 OK", TEXT)
+        return ClosingBody(boom(), closed)
+
+    live = wsgi_server(app)
+    with caplog.at_level(logging.ERROR, "thor_gateway.wsgi"):
+        raw = exchange_raw(live.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert closed.wait(5)
+    assert b"start" in raw
+    assert not raw.endswith(b"0\r\n\r\n")
+    assert "mid-stream" in caplog.text
+
+
+def test_close_is_called_when_the_client_disconnects(wsgi_server: Any) -> None:
+    closed = threading.Event()
+    produced = [0]
+
+    def endless() -> Any:
+        while True:
+            produced[0] += 1
+            yield b"x" * 65536
+
+    def app(environ: dict[str, Any], start_response: Any) -> ClosingBody:
+        start_response("200 OK", TEXT)
+        return ClosingBody(endless(), closed)
+
+    live = wsgi_server(app)
+    with connect(live.port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        read_head(sock)
+        wait_for(lambda: produced[0] > 3, what="the app to produce")
+    assert closed.wait(10), "close() not called after the client left"
+
+
+def test_app_exception_before_start_is_500_with_traceback(wsgi_server: Any, caplog: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise ZeroDivisionError("app bug")
+
+    live = wsgi_server(app)
+    with caplog.at_level(logging.ERROR, "thor_gateway.wsgi"):
+        response = requests.get(live.url + "/x", timeout=5)
+    assert response.status_code == 500
+    assert "app bug" not in response.text
+    wait_for(lambda: "ZeroDivisionError" in caplog.text, what="the traceback in the log")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Content-Type", "text/plain"), ("Foo", "x\r\nBar: y")],
+        [("Content-Type", "text/plain"), ("Foo", "x\nBar: y")],
+        [("Content-Type", "text/plain"), ("Foo", "nul\x00")],
+        [("Content-Type", "text/plain"), ("Bad Name", "v")],
+        [("Content-Type", "text/plain"), ("Bad:Name", "v")],
+        [("Content-Type", "text/plain"), ("Connection", "close")],
+        [("Content-Type", "text/plain"), ("Transfer-Encoding", "chunked")],
+        [("Content-Type", "text/plain"), ("Content-Length", "abc")],
+        [("Content-Type", "text/plain"), ("Snow", "\u2603")],
+    ],
+)
+def test_invalid_app_headers_are_500_and_nothing_injected(
+    wsgi_server: Any, caplog: Any, headers: list[tuple[str, str]]
+) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", headers)
+        return [b"body"]
+
+    live = wsgi_server(app, validate=False)  # the validator itself rejects some of these
+    with caplog.at_level(logging.ERROR, "thor_gateway.wsgi"):
+        raw = exchange_raw(live.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(raw) == 500
+    assert b"Bar" not in raw
+    assert b"Foo" not in raw
+    assert b"body" not in raw
+    wait_for(lambda: "error in WSGI app" in caplog.text, what="the log line")
+
+
+def test_invalid_app_header_swallowed_by_the_app_is_still_500(wsgi_server: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            start_response("200 OK", [("Foo", "a\r\nb")])
+        except Exception:
+            pass
+        return [b"body"]
+
+    live = wsgi_server(app, validate=False)
+    assert requests.get(live.url + "/", timeout=5).status_code == 500
+
+
+@pytest.mark.parametrize(
+    "status", ["200", "200OK", "99 Low", "600 High", "200 OK\r\nX: y", b"200 OK"]
+)
+def test_invalid_status_is_500(wsgi_server: Any, status: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(status, TEXT)
+        return [b"body"]
+
+    live = wsgi_server(app, validate=False)
+    raw = exchange_raw(live.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(raw) == 500
+    assert b"X: y" not in raw
+
+
+def test_head_has_no_body(wsgi_server: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        yield b"hello"
+
+    live = wsgi_server(app)
+    raw = exchange_raw(live.port, b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(raw) == 200
+    assert b"Content-Length: 5\r\n" in raw
+    assert raw.endswith(b"\r\n\r\n")
+
+
+def test_head_with_list_body_gets_its_length(wsgi_server: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", TEXT)
+        return [b"hello"]
+
+    live = wsgi_server(app, validate=False)
+    raw = exchange_raw(live.port, b"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert b"Content-Length: 5\r\n" in raw
+    assert raw.endswith(b"\r\n\r\n")
+
+
+def test_file_wrapper(wsgi_server: Any, tmp_path: Any) -> None:
+    data = bytes(range(256)) * 4096  # 1 MiB
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    opened: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the wrapper
+        opened.append(handle)
+        return environ["wsgi.file_wrapper"](handle, 100_000)
+
+    live = wsgi_server(app)
+    response = requests.get(live.url + "/", timeout=10)
+    assert response.content == data
+    wait_for(lambda: opened and opened[0].closed, what="the file to be closed")
+
+
+def test_wsgi_errors_go_to_the_app_logger(wsgi_server: Any, caplog: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        errors = environ["wsgi.errors"]
+        errors.write("first line\nsecond ")
+        errors.write("part\n")
+        errors.writelines(["tail"])
+        errors.flush()
+        start_response("200 OK", TEXT)
+        return [b"ok"]
+
+    live = wsgi_server(app)
+    with caplog.at_level(logging.ERROR, "thor_gateway.app"):
+        assert requests.get(live.url + "/", timeout=5).text == "ok"
+    messages = [r.getMessage() for r in caplog.records if r.name == "thor_gateway.app"]
+    assert messages == ["first line", "second part", "tail"]
+
+
+def test_keep_alive_many_requests(wsgi_server: Any) -> None:
+    live = wsgi_server(environ_app)
+    with requests.Session() as session:
+        ports = {
+            session.get(live.url + f"/{i}", timeout=5).json()["REMOTE_PORT"] for i in range(20)
+        }
+    assert len(ports) == 1
+
+
+def test_pool_saturation_answers_503(wsgi_server: Any, caplog: Any) -> None:
+    release = threading.Event()
+    running = threading.Semaphore(0)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        running.release()
+        assert release.wait(10)
+        start_response("200 OK", TEXT)
+        return [b"ok"]
+
+    live = wsgi_server(app, threads=1, max_queue=1)
+    socks = [connect(live.port) for _ in range(2)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert running.acquire(timeout=5)
+        wait_for(lambda: live.wsgi.pool.admitted == 2, what="one running, one queued")
+        with caplog.at_level(logging.WARNING, "thor_gateway.wsgi"):
+            refused = requests.get(live.url + "/third", timeout=5)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert "saturated" in caplog.text
+        release.set()
+        for sock in socks:
+            assert status_of(read_until_close(sock)) == 200
+    finally:
+        release.set()
+        for sock in socks:
+            sock.close()
+
+
+def test_slow_client_keeps_the_generator_blocked(wsgi_server: Any) -> None:
+    """64 MiB generated for a client that stops reading: production stalls, memory bounded."""
+    produced = [0]
+    chunk = b"y" * 65536
+    total = 64 * 1024 * 1024
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(total))])
+        for _ in range(total // len(chunk)):
+            produced[0] += len(chunk)
+            yield chunk
+
+    live = wsgi_server(app)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", live.port))
+    with sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        wait_for(lambda: produced[0] > 1024 * 1024, what="the app to start producing")
+        # Not reading: the generator must stop well before the end.
+        last = -1
+        for _ in range(100):
+            if produced[0] == last:
+                break
+            last = produced[0]
+            threading.Event().wait(0.1)
+        assert produced[0] == last, "the generator kept producing for a client that does not read"
+        assert produced[0] < 16 * 1024 * 1024
+        received = len(read_until_close(sock, deadline=60))
+    assert received > total
+    assert produced[0] == total
