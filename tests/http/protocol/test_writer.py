@@ -70,6 +70,17 @@ def test_response_framing(
     assert writer.keep_alive is ka_after
 
 
+def test_connect_success_is_a_tunnel() -> None:
+    writer = ResponseWriter(b"CONNECT", b"1.1", True)
+    assert writer.start(200, b"OK", CL) == b"HTTP/1.1 200 OK\r\n\r\n"
+    assert writer.framing is Framing.TUNNEL
+    assert not writer.keep_alive
+    assert writer.body(b"\x16\x03") == b"\x16\x03"
+    refused = ResponseWriter(b"CONNECT", b"1.1", True)
+    refused.start(403, b"Forbidden", [])
+    assert refused.framing is Framing.CHUNKED
+
+
 def test_bodiless_responses_discard_body_b47() -> None:
     writer = ResponseWriter(b"HEAD", b"1.1", True)
     writer.start(200, b"OK", CL)

@@ -172,7 +172,9 @@ class ResponseWriter(_BodyWriter):
         """Choose the framing (RFC 9112 §6.3) and return the fields that announce it."""
         out = b""
         length = _content_length(lengths) if lengths else None
-        if status == 101:
+        if status == 101 or (self._method == b"CONNECT" and 200 <= status < 300):
+            # RFC 9110 §15.2.2 / §9.3.6: after the head the connection is a tunnel; a 2xx to
+            # CONNECT carries no Content-Length or Transfer-Encoding.
             self._set_framing(Framing.TUNNEL, 0)
             self.keep_alive = False
             return out
