@@ -352,6 +352,7 @@ class Aggregator:
                 deadline=self.deadline,
                 client=client,
             )
+
         def on_done(completed: bool) -> None:
             if not completed:  # the client left: the calls have no one to answer
                 gone.append(True)

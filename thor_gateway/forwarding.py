@@ -30,6 +30,7 @@ __all__ = [
     "forwarded_element",
     "hop_by_hop_names",
     "max_forwards",
+    "relay_response_headers",
     "request_headers",
     "response_headers",
     "strip_hop_by_hop",
@@ -166,6 +167,23 @@ def request_headers(
         if host:
             out.append((b"X-Forwarded-Host", host))
     return out
+
+
+def relay_response_headers(
+    headers: Headers, version: bytes, pseudonym: bytes = b"thor"
+) -> tuple[Headers, bool]:
+    """(``headers`` with Via appended, whether a transfer coding other than chunked is used).
+
+    For the proxy's hot path: hop-by-hop fields are left for the server's response writer,
+    which drops them (and those Connection names) as it frames the response for its own hop.
+    A coding other than chunked (RFC 9112 §6.1) cannot be undone here, so it is reported.
+    """
+    foreign = False
+    for name, value in headers:
+        if len(name) == 17 and name.lower() == b"transfer-encoding":
+            codings = [c.strip(b" \t").lower() for c in value.split(b",")]
+            foreign = foreign or any(c and c != b"chunked" for c in codings)
+    return [*headers, (b"Via", version + b" " + pseudonym)], foreign
 
 
 def response_headers(headers: Headers, *, version: bytes, pseudonym: bytes = b"thor") -> Headers:
