@@ -164,6 +164,11 @@ class Master:
             return
         log.info("%s: stopping the workers", signal.Signals(signum).name)
         self.phase = Phase.STOPPING
+        # Close the master's copies first: the sockets must stop listening once
+        # the last worker has drained its queue and closed its own copy.  A copy
+        # left open here would keep queueing connections that nobody accepts,
+        # to be reset when the master exits (gunicorn's lost backlog).
+        self.listeners.close()
         self.stop_deadline = time.monotonic() + self.settings.graceful_timeout + KILL_GRACE
         for pid in self.workers:
             with contextlib.suppress(ProcessLookupError):

@@ -186,3 +186,95 @@ def poll(predicate: Callable[[], object], timeout: float = 10.0, what: str = "")
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+class Load:
+    """A bounded load: ``threads`` clients doing keep-alive GETs until stopped or ``seconds``.
+
+    Failures are requests that were sent and got no complete, correct answer.  One case
+    is retried instead, as HTTP clients do (RFC 9112 §9.3.1): a request on a *reused*
+    keep-alive connection that the server closed as idle before reading it (no response
+    byte came back); the retry goes on a new connection.  ``refused`` counts new
+    connections refused, which is right only after the server was told to stop.
+    """
+
+    def __init__(self, port: int, path: str, *, threads: int = 8, seconds: float = 10.0) -> None:
+        self.port = port
+        self.path = path
+        self.deadline = time.monotonic() + seconds
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.closed_by_server = 0
+        self.retried = 0
+        self.refused = 0
+        self.failures: list[str] = []
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout)
+
+    def wait_ok(self, count: int, timeout: float = 10.0) -> None:
+        poll(lambda: self.ok >= count, timeout, f"{count} answered requests")
+
+    def _count(self, name: str, detail: str = "") -> None:
+        with self.lock:
+            if name == "failure":
+                self.failures.append(detail)
+            else:
+                setattr(self, name, getattr(self, name) + 1)
+
+    def _run(self) -> None:
+        import http.client
+
+        conn: http.client.HTTPConnection | None = None
+        reused = False
+        while not self.stopping.is_set() and time.monotonic() < self.deadline:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+                try:
+                    conn.connect()
+                except ConnectionRefusedError:
+                    self._count("refused")
+                    conn = None
+                    time.sleep(0.05)
+                    continue
+                reused = False
+            try:
+                conn.request("GET", self.path)
+                response = conn.getresponse()
+                body = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                conn.close()
+                conn = None
+                if reused:
+                    self._count("retried")
+                else:
+                    self._count("failure", f"{type(e).__name__}: {e}")
+                continue
+            except (OSError, http.client.HTTPException) as error:
+                conn.close()
+                conn = None
+                self._count("failure", f"{type(error).__name__}: {error}")
+                continue
+            if response.status != 200 or not body:
+                self._count("failure", f"status {response.status} {body[:80]!r}")
+            else:
+                self._count("ok")
+            reused = True
+            if response.getheader("Connection", "").lower() == "close":
+                self._count("closed_by_server")
+                conn.close()
+                conn = None
+        if conn is not None:
+            conn.close()
