@@ -69,6 +69,11 @@ class Call:
     timeout: float | None = None  # seconds for this call alone
     max_body: int = 8 << 20
 
+    def __post_init__(self) -> None:
+        # Bytes once, here, rather than at every request_start of a reused Call.
+        if isinstance(self.url, str):
+            self.url = self.url.encode("ascii")
+
 
 @dataclass(slots=True)
 class Result:
@@ -129,10 +134,7 @@ class _Pending:
         self.started = fan.loop.time()
         ex = fan.client.exchange()
         self.exchange = ex
-        ex.on("response_start", self._start)
-        ex.on("response_body", self._body)
-        ex.on("response_done", self._done)
-        ex.on("error", self._error)
+        ex.sink(self)  # its events call the methods named after them: one call, not four
 
     def send(self) -> None:
         call = self.call
@@ -144,24 +146,24 @@ class _Pending:
             ex.request_body(call.body)
         ex.request_done([])
 
-    def _start(self, status: bytes, phrase: bytes, headers: Headers) -> None:
+    def response_start(self, status: bytes, phrase: bytes, headers: Headers) -> None:
         self.result.status = int(status)
         self.result.headers = headers
 
-    def _body(self, chunk: bytes) -> None:
+    def response_body(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.call.max_body:
             self.exchange.cancel()
-            self._error(BodyTooLargeError(f"more than {self.call.max_body} bytes"))
+            self.error(BodyTooLargeError(f"more than {self.call.max_body} bytes"))
             return
         self.chunks.append(chunk)
 
-    def _done(self, trailers: Headers) -> None:
+    def response_done(self, trailers: Headers) -> None:
         chunks = self.chunks
         self.result.body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._end()
 
-    def _error(self, err: Exception) -> None:
+    def error(self, err: Exception) -> None:
         self.result.status = 0
         self.result.error = err
         self._end()
@@ -169,11 +171,11 @@ class _Pending:
     def _timeout(self) -> None:
         self.timer = None
         self.exchange.cancel()
-        self._error(DeadlineError(f"no complete answer within {self.call.timeout}s"))
+        self.error(DeadlineError(f"no complete answer within {self.call.timeout}s"))
 
     def cancel(self, err: Exception) -> None:
         self.exchange.cancel()
-        self._error(err)
+        self.error(err)
 
     def _end(self) -> None:
         if self.timer is not None:
