@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import threading
 import time
@@ -376,3 +377,23 @@ def test_gzip_through_the_proxy(mount_proxy: MountProxy) -> None:
 def test_unknown_settings_are_refused() -> None:
     with pytest.raises(TypeError, match="colour"):
         ProxyHandler(["http://127.0.0.1:1"], colour="red")
+
+
+def test_expect_100_continue_through_the_proxy(mount_proxy: MountProxy) -> None:
+    with echo_server() as up:
+        live, _ = mount_proxy([up.url])
+        with socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
+            sock.sendall(
+                b"POST /api/e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+            )
+            interim = sock.recv(65536)
+            assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+            sock.sendall(b"hello")
+            answer = interim + read_all(sock)
+        head, _, body = answer[len(b"HTTP/1.1 100 Continue\r\n\r\n") :].partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK")
+        doc = json.loads(body)
+        assert doc["body"] == 5
+        assert doc["body_text"] == "hello"
+        assert b"HTTP/1.1 100" not in body  # the upstream's own 100 is not relayed twice

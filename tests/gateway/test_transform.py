@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from typing import Any
 
 import pytest
 
@@ -176,3 +177,36 @@ def test_whole_body_passes_large_or_other_bodies_through() -> None:
         None,
     )
     assert body == b"{}"
+
+
+def test_transformed_exchange_on_an_app_handler(live_server: Any) -> None:
+    import requests
+
+    from thor_gateway.transform import TransformedExchange
+
+    class App:
+        def handle(self, exchange: Any, request: Any) -> None:
+            def done(trailers: Any) -> None:
+                exchange.response_start(
+                    200, b"OK", [("Content-Type", "text/plain"), ("Content-Length", "4000")]
+                )
+                for _ in range(4):
+                    exchange.response_body(b"a" * 1000)
+                exchange.response_done([])
+
+            exchange.on("request_done", done)
+
+    class Gzipped:
+        def handle(self, exchange: Any, request: Any) -> None:
+            App().handle(TransformedExchange(exchange, [Gzip()]), request)
+
+    live = live_server()
+    live.mount(Gzipped())
+    response = requests.get(
+        live.url + "/", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=10
+    )
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert "Content-Length" not in response.headers
+    raw = response.raw.read(decode_content=False)
+    assert len(raw) < 100
+    assert gzip.decompress(raw) == b"a" * 4000
