@@ -202,11 +202,11 @@ def test_transformed_exchange_on_an_app_handler(live_server: Any) -> None:
 
     live = live_server()
     live.mount(Gzipped())
-    response = requests.get(
+    with requests.get(
         live.url + "/", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=10
-    )
-    assert response.headers["Content-Encoding"] == "gzip"
-    assert "Content-Length" not in response.headers
-    raw = response.raw.read(decode_content=False)
+    ) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert "Content-Length" not in response.headers
+        raw = response.raw.read(decode_content=False)
     assert len(raw) < 100
     assert gzip.decompress(raw) == b"a" * 4000

@@ -43,11 +43,11 @@ def test_transform_app_rewrites_json_and_html(live_server: Callable[..., Any]) -
         assert "X-Powered-By" not in plain.headers
         assert plain.headers["Vary"] == "Accept-Encoding"
 
-        raw = requests.get(
+        with requests.get(
             live.url + "/page", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=10
-        )
-        assert raw.headers["Content-Encoding"] == "gzip"
-        html = gzip.decompress(raw.raw.read())
+        ) as raw:
+            assert raw.headers["Content-Encoding"] == "gzip"
+            html = gzip.decompress(raw.raw.read())
         assert html == (
             b"<html><body class='x'>" + transform_app.BANNER + b"<p>hi</p></body></html>"
         )
