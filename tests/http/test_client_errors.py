@@ -82,16 +82,18 @@ def test_read_timeout(loop: thor.loop.Loop, clients: Clients) -> None:
 def test_read_timeout_counts_silence_not_total_time(loop: thor.loop.Loop, clients: Clients) -> None:
     def handler(sock: socket.socket) -> None:
         read_head(sock)
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n")
-        for byte in b"abcdef":
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n")
+        for byte in b"abcdefgh":
             time.sleep(0.1)
             sock.sendall(bytes([byte]))
         sock.recv(10)
 
-    client = clients(read_timeout=0.3)
+    client = clients(read_timeout=0.5)
     with raw_server(handler) as srv:
+        start = time.monotonic()
         r = fetch(loop, client, "GET", f"http://127.0.0.1:{srv.port}/")
-        assert r.body == b"abcdef"
+        assert r.body == b"abcdefgh", r.error
+        assert time.monotonic() - start > 0.5  # longer than the timeout, in all
 
 
 @pytest.mark.parametrize(

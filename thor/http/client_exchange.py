@@ -309,7 +309,8 @@ class HttpClientExchange(EventEmitter):
     def _new_attempt(self) -> None:
         if self.conn is not None:
             self.conn.exchange = None
-            self._head_sent = False
+            self.conn = None
+        self._head_sent = False
         self._sent = 0
         self._pending = sum(map(len, self._chunks))
         self._end_sent = False
