@@ -177,3 +177,43 @@ def start_gateway() -> Iterator[Callable[..., Any]]:
     yield start
     for gateway in started:
         gateway.close()
+
+
+@pytest.fixture
+def asgi_server(live_server: Callable[..., LiveServer]) -> Iterator[Callable[..., LiveServer]]:
+    """Factory: ``asgi_server(app, prefix=b"", lifespan="auto", **server)`` -> LiveServer.
+
+    Serves ``app`` through an :class:`~thor_gateway.asgi.AsgiHandler` after its lifespan
+    startup (``.startup_error`` holds what startup reported); ``.asgi`` is the handler.
+    Shut down (lifespan shutdown included) at teardown.
+    """
+    from thor_gateway.asgi import AsgiHandler
+
+    started: list[tuple[LiveServer, Any]] = []
+
+    def run_phase(live: LiveServer, method: Callable[..., None]) -> BaseException | None:
+        finished = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def done(exc: BaseException | None) -> None:
+            outcome.append(exc)
+            finished.set()
+
+        live.call(method, done)
+        assert finished.wait(10), "lifespan phase did not finish"
+        return outcome[0]
+
+    def make(
+        app: Any, prefix: bytes = b"", *, lifespan: str = "auto", **settings: Any
+    ) -> LiveServer:
+        live = live_server(**settings)
+        handler = AsgiHandler(app, loop=live.loop, lifespan=lifespan)
+        live.mount(handler, prefix)
+        live.asgi = handler  # type: ignore[attr-defined]
+        live.startup_error = run_phase(live, handler.startup)  # type: ignore[attr-defined]
+        started.append((live, handler))
+        return live
+
+    yield make
+    for live, handler in started:
+        run_phase(live, handler.shutdown)

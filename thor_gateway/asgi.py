@@ -1,0 +1,446 @@
+"""ASGI 3 (HTTP) on the Thor loop: the app runs on an asyncio loop in its own thread.
+
+Theory of operation.  Each :class:`AsgiHandler` owns one asyncio event loop,
+run by one dedicated thread; the Thor loop stays the IO loop.  Calls cross
+between the two loops only through their thread-safe entry points: Thor ->
+asyncio with ``call_soon_threadsafe``, asyncio -> Thor with ``run_in_loop``.
+
+Hops are the cost (each is a wake-up and a GIL hand-off), so:
+
+- Thor -> asyncio calls made during one Thor loop iteration (request starts,
+  body chunks, pauses, disconnects, for every exchange of the handler) go over
+  as ONE ``call_soon_threadsafe`` (:class:`_Outbox`);
+- a request without a body needs no hop for ``receive()``;
+- ``http.response.start`` is held until the first ``http.response.body``, so
+  a whole response (start, body, end) is one ``run_in_loop`` call.
+
+Flow control both ways.  Request body: the exchange starts paused (so ``100
+Continue`` is sent only when the app first calls ``receive()``); it is paused
+again while more than ``body_high_water`` bytes wait for the app, and resumed
+when ``receive()`` has drained them.  Response: ``send()`` of a body with
+``more_body`` waits while the exchange says ``pause(True)`` or more than
+``window`` bytes are on their way to the exchange.
+
+Endings.  ``receive()`` returns ``http.disconnect`` once the client left or
+the request body broke, and after the response is complete.  ``send()`` after
+the client left raises :class:`ClientDisconnected` (an ``OSError``, ASGI spec
+2.4).  An app that raises gets a 500 if nothing was sent, else the connection
+is aborted; an app that returns without a complete response likewise.
+
+``Upgrade: websocket`` requests reach the app as plain ``http`` scopes (no
+``websocket`` scope is offered; the app answers them as it answers HTTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import re
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from http import HTTPStatus
+from typing import Any
+
+from thor.http.error import HttpError
+from thor.loop import Loop
+from thor_gateway.lifespan import LifespanManager
+from thor_gateway.request import Done, Request, ServerExchange
+from thor_gateway.wsgi import abort_exchange, answer_failure
+
+__all__ = ["AsgiHandler", "ClientDisconnected"]
+
+log = logging.getLogger("thor_gateway.asgi")
+
+Message = MutableMapping[str, Any]
+AsgiApp = Callable[..., Awaitable[None]]
+Start = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+# RFC 9110 §5.1 field-name = token; §5.5: no CR, LF, NUL or other CTL in a value.
+_NAME_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_VALUE_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+
+
+class ClientDisconnected(OSError):
+    """``send()`` after the client left (ASGI spec: a server-specific OSError)."""
+
+
+class AppResponseError(HttpError):
+    """The app sent an invalid message: the client gets a 500."""
+
+    desc = "Invalid ASGI message from the application"
+    status = 500
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def build_scope(request: Request, state: dict[str, Any]) -> dict[str, Any]:
+    """The ``http`` scope of ``request`` (ASGI "HTTP & WebSocket" spec, 2.4)."""
+    root_path = _text(request.script_name)
+    return {
+        "type": "http",
+        "asgi": _ASGI,
+        "http_version": request.http_version.decode("latin-1"),
+        "method": request.method.decode("latin-1"),
+        "scheme": request.scheme,
+        # The path includes root_path (as uvicorn and Starlette expect).
+        "path": root_path + _text(request.path_info),
+        "raw_path": request.raw_path,
+        "query_string": request.query,
+        "root_path": root_path,
+        "headers": [(name.lower(), value) for name, value in request.headers],
+        "client": request.client,
+        "server": request.server,
+        "state": state,
+    }
+
+
+def encode_start(message: Message) -> Start:
+    """``http.response.start`` as (status, phrase, headers); AppResponseError if invalid."""
+    status = message.get("status")
+    if type(status) is not int or not 200 <= status <= 599:
+        raise AppResponseError(f"invalid status {status!r}")
+    headers: list[tuple[bytes, bytes]] = []
+    for item in message.get("headers", ()):
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise AppResponseError(f"header {item!r} is not a (name, value) pair") from None
+        if type(name) is not bytes or type(value) is not bytes:
+            raise AppResponseError(f"header {item!r}: name and value must be bytes")
+        if not _NAME_RE.match(name) or not _VALUE_RE.match(value):
+            raise AppResponseError(f"invalid header {item!r}")
+        headers.append((name, value))
+    try:
+        phrase = HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        phrase = b""
+    return status, phrase, headers
+
+
+class _Outbox:
+    """Thor -> asyncio calls, sent as one ``call_soon_threadsafe`` per Thor loop iteration."""
+
+    def __init__(self, loop: Loop, aloop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._aloop = aloop
+        self._calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> None:
+        calls = self._calls
+        calls.append((fn, args))
+        if len(calls) == 1:
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        calls = self._calls
+        self._calls = []
+        if not self._aloop.is_closed():
+            self._aloop.call_soon_threadsafe(_run_all, calls)
+
+
+def _run_all(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
+    for fn, args in calls:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("error in %r", fn)
+
+
+class AsgiHandler:
+    """Serve an ASGI 3 app; implements :class:`thor_gateway.request.Handler`."""
+
+    body_high_water = 256 * 1024
+    window = 1024 * 1024
+
+    def __init__(self, app: AsgiApp, *, loop: Loop, lifespan: str = "auto") -> None:
+        self.app = app
+        self.loop = loop
+        self.lifespan = LifespanManager(app, lifespan)
+        self.aloop = asyncio.new_event_loop()
+        self.outbox = _Outbox(loop, self.aloop)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._shut_down = False
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run_aloop, name="thor-asgi", daemon=True
+                )
+                self._thread.start()
+
+    def _run_aloop(self) -> None:
+        asyncio.set_event_loop(self.aloop)
+        try:
+            self.aloop.run_forever()
+        finally:
+            self.aloop.close()
+
+    def handle(self, exchange: ServerExchange, request: Request) -> None:
+        """Start serving ``request`` (loop thread, from request_start)."""
+        self._ensure_thread()
+        state = dict(self.lifespan.state)
+        state.update(request.state)
+        _AsgiExchange(self, exchange, request, build_scope(request, state))
+
+    def _run_coroutine(self, coro: Any, done: Done) -> None:
+        self._ensure_thread()
+        future = asyncio.run_coroutine_threadsafe(coro, self.aloop)
+
+        def report(result: concurrent.futures.Future[None]) -> None:
+            self.loop.run_in_loop(done, result.exception())
+
+        future.add_done_callback(report)
+
+    def startup(self, done: Done) -> None:
+        """Run the lifespan startup; ``done(exc)`` on the loop thread when it failed."""
+        self._run_coroutine(self.lifespan.startup(), done)
+
+    def shutdown(self, done: Done) -> None:
+        """Run the lifespan shutdown, then stop the asyncio loop (once; later calls: done)."""
+        if self._shut_down:
+            done(None)
+            return
+        self._shut_down = True
+
+        def stopped(exc: BaseException | None) -> None:
+            self.aloop.call_soon_threadsafe(self.aloop.stop)
+            done(exc)
+
+        self._run_coroutine(self.lifespan.shutdown(), stopped)
+
+
+class _AsgiExchange:
+    """One request: Thor-side listeners (``t_*``) and the asyncio side (``receive``/``send``)."""
+
+    def __init__(
+        self, handler: AsgiHandler, exchange: ServerExchange, request: Request, scope: Any
+    ) -> None:
+        self.handler = handler
+        self.exchange = exchange
+        self.scope = scope
+        has_body = any(
+            name.lower() == b"transfer-encoding"
+            or (name.lower() == b"content-length" and value != b"0")
+            for name, value in request.headers
+        )
+        # Thor side (loop thread only).
+        self.t_buffered = 0  # bytes given to asyncio and not yet received by the app
+        self.t_body_paused = has_body
+        self.t_gone = False
+        self.t_body_complete = not has_body
+        # asyncio side (asyncio thread only).
+        self.a_chunks: deque[bytes] = deque()
+        self.a_body_done = not has_body
+        self.a_body_returned = False
+        self.a_first_receive = True
+        self.a_disconnected = False
+        self.a_gone = False
+        self.a_waiter: asyncio.Future[None] | None = None
+        self.a_start: Message | None = None
+        self.a_started = False
+        self.a_complete = False
+        self.a_paused = False
+        self.a_inflight = 0
+        self.a_send_waiter: asyncio.Future[None] | None = None
+        exchange.on("error", self.t_error)
+        exchange.on("done", self.t_done)
+        exchange.on("pause", self.t_pause)
+        if has_body:
+            exchange.on("request_body", self.t_body)
+            exchange.on("request_done", self.t_body_done)
+            exchange.pause_request_body(True)
+        handler.outbox.post(self.a_start_app)
+
+    # ------------------------------------------------------------- Thor side
+
+    def t_body(self, chunk: bytes) -> None:
+        self.t_buffered += len(chunk)
+        if not self.t_body_paused and self.t_buffered > self.handler.body_high_water:
+            self.t_body_paused = True
+            self.exchange.pause_request_body(True)
+        self.handler.outbox.post(self.a_body, chunk)
+
+    def t_body_done(self, _trailers: object) -> None:
+        self.t_body_complete = True
+        self.handler.outbox.post(self.a_body_end)
+
+    def t_received(self, size: int) -> None:
+        """The app took ``size`` buffered bytes (or asks for the first ones, size 0)."""
+        self.t_buffered -= size
+        if self.t_body_paused and self.t_buffered <= self.handler.body_high_water // 4:
+            self.t_body_paused = False
+            self.exchange.pause_request_body(False)
+
+    def t_error(self, error: BaseException) -> None:
+        # The body broke, or the client half-closed after a whole request: then the
+        # response can still go out, and only 'done'(False) means it left.
+        log.debug("exchange error: %s", error)
+        if not self.t_body_complete:
+            self.handler.outbox.post(self.a_disconnect, False)
+
+    def t_done(self, completed: bool) -> None:
+        if not completed:
+            self.t_gone = True
+            self.handler.outbox.post(self.a_disconnect, True)
+
+    def t_pause(self, paused: bool) -> None:
+        self.handler.outbox.post(self.a_pause, paused)
+
+    def t_respond(self, start: Start | None, body: bytes, more: bool) -> None:
+        if self.t_gone:
+            return
+        exchange = self.exchange
+        try:
+            if start is not None:
+                exchange.response_start(*start)
+            if body:
+                exchange.response_body(body)
+            if not more:
+                exchange.response_done([])
+        except HttpError:
+            log.exception("the ASGI app's response was refused by the server")
+            answer_failure(exchange)
+            return
+        if more:
+            self.handler.outbox.post(self.a_delivered, len(body))
+
+    def t_fail(self) -> None:
+        if not self.t_gone:
+            answer_failure(self.exchange)
+
+    def t_abort(self) -> None:
+        if not self.t_gone and not self.exchange.res_done:
+            abort_exchange(self.exchange)
+
+    # ---------------------------------------------------------- asyncio side
+
+    def a_start_app(self) -> None:
+        asyncio.get_running_loop().create_task(self.a_run())
+
+    def _wake(self) -> None:
+        waiter = self.a_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_sender(self) -> None:
+        waiter = self.a_send_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def a_body(self, chunk: bytes) -> None:
+        self.a_chunks.append(chunk)
+        self._wake()
+
+    def a_body_end(self) -> None:
+        self.a_body_done = True
+        self._wake()
+
+    def a_disconnect(self, gone: bool) -> None:
+        """The client left (``gone``) or the request body broke."""
+        self.a_body_done = True
+        self.a_disconnected = True
+        self._wake()
+        if gone:
+            self.a_gone = True
+            self._wake_sender()
+
+    def a_pause(self, paused: bool) -> None:
+        self.a_paused = paused
+        if not paused:
+            self._wake_sender()
+
+    def a_delivered(self, size: int) -> None:
+        self.a_inflight -= size
+        self._wake_sender()
+
+    async def receive(self) -> Message:
+        while True:
+            chunks = self.a_chunks
+            if chunks:
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                self.handler.loop.run_in_loop(self.t_received, len(body))
+                more = not (self.a_body_done and not self.a_disconnected)
+                if not more:
+                    self.a_body_returned = True
+                return {"type": "http.request", "body": body, "more_body": more}
+            if self.a_disconnected or (self.a_body_returned and self.a_complete):
+                return {"type": "http.disconnect"}
+            if self.a_body_done and not self.a_body_returned:
+                self.a_body_returned = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if self.a_first_receive and not self.a_body_done:
+                # The body starts paused: resuming it sends 100 Continue (RFC 9110 §10.1.1).
+                self.handler.loop.run_in_loop(self.t_received, 0)
+            self.a_first_receive = False
+            self.a_waiter = asyncio.get_running_loop().create_future()
+            await self.a_waiter
+            self.a_waiter = None
+
+    async def send(self, message: Message) -> None:
+        if self.a_gone:
+            raise ClientDisconnected("the client disconnected")
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.a_start is not None:
+                raise AppResponseError("http.response.start sent twice")
+            encode_start(message)  # validate now, so that the app's send() raises
+            self.a_start = message
+        elif kind == "http.response.body":
+            await self._send_body(message)
+        else:
+            raise AppResponseError(f"unexpected message type {kind!r}")
+
+    async def _send_body(self, message: Message) -> None:
+        if self.a_complete:
+            raise AppResponseError("http.response.body after the response was complete")
+        start: Start | None = None
+        if not self.a_started:
+            if self.a_start is None:
+                raise AppResponseError("http.response.body before http.response.start")
+            start = encode_start(self.a_start)
+            self.a_started = True
+        body = message.get("body", b"")
+        if type(body) is not bytes:
+            raise AppResponseError(f"body must be bytes, not {type(body).__name__}")
+        more = bool(message.get("more_body", False))
+        if not more:
+            self.a_complete = True
+            self._wake()
+        else:
+            self.a_inflight += len(body)
+        self.handler.loop.run_in_loop(self.t_respond, start, body, more)
+        while more and (self.a_paused or self.a_inflight > self.handler.window):
+            if self.a_gone:
+                raise ClientDisconnected("the client disconnected")
+            self.a_send_waiter = asyncio.get_running_loop().create_future()
+            await self.a_send_waiter
+            self.a_send_waiter = None
+
+    async def a_run(self) -> None:
+        try:
+            await self.handler.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            log.debug("client gone; the app stopped")
+        except Exception as exc:
+            method, path = self.scope["method"], self.scope["path"]
+            log.error("error in ASGI app for %s %s", method, path, exc_info=exc)
+            self.handler.loop.run_in_loop(self.t_fail)
+            return
+        if not self.a_complete:
+            if self.a_started:
+                log.error("the ASGI app returned before completing its response")
+                self.handler.loop.run_in_loop(self.t_abort)
+            else:
+                log.error("the ASGI app returned without sending a response")
+                self.handler.loop.run_in_loop(self.t_fail)
