@@ -364,6 +364,9 @@ class HttpClientExchange(EventEmitter):
         return None
 
     def _retry(self, delay: float) -> None:
+        # Even an immediate retry runs from a timer, after the loop's next poll: idle
+        # connections that died with this one (a server restart) are noticed and dropped
+        # before the pool is asked again.
         self._phase = Phase.QUEUED
         self._retry_timer = self.loop.schedule(delay, self._requeue)
 
