@@ -145,12 +145,12 @@ class AccessLog:
     def __init__(self, path: str, fmt: str, *, json_lines: bool = False) -> None:
         self.format = fmt
         self.json_lines = json_lines
+        self.line(_sample())  # a bad format fails now, not on the first request
         self._own = path != "-"
         self.stream: IO[str] = sys.stdout
         if self._own:
             self.stream = open(path, "a", encoding="ascii", buffering=1)  # noqa: SIM115 - kept open
         self._lock = threading.Lock()
-        self.line(_sample())  # a bad format fails now, not on the first request
 
     def line(self, record: AccessRecord) -> str:
         """The text of ``record``'s line (without the newline)."""

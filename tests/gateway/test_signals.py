@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.gateway.gateway_helpers import Load, poll, raw_exchange, statuses
+from tests.gateway.gateway_helpers import Load, poll, statuses
 
 APPS = "tests.gateway.gateway_apps"
 
@@ -139,7 +139,3 @@ def test_startup_failure_exits_3_without_serving(start_gateway: Any) -> None:
     assert gateway.wait(20) == 3
     assert "application startup failed: database unreachable" in gateway.log
     assert "Listening" not in gateway.log
-
-
-def test_unused_helper_types() -> None:
-    assert raw_exchange  # imported for other tests' parity

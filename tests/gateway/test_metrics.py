@@ -1,0 +1,78 @@
+"""/metrics in the Prometheus text format, on --metrics-bind."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import requests
+
+from thor_gateway.metrics import BUCKETS, Metrics
+
+APPS = "tests.gateway.gateway_apps"
+SAMPLE = re.compile(r'^([a-z_:][a-z0-9_:]*)(\{([a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*)\})? (\S+)$')
+
+
+def parse(text: str) -> dict[tuple[str, str], float]:
+    """Every sample as {(name, labels): value}; fails on a line that is not valid."""
+    samples = {}
+    types = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            types[name] = kind
+            continue
+        if line.startswith("# HELP "):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"not a sample line: {line!r}"
+        labels = re.sub(r'pid="\d+",?', "", match[3] or "")
+        samples[(match[1], labels)] = float(match[5])
+    for name, _ in samples:
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in types or base in types, f"{name} has no # TYPE"
+    return samples
+
+
+def test_render_is_valid_and_cumulative() -> None:
+    metrics = Metrics()
+    metrics.started()
+    metrics.finished(200, True, 0.003, 10, 5)
+    metrics.started()
+    metrics.finished(503, True, 100.0, 0, 0)
+    metrics.started()
+    metrics.finished(0, False, 0.0005, 0, 0)
+    samples = parse(metrics.render().decode())
+    assert samples[("thor_requests_total", 'status="2xx"')] == 1
+    assert samples[("thor_requests_total", 'status="5xx"')] == 1
+    assert samples[("thor_requests_aborted_total", "")] == 1
+    assert samples[("thor_request_duration_seconds_bucket", 'le="0.001"')] == 1
+    assert samples[("thor_request_duration_seconds_bucket", 'le="0.005"')] == 2
+    assert samples[("thor_request_duration_seconds_bucket", f'le="{BUCKETS[-1]!r}"')] == 2
+    assert samples[("thor_request_duration_seconds_bucket", 'le="+Inf"')] == 3
+    assert samples[("thor_request_duration_seconds_count", "")] == 3
+    assert samples[("thor_response_body_bytes_total", "")] == 10
+    assert samples[("thor_request_body_bytes_total", "")] == 5
+
+
+def test_metrics_endpoint(start_gateway: Any) -> None:
+    gateway = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0")
+    with requests.Session() as session:
+        for _ in range(5):
+            session.get(gateway.url + "/m", timeout=10)
+        session.post(gateway.url + "/m", data=b"x" * 1000, timeout=10)
+        session.get(gateway.url + "/nothing-here/../count", timeout=10)
+        metrics_url = f"http://127.0.0.1:{gateway.metrics_port}"
+        response = session.get(metrics_url + "/metrics", timeout=10)
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        samples = parse(response.text)
+        assert samples[("thor_requests_total", 'status="2xx"')] == 7
+        assert samples[("thor_request_body_bytes_total", "")] == 1000
+        assert samples[("thor_requests_in_flight", "")] == 0
+        assert samples[("thor_connections", "")] == 1  # the session's keep-alive connection
+        assert samples[("thor_draining", "")] == 0
+        assert session.get(metrics_url + "/readyz", timeout=10).status_code == 200
+        assert session.get(metrics_url + "/other", timeout=10).status_code == 404
+        # The metrics listener does not count its own scrapes.
+        again = parse(session.get(metrics_url + "/metrics", timeout=10).text)
+        assert again[("thor_requests_total", 'status="2xx"')] == 7
