@@ -40,6 +40,7 @@ from thor.http.protocol import (
     Body,
     End,
     Event,
+    Framing,
     ParserState,
     RequestHead,
     RequestParser,
@@ -80,10 +81,6 @@ def _notify_error(exchange: HttpServerExchange, err: error.HttpError) -> None:
             log.exception("error in the error handler of %r", exchange)
 
 
-def conn_draining(exchange: HttpServerExchange) -> bool:
-    return exchange.server.draining
-
-
 def _bytes(value: bytes | str) -> bytes:
     return value if value.__class__ is bytes else value.encode("latin-1")  # type: ignore[union-attr]
 
@@ -113,29 +110,39 @@ class HttpServerExchange(EventEmitter):
     is not reading: stop sending), ``done(completed)``.
     """
 
+    # Defaults as class attributes: an exchange is created per request, and these only
+    # change on some paths.
+    req_complete = False
+    req_body_bytes = 0
+    started = False
+    res_done = False
+    res_status = 0
+    res_bytes = 0
+    _writer: ResponseWriter | None = None
+    _finished = False
+
     def __init__(self, conn: HttpServerConnection, head: RequestHead) -> None:
-        super().__init__()
+        EventEmitter.__init__(self)
         self.http_conn = conn
-        self.server = conn.server
+        self.server = server = conn.server
         self.method = head.method
         self.uri = head.target
         self.req_hdrs = head.headers
         self.req_version = head.version
-        self.expect_continue = head.expect_continue
-        self.scheme = conn.server.scheme
-        self.client_address = conn.tcp_conn.address
-        self.server_address = conn.server.tcp_server.address
+        self.expect_continue = self._continue_pending = head.expect_continue
         self.persistent = head.keep_alive
         self.start_time = conn.loop.time()
-        self.req_complete = False
-        self.req_body_bytes = 0
-        self.started = False
-        self.res_done = False
-        self.res_status = 0
-        self.res_bytes = 0
-        self._writer: ResponseWriter | None = None
-        self._continue_pending = head.expect_continue
-        self._finished = False
+        self.scheme = server.scheme
+
+    @property
+    def client_address(self) -> Any:
+        """The client's address: (host, port, ...) or a UNIX socket's name."""
+        return self.http_conn.tcp_conn.address
+
+    @property
+    def server_address(self) -> Any:
+        """The address the server listens on."""
+        return self.server.tcp_server.address
 
     def __repr__(self) -> str:
         return f"<HttpServerExchange {self.method!r} {self.uri[:60]!r}>"
@@ -164,21 +171,22 @@ class HttpServerExchange(EventEmitter):
             return
         if self.started:
             raise error.OutputStateError("response_start() called twice")
-        writer = self._get_writer()
-        if not self.req_complete or conn_draining(self):
+        writer = self._writer or self._get_writer()
+        server = self.server
+        if not self.req_complete or server.draining:
             # Answering before the whole request arrived: what is left of it would be
             # read as the next request, so the connection ends after this response.
             writer.keep_alive = False
         fields, has_date, has_server = _normalise(headers)
         code = status if status.__class__ is int else int(status)
-        conn = self.http_conn
-        head = writer.start(
-            code, _bytes(phrase), fields, conn.server.extra_fields(has_date, has_server)
-        )
+        if phrase.__class__ is not bytes:
+            phrase = phrase.encode("latin-1")  # type: ignore[union-attr]
+        extra = server.extra_fields(has_date, has_server)
+        head = writer.start(code, phrase, fields, extra)
         self.started = True
         self.res_status = code
         self._continue_pending = False
-        conn.write(head)
+        self.http_conn.write(head)
 
     def response_body(self, chunk: bytes) -> None:
         """Send a piece of the response body."""
@@ -270,7 +278,7 @@ class HttpServerConnection(EventEmitter):
         deadline = self.loop.time() + seconds
         self._deadline = deadline
         timer = self._timer
-        if timer is None or timer.fired or timer.when > deadline:
+        if timer is None or timer.callback is None or timer.when > deadline:
             if timer is not None:
                 timer.delete()
             self._timer = self.loop.schedule(seconds, self._on_timer)
@@ -354,7 +362,8 @@ class HttpServerConnection(EventEmitter):
         exchange = HttpServerExchange(self, head)
         self.exchange = exchange
         self.served += 1
-        if head.framing.value in ("length", "chunked"):
+        framing = head.framing
+        if framing is Framing.LENGTH or framing is Framing.CHUNKED:
             self._expect(Wait.BODY, self.server.body_timeout)
         else:
             self._wait = Wait.NOTHING
@@ -364,7 +373,7 @@ class HttpServerConnection(EventEmitter):
         except Exception:
             self._app_failed(exchange)
             return
-        if head.framing.value == "tunnel":
+        if framing is Framing.TUNNEL:
             # CONNECT reaches an HTTP server that is no proxy: RFC 9110 §9.3.6 lets it refuse.
             if not exchange.started:
                 exchange.response_start(
