@@ -22,6 +22,7 @@ field list.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
@@ -46,8 +47,8 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
     {b"connection", b"proxy-connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade"}
 )
 _TRACE_METHODS = frozenset({b"TRACE", b"OPTIONS"})
-# RFC 9110 §5.6.2 tchar: a Forwarded value made only of these needs no quotes (RFC 7239 §4).
-_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# RFC 9110 §5.6.2 token: a Forwarded value made only of tchars needs no quotes (RFC 7239 §4).
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def hop_by_hop_names(headers: Headers) -> set[bytes]:
@@ -75,7 +76,7 @@ def via_value(version: bytes, pseudonym: bytes = b"thor") -> bytes:
 
 
 def _quote_if_needed(value: bytes) -> bytes:
-    if value and all(c in _TCHAR for c in value):
+    if _TOKEN.fullmatch(value):
         return value
     return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
@@ -131,15 +132,17 @@ def request_headers(
     ``preserve_host``.  ``client`` and ``scheme`` are the client's address and scheme as
     the gateway established them (after any trusted proxy headers).
     """
-    drop = hop_by_hop_names(headers)
     trace = method in _TRACE_METHODS
     out: Headers = []
     host: bytes | None = None
     xff: bytes | None = None
     mf: int | None = None
+    named: set[bytes] | None = None  # what Connection lists, dropped after the loop
     for name, value in headers:
         lname = name.lower()
-        if lname in drop:
+        if lname in HOP_BY_HOP:
+            if lname == b"connection":
+                named = hop_by_hop_names(headers)
             continue
         if lname == b"host":
             host = value
@@ -152,6 +155,10 @@ def request_headers(
             mf = int(value)
             continue
         out.append((name, value))
+    if named is not None:
+        out = [(n, v) for n, v in out if n.lower() not in named]
+        if b"x-forwarded-for" in named:
+            xff = None
     # RFC 9112 §3.2: a client MUST send Host; it goes first, as user agents do.
     out.insert(0, (b"Host", host if preserve_host and host else upstream_host))
     if mf is not None:

@@ -176,9 +176,7 @@ class ProxiedExchange:
         # The client exchange is ours alone: its events go to the methods named after them
         # (response_start, ..., error, pause), one call instead of six listeners.
         cx.sink(self)
-        cx.request_start(
-            self.method, upstream.origin.encode("ascii") + target, headers, preserve_host=True
-        )
+        cx.request_start(self.method, upstream.origin_bytes + target, headers, preserve_host=True)
         if self.req_done:
             cx.request_done(self.req_trailers)
 

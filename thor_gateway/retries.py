@@ -12,8 +12,6 @@ whether one more retry is affordable now.
 
 from __future__ import annotations
 
-import math
-
 __all__ = ["IDEMPOTENT", "RetryBudget"]
 
 # RFC 9110 §9.2.2.
@@ -34,7 +32,7 @@ class RetryBudget:
         self._second = [0] * window  # which second each bucket holds
 
     def _bucket(self, now: float) -> int:
-        second = math.floor(now)
+        second = int(now)  # the loop's clock is monotonic and positive: int() is floor()
         index = second % self.window
         if self._second[index] != second:
             self._second[index] = second
@@ -43,7 +41,7 @@ class RetryBudget:
         return index
 
     def _totals(self, now: float) -> tuple[int, int]:
-        oldest = math.floor(now) - self.window
+        oldest = int(now) - self.window
         requests = retries = 0
         for i in range(self.window):
             if self._second[i] > oldest:

@@ -105,18 +105,16 @@ class Upstream:
     active: int = 0  # requests in flight
     requests: int = 0  # requests sent, ever
     origin: str = ""  # "http://127.0.0.1:8080", what the client connects to
+    origin_bytes: bytes = b""
+    authority: bytes = b""  # the target's, for Host (computed once: it is on the hot path)
+    weight: int = 1
 
     def __post_init__(self) -> None:
         host = f"[{self.address}]" if ":" in self.address else self.address
         self.origin = f"{self.target.scheme}://{host}:{self.target.port}"
-
-    @property
-    def authority(self) -> bytes:
-        return self.target.authority
-
-    @property
-    def weight(self) -> int:
-        return self.target.weight
+        self.origin_bytes = self.origin.encode("ascii")
+        self.authority = self.target.authority
+        self.weight = self.target.weight
 
     def has_room(self) -> bool:
         limit = self.target.max_connections
