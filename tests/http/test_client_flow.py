@@ -225,3 +225,29 @@ def test_response_backpressure_64_mib(loop: thor.loop.Loop, clients: Clients) ->
     assert len(gaps) >= 7  # the pause at 64 MiB ends with the response
     # While paused the server could only fill the socket buffers, far less than 64 MiB.
     assert max(gaps) < 24 * 1024 * 1024
+
+
+def test_early_final_response_during_upload(loop: thor.loop.Loop, clients: Clients) -> None:
+    """The server answers (413) before reading the body: the exchange ends with the response,
+    later request_body calls are ignored, and the connection is not reused."""
+    got_eof = threading.Event()
+
+    def handler(sock: socket.socket) -> None:
+        read_head(sock)
+        sock.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 3\r\n\r\nbig")
+        while sock.recv(65536):
+            pass
+        got_eof.set()
+
+    client = clients()
+    with raw_server(handler) as srv:
+        ex = client.exchange()
+        r = Result(ex, loop, stop=False)
+        ex.request_start("POST", f"http://127.0.0.1:{srv.port}/", [])
+        ex.request_body(b"first part")
+        run_until(loop, lambda: r.finished)
+        assert (r.status, r.body, r.order) == (b"413", b"big", ["start", "body", "done"])
+        ex.request_body(b"more")
+        ex.request_done([])
+        run_until(loop, got_eof.is_set)
+        assert client.conn_counts == {}
