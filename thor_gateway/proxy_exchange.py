@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from thor.http.error import ConnectError, HttpError, ReadTimeoutError, UpstreamError
 from thor_gateway import forwarding
 from thor_gateway.balancer import choose
+from thor_gateway.health_checks import Ejection
 from thor_gateway.transform import ResponseTransformer
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class ProxiedExchange:
         "body_sent",
         "cx",
         "exchange",
+        "failed",
         "headers",
         "key",
         "method",
@@ -114,6 +116,7 @@ class ProxiedExchange:
         self.req_done = False
         self.req_trailers: Headers = []
         self.body_sent = False
+        self.failed = False
         self.transformer: ResponseTransformer | None = None
         settings = proxy.settings
         target = request.target
@@ -221,6 +224,7 @@ class ProxiedExchange:
         upstream = self.upstream
         if upstream is not None and code in self.proxy.settings.fail_statuses:
             upstream.ejection.failure(self.proxy.loop.time())
+            self.failed = True  # relayed as it is, but not a success on response_done
         self.phase = Phase.RELAYING
         if self.transformer is not None:
             out = self.transformer.start(code, out)
@@ -243,8 +247,10 @@ class ProxiedExchange:
             if tail:
                 self.exchange.response_body(tail)
         upstream = self.upstream
-        if upstream is not None and upstream.ejection.fails:
-            upstream.ejection.success()
+        if upstream is not None and not self.failed:
+            ejection = upstream.ejection
+            if ejection.fails or ejection.state is not Ejection.IN_SERVICE:
+                ejection.success()
         self._end()
         self.exchange.response_done(trailers)
 

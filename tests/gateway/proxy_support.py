@@ -119,7 +119,8 @@ def raw_upstream(script: Script, host: str = "127.0.0.1", port: int = 0) -> Iter
 
 class EchoHandler(BaseHTTPRequestHandler):
     """Answers JSON describing the request: method, path, headers, body length; some paths
-    behave differently (``/status/NNN``, ``/big/N`` N bytes of text, ``/health``)."""
+    behave differently (``/status/NNN``, ``/big/N`` N bytes of text, ``/health`` and
+    ``/flaky`` answer the status set with ``EchoServer.set_health``)."""
 
     protocol_version = "HTTP/1.1"
     server_version = "echo"
@@ -138,7 +139,7 @@ class EchoHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if self.path == "/health":
+        if self.path in ("/health", "/flaky"):
             self.send_response(self.server.health_status)  # type: ignore[attr-defined]
             self.send_header("Content-Length", "0")
             self.end_headers()

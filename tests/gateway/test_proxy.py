@@ -397,3 +397,22 @@ def test_expect_100_continue_through_the_proxy(mount_proxy: MountProxy) -> None:
         assert doc["body"] == 5
         assert doc["body_text"] == "hello"
         assert b"HTTP/1.1 100" not in body  # the upstream's own 100 is not relayed twice
+
+
+def test_upstream_5xx_counts_for_ejection_and_probation_restores(mount_proxy: MountProxy) -> None:
+    with echo_server("a") as a, echo_server("b") as b:
+        live, handler = mount_proxy([a.url, b.url], max_fails=2, eject_time=0.2)
+        member_a = handler.upstreams.members[0]
+        a.set_health(503)
+        # a's 503s are relayed as they are, and eject it after two
+        statuses = [requests.get(live.url + "/api/flaky", timeout=10).status_code for _ in range(4)]
+        assert sorted(statuses) == [200, 200, 503, 503]
+        assert member_a.ejection.state.value == "ejected"
+        assert {get_json(live.url + "/api/")["server"] for _ in range(3)} == {"b"}
+        # after the ejection time it is on probation; one success restores it
+        a.set_health(200)
+        assert wait_for(lambda: live.call(lambda: member_a.ejection.admits(handler.loop.time())))
+        assert {get_json(live.url + "/api/")["server"] for _ in range(4)} == {"a", "b"}
+        assert member_a.ejection.state.value == "in service"
+        assert member_a.active == 0
+        assert handler.upstreams.members[1].active == 0
