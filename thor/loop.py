@@ -26,6 +26,7 @@ Only :meth:`Loop.run_in_loop` may be called from another thread.
 
 from __future__ import annotations
 
+import atexit
 import heapq
 import logging
 import selectors
@@ -338,6 +339,9 @@ def make() -> Loop:
 
 
 _loop = make()
+# Close the default loop's selector and waker at exit rather than leave them
+# to the garbage collector (which warns about unclosed sockets).
+atexit.register(_loop.close)
 
 
 def run() -> None:

@@ -356,8 +356,13 @@ class TcpServer(EventEmitter):
         self.accepting = True
         self._stop_timer: thor.loop.ScheduledEvent | None = None
         self._backoff_timer: thor.loop.ScheduledEvent | None = None
-        self.loop.add_reader(sock.fileno(), self._on_acceptable)
-        self.loop.call_soon(self.emit, "start")
+        # Accept only after 'start' was emitted, so that 'connect' never comes first.
+        self.loop.call_soon(self._start)
+
+    def _start(self) -> None:
+        self.emit("start")
+        if self.accepting and self._backoff_timer is None:
+            self.loop.add_reader(self.sock.fileno(), self._on_acceptable)
 
     def _on_acceptable(self) -> None:
         for _ in range(self.accept_batch):
