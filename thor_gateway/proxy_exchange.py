@@ -134,8 +134,11 @@ class ProxiedExchange:
             request.headers,
             method=request.method,
             version=request.http_version,
-            client=request.client,
-            scheme=request.scheme,
+            # This hop: the peer that connected to us and our listener's scheme (RFC 7239
+            # §5.2), not the client a trusted front proxy named -- that one is already in
+            # the Forwarded / X-Forwarded-For it sent, which are passed on.
+            client=_peer(getattr(exchange, "client_address", None)),
+            scheme=getattr(exchange, "scheme", request.scheme),
             upstream_host=b"",  # set per member in _send
             preserve_host=True,  # the real decision is made in _send
             pseudonym=settings.via,
@@ -339,3 +342,10 @@ class ProxiedExchange:
 
     def _name(self) -> str:
         return self.upstream.origin if self.upstream is not None else "?"
+
+
+def _peer(address: object) -> tuple[str, int] | None:
+    """The TCP peer as (host, port); None for a UNIX socket (its address is a path or "")."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return None

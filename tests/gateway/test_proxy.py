@@ -416,3 +416,34 @@ def test_upstream_5xx_counts_for_ejection_and_probation_restores(mount_proxy: Mo
         assert member_a.ejection.state.value == "in service"
         assert member_a.active == 0
         assert handler.upstreams.members[1].active == 0
+
+
+def test_forwarding_names_the_peer_not_the_client_a_front_proxy_named(
+    live_server: Callable[..., Live],
+) -> None:
+    """Behind a trusted front proxy the router reports the original client; this hop's
+    Forwarded/X-Forwarded-For element is still the peer that connected (RFC 7239 §5.2)."""
+    with echo_server() as up:
+        live = live_server()
+        proxy = ProxyHandler([up.url], loop=live.loop)
+
+        class Trusting:  # what the router does for a trusted peer
+            def handle(self, exchange: Any, request: Any) -> None:
+                request.client = ("203.0.113.9", 1)
+                request.scheme = "https"
+                proxy.handle(exchange, request)
+
+        live.mount(Trusting())
+        doc = get_json(
+            live.url + "/x",
+            headers={"X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9;proto=https"},
+        )
+        seen = header_map(doc)
+        assert seen["x-forwarded-for"] == ["203.0.113.9, 127.0.0.1"]
+        assert seen["forwarded"] == [
+            "for=203.0.113.9;proto=https",
+            f'for=127.0.0.1;proto=http;host="127.0.0.1:{live.port}"',
+        ]
+        done = threading.Event()
+        live.call(proxy.shutdown, lambda exc: done.set())
+        assert done.wait(5)
