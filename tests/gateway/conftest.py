@@ -84,6 +84,10 @@ class LiveServer:
             raise box[0]
         return box[0]
 
+    def _close_connections(self) -> None:
+        for conn in list(self.server.connections):
+            conn.tcp_conn.abort()
+
     def loop_crashes(self) -> list[logging.LogRecord]:
         return [r for r in self._crashes.records if r.levelno >= logging.ERROR]
 
@@ -92,6 +96,7 @@ class LiveServer:
             logging.getLogger(name).removeHandler(self._crashes)
         if self._thread.is_alive():
             self.loop.run_in_loop(self.server.shutdown)
+            self.loop.run_in_loop(self._close_connections)
             self.loop.run_in_loop(self.loop.stop)
             self._thread.join(10)
         self.loop.close()
