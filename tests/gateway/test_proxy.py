@@ -212,8 +212,15 @@ def test_broken_framing_is_502_and_never_relayed(mount_proxy: MountProxy, answer
         assert b"hello" not in response
 
 
-@pytest.mark.parametrize("chunked", [False, True])
-def test_upstream_dying_mid_body_aborts_the_client(mount_proxy: MountProxy, chunked: bool) -> None:
+@pytest.mark.parametrize(
+    ("chunked", "stall"), [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_upstream_failing_mid_body_aborts_the_client(
+    mount_proxy: MountProxy, chunked: bool, stall: bool
+) -> None:
+    """Reset (or silent past upstream_timeout) after part of the body: the client must see
+    an incomplete response, never a complete-looking short one."""
+
     def script(sock: socket.socket, head: bytes) -> None:
         if chunked:
             sock.sendall(
@@ -223,17 +230,22 @@ def test_upstream_dying_mid_body_aborts_the_client(mount_proxy: MountProxy, chun
             )
         else:
             sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 1024)
+        if stall:
+            read_all(sock, timeout=3)  # silent until the proxy gives up and closes
+            return
         time.sleep(0.2)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
     with raw_upstream(script) as up:
-        live, _ = mount_proxy([up.url])
+        live, _ = mount_proxy([up.url], upstream_timeout=0.3)
         conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
         conn.request("GET", "/api/x")
         response = conn.getresponse()
         assert response.status == 200
+        started = time.monotonic()
         with pytest.raises((http.client.IncompleteRead, ConnectionError)):
             response.read()
+        assert time.monotonic() - started < 3
         conn.close()
 
 
