@@ -61,7 +61,13 @@ class Served:
         self.thread.start()
 
     def close(self) -> None:
-        self.loop.run_in_loop(self.loop.stop)
+        def stop() -> None:
+            self.server.shutdown()
+            for conn in list(self.server.connections):
+                conn.abort(None)
+            self.loop.stop()
+
+        self.loop.run_in_loop(stop)
         self.thread.join(10)
         self.loop.close()
 
