@@ -77,6 +77,10 @@ class ProxySettings:
     x_forwarded: bool = True  # add X-Forwarded-For/-Proto/-Host
     via: bytes = b"thor"  # the pseudonym in Via
     gzip: bool = False  # compress responses for clients that accept gzip
+    tls_ca_file: str | None = None  # https upstreams: verify with these CAs (else the system's)
+    tls_verify: bool = True  # False: no certificate or name check (tests only)
+    tls_cert_file: str | None = None  # a client certificate for mutual TLS
+    tls_key_file: str | None = None
     transforms: Sequence[Transform] = field(default_factory=tuple)
 
     @classmethod
@@ -132,8 +136,19 @@ class ProxyHandler:
         if client is None:
             from thor.http.client import HttpClient
 
+            tls_context = None
+            if s.tls_ca_file or not s.tls_verify or s.tls_cert_file:
+                from thor.tls import client_context
+
+                tls_context = client_context(
+                    cafile=s.tls_ca_file,
+                    certfile=s.tls_cert_file,
+                    keyfile=s.tls_key_file,
+                    verify=s.tls_verify,
+                )
             client = HttpClient(
                 loop=self.loop,
+                tls_context=tls_context,
                 idle_timeout=s.idle_timeout,
                 connect_timeout=s.connect_timeout,
                 read_timeout=s.upstream_timeout,

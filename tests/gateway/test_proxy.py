@@ -459,3 +459,38 @@ def test_forwarding_names_the_peer_not_the_client_a_front_proxy_named(
         done = threading.Event()
         live.call(proxy.shutdown, lambda exc: done.set())
         assert done.wait(5)
+
+
+def test_https_upstream_verified_with_a_private_ca(
+    mount_proxy: MountProxy, tmp_path: Any, live_server: Callable[..., Live]
+) -> None:
+    import trustme
+
+    from thor.tls import server_context
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    upstream = live_server(tls_context=server_context(str(tmp_path / "server.pem")))
+
+    class Hello:
+        def handle(self, exchange: Any, request: Any) -> None:
+            def done(trailers: Any) -> None:
+                body = f"tls {exchange.scheme} {request.headers}".encode()
+                exchange.response_start(200, b"OK", [(b"Content-Length", b"%d" % len(body))])
+                exchange.response_body(body)
+                exchange.response_done([])
+
+            exchange.on("request_done", done)
+
+    upstream.mount(Hello())
+    url = f"https://localhost:{upstream.port}"
+    live, _ = mount_proxy([url], tls_ca_file=str(tmp_path / "ca.pem"))
+    response = requests.get(live.url + "/api/x", timeout=10)
+    assert response.status_code == 200
+    assert response.text.startswith("tls https")
+    assert f"(b'Host', b'localhost:{upstream.port}')" in response.text
+    # without the CA, the certificate is not trusted: 502
+    live, _ = mount_proxy([url], retries=0)
+    assert requests.get(live.url + "/api/x", timeout=10).status_code == 502
