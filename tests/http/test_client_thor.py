@@ -110,7 +110,12 @@ def tls_server(
 ) -> Iterator[tuple[HttpServer, set[object]]]:
     server, peers = start_tls_server(loop, ca, tmp_path, "localhost", "127.0.0.1")
     yield server, peers
+    stop_tls_server(server)
+
+
+def stop_tls_server(server: HttpServer) -> None:
     server.shutdown()
+    server.tcp_server.shutdown()  # TlsServer.shutdown also aborts unfinished handshakes
     for conn in list(server.connections):
         conn.tcp_conn.abort()
 
@@ -151,7 +156,7 @@ def test_https_wrong_name_fails(
     try:
         r = fetch(loop, client, "GET", f"https://127.0.0.1:{server.port}/")
     finally:
-        server.shutdown()
+        stop_tls_server(server)
     assert isinstance(r.error, error.ConnectError)
     assert "TLS" in str(r.error)
     assert peers == set()
