@@ -494,3 +494,33 @@ def test_https_upstream_verified_with_a_private_ca(
     # without the CA, the certificate is not trusted: 502
     live, _ = mount_proxy([url], retries=0)
     assert requests.get(live.url + "/api/x", timeout=10).status_code == 502
+
+
+def test_python_api_picks_per_request_and_serves_native_apps(
+    live_server: Callable[..., Live],
+) -> None:
+    from thor_gateway.native import NativeHandler
+    from thor_gateway.proxy import request_for
+
+    with echo_server("stable") as stable, echo_server("canary") as canary:
+        live = live_server()
+
+        def pick(request: Any, members: Any) -> Any:
+            wanted = "canary" if b"beta=1" in request.query else "stable"
+            port = canary.port if wanted == "canary" else stable.port
+            return next(m for m in members if m.target.port == port)
+
+        proxy = ProxyHandler([stable.url, canary.url], loop=live.loop, pick=pick)
+
+        def app(exchange: Any) -> None:  # a native Thor app handing requests to the proxy
+            def request_start(method: bytes, uri: bytes, headers: Any) -> None:
+                proxy.handle(exchange, request_for(exchange, method, uri, headers))
+
+            exchange.on("request_start", request_start)
+
+        live.mount(NativeHandler(app))
+        assert {get_json(live.url + "/p?beta=1")["server"] for _ in range(3)} == {"canary"}
+        assert {get_json(live.url + "/p")["server"] for _ in range(3)} == {"stable"}
+        done = threading.Event()
+        live.call(proxy.shutdown, lambda exc: done.set())
+        assert done.wait(5)
