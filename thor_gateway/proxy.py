@@ -110,6 +110,8 @@ class ProxyHandler:
         pick: Pick | None = None,
         **settings: Any,
     ) -> None:
+        # TOML keys may be spelled with dashes, like the command line's flags.
+        settings = {k.replace("-", "_"): v for k, v in settings.items()}
         unknown = set(settings) - ProxySettings.names()
         if unknown:
             raise TypeError(f"unknown proxy settings: {', '.join(sorted(unknown))}")
