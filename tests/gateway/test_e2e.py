@@ -136,7 +136,6 @@ def test_health_and_readiness(mounted: Any) -> None:
 
 
 def test_config_file_serves_the_examples(start_gateway: Any) -> None:
-    pytest.importorskip("thor_gateway.asgi", reason="the ASGI adapter is not committed yet")
     gateway = start_gateway("-c", "apps/gateway.toml", "-b", "127.0.0.1:0", "--interface", "auto")
     assert requests.get(gateway.url + "/", timeout=10).text == "Hello, world!"
     assert requests.get(gateway.url + "/wsgi/", timeout=10).text == "Hello, world!"
@@ -239,3 +238,30 @@ def test_stop_exits_zero(start_gateway: Any) -> None:
     assert requests.get(gateway.url + "/", timeout=10).status_code == 200
     assert gateway.stop() == 0
     assert "stopped" in gateway.log
+
+
+def test_asgi_app_with_lifespan_mounted(start_gateway: Any) -> None:
+    gateway = start_gateway(
+        f"{APPS}:info", "-b", "127.0.0.1:0", "--mount", "/asgi=apps.hello_asgi:app"
+    )
+    with requests.Session() as session:
+        for path in ("/asgi", "/asgi/", "/asgi/deep/path"):
+            assert session.get(gateway.url + path, timeout=10).text == "Hello, world!"
+        assert session.get(gateway.url + "/asgix", timeout=10).json()["app"] == "info"
+    assert gateway.stop() == 0
+
+
+def test_proxy_route(start_gateway: Any) -> None:
+    backend = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0")
+    front = start_gateway(
+        f"{APPS}:named('front')",
+        "-b",
+        "127.0.0.1:0",
+        "--proxy",
+        f"/up=http://127.0.0.1:{backend.port}",
+    )
+    proxied = requests.get(front.url + "/up/item?x=1", timeout=10)
+    assert proxied.status_code == 200
+    assert proxied.json()["app"] == "info"
+    assert proxied.json()["query"] == "x=1"
+    assert requests.get(front.url + "/upx", timeout=10).json()["app"] == "front"
