@@ -316,7 +316,10 @@ class TlsConnection(TcpConnection):
 
     def _send_eof_now(self) -> None:
         self._eof_deferred = False
-        self._send_eof()
+        try:
+            self._send_eof()
+        except OSError:
+            pass  # as in TcpConnection: the read side will tell
         if self._peer_eof and self.state is ConnState.OPEN:
             self._destroy()
 
