@@ -46,6 +46,7 @@ import logging
 import select
 import socket
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +66,21 @@ log = logging.getLogger("thor.tls")
 # The most plaintext handed to one SSL write: 16 TLS records of 16 KiB
 # (RFC 8446 §5.1), small enough that joining buffers copies little.
 _MAX_WRITE = 256 * 1024
+
+
+# One read buffer per loop (a loop runs on one thread), shared by its
+# connections: records are decrypted into it and copied out once, instead of
+# allocating ``read_bufsize`` bytes for every 16 KiB record.
+_scratch_buffers: weakref.WeakKeyDictionary[thor.loop.Loop, memoryview] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _scratch_buffer(loop: thor.loop.Loop, size: int) -> memoryview:
+    buffer = _scratch_buffers.get(loop)
+    if buffer is None or len(buffer) < size:
+        buffer = _scratch_buffers[loop] = memoryview(bytearray(size))
+    return buffer
 
 
 # ---------------------------------------------------------------- contexts
@@ -230,32 +246,31 @@ class TlsConnection(TcpConnection):
             raise self._tls_error
         if self._tls_eof:
             return b""
-        chunks: list[bytes] = []
+        scratch = _scratch_buffer(self._loop, size)
         got = 0
         sock = self.ssl_object
         while got < size:  # each pass gets at least one byte or leaves
             try:
-                data = sock.recv(size - got)
+                count = sock.recv_into(scratch[got:size], size - got)
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
                 if self._eof_deferred and not sock.pending():
                     self._send_eof_now()  # the input is drained: half-close now
                 break
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                data = b""
+                count = 0
             except OSError as error:  # a bad record, a reset...
-                if not chunks:
+                if not got:
                     raise
                 self._tls_error = error  # deliver what came before it first
                 break
-            if not data:
+            if not count:
                 self._tls_eof = True
                 break
-            chunks.append(data)
-            got += len(data)
-        if chunks:
+            got += count
+        if got:
             if self._tls_eof or self._tls_error is not None or got >= size:
                 self._read_soon()  # report the EOF, the error, or what OpenSSL still holds
-            return b"".join(chunks)
+            return scratch[:got].tobytes()
         if self._tls_eof:
             return b""
         raise BlockingIOError
