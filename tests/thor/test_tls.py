@@ -399,7 +399,7 @@ def test_client_handshake_timeout(loop: Loop, tracker: Tracker) -> None:
 
 def test_server_handshake_timeout_and_garbage(loop: Loop, tracker: Tracker, pki: Pki) -> None:
     server, accepted = start_server(
-        loop, tracker, server_context(pki.server), echo, handshake_timeout=0.3
+        loop, tracker, server_context(pki.server), echo, handshake_timeout=0.5
     )
     silent = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     garbage = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -427,8 +427,8 @@ def test_server_handshake_timeout_and_garbage(loop: Loop, tracker: Tracker, pki:
     run_for(loop, 5)
     for thread in threads:
         thread.join(5)
-    assert ends["garbage"] - started < 0.25  # refused at once
-    assert 0.25 <= ends["silent"] - started < 3  # closed by the timeout
+    assert ends["garbage"] - started < 0.45  # refused at once, not by the timeout
+    assert 0.45 <= ends["silent"] - started < 3  # closed by the timeout
     assert accepted == []
     # The server still works.
     outcome = start_client(
