@@ -302,3 +302,12 @@ def test_settings_from_subclass_and_kwargs(loop: thor.loop.Loop) -> None:
     assert HttpClient(loop).connect_timeout == 3.0
     with pytest.raises(ValueError, match="max_server_conn"):
         HttpClient(loop, max_server_conn=0)
+
+
+def test_localhost_name_resolves(loop: thor.loop.Loop, client: HttpClient) -> None:
+    """Names resolve through the system resolver (/etc/hosts), every address tried in turn."""
+    with stdlib_server() as srv:
+        r = fetch(loop, client, "GET", f"http://localhost:{srv.server_port}/n")
+        assert r.status == b"200", r.error
+        assert b"host=localhost:%d" % srv.server_port in r.body
+        assert client.conn_counts == {("http", "localhost", srv.server_port): 1}

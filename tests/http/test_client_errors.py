@@ -320,3 +320,27 @@ def test_listener_exception_cancels_exchange(loop: thor.loop.Loop, clients: Clie
         ex.request_done([])
         run_until(loop, lambda: not client.conn_counts and r.order == ["start"])
         assert r.order == ["start"]  # no body, no done, no error after the exception
+
+
+def test_connect_timeout(loop: thor.loop.Loop, clients: Clients) -> None:
+    """A listener whose accept queue is full drops our SYN: the connect times out."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(5):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        client = clients(connect_timeout=0.3, retry_limit=0)
+        start = time.monotonic()
+        r = fetch(loop, client, "GET", f"http://127.0.0.1:{port}/")
+        assert isinstance(r.error, error.ConnectError), r.order
+        assert 0.3 <= time.monotonic() - start < 2
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
