@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,37 @@ def test_proxy_route(start_gateway: Any) -> None:
     assert proxied.json()["app"] == "info"
     assert proxied.json()["query"] == "x=1"
     assert requests.get(front.url + "/upx", timeout=10).json()["app"] == "front"
+
+
+def test_limit_and_timeout_flags_reach_the_server(start_gateway: Any) -> None:
+    gateway = start_gateway(
+        f"{APPS}:info",
+        "-b",
+        "127.0.0.1:0",
+        "--limit-request-line",
+        "200",
+        "--limit-request-fields",
+        "5",
+        "--max-body-size",
+        "1k",
+        "--header-timeout",
+        "1",
+        "--keep-alive",
+        "1",
+    )
+    host = b"Host: a\r\n"
+    assert statuses(
+        raw_exchange(gateway.port, b"GET /" + b"a" * 300 + b" HTTP/1.1\r\n" + host)
+    ) == [414]
+    many = b"GET / HTTP/1.1\r\n" + host + b"X: y\r\n" * 6 + b"\r\n"
+    assert statuses(raw_exchange(gateway.port, many)) == [431]
+    big = b"POST / HTTP/1.1\r\n" + host + b"Content-Length: 1025\r\n\r\n"
+    assert statuses(raw_exchange(gateway.port, big)) == [413]
+    ok = b"POST / HTTP/1.1\r\n" + host + b"Content-Length: 1024\r\nConnection: close\r\n\r\n"
+    assert statuses(raw_exchange(gateway.port, ok + b"x" * 1024)) == [200]
+    # A header that never ends is cut after --header-timeout; an idle keep-alive
+    # connection after --keep-alive.
+    for data in (b"GET / HTTP/1.1\r\n" + host, b"GET / HTTP/1.1\r\n" + host + b"\r\n"):
+        started = time.monotonic()
+        raw_exchange(gateway.port, data, timeout=5)
+        assert 0.5 < time.monotonic() - started < 4
