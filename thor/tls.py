@@ -427,7 +427,7 @@ class TlsServer(TcpServer):
                 log.debug("TLS handshake with %r failed: %s", address, _describe(error))
                 tls_sock.close()
                 return
-            self._add_connection(TlsConnection(tls_sock, address, self.loop))
+            self._add_connection(self.connection_class(tls_sock, address, self.loop))
 
         handshake = _Handshake(self.loop, tls_sock, self.handshake_timeout, done)
         self._handshakes.add(handshake)
@@ -512,7 +512,7 @@ class TlsClient(TcpClient):
                 self._fail("ssl", 0, _describe(error))
                 return
             self._done = True
-            self.emit("connect", TlsConnection(tls_sock, address, self.loop))
+            self.emit("connect", self.connection_class(tls_sock, address, self.loop))
 
         self._handshake = _Handshake(self.loop, tls_sock, self.handshake_timeout, done)
 
