@@ -251,3 +251,48 @@ def test_early_final_response_during_upload(loop: thor.loop.Loop, clients: Clien
         ex.request_done([])
         run_until(loop, got_eof.is_set)
         assert client.conn_counts == {}
+
+
+def test_slow_caller_does_not_trip_read_timeout(loop: thor.loop.Loop, clients: Clients) -> None:
+    """read_timeout counts the server's silence, not the caller's slowness with the body."""
+
+    def handler(sock: socket.socket) -> None:
+        _, buf = read_head(sock)
+        body, _, _ = read_chunked(sock, buf)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        sock.recv(10)
+
+    client = clients(read_timeout=0.2)
+    with raw_server(handler) as srv:
+        ex = client.exchange()
+        r = Result(ex, loop)
+        ex.request_start("POST", f"http://127.0.0.1:{srv.port}/", [])
+        ex.request_body(b"a")
+        loop.schedule(0.35, ex.request_body, b"b")
+        loop.schedule(0.7, ex.request_done, [])
+        run_until(loop, lambda: r.finished, 5)
+        assert r.body == b"ab", r.error
+
+
+def test_expect_continue_head_goes_before_the_body(loop: thor.loop.Loop, clients: Clients) -> None:
+    """With Expect: 100-continue the head is sent at once, before any request_body."""
+    head_seen = threading.Event()
+
+    def handler(sock: socket.socket) -> None:
+        _, buf = read_head(sock)
+        head_seen.set()
+        sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body, _ = read_exact(sock, buf, 5)
+        sock.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\n" + body)
+        sock.recv(10)
+
+    client = clients()
+    with raw_server(handler) as srv:
+        ex = client.exchange()
+        r = Result(ex, loop, stop=False)
+        ex.request_start("PUT", f"http://127.0.0.1:{srv.port}/", EXPECT)
+        run_until(loop, lambda: head_seen.is_set() and r.order == ["nonfinal"])
+        ex.request_body(b"hello")
+        ex.request_done([])
+        run_until(loop, lambda: r.finished)
+        assert (r.status, r.body) == (b"201", b"hello")
