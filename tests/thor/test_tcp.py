@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import os
+import select
 import socket
 import struct
 import subprocess
@@ -310,6 +311,31 @@ def test_peer_reset_emits_close_then_disconnect(net: Net) -> None:
     run_until(net.loop, lambda: bool(server.active_connections), 2)
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     raw.close()  # SO_LINGER 0: RST instead of FIN
+    run_until(net.loop, lambda: "disconnect" in events, 2)
+    assert events == ["close", "disconnect"]
+
+
+def test_write_to_a_reset_connection_emits_on_the_next_iteration(net: Net) -> None:
+    server = net.server("127.0.0.1", 0)
+    events: list[str] = []
+    conns: list[thor.TcpConnection] = []
+
+    def on_server_conn(conn: thor.TcpConnection) -> None:
+        conn.on("close", lambda: events.append("close"))
+        conn.on("disconnect", lambda: events.append("disconnect"))
+        conns.append(conn)
+
+    server.on("connect", on_server_conn)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=2)
+    run_until(net.loop, lambda: bool(conns), 2)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    raw.close()
+    # Wait (bounded) until the reset has reached our socket; the loop has not looked yet.
+    assert select.select([conns[0].socket], [], [], 2)[0]
+    conns[0].write(b"into a reset connection")
+    assert events == []  # not from inside write()
+    assert conns[0].state is ConnState.CLOSED
+    conns[0].write(b"dropped")
     run_until(net.loop, lambda: "disconnect" in events, 2)
     assert events == ["close", "disconnect"]
 
