@@ -12,7 +12,7 @@ import pytest
 import thor.loop
 from thor.http import error
 
-from .client_support import Clients, Result, fetch, raw_server, read_head, run_until
+from .client_support import Clients, Result, fetch, raw_server, read_exact, read_head, run_until
 
 
 @pytest.fixture
@@ -344,3 +344,30 @@ def test_connect_timeout(loop: thor.loop.Loop, clients: Clients) -> None:
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+def test_post_retried_when_nothing_was_written(loop: thor.loop.Loop, clients: Clients) -> None:
+    """The connection died while the request head was still waiting for the caller: any
+    method is replayed at once, as the server cannot have seen any of it."""
+    count = [0]
+
+    def handler(sock: socket.socket) -> None:
+        count[0] += 1
+        if count[0] == 1:
+            return  # closed at once, before the client wrote anything
+        _, buf = read_head(sock)
+        body, _ = read_exact(sock, buf, 3)
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n" + body)
+        sock.recv(10)
+
+    client = clients(retry_limit=0)
+    with raw_server(handler) as srv:
+        ex = client.exchange()
+        r = Result(ex, loop)
+        ex.request_start("POST", f"http://127.0.0.1:{srv.port}/", [("Content-Length", "3")])
+        run_until(loop, lambda: srv.accepted == 2)  # the first died, replaced at once
+        ex.request_body(b"abc")
+        ex.request_done([])
+        run_until(loop, lambda: r.finished)
+        assert r.body == b"abc", r.error
+        assert srv.accepted == 2

@@ -472,6 +472,7 @@ class HttpClientExchange(EventEmitter):
                 pool.withdraw(self)
         self._phase = Phase.DONE
         self._stop_timers()
+        self._chunks.clear()  # a kept request body is no use any more
         conn = self.conn
         if conn is not None:
             conn.exchange = None
