@@ -22,7 +22,7 @@ import thor.loop
 from tests.thor._core_helpers import SELECTOR_CLASSES, run_until, wait_for
 from thor._waker import Waker
 from thor.loop import Loop
-from thor.testing import LoopTimeout, run_for
+from thor.testing import FakeClock, LoopTimeout, loop_in_thread, run_for
 
 
 @pytest.fixture(params=SELECTOR_CLASSES, ids=lambda cls: cls.__name__)
@@ -477,3 +477,26 @@ def test_default_loop_functions() -> None:
     run_for(thor.loop._loop, 2)
     assert fired == [2, 1]
     assert event.fired
+
+
+# ----------------------------------------------------------- thor.testing
+
+
+def test_loop_in_thread_and_fake_clock() -> None:
+    fired: list[str] = []
+    with loop_in_thread() as looping:
+        clock = FakeClock(looping, start=100.0)
+        assert looping.time() == 100.0
+        looping.run_in_loop(looping.schedule, 30, fired.append, "30 s later")
+        wait_for(lambda: bool(looping.scheduled_events()), 2)
+        clock.advance(29.9)
+        looping.run_in_loop(fired.append, "marker")  # an iteration ran after advance
+        wait_for(lambda: "marker" in fired, 2)
+        assert fired == ["marker"]
+        clock.advance(0.1)
+        wait_for(lambda: len(fired) == 2, 2)
+        assert threading.current_thread() is threading.main_thread()
+        with pytest.raises(ValueError, match="backwards"):
+            clock.advance(-1)
+    assert fired == ["marker", "30 s later"]
+    assert not looping.running
