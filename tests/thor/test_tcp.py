@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import select
+import selectors
 import socket
 import struct
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 import thor
-from tests.thor._core_helpers import Net, has_ipv6_loopback, run_until
+from tests.thor._core_helpers import SELECTOR_CLASSES, Net, has_ipv6_loopback, run_until
 from thor.loop import Loop
 from thor.tcp import ConnState
 
@@ -96,6 +97,21 @@ def test_echo_ipv4(net: Net) -> None:
     assert server.host == "127.0.0.1"
     assert server.port > 0
     run_echo(net, lambda c: c.connect("127.0.0.1", server.port, connect_timeout=2))
+
+
+@pytest.mark.parametrize("selector_class", SELECTOR_CLASSES, ids=lambda c: c.__name__)
+def test_echo_on_every_selector(selector_class: type[selectors.BaseSelector]) -> None:
+    loop = Loop(selector_class())
+    loop.fatal_errors = True
+    tracker = Net(loop)
+    try:
+        server = tracker.server("127.0.0.1", 0)
+        server.on("connect", echo)
+        payload = os.urandom(1024 * 1024)
+        run_echo(tracker, lambda c: c.connect("127.0.0.1", server.port, connect_timeout=2), payload)
+    finally:
+        tracker.close()
+        loop.close()
 
 
 @IPV6
