@@ -128,9 +128,9 @@ def encode_start(message: Message) -> Start:
 class _Outbox:
     """Thor -> asyncio calls, sent as one ``call_soon_threadsafe`` per Thor loop iteration."""
 
-    def __init__(self, loop: Loop, aloop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: Loop) -> None:
         self._loop = loop
-        self._aloop = aloop
+        self.aloop: asyncio.AbstractEventLoop | None = None  # set when the thread starts
         self._calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -142,8 +142,9 @@ class _Outbox:
     def _flush(self) -> None:
         calls = self._calls
         self._calls = []
-        if not self._aloop.is_closed():
-            self._aloop.call_soon_threadsafe(_run_all, calls)
+        aloop = self.aloop
+        if aloop is not None and not aloop.is_closed():
+            aloop.call_soon_threadsafe(_run_all, calls)
 
 
 def _run_all(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
@@ -164,37 +165,41 @@ class AsgiHandler:
         self.app = app
         self.loop = loop
         self.lifespan = LifespanManager(app, lifespan)
-        self.aloop = asyncio.new_event_loop()
-        self.outbox = _Outbox(loop, self.aloop)
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self.outbox = _Outbox(loop)
+        self._aloop: asyncio.AbstractEventLoop | None = None
         self._shut_down = False
 
-    def _ensure_thread(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run_aloop, name="thor-asgi", daemon=True
-                )
-                self._thread.start()
+    def _asyncio_loop(self) -> asyncio.AbstractEventLoop:
+        """The handler's asyncio loop, created and started in its thread on first use.
 
-    def _run_aloop(self) -> None:
-        asyncio.set_event_loop(self.aloop)
+        Created lazily so that a handler that never serves leaves no loop to close.
+        Only the Thor loop thread calls this (handle, startup, shutdown).
+        """
+        aloop = self._aloop
+        if aloop is None:
+            aloop = self._aloop = self.outbox.aloop = asyncio.new_event_loop()
+            threading.Thread(
+                target=self._run_aloop, args=(aloop,), name="thor-asgi", daemon=True
+            ).start()
+        return aloop
+
+    @staticmethod
+    def _run_aloop(aloop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(aloop)
         try:
-            self.aloop.run_forever()
+            aloop.run_forever()
         finally:
-            self.aloop.close()
+            aloop.close()
 
     def handle(self, exchange: ServerExchange, request: Request) -> None:
         """Start serving ``request`` (loop thread, from request_start)."""
-        self._ensure_thread()
+        self._asyncio_loop()
         state = dict(self.lifespan.state)
         state.update(request.state)
         _AsgiExchange(self, exchange, request, build_scope(request, state))
 
     def _run_coroutine(self, coro: Any, done: Done) -> None:
-        self._ensure_thread()
-        future = asyncio.run_coroutine_threadsafe(coro, self.aloop)
+        future = asyncio.run_coroutine_threadsafe(coro, self._asyncio_loop())
 
         def report(result: concurrent.futures.Future[None]) -> None:
             self.loop.run_in_loop(done, result.exception())
@@ -207,13 +212,15 @@ class AsgiHandler:
 
     def shutdown(self, done: Done) -> None:
         """Run the lifespan shutdown, then stop the asyncio loop (once; later calls: done)."""
-        if self._shut_down:
+        aloop = self._aloop
+        if self._shut_down or aloop is None:
+            self._shut_down = True
             done(None)
             return
         self._shut_down = True
 
         def stopped(exc: BaseException | None) -> None:
-            self.aloop.call_soon_threadsafe(self.aloop.stop)
+            aloop.call_soon_threadsafe(aloop.stop)
             done(exc)
 
         self._run_coroutine(self.lifespan.shutdown(), stopped)
@@ -432,12 +439,13 @@ class _AsgiExchange:
             await self.handler.app(self.scope, self.receive, self.send)
         except ClientDisconnected:
             log.debug("client gone; the app stopped")
+            return
         except Exception as exc:
             method, path = self.scope["method"], self.scope["path"]
             log.error("error in ASGI app for %s %s", method, path, exc_info=exc)
             self.handler.loop.run_in_loop(self.t_fail)
             return
-        if not self.a_complete:
+        if not self.a_complete and not self.a_gone:
             if self.a_started:
                 log.error("the ASGI app returned before completing its response")
                 self.handler.loop.run_in_loop(self.t_abort)

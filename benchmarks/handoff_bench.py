@@ -1,0 +1,299 @@
+"""Loop <-> worker hand-off cost: hello-world over keep-alive connections, per variant.
+
+Each variant runs a server in its own process (HttpServer + one handler mounted at
+/, the loop on the main thread) and a load client in another process: ``--conns``
+keep-alive connections, each sending a request as soon as its previous response
+arrived (no pipelining), for ``--seconds`` after a warm-up.  Prints req/s.
+
+Variants:
+  native          a native Thor handler: no thread hop at all (upper bound)
+  wsgi            the WSGI adapter as shipped (SimpleQueue; a list response is ONE
+                  run_in_loop call: start + body + end)
+  wsgi-split      same, but the response is posted as three calls (start, body, end)
+  wsgi-queue      the pool's queue is a queue.Queue
+  wsgi-deque      the pool's queue is a collections.deque + threading.Condition
+  wsgi-gen        the app yields its body (streamed path: start+chunk, then end)
+  asgi            the ASGI adapter (asyncio thread; batched Thor -> asyncio calls)
+Any variant accepts ``:si=<seconds>`` to set sys.setswitchinterval in the server,
+e.g. ``wsgi:si=0.0005``.
+
+    python benchmarks/handoff_bench.py --conns 16 --seconds 5 native wsgi wsgi-split
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import selectors
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+BODY = b"Hello, World!"
+
+
+# ------------------------------------------------------------------ server side
+
+
+class DequeQueue:
+    """A collections.deque + threading.Condition with the SimpleQueue put/get API."""
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._cond = threading.Condition(threading.Lock())
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            self._items.append(item)
+            self._cond.notify()
+
+    def get(self) -> Any:
+        with self._cond:
+            while not self._items:
+                self._cond.wait()
+            return self._items.popleft()
+
+
+def wsgi_list_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [BODY]
+
+
+def wsgi_gen_app(environ: dict[str, Any], start_response: Any) -> Any:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    yield BODY
+
+
+async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")],
+        }
+    )
+    await send({"type": "http.response.body", "body": BODY})
+
+
+def native_app(exchange: Any) -> None:
+    # Answers at request_done: the server closes a connection whose response ended
+    # before the request did (even a GET without body, at request_start).
+    def done(trailers: Any) -> None:
+        headers = [(b"Content-Type", b"text/plain"), (b"Content-Length", b"13")]
+        exchange.response_start(200, b"OK", headers)
+        exchange.response_body(BODY)
+        exchange.response_done([])
+
+    exchange.on("request_done", done)
+
+
+def split_complete(self: Any, body: bytes, sized: bool) -> None:
+    """_WsgiTask._complete posting start, body and end as three calls (the naive way)."""
+    start = self._take_start()
+    if start is not None and sized:
+        start[2].append((b"Content-Length", str(len(body)).encode()))
+    self._phase = type(self._phase).DONE
+    loop = self._handler.loop
+    exchange = self._exchange
+    if start is not None:
+        loop.run_in_loop(exchange.response_start, *start)
+    loop.run_in_loop(exchange.response_body, body)
+    loop.run_in_loop(exchange.response_done, [])
+
+
+def make_handler(kind: str, loop: Any, threads: int) -> Any:
+    from thor_gateway import wsgi
+    from thor_gateway.asgi import AsgiHandler
+    from thor_gateway.native import NativeHandler
+
+    if kind == "native":
+        return NativeHandler(native_app)
+    if kind == "asgi":
+        return AsgiHandler(asgi_app, loop=loop, lifespan="off")
+    app = wsgi_gen_app if kind == "wsgi-gen" else wsgi_list_app
+    handler = wsgi.WsgiHandler(app, threads=threads, max_queue=4096, loop=loop)
+    if kind == "wsgi-queue":
+        handler.pool._queue = queue.Queue()  # type: ignore[assignment]
+    elif kind == "wsgi-deque":
+        handler.pool._queue = DequeQueue()  # type: ignore[assignment]
+    elif kind == "wsgi-split":
+        wsgi._WsgiTask._complete = split_complete  # type: ignore[method-assign]
+    elif kind not in ("wsgi", "wsgi-gen"):
+        raise SystemExit(f"unknown variant {kind!r}")
+    return handler
+
+
+def serve(variant: str, threads: int) -> None:
+    import thor.loop
+    from thor.http.server import HttpServer
+    from thor_gateway.request import request_at_mount
+
+    kind, _, option = variant.partition(":")
+    if option.startswith("si="):
+        sys.setswitchinterval(float(option[3:]))
+    loop = thor.loop.make()
+    server = HttpServer("127.0.0.1", 0, loop=loop)
+    handler = make_handler(kind, loop, threads)
+    if kind == "asgi":
+        handler.startup(lambda exc: None)
+
+    def on_exchange(exchange: Any) -> None:
+        def route(method: bytes, uri: bytes, headers: Any) -> None:
+            handler.handle(exchange, request_at_mount(exchange, method, uri, headers))
+
+        exchange.once("request_start", route)
+
+    server.on("exchange", on_exchange)
+    print(server.port, flush=True)
+    loop.run()
+
+
+# ------------------------------------------------------------------ client side
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, pid: int, conns: int, seconds: float, warmup: float) -> tuple[float, float]:
+    """Closed-loop load: each connection sends its next request when a response ends.
+
+    Returns (requests per second, server CPU microseconds per request).
+    """
+    selector = selectors.DefaultSelector()
+    buffers: dict[socket.socket, bytes] = {}
+    for _ in range(conns):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+        buffers[sock] = b""
+        sock.send(REQUEST)
+    start = time.monotonic()
+    measure_from = start + warmup
+    end = measure_from + seconds
+    counted = 0
+    cpu_start = -1.0
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            break
+        for key, _ in selector.select(0.5):
+            sock = key.fileobj  # type: ignore[assignment]
+            data = sock.recv(65536)  # type: ignore[attr-defined]
+            if not data:
+                raise SystemExit("the server closed a connection")
+            buffer = buffers[sock] + data  # type: ignore[index]
+            while True:
+                size = _response_size(buffer)
+                if size is None:
+                    break
+                buffer = buffer[size:]
+                if time.monotonic() >= measure_from:
+                    if cpu_start < 0:
+                        cpu_start = cpu_seconds(pid)
+                    counted += 1
+                sock.send(REQUEST)  # type: ignore[attr-defined]
+            buffers[sock] = buffer  # type: ignore[index]
+    cpu = cpu_seconds(pid) - cpu_start
+    return counted / seconds, cpu / max(counted, 1) * 1e6
+
+
+def _response_size(buffer: bytes) -> int | None:
+    head_end = buffer.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head = buffer[:head_end].lower()
+    body_start = head_end + 4
+    marker = head.find(b"content-length:")
+    if marker >= 0:
+        line_end = head.find(b"\r\n", marker)
+        length = int(head[marker + 15 : line_end if line_end >= 0 else None])
+        return body_start + length if len(buffer) >= body_start + length else None
+    end = buffer.find(b"\r\n0\r\n\r\n", body_start - 2)
+    return end + 7 if end >= 0 else None
+
+
+def run_variant(variant: str, args: argparse.Namespace) -> tuple[float, float]:
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", variant, "--threads", str(args.threads)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        client = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--client",
+                str(port),
+                "--pid",
+                str(server.pid),
+                "--conns",
+                str(args.conns),
+                "--seconds",
+                str(args.seconds),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=args.seconds + 60,
+            check=True,
+        )
+        rate, cpu = client.stdout.split()
+        return float(rate), float(cpu)
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("variants", nargs="*", default=["native", "wsgi", "wsgi-split"])
+    parser.add_argument("--conns", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--client", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pid", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.threads)
+        return
+    if args.client:
+        print(*load(args.client, args.pid, args.conns, args.seconds, args.warmup))
+        return
+    print(f"# {args.conns} keep-alive connections, {args.seconds:g} s, {args.threads} threads")
+    # Round-robin over the variants, so that a noisy neighbour hits them all alike.
+    results: dict[str, list[tuple[float, float]]] = {variant: [] for variant in args.variants}
+    for _ in range(args.repeat):
+        for variant in args.variants:
+            results[variant].append(run_variant(variant, args))
+    print(f"{'variant':20s} {'req/s':>7s} {'CPU us/req':>10s}   runs (req/s / us)")
+    for variant, values in results.items():
+        rate = statistics.median(v[0] for v in values)
+        cpu = statistics.median(v[1] for v in values)
+        shown = " ".join(f"{r:.0f}/{c:.0f}" for r, c in values)
+        print(f"{variant:20s} {rate:7.0f} {cpu:10.0f}   ({shown})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
