@@ -26,6 +26,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -99,11 +100,13 @@ def announce_and_run(
 # ----------------------------------------------------------------- client
 
 
-def client(port: int, connections: int, size: int, seconds: float) -> int:
+def client(port: int, connections: int, size: int, seconds: float, max_trips: int = 0) -> int:
     """Round trips completed in ``seconds`` over ``connections`` connections.
 
-    Kept lean (one recv and one send per event) so that the server, not the
-    client, is what the figures measure as far as possible.
+    With ``max_trips``, stop after that many instead (``seconds`` is then
+    only a safety deadline).  Kept lean (one recv and one send per event)
+    so that the server, not the client, is what the figures measure as far
+    as possible.
     """
     message = b"x" * size
     selector = selectors.DefaultSelector()
@@ -120,7 +123,7 @@ def client(port: int, connections: int, size: int, seconds: float) -> int:
         send_all(sock, message)
         remaining[sock.fileno()] = size
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and not (max_trips and trips >= max_trips):
         for key, _ in selector.select(1.0):
             sock = key.fileobj  # type: ignore[assignment]
             try:
@@ -221,6 +224,11 @@ def main() -> None:
     parser.add_argument("--serve", choices=["thor", "asyncio"])
     parser.add_argument("--client", type=int, metavar="PORT")
     parser.add_argument("--profile", choices=["thor", "asyncio"])
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the servers' instructions per round trip under valgrind (load-independent)",
+    )
     args = parser.parse_args()
     if args.serve:
         (serve_thor if args.serve == "thor" else serve_asyncio)(None)
@@ -230,6 +238,9 @@ def main() -> None:
         return
     if args.profile:
         profile_server(args)
+        return
+    if args.instructions:
+        count_instructions(args)
         return
     print(
         f"{args.connections} connections, {args.seconds}s per size, {args.repeat} rounds "
@@ -271,6 +282,52 @@ def profile_server(args: argparse.Namespace) -> None:
         print(f"size {size}: {trips / args.seconds:.0f} msg/s (under the profiler)")
     server.stdin.close()
     server.wait(30)
+
+
+def instructions(kind: str, size: int, trips: int, connections: int) -> int:
+    """Instructions the server executed: start-up, ``trips`` round trips, shutdown."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        server = subprocess.Popen(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                str(HERE),
+                "--serve",
+                kind,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert server.stdout is not None
+        assert server.stdin is not None
+        port = int(server.stdout.readline())
+        done = client(port, connections, size, 600.0, max_trips=trips)
+        assert done >= trips
+        server.stdin.close()
+        server.wait(120)
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no callgrind summary")
+
+
+def count_instructions(args: argparse.Namespace) -> None:
+    """Instructions per round trip: the difference between a short and a long run."""
+    short, long = 200, 2200
+    print(f"{'size':>6} {'thor instr/msg':>15} {'asyncio instr/msg':>18} {'asyncio/thor':>13}")
+    for size in args.sizes:
+        per_msg = {}
+        for kind in ("thor", "asyncio"):
+            few = instructions(kind, size, short, args.connections)
+            many = instructions(kind, size, long, args.connections)
+            per_msg[kind] = (many - few) / (long - short)
+        ratio = per_msg["asyncio"] / per_msg["thor"]
+        print(f"{size:>6} {per_msg['thor']:>15.0f} {per_msg['asyncio']:>18.0f} {ratio:>12.2f}x")
 
 
 _PROFILE_SNIPPET = (
