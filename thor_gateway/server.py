@@ -38,7 +38,7 @@ from thor_gateway.loading import build_handler, build_proxy, import_app
 from thor_gateway.metrics import Metrics
 from thor_gateway.routing import Route, Router
 
-__all__ = ["EXIT_STARTUP_FAILED", "Gateway", "Listeners", "run_single"]
+__all__ = ["EXIT_STARTUP_FAILED", "Gateway", "Listeners", "preflight", "run_single"]
 
 log = logging.getLogger("thor_gateway.server")
 EXIT_STARTUP_FAILED = 3
@@ -60,6 +60,23 @@ class Listeners:
         for sock in self.all():
             if sock.fileno() >= 0:
                 sock.close()
+
+
+def preflight(settings: Settings) -> None:
+    """Check what a worker would only find out after the fork; raises :class:`ConfigError`.
+
+    (TLS files, the access log format, the trusted proxy list, the apps.)
+    """
+    tls_context(settings)
+    if settings.access_logfile:
+        try:
+            AccessLog("-", settings.access_logformat)
+        except (ValueError, TypeError) as error:
+            raise ConfigError("access_logformat", str(error)) from None
+    try:
+        ProxyTrust(settings.forwarded_allow_ips)
+    except ValueError as error:
+        raise ConfigError("forwarded_allow_ips", str(error)) from None
 
 
 def tls_context(settings: Settings) -> Any:
@@ -144,6 +161,7 @@ class Gateway:
         self.access_log: AccessLog | None = None
         self.router = self._router(max_requests)
         self._metrics_server: HttpServer | None = None
+        self._metrics_router: Router | None = None
         self._tls = tls_context(settings)
 
     def _router(self, max_requests: int) -> Router:
@@ -248,16 +266,15 @@ class Gateway:
         if self.draining:
             if not self.abort_on_second_signal:
                 return
-            log.warning("second stop signal: aborting the connections left")
+            # The process exits right after: the kernel resets what is left.
+            log.warning("second stop signal: stopping now, cutting the requests left")
             self.exit_status = 1
-            for server in self.servers:
-                server._abort_all()
             self.loop.stop()
             return
         self.draining = True
         self.router.draining = True
         self.metrics.draining = True
-        if self._metrics_server is not None:
+        if self._metrics_router is not None:
             self._metrics_router.draining = True
         log.info(
             "draining: finishing requests in flight (at most %ss)", self.settings.graceful_timeout

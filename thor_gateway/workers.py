@@ -38,8 +38,9 @@ from dataclasses import dataclass
 import thor.loop
 from thor_gateway.binds import describe
 from thor_gateway.cli import check_apps
-from thor_gateway.config import Settings
-from thor_gateway.server import EXIT_STARTUP_FAILED, Gateway, Listeners, serve
+from thor_gateway.config import ConfigError, Settings
+from thor_gateway.errors import AppLoadError
+from thor_gateway.server import EXIT_STARTUP_FAILED, Gateway, Listeners, preflight, serve
 
 __all__ = ["Master"]
 
@@ -47,6 +48,7 @@ log = logging.getLogger("thor_gateway.workers")
 KILL_GRACE = 5.0  # seconds after --graceful-timeout before SIGKILL
 RESPAWN_PAUSE = 1.0  # between replacements of workers that die at once
 QUICK_DEATH = 1.0
+EXIT_BAD_CONFIG = 2
 
 
 class Phase(enum.Enum):
@@ -85,6 +87,7 @@ class Master:
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit status."""
         check_apps(self.settings)  # import once here: fail before forking
+        preflight(self.settings)
         self.listeners = Listeners(self.settings)
         tls = self.settings.certfile is not None
         for sock in self.listeners.app:
@@ -216,12 +219,14 @@ class Master:
     def _worker_exited(self, worker: Worker, code: int) -> None:
         if self.phase is Phase.STOPPING:
             log.info("worker %d exited (%d)", worker.pid, code)
-            if code != 0:
+            # -SIGTERM: a worker that had not yet set up its handlers (just forked)
+            # and so had nothing to drain.
+            if code not in (0, -signal.SIGTERM):
                 self.exit_status = 1
             return
-        if code == EXIT_STARTUP_FAILED:
+        if code in (EXIT_STARTUP_FAILED, EXIT_BAD_CONFIG):
             log.error("worker %d failed to start its apps: stopping", worker.pid)
-            self.exit_status = EXIT_STARTUP_FAILED
+            self.exit_status = code
             self._stop(signal.SIGTERM)
             return
         if worker.retiring or code == 0:
@@ -245,6 +250,9 @@ class Master:
             code = 1
             try:
                 code = self._worker_main(ready_w, limit)
+            except (ConfigError, AppLoadError) as error:
+                log.error("%s", error)
+                code = EXIT_BAD_CONFIG
             except BaseException:
                 log.exception("worker failed")
             finally:

@@ -139,3 +139,17 @@ def test_startup_failure_exits_3_without_serving(start_gateway: Any) -> None:
     assert gateway.wait(20) == 3
     assert "application startup failed: database unreachable" in gateway.log
     assert "Listening" not in gateway.log
+
+
+def test_second_signal_stops_at_once_with_status_1(start_gateway: Any) -> None:
+    gateway = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0", "--graceful-timeout", "30")
+    slow = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
+    slow.sendall(b"GET /slow?sleep=10 HTTP/1.1\r\nHost: a\r\n\r\n")
+    time.sleep(0.3)
+    gateway.signal(signal.SIGINT)
+    gateway.wait_for_line("draining")
+    started = time.monotonic()
+    gateway.signal(signal.SIGINT)
+    assert gateway.wait(10) == 1
+    assert time.monotonic() - started < 5
+    slow.close()

@@ -101,3 +101,22 @@ def test_workers_exit_when_the_master_is_killed(start_gateway: Any) -> None:
         return alive == 0
 
     poll(all_gone, 15, "orphaned workers to drain and exit")
+
+
+def test_bad_tls_files_fail_before_forking(start_gateway: Any, tmp_path: Any) -> None:
+    missing = str(tmp_path / "missing.pem")
+    gateway = start_gateway(
+        f"{APPS}:info",
+        "-b",
+        "127.0.0.1:0",
+        "-w",
+        "2",
+        "--certfile",
+        missing,
+        "--keyfile",
+        missing,
+        ready=False,
+    )
+    assert gateway.wait(20) == 2
+    assert "certfile: cannot load the certificate or key" in gateway.log
+    assert "started worker" not in gateway.log
