@@ -239,6 +239,7 @@ def test_request_trailers_sent_chunked(loop: thor.loop.Loop, client: HttpClient)
         "http:///nohost",
         "http://bad host/",
         "http://127.0.0.1/a b",
+        "http://bücher.example/",
     ],
 )
 def test_bad_urls(loop: thor.loop.Loop, client: HttpClient, uri: str) -> None:

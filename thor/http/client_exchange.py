@@ -139,6 +139,8 @@ class HttpClientExchange(EventEmitter):
             self.preserve_host = preserve_host
         try:
             self.method = to_bytes(method, "ascii")
+            if isinstance(uri, str) and not uri.isascii():
+                raise error.UrlError("non-ASCII URI: percent-encode it (and IDNA-encode the host)")
             self.uri = to_bytes(uri, "ascii")
             self.req_hdrs = [(to_bytes(n, "latin-1"), to_bytes(v, "latin-1")) for n, v in req_hdrs]
             url = parse_url(self.uri)
