@@ -371,3 +371,19 @@ def test_post_retried_when_nothing_was_written(loop: thor.loop.Loop, clients: Cl
         run_until(loop, lambda: r.finished)
         assert r.body == b"abc", r.error
         assert srv.accepted == 2
+
+
+def test_cancel_during_retry_delay(loop: thor.loop.Loop, clients: Clients) -> None:
+    handler, _ = dropping_server(drops=100)
+    client = clients(retry_delay=0.2)
+    with raw_server(handler) as srv:  # type: ignore[arg-type]
+        ex = client.exchange()
+        r = Result(ex, loop, stop=False)
+        ex.request_start("GET", f"http://127.0.0.1:{srv.port}/", [])
+        ex.request_done([])
+        run_until(loop, lambda: srv.accepted == 1 and not client.conn_counts)
+        ex.cancel()  # waiting for its retry
+        start = time.monotonic()
+        run_until(loop, lambda: time.monotonic() - start > 0.5)
+        assert srv.accepted == 1
+        assert r.order == []
