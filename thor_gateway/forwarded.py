@@ -28,6 +28,10 @@ from thor.http.headers import get_values
 __all__ = ["ClientInfo", "ProxyTrust", "parse_forwarded"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+PROXY_FIELDS = frozenset(
+    (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+)
+_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class ProxyTrust:
         self.everyone = "*" in allowed
         self.unix = self.everyone or "unix" in allowed
         self.networks: list[IPNetwork] = []
+        self._seen: dict[str, bool] = {}  # address -> trusted; peers repeat
         for item in allowed:
             if item in ("*", "unix"):
                 continue
@@ -58,6 +63,15 @@ class ProxyTrust:
         """Whether ``address`` (an IP in text) is a trusted proxy."""
         if self.everyone:
             return True
+        known = self._seen.get(address)
+        if known is None:
+            known = self._trusts(address)
+            if len(self._seen) >= _CACHE_SIZE:
+                self._seen.clear()
+            self._seen[address] = known
+        return known
+
+    def _trusts(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address.partition("%")[0])
         except ValueError:
@@ -73,6 +87,11 @@ class ProxyTrust:
         headers: list[tuple[bytes, bytes]],
     ) -> ClientInfo:
         """The client, scheme and host for a request from ``peer`` (None: a UNIX socket)."""
+        for name, _ in headers:
+            if name.lower() in PROXY_FIELDS:
+                break
+        else:  # the common case, answered without parsing an address
+            return ClientInfo(peer, scheme)
         trusted = self.unix if peer is None else self.trusts(peer[0])
         if not trusted:
             return ClientInfo(peer, scheme)
