@@ -62,7 +62,7 @@ class ProxySettings:
     retries: int = 1  # extra attempts on another member for idempotent requests
     retry_budget: float = 0.2  # retries at most this share of requests (plus 3/s)
     max_connections: int | None = None  # requests in flight per member (default for all)
-    max_idle_connections: int = 512  # pooled connections per member
+    max_idle_connections: int = 512  # connections per member (busy or idle) without a limit
     idle_timeout: float = 60.0  # seconds an idle upstream connection is kept
     health_check_path: str | None = None  # turns active health checks on
     health_check_interval: float = 5.0
