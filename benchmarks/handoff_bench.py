@@ -160,6 +160,43 @@ def serve(variant: str, threads: int) -> None:
     loop.run()
 
 
+def micro(variant: str, threads: int, inflight: int, rounds: int) -> float:
+    """Round trips per second, loop -> pool -> loop, without sockets."""
+    import thor.loop
+    from thor_gateway.threadpool import ThreadPool
+
+    kind, _, option = variant.partition(":")
+    if option.startswith("si="):
+        sys.setswitchinterval(float(option[3:]))
+    loop = thor.loop.make()
+    pool = ThreadPool(threads, rounds)
+    if kind == "queue":
+        pool._queue = queue.Queue()  # type: ignore[assignment]
+    elif kind == "deque":
+        pool._queue = DequeQueue()  # type: ignore[assignment]
+    elif kind != "simple":
+        raise SystemExit(f"unknown micro variant {kind!r}")
+    done = [0]
+
+    def back() -> None:
+        done[0] += 1
+        if done[0] >= rounds:
+            loop.stop()
+        else:
+            pool.submit(task)
+
+    def task() -> None:
+        loop.run_in_loop(back)
+
+    for _ in range(inflight):
+        pool.submit(task)
+    start = time.perf_counter()
+    loop.run()
+    elapsed = time.perf_counter() - start
+    pool.shutdown(wait=False)
+    return done[0] / elapsed
+
+
 # ------------------------------------------------------------------ client side
 
 
@@ -274,9 +311,48 @@ def main() -> None:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--client", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--micro",
+        action="store_true",
+        help="measure loop -> pool -> loop round trips without sockets; variants: "
+        "simple (SimpleQueue), queue (queue.Queue), deque (deque + Condition), each "
+        "with an optional :si=<seconds>",
+    )
+    parser.add_argument("--inflight", type=int, default=16)
+    parser.add_argument("--micro-run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.threads)
+        return
+    if args.micro_run:
+        print(micro(args.micro_run, args.threads, args.inflight, 20000))
+        return
+    if args.micro:
+        print(f"# round trips/s, {args.inflight} in flight, {args.threads} threads")
+        for variant in args.variants:
+            rates = [
+                float(
+                    subprocess.run(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--micro-run",
+                            variant,
+                            "--threads",
+                            str(args.threads),
+                            "--inflight",
+                            str(args.inflight),
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        timeout=120,
+                    ).stdout
+                )
+                for _ in range(args.repeat)
+            ]
+            shown = " ".join(f"{rate:.0f}" for rate in rates)
+            print(f"{variant:20s} {statistics.median(rates):8.0f}   ({shown})", flush=True)
         return
     if args.client:
         print(*load(args.client, args.pid, args.conns, args.seconds, args.warmup))
