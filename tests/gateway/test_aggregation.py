@@ -179,3 +179,26 @@ def test_blocking_client_from_threads(live_server: Callable[..., Any]) -> None:
         live.call(blocking.fetch, f"{base}/a")
     live.call(client_for(live.loop).close)
     live.call(services.shutdown)
+
+
+def test_client_leaving_cancels_the_fan_out(live_server: Callable[..., Any]) -> None:
+    import socket
+
+    from tests.gateway.proxy_support import raw_upstream, wait_for
+
+    closed = threading.Event()
+
+    def slow(sock: socket.socket, head: bytes) -> None:
+        sock.settimeout(5)
+        if sock.recv(1) == b"":
+            closed.set()
+
+    with raw_upstream(slow) as up:
+        live = live_server()
+        live.mount(Aggregator(lambda r: {"slow": up.url + "/x"}, deadline=5.0))
+        client = socket.create_connection(("127.0.0.1", live.port), timeout=5)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_for(lambda: len(up.heads) == 1)
+        client.close()
+        assert closed.wait(5), "the backend call was not cancelled"
+        live.call(client_for(live.loop).close)
