@@ -15,9 +15,18 @@ from tests.gateway.gateway_helpers import Load, poll, statuses
 APPS = "tests.gateway.gateway_apps"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_stop_under_load_loses_nothing(start_gateway: Any, signum: int) -> None:
-    gateway = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0", "--graceful-timeout", "10")
+@pytest.mark.parametrize(
+    ("signum", "app"),
+    [
+        (signal.SIGTERM, f"{APPS}:info"),
+        (signal.SIGINT, f"{APPS}:info"),
+        (signal.SIGTERM, "apps.hello_asgi:app"),
+        (signal.SIGTERM, "apps.hello_thor:handler"),
+    ],
+    ids=["TERM-wsgi", "INT-wsgi", "TERM-asgi", "TERM-native"],
+)
+def test_stop_under_load_loses_nothing(start_gateway: Any, signum: int, app: str) -> None:
+    gateway = start_gateway(app, "-b", "127.0.0.1:0", "--graceful-timeout", "10")
     with Load(gateway.port, "/load?sleep=0.02", threads=8, seconds=20) as load:
         load.wait_ok(50)
         gateway.signal(signum)
