@@ -303,6 +303,7 @@ def _proxy_table(table: dict[str, Any]) -> ProxyRoute:
 
 
 def toml_value(value: Any) -> str:
+    """``value`` as TOML (for ``--print-config``); reads back equal."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -314,4 +315,7 @@ def toml_value(value: Any) -> str:
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace('"', '\\"')
         return '"' + "".join(c if c >= " " else f"\\u{ord(c):04x}" for c in escaped) + '"'
+    if isinstance(value, Mapping):
+        pairs = ", ".join(f"{toml_value(str(k))} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }" if pairs else "{}"
     raise TypeError(f"no TOML spelling for {value!r}")

@@ -162,6 +162,19 @@ def test_errors_name_the_flag_or_variable(
     assert where in caught.value.where
 
 
+def test_print_config_with_nested_proxy_options(tmp_path: Path) -> None:
+    toml = tmp_path / "g.toml"
+    toml.write_text(
+        "[[proxy]]\nprefix = '/up'\nupstreams = ['http://127.0.0.1:1']\n"
+        "health = { path = '/h', interval = 2.5 }\nheaders = { }\n"
+    )
+    s = settings_of(["-c", str(toml)])
+    again = tmp_path / "again.toml"
+    again.write_text(config.to_toml(s))
+    assert settings_of(["-c", str(again)]) == s
+    assert s.proxy[0].options == {"health": {"path": "/h", "interval": 2.5}, "headers": {}}
+
+
 def test_print_config_reads_back(tmp_path: Path) -> None:
     s = settings_of(
         ["m:a", "-b", "[::1]:1", "--mount", "/x=y:z", "--proxy", "/p=http://127.0.0.1:9,http://h:1"]
