@@ -156,7 +156,8 @@ class HttpServer(EventEmitter):
 
     def shutdown(self) -> None:
         """Stop accepting now; open connections are left alone.  Emits ``stop``."""
-        self.tcp_server.stop_accepting(drain_backlog=False)
+        # TlsServer.shutdown also aborts handshakes in progress (else their sockets leak).
+        self.tcp_server.shutdown()
         self.emit("stop")
 
     def graceful_shutdown(self, timeout: float | None = None) -> None:
