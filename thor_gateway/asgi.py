@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import enum
 import logging
 import re
 import threading
@@ -123,6 +124,26 @@ def encode_start(message: Message) -> Start:
     except ValueError:
         phrase = b""
     return status, phrase, headers
+
+
+class _Input(enum.Enum):
+    """The request body as the app sees it (asyncio side)."""
+
+    UNREAD = "unread"  # a body is expected; paused until the first receive()
+    OPEN = "open"  # more body may come
+    ARRIVED = "arrived"  # all of it arrived; the final more_body=False not yet returned
+    RETURNED = "returned"  # the app has seen more_body=False
+    BROKEN = "broken"  # cut short (or the client left): receive() says http.disconnect
+
+
+class _Output(enum.Enum):
+    """The response as the app produced it (asyncio side)."""
+
+    IDLE = "idle"  # nothing sent
+    HELD = "held"  # http.response.start received, held for the first body message
+    STREAMING = "streaming"  # started; more body to come
+    COMPLETE = "complete"  # the last body message was sent
+    GONE = "gone"  # the client left before the end: send() raises
 
 
 class _Outbox:
@@ -247,16 +268,11 @@ class _AsgiExchange:
         self.t_body_complete = not has_body
         # asyncio side (asyncio thread only).
         self.a_chunks: deque[bytes] = deque()
-        self.a_body_done = not has_body
-        self.a_body_returned = False
-        self.a_first_receive = True
-        self.a_disconnected = False
-        self.a_gone = False
+        self.a_input = _Input.UNREAD if has_body else _Input.ARRIVED
+        self.a_output = _Output.IDLE
         self.a_waiter: asyncio.Future[None] | None = None
         self.a_start: Message | None = None
-        self.a_started = False
-        self.a_complete = False
-        self.a_paused = False
+        self.a_paused = False  # the client is not reading: send() waits
         self.a_inflight = 0
         self.a_send_waiter: asyncio.Future[None] | None = None
         exchange.on("error", self.t_error)
@@ -349,17 +365,18 @@ class _AsgiExchange:
         self._wake()
 
     def a_body_end(self) -> None:
-        self.a_body_done = True
+        if self.a_input in (_Input.UNREAD, _Input.OPEN):
+            self.a_input = _Input.ARRIVED
         self._wake()
 
     def a_disconnect(self, gone: bool) -> None:
         """The client left (``gone``) or the request body broke."""
-        self.a_body_done = True
-        self.a_disconnected = True
-        self._wake()
-        if gone:
-            self.a_gone = True
+        if self.a_input in (_Input.UNREAD, _Input.OPEN, _Input.ARRIVED):
+            self.a_input = _Input.BROKEN
+        if gone and self.a_output is not _Output.COMPLETE:
+            self.a_output = _Output.GONE
             self._wake_sender()
+        self._wake()
 
     def a_pause(self, paused: bool) -> None:
         self.a_paused = paused
@@ -377,58 +394,65 @@ class _AsgiExchange:
                 body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
                 chunks.clear()
                 self.handler.loop.run_in_loop(self.t_received, len(body))
-                more = not (self.a_body_done and not self.a_disconnected)
-                if not more:
-                    self.a_body_returned = True
-                return {"type": "http.request", "body": body, "more_body": more}
-            if self.a_disconnected or (self.a_body_returned and self.a_complete):
+                final = self.a_input is _Input.ARRIVED
+                if final:
+                    self.a_input = _Input.RETURNED
+                return {"type": "http.request", "body": body, "more_body": not final}
+            state = self.a_input
+            output = self.a_output
+            if (
+                state is _Input.BROKEN
+                or output is _Output.GONE
+                or (state is _Input.RETURNED and output is _Output.COMPLETE)
+            ):
                 return {"type": "http.disconnect"}
-            if self.a_body_done and not self.a_body_returned:
-                self.a_body_returned = True
+            if state is _Input.ARRIVED:
+                self.a_input = _Input.RETURNED
                 return {"type": "http.request", "body": b"", "more_body": False}
-            if self.a_first_receive and not self.a_body_done:
+            if state is _Input.UNREAD:
                 # The body starts paused: resuming it sends 100 Continue (RFC 9110 §10.1.1).
+                self.a_input = _Input.OPEN
                 self.handler.loop.run_in_loop(self.t_received, 0)
-            self.a_first_receive = False
             self.a_waiter = asyncio.get_running_loop().create_future()
             await self.a_waiter
             self.a_waiter = None
 
     async def send(self, message: Message) -> None:
-        if self.a_gone:
+        output = self.a_output
+        if output is _Output.GONE:
             raise ClientDisconnected("the client disconnected")
         kind = message["type"]
         if kind == "http.response.start":
-            if self.a_start is not None:
+            if output is not _Output.IDLE:
                 raise AppResponseError("http.response.start sent twice")
             encode_start(message)  # validate now, so that the app's send() raises
             self.a_start = message
+            self.a_output = _Output.HELD
         elif kind == "http.response.body":
             await self._send_body(message)
         else:
             raise AppResponseError(f"unexpected message type {kind!r}")
 
     async def _send_body(self, message: Message) -> None:
-        if self.a_complete:
+        output = self.a_output
+        if output is _Output.COMPLETE:
             raise AppResponseError("http.response.body after the response was complete")
-        start: Start | None = None
-        if not self.a_started:
-            if self.a_start is None:
-                raise AppResponseError("http.response.body before http.response.start")
-            start = encode_start(self.a_start)
-            self.a_started = True
+        if output is _Output.IDLE or self.a_start is None:
+            raise AppResponseError("http.response.body before http.response.start")
         body = message.get("body", b"")
         if type(body) is not bytes:
             raise AppResponseError(f"body must be bytes, not {type(body).__name__}")
+        start = encode_start(self.a_start) if output is _Output.HELD else None
         more = bool(message.get("more_body", False))
-        if not more:
-            self.a_complete = True
-            self._wake()
-        else:
+        if more:
+            self.a_output = _Output.STREAMING
             self.a_inflight += len(body)
+        else:
+            self.a_output = _Output.COMPLETE
+            self._wake()  # a receive() waiting for the end now returns http.disconnect
         self.handler.loop.run_in_loop(self.t_respond, start, body, more)
         while more and (self.a_paused or self.a_inflight > self.handler.window):
-            if self.a_gone:
+            if self.a_output is _Output.GONE:
                 raise ClientDisconnected("the client disconnected")
             self.a_send_waiter = asyncio.get_running_loop().create_future()
             await self.a_send_waiter
@@ -445,10 +469,10 @@ class _AsgiExchange:
             log.error("error in ASGI app for %s %s", method, path, exc_info=exc)
             self.handler.loop.run_in_loop(self.t_fail)
             return
-        if not self.a_complete and not self.a_gone:
-            if self.a_started:
-                log.error("the ASGI app returned before completing its response")
-                self.handler.loop.run_in_loop(self.t_abort)
-            else:
-                log.error("the ASGI app returned without sending a response")
-                self.handler.loop.run_in_loop(self.t_fail)
+        output = self.a_output
+        if output is _Output.STREAMING:
+            log.error("the ASGI app returned before completing its response")
+            self.handler.loop.run_in_loop(self.t_abort)
+        elif output is _Output.IDLE or output is _Output.HELD:
+            log.error("the ASGI app returned without sending a response")
+            self.handler.loop.run_in_loop(self.t_fail)

@@ -405,6 +405,8 @@ class _WsgiTask:
             return None
         if phase is _Phase.WAITING:
             raise StartResponseError("the app produced a body before calling start_response()")
+        if phase is _Phase.DONE:
+            raise StartResponseError("write() after the response ended")
         raise AppOutputError("the app's status or headers were invalid")
 
     def _send(self, chunk: bytes) -> None:
