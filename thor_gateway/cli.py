@@ -122,6 +122,9 @@ def _adopt_reloader_sockets(settings: Settings, environ: Mapping[str, str]) -> N
 def check_apps(settings: Settings) -> None:
     """Import every mounted app and tell its interface (``--check-config``)."""
     from thor_gateway.loading import detect_interface, import_app
+    from thor_gateway.server import preflight
+
+    preflight(settings)
 
     for mount in settings.all_mounts():
         obj = import_app(mount.app, mount.factory)

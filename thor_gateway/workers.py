@@ -40,7 +40,7 @@ from thor_gateway.binds import describe
 from thor_gateway.cli import check_apps
 from thor_gateway.config import ConfigError, Settings
 from thor_gateway.errors import AppLoadError
-from thor_gateway.server import EXIT_STARTUP_FAILED, Gateway, Listeners, preflight, serve
+from thor_gateway.server import EXIT_STARTUP_FAILED, Gateway, Listeners, serve
 
 __all__ = ["Master"]
 
@@ -86,8 +86,7 @@ class Master:
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit status."""
-        check_apps(self.settings)  # import once here: fail before forking
-        preflight(self.settings)
+        check_apps(self.settings)  # import once here, and check TLS files: fail before forking
         self.listeners = Listeners(self.settings)
         tls = self.settings.certfile is not None
         for sock in self.listeners.app:

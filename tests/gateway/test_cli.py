@@ -66,6 +66,12 @@ def test_check_config_accepts(args: list[str]) -> None:
         (["apps.hello_wsgi:app", "-c", "missing.toml"], {}, "--config missing.toml"),
         (["apps.hello_wsgi:app", "--mount", "api=x:y"], {}, "--mount: a prefix starts with '/'"),
         ([], {}, "nothing to serve"),
+        (["apps.hello_wsgi:app", "--certfile", "no.pem", "--keyfile", "no.pem"], {}, "certfile"),
+        (
+            ["apps.hello_wsgi:app", "--access-logfile", "-", "--access-logformat", "%(h"],
+            {},
+            "access_logformat",
+        ),
     ],
 )
 def test_bad_configuration_exits_2_naming_the_problem(
