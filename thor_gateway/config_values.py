@@ -274,7 +274,8 @@ def value_from_toml(name: str, option: Option, value: Any) -> Any:
         return float(_non_negative(value))  # type: ignore[arg-type]
     if isinstance(value, str) and kind not in (Kind.BOOL, Kind.INT):
         return _from_text(option, value)
-    raise ValueError(f"expected a {kind.value}, got {type(value).__name__} {value!r}")
+    article = "an" if kind.value[0] in "aeiou" else "a"
+    raise ValueError(f"expected {article} {kind.value}, got {type(value).__name__} {value!r}")
 
 
 def _mount_table(name: str, table: dict[str, Any]) -> Mount:
