@@ -670,3 +670,44 @@ def test_slow_client_keeps_the_generator_blocked(wsgi_server: Any) -> None:
         received = len(read_until_close(sock, deadline=60))
     assert received > total
     assert produced[0] == total
+
+
+def test_request_body_backpressure_holds_the_client(wsgi_server: Any) -> None:
+    """While the app does not read, the client cannot push the whole body."""
+    release = threading.Event()
+    total = 16 * 1024 * 1024
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        first = stream.read(1)  # resumes the body once, then stops reading
+        assert release.wait(10)
+        rest = stream.read(total)
+        start_response("200 OK", TEXT)
+        return [b"%d" % (len(first) + len(rest))]
+
+    live = wsgi_server(app)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", live.port))
+    sent_all = threading.Event()
+
+    def push() -> None:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % total
+        )
+        sock.sendall(b"p" * total)
+        sent_all.set()
+
+    pusher = threading.Thread(target=push)
+    pusher.start()
+    try:
+        assert not sent_all.wait(0.5), "16 MiB went through while the app was not reading"
+        release.set()
+        assert sent_all.wait(10)
+        raw = read_until_close(sock)
+    finally:
+        release.set()
+        pusher.join(10)
+        sock.close()
+    assert body_of(raw) == b"%d" % total
