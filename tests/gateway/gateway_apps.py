@@ -42,6 +42,7 @@ def info(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
             "host": environ.get("HTTP_HOST", ""),
             "method": environ["REQUEST_METHOD"],
             "body_length": len(body),
+            "x_forwarded_for": environ.get("HTTP_X_FORWARDED_FOR"),
             "pid": os.getpid(),
         },
     )

@@ -219,3 +219,19 @@ def test_bad_inputs_did_not_hurt_the_server(gateway: Gateway) -> None:
     # The apps' own errors (a read() that raised on a broken body) are logged with
     # their traceback, as they should be; the loop and the server must not have failed.
     assert "exception in callback" not in gateway.log
+
+
+def test_b51_clients_that_leave_at_once(gateway: Gateway) -> None:
+    import socket
+
+    for i in range(200):
+        sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=5)
+        if i % 3 == 1:
+            sock.sendall(b"GET / HTTP/1.1\r\nHo")
+        if i % 3 == 2:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        sock.close()  # with SO_LINGER 0: a reset instead of a FIN
+    assert requests.get(gateway.url + "/healthz", timeout=10).text == "ok\n"
+    assert "exception in callback" not in gateway.log

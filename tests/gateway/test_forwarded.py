@@ -121,3 +121,15 @@ def test_e2e_environment_variable(start_gateway: Any) -> None:
         gateway.url + "/", headers={"Forwarded": "for=203.0.113.9"}, timeout=10
     ).json()
     assert seen["remote_addr"] == "127.0.0.1"
+
+
+def test_b55_underscore_names_are_not_proxy_headers(start_gateway: Any) -> None:
+    gateway = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0")
+    alone = requests.get(gateway.url + "/", headers={"X_Forwarded_For": "1.2.3.4"}, timeout=10)
+    assert alone.json()["remote_addr"] == "127.0.0.1"
+    assert alone.json()["x_forwarded_for"] is None
+    both = [("X_Forwarded_For", "1.2.3.4"), ("X-Forwarded-For", "5.6.7.8")]
+    for pairs in (both, both[::-1]):
+        seen = requests.get(gateway.url + "/", headers=dict(pairs), timeout=10).json()
+        assert seen["remote_addr"] == "5.6.7.8"
+        assert seen["x_forwarded_for"] == "5.6.7.8"
