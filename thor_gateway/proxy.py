@@ -59,7 +59,7 @@ class ProxySettings:
     upstream_timeout: float = 30.0  # seconds without progress from the upstream -> 504
     balancer: str = "round_robin"  # round_robin | least_connections | weighted | consistent_hash
     hash_key: str | None = None  # consistent_hash key: client | header:NAME | cookie:NAME
-    retries: int = 1  # extra attempts on another member for idempotent requests
+    retries: int = 1  # extra attempts on another member (see proxy_exchange._retryable)
     retry_budget: float = 0.2  # retries at most this share of requests (plus 3/s)
     max_connections: int | None = None  # requests in flight per member (default for all)
     max_idle_connections: int = 512  # connections per member (busy or idle) without a limit

@@ -32,7 +32,7 @@ import enum
 import logging
 from typing import TYPE_CHECKING, Any
 
-from thor.http.error import ConnectError, HttpError, ReadTimeoutError, UpstreamError
+from thor.http.error import ConnectError, DnsError, HttpError, ReadTimeoutError, UpstreamError
 from thor_gateway import forwarding
 from thor_gateway.balancer import choose
 from thor_gateway.health_checks import Ejection
@@ -48,6 +48,8 @@ __all__ = ["Phase", "ProxiedExchange", "error_status"]
 log = logging.getLogger("thor_gateway.proxy")
 
 Headers = list[tuple[bytes, bytes]]
+# Request bodies up to this size are kept until the response starts, for a retry.
+REPLAY_LIMIT = 64 * 1024
 _PHRASES = {
     502: b"Bad Gateway",
     503: b"Service Unavailable",
@@ -79,7 +81,6 @@ class ProxiedExchange:
 
     __slots__ = (
         "attempts",
-        "body_sent",
         "cx",
         "exchange",
         "failed",
@@ -88,6 +89,8 @@ class ProxiedExchange:
         "method",
         "phase",
         "proxy",
+        "replay",
+        "replay_size",
         "req_done",
         "req_trailers",
         "target",
@@ -115,7 +118,10 @@ class ProxiedExchange:
         self.cx: Any = None
         self.req_done = False
         self.req_trailers: Headers = []
-        self.body_sent = False
+        # The request body so far, kept (up to REPLAY_LIMIT) until the response starts, so
+        # that a failed attempt can be replayed on another member; None once too large.
+        self.replay: list[bytes] | None = []
+        self.replay_size = 0
         self.failed = False
         self.transformer: ResponseTransformer | None = None
         settings = proxy.settings
@@ -183,11 +189,20 @@ class ProxiedExchange:
         # (response_start, ..., error, pause), one call instead of six listeners.
         cx.sink(self)
         cx.request_start(self.method, upstream.origin_bytes + target, headers, preserve_host=True)
+        if self.attempts > 1 and self.replay:
+            for chunk in self.replay:
+                cx.request_body(chunk)
         if self.req_done:
             cx.request_done(self.req_trailers)
 
     def _on_request_body(self, chunk: bytes) -> None:
-        self.body_sent = True
+        replay = self.replay
+        if replay is not None:
+            self.replay_size += len(chunk)
+            if self.replay_size <= REPLAY_LIMIT and self.phase is Phase.WAITING:
+                replay.append(chunk)
+            else:
+                self.replay = None
         if self.cx is not None and self.phase is not Phase.DONE:
             self.cx.request_body(chunk)
 
@@ -229,6 +244,7 @@ class ProxiedExchange:
             upstream.ejection.failure(self.proxy.loop.time())
             self.failed = True  # relayed as it is, but not a success on response_done
         self.phase = Phase.RELAYING
+        self.replay = None  # no retry from here on
         if self.transformer is not None:
             out = self.transformer.start(code, out)
         self.exchange.response_start(code, phrase, out)
@@ -283,21 +299,26 @@ class ProxiedExchange:
             self._release()
             nxt = choose(proxy.balancer, proxy.upstreams.members, now, self.key, self.tried)
             if nxt is not None:
+                self.exchange.pause_request_body(False)  # the failed attempt may have paused it
                 self._send(nxt)
                 return
         status = error_status(err)
         self._answer(status, b"%d %s\n" % (status, _PHRASES[status]))
 
     def _retryable(self, err: HttpError) -> bool:
-        """RFC 9110 §9.2.2: an idempotent request whose body we can send again (none)."""
+        """May this request go to another member? (RFC 9110 §9.2.2, RFC 9112 §9.3.1)
+
+        When the upstream never got the request (no connection, or a name that did not
+        resolve) any request may go elsewhere; when it may have got it, only an idempotent
+        one.  Either way the body received so far must all be in the replay buffer (the
+        rest, if any, follows to the new attempt as it arrives).
+        """
         proxy = self.proxy
-        return (
-            self.attempts <= proxy.settings.retries
-            and self.method in proxy.retry_methods
-            and self.req_done
-            and not self.body_sent
-            and proxy.retry_budget.allow(proxy.loop.time())
-        )
+        if self.attempts > proxy.settings.retries or self.replay is None:
+            return False
+        if not (_never_sent(err) or self.method in proxy.retry_methods):
+            return False
+        return proxy.retry_budget.allow(proxy.loop.time())
 
     def _on_client_done(self, completed: bool) -> None:
         if not completed:
@@ -342,6 +363,15 @@ class ProxiedExchange:
 
     def _name(self) -> str:
         return self.upstream.origin if self.upstream is not None else "?"
+
+
+def _never_sent(err: HttpError) -> bool:
+    """True when the error shows the request never reached the upstream."""
+    if isinstance(err, DnsError):
+        return True
+    # The client's ConnectError is also used for a connection lost before the response,
+    # when the request may have been written; only a failure to connect is safe.
+    return isinstance(err, ConnectError) and "before the response" not in str(err)
 
 
 def _peer(address: object) -> tuple[str, int] | None:
