@@ -220,7 +220,7 @@ class Master:
             log.info("worker %d exited (%d)", worker.pid, code)
             # -SIGTERM: a worker that had not yet set up its handlers (just forked)
             # and so had nothing to drain.
-            if code not in (0, -signal.SIGTERM):
+            if code not in (0, -signal.SIGTERM) and self.exit_status == 0:
                 self.exit_status = 1
             return
         if code in (EXIT_STARTUP_FAILED, EXIT_BAD_CONFIG):

@@ -120,3 +120,9 @@ def test_bad_tls_files_fail_before_forking(start_gateway: Any, tmp_path: Any) ->
     assert gateway.wait(20) == 2
     assert "certfile: cannot load the certificate or key" in gateway.log
     assert "started worker" not in gateway.log
+
+
+def test_startup_failure_in_workers_stops_with_3(start_gateway: Any) -> None:
+    gateway = start_gateway(f"{APPS}:failing_startup", "-b", "127.0.0.1:0", "-w", "2", ready=False)
+    assert gateway.wait(20) == 3
+    assert "failed to start its apps: stopping" in gateway.log
