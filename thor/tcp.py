@@ -32,7 +32,6 @@ import errno
 import logging
 import os
 import socket
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -63,20 +62,6 @@ def _text(host: str | bytes | None) -> str | None:
     return host.decode("idna") if isinstance(host, bytes) else host
 
 
-# One read buffer per loop (a loop runs on one thread) and size, shared by its
-# connections: bytes are copied out of it before anything else can run.
-_scratch_buffers: weakref.WeakKeyDictionary[thor.loop.Loop, memoryview] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _scratch_buffer(loop: thor.loop.Loop, size: int) -> memoryview:
-    buffer = _scratch_buffers.get(loop)
-    if buffer is None or len(buffer) < size:
-        buffer = _scratch_buffers[loop] = memoryview(bytearray(size))
-    return buffer
-
-
 class ConnState(enum.Enum):
     """The life of a connection (the read and write halves close separately)."""
 
@@ -89,7 +74,11 @@ class ConnState(enum.Enum):
 class TcpConnection(EventEmitter):
     """A connected stream socket.  See the module docstring for its events."""
 
-    read_bufsize = 256 * 1024
+    # recv(n) allocates n bytes and then shrinks them to what arrived.  Below
+    # glibc's mmap threshold (128 KiB) that is cheap; at 256 KiB every read
+    # paid an mmap/munmap pair: 64-byte echo round trips cost 2.5x the CPU
+    # (benchmarks/tcp_echo.py).  64 KiB reads lose nothing on bulk transfers.
+    read_bufsize = 64 * 1024
     write_high_water = 256 * 1024
     write_low_water = 64 * 1024
     close_timeout = 2.0
@@ -109,7 +98,6 @@ class TcpConnection(EventEmitter):
         self._peer_eof = False
         self._write_shut = False
         self._linger_timer: thor.loop.ScheduledEvent | None = None
-        self._scratch: memoryview | None = None
         self._loop.add_reader(self._fd, self._on_readable)
 
     def __repr__(self) -> str:
@@ -147,14 +135,7 @@ class TcpConnection(EventEmitter):
                 self._loop.add_reader(self._fd, self._on_readable)
 
     def _recv(self, size: int) -> bytes:
-        # recv_into a scratch buffer, then copy out only what arrived:
-        # recv(size) allocates ``size`` bytes every time and shrinks them,
-        # which for 256 KiB costs more than the read itself (tcp_echo.py:
-        # 64-byte round trips went from 73 to 11 us in a micro-benchmark).
-        scratch = self._scratch
-        if scratch is None or len(scratch) < size:
-            scratch = self._scratch = _scratch_buffer(self._loop, size)
-        return scratch[: self.socket.recv_into(scratch, size)].tobytes()
+        return self.socket.recv(size)
 
     def _on_readable(self) -> None:
         try:
