@@ -448,3 +448,24 @@ def test_keep_alive_many_requests(asgi_server: Any) -> None:
             tuple(session.get(live.url + f"/{i}", timeout=5).json()["client"]) for i in range(30)
         }
     assert len(clients) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="thor.http.server ends the exchange (done(False)) when a client half-closes "
+    "after a whole request; RFC 9112 §9.6 lets the response go out (reported to the lead)",
+)
+def test_half_closed_client_still_gets_the_response(asgi_server: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = await read_body(receive)
+        await asyncio.sleep(0.05)  # answer after the client's FIN arrived
+        await respond(send, 200, b"got " + body)
+
+    live = asgi_server(app, lifespan="off")
+    raw = exchange_raw(
+        live.port,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+        half_close=True,
+    )
+    assert status_of(raw) == 200
+    assert body_of(raw) == b"got abc"

@@ -711,3 +711,25 @@ def test_request_body_backpressure_holds_the_client(wsgi_server: Any) -> None:
         pusher.join(10)
         sock.close()
     assert body_of(raw) == b"%d" % total
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="thor.http.server ends the exchange (done(False)) when a client half-closes "
+    "after a whole request; RFC 9112 §9.6 lets the response go out (reported to the lead)",
+)
+def test_half_closed_client_still_gets_the_response(wsgi_server: Any) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(3)
+        threading.Event().wait(0.05)  # answer after the client's FIN arrived
+        start_response("200 OK", TEXT)
+        return [b"got " + body]
+
+    live = wsgi_server(app)
+    raw = exchange_raw(
+        live.port,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+        half_close=True,
+    )
+    assert status_of(raw) == 200
+    assert body_of(raw) == b"got abc"
