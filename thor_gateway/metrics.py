@@ -1,25 +1,33 @@
-"""Counters of one worker, rendered in the Prometheus text format (version 0.0.4).
+"""Request metrics, rendered in the Prometheus text format (version 0.0.4).
 
 Everything is updated on the loop thread (by the router, when an exchange
 starts and when it is done), so plain integers suffice.  Names follow the
 Prometheus conventions: ``_total`` counters, base units (seconds, bytes).
 
-With ``--workers N`` each worker keeps its own numbers and the metrics bind is
-shared, so a scrape sees one worker (named by the ``pid`` label).  Sum over
-``pid`` in the query.
+With ``--workers N`` every worker counts for itself, and the metrics listener
+is shared, so a scrape lands on any one worker.  To answer for the whole
+server, each worker writes a snapshot of its numbers to a directory the master
+created (:class:`SharedMetrics`: one small JSON file per worker, replaced
+atomically, every second and on each scrape); the worker that is scraped adds
+them up.  Counters of workers that have exited stay in the sum (a counter must
+never go down); gauges (requests in flight, connections) count live workers
+only.  Snapshots of other workers may be up to a second old.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-__all__ = ["BUCKETS", "Metrics"]
+__all__ = ["BUCKETS", "Metrics", "SharedMetrics"]
 
 # Request duration buckets, seconds: 1 ms to 30 s.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_COUNTERS = ("aborted", "duration_sum", "bytes_sent", "bytes_received")
 
 
 class Metrics:
@@ -52,21 +60,60 @@ class Metrics:
         self.bytes_sent += sent
         self.bytes_received += got
 
-    def render(self) -> bytes:
-        """The exposition text."""
-        pid = f'pid="{os.getpid()}"'
+    def snapshot(self) -> dict[str, Any]:
+        """The numbers as plain JSON-able data."""
+        return {
+            "requests": dict(self.requests),
+            "aborted": self.aborted,
+            "in_flight": self.in_flight,
+            "buckets": list(self.bucket_counts),
+            "duration_sum": self.duration_sum,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "connections": self.connections(),
+            "draining": int(self.draining),
+        }
+
+    @classmethod
+    def total(cls, live: Iterable[dict[str, Any]], gone: Iterable[dict[str, Any]]) -> Metrics:
+        """The sum of snapshots: counters from all, gauges from the ``live`` ones."""
+        result = cls()
+        connections = 0
+        for snap, alive in [(s, True) for s in live] + [(s, False) for s in gone]:
+            for cls_name, count in snap["requests"].items():
+                result.requests[cls_name] = result.requests.get(cls_name, 0) + count
+            for name in _COUNTERS:
+                setattr(result, name, getattr(result, name) + snap[name])
+            result.bucket_counts = [
+                a + b for a, b in zip(result.bucket_counts, snap["buckets"], strict=True)
+            ]
+            if alive:
+                result.in_flight += snap["in_flight"]
+                connections += snap["connections"]
+                result.draining = result.draining or bool(snap["draining"])
+        result.connections = lambda: connections
+        return result
+
+    def render(self, labels: str = "") -> bytes:
+        """The exposition text; ``labels`` (``pid="12"``) go on every sample."""
+        sep = "," if labels else ""
         out = [
             "# HELP thor_requests_total Requests answered, by status class.",
             "# TYPE thor_requests_total counter",
         ]
         out += [
-            f'thor_requests_total{{{pid},status="{cls}"}} {n}' for cls, n in self.requests.items()
+            f'thor_requests_total{{{labels}{sep}status="{cls}"}} {n}'
+            for cls, n in self.requests.items()
         ]
         out += _single(
-            "requests_aborted_total", "counter", "Requests cut short.", pid, self.aborted
+            "requests_aborted_total", "counter", "Requests cut short.", labels, self.aborted
         )
-        out += _single("requests_in_flight", "gauge", "Requests in progress.", pid, self.in_flight)
-        out += _single("connections", "gauge", "Open client connections.", pid, self.connections())
+        out += _single(
+            "requests_in_flight", "gauge", "Requests in progress.", labels, self.in_flight
+        )
+        out += _single(
+            "connections", "gauge", "Open client connections.", labels, self.connections()
+        )
         out += [
             "# HELP thor_request_duration_seconds Time from request start to response end.",
             "# TYPE thor_request_duration_seconds histogram",
@@ -74,31 +121,85 @@ class Metrics:
         total = 0
         for bound, count in zip((*BUCKETS, float("inf")), self.bucket_counts, strict=True):
             total += count
-            label = "+Inf" if bound == float("inf") else repr(bound)
-            out.append(f'thor_request_duration_seconds_bucket{{{pid},le="{label}"}} {total}')
-        out.append(f"thor_request_duration_seconds_sum{{{pid}}} {self.duration_sum!r}")
-        out.append(f"thor_request_duration_seconds_count{{{pid}}} {total}")
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            out.append(f'thor_request_duration_seconds_bucket{{{labels}{sep}le="{le}"}} {total}')
+        braces = f"{{{labels}}}" if labels else ""
+        out.append(f"thor_request_duration_seconds_sum{braces} {self.duration_sum!r}")
+        out.append(f"thor_request_duration_seconds_count{braces} {total}")
         out += _single(
             "response_body_bytes_total",
             "counter",
             "Response body bytes sent.",
-            pid,
+            labels,
             self.bytes_sent,
         )
         out += _single(
             "request_body_bytes_total",
             "counter",
             "Request body bytes received.",
-            pid,
+            labels,
             self.bytes_received,
         )
-        out += _single("draining", "gauge", "1 while shutting down.", pid, int(self.draining))
+        out += _single("draining", "gauge", "1 while shutting down.", labels, int(self.draining))
         return ("\n".join(out) + "\n").encode("ascii")
 
 
 def _single(name: str, kind: str, text: str, labels: str, value: int) -> list[str]:
+    braces = f"{{{labels}}}" if labels else ""
     return [
         f"# HELP thor_{name} {text}",
         f"# TYPE thor_{name} {kind}",
-        f"thor_{name}{{{labels}}} {value}",
+        f"thor_{name}{braces} {value}",
     ]
+
+
+class SharedMetrics:
+    """One worker's side of the shared snapshot directory (see the module docstring)."""
+
+    def __init__(self, folder: str, metrics: Metrics) -> None:
+        self.folder = folder
+        self.metrics = metrics
+        self.pid = os.getpid()
+
+    def dump(self) -> None:
+        """Replace this worker's snapshot file."""
+        path = os.path.join(self.folder, f"{self.pid}.json")
+        temporary = f"{path}.tmp"
+        try:
+            with open(temporary, "w", encoding="ascii") as file:
+                json.dump(self.metrics.snapshot(), file)
+            os.replace(temporary, path)
+        except OSError:
+            pass  # the master removed the folder: it is shutting down
+
+    def collect(self) -> Metrics:
+        """The whole server's numbers, this worker's own fresh."""
+        self.dump()
+        live: list[dict[str, Any]] = []
+        gone: list[dict[str, Any]] = []
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            names = []
+        for name in names:
+            if not name.endswith(".json"):
+                continue
+            try:
+                with open(os.path.join(self.folder, name), encoding="ascii") as file:
+                    snap = json.load(file)
+            except (OSError, ValueError):
+                continue
+            (live if _alive(int(name[:-5])) else gone).append(snap)
+        return Metrics.total(live, gone)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True

@@ -35,13 +35,14 @@ from thor_gateway.binds import describe, open_listener
 from thor_gateway.config import ConfigError, Settings
 from thor_gateway.forwarded import ProxyTrust
 from thor_gateway.loading import build_handler, build_proxy, import_app
-from thor_gateway.metrics import Metrics
+from thor_gateway.metrics import Metrics, SharedMetrics
 from thor_gateway.routing import Route, Router
 
 __all__ = ["EXIT_STARTUP_FAILED", "Gateway", "Listeners", "preflight", "run_single"]
 
 log = logging.getLogger("thor_gateway.server")
 EXIT_STARTUP_FAILED = 3
+METRICS_DUMP_INTERVAL = 1.0  # seconds between a worker's metrics snapshots
 
 
 class Listeners:
@@ -111,11 +112,11 @@ def server_limits(settings: Settings) -> dict[str, Any]:
 class MetricsEndpoint:
     """``GET /metrics`` on the metrics listener (a handler like any other)."""
 
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
+    def __init__(self, source: Callable[[], Metrics]) -> None:
+        self.source = source
 
     def handle(self, exchange: Any, request: Any) -> None:
-        body = self.metrics.render()
+        body = self.source().render()
         exchange.response_start(
             200,
             "OK",
@@ -145,6 +146,7 @@ class Gateway:
         loop: thor.loop.Loop | None = None,
         multiprocess: bool = False,
         max_requests: int = 0,
+        metrics_dir: str | None = None,
     ) -> None:
         self.settings = settings
         self.listeners = listeners
@@ -158,6 +160,7 @@ class Gateway:
         self.on_ready: Callable[[], None] = lambda: None
         self.metrics = Metrics()
         self.metrics.connections = lambda: sum(len(s.connections) for s in self.servers)
+        self.shared = SharedMetrics(metrics_dir, self.metrics) if metrics_dir else None
         self.access_log: AccessLog | None = None
         self.router = self._router(max_requests)
         self._metrics_server: HttpServer | None = None
@@ -247,8 +250,10 @@ class Gateway:
                     "Listening at %s (pid %d)", describe(sock, self._tls is not None), os.getpid()
                 )
         if self.listeners.metrics is not None:
+            shared = self.shared
+            source = shared.collect if shared is not None else (lambda: self.metrics)
             endpoint = Router(
-                [Route(b"/metrics", MetricsEndpoint(self.metrics))],
+                [Route(b"/metrics", MetricsEndpoint(source))],
                 health_path=self.router.health_path,
                 ready_path=self.router.ready_path,
             )
@@ -257,7 +262,15 @@ class Gateway:
             self._metrics_server.on("exchange", endpoint.on_exchange)
             if not self.multiprocess:
                 log.info("Metrics at %s/metrics", describe(self.listeners.metrics, False))
+        if self.shared is not None:
+            self._dump_metrics()
         self.on_ready()
+
+    def _dump_metrics(self) -> None:
+        assert self.shared is not None
+        self.shared.dump()
+        if not self.draining:
+            self.loop.schedule(METRICS_DUMP_INTERVAL, self._dump_metrics)
 
     # ----------------------------------------------------------- stopping
 
@@ -316,6 +329,8 @@ class Gateway:
             self.loop.call_soon(self._stop_handlers, count - 1)
 
     def _finish(self) -> None:
+        if self.shared is not None:
+            self.shared.dump()  # the final counts stay in the sum
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         if self.access_log is not None:

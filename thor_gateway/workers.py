@@ -30,8 +30,10 @@ import logging
 import os
 import random
 import select
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -81,6 +83,7 @@ class Master:
         self._signals: list[int] = []
         self._wake_r, self._wake_w = os.pipe()
         self._next_spawn = 0.0
+        self.metrics_dir: str | None = None
 
     # ------------------------------------------------------------- running
 
@@ -88,6 +91,8 @@ class Master:
         """Serve until SIGTERM/SIGINT; returns the exit status."""
         check_apps(self.settings)  # import once here, and check TLS files: fail before forking
         self.listeners = Listeners(self.settings)
+        if self.listeners.metrics is not None:
+            self.metrics_dir = tempfile.mkdtemp(prefix="thor-gateway-metrics-")
         tls = self.settings.certfile is not None
         for sock in self.listeners.app:
             log.info("Listening at %s (pid %d)", describe(sock, tls), os.getpid())
@@ -105,6 +110,8 @@ class Master:
         finally:
             self.listeners.close()
             signal.set_wakeup_fd(-1)
+            if self.metrics_dir is not None:
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
         log.info("master stopped (pid %d)", os.getpid())
         return self.exit_status
 
@@ -284,6 +291,7 @@ class Master:
             loop=loop,
             multiprocess=True,
             max_requests=max_requests,
+            metrics_dir=self.metrics_dir,
         )
         gateway.abort_on_second_signal = False  # Ctrl-C reaches workers and master alike
 

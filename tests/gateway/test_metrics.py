@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 from typing import Any
 
 import requests
 
+from tests.gateway.gateway_helpers import poll
 from thor_gateway.metrics import BUCKETS, Metrics
 
 APPS = "tests.gateway.gateway_apps"
@@ -26,8 +29,7 @@ def parse(text: str) -> dict[tuple[str, str], float]:
             continue
         match = SAMPLE.match(line)
         assert match, f"not a sample line: {line!r}"
-        labels = re.sub(r'pid="\d+",?', "", match[3] or "")
-        samples[(match[1], labels)] = float(match[5])
+        samples[(match[1], match[3] or "")] = float(match[5])
     for name, _ in samples:
         base = re.sub(r"_(bucket|sum|count)$", "", name)
         assert name in types or base in types, f"{name} has no # TYPE"
@@ -76,3 +78,30 @@ def test_metrics_endpoint(start_gateway: Any) -> None:
         # The metrics listener does not count its own scrapes.
         again = parse(session.get(metrics_url + "/metrics", timeout=10).text)
         assert again[("thor_requests_total", 'status="2xx"')] == 7
+
+
+def test_metrics_add_up_over_workers(start_gateway: Any) -> None:
+    gateway = start_gateway(
+        f"{APPS}:info", "-b", "127.0.0.1:0", "-w", "2", "--metrics-bind", "127.0.0.1:0"
+    )
+    poll(lambda: gateway.count_lines("is listening") >= 2, 15, "two workers")
+    pids = set()
+    for _ in range(30):
+        with requests.Session() as session:  # new connections: both workers serve
+            pids.add(session.get(gateway.url + "/w", timeout=10).json()["pid"])
+    metrics_url = f"http://127.0.0.1:{gateway.metrics_port}/metrics"
+
+    def counted() -> bool:
+        samples = parse(requests.get(metrics_url, timeout=10).text)
+        return samples[("thor_requests_total", 'status="2xx"')] == 30
+
+    poll(counted, 10, "every worker's requests in the sum")
+    assert len(pids) == 2
+    # A recycled or dead worker's requests stay counted.
+    victim = pids.pop()
+    os.kill(victim, signal.SIGTERM)
+    gateway.wait_for_line(rf"worker {victim} exited")
+    for _ in range(5):
+        samples = parse(requests.get(metrics_url, timeout=10).text)
+        assert samples[("thor_requests_total", 'status="2xx"')] == 30
+    assert gateway.stop() == 0
