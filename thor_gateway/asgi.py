@@ -370,8 +370,12 @@ class _AsgiExchange:
         self._wake()
 
     def a_disconnect(self, gone: bool) -> None:
-        """The client left (``gone``) or the request body broke."""
-        if self.a_input in (_Input.UNREAD, _Input.OPEN, _Input.ARRIVED):
+        """The client left (``gone``) or the request body broke.
+
+        A body that arrived whole is still handed over (ending with more_body=False);
+        the next receive() then says http.disconnect.
+        """
+        if self.a_input in (_Input.UNREAD, _Input.OPEN):
             self.a_input = _Input.BROKEN
         if gone and self.a_output is not _Output.COMPLETE:
             self.a_output = _Output.GONE
