@@ -736,3 +736,39 @@ def test_half_close_after_the_request_stops_the_response(wsgi_server: Any) -> No
         wait_for(lambda: not live.server.connections, what="the server to drop the connection")
         may_answer.set()
         assert closed.wait(10), "close() not called after the client left"
+
+
+def str_body_app(environ: dict[str, Any], start_response: Any) -> Any:
+    start_response("200 OK", TEXT)
+    return ["text, not bytes"]
+
+
+def str_chunk_app(environ: dict[str, Any], start_response: Any) -> Any:
+    start_response("200 OK", TEXT)
+    yield "text, not bytes"
+
+
+def none_app(environ: dict[str, Any], start_response: Any) -> Any:
+    start_response("200 OK", TEXT)
+
+
+def no_start_response_app(environ: dict[str, Any], start_response: Any) -> Any:
+    return [b"body without a status"]
+
+
+def write_first_app(environ: dict[str, Any], start_response: Any) -> Any:
+    start_response.__self__.write(b"too early")  # the bound write() before start_response
+    return []
+
+
+@pytest.mark.parametrize(
+    "app", [str_body_app, str_chunk_app, none_app, no_start_response_app, write_first_app]
+)
+def test_pep3333_violations_are_500(wsgi_server: Any, app: Any, caplog: Any) -> None:
+    live = wsgi_server(app, validate=False)  # the validator would assert first
+    with caplog.at_level(logging.ERROR, "thor_gateway.wsgi"):
+        raw = exchange_raw(live.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert status_of(raw) == 500
+    assert b"bytes" not in raw
+    assert b"too early" not in raw
+    wait_for(lambda: "error in WSGI app" in caplog.text, what="the log line")
