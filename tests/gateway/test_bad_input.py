@@ -184,7 +184,10 @@ def test_b47_head_has_no_body(gateway: Gateway) -> None:
     assert body == b""
 
 
-@pytest.mark.parametrize("case", ["B1", "B11", "B28b", "B33", "B37"])
+SMALL = [c for c, d, _ in REJECTED if len(d) < 400]
+
+
+@pytest.mark.parametrize("case", SMALL)
 def test_rejections_byte_by_byte(gateway: Gateway, case: str) -> None:
     """The same answer when the request arrives one byte per segment."""
     import socket
