@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.gateway.gateway_helpers import Gateway, raw_exchange, statuses
+from tests.gateway.gateway_helpers import Gateway, poll, raw_exchange, statuses
 
 APPS = "tests.gateway.gateway_apps"
 P = b"POST / HTTP/1.1\r\nHost: a\r\n"
@@ -111,6 +111,7 @@ def app_calls(gateway: Gateway) -> int:
 @pytest.mark.parametrize(("case", "data", "expected"), REJECTED, ids=[c[0] for c in REJECTED])
 def test_rejected(gateway: Gateway, case: str, data: bytes, expected: set[int]) -> None:
     body_case = case in BODY
+    logged = gateway.count_lines("rejecting request")
     before = app_calls(gateway)
     response = raw_exchange(gateway.port, data, timeout=5)
     codes = statuses(response)
@@ -122,6 +123,8 @@ def test_rejected(gateway: Gateway, case: str, data: bytes, expected: set[int]) 
         assert b"\r\nconnection: close" in head, f"{case}: {head!r}"
     calls = app_calls(gateway) - before - 1
     assert calls == (1 if body_case else 0), f"{case}: the app was called {calls} times"
+    if not body_case and codes[0] != 405:
+        poll(lambda: gateway.count_lines("rejecting request") > logged, 5, f"{case}: a log line")
 
 
 def test_b21_forbidden_trailer_is_never_applied(gateway: Gateway) -> None:
