@@ -218,7 +218,8 @@ class Gateway:
         self._start_next(0)
 
     def _start_next(self, index: int) -> None:
-        if self.draining:
+        if self.draining:  # stopped while starting: stop the ``index`` started so far
+            self._stop_handlers(index)
             return
         if index == len(self.handlers):
             self._listen()
@@ -294,8 +295,7 @@ class Gateway:
         )
         pending = list(self.servers)
         if not pending:
-            self._stop_handlers(len(self.handlers))
-            return
+            return  # still starting: _start_next stops what has started
 
         def stopped(server: HttpServer) -> None:
             if server in pending:

@@ -93,3 +93,39 @@ class FailingStartup:
 
 failing_startup = FailingStartup()
 not_an_app = 42
+
+
+class SlowStartup:
+    """A handler whose startup takes a second (an ASGI lifespan warming a cache, say)."""
+
+    def handle(self, exchange: Any, request: Any) -> None:  # pragma: no cover - never called
+        raise AssertionError("served although stopped during startup")
+
+    def startup(self, done: Callable[[BaseException | None], None]) -> None:
+        import logging
+        import threading
+
+        log = logging.getLogger("thor_gateway.test")
+        log.warning("slow startup begins")
+
+        def later() -> None:
+            time.sleep(1.0)
+            log.warning("slow startup done")
+            self.loop.run_in_loop(done, None)
+
+        threading.Thread(target=later, daemon=True).start()
+
+    def shutdown(self, done: Callable[[BaseException | None], None]) -> None:
+        import logging
+
+        logging.getLogger("thor_gateway.test").warning("slow shutdown")
+        done(None)
+
+    @property
+    def loop(self) -> Any:
+        import thor.loop
+
+        return thor.loop._loop
+
+
+slow_startup = SlowStartup()

@@ -162,3 +162,13 @@ def test_second_signal_stops_at_once_with_status_1(start_gateway: Any) -> None:
     assert gateway.wait(10) == 1
     assert time.monotonic() - started < 5
     slow.close()
+
+
+def test_stop_during_a_slow_startup(start_gateway: Any) -> None:
+    gateway = start_gateway(f"{APPS}:slow_startup", "-b", "127.0.0.1:0", ready=False)
+    gateway.wait_for_line("slow startup begins")
+    gateway.signal(signal.SIGTERM)
+    assert gateway.wait(20) == 0
+    assert "slow startup done" in gateway.log
+    assert "slow shutdown" in gateway.log  # the started handler is stopped
+    assert "Listening" not in gateway.log
