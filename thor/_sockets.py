@@ -12,7 +12,12 @@ import socket
 import stat
 from typing import Any
 
-__all__ = ["listening_socket", "tune", "unix_listening_socket"]
+__all__ = ["listening_socket", "text", "tune", "unix_listening_socket"]
+
+
+def text(host: str | bytes | None) -> str | None:
+    """A host name as text: bytes are IDNA-decoded (hosts may be str or bytes)."""
+    return host.decode("idna") if isinstance(host, bytes) else host
 
 
 def listening_socket(host: str | None, port: int, backlog: int, reuse_port: bool) -> socket.socket:

@@ -58,10 +58,6 @@ _UNIX_CONNECTING = frozenset({errno.EINPROGRESS})
 _ACCEPT_SKIP_ERRNOS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR})
 
 
-def _text(host: str | bytes | None) -> str | None:
-    return host.decode("idna") if isinstance(host, bytes) else host
-
-
 class ConnState(enum.Enum):
     """The life of a connection (the read and write halves close separately)."""
 
@@ -74,10 +70,8 @@ class ConnState(enum.Enum):
 class TcpConnection(EventEmitter):
     """A connected stream socket.  See the module docstring for its events."""
 
-    # recv(n) allocates n bytes and then shrinks them to what arrived.  Below
-    # glibc's mmap threshold (128 KiB) that is cheap; at 256 KiB every read
-    # paid an mmap/munmap pair: 64-byte echo round trips cost 2.5x the CPU
-    # (benchmarks/tcp_echo.py).  64 KiB reads lose nothing on bulk transfers.
+    # recv(n) allocates n bytes, then shrinks them: above glibc's 128 KiB mmap
+    # threshold that is an mmap/munmap per read (3x the CPU: docs/tcp.md).
     read_bufsize = 64 * 1024
     write_high_water = 256 * 1024
     write_low_water = 64 * 1024
@@ -344,7 +338,7 @@ class TcpServer(EventEmitter):
         if sock is None and path is not None:
             sock = _sockets.unix_listening_socket(path, backlog)
         if sock is None:
-            sock = _sockets.listening_socket(_text(host), port, backlog, reuse_port)
+            sock = _sockets.listening_socket(_sockets.text(host), port, backlog, reuse_port)
         self.sock = sock
         self.path = path
         self.backlog = backlog
@@ -491,11 +485,18 @@ class TcpClient(EventEmitter):
         self._timer: thor.loop.ScheduledEvent | None = None
         self._last_error: tuple[str, int, str] = ("socket", errno.ECONNREFUSED, "no address")
         self._done = False
+        self._attempt = 0
 
     def connect(self, host: str | bytes, port: int, connect_timeout: float | None = None) -> None:
         """Connect to ``host``:``port``; one of the two events follows (never synchronously)."""
         self._start(connect_timeout)
-        thor.dns.lookup(host, port, self._on_resolved, loop=self.loop)
+        attempt = self._attempt
+
+        def resolved(results: list[thor.dns.DnsResult] | Exception) -> None:
+            if attempt == self._attempt:  # not the answer of an earlier, timed-out attempt
+                self._on_resolved(results)
+
+        thor.dns.lookup(host, port, resolved, loop=self.loop)
 
     def connect_unix(self, path: str, connect_timeout: float | None = None) -> None:
         """Connect to a UNIX socket."""
@@ -505,6 +506,7 @@ class TcpClient(EventEmitter):
 
     def _start(self, connect_timeout: float | None) -> None:
         # A client may connect again once the previous attempt has ended.
+        self._attempt += 1
         self._done = False
         self._last_error = ("socket", errno.ECONNREFUSED, "no address")
         if self._timer is not None:
