@@ -34,9 +34,12 @@ class _Collect(logging.Handler):
 class LiveServer:
     """An HttpServer whose loop runs in a thread; ``mount(handler, prefix)`` serves a handler."""
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, path: str | None = None, **settings: Any) -> None:
         self.loop = thor.loop.make()
-        self.server = HttpServer("127.0.0.1", 0, loop=self.loop, **settings)
+        if path is None:
+            self.server = HttpServer("127.0.0.1", 0, loop=self.loop, **settings)
+        else:  # a UNIX socket
+            self.server = HttpServer(None, 0, loop=self.loop, path=path, **settings)
         self.port = self.server.port
         self.url = f"http://127.0.0.1:{self.port}"
         self.handler: Any = None

@@ -474,3 +474,17 @@ def test_half_close_after_the_request_is_a_disconnect(asgi_server: Any) -> None:
     assert seen[1] == {"type": "http.disconnect"}
     assert isinstance(seen[2], OSError)
     assert raw == b""
+
+
+def test_scope_over_a_unix_socket(asgi_server: Any, tmp_path: Any) -> None:
+    path = str(tmp_path / "gw.sock")
+    asgi_server(scope_app, b"/u", lifespan="off", path=path)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(b"GET /u/p HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
+        raw = read_until_close(sock)
+    scope = json.loads(body_of(raw))
+    assert (scope["root_path"], scope["path"]) == ("/u", "/u/p")
+    assert scope["client"] is None
+    assert scope["server"] is None

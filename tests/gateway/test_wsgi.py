@@ -772,3 +772,18 @@ def test_pep3333_violations_are_500(wsgi_server: Any, app: Any, caplog: Any) -> 
     assert b"bytes" not in raw
     assert b"too early" not in raw
     wait_for(lambda: "error in WSGI app" in caplog.text, what="the log line")
+
+
+def test_environ_over_a_unix_socket(wsgi_server: Any, tmp_path: Any) -> None:
+    path = str(tmp_path / "gw.sock")
+    wsgi_server(environ_app, b"/u", path=path)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(b"GET /u/p?q HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
+        raw = read_until_close(sock)
+    env = json.loads(body_of(raw))
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == ("/u", "/p", "q")
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("localhost", "80")
+    assert "REMOTE_ADDR" not in env
+    assert env["HTTP_HOST"] == "local"
