@@ -87,7 +87,7 @@ def build_scope(request: Request, state: dict[str, Any]) -> dict[str, Any]:
     root_path = _text(request.script_name)
     return {
         "type": "http",
-        "asgi": _ASGI,
+        "asgi": dict(_ASGI),  # per scope: apps may write to it
         "http_version": request.http_version.decode("latin-1"),
         "method": request.method.decode("latin-1"),
         "scheme": request.scheme,
