@@ -238,7 +238,7 @@ class TcpConnection(EventEmitter):
 
     def _shutdown_socket(self) -> None:
         try:
-            self.socket.shutdown(socket.SHUT_WR)
+            self._send_eof()
         except OSError:
             pass
         if self._peer_eof and self.state is ConnState.OPEN:
@@ -263,11 +263,15 @@ class TcpConnection(EventEmitter):
             return
         self.state = ConnState.LINGERING
         try:
-            self.socket.shutdown(socket.SHUT_WR)
+            self._send_eof()
         except OSError:
             self._destroy()
             return
         self._linger_timer = self._loop.schedule(self.close_timeout, self._destroy)
+
+    def _send_eof(self) -> None:
+        """Send FIN (TLS overrides this to send close_notify first); may raise OSError."""
+        self.socket.shutdown(socket.SHUT_WR)
 
     def abort(self) -> None:
         """Close now, dropping anything not yet sent."""
