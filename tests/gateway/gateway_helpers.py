@@ -21,7 +21,13 @@ METRICS = re.compile(r"Metrics at http://([^:\s]+):(\d+)/metrics")
 class Gateway:
     """``python -m thor_gateway ARGS`` with its stderr collected line by line."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("THOR_")}
         full_env.pop("WEB_CONCURRENCY", None)
         full_env.pop("FORWARDED_ALLOW_IPS", None)
@@ -34,6 +40,7 @@ class Gateway:
             env=full_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            pass_fds=pass_fds,
         )
         self.lines: list[str] = []
         self.stdout: list[str] = []

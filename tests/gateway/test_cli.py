@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -125,4 +124,3 @@ def test_help_lists_the_flags_users_type() -> None:
     assert result.returncode == 0
     for flag in ("--bind", "--workers", "--mount", "--forwarded-allow-ips", "--ssl-certfile"):
         assert flag in result.stdout
-    assert os.linesep in result.stdout

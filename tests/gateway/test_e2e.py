@@ -300,3 +300,22 @@ def test_limit_and_timeout_flags_reach_the_server(start_gateway: Any) -> None:
         started = time.monotonic()
         raw_exchange(gateway.port, data, timeout=5)
         assert 0.5 < time.monotonic() - started < 4
+
+
+@pytest.mark.parametrize("spelling", ["--fd", "-b"])
+def test_inherited_socket(spelling: str) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    value = str(fd) if spelling == "--fd" else f"fd://{fd}"
+    gateway = Gateway(f"{APPS}:info", spelling, value, pass_fds=(fd,))
+    try:
+        gateway.wait_ready()
+        assert gateway.port == port
+        assert requests.get(f"http://127.0.0.1:{port}/fd", timeout=10).json()["path_info"] == "/fd"
+        assert gateway.stop() == 0
+    finally:
+        gateway.close()
+        listener.close()
