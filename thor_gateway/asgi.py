@@ -100,6 +100,7 @@ def build_scope(request: Request, state: dict[str, Any]) -> dict[str, Any]:
         "client": request.client,
         "server": request.server,
         "state": state,
+        "extensions": {"http.response.trailers": {}},
     }
 
 
@@ -142,7 +143,8 @@ class _Output(enum.Enum):
     IDLE = "idle"  # nothing sent
     HELD = "held"  # http.response.start received, held for the first body message
     STREAMING = "streaming"  # started; more body to come
-    COMPLETE = "complete"  # the last body message was sent
+    TRAILERS = "trailers"  # the body is done; http.response.trailers still to come
+    COMPLETE = "complete"  # the response is complete
     GONE = "gone"  # the client left before the end: send() raises
 
 
@@ -341,6 +343,15 @@ class _AsgiExchange:
         if not self.t_gone:
             answer_failure(self.exchange)
 
+    def t_trailers(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        if self.t_gone:
+            return
+        try:
+            self.exchange.response_done(trailers)
+        except HttpError:
+            log.exception("the ASGI app's trailers were refused by the server")
+            abort_exchange(self.exchange)
+
     def t_abort(self) -> None:
         if not self.t_gone and not self.exchange.res_done:
             abort_exchange(self.exchange)
@@ -434,6 +445,8 @@ class _AsgiExchange:
             self.a_output = _Output.HELD
         elif kind == "http.response.body":
             await self._send_body(message)
+        elif kind == "http.response.trailers":
+            self._send_trailers(message)
         else:
             raise AppResponseError(f"unexpected message type {kind!r}")
 
@@ -450,17 +463,33 @@ class _AsgiExchange:
         more = bool(message.get("more_body", False))
         if more:
             self.a_output = _Output.STREAMING
-            self.a_inflight += len(body)
+        elif self.a_start.get("trailers"):
+            self.a_output = _Output.TRAILERS
         else:
             self.a_output = _Output.COMPLETE
             self._wake()  # a receive() waiting for the end now returns http.disconnect
-        self.handler.loop.run_in_loop(self.t_respond, start, body, more)
+        # With trailers to come, the response stays open after this body.
+        open_ended = more or self.a_output is _Output.TRAILERS
+        if open_ended:
+            self.a_inflight += len(body)  # t_respond reports it delivered
+        self.handler.loop.run_in_loop(self.t_respond, start, body, open_ended)
         while more and (self.a_paused or self.a_inflight > self.handler.window):
             if self.a_output is _Output.GONE:
                 raise ClientDisconnected("the client disconnected")
             self.a_send_waiter = asyncio.get_running_loop().create_future()
             await self.a_send_waiter
             self.a_send_waiter = None
+
+    def _send_trailers(self, message: Message) -> None:
+        """``http.response.trailers`` (the ASGI trailers extension): ends the response."""
+        if self.a_output is not _Output.TRAILERS:
+            raise AppResponseError("http.response.trailers without trailers=True or before the end")
+        if message.get("more_trailers", False):
+            raise AppResponseError("more_trailers=True is not supported: send them at once")
+        _, _, trailers = encode_start({"status": 200, "headers": message.get("headers", ())})
+        self.a_output = _Output.COMPLETE
+        self._wake()
+        self.handler.loop.run_in_loop(self.t_trailers, trailers)
 
     async def a_run(self) -> None:
         try:
@@ -474,7 +503,7 @@ class _AsgiExchange:
             self.handler.loop.run_in_loop(self.t_fail)
             return
         output = self.a_output
-        if output is _Output.STREAMING:
+        if output is _Output.STREAMING or output is _Output.TRAILERS:
             log.error("the ASGI app returned before completing its response")
             self.handler.loop.run_in_loop(self.t_abort)
         elif output is _Output.IDLE or output is _Output.HELD:

@@ -488,3 +488,38 @@ def test_scope_over_a_unix_socket(asgi_server: Any, tmp_path: Any) -> None:
     assert (scope["root_path"], scope["path"]) == ("/u", "/u/p")
     assert scope["client"] is None
     assert scope["server"] is None
+
+
+def test_response_trailers_extension(asgi_server: Any) -> None:
+    seen_scope: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen_scope.append(scope["extensions"])
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": TEXT, "trailers": True}
+        )
+        await send({"type": "http.response.body", "body": b"data", "more_body": True})
+        await send({"type": "http.response.body", "body": b"!"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc")]})
+
+    live = asgi_server(app, lifespan="off")
+    raw = exchange_raw(
+        live.port, b"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n"
+    )
+    assert "http.response.trailers" in seen_scope[0]
+    assert body_of(raw) == b"data!"
+    assert raw.endswith(b"0\r\nx-checksum: abc\r\n\r\n")
+
+
+def test_invalid_trailers_abort(asgi_server: Any) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": TEXT, "trailers": True}
+        )
+        await send({"type": "http.response.body", "body": b"data"})
+        await send({"type": "http.response.trailers", "headers": [(b"x", b"a\r\nb: c")]})
+
+    live = asgi_server(app, lifespan="off")
+    raw = exchange_raw(live.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert b"b: c" not in raw
+    assert not raw.endswith(b"0\r\n\r\n")
