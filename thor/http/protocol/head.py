@@ -67,10 +67,10 @@ class HeadScanner(Generic[T]):
         "_count",
         "_find_from",
         "_line_error",
-        "_line_limit",
-        "_max_fields",
-        "_max_section",
         "_section",
+        "line_limit",
+        "max_fields",
+        "max_section",
         "parse_start",
         "start_error",
     )
@@ -87,9 +87,9 @@ class HeadScanner(Generic[T]):
         self.parse_start = parse_start
         self._line_error = line_error
         self.start_error = start_error
-        self._line_limit = line_limit
-        self._max_section = max_section
-        self._max_fields = max_fields
+        self.line_limit = line_limit
+        self.max_section = max_section
+        self.max_fields = max_fields
         self.reset()
 
     def reset(self) -> None:
@@ -117,12 +117,12 @@ class HeadScanner(Generic[T]):
         ok = True
         if self.parse_start is not None:
             fstart = block.find(b"\r\n")
-            parsed = self.parse_start(block[:fstart]) if fstart <= self._line_limit else None
+            parsed = self.parse_start(block[:fstart]) if fstart <= self.line_limit else None
             ok = parsed is not None
             fstart += 2
         fend = len(block) - 2
         if ok and fend > fstart:
-            ok = fend - fstart <= self._max_section and (
+            ok = fend - fstart <= self.max_section and (
                 abnf.fields_re.fullmatch(block, fstart, fend) is not None
             )
         if not ok:
@@ -131,8 +131,8 @@ class HeadScanner(Generic[T]):
         if fend == fstart:
             return parsed, []
         pairs = abnf.field_pairs_re.findall(block, fstart, fend)
-        if len(pairs) > self._max_fields:
-            raise error.TooManyFieldsError(f"more than {self._max_fields} fields")
+        if len(pairs) > self.max_fields:
+            raise error.TooManyFieldsError(f"more than {self.max_fields} fields")
         return parsed, [(n, v.rstrip(b" \t")) for n, v in pairs]
 
     def _check_lines(self, buf: Buffer, start: int, stop: int, *, complete: bool) -> None:
@@ -158,8 +158,8 @@ class HeadScanner(Generic[T]):
         first_field = self._count == (1 if self.parse_start else 0)
         size = len(line) + 1
         if self.parse_start is not None and self._count == 0:
-            if size - 2 > self._line_limit:
-                raise self._line_error(f"start line longer than {self._line_limit} bytes")
+            if size - 2 > self.line_limit:
+                raise self._line_error(f"start line longer than {self.line_limit} bytes")
             self._count = 1
             content = _line_content(line)
             assert self.start_error is not None
@@ -167,12 +167,12 @@ class HeadScanner(Generic[T]):
                 raise self.start_error(content)
             return
         self._section += size
-        if self._section > self._max_section:
-            raise error.FieldSectionTooLargeError(f"more than {self._max_section} bytes")
+        if self._section > self.max_section:
+            raise error.FieldSectionTooLargeError(f"more than {self.max_section} bytes")
         self._count += 1
         fields = self._count - (1 if self.parse_start else 0)
-        if fields > self._max_fields:
-            raise error.TooManyFieldsError(f"more than {self._max_fields} fields")
+        if fields > self.max_fields:
+            raise error.TooManyFieldsError(f"more than {self.max_fields} fields")
         err = field_error(_line_content(line), first_field)
         if err is not None:
             raise err
@@ -180,10 +180,10 @@ class HeadScanner(Generic[T]):
     def _check_partial(self, size: int) -> None:
         """Reject a partial line that can only become too long."""
         if self.parse_start is not None and self._count == 0:
-            if size >= self._line_limit + 2:
-                raise self._line_error(f"start line longer than {self._line_limit} bytes")
-        elif self._section + size + 1 > self._max_section:
-            raise error.FieldSectionTooLargeError(f"more than {self._max_section} bytes")
+            if size >= self.line_limit + 2:
+                raise self._line_error(f"start line longer than {self.line_limit} bytes")
+        elif self._section + size + 1 > self.max_section:
+            raise error.FieldSectionTooLargeError(f"more than {self.max_section} bytes")
 
 
 def _line_content(line: bytes) -> bytes:

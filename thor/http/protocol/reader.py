@@ -20,8 +20,24 @@ from thor.http import error
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import abnf
 from thor.http.protocol.head import Buffer, HeadScanner
-from thor.http.protocol.messages import Body, End, Event, Framing, Invalid
-from thor.http.protocol.state import ParserState
+from thor.http.protocol.messages import (
+    FRAMING_CHUNKED,
+    FRAMING_CLOSE,
+    FRAMING_LENGTH,
+    FRAMING_TUNNEL,
+    Event,
+    Framing,
+    Invalid,
+    new_body,
+    new_end,
+)
+from thor.http.protocol.state import (
+    PARSER_BODY,
+    PARSER_DONE,
+    PARSER_HEAD,
+    PARSER_IDLE,
+    PARSER_TUNNEL,
+)
 
 __all__ = ["FORBIDDEN_TRAILERS", "BaseParser"]
 
@@ -78,7 +94,7 @@ class BaseParser:
     def __init__(
         self, *, max_field_section: int, max_fields: int, max_body_size: int | None
     ) -> None:
-        self.state = ParserState.IDLE
+        self.state = PARSER_IDLE
         self._max_body_size = max_body_size
         self._max_chunk_line = 1024
         self._buf = bytearray()
@@ -96,7 +112,7 @@ class BaseParser:
     def feed(self, data: bytes) -> list[Event]:
         """Parse ``data``; return the events it completes (possibly none)."""
         if self._stopped():
-            if self.state is ParserState.TUNNEL:
+            if self.state is PARSER_TUNNEL:
                 self._leftover += data
             return []  # never parse past the end (CVE-2024-49768, Appendix B45/B53)
         buf: Buffer
@@ -127,7 +143,7 @@ class BaseParser:
         """Keep the unparsed bytes for the next feed (or for the tunnel)."""
         stopped = self._stopped()
         if stopped:
-            if self.state is ParserState.TUNNEL:
+            if self.state is PARSER_TUNNEL:
                 self._leftover += buf[pos:]
             self._buf = bytearray()
         elif pos == len(buf):
@@ -138,7 +154,7 @@ class BaseParser:
             self._buf = bytearray(memoryview(buf)[pos:])
         if not stopped and self._reader == self._read_head:
             # HEAD: part of a head is buffered, or a final response must follow an interim one.
-            self.state = ParserState.HEAD if self._buf or self._interim else ParserState.IDLE
+            self.state = PARSER_HEAD if self._buf or self._interim else PARSER_IDLE
 
     def feed_eof(self) -> list[Event]:
         """The peer closed its side: end a close-delimited body, or report a truncated message."""
@@ -147,17 +163,17 @@ class BaseParser:
         events: list[Event] = []
         if self._reader == self._read_close:
             self._finish(events, [])
-        elif self.state is ParserState.IDLE:
+        elif self.state is PARSER_IDLE:
             pass
         else:
             self._die(events, error.IncompleteMessageError("connection closed mid-message"))
-        self.state = ParserState.DONE
+        self.state = PARSER_DONE
         self._buf = bytearray()
         return events
 
     def _stopped(self) -> bool:
         state = self.state
-        return state is ParserState.DONE or state is ParserState.TUNNEL
+        return state is PARSER_DONE or state is PARSER_TUNNEL
 
     def take_leftover(self) -> bytes:
         """Bytes received after a TUNNEL head (they belong to the tunnel); clears them."""
@@ -167,7 +183,7 @@ class BaseParser:
 
     def _die(self, events: list[Event], err: error.HttpError) -> None:
         events.append(Invalid(err))
-        self.state = ParserState.DONE
+        self.state = PARSER_DONE
         self._reader = self._halt
         self._buf = bytearray()
 
@@ -181,29 +197,29 @@ class BaseParser:
     ) -> None:
         """Install the reader for the body that follows a head."""
         self._keep_alive = keep_alive
-        self.state = ParserState.BODY
-        if framing is Framing.LENGTH and length:
+        self.state = PARSER_BODY
+        if framing is FRAMING_LENGTH and length:
             self._remaining = length
             self._reader = self._read_length
-        elif framing is Framing.CHUNKED:
+        elif framing is FRAMING_CHUNKED:
             self._body_total = 0
             self._reader = self._read_chunk_size
-        elif framing is Framing.CLOSE:
+        elif framing is FRAMING_CLOSE:
             self._keep_alive = False
             self._reader = self._read_close
-        elif framing is Framing.TUNNEL:
-            self.state = ParserState.TUNNEL
+        elif framing is FRAMING_TUNNEL:
+            self.state = PARSER_TUNNEL
             self._reader = self._halt
         else:  # NONE, or a zero Content-Length
             self._finish(events, [])
 
     def _finish(self, events: list[Event], trailers: RawHeaderListType) -> None:
-        events.append(End(trailers))
+        events.append(new_end(trailers))
         if self._keep_alive:
-            self.state = ParserState.IDLE
+            self.state = PARSER_IDLE
             self._reader = self._read_head
         else:
-            self.state = ParserState.DONE
+            self.state = PARSER_DONE
             self._reader = self._halt
 
     def _halt(self, buf: Buffer, pos: int, events: list[Event]) -> int:
@@ -215,7 +231,7 @@ class BaseParser:
     def _read_length(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         """Content-Length body (RFC 9112 §6.2)."""
         take = min(len(buf) - pos, self._remaining)  # the feed loop ensures pos < len(buf)
-        events.append(Body(_slice(buf, pos, pos + take)))
+        events.append(new_body(_slice(buf, pos, pos + take)))
         self._remaining -= take
         if self._remaining == 0:
             self._finish(events, [])
@@ -223,7 +239,7 @@ class BaseParser:
 
     def _read_close(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         """Close-delimited body (RFC 9112 §6.3 step 8): everything until EOF."""
-        events.append(Body(_slice(buf, pos, len(buf))))
+        events.append(new_body(_slice(buf, pos, len(buf))))
         return len(buf)
 
     def _read_chunk_size(self, buf: Buffer, pos: int, events: list[Event]) -> int:
@@ -261,7 +277,7 @@ class BaseParser:
 
     def _read_chunk_data(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         take = min(len(buf) - pos, self._remaining)
-        events.append(Body(_slice(buf, pos, pos + take)))
+        events.append(new_body(_slice(buf, pos, pos + take)))
         self._remaining -= take
         if self._remaining == 0:
             self._reader = self._read_chunk_end

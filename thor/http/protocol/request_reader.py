@@ -8,10 +8,17 @@ then the few fields that matter for framing are read (``framing.py``).
 from __future__ import annotations
 
 from thor.http import error
+from thor.http.headers import RawHeaderListType
 from thor.http.protocol import abnf
-from thor.http.protocol.framing import collect, keep_alive, request_framing
+from thor.http.protocol.framing import Specials, collect, keep_alive, request_framing
 from thor.http.protocol.head import Buffer, HeadScanner
-from thor.http.protocol.messages import Event, Framing, RequestHead
+from thor.http.protocol.messages import (
+    FRAMING_CHUNKED,
+    FRAMING_LENGTH,
+    FRAMING_TUNNEL,
+    Event,
+    new_request_head,
+)
 from thor.http.protocol.reader import BaseParser
 
 __all__ = ["RequestParser"]
@@ -77,6 +84,7 @@ class RequestParser(BaseParser):
         self._head: HeadScanner[RequestLine] = HeadScanner(
             parse_request_line, request_line_error, max_request_line, max_field_section, max_fields
         )
+        self._valid_host = b"\x00"  # the last Host value found valid (never a valid one)
 
     def _read_head(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         # RFC 9112 §2.2: a server SHOULD ignore at least one empty line (CRLF) received
@@ -85,6 +93,12 @@ class RequestParser(BaseParser):
             pos += 2
         if pos == len(buf):
             return pos
+        if isinstance(buf, bytes):
+            # Only when no bytes were left over: a head split over reads is scanned line by
+            # line instead, so trickled input is not matched again on every read (O(n)).
+            end = self._read_common_head(buf, pos, events)
+            if end >= 0:
+                return end
         end = self._head.scan(buf, pos)
         if end < 0:
             return pos
@@ -93,27 +107,71 @@ class RequestParser(BaseParser):
         self._head.reset()
         assert line is not None
         method, target, version = line
-        specials = collect(block)
+        self._emit_head(events, method, target, version, headers, collect(block))
+        return end
+
+    def _read_common_head(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        """Fast path: a whole common head (origin-form, HTTP/1.x, within the limits) at pos.
+
+        Returns its end, or -1 (nothing consumed) for the general path to decide. Equivalent
+        to it: ``request_head_fast_re`` is ``request_line_fast_re`` + CRLF + ``fields_re`` +
+        CRLF, the three things ``HeadScanner.parse`` checks on a complete block; the limits are
+        checked here as there; CONNECT (which needs an authority-form target) is left to it.
+        """
+        match = abnf.request_head_fast_re.match(buf, pos)
+        if match is None:
+            return -1
+        method, target, version = match.groups()
+        fstart = match.end(3) + 2
+        end = match.end()
+        fend = end - 2
+        head = self._head
+        if (
+            fstart - 2 - pos > head.line_limit
+            or fend - fstart > head.max_section
+            or method == b"CONNECT"
+        ):
+            return -1
+        pairs = abnf.field_pairs_re.findall(buf, fstart, fend)
+        if len(pairs) > head.max_fields:
+            raise error.TooManyFieldsError(f"more than {head.max_fields} fields")
+        headers = [(n, v.rstrip(b" \t")) for n, v in pairs]
+        self._head.reset()  # a no-op unless an earlier head left its state
+        self._emit_head(events, method, target, version, headers, collect(buf, fstart - 1, fend))
+        return end
+
+    def _emit_head(
+        self,
+        events: list[Event],
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        headers: RawHeaderListType,
+        specials: Specials,
+    ) -> None:
+        """Check Host, decide framing and persistence, and emit the RequestHead."""
         hosts = specials.get(b"host")
         if hosts is None:
             if version == b"1.1":
                 raise error.HostRequiredError()  # RFC 9112 §3.2
         elif len(hosts) > 1:
             raise error.InvalidHostError("more than one Host field")  # RFC 9110 §7.2
-        elif abnf.host_re.fullmatch(hosts[0]) is None:
-            raise error.InvalidHostError(repr(hosts[0][:80]))
+        elif hosts[0] != self._valid_host:
+            # One-entry memo: a keep-alive client sends the same Host again and again.
+            if abnf.host_re.fullmatch(hosts[0]) is None:
+                raise error.InvalidHostError(repr(hosts[0][:80]))
+            self._valid_host = hosts[0]
         framing, length = request_framing(version, specials, self._max_body_size)
         if method == b"CONNECT":
-            framing, length = Framing.TUNNEL, None  # RFC 9110 §9.3.6
+            framing, length = FRAMING_TUNNEL, None  # RFC 9110 §9.3.6
         persist = keep_alive(version, specials)
         expect = (
             b"expect" in specials
             and version == b"1.1"
-            and (framing is Framing.CHUNKED or (framing is Framing.LENGTH and bool(length)))
+            and (framing is FRAMING_CHUNKED or (framing is FRAMING_LENGTH and bool(length)))
             and any(v.lower() == b"100-continue" for v in specials[b"expect"])
         )
         events.append(
-            RequestHead(method, target, version, headers, framing, length, persist, expect)
+            new_request_head(method, target, version, headers, framing, length, persist, expect)
         )
         self._start_body(events, framing, length, persist)
-        return end

@@ -15,7 +15,7 @@ from thor.http import error
 from thor.http.protocol import abnf
 from thor.http.protocol.framing import collect, keep_alive, response_framing
 from thor.http.protocol.head import Buffer, HeadScanner
-from thor.http.protocol.messages import Event, Framing, ResponseHead
+from thor.http.protocol.messages import FRAMING_CLOSE, Event, ResponseHead
 from thor.http.protocol.reader import BaseParser
 
 __all__ = ["ResponseParser"]
@@ -85,7 +85,7 @@ class ResponseParser(BaseParser):
         method = self._methods[0]
         specials = collect(block)
         framing, length = response_framing(method, status, specials, self._max_body_size)
-        persist = keep_alive(version, specials) and framing is not Framing.CLOSE
+        persist = keep_alive(version, specials) and framing is not FRAMING_CLOSE
         events.append(ResponseHead(status, phrase, version, headers, framing, length, persist))
         if 100 <= status < 200 and status != 101:
             self._interim = True

@@ -44,6 +44,16 @@ class WriterState(enum.Enum):
     DONE = "done"  # message complete
 
 
+# The members as module constants for the hot paths (see FRAMING_NONE in messages.py).
+PARSER_IDLE = ParserState.IDLE
+PARSER_HEAD = ParserState.HEAD
+PARSER_BODY = ParserState.BODY
+PARSER_DONE = ParserState.DONE
+PARSER_TUNNEL = ParserState.TUNNEL
+WRITER_IDLE = WriterState.IDLE
+WRITER_BODY = WriterState.BODY
+WRITER_DONE = WriterState.DONE
+
 _WRITER_TRANSITIONS: dict[tuple[WriterState, str], WriterState] = {
     (WriterState.IDLE, "nonfinal"): WriterState.IDLE,
     (WriterState.IDLE, "start"): WriterState.BODY,

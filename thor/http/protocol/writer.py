@@ -18,8 +18,15 @@ import re
 from thor.http import error
 from thor.http.headers import HOP_BY_HOP, RawHeaderListType, get_values, split_list
 from thor.http.protocol import abnf
-from thor.http.protocol.messages import Framing
-from thor.http.protocol.state import WriterState, writer_transition
+from thor.http.protocol.messages import (
+    FRAMING_CHUNKED,
+    FRAMING_CLOSE,
+    FRAMING_LENGTH,
+    FRAMING_NONE,
+    FRAMING_TUNNEL,
+    Framing,
+)
+from thor.http.protocol.state import WRITER_IDLE, writer_transition
 
 __all__ = ["RequestWriter", "ResponseWriter"]
 
@@ -65,8 +72,8 @@ class _BodyWriter:
     """Body framing shared by both writers."""
 
     def __init__(self) -> None:
-        self.state = WriterState.IDLE
-        self.framing = Framing.NONE
+        self.state = WRITER_IDLE
+        self.framing = FRAMING_NONE
         self.keep_alive = True
         self.complete = False
         self._length = 0  # Content-Length promised
@@ -79,14 +86,14 @@ class _BodyWriter:
         if not chunk or self._discard:
             return b""
         framing = self.framing
-        if framing is Framing.CHUNKED:
+        if framing is FRAMING_CHUNKED:
             return b"%x\r\n%s\r\n" % (len(chunk), chunk)
-        if framing is Framing.LENGTH:
+        if framing is FRAMING_LENGTH:
             self._sent += len(chunk)
             if self._sent > self._length:
                 raise error.OutputSyntaxError(f"body longer than Content-Length {self._length}")
             return chunk
-        if framing is Framing.NONE:
+        if framing is FRAMING_NONE:
             raise error.OutputStateError("this message has no body")
         return chunk  # CLOSE, TUNNEL
 
@@ -94,10 +101,10 @@ class _BodyWriter:
         """Terminate the message: last chunk and trailers when chunked."""
         self.state = writer_transition(self.state, "end")
         self.complete = True
-        if self.framing is Framing.CHUNKED:
+        if self.framing is FRAMING_CHUNKED:
             _check_fields(trailers)
             return b"0\r\n%s\r\n" % _fields(trailers)
-        if self.framing is Framing.LENGTH and self._sent < self._length:
+        if self.framing is FRAMING_LENGTH and self._sent < self._length:
             # The peer would wait for the missing bytes: the connection cannot be reused.
             self.keep_alive = False
             self.complete = False
@@ -175,24 +182,24 @@ class ResponseWriter(_BodyWriter):
         if status == 101 or (self._method == b"CONNECT" and 200 <= status < 300):
             # RFC 9110 §15.2.2 / §9.3.6: after the head the connection is a tunnel; a 2xx to
             # CONNECT carries no Content-Length or Transfer-Encoding.
-            self._set_framing(Framing.TUNNEL, 0)
+            self._set_framing(FRAMING_TUNNEL, 0)
             self.keep_alive = False
             return out
         if self._method == b"HEAD" or status in (204, 304):
             # RFC 9110 §9.3.2 / §15.4.5: HEAD and 304 may carry the Content-Length the body
             # would have had; 204 never has one (§8.6).
-            self._set_framing(Framing.NONE, 0)
+            self._set_framing(FRAMING_NONE, 0)
             self._discard = True
             if length is not None and status != 204:
                 out = b"Content-Length: %d\r\n" % length
         elif length is not None:
-            self._set_framing(Framing.LENGTH, length)
+            self._set_framing(FRAMING_LENGTH, length)
             out = b"Content-Length: %d\r\n" % length
         elif self._version == b"1.1":
-            self._set_framing(Framing.CHUNKED, 0)
+            self._set_framing(FRAMING_CHUNKED, 0)
             out = b"Transfer-Encoding: chunked\r\n"
         else:
-            self._set_framing(Framing.CLOSE, 0)  # RFC 9112 §6.3 step 8 on the receiving end
+            self._set_framing(FRAMING_CLOSE, 0)  # RFC 9112 §6.3 step 8 on the receiving end
             self.keep_alive = False
         if not self.keep_alive:
             out += b"Connection: close\r\n"
@@ -226,9 +233,9 @@ class RequestWriter(_BodyWriter):
             has_body = method in _BODY_METHODS
         extra = b""
         if lengths:
-            self._set_framing(Framing.LENGTH, _content_length(lengths))
+            self._set_framing(FRAMING_LENGTH, _content_length(lengths))
         elif has_body:
-            self._set_framing(Framing.CHUNKED, 0)
+            self._set_framing(FRAMING_CHUNKED, 0)
             extra = b"Transfer-Encoding: chunked\r\n"
         return b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method, target, _fields(kept), extra)
 
