@@ -1,7 +1,7 @@
 """WSGI adapter over a real HttpServer on loopback: environ, request bodies, flow control.
 
-Every app runs under ``wsgiref.validate.validator`` (the ``wsgi_server`` fixture), and
-warnings are errors: a PEP 3333 violation on either side fails the test.
+Apps run under ``wsgiref.validate.validator`` (the ``wsgi_server`` fixture) unless a
+test says why not, and warnings are errors: a PEP 3333 violation fails the test.
 """
 
 from __future__ import annotations
