@@ -103,7 +103,24 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     settings = config.from_sources(file_values, env_values, _flag_values(args))
     if environ.get(RELOADER_CHILD):
         _adopt_reloader_sockets(settings, environ)
+    else:
+        settings.bind = settings.bind + systemd_sockets(environ)
     return settings
+
+
+def systemd_sockets(environ: Mapping[str, str]) -> list[config.Bind]:
+    """Sockets passed by systemd socket activation (sd_listen_fds(3)): fd 3 onwards.
+
+    Only when ``LISTEN_PID`` names this process: the variables may have been
+    inherited from a parent they were meant for.
+    """
+    try:
+        if int(environ.get("LISTEN_PID", "0")) != os.getpid():
+            return []
+        count = int(environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    return [config.Bind("fd", fd=3 + i) for i in range(max(0, count))]
 
 
 def _adopt_reloader_sockets(settings: Settings, environ: Mapping[str, str]) -> None:

@@ -319,3 +319,56 @@ def test_inherited_socket(spelling: str) -> None:
     finally:
         gateway.close()
         listener.close()
+
+
+def test_systemd_socket_activation() -> None:
+    import subprocess
+    import sys
+
+    from tests.gateway.gateway_helpers import ROOT
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    # As systemd does: the socket on fd 3, LISTEN_PID naming the process that
+    # execs (exec keeps the pid).
+    launcher = (
+        "import os, sys\n"
+        f"os.dup2({listener.fileno()}, 3, inheritable=True)\n"
+        "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n"
+        f"os.execv(sys.executable, [sys.executable, '-m', 'thor_gateway', '{APPS}:info'])\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher],
+        cwd=ROOT,
+        pass_fds=(listener.fileno(),),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        from tests.gateway.gateway_helpers import poll
+
+        def answers() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/sd", timeout=5).status_code == 200
+            except requests.RequestException:  # queued until the gateway starts
+                return False
+
+        try:
+            poll(answers, 15, "the gateway on the systemd socket")
+        except AssertionError:
+            proc.terminate()
+            assert proc.stderr is not None
+            raise AssertionError(proc.stderr.read()) from None
+        proc.terminate()
+        assert proc.wait(20) == 0
+        assert proc.stderr is not None
+        assert f"Listening at http://127.0.0.1:{port}" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+        listener.close()
