@@ -47,6 +47,8 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
     {b"connection", b"proxy-connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade"}
 )
 _TRACE_METHODS = frozenset({b"TRACE", b"OPTIONS"})
+# Connection values that name no other field (the usual ones by far).
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
 # RFC 9110 §5.6.2 token: a Forwarded value made only of tchars needs no quotes (RFC 7239 §4).
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -186,11 +188,17 @@ def relay_response_headers(
     A coding other than chunked (RFC 9112 §6.1) cannot be undone here, so it is reported.
     """
     foreign = False
+    out: Headers = []
     for name, value in headers:
-        if len(name) == 17 and name.lower() == b"transfer-encoding":
+        size = len(name)
+        if size == 17 and name.lower() == b"transfer-encoding":
             codings = [c.strip(b" \t").lower() for c in value.split(b",")]
             foreign = foreign or any(c and c != b"chunked" for c in codings)
-    return [*headers, (b"Via", version + b" " + pseudonym)], foreign
+        elif size == 10 and value.lower() in _PLAIN_CONNECTION and name.lower() == b"connection":
+            continue  # names no field: nothing for the writer to split and look up
+        out.append((name, value))
+    out.append((b"Via", version + b" " + pseudonym))
+    return out, foreign
 
 
 def response_headers(headers: Headers, *, version: bytes, pseudonym: bytes = b"thor") -> Headers:

@@ -163,3 +163,17 @@ def test_trace_body_leaves_out_credentials() -> None:
         b"TRACE", b"/x", b"1.1", [(b"Host", b"h"), (b"Authorization", b"secret"), (b"Cookie", b"c")]
     )
     assert body == b"TRACE /x HTTP/1.1\r\nHost: h\r\n\r\n"
+
+
+def test_relay_response_headers_flags_foreign_codings_and_drops_plain_connection() -> None:
+    out, foreign = fw.relay_response_headers(
+        [(b"Connection", b"keep-alive"), (b"Transfer-Encoding", b"chunked"), (b"A", b"1")], b"1.1"
+    )
+    assert out == [(b"Transfer-Encoding", b"chunked"), (b"A", b"1"), (b"Via", b"1.1 thor")]
+    assert not foreign
+    out, foreign = fw.relay_response_headers(
+        [(b"Connection", b"X-Hop"), (b"Transfer-Encoding", b"gzip, chunked")], b"1.0", b"gw"
+    )
+    assert (b"Connection", b"X-Hop") in out  # left for the server's writer, with X-Hop
+    assert out[-1] == (b"Via", b"1.0 gw")
+    assert foreign
