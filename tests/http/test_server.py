@@ -512,3 +512,22 @@ def test_curl_upload_with_expect_continue() -> None:
             check=True,
         )
     assert result.stdout == b"2000000"
+
+
+def test_answering_from_request_start_keeps_the_connection() -> None:
+    def handler(ex: HttpServerExchange) -> None:
+        def start(method: bytes, uri: bytes, headers: object) -> None:
+            ex.response_start(200, "OK", [("Content-Length", "2")])
+            ex.response_body(b"ok")
+            ex.response_done()
+
+        ex.on("request_start", start)
+
+    with ServerThread(handler) as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+        for _ in range(3):
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            assert response.read() == b"ok"
+            assert response.getheader("Connection") is None  # kept alive
+        conn.close()

@@ -57,7 +57,8 @@ class HttpServerConnection(EventEmitter):
             max_fields=server.max_fields,
             max_body_size=server.max_body_size,
         )
-        self.exchange: HttpServerExchange | None = None
+        self.exchange: HttpServerExchange | None = None  # the one being answered
+        self._reading: HttpServerExchange | None = None  # the one whose request is read
         self.served = 0
         self._pending: list[Event] = []
         self._body_paused = False
@@ -79,7 +80,12 @@ class HttpServerConnection(EventEmitter):
     @property
     def is_idle(self) -> bool:
         """No exchange in progress and no partial request buffered."""
-        return self.exchange is None and not self._pending and self.parser.state is ParserState.IDLE
+        return (
+            self.exchange is None
+            and self._reading is None
+            and not self._pending
+            and self.parser.state is ParserState.IDLE
+        )
 
     # ------------------------------------------------------------ deadlines
 
@@ -139,25 +145,26 @@ class HttpServerConnection(EventEmitter):
         try:
             for event in pending:
                 cls = event.__class__
-                exchange = self.exchange
+                reading = self._reading
                 if cls is Body:
-                    if self._body_paused or exchange is None:
+                    if self._body_paused or reading is None:
                         break
                     data = event.data  # type: ignore[union-attr]
-                    exchange.req_body_bytes += len(data)
-                    self._emit(exchange, "request_body", data)
+                    reading.req_body_bytes += len(data)
+                    self._emit(reading, "request_body", data)
                 elif cls is End:
-                    if exchange is None:
+                    if reading is None:
                         break
-                    self._request_done(exchange, event.trailers)  # type: ignore[union-attr]
+                    self._reading = None
+                    self._request_done(reading, event.trailers)  # type: ignore[union-attr]
                 elif cls is RequestHead:
-                    if exchange is not None or self._closing:
+                    if self.exchange is not None or reading is not None or self._closing:
                         break
                     self._request_start(event)  # type: ignore[arg-type]
                 else:  # Invalid
-                    if exchange is not None and exchange.req_complete:
+                    if reading is None and self.exchange is not None:
                         break  # answer the request before this one first
-                    self._reject(event.error)  # type: ignore[union-attr]
+                    self._reject(event.error, reading)  # type: ignore[union-attr]
                 done += 1
                 if self._closing:
                     done = len(pending)
@@ -172,9 +179,13 @@ class HttpServerConnection(EventEmitter):
 
     def _request_start(self, head: RequestHead) -> None:
         exchange = HttpServerExchange(self, head)
-        self.exchange = exchange
+        self.exchange = self._reading = exchange
         self.served += 1
         framing = head.framing
+        if framing is Framing.NONE:
+            # No body: the request is whole already, so a handler may answer from
+            # request_start and keep the connection (request_done still follows).
+            exchange.req_complete = True
         if framing is Framing.LENGTH or framing is Framing.CHUNKED:
             self._expect(Wait.BODY, self.server.body_timeout)
         else:
@@ -232,7 +243,7 @@ class HttpServerConnection(EventEmitter):
         if paused == self._body_paused:
             return
         self._body_paused = paused
-        exchange = self.exchange
+        exchange = self._reading
         if paused:
             self.tcp_conn.pause(True)
             if self._wait is Wait.BODY:
@@ -264,7 +275,7 @@ class HttpServerConnection(EventEmitter):
             self._timer = None
         self._wait = Wait.NOTHING
         exchange = self.exchange
-        self.exchange = None
+        self.exchange = self._reading = None
         self._pending = []
         self.server._forget(self)
         if exchange is not None and not exchange._finished:
