@@ -135,50 +135,63 @@ class Router:
         # "done" comes once per exchange: a plain listener is cheaper than once().
         exchange.on("done", lambda completed: self._finished(exchange, completed, client[0]))
         raw_path, query = split_target(target)
-        if raw_path == self.health_path:
-            self._plain(exchange, b"ok\n")
+        if self._probe(exchange, raw_path):
             return
-        if raw_path == self.ready_path:
-            if self.draining:
-                respond(exchange, DrainingError())
-            else:
-                self._plain(exchange, b"ready\n")
+        found = self._route(exchange, method, raw_path)
+        if found is None:
             return
-        if method == b"CONNECT":
-            route = next((r for r in self.routes if r.accepts_connect), None)
-            if route is None:
-                respond(exchange, ConnectNotAllowedError(), extra=[(b"Allow", b"GET, HEAD, POST")])
-                return
-            path = raw_path
-        else:
-            path = unquote_to_bytes(raw_path)
-            found = self.match(path)
-            if found is None:
-                respond(exchange, RouteNotFoundError())
-                return
-            route = found
+        route, path = found
         if self.limit_concurrency and busy >= self.limit_concurrency:
             respond(exchange, ConcurrencyLimitError(), extra=[(b"Retry-After", b"1")])
             return
-        peer = _address(exchange.client_address)
-        info = self.trust.resolve(peer, exchange.scheme, headers)
+        info = self.trust.resolve(_address(exchange.client_address), exchange.scheme, headers)
         if info.host is not None:
             headers = [(n, info.host if n.lower() == b"host" else v) for n, v in headers]
+        client[0] = info.client
         request = Request(
             method=method,
             target=target,
             raw_path=raw_path,
             query=query,
             script_name=self.root_path + route.prefix,
-            path_info=path[len(route.prefix) :] if method != b"CONNECT" else b"",
+            path_info=path[len(route.prefix) :],
             headers=headers,
             http_version=exchange.req_version,
             scheme=info.scheme,
             client=info.client,
             server=_address(exchange.server_address),
         )
-        client[0] = info.client
         route.handler.handle(exchange, request)
+
+    def _probe(self, exchange: Any, raw_path: bytes) -> bool:
+        """Answer the health and readiness paths; True when answered."""
+        if raw_path == self.health_path:
+            self._plain(exchange, b"ok\n")
+            return True
+        if raw_path == self.ready_path:
+            if self.draining:
+                respond(exchange, DrainingError())
+            else:
+                self._plain(exchange, b"ready\n")
+            return True
+        return False
+
+    def _route(self, exchange: Any, method: bytes, raw_path: bytes) -> tuple[Route, bytes] | None:
+        """The route and the decoded path it matched; None after answering 404 / 405."""
+        if method == b"CONNECT":
+            # The target is host:port, not a path: only a route that tunnels takes it,
+            # with the whole target as its path.
+            tunnel = next((r for r in self.routes if r.accepts_connect), None)
+            if tunnel is None:
+                respond(exchange, ConnectNotAllowedError(), extra=[(b"Allow", b"GET, HEAD, POST")])
+                return None
+            return tunnel, tunnel.prefix + raw_path
+        path = unquote_to_bytes(raw_path)
+        route = self.match(path)
+        if route is None:
+            respond(exchange, RouteNotFoundError())
+            return None
+        return route, path
 
     def _plain(self, exchange: Any, body: bytes) -> None:
         when_complete(exchange, lambda: self._send_plain(exchange, body))
