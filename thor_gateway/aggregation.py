@@ -91,7 +91,9 @@ class Result:
         return self.error is None and 200 <= self.status < 300
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body parsed as JSON (RFC 8259 §8.1: UTF-8; a BOM is tolerated)."""
+        text = self.body.decode()
+        return json.loads(text[1:] if text[:1] == "\ufeff" else text)
 
     def header(self, name: bytes) -> bytes | None:
         lname = name.lower()
