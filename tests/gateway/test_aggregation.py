@@ -207,5 +207,5 @@ def test_client_leaving_cancels_the_fan_out(live_server: Callable[..., Any]) -> 
 def test_result_json_reads_utf8_with_or_without_a_bom() -> None:
     assert Result("x", body='{"é": 1}'.encode()).json() == {"é": 1}
     assert Result("x", body=b'\xef\xbb\xbf{"a": 1}').json() == {"a": 1}
-    with pytest.raises(ValueError):  # noqa: PT011 - JSONDecodeError and UnicodeDecodeError
+    with pytest.raises(ValueError):  # JSONDecodeError and UnicodeDecodeError are both
         Result("x", body=b"\xff{").json()
