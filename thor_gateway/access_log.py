@@ -146,6 +146,7 @@ class AccessLog:
         self.format = fmt
         self.json_lines = json_lines
         self.line(_sample())  # a bad format fails now, not on the first request
+        self.path = path
         self._own = path != "-"
         self.stream: IO[str] = sys.stdout
         if self._own:
@@ -164,6 +165,14 @@ class AccessLog:
         with self._lock:  # threads of a WSGI pool never call this; other embedders may
             self.stream.write(text)
             self.stream.flush()
+
+    def reopen(self) -> None:
+        """Open the file again under its name (SIGUSR1, after logrotate moved it)."""
+        if self._own:
+            with self._lock:
+                old = self.stream
+                self.stream = open(self.path, "a", encoding="ascii", buffering=1)  # noqa: SIM115
+                old.close()
 
     def close(self) -> None:
         """Close the file (standard output is left open)."""

@@ -91,6 +91,13 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     stop: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stop.append(signum))
+    children: list[subprocess.Popen[bytes]] = []
+
+    def pass_on(signum: int, frame: object) -> None:  # SIGUSR1: the child reopens its logs
+        if children and children[-1].poll() is None:
+            children[-1].send_signal(signum)
+
+    signal.signal(signal.SIGUSR1, pass_on)
     env = dict(os.environ)
     env["THOR_GATEWAY_RELOADER_CHILD"] = "1"
     env[LISTEN_FDS] = ",".join(str(s.fileno()) for s in listeners.app)
@@ -99,7 +106,8 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     fds = [s.fileno() for s in listeners.all()]
     command = [sys.executable, "-m", "thor_gateway", *argv]
     try:
-        child: subprocess.Popen[bytes] | None = subprocess.Popen(command, env=env, pass_fds=fds)
+        child = subprocess.Popen(command, env=env, pass_fds=fds)
+        children.append(child)
         files = snapshot(dirs)
         while not stop:
             time.sleep(POLL)
@@ -109,10 +117,10 @@ def supervise(settings: Settings, argv: list[str]) -> int:
             changed = sorted(p for p in now.keys() | files.keys() if now.get(p) != files.get(p))
             files = now
             log.info("%s changed: restarting", changed[0])
-            if child is not None:
-                _stop(child, settings.graceful_timeout)
+            _stop(child, settings.graceful_timeout)
             child = subprocess.Popen(command, env=env, pass_fds=fds)
-        return _stop(child, settings.graceful_timeout) if child is not None else 0
+            children.append(child)
+        return _stop(child, settings.graceful_timeout)
     finally:
         listeners.close()
 

@@ -307,6 +307,16 @@ class Gateway:
             server.on("stop", lambda server=server: stopped(server))
             server.graceful_shutdown(self.settings.graceful_timeout)
 
+    def reopen_logs(self) -> None:
+        """SIGUSR1: reopen the access log file (log rotation)."""
+        if self.access_log is not None:
+            try:
+                self.access_log.reopen()
+            except OSError as error:
+                log.error("cannot reopen the access log: %s", error)
+                return
+            log.info("access log reopened")
+
     def _recycle(self) -> None:
         log.info("served %d requests: recycling this worker", self.router.served)
         self.drain()
@@ -349,6 +359,7 @@ def serve(gateway: Gateway) -> int:
     loop = gateway.loop
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, gateway.drain)
+    loop.add_signal_handler(signal.SIGUSR1, gateway.reopen_logs)
     if gateway.multiprocess:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master's business
     else:

@@ -17,6 +17,7 @@ signals, child exits and one pipe per worker that says "I am listening"):
   and exits by itself after that many requests; the master starts another;
 - SIGHUP: rolling replacement, one worker at a time: start a new worker, wait
   until it listens, then SIGTERM the old one (which drains);
+- SIGUSR1: passed on to every worker, which reopens its access log file;
 - SIGTERM / SIGINT: SIGTERM to every worker; each drains within
   ``--graceful-timeout``; workers still alive 5 s after that are killed.
   Exit status 0 when every worker exited 0.
@@ -119,7 +120,13 @@ class Master:
         os.set_blocking(self._wake_w, False)
         os.set_blocking(self._wake_r, False)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+        for signum in (
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGHUP,
+            signal.SIGCHLD,
+            signal.SIGUSR1,
+        ):
             signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -164,6 +171,10 @@ class Master:
             signum = self._signals.pop(0)
             if signum in (signal.SIGTERM, signal.SIGINT):
                 self._stop(signum)
+            elif signum == signal.SIGUSR1:
+                for pid in self.workers:  # each worker reopens its own file handle
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGUSR1)
             elif signum == signal.SIGHUP and self.phase is Phase.RUNNING:
                 log.info("SIGHUP: replacing the workers one by one")
                 self.to_replace = [pid for pid, w in self.workers.items() if not w.retiring]
@@ -273,8 +284,14 @@ class Master:
     def _worker_main(self, ready_w: int, max_requests: int) -> int:
         """In the forked child: reset what belongs to the master, then serve."""
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+        for signum in (
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGHUP,
+            signal.SIGCHLD,
+        ):
             signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until serve() handles it: never fatal
         os.close(self._wake_r)
         os.close(self._wake_w)
         for worker in self.workers.values():

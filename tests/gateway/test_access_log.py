@@ -127,3 +127,26 @@ def test_e2e_json_lines_on_stdout(start_gateway: Any) -> None:
     error_log = [json.loads(line) for line in gateway.lines if line.startswith("{")]
     assert any(e["message"].startswith("Listening at") for e in error_log)
     assert time.time() > 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigusr1_reopens_the_file(start_gateway: Any, tmp_path: Path, workers: str) -> None:
+    import signal
+
+    path = tmp_path / "access.log"
+    gateway = start_gateway(
+        f"{APPS}:info", "-b", "127.0.0.1:0", "-w", workers, "--access-logfile", str(path)
+    )
+    if workers == "2":
+        poll(lambda: gateway.count_lines("is listening") >= 2, 15, "two workers")
+    requests.get(gateway.url + "/before", timeout=10)
+    poll(lambda: path.exists() and "/before" in path.read_text(), 10, "the first line")
+    path.rename(tmp_path / "access.log.1")  # what logrotate does
+    gateway.signal(signal.SIGUSR1)
+    poll(lambda: gateway.count_lines("access log reopened") >= int(workers), 10, "reopening")
+    for _ in range(4):
+        with requests.Session() as session:
+            session.get(gateway.url + "/after", timeout=10)
+    poll(lambda: path.exists() and path.read_text().count("/after") == 4, 10, "new lines")
+    assert "/after" not in (tmp_path / "access.log.1").read_text()
+    assert gateway.stop() == 0
