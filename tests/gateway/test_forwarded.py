@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from thor_gateway.forwarded import ProxyTrust, parse_forwarded
 
@@ -133,3 +135,16 @@ def test_b55_underscore_names_are_not_proxy_headers(start_gateway: Any) -> None:
         seen = requests.get(gateway.url + "/", headers=dict(pairs), timeout=10).json()
         assert seen["remote_addr"] == "5.6.7.8"
         assert seen["x_forwarded_for"] == "5.6.7.8"
+
+
+@given(value=st.binary(max_size=200), peer_trusted=st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_any_header_bytes_are_handled(value: bytes, peer_trusted: bool) -> None:
+    """Whatever a client sends in these fields: a result, never an exception."""
+    parsed = parse_forwarded(value)
+    assert parsed is None or isinstance(parsed, list)
+    trust = ProxyTrust(["10.0.0.0/8"] if peer_trusted else ["192.0.2.1"])
+    for name in (b"Forwarded", b"X-Forwarded-For", b"X-Forwarded-Proto", b"X-Forwarded-Host"):
+        info = trust.resolve(PEER, "http", [(name, value)])
+        assert info.scheme in ("http", "https")
+        assert info.client is None or isinstance(info.client[0], str)
