@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.gateway.gateway_helpers import poll, raw_exchange, statuses
 from thor_gateway.access_log import AccessLog, AccessRecord, escape_bytes
@@ -150,3 +152,12 @@ def test_sigusr1_reopens_the_file(start_gateway: Any, tmp_path: Path, workers: s
     poll(lambda: path.exists() and path.read_text().count("/after") == 4, 10, "new lines")
     assert "/after" not in (tmp_path / "access.log.1").read_text()
     assert gateway.stop() == 0
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_escaped_is_printable_ascii_and_reversible(data: bytes) -> None:
+    text = escape_bytes(data)
+    assert all(" " <= c <= "~" for c in text)
+    assert '"' not in text.replace('\\"', "")  # every quote is escaped
+    assert text.encode("ascii").decode("unicode_escape").encode("latin-1") == data
