@@ -187,10 +187,10 @@ class Gateway:
         self.handlers = [r.handler for r in routes]
         return Router(
             routes,
-            root_path=s.root_path.encode("latin-1"),
+            root_path=_prefix(s.root_path) if s.root_path else b"",
             trust=trust,
-            health_path=s.health_path.encode("latin-1"),
-            ready_path=s.ready_path.encode("latin-1"),
+            health_path=s.health_path.encode("utf-8"),
+            ready_path=s.ready_path.encode("utf-8"),
             metrics=self.metrics,
             access_log=self.access_log,
             limit_concurrency=s.limit_concurrency,
