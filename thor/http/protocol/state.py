@@ -62,9 +62,17 @@ _WRITER_TRANSITIONS: dict[tuple[WriterState, str], WriterState] = {
 }
 
 
+# The same table keyed by action. Each action is legal from exactly one state, so a transition
+# is one lookup by a str key (hashing an Enum member calls Enum.__hash__, a Python function).
+_BY_ACTION: dict[str, tuple[WriterState, WriterState]] = {
+    action: (source, target) for (source, action), target in _WRITER_TRANSITIONS.items()
+}
+assert len(_BY_ACTION) == len(_WRITER_TRANSITIONS), "an action is legal from one state only"
+
+
 def writer_transition(state: WriterState, action: str) -> WriterState:
     """The state after ``action``; raises OutputStateError for an illegal transition."""
-    try:
-        return _WRITER_TRANSITIONS[state, action]
-    except KeyError:
-        raise OutputStateError(f"{action}() called in state {state.name}") from None
+    source, target = _BY_ACTION[action]
+    if state is not source:
+        raise OutputStateError(f"{action}() called in state {state.name}")
+    return target

@@ -14,6 +14,7 @@ methods out of order raises ``OutputStateError`` (transition table in ``state.py
 from __future__ import annotations
 
 import re
+from http import HTTPStatus
 
 from thor.http import error
 from thor.http.headers import HOP_BY_HOP, RawHeaderListType, get_values, split_list
@@ -34,28 +35,62 @@ _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _UPGRADE_FIELDS = frozenset({b"connection", b"upgrade"})
 
 
-def _check_fields(headers: RawHeaderListType) -> list[bytes]:
+def _check_fields(headers: RawHeaderListType) -> tuple[bytes, ...]:
     """Lower-cased names; raises OutputSyntaxError unless every name is a token and no
     value contains a control character (CR, LF, NUL...): no field can be injected (B49).
 
     Names and values are each joined with HTAB, which no name contains and values may
-    contain anyway, so validation is two regex calls whatever the number of fields.
+    contain anyway, so validation is two regex calls whatever the number of fields. A set of
+    names already found valid is remembered (``_VALID_NAMES``): applications send the same
+    few sets again and again.
     """
     if not headers:
-        return []
+        return ()
     try:
-        names = b"\t".join([n for n, _ in headers])
-        values = b"\t".join([v for _, v in headers])
+        # Like unpacking each pair, this raises ValueError unless every pair has 2 items.
+        all_names, all_values = zip(*headers, strict=True)
+        names = b"\t".join(all_names)
+        values = b"\t".join(all_values)
     except TypeError:
         raise error.OutputSyntaxError("field names and values must be bytes") from None
-    if _NAMES_RE.fullmatch(names) is None:
-        raise error.OutputSyntaxError(f"invalid field name in {names!r}")
+    lnames = _VALID_NAMES.get(names)
+    if lnames is None:
+        if _NAMES_RE.fullmatch(names) is None:
+            raise error.OutputSyntaxError(f"invalid field name in {names!r}")
+        lnames = tuple(names.lower().split(b"\t"))
+        if len(_VALID_NAMES) >= _VALID_NAMES_MAX:
+            _VALID_NAMES.clear()  # bounded: an application that invents names cannot grow it
+        _VALID_NAMES[names] = lnames
     if abnf.bad_value_re.search(values):
         raise error.OutputSyntaxError("control character in a field value")
-    return names.lower().split(b"\t")
+    return lnames
 
 
 _NAMES_RE = re.compile(abnf.TOKEN + rb"(?:\t" + abnf.TOKEN + rb")*")
+# HTAB-joined field names that _NAMES_RE accepted -> their lower-cased names.
+_VALID_NAMES: dict[bytes, tuple[bytes, ...]] = {}
+_VALID_NAMES_MAX = 512
+
+# Names start() must look at: hop-by-hop fields to drop, and Content-Length, which it writes
+# itself (one isdisjoint call tells whether the common case applies: none of them).
+_FRAMING_OR_HOP = HOP_BY_HOP | {b"content-length"}
+
+_NO_LENGTHS: list[bytes] = []  # never mutated
+
+# RFC 9112 §4 status lines of the registered statuses with their usual phrases, serialized
+# once; any other (status, phrase) is checked and formatted per call.
+_STATUS_LINES: dict[int, tuple[bytes, bytes]] = {
+    s.value: (s.phrase.encode("latin-1"), b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()))
+    for s in HTTPStatus
+}
+
+
+def _status_line(status: int, phrase: bytes) -> bytes:
+    cached = _STATUS_LINES.get(status)
+    if cached is not None and cached[0] == phrase:
+        return cached[1]
+    _check_phrase(phrase)
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase)
 
 
 def _fields(headers: RawHeaderListType) -> bytes:
@@ -63,22 +98,27 @@ def _fields(headers: RawHeaderListType) -> bytes:
 
 
 def _content_length(values: list[bytes]) -> int:
-    if len(values) != 1 or abnf.content_length_re.fullmatch(values[0]) is None:
+    # bytes.isdigit: non-empty and ASCII digits only, as content_length_re = [0-9]+.
+    if len(values) != 1 or not values[0].isdigit():
         raise error.OutputSyntaxError(f"invalid Content-Length {values!r}")
     return int(values[0])
 
 
 class _BodyWriter:
-    """Body framing shared by both writers."""
+    """Body framing shared by both writers.
 
-    def __init__(self) -> None:
-        self.state = WRITER_IDLE
-        self.framing = FRAMING_NONE
-        self.keep_alive = True
-        self.complete = False
-        self._length = 0  # Content-Length promised
-        self._sent = 0  # body bytes written so far
-        self._discard = False  # a body the message cannot have (HEAD, 304): drop it
+    The initial values are class attributes, shadowed by instance attributes once set: a
+    writer is created per message, and these are immutable values, so sharing them is safe
+    and saves the stores.
+    """
+
+    state = WRITER_IDLE
+    framing = FRAMING_NONE
+    keep_alive = True
+    complete = False
+    _length = 0  # Content-Length promised
+    _sent = 0  # body bytes written so far
+    _discard = False  # a body the message cannot have (HEAD, 304): drop it
 
     def body(self, chunk: bytes) -> bytes:
         """Frame ``chunk`` of the body."""
@@ -125,7 +165,6 @@ class ResponseWriter(_BodyWriter):
     def __init__(
         self, request_method: bytes, request_version: bytes, request_keep_alive: bool
     ) -> None:
-        super().__init__()
         self._method = request_method
         self._version = request_version
         self.keep_alive = request_keep_alive
@@ -150,30 +189,13 @@ class ResponseWriter(_BodyWriter):
             raise error.OutputSyntaxError(f"invalid status {status!r}")
         if 100 <= status < 200 and status != 101:
             raise error.OutputStateError("use nonfinal() for interim responses")
-        _check_phrase(phrase)
+        status_line = _status_line(status, phrase)
         lnames = _check_fields(headers)
-        kept, lengths = headers, []
-        if b"content-length" in lnames:
-            lengths = [
-                v for ln, (_, v) in zip(lnames, headers, strict=True) if ln == b"content-length"
-            ]
-        if lengths or not HOP_BY_HOP.isdisjoint(lnames):
-            drop = set(HOP_BY_HOP)
-            drop.add(b"content-length")  # written by _decide
-            if b"connection" in lnames:
-                for value in get_values(headers, b"connection"):
-                    drop.update(t.lower() for t in split_list(value))
-            if status == 101:
-                drop -= _UPGRADE_FIELDS  # RFC 9110 §15.2.2: Upgrade and Connection are the point
-            kept = [h for ln, h in zip(lnames, headers, strict=True) if ln not in drop]
+        kept, lengths = headers, _NO_LENGTHS
+        if not _FRAMING_OR_HOP.isdisjoint(lnames):
+            kept, lengths = _strip_fields(status, headers, lnames)
         framing_lines = self._decide(status, lengths)
-        return b"HTTP/1.1 %d %s\r\n%s%s%s\r\n" % (
-            status,
-            phrase,
-            _fields(kept),
-            extra,
-            framing_lines,
-        )
+        return b"%s%s%s%s\r\n" % (status_line, _fields(kept), extra, framing_lines)
 
     def _decide(self, status: int, lengths: list[bytes]) -> bytes:
         """Choose the framing (RFC 9112 §6.3) and return the fields that announce it."""
@@ -206,6 +228,28 @@ class ResponseWriter(_BodyWriter):
         elif self._version == b"1.0":
             out += b"Connection: keep-alive\r\n"  # RFC 9112 §9.3 / RFC 2068 §19.7.1
         return out
+
+
+def _strip_fields(
+    status: int, headers: RawHeaderListType, lnames: tuple[bytes, ...]
+) -> tuple[RawHeaderListType, list[bytes]]:
+    """(the fields to write, the Content-Length values) of a response's fields: hop-by-hop
+    fields and those named in Connection are dropped (RFC 9110 §7.6.1), and Content-Length,
+    which ResponseWriter._decide writes itself."""
+    if HOP_BY_HOP.isdisjoint(lnames) and lnames.count(b"content-length") == 1:
+        # The common case: one Content-Length and nothing hop-by-hop; what the general code
+        # below returns then, with C-level calls instead of Python loops.
+        i = lnames.index(b"content-length")
+        return headers[:i] + headers[i + 1 :], [headers[i][1]]
+    pairs = list(zip(lnames, headers, strict=True))
+    lengths = [v for ln, (_, v) in pairs if ln == b"content-length"]
+    drop = HOP_BY_HOP | {b"content-length"}
+    if b"connection" in lnames:
+        for value in get_values(headers, b"connection"):
+            drop |= {t.lower() for t in split_list(value)}
+    if status == 101:
+        drop -= _UPGRADE_FIELDS  # RFC 9110 §15.2.2: Upgrade and Connection are the point
+    return [h for ln, h in pairs if ln not in drop], lengths
 
 
 class RequestWriter(_BodyWriter):
