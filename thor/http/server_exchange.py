@@ -79,6 +79,7 @@ class HttpServerExchange(EventEmitter):
     res_done = False
     res_status = 0
     res_bytes = 0
+    res_hdrs: RawHeaderListType = []  # the response's fields once started (access logs)
     _writer: ResponseWriter | None = None
     _finished = False
 
@@ -146,6 +147,7 @@ class HttpServerExchange(EventEmitter):
         head = writer.start(code, phrase, fields, extra)
         self.started = True
         self.res_status = code
+        self.res_hdrs = fields
         self._continue_pending = False
         self.http_conn.write(head)
 
