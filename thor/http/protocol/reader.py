@@ -111,8 +111,9 @@ class BaseParser:
 
     def feed(self, data: bytes) -> list[Event]:
         """Parse ``data``; return the events it completes (possibly none)."""
-        if self._stopped():
-            if self.state is PARSER_TUNNEL:
+        state = self.state
+        if state is PARSER_DONE or state is PARSER_TUNNEL:  # _stopped(), inline: every read
+            if state is PARSER_TUNNEL:
                 self._leftover += data
             return []  # never parse past the end (CVE-2024-49768, Appendix B45/B53)
         buf: Buffer
@@ -141,13 +142,15 @@ class BaseParser:
 
     def _keep(self, buf: Buffer, pos: int) -> None:
         """Keep the unparsed bytes for the next feed (or for the tunnel)."""
-        stopped = self._stopped()
+        state = self.state
+        stopped = state is PARSER_DONE or state is PARSER_TUNNEL  # _stopped(), inline
         if stopped:
-            if self.state is PARSER_TUNNEL:
+            if state is PARSER_TUNNEL:
                 self._leftover += buf[pos:]
             self._buf = bytearray()
         elif pos == len(buf):
-            self._buf = bytearray()
+            if buf is self._buf:  # else self._buf is empty already (feed chose data)
+                self._buf = bytearray()
         elif buf is self._buf:
             del self._buf[:pos]
         else:
