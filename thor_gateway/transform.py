@@ -6,7 +6,8 @@ list and a :class:`BodyFilter` for the body, or None to let the body pass untouc
 filter's ``feed(chunk)`` returns what to send now (maybe nothing), ``finish()`` what is left
 at the end.  A :class:`ResponseTransformer` chains several transforms for one response (the
 first one sees the original), and :class:`TransformedExchange` puts a chain in front of a
-server exchange, so proxied responses and app responses go through the same code.
+server exchange (:class:`TransformHandler` does that for every request of a mounted
+handler), so proxied responses and app responses go through the same code.
 
 A transform that changes the body must also fix the head: drop Content-Length (the new
 length is not known until the end), and weaken a strong ETag (RFC 9110 §8.8.3: a strong
@@ -37,6 +38,7 @@ __all__ = [
     "HeaderRewrite",
     "ResponseTransformer",
     "Transform",
+    "TransformHandler",
     "TransformedExchange",
     "WholeBody",
     "accepted_q",
@@ -194,6 +196,26 @@ class TransformedExchange:
         if tail:
             self._exchange.response_body(tail)
         self._exchange.response_done(trailers or [], close)
+
+
+class TransformHandler:
+    """Any mountable handler (WSGI, ASGI, native, proxy) with ``transforms`` on its responses.
+
+    ``TransformHandler(WsgiHandler(app, ...), [Gzip()])`` gzips a WSGI app's answers.
+    """
+
+    def __init__(self, handler: Any, transforms: Sequence[Transform]) -> None:
+        self.handler = handler
+        self.transforms = list(transforms)
+
+    def handle(self, exchange: Any, request: Any) -> None:
+        self.handler.handle(TransformedExchange(exchange, self.transforms), request)
+
+    def startup(self, done: Callable[[BaseException | None], None]) -> None:
+        self.handler.startup(done)
+
+    def shutdown(self, done: Callable[[BaseException | None], None]) -> None:
+        self.handler.shutdown(done)
 
 
 def _as_bytes(value: str | bytes) -> bytes:

@@ -210,3 +210,35 @@ def test_transformed_exchange_on_an_app_handler(live_server: Any) -> None:
         raw = response.raw.read(decode_content=False)
     assert len(raw) < 100
     assert gzip.decompress(raw) == b"a" * 4000
+
+
+def test_transform_handler_gzips_a_flask_app(live_server: Any) -> None:
+    import threading
+
+    import requests
+    from flask import Flask
+
+    from thor_gateway.transform import TransformHandler
+    from thor_gateway.wsgi import WsgiHandler
+
+    app = Flask(__name__)
+
+    @app.get("/")
+    def index() -> dict[str, str]:
+        return {"text": "thor " * 200}
+
+    live = live_server()
+    wsgi = WsgiHandler(app, threads=2, max_queue=4, loop=live.loop)
+    live.mount(TransformHandler(wsgi, [Gzip()]))
+    with requests.get(
+        live.url + "/", headers={"Accept-Encoding": "gzip"}, stream=True, timeout=10
+    ) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert response.headers["Vary"] == "Accept-Encoding"
+        raw = response.raw.read(decode_content=False)
+    assert json.loads(gzip.decompress(raw)) == {"text": "thor " * 200}
+    assert len(raw) < 200
+    done = threading.Event()
+    live.call(TransformHandler(wsgi, []).shutdown, lambda exc: done.set())
+    assert done.wait(5)
+    wsgi.pool.shutdown(wait=True, timeout=10)
