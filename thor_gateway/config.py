@@ -110,6 +110,21 @@ class Settings:
             section="Apps",
         ),
     )
+    upstream_connect_timeout: float = _opt(
+        3.0,
+        "--upstream-connect-timeout",
+        help="Seconds to connect to a proxy upstream (a [[proxy]] connect_timeout overrides it).",
+        kind=Kind.SECONDS,
+        section="Apps",
+    )
+    upstream_timeout: float = _opt(
+        30.0,
+        "--upstream-timeout",
+        help="Seconds without progress from a proxy upstream before 504 "
+        "(a [[proxy]] upstream_timeout overrides it).",
+        kind=Kind.SECONDS,
+        section="Apps",
+    )
     interface: str = _opt(
         "auto",
         "--interface",

@@ -201,10 +201,12 @@ def _prefix(text: str) -> str:
     return text.rstrip("/") or "/"
 
 
-def _urls(upstreams: tuple[str, ...]) -> tuple[str, ...]:
-    for url in upstreams:
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"an upstream is an http:// or https:// URL: {url!r}")
+def _urls(upstreams: tuple[Any, ...]) -> tuple[Any, ...]:
+    """URLs, or (TOML) tables {url = ..., weight = ..., max_connections = ...}."""
+    for upstream in upstreams:
+        url = upstream.get("url", "") if isinstance(upstream, dict) else upstream
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"an upstream is an http:// or https:// URL: {upstream!r}")
     return upstreams
 
 

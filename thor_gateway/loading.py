@@ -182,5 +182,5 @@ def build_proxy(upstreams: tuple[str, ...], options: dict[str, Any], *, loop: An
     proxy_handler = _adapter("proxy", "ProxyHandler", "proxy")
     try:
         return proxy_handler(list(upstreams), loop=loop, **options)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:  # unknown setting / bad value or URL
         raise AppLoadError("proxy", str(error)) from None

@@ -181,8 +181,12 @@ class Gateway:
         except ValueError as error:
             raise ConfigError("forwarded_allow_ips", str(error)) from None
         routes = [Route(_prefix(m.prefix), self._handler(m)) for m in s.all_mounts()]
+        from thor_gateway.proxy import settings_from_flags
+
+        defaults = settings_from_flags(s.upstream_connect_timeout, s.upstream_timeout)
         for proxy in s.proxy:
-            handler = build_proxy(proxy.upstreams, dict(proxy.options), loop=self.loop)
+            options = {**defaults, **proxy.options}
+            handler = build_proxy(proxy.upstreams, options, loop=self.loop)
             routes.append(Route(_prefix(proxy.prefix), handler))
         self.handlers = [r.handler for r in routes]
         return Router(
