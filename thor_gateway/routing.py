@@ -186,7 +186,8 @@ class Router:
                 respond(exchange, ConnectNotAllowedError(), extra=[(b"Allow", b"GET, HEAD, POST")])
                 return None
             return tunnel, tunnel.prefix + raw_path
-        path = unquote_to_bytes(raw_path)
+        # Most paths have nothing to decode; unquote_to_bytes is pure Python.
+        path = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
         route = self.match(path)
         if route is None:
             respond(exchange, RouteNotFoundError())
