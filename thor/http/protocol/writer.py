@@ -204,24 +204,25 @@ class ResponseWriter(_BodyWriter):
         if status == 101 or (self._method == b"CONNECT" and 200 <= status < 300):
             # RFC 9110 §15.2.2 / §9.3.6: after the head the connection is a tunnel; a 2xx to
             # CONNECT carries no Content-Length or Transfer-Encoding.
-            self._set_framing(FRAMING_TUNNEL, 0)
+            self.framing = FRAMING_TUNNEL
             self.keep_alive = False
             return out
-        if self._method == b"HEAD" or status in (204, 304):
+        if self._method == b"HEAD" or status == 204 or status == 304:
             # RFC 9110 §9.3.2 / §15.4.5: HEAD and 304 may carry the Content-Length the body
             # would have had; 204 never has one (§8.6).
-            self._set_framing(FRAMING_NONE, 0)
+            self.framing = FRAMING_NONE
             self._discard = True
             if length is not None and status != 204:
                 out = b"Content-Length: %d\r\n" % length
         elif length is not None:
-            self._set_framing(FRAMING_LENGTH, length)
+            self.framing = FRAMING_LENGTH
+            self._length = length
             out = b"Content-Length: %d\r\n" % length
         elif self._version == b"1.1":
-            self._set_framing(FRAMING_CHUNKED, 0)
+            self.framing = FRAMING_CHUNKED
             out = b"Transfer-Encoding: chunked\r\n"
         else:
-            self._set_framing(FRAMING_CLOSE, 0)  # RFC 9112 §6.3 step 8 on the receiving end
+            self.framing = FRAMING_CLOSE  # RFC 9112 §6.3 step 8 on the receiving end
             self.keep_alive = False
         if not self.keep_alive:
             out += b"Connection: close\r\n"
