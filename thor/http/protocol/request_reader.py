@@ -15,6 +15,7 @@ from thor.http.protocol.head import Buffer, HeadScanner
 from thor.http.protocol.messages import (
     FRAMING_CHUNKED,
     FRAMING_LENGTH,
+    FRAMING_NONE,
     FRAMING_TUNNEL,
     Event,
     new_request_head,
@@ -161,6 +162,17 @@ class RequestParser(BaseParser):
             if abnf.host_re.fullmatch(hosts[0]) is None:
                 raise error.InvalidHostError(repr(hosts[0][:80]))
             self._valid_host = hosts[0]
+        if hosts is not None and len(specials) == 1 and method != b"CONNECT":
+            # Only Host among the framing fields (most GETs): request_framing gives NONE and
+            # keep_alive the version's default, and there is no Expect. Same result, no calls.
+            persist = version == b"1.1"
+            events.append(
+                new_request_head(
+                    method, target, version, headers, FRAMING_NONE, None, persist, False
+                )
+            )
+            self._start_body(events, FRAMING_NONE, None, persist)
+            return
         framing, length = request_framing(version, specials, self._max_body_size)
         if method == b"CONNECT":
             framing, length = FRAMING_TUNNEL, None  # RFC 9110 §9.3.6
