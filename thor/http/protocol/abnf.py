@@ -27,14 +27,6 @@ bad_value_re = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 fields_re = re.compile(rb"(?:" + TOKEN + rb":" + FIELD_CHAR + rb"*\r\n)*")
 # Extracts (name, value with trailing OWS) from a field section fields_re has validated.
 field_pairs_re = re.compile(rb"(" + TOKEN + rb"):[ \t]*([^\r]*)\r\n")
-# The fields that framing and routing depend on (RFC 9112 §6.3, §9.3; RFC 9110 §7.2, §10.1.1),
-# as (name, value with trailing OWS), found in a validated head. Each field line follows an LF,
-# and a validated line holds no LF, so "LF name :" finds exactly the lines of those names.
-# IGNORECASE on a bytes pattern is ASCII-only, as field names are (RFC 9110 §5.1).
-special_fields_re = re.compile(
-    rb"(?i)\n(host|content-length|transfer-encoding|connection|expect):[ \t]*([^\r]*)"
-)
-
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version. The target is checked
 # for shape separately (origin/absolute/authority/asterisk form, RFC 9112 §3.2).
 request_line_re = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")

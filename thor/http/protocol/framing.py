@@ -7,7 +7,7 @@ then ask these functions how the body is delimited and whether the connection pe
 from __future__ import annotations
 
 from thor.http import error
-from thor.http.headers import split_list
+from thor.http.headers import RawHeaderListType, split_list
 from thor.http.protocol import abnf
 from thor.http.protocol.messages import (
     FRAMING_CHUNKED,
@@ -35,17 +35,26 @@ MAX_LENGTH_DIGITS = 18
 Specials = dict[bytes, list[bytes]]
 
 
-def collect(block: bytes, start: int = 0, end: int | None = None) -> Specials:
-    """Values of the fields framing depends on, keyed by lower-cased name.
+# The fields framing and persistence depend on (RFC 9112 §6.3, §9.3; RFC 9110 §7.2, §10.1.1),
+# and their lengths: a name of another length is passed over without lower-casing it.
+_SPECIAL_NAMES = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"connection", b"expect"}
+)
+_SPECIAL_LENGTHS = frozenset(len(name) for name in _SPECIAL_NAMES)
 
-    ``block[start:end]`` is a validated head (a start line, then CRLF-ended field lines whose
-    names are tokens directly followed by a colon): one regex call finds the few lines that
-    matter (``abnf.special_fields_re``) instead of a Python loop over every field.
+
+def collect(headers: RawHeaderListType) -> Specials:
+    """Values of the fields framing depends on, keyed by lower-cased name, in wire order.
+
+    One pass over the parsed fields: measured cheaper than a regex over the head, both for a
+    3-field and a 10-field request (callgrind).
     """
-    found = abnf.special_fields_re.findall(block, start, len(block) if end is None else end)
     out: Specials = {}
-    for name, value in found:
-        out.setdefault(name.lower(), []).append(value.rstrip(b" \t"))
+    for name, value in headers:
+        if len(name) in _SPECIAL_LENGTHS:
+            lname = name.lower()
+            if lname in _SPECIAL_NAMES:
+                out.setdefault(lname, []).append(value)
     return out
 
 

@@ -108,7 +108,7 @@ class RequestParser(BaseParser):
         self._head.reset()
         assert line is not None
         method, target, version = line
-        self._emit_head(events, method, target, version, headers, collect(block))
+        self._emit_head(events, method, target, version, headers, collect(headers))
         return end
 
     def _read_common_head(self, buf: bytes, pos: int, events: list[Event]) -> int:
@@ -138,7 +138,7 @@ class RequestParser(BaseParser):
             raise error.TooManyFieldsError(f"more than {head.max_fields} fields")
         headers = [(n, v.rstrip(b" \t")) for n, v in pairs]
         self._head.reset()  # a no-op unless an earlier head left its state
-        self._emit_head(events, method, target, version, headers, collect(buf, fstart - 1, fend))
+        self._emit_head(events, method, target, version, headers, collect(headers))
         return end
 
     def _emit_head(

@@ -83,7 +83,7 @@ class ResponseParser(BaseParser):
         if not self._methods:
             raise error.UpstreamError("response without a request")
         method = self._methods[0]
-        specials = collect(block)
+        specials = collect(headers)
         framing, length = response_framing(method, status, specials, self._max_body_size)
         persist = keep_alive(version, specials) and framing is not FRAMING_CLOSE
         events.append(ResponseHead(status, phrase, version, headers, framing, length, persist))
