@@ -1,0 +1,302 @@
+"""TCP connections, servers and clients on the loop.
+
+A :class:`TcpConnection` moves bytes and emits events; it makes no protocol
+decisions.  Its events, in order::
+
+    data(bytes)*  [close()]  disconnect()
+    pause(bool)   at any time, for the write side
+
+- ``data``: bytes arrived (not emitted while reading is paused).
+- ``close``: the peer closed its side (EOF) or the connection was lost.  After
+  an EOF you may still write (half-close) until you call ``close()``.
+  It is not emitted when *you* close the connection.
+- ``disconnect``: the socket is closed; nothing more will happen.
+- ``pause(True)``: more than ``write_high_water`` bytes wait to be sent; stop
+  writing.  ``pause(False)``: the buffer drained below ``write_low_water``.
+  Writes are never refused, so flow control is the writer's job: a proxy that
+  honours ``pause`` streams any amount of data in bounded memory.
+
+``pause(True)`` the *method* stops reading (and so, through TCP's window, the
+peer); ``pause(False)`` resumes it.  Connections start reading at once.
+
+``close()`` flushes what is buffered, sends FIN, and keeps reading (and
+discarding) until the peer's FIN or ``close_timeout``, so that unread input
+does not turn into a reset that destroys the last response in flight
+(RFC 9112 §9.6, "lingering close").  ``abort()`` closes at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import socket
+from collections import deque
+from typing import Any
+
+import thor.loop
+from thor.events import EventEmitter
+
+__all__ = ["ConnState", "TcpConnection"]
+
+log = logging.getLogger("thor.tcp")
+
+# sendmsg takes at most IOV_MAX buffers; stay well below it.
+_MAX_IOV = 64
+
+
+class ConnState(enum.Enum):
+    """The life of a connection (the read and write halves close separately)."""
+
+    OPEN = "open"  # bytes move both ways (a half may already be shut)
+    FLUSHING = "flushing"  # close() was called; sending what is buffered
+    LINGERING = "lingering"  # FIN sent after close(); discarding input until EOF
+    CLOSED = "closed"  # the socket is closed
+
+
+# Module constants: in CPython 3.11 reading ``ConnState.OPEN`` costs ~8 times a global.
+_OPEN = ConnState.OPEN
+_FLUSHING = ConnState.FLUSHING
+_LINGERING = ConnState.LINGERING
+_CLOSED = ConnState.CLOSED
+
+
+class TcpConnection(EventEmitter):
+    """A connected stream socket.  See the module docstring for its events."""
+
+    # recv(n) allocates n bytes, then shrinks them: above glibc's 128 KiB mmap
+    # threshold that is an mmap/munmap per read (3x the CPU: docs/tcp.md).
+    read_bufsize = 64 * 1024
+    write_high_water = 256 * 1024
+    write_low_water = 64 * 1024
+    close_timeout = 2.0
+
+    def __init__(self, sock: socket.socket, address: Any, loop: thor.loop.Loop | None = None):
+        super().__init__()
+        self.socket = sock
+        self.address = address  # the peer's address
+        self._loop = loop or thor.loop._loop
+        sock.setblocking(False)  # an adopted socket may still be blocking
+        self._fd = sock.fileno()
+        self.state = _OPEN
+        self._buffer: deque[bytes | memoryview] = deque()
+        self._buffered = 0
+        self._write_paused = False
+        self._read_paused = False
+        self._peer_eof = False
+        self._write_shut = False
+        self._linger_timer: thor.loop.ScheduledEvent | None = None
+        self._loop.add_reader(self._fd, self._on_readable)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.address!r} {self.state.value}>"
+
+    @property
+    def tcp_connected(self) -> bool:
+        """True while bytes can still be written."""
+        return self.state is _OPEN and not self._write_shut
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes written but not yet handed to the kernel."""
+        return self._buffered
+
+    def set_write_buffer_limits(self, high: int, low: int | None = None) -> None:
+        """Set the water marks of write flow control (low defaults to high / 4)."""
+        low = high // 4 if low is None else low
+        if not 0 <= low <= high:
+            raise ValueError("need 0 <= low <= high")
+        self.write_high_water = high
+        self.write_low_water = low
+
+    # ------------------------------------------------------------------ reading
+
+    def pause(self, paused: bool) -> None:
+        """Stop (True) or resume (False) reading from the peer."""
+        if paused == self._read_paused:
+            return
+        self._read_paused = paused
+        if self.state is _OPEN and not self._peer_eof:
+            if paused:
+                self._loop.remove_reader(self._fd)
+            else:
+                self._loop.add_reader(self._fd, self._on_readable)
+
+    def _recv(self, size: int) -> bytes:
+        return self.socket.recv(size)
+
+    def _on_readable(self) -> None:
+        try:
+            data = self._recv(self.read_bufsize)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._lost(error)
+            return
+        if not data:
+            self._on_eof()
+        elif self.state is _OPEN:
+            self.emit("data", data)
+
+    def _on_eof(self) -> None:
+        self._peer_eof = True
+        self._loop.remove_reader(self._fd)
+        if self.state is _OPEN:
+            self.emit("close")
+            if self._write_shut and not self._buffer and self.state is _OPEN:
+                self._destroy()
+        elif self.state is _LINGERING:
+            self._destroy()
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Send ``data``, buffering what the kernel does not take now.
+
+        Data written after the connection closed is dropped: its ``close`` or
+        ``disconnect`` event has already said so.
+        """
+        if self.state is not _OPEN or self._write_shut or not data:
+            return
+        if not self._buffer:
+            try:
+                sent = self._send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as error:
+                # Not from inside write(): the caller is in the middle of
+                # something, so the events come on the next iteration.
+                self._lost(error, deferred=True)
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+            self._loop.add_writer(self._fd, self._on_writable)
+        self._buffer.append(data)
+        self._buffered += len(data)
+        if not self._write_paused and self._buffered > self.write_high_water:
+            self._write_paused = True
+            self.emit("pause", True)
+
+    def _send(self, data: bytes | memoryview) -> int:
+        return self.socket.send(data)
+
+    def _send_many(self, buffers: list[bytes | memoryview]) -> int:
+        return self.socket.sendmsg(buffers)
+
+    def _on_writable(self) -> None:
+        buffer = self._buffer
+        try:
+            if len(buffer) == 1:
+                sent = self._send(buffer[0])
+            else:
+                sent = self._send_many([buffer[i] for i in range(min(len(buffer), _MAX_IOV))])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._lost(error)
+            return
+        self._buffered -= sent
+        while sent:
+            first = buffer[0]
+            if sent >= len(first):
+                sent -= len(first)
+                buffer.popleft()
+            else:
+                buffer[0] = memoryview(first)[sent:]
+                sent = 0
+        if not buffer:
+            self._loop.remove_writer(self._fd)
+            self._on_drained()
+            if self.state is _CLOSED:
+                return
+        if self._write_paused and self._buffered <= self.write_low_water:
+            self._write_paused = False
+            self.emit("pause", False)
+
+    def _on_drained(self) -> None:
+        if self.state is _FLUSHING:
+            self._linger()
+        elif self._write_shut:
+            self._shutdown_socket()
+
+    # ------------------------------------------------------------------ closing
+
+    def shutdown_write(self) -> None:
+        """Half-close: send FIN once the buffer is flushed, and keep reading."""
+        if self.state is not _OPEN or self._write_shut:
+            return
+        self._write_shut = True
+        if not self._buffer:
+            self._shutdown_socket()
+
+    def _shutdown_socket(self) -> None:
+        try:
+            self._send_eof()
+        except OSError:
+            pass
+        if self._peer_eof and self.state is _OPEN:
+            self._destroy()
+
+    def close(self) -> None:
+        """Flush, send FIN, then close once the peer has closed too (or after a while)."""
+        if self.state is not _OPEN:
+            return
+        if self._peer_eof and not self._buffer:
+            self._destroy()
+            return
+        self.state = _FLUSHING
+        if self._read_paused and not self._peer_eof:
+            self._loop.add_reader(self._fd, self._on_readable)  # to discard and see EOF
+        if not self._buffer:
+            self._linger()
+
+    def _linger(self) -> None:
+        if self._peer_eof:
+            self._destroy()
+            return
+        self.state = _LINGERING
+        try:
+            self._send_eof()
+        except OSError:
+            self._destroy()
+            return
+        self._linger_timer = self._loop.schedule(self.close_timeout, self._destroy)
+
+    def _send_eof(self) -> None:
+        """Send FIN (TLS overrides this to send close_notify first); may raise OSError."""
+        self.socket.shutdown(socket.SHUT_WR)
+
+    def abort(self) -> None:
+        """Close now, dropping anything not yet sent."""
+        if self.state is not _CLOSED:
+            self._destroy()
+
+    def _lost(self, error: OSError, deferred: bool = False) -> None:
+        if self.state is _CLOSED:
+            return
+        log.debug("connection %r lost: %s", self.address, error)
+        emit_close = self.state is _OPEN and not self._peer_eof
+        self._destroy(emit=False)
+        if deferred:
+            self._loop.call_soon(self._emit_lost, emit_close)
+        else:
+            self._emit_lost(emit_close)
+
+    def _emit_lost(self, emit_close: bool) -> None:
+        if emit_close:
+            self.emit("close")
+        self.emit("disconnect")
+
+    def _destroy(self, emit: bool = True) -> None:
+        if self.state is _CLOSED:
+            return
+        self.state = _CLOSED
+        if self._linger_timer is not None:
+            self._linger_timer.delete()
+            self._linger_timer = None
+        self._loop._set_handlers(self._fd, None, None)
+        self._buffer.clear()
+        self._buffered = 0
+        self.socket.close()
+        if emit:
+            self.emit("disconnect")
