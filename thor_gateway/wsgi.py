@@ -128,6 +128,18 @@ def _has_length(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name.lower() == b"content-length" for name, _ in headers)
 
 
+def _small_body(headers: list[tuple[bytes, bytes]], limit: int) -> bool:
+    """A Content-Length body of at most ``limit`` bytes, sent without Expect: 100-continue."""
+    length = -1
+    for name, value in headers:
+        lower = name.lower()
+        if lower == b"expect":
+            return False
+        if lower == b"content-length":
+            length = int(value)
+    return 0 <= length <= limit
+
+
 class WsgiHandler:
     """Serve a WSGI app; implements :class:`thor_gateway.request.Handler`."""
 
@@ -168,8 +180,17 @@ class WsgiHandler:
         exchange.on("pause", task.on_pause)
         exchange.on("error", task.on_error)
         exchange.on("done", task.on_done)
+        if body is not None and _small_body(request.headers, body.high_water):
+            # A small body the client sends at once: run the app when it is all here,
+            # so the worker never waits for it (one thread hop less per request).
+            exchange.on("request_done", lambda _trailers: self._submit(task, exchange, request))
+            return
         # Only the loop thread submits, so the pool cannot have filled up since the check.
         self.pool.submit(task.run)
+
+    def _submit(self, task: _WsgiTask, exchange: ServerExchange, request: Request) -> None:
+        if not self.pool.submit(task.run):
+            self._refuse(exchange, request)
 
     def _refuse(self, exchange: ServerExchange, request: Request) -> None:
         log.warning(
@@ -194,7 +215,8 @@ class WsgiHandler:
         body = BodyStream(self.loop.run_in_loop, exchange.pause_request_body, self.stall_limit)
         exchange.on("request_body", body.feed)
         exchange.on("request_done", body.finish)
-        body.start_paused()
+        if exchange.expect_continue:
+            body.start_paused()
         return body
 
     def startup(self, done: Done) -> None:

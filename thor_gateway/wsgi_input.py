@@ -85,13 +85,19 @@ class BodyStream:
         self._buffer = bytearray()
         self._state = _State.OPEN
         self._error: BaseException | None = None
-        self._paused = True  # the adapter pauses the body before the first read
+        self._paused = False
         self._resume_posted = False
 
     # ------------------------------------------------------------- loop thread
 
     def start_paused(self) -> None:
-        """Pause the exchange's body until the app reads (loop thread, in request_start)."""
+        """Pause the exchange's body until the app reads (loop thread, in request_start).
+
+        For a request with ``Expect: 100-continue``: the server sends ``100 Continue``
+        when the body is resumed, that is when the app first reads.  Other bodies flow
+        into the buffer at once (up to ``high_water``), saving a thread hop per request.
+        """
+        self._paused = True
         self._pause_body(True)
 
     def feed(self, chunk: bytes) -> None:

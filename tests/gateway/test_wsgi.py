@@ -299,8 +299,9 @@ def reading_app(recorder: Recorder) -> Any:
 @pytest.mark.parametrize(
     "request_bytes",
     [
-        # Appendix B23: 3 of 10 declared bytes, then half-close.
-        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        # Appendix B23: 3 of the declared bytes, then half-close (a body larger than the
+        # adapter waits for before calling the app, so the app is reading when it breaks).
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\nabc",
         # Appendix B22: chunked body never terminated, then half-close.
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nZ\r\n0\r\n",
     ],
@@ -318,11 +319,31 @@ def test_truncated_body_makes_read_raise_and_never_200(
     assert b"200 OK" not in raw
 
 
+def test_small_truncated_body_never_reaches_the_app(wsgi_server: Any) -> None:
+    # A small Content-Length body is gathered before the app runs: a truncated one
+    # (Appendix B23) is answered 400 by the server and the app is never called.
+    calls: list[object] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        calls.append(environ)
+        start_response("200 OK", TEXT)
+        return [b"ok"]
+
+    live = wsgi_server(app)
+    raw = exchange_raw(
+        live.port,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+        half_close=True,
+    )
+    assert status_of(raw) == 400
+    assert calls == []
+
+
 def test_body_timeout_surfaces_as_read_error(wsgi_server: Any) -> None:
     recorder = Recorder()
     live = wsgi_server(reading_app(recorder), body_timeout=0.3)
     with connect(live.port) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\nabc")
         raw = read_until_close(sock)
     wait_for(lambda: recorder.errors, what="the app's read() to fail")
     assert status_of(raw) == 408

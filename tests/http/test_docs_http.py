@@ -25,6 +25,7 @@ def test_hello_example(variant: str, tmp_path: Path) -> None:
     source = EXAMPLE.read_text()
     handler = source[source.index("@thor.on(server)") : source.index("print(")].strip()
     assert handler in (EXAMPLE.parent.parent / "http.md").read_text()  # the page shows this code
+    assert handler in (EXAMPLE.parents[2] / "README.md").read_text()  # and so does the README
     if variant == "bytes":
         source = as_bytes(source)
         assert 'b"200"' in source
