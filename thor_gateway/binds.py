@@ -8,11 +8,9 @@ worker, so no connection is refused while workers come and go.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import socket
-import stat
 
+from thor.tcp import listening_socket, unix_listening_socket
 from thor_gateway.config import Bind, ConfigError
 
 __all__ = ["describe", "open_listener"]
@@ -35,37 +33,12 @@ def open_listener(bind: Bind, backlog: int) -> socket.socket:
 
 
 def _tcp(host: str, port: int, backlog: int) -> socket.socket:
-    if host in ("", "*"):
-        host = "::" if socket.has_ipv6 else "0.0.0.0"
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        if family == socket.AF_INET6:
-            # "::" serves IPv4 too (dual stack); a specific IPv6 address only itself.
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    # None, "", "*" and "::" all mean every address, dual-stack (thor.tcp decides).
+    return listening_socket(None if host in ("", "*") else host, port, backlog, False)
 
 
 def _unix(path: str, backlog: int) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.unlink(path)  # left over from an earlier run
-        sock.bind(path)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return unix_listening_socket(path, backlog)
 
 
 def describe(sock: socket.socket, tls: bool) -> str:
