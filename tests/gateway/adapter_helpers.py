@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -81,3 +82,32 @@ def body_of(response: bytes) -> bytes:
         out += body[:size]
         body = body[size + 2 :]
     return out
+
+
+def push_held_upload(port: int, total: int, release: threading.Event) -> bytes:
+    """POST ``total`` bytes while the app holds off reading: check that the upload stalls
+    until ``release`` is set (request-body backpressure), then return the response."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    sent_all = threading.Event()
+
+    def push() -> None:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % total
+        )
+        sock.sendall(b"p" * total)
+        sent_all.set()
+
+    pusher = threading.Thread(target=push)
+    pusher.start()
+    try:
+        assert not sent_all.wait(0.5), "the whole upload went through while the app was not reading"
+        release.set()
+        assert sent_all.wait(10)
+        return read_until_close(sock)
+    finally:
+        release.set()
+        pusher.join(10)
+        sock.close()

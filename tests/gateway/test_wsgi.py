@@ -20,6 +20,7 @@ from tests.gateway.adapter_helpers import (
     body_of,
     connect,
     exchange_raw,
+    push_held_upload,
     read_head,
     read_until_close,
     status_of,
@@ -437,30 +438,7 @@ def test_request_body_backpressure_holds_the_client(wsgi_server: Any) -> None:
         return [b"%d" % (len(first) + len(rest))]
 
     live = wsgi_server(app)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", live.port))
-    sent_all = threading.Event()
-
-    def push() -> None:
-        sock.sendall(
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % total
-        )
-        sock.sendall(b"p" * total)
-        sent_all.set()
-
-    pusher = threading.Thread(target=push)
-    pusher.start()
-    try:
-        assert not sent_all.wait(0.5), "16 MiB went through while the app was not reading"
-        release.set()
-        assert sent_all.wait(10)
-        raw = read_until_close(sock)
-    finally:
-        release.set()
-        pusher.join(10)
-        sock.close()
+    raw = push_held_upload(live.port, total, release)
     assert body_of(raw) == b"%d" % total
 
 
