@@ -44,6 +44,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import Any
 
+from thor.asyncio_loop import AsyncioLoop
 from thor.http.error import HttpError
 from thor.loop import Loop
 from thor_gateway.lifespan import LifespanManager
@@ -154,6 +155,7 @@ class _Outbox:
     def __init__(self, loop: Loop) -> None:
         self._loop = loop
         self.aloop: asyncio.AbstractEventLoop | None = None  # set when the thread starts
+        self.inline = False  # the Thor loop runs on ``aloop``: same thread, call directly
         self._calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -166,7 +168,9 @@ class _Outbox:
         calls = self._calls
         self._calls = []
         aloop = self.aloop
-        if aloop is not None and not aloop.is_closed():
+        if self.inline:
+            _run_all(calls)
+        elif aloop is not None and not aloop.is_closed():
             aloop.call_soon_threadsafe(_run_all, calls)
 
 
@@ -199,6 +203,10 @@ class AsgiHandler:
         Only the Thor loop thread calls this (handle, startup, shutdown).
         """
         aloop = self._aloop
+        if aloop is None and isinstance(self.loop, AsyncioLoop):
+            # The server runs on an asyncio loop: the app shares its thread (no hops).
+            aloop = self._aloop = self.outbox.aloop = self.loop.aloop
+            self.outbox.inline = True
         if aloop is None:
             aloop = self._aloop = self.outbox.aloop = asyncio.new_event_loop()
             threading.Thread(
@@ -243,7 +251,8 @@ class AsgiHandler:
         self._shut_down = True
 
         def stopped(exc: BaseException | None) -> None:
-            aloop.call_soon_threadsafe(aloop.stop)
+            if not self.outbox.inline:  # an inline loop is the server's: not ours to stop
+                aloop.call_soon_threadsafe(aloop.stop)
             done(exc)
 
         self._run_coroutine(self.lifespan.shutdown(), stopped)

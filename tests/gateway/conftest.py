@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import thor.loop
+from thor.asyncio_loop import AsyncioLoop
 from thor.http.server import HttpServer
 from thor_gateway.request import request_at_mount
 
@@ -34,8 +35,11 @@ class _Collect(logging.Handler):
 class LiveServer:
     """An HttpServer whose loop runs in a thread; ``mount(handler, prefix)`` serves a handler."""
 
-    def __init__(self, path: str | None = None, **settings: Any) -> None:
-        self.loop = thor.loop.make()
+    def __init__(
+        self, path: str | None = None, *, asyncio_loop: bool = False, **settings: Any
+    ) -> None:
+        # asyncio_loop: the server runs on an AsyncioLoop (ASGI apps then share its thread).
+        self.loop = AsyncioLoop() if asyncio_loop else thor.loop.make()
         if path is None:
             self.server = HttpServer("127.0.0.1", 0, loop=self.loop, **settings)
         else:  # a UNIX socket
@@ -187,8 +191,10 @@ def start_gateway() -> Iterator[Callable[..., Any]]:
         gateway.close()
 
 
-@pytest.fixture
-def asgi_server(live_server: Callable[..., LiveServer]) -> Iterator[Callable[..., LiveServer]]:
+@pytest.fixture(params=["thread", "inline"])
+def asgi_server(
+    live_server: Callable[..., LiveServer], request: pytest.FixtureRequest
+) -> Iterator[Callable[..., LiveServer]]:
     """Factory: ``asgi_server(app, prefix=b"", lifespan="auto", **server)`` -> LiveServer.
 
     Serves ``app`` through an :class:`~thor_gateway.asgi.AsgiHandler` after its lifespan
@@ -214,7 +220,8 @@ def asgi_server(live_server: Callable[..., LiveServer]) -> Iterator[Callable[...
     def make(
         app: Any, prefix: bytes = b"", *, lifespan: str = "auto", **settings: Any
     ) -> LiveServer:
-        live = live_server(**settings)
+        # "inline": the server's loop is an AsyncioLoop and the app runs on its thread.
+        live = live_server(asyncio_loop=request.param == "inline", **settings)
         handler = AsgiHandler(app, loop=live.loop, lifespan=lifespan)
         live.mount(handler, prefix)
         live.asgi = handler  # type: ignore[attr-defined]
