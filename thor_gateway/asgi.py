@@ -283,6 +283,7 @@ class _AsgiExchange:
         self.a_output = _Output.IDLE
         self.a_waiter: asyncio.Future[None] | None = None
         self.a_start: Message | None = None
+        self.a_start_encoded: Start | None = None
         self.a_paused = False  # the client is not reading: send() waits
         self.a_inflight = 0
         self.a_send_waiter: asyncio.Future[None] | None = None
@@ -449,7 +450,8 @@ class _AsgiExchange:
         if kind == "http.response.start":
             if output is not _Output.IDLE:
                 raise AppResponseError("http.response.start sent twice")
-            encode_start(message)  # validate now, so that the app's send() raises
+            # Validated now, so that the app's send() raises; kept encoded for the body.
+            self.a_start_encoded = encode_start(message)
             self.a_start = message
             self.a_output = _Output.HELD
         elif kind == "http.response.body":
@@ -468,7 +470,7 @@ class _AsgiExchange:
         body = message.get("body", b"")
         if type(body) is not bytes:
             raise AppResponseError(f"body must be bytes, not {type(body).__name__}")
-        start = encode_start(self.a_start) if output is _Output.HELD else None
+        start = self.a_start_encoded if output is _Output.HELD else None
         more = bool(message.get("more_body", False))
         if more:
             self.a_output = _Output.STREAMING
