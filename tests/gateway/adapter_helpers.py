@@ -111,3 +111,24 @@ def push_held_upload(port: int, total: int, release: threading.Event) -> bytes:
         release.set()
         pusher.join(10)
         sock.close()
+
+
+def stalled_download(port: int, produced: list[int]) -> int:
+    """GET / and do not read: check that the app stops producing (response backpressure)
+    well before 16 MiB, then read everything; returns the bytes received."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    with sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        wait_for(lambda: produced[0] > 1024 * 1024, what="the app to start producing")
+        last = -1
+        for _ in range(100):
+            if produced[0] == last:
+                break
+            last = produced[0]
+            threading.Event().wait(0.1)
+        assert produced[0] == last, "the app kept producing for a client that does not read"
+        assert produced[0] < 16 * 1024 * 1024
+        return len(read_until_close(sock, deadline=60))
