@@ -7,11 +7,11 @@ arrived (no pipelining), for ``--seconds`` after a warm-up.  Prints req/s.
 
 Variants:
   native          a native Thor handler: no thread hop at all (upper bound)
-  wsgi            the WSGI adapter as shipped (SimpleQueue; a list response is ONE
-                  run_in_loop call: start + body + end)
-  wsgi-split      same, but the response is posted as three calls (start, body, end)
-  wsgi-queue      the pool's queue is a queue.Queue
-  wsgi-deque      the pool's queue is a collections.deque + threading.Condition
+  wsgi            the WSGI adapter as shipped (a burst of tasks wakes one worker; a
+                  list response is ONE quiet post, the loop woken once per burst)
+  wsgi-split      same, but the response is posted as three run_in_loop calls
+  wsgi-eager      the pool without its loop: every task wakes a worker, every
+                  response wakes the loop (the classic thread-pool hand-off)
   wsgi-gen        the app yields its body (streamed path: start+chunk, then end)
   asgi            the ASGI adapter (asyncio thread; batched Thor -> asyncio calls)
 Any variant accepts ``:si=<seconds>`` to set sys.setswitchinterval in the server,
@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import selectors
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections import deque
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,25 +40,6 @@ BODY = b"Hello, World!"
 
 
 # ------------------------------------------------------------------ server side
-
-
-class DequeQueue:
-    """A collections.deque + threading.Condition with the SimpleQueue put/get API."""
-
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._cond = threading.Condition(threading.Lock())
-
-    def put(self, item: Any) -> None:
-        with self._cond:
-            self._items.append(item)
-            self._cond.notify()
-
-    def get(self) -> Any:
-        with self._cond:
-            while not self._items:
-                self._cond.wait()
-            return self._items.popleft()
 
 
 def wsgi_list_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -113,6 +91,15 @@ def split_complete(self: Any, body: bytes, sized: bool) -> None:
     loop.run_in_loop(exchange.response_done, [])
 
 
+def eager_complete(self: Any, body: bytes, sized: bool) -> None:
+    """_WsgiTask._complete waking the loop for every response."""
+    start = self._take_start()
+    if start is not None and sized:
+        start[2].append((b"Content-Length", str(len(body)).encode()))
+    self._phase = type(self._phase).DONE
+    self._handler.loop.run_in_loop(self._finish, start, body)
+
+
 def make_handler(kind: str, loop: Any, threads: int) -> Any:
     from thor_gateway import wsgi
     from thor_gateway.asgi import AsgiHandler
@@ -124,10 +111,10 @@ def make_handler(kind: str, loop: Any, threads: int) -> Any:
         return AsgiHandler(asgi_app, loop=loop, lifespan="off")
     app = wsgi_gen_app if kind == "wsgi-gen" else wsgi_list_app
     handler = wsgi.WsgiHandler(app, threads=threads, max_queue=4096, loop=loop)
-    if kind == "wsgi-queue":
-        handler.pool._queue = queue.Queue()  # type: ignore[assignment]
-    elif kind == "wsgi-deque":
-        handler.pool._queue = DequeQueue()  # type: ignore[assignment]
+    if kind == "wsgi-eager":
+        handler.pool.loop = None
+        handler.pool.on_idle = None
+        wsgi._WsgiTask._complete = eager_complete  # type: ignore[method-assign]
     elif kind == "wsgi-split":
         wsgi._WsgiTask._complete = split_complete  # type: ignore[method-assign]
     elif kind not in ("wsgi", "wsgi-gen"):
@@ -169,12 +156,13 @@ def micro(variant: str, threads: int, inflight: int, rounds: int) -> float:
     if option.startswith("si="):
         sys.setswitchinterval(float(option[3:]))
     loop = thor.loop.make()
-    pool = ThreadPool(threads, rounds)
-    if kind == "queue":
-        pool._queue = queue.Queue()  # type: ignore[assignment]
-    elif kind == "deque":
-        pool._queue = DequeQueue()  # type: ignore[assignment]
-    elif kind != "simple":
+    if kind == "batched":
+        pool = ThreadPool(threads, rounds, loop=loop, on_idle=loop.wake)
+        post = loop.post
+    elif kind == "eager":
+        pool = ThreadPool(threads, rounds)
+        post = loop.run_in_loop
+    else:
         raise SystemExit(f"unknown micro variant {kind!r}")
     done = [0]
 
@@ -186,7 +174,7 @@ def micro(variant: str, threads: int, inflight: int, rounds: int) -> float:
             pool.submit(task)
 
     def task() -> None:
-        loop.run_in_loop(back)
+        post(back)
 
     for _ in range(inflight):
         pool.submit(task)
@@ -315,8 +303,8 @@ def main() -> None:
         "--micro",
         action="store_true",
         help="measure loop -> pool -> loop round trips without sockets; variants: "
-        "simple (SimpleQueue), queue (queue.Queue), deque (deque + Condition), each "
-        "with an optional :si=<seconds>",
+        "batched (the pool on its loop, quiet posts), eager (no loop: a wake-up per "
+        "task and per result), each with an optional :si=<seconds>",
     )
     parser.add_argument("--inflight", type=int, default=16)
     parser.add_argument("--micro-run", help=argparse.SUPPRESS)

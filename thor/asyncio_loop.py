@@ -114,6 +114,13 @@ class AsyncioLoop(Loop):
         """How many file descriptors are watched."""
         return len(self._fds)
 
+    def post(self, callback: Callback, *args: Any) -> None:
+        """Like :meth:`run_in_loop`: asyncio has no quiet hand-off, so this wakes the loop."""
+        self.run_in_loop(callback, *args)
+
+    def wake(self) -> None:
+        """Nothing to do: :meth:`post` already woke the loop."""
+
     def scheduled_events(self) -> list[tuple[float, Callback]]:
         """Not tracked on an asyncio loop: always empty."""
         return []

@@ -251,6 +251,23 @@ class Loop(EventEmitter):
             self._waker_pending = True
             self._waker.wake()
 
+    def post(self, callback: Callback, *args: Any) -> None:
+        """Queue ``callback(*args)`` for the loop thread WITHOUT waking it.  Thread-safe.
+
+        The call runs at the loop's next iteration, which the caller must make
+        sure comes: a later :meth:`wake` or :meth:`run_in_loop`, or a timer.  A
+        thread that produces results in bursts posts them and wakes the loop
+        once at the end of the burst: every wake-up is a system call and, in
+        CPython, a switch of the GIL between threads.
+        """
+        self._threadsafe.append((callback, args))
+
+    def wake(self) -> None:
+        """Make the loop run an iteration soon, for calls queued by :meth:`post`.  Thread-safe."""
+        if not self._waker_pending:
+            self._waker_pending = True
+            self._waker.wake()
+
     def _on_wake(self) -> None:
         # Drain first, then clear the flag: cleared first, a thread could set
         # it and write its byte in between, the drain would eat that byte and

@@ -1,27 +1,43 @@
-"""A bounded pool of worker threads for blocking apps (WSGI).
+"""A bounded pool of worker threads for blocking apps (WSGI), built for CPython's GIL.
 
-Theory of operation: the loop thread calls :meth:`ThreadPool.submit`; the task
-goes on a :class:`queue.SimpleQueue` (a C deque with a lock: the cheapest
-hand-off CPython has, see ``benchmarks/handoff_bench.py``) and one of the
-worker threads runs it.  At most ``threads + max_queue`` tasks are admitted at a
-time (running or waiting); ``submit`` refuses more by returning False, so the
-caller answers 503 at once instead of letting a backlog grow without bound.
+Theory of operation.  The loop thread calls :meth:`ThreadPool.submit`; tasks
+wait in a deque and worker threads take them in order.  At most ``threads +
+max_queue`` tasks are admitted at a time (running or waiting); ``submit``
+refuses more by returning False, so the caller answers 503 at once instead of
+letting a backlog grow without bound.
 
-Threads are started on demand, up to ``threads``, and live until
-:meth:`shutdown`.  They are daemon threads: an app stuck in a blocking call
-must not keep the process alive after shutdown gave up on it.
+Wake-ups are the cost.  Only one thread runs Python at a time, so a worker
+woken while another thread holds the GIL only adds a context switch, and a
+thread that wakes another at every task makes the two ping-pong per request.
+So, with a ``loop``:
 
-A task reports its results to the loop itself (``loop.run_in_loop``); the pool
-only runs callables and counts them.  An exception that escapes a task is
-logged and the worker goes on.
+- tasks submitted during one loop iteration wake at most ONE worker, at the
+  end of the iteration (``call_soon``), and none while a worker is awake: an
+  awake worker takes the next task when it finishes its current one;
+- a worker that finds the deque empty calls ``on_idle`` (the WSGI handler
+  wakes the loop there, once for the whole burst of responses it posted);
+- while tasks are admitted, the loop ticks every ``tick`` seconds: a tick
+  that finds tasks waiting and none taken since the last tick means the awake
+  workers are blocked (in I/O, a sleep, a lock), so it wakes one more worker
+  (starting threads on demand, up to ``threads``).  The tick also delivers
+  what workers posted in the meantime.
+
+Without a loop (tests, tools) every submit wakes a worker (or starts one, up
+to ``threads``), as a plain pool does.
+
+Threads are daemon threads: an app stuck in a blocking call must not keep the
+process alive after :meth:`shutdown` gave up on it.  An exception that escapes
+a task is logged and the worker goes on.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from queue import SimpleQueue
+
+from thor.loop import Loop
 
 __all__ = ["ThreadPool"]
 
@@ -33,7 +49,16 @@ Task = Callable[[], object]
 class ThreadPool:
     """Run tasks in at most ``threads`` threads, with at most ``max_queue`` waiting."""
 
-    def __init__(self, threads: int = 8, max_queue: int = 64, name: str = "thor-worker") -> None:
+    def __init__(
+        self,
+        threads: int = 8,
+        max_queue: int = 64,
+        name: str = "thor-worker",
+        *,
+        loop: Loop | None = None,
+        on_idle: Callable[[], object] | None = None,
+        tick: float = 0.001,
+    ) -> None:
         if threads < 1:
             raise ValueError("threads must be >= 1")
         if max_queue < 0:
@@ -41,11 +66,22 @@ class ThreadPool:
         self.threads = threads
         self.max_queue = max_queue
         self.name = name
-        self._queue: SimpleQueue[Task | None] = SimpleQueue()
-        self._lock = threading.Lock()
+        self.loop = loop
+        self.on_idle = on_idle
+        self.tick = tick
+        self._tasks: deque[Task] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        # Under _cond:
         self._admitted = 0  # tasks submitted and not finished (running or waiting)
-        self._workers: list[threading.Thread] = []
+        self._awake = 0  # workers running a task or looking for one
+        self._idle = 0  # workers waiting to be woken
+        self._taken = 0  # tasks taken so far: the tick's measure of progress
         self._closed = False
+        self._workers: list[threading.Thread] = []
+        # Loop thread only:
+        self._wake_scheduled = False
+        self._ticking = False
+        self._taken_at_tick = 0
 
     @property
     def admitted(self) -> int:
@@ -54,8 +90,8 @@ class ThreadPool:
 
     @property
     def waiting(self) -> int:
-        """Tasks waiting for a thread (an estimate: threads may be picking them up)."""
-        return max(0, self._admitted - len(self._workers))
+        """Tasks waiting for a thread."""
+        return len(self._tasks)
 
     @property
     def full(self) -> bool:
@@ -64,21 +100,21 @@ class ThreadPool:
 
     def submit(self, task: Task) -> bool:
         """Queue ``task``; False (and nothing queued) if the pool is saturated or shut down."""
-        with self._lock:
+        with self._cond:
             if self._closed or self._admitted >= self.threads + self.max_queue:
                 return False
             self._admitted += 1
-            started = len(self._workers)
-            # One thread per admitted task, up to the limit.
-            start_one = self._admitted > started and started < self.threads
-            if start_one:
-                worker = threading.Thread(
-                    target=self._work, name=f"{self.name}-{started}", daemon=True
-                )
-                self._workers.append(worker)
-        if start_one:
-            worker.start()
-        self._queue.put(task)
+            self._tasks.append(task)
+            if self.loop is None:
+                self._wake_one()  # no tick to notice a stuck worker: one thread per task
+            elif not self._awake and not self._wake_scheduled:
+                # Else an awake worker takes it next (the tick watches for stalls).
+                self._wake_scheduled = True
+                self.loop.call_soon(self._wake_at_end_of_iteration)
+        if self.loop is not None and not self._ticking:
+            self._ticking = True
+            self._taken_at_tick = self._taken
+            self.loop.schedule(self.tick, self._on_tick)
         return True
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> bool:
@@ -87,28 +123,79 @@ class ThreadPool:
         With ``wait``, block up to ``timeout`` seconds for the threads to end; returns
         True if they all ended.  Never call it with ``wait`` from a worker thread.
         """
-        with self._lock:
+        with self._cond:
             self._closed = True
+            self._awake += self._idle
+            self._idle = 0
+            self._cond.notify_all()
+            if self._tasks and not self._awake:
+                self._wake_one()  # queued tasks still run
             workers = list(self._workers)
-        for _ in workers:
-            self._queue.put(None)
         if not wait:
             return False
         for worker in workers:
             worker.join(timeout)
         return not any(worker.is_alive() for worker in workers)
 
-    def _work(self) -> None:
-        get = self._queue.get
-        lock = self._lock
-        while True:
-            task = get()
-            if task is None:
+    # ------------------------------------------------------------- loop thread
+
+    def _wake_at_end_of_iteration(self) -> None:
+        with self._cond:
+            self._wake_scheduled = False
+            if self._tasks and not self._awake:
+                self._wake_one()
+
+    def _on_tick(self) -> None:
+        assert self.loop is not None
+        with self._cond:
+            if not self._admitted or self._closed:
+                self._ticking = False
                 return
+            if self._tasks and self._taken == self._taken_at_tick:
+                self._wake_one()  # every awake worker is stuck: add one
+            self._taken_at_tick = self._taken
+        self.loop.schedule(self.tick, self._on_tick)
+
+    def _wake_one(self) -> None:
+        """Wake an idle worker, or start one if the limit allows (under _cond)."""
+        if self._idle:
+            self._idle -= 1
+            self._awake += 1
+            self._cond.notify()
+        elif len(self._workers) < self.threads:
+            self._awake += 1
+            worker = threading.Thread(
+                target=self._work, name=f"{self.name}-{len(self._workers)}", daemon=True
+            )
+            self._workers.append(worker)
+            worker.start()
+
+    # ----------------------------------------------------------- worker thread
+
+    def _work(self) -> None:
+        cond = self._cond
+        tasks = self._tasks
+        while True:
+            with cond:
+                task = tasks.popleft() if tasks else None
+                if task is not None:
+                    self._taken += 1
+            if task is None:
+                if self.on_idle is not None:
+                    self.on_idle()  # outside the lock: it may make a system call
+                with cond:
+                    if tasks:
+                        continue  # more came meanwhile: still awake
+                    self._awake -= 1
+                    if self._closed:
+                        return
+                    self._idle += 1
+                    cond.wait()  # _wake_one or shutdown counts us awake again
+                continue
             try:
                 task()
             except BaseException:
                 log.exception("task %r raised", task)
             finally:
-                with lock:
+                with cond:
                     self._admitted -= 1

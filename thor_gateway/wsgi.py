@@ -14,7 +14,10 @@ takes as few as possible:
   ``Content-Length`` when the app gave none) and the end;
 - a streamed response takes one call per non-empty chunk, the headers riding
   with the first chunk (PEP 3333: headers go out with the first non-empty
-  chunk), and one for the end.
+  chunk), and one for the end;
+- the last call of a response is posted without waking the loop: the pool
+  wakes it once when the worker runs out of tasks (see
+  :mod:`thor_gateway.threadpool`), so a burst of responses costs one wake-up.
 
 Backpressure on the response: the worker stops producing while the exchange
 says ``pause(True)`` (the client is not reading) or while more than
@@ -162,7 +165,8 @@ class WsgiHandler:
         self.app = app
         self.loop = loop
         self.multiprocess = multiprocess
-        self.pool = ThreadPool(threads, max_queue, name="thor-wsgi")
+        # The workers post whole responses quietly and wake the loop once per burst.
+        self.pool = ThreadPool(threads, max_queue, name="thor-wsgi", loop=loop, on_idle=loop.wake)
 
     def handle(self, exchange: ServerExchange, request: Request) -> None:
         """Start serving ``request`` (loop thread, from request_start)."""
@@ -479,7 +483,9 @@ class _WsgiTask:
             ):
                 headers.append((b"Content-Length", str(len(body)).encode("ascii")))
         self._phase = _Phase.DONE
-        self._handler.loop.run_in_loop(self._finish, start, body)
+        # No wake-up here: the pool wakes the loop when this worker runs out of
+        # tasks, and the pool's tick delivers it if the next task takes long.
+        self._handler.loop.post(self._finish, start, body)
 
     def _fail(self, exc: BaseException) -> None:
         phase = self._phase

@@ -500,3 +500,50 @@ def test_loop_in_thread_and_fake_clock() -> None:
             clock.advance(-1)
     assert fired == ["marker", "30 s later"]
     assert not looping.running
+
+
+def test_post_waits_for_a_wake(sloop: Loop) -> None:
+    """post() queues without waking; the call runs once wake() (or any iteration) comes."""
+    ran: list[str] = []
+    posted = threading.Event()
+
+    def poster() -> None:
+        sloop.post(ran.append, "posted")
+        posted.set()
+        time.sleep(0.5)  # the loop sleeps on: nothing woke it
+        sloop.post(ran.append, "woken")
+        sloop.wake()
+
+    def check_still_waiting() -> None:
+        # A timer woke the loop: the first post ran at this iteration, the
+        # second one is not posted yet.
+        assert ran == ["posted"]
+
+    thread = threading.Thread(target=poster)
+    thread.start()
+    assert posted.wait(5)
+    sloop.schedule(0.1, check_still_waiting)
+    try:
+        run_until(sloop, lambda: len(ran) == 2, 5)
+    finally:
+        thread.join(5)
+    assert ran == ["posted", "woken"]
+
+
+def test_post_alone_does_not_wake_a_sleeping_loop(sloop: Loop) -> None:
+    ran: list[str] = []
+
+    def poster() -> None:
+        time.sleep(0.05)  # the loop is asleep in its selector by now
+        sloop.post(ran.append, "posted")
+
+    seen_at_timer: list[list[str]] = []
+    sloop.schedule(0.3, lambda: seen_at_timer.append(list(ran)))
+    sloop.schedule(0.31, sloop.stop)
+    thread = threading.Thread(target=poster)
+    thread.start()
+    run_for(sloop, 5)
+    thread.join(5)
+    # The post ran only when the timer's iteration came, not at once.
+    assert seen_at_timer == [[]]
+    assert ran == ["posted"]
