@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -82,7 +83,11 @@ class BodyStream:
         # worker's own limit only guards against that report never coming.
         self._wait_limit = wait_limit
         self._cond = threading.Condition(threading.Lock())
-        self._buffer = bytearray()
+        # The body as it arrived, without copying: chunks, the first one read up to
+        # _offset.  A whole chunk is handed to the app as it is (no copy at all).
+        self._chunks: deque[bytes] = deque()
+        self._offset = 0
+        self._buffered = 0
         self._state = _State.OPEN
         self._error: BaseException | None = None
         self._paused = False
@@ -103,8 +108,9 @@ class BodyStream:
     def feed(self, chunk: bytes) -> None:
         """A body chunk arrived (loop thread)."""
         with self._cond:
-            self._buffer += chunk
-            pause = not self._paused and len(self._buffer) >= self.high_water
+            self._chunks.append(chunk)
+            self._buffered += len(chunk)
+            pause = not self._paused and self._buffered >= self.high_water
             if pause:
                 self._paused = True
             self._cond.notify()
@@ -130,7 +136,7 @@ class BodyStream:
         with self._cond:
             self._resume_posted = False
             resume = (
-                self._paused and self._state is _State.OPEN and len(self._buffer) < self.high_water
+                self._paused and self._state is _State.OPEN and self._buffered < self.high_water
             )
             if resume:
                 self._paused = False
@@ -143,7 +149,7 @@ class BodyStream:
         """Block until something is buffered or the body ended (lock held); raise if it broke."""
         cond = self._cond
         waited = 0.0
-        while not self._buffer and self._state is _State.OPEN:
+        while not self._buffered and self._state is _State.OPEN:
             self._ask_for_more()
             if waited >= self._wait_limit:
                 self._state = _State.FAILED
@@ -152,12 +158,12 @@ class BodyStream:
             step = min(1.0, self._wait_limit - waited)
             if not cond.wait(step):
                 waited += step
-        if not self._buffer and self._state is _State.FAILED:
+        if not self._buffered and self._state is _State.FAILED:
             raise RequestBodyError(f"request body incomplete: {self._error}", self._error)
 
     def _ask_for_more(self) -> None:
         # Lock held.  One resume request in flight at a time.
-        if self._paused and not self._resume_posted and len(self._buffer) < self.low_water:
+        if self._paused and not self._resume_posted and self._buffered < self.low_water:
             self._resume_posted = True
             self._run_in_loop(self._resume)
 
@@ -169,23 +175,30 @@ class BodyStream:
         """
         parts: list[bytes] = []
         got = 0
-        buffer = self._buffer
+        chunks = self._chunks
         with self._cond:
             while got < size:
-                if not buffer:
+                if not chunks:
                     if self._state is _State.COMPLETE:
                         break
                     self._wait_for_data()
                     continue
-                end = min(len(buffer), size - got)
+                chunk = chunks[0]
+                start = self._offset
+                end = min(len(chunk), start + size - got)
                 if line:
-                    newline = buffer.find(b"\n", 0, end)
+                    newline = chunk.find(b"\n", start, end)
                     if newline >= 0:
                         end = newline + 1
-                part = bytes(buffer[:end])
-                del buffer[:end]
+                part = chunk if start == 0 and end == len(chunk) else chunk[start:end]
+                if end == len(chunk):
+                    chunks.popleft()
+                    self._offset = 0
+                else:
+                    self._offset = end
+                self._buffered -= len(part)
                 parts.append(part)
-                got += end
+                got += len(part)
                 self._ask_for_more()
                 if line and part.endswith(b"\n"):
                     break
