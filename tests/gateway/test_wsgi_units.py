@@ -198,6 +198,33 @@ def test_readline_limits_and_lines() -> None:
     assert stream.readline() == b""
 
 
+@pytest.mark.parametrize("split", [1, 2, 3, 5, 7])
+def test_reads_across_chunk_boundaries(split: int) -> None:
+    """Whatever the chunks, reads and lines come out the same (the buffer keeps the chunks)."""
+    data = b"ab\ncdef\n\nghijk\nlmn"
+    stream, _, _ = make_stream()
+    for i in range(0, len(data), split):
+        stream.feed(data[i : i + split])
+    stream.finish()
+    assert stream.readline() == b"ab\n"
+    assert stream.read(1) == b"c"
+    assert stream.readline(2) == b"de"
+    assert stream.readline() == b"f\n"
+    assert stream.readline() == b"\n"
+    assert stream.read(4) == b"ghij"
+    assert stream.readlines() == [b"k\n", b"lmn"]
+    assert stream.read() == b""
+    assert stream._buffered == 0
+
+
+def test_a_whole_chunk_is_handed_over_without_a_copy() -> None:
+    stream, _, _ = make_stream()
+    chunk = b"x" * 1000
+    stream.feed(chunk)
+    stream.finish()
+    assert stream.read(1000) is chunk
+
+
 def test_readlines_hint() -> None:
     stream, _, _ = make_stream()
     stream.feed(b"a\nb\nc\n")
