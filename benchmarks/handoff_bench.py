@@ -136,11 +136,9 @@ def serve(variant: str, threads: int) -> None:
     if kind == "asgi":
         handler.startup(lambda exc: None)
 
-    def on_exchange(exchange: Any) -> None:
-        def route(method: bytes, uri: bytes, headers: Any) -> None:
-            handler.handle(exchange, request_at_mount(exchange, method, uri, headers))
-
-        exchange.once("request_start", route)
+    def on_exchange(exchange: Any) -> None:  # as the gateway's router does
+        request = request_at_mount(exchange, exchange.method, exchange.uri, exchange.req_hdrs)
+        handler.handle(exchange, request)
 
     server.on("exchange", on_exchange)
     print(server.port, flush=True)

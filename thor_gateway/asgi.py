@@ -223,7 +223,7 @@ class AsgiHandler:
             aloop.close()
 
     def handle(self, exchange: ServerExchange, request: Request) -> None:
-        """Start serving ``request`` (loop thread, from request_start)."""
+        """Start serving ``request`` (loop thread, as its exchange arrives)."""
         self._asyncio_loop()
         state = dict(self.lifespan.state)
         state.update(request.state)
@@ -336,6 +336,9 @@ class _AsgiExchange:
             return
         exchange = self.exchange
         try:
+            if start is not None and not more:
+                exchange.respond(*start, body)
+                return
             if start is not None:
                 exchange.response_start(*start)
             if body:

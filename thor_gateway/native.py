@@ -2,9 +2,8 @@
 
 A native app is written against ``thor.HttpServer``: it is called with each
 exchange (as an ``'exchange'`` listener would be) and listens for
-``request_start`` itself.  The router has already consumed that event to route
-the request, so :class:`NativeHandler` calls the app, then emits
-``request_start`` again with what the router received: the app sees the
+``request_start`` itself.  The router routes from the server's ``exchange``
+event, before the exchange emits ``request_start``, so the app sees the
 request exactly as if it were the only listener on the server.  Everything
 else (body events, responding, backpressure) is between the app and the
 exchange; the app runs on the loop thread and must not block.
@@ -27,9 +26,8 @@ class NativeHandler:
         self.app = app
 
     def handle(self, exchange: ServerExchange, request: Request) -> None:
-        """Let the app attach its listeners, then replay ``request_start`` to them."""
+        """Let the app attach its listeners; ``request_start`` comes next."""
         self.app(exchange)
-        exchange.emit("request_start", request.method, request.target, request.headers)
 
     def startup(self, done: Done) -> None:
         """Native apps have no startup protocol."""

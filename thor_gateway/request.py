@@ -1,8 +1,8 @@
 """What the router hands to an adapter: the parsed request, and the adapter interface.
 
-The router consumes the exchange's ``request_start``, works out which mount the
-request belongs to, and builds a :class:`Request` for the mounted
-:class:`Handler`.  Paths are split once, here: ``script_name`` and ``path_info``
+The router takes each exchange as it arrives (its request head parsed), works
+out which mount the request belongs to, and builds a :class:`Request` for the
+mounted :class:`Handler`.  Paths are split once, here: ``script_name`` and ``path_info``
 are percent-decoded bytes (PEP 3333 turns them into latin-1 ``str``; ASGI
 decodes them as UTF-8), while ``raw_path`` keeps the bytes as sent.
 
@@ -51,6 +51,13 @@ class ServerExchange(Protocol):
     ) -> None: ...
     def response_body(self, chunk: bytes) -> None: ...
     def response_done(self, trailers: RawHeaders = ..., close: bool = ...) -> None: ...
+    def respond(
+        self,
+        status: int | bytes,
+        phrase: str | bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes = ...,
+    ) -> None: ...
     def pause_request_body(self, paused: bool) -> None: ...
 
 
@@ -76,7 +83,7 @@ class Handler(Protocol):
     """What every mounted thing implements: WSGI, ASGI, native apps and the proxy."""
 
     def handle(self, exchange: ServerExchange, request: Request) -> None:
-        """Serve ``request``; called from the exchange's ``request_start`` listener."""
+        """Serve ``request``; called when the exchange arrives (``request_start`` follows)."""
 
     def startup(self, done: Done) -> None:
         """Prepare to serve (ASGI lifespan startup); call ``done(None)`` or ``done(exc)``."""

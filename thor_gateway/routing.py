@@ -1,7 +1,7 @@
 """Which mounted handler serves a request, and what it is told about the path.
 
-Theory of operation.  The router listens to each exchange's ``request_start``
-(once) and:
+Theory of operation.  The router listens to the server's ``exchange`` event
+(the request head is parsed then; the exchange's ``request_start`` follows) and:
 
 1. answers the health and readiness paths itself (before any mount: a probe
    must not depend on an app);
@@ -120,14 +120,15 @@ class Router:
         return None
 
     def on_exchange(self, exchange: Any) -> None:
-        """``HttpServer``'s ``exchange`` listener."""
-        exchange.once(
-            "request_start",
-            lambda method, target, headers: self.dispatch(exchange, method, target, headers),
-        )
+        """``HttpServer``'s ``exchange`` listener: the request head is known, so route now.
+
+        The exchange's ``request_start`` follows this event, so a native app the
+        request is routed to hears it as if it were the server's only listener.
+        """
+        self.dispatch(exchange, exchange.method, exchange.uri, exchange.req_hdrs)
 
     def dispatch(self, exchange: Any, method: bytes, target: bytes, headers: RawHeaders) -> None:
-        """Route one request (called from its ``request_start``)."""
+        """Route one request (called when its exchange arrives)."""
         metrics = self.metrics
         busy = metrics.in_flight
         metrics.started()

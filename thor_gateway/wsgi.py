@@ -169,7 +169,7 @@ class WsgiHandler:
         self.pool = ThreadPool(threads, max_queue, name="thor-wsgi", loop=loop, on_idle=loop.wake)
 
     def handle(self, exchange: ServerExchange, request: Request) -> None:
-        """Start serving ``request`` (loop thread, from request_start)."""
+        """Start serving ``request`` (loop thread, as its exchange arrives)."""
         if self.pool.full:
             self._refuse(exchange, request)
             return
@@ -282,6 +282,7 @@ class _WsgiTask:
         "_handler",
         "_head",
         "_inflight",
+        "_lock",
         "_paused",
         "_phase",
         "_start",
@@ -301,8 +302,11 @@ class _WsgiTask:
         self.environ = environ
         self._body = body
         self._head = head
-        self._cond = threading.Condition(threading.Lock())
-        # Shared with the loop thread, under _cond.
+        # Shared with the loop thread, under _lock.  The condition to wait on is made
+        # by the first worker wait (most responses never wait): who notifies checks
+        # for it under the lock.
+        self._lock = threading.Lock()
+        self._cond: threading.Condition | None = None
         self._paused = False
         self._gone = False
         self._inflight = 0
@@ -313,9 +317,9 @@ class _WsgiTask:
     # ------------------------------------------------------------- loop thread
 
     def on_pause(self, paused: bool) -> None:
-        with self._cond:
+        with self._lock:
             self._paused = paused
-            self._cond.notify()
+            self._notify()
 
     def on_error(self, error: BaseException) -> None:
         # The body broke, or the client half-closed after a whole request (the
@@ -326,14 +330,19 @@ class _WsgiTask:
 
     def on_done(self, completed: bool) -> None:
         if not completed:
-            with self._cond:
+            with self._lock:
                 self._gone = True
-                self._cond.notify()
+                self._notify()
+
+    def _notify(self) -> None:
+        # _lock held.
+        if self._cond is not None:
+            self._cond.notify()
 
     def _deliver(self, start: Start | None, chunk: bytes) -> None:
-        with self._cond:
+        with self._lock:
             self._inflight -= len(chunk)
-            self._cond.notify()
+            self._notify()
             if self._gone:
                 return
         try:
@@ -350,7 +359,8 @@ class _WsgiTask:
         exchange = self._exchange
         try:
             if start is not None:
-                exchange.response_start(*start)
+                exchange.respond(*start, b"" if self._head else body)
+                return
             if body and not self._head:
                 exchange.response_body(body)
             exchange.response_done([])
@@ -361,9 +371,9 @@ class _WsgiTask:
         # The server's writer rejected what the app produced (e.g. more body than its
         # Content-Length): log, then 500 or abort; the worker stops at its next chunk.
         log.exception("the WSGI app's response was refused by the server")
-        with self._cond:
+        with self._lock:
             self._gone = True
-            self._cond.notify()
+            self._notify()
         answer_failure(self._exchange)
 
     def _fail_on_loop(self) -> None:
@@ -439,8 +449,7 @@ class _WsgiTask:
         if not chunk:
             return
         start = self._take_start()
-        cond = self._cond
-        with cond:
+        with self._lock:
             waited = 0.0
             limit = self._handler.stall_limit
             window = self._handler.window
@@ -449,6 +458,9 @@ class _WsgiTask:
                     log.warning("response stalled for %.0f s; giving up", limit)
                     self._gone = True
                     break
+                cond = self._cond
+                if cond is None:
+                    cond = self._cond = threading.Condition(self._lock)
                 if not cond.wait(1.0):
                     waited += 1.0
             if self._gone:

@@ -65,13 +65,12 @@ class LiveServer:
         return self
 
     def _on_exchange(self, exchange: Any) -> None:
+        # As the router does: route as the exchange arrives (request_start follows).
         self.exchanges.append(exchange)
-
-        def route(method: bytes, uri: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-            request = request_at_mount(exchange, method, uri, headers, self.prefix)
-            self.handler.handle(exchange, request)
-
-        exchange.once("request_start", route)
+        request = request_at_mount(
+            exchange, exchange.method, exchange.uri, exchange.req_hdrs, self.prefix
+        )
+        self.handler.handle(exchange, request)
 
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
         """Run ``fn(*args)`` on the loop thread and return its result."""

@@ -531,3 +531,48 @@ def test_answering_from_request_start_keeps_the_connection() -> None:
             assert response.read() == b"ok"
             assert response.getheader("Connection") is None  # kept alive
         conn.close()
+
+
+def test_respond_from_outside_dispatch_sends_at_once() -> None:
+    """respond() from a timer sends the whole response without a flush left scheduled."""
+    seen: list[object] = []
+
+    def handler(ex: HttpServerExchange) -> None:
+        def answer() -> None:
+            ex.respond(200, "OK", [("Content-Length", "5")], b"later")
+            conn = ex.http_conn
+            seen.append((conn._flush_scheduled, conn._out, list(conn.loop._ready)))
+
+        ex.on("request_done", lambda trailers: conn_loop(ex).schedule(0.01, answer))
+
+    def conn_loop(ex: HttpServerExchange) -> thor.loop.Loop:
+        return ex.http_conn.loop
+
+    with ServerThread(handler) as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+        for _ in range(2):
+            conn.request("GET", "/")
+            assert conn.getresponse().read() == b"later"
+        conn.close()
+    assert seen == [(False, [], []), (False, [], [])]
+
+
+def test_respond_after_an_error_leaves_no_output_held() -> None:
+    errors: list[str] = []
+
+    def handler(ex: HttpServerExchange) -> None:
+        def answer(trailers: object) -> None:
+            ex.response_start(200, "OK", [("Content-Length", "2")])
+            try:
+                ex.respond(200, "OK", [("Content-Length", "2")], b"no")
+            except thor.http.error.OutputStateError as error:
+                errors.append(str(error))
+            ex.response_body(b"ok")
+            ex.response_done()
+
+        ex.on("request_done", answer)
+
+    with ServerThread(handler) as srv:
+        assert requests.get(srv.url + "/", timeout=5).text == "ok"
+    assert errors
+    assert "twice" in errors[0]

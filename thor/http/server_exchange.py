@@ -176,6 +176,32 @@ class HttpServerExchange(EventEmitter):
         self._finish(True)
         conn.exchange_finished(self, keep)
 
+    def respond(
+        self,
+        status: int | bytes | str,
+        phrase: str | bytes,
+        headers: AnyHeaders,
+        body: bytes = b"",
+    ) -> None:
+        """A whole response in one call: ``response_start``, ``response_body``, ``response_done``.
+
+        Called from outside request dispatch (a timer, a thread's result), the three
+        calls would schedule a flush for the end of the loop iteration that
+        ``response_done`` makes pointless; this sends the response at once instead.
+        """
+        conn = self.http_conn
+        scheduled = conn._flush_scheduled
+        conn._flush_scheduled = True  # hold writes: response_done flushes them together
+        try:
+            self.response_start(status, phrase, headers)
+            if body:
+                self.response_body(body)
+            self.response_done()
+        finally:
+            if not scheduled and conn._flush_scheduled:  # an error came before the flush
+                conn._flush_scheduled = False
+                conn.flush()
+
     def _get_writer(self) -> ResponseWriter:
         writer = self._writer
         if writer is None:
