@@ -62,7 +62,7 @@ Start = tuple[int, bytes, list[tuple[bytes, bytes]]]
 # RFC 9110 §5.1 field-name = token; §5.5: no CR, LF, NUL or other CTL in a value.
 _NAME_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _VALUE_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")
-_ASGI = {"version": "3.0", "spec_version": "2.4"}
+_PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
 class ClientDisconnected(OSError):
@@ -85,10 +85,10 @@ def _text(raw: bytes) -> str:
 
 def build_scope(request: Request, state: dict[str, Any]) -> dict[str, Any]:
     """The ``http`` scope of ``request`` (ASGI "HTTP & WebSocket" spec, 2.4)."""
-    root_path = _text(request.script_name)
+    root_path = _text(request.script_name) if request.script_name else ""
     return {
         "type": "http",
-        "asgi": dict(_ASGI),  # per scope: apps may write to it
+        "asgi": {"version": "3.0", "spec_version": "2.4"},  # per scope: apps may write to it
         "http_version": request.http_version.decode("latin-1"),
         "method": request.method.decode("latin-1"),
         "scheme": request.scheme,
@@ -121,11 +121,7 @@ def encode_start(message: Message) -> Start:
         if not _NAME_RE.match(name) or not _VALUE_RE.match(value):
             raise AppResponseError(f"invalid header {item!r}")
         headers.append((name, value))
-    try:
-        phrase = HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        phrase = b""
-    return status, phrase, headers
+    return status, _PHRASES.get(status, b""), headers
 
 
 class _Input(enum.Enum):
@@ -225,8 +221,9 @@ class AsgiHandler:
     def handle(self, exchange: ServerExchange, request: Request) -> None:
         """Start serving ``request`` (loop thread, as its exchange arrives)."""
         self._asyncio_loop()
-        state = dict(self.lifespan.state)
-        state.update(request.state)
+        state = (
+            {**self.lifespan.state, **request.state} if request.state else dict(self.lifespan.state)
+        )
         _AsgiExchange(self, exchange, request, build_scope(request, state))
 
     def _run_coroutine(self, coro: Any, done: Done) -> None:
@@ -261,36 +258,36 @@ class AsgiHandler:
 class _AsgiExchange:
     """One request: Thor-side listeners (``t_*``) and the asyncio side (``receive``/``send``)."""
 
+    # Defaults as class attributes: one exchange per request, most never change them.
+    # Thor side (loop thread only).
+    t_buffered = 0  # bytes given to asyncio and not yet received by the app
+    t_gone = False
+    # asyncio side (asyncio thread only).
+    a_chunks: deque[bytes] | tuple[()] = ()  # a deque once a body is expected
+    a_output = _Output.IDLE
+    a_waiter: asyncio.Future[None] | None = None
+    a_start: Message | None = None
+    a_start_encoded: Start | None = None
+    a_paused = False  # the client is not reading: send() waits
+    a_inflight = 0
+    a_send_waiter: asyncio.Future[None] | None = None
+
     def __init__(
         self, handler: AsgiHandler, exchange: ServerExchange, request: Request, scope: Any
     ) -> None:
         self.handler = handler
         self.exchange = exchange
         self.scope = scope
-        has_body = any(
-            name.lower() == b"transfer-encoding"
-            or (name.lower() == b"content-length" and value != b"0")
-            for name, value in request.headers
-        )
-        # Thor side (loop thread only).
-        self.t_buffered = 0  # bytes given to asyncio and not yet received by the app
+        # The server knows the framing: a request without a body is complete already.
+        has_body = not exchange.req_complete
         self.t_body_paused = has_body
-        self.t_gone = False
         self.t_body_complete = not has_body
-        # asyncio side (asyncio thread only).
-        self.a_chunks: deque[bytes] = deque()
         self.a_input = _Input.UNREAD if has_body else _Input.ARRIVED
-        self.a_output = _Output.IDLE
-        self.a_waiter: asyncio.Future[None] | None = None
-        self.a_start: Message | None = None
-        self.a_start_encoded: Start | None = None
-        self.a_paused = False  # the client is not reading: send() waits
-        self.a_inflight = 0
-        self.a_send_waiter: asyncio.Future[None] | None = None
         exchange.on("error", self.t_error)
         exchange.on("done", self.t_done)
         exchange.on("pause", self.t_pause)
         if has_body:
+            self.a_chunks = deque()
             exchange.on("request_body", self.t_body)
             exchange.on("request_done", self.t_body_done)
             exchange.pause_request_body(True)
@@ -385,7 +382,7 @@ class _AsgiExchange:
             waiter.set_result(None)
 
     def a_body(self, chunk: bytes) -> None:
-        self.a_chunks.append(chunk)
+        self.a_chunks.append(chunk)  # type: ignore[union-attr]  # a deque: a body is expected
         self._wake()
 
     def a_body_end(self) -> None:
@@ -420,7 +417,7 @@ class _AsgiExchange:
             chunks = self.a_chunks
             if chunks:
                 body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
+                chunks.clear()  # not empty, so a deque
                 self.handler.loop.run_in_loop(self.t_received, len(body))
                 final = self.a_input is _Input.ARRIVED
                 if final:

@@ -39,6 +39,7 @@ class ServerExchange(Protocol):
     req_version: bytes
     scheme: str
     started: bool
+    req_complete: bool
     res_done: bool
     expect_continue: bool
     http_conn: Any

@@ -208,13 +208,7 @@ class WsgiHandler:
         respond_error(exchange, 503, [(b"Retry-After", self.retry_after)])
 
     def _body_stream(self, exchange: ServerExchange, request: Request) -> BodyStream | None:
-        has_body = False
-        for name, value in request.headers:
-            lower = name.lower()
-            if lower == b"transfer-encoding" or (lower == b"content-length" and value != b"0"):
-                has_body = True
-                break
-        if not has_body:
+        if exchange.req_complete:  # the server knows the framing: no body to come
             return None
         body = BodyStream(self.loop.run_in_loop, exchange.pause_request_body, self.stall_limit)
         exchange.on("request_body", body.feed)
