@@ -31,7 +31,16 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 PROXY_FIELDS = frozenset(
     (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
 )
+_PROXY_FIELD_LENGTHS = frozenset(len(name) for name in PROXY_FIELDS)
 _CACHE_SIZE = 4096
+
+
+def carries_proxy_fields(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether any field a proxy sets is present (most requests: no, found cheaply)."""
+    for name, _ in headers:
+        if len(name) in _PROXY_FIELD_LENGTHS and name.lower() in PROXY_FIELDS:
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +96,7 @@ class ProxyTrust:
         headers: list[tuple[bytes, bytes]],
     ) -> ClientInfo:
         """The client, scheme and host for a request from ``peer`` (None: a UNIX socket)."""
-        for name, _ in headers:
-            if name.lower() in PROXY_FIELDS:
-                break
-        else:  # the common case, answered without parsing an address
+        if not carries_proxy_fields(headers):  # the common case, without parsing an address
             return ClientInfo(peer, scheme)
         trusted = self.unix if peer is None else self.trusts(peer[0])
         if not trusted:

@@ -41,7 +41,7 @@ from thor_gateway.errors import (
     respond,
     when_complete,
 )
-from thor_gateway.forwarded import ProxyTrust
+from thor_gateway.forwarded import ProxyTrust, carries_proxy_fields
 from thor_gateway.metrics import Metrics
 from thor_gateway.request import Request
 
@@ -66,7 +66,9 @@ class Route:
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """(raw path, query) of a request-target; absolute-form keeps only its path."""
     raw_path, _, query = target.partition(b"?")
-    if raw_path[:7].lower() == b"http://" or raw_path[:8].lower() == b"https://":
+    if raw_path[:1] != b"/" and (
+        raw_path[:7].lower() == b"http://" or raw_path[:8].lower() == b"https://"
+    ):
         # RFC 9112 §3.2.2: a server MUST accept the absolute form; the path
         # starts after the authority.
         slash = raw_path.find(b"/", raw_path.find(b"//") + 2)
@@ -75,9 +77,13 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
 
 
 def _address(value: object) -> tuple[str, int] | None:
-    if isinstance(value, tuple) and len(value) >= 2:
-        return str(value[0]), int(value[1])
+    # (host, port) of an IP socket's address; None for a UNIX socket's name.
+    if value.__class__ is tuple and len(value) >= 2:
+        return value[:2]
     return None
+
+
+_UNKNOWN = object()
 
 
 class Router:
@@ -110,6 +116,7 @@ class Router:
         self.on_max_requests = on_max_requests
         self.served = 0
         self.draining = False
+        self._server_addresses: dict[Any, object] = {}
 
     def match(self, path: bytes) -> Route | None:
         """The route for a decoded path (longest prefix at a segment boundary)."""
@@ -145,10 +152,14 @@ class Router:
         if self.limit_concurrency and busy >= self.limit_concurrency:
             respond(exchange, ConcurrencyLimitError(), extra=[(b"Retry-After", b"1")])
             return
-        info = self.trust.resolve(_address(exchange.client_address), exchange.scheme, headers)
-        if info.host is not None:
-            headers = [(n, info.host if n.lower() == b"host" else v) for n, v in headers]
-        client[0] = info.client
+        peer = _address(exchange.client_address)
+        scheme = exchange.scheme
+        if carries_proxy_fields(headers):
+            info = self.trust.resolve(peer, scheme, headers)
+            peer, scheme = info.client, info.scheme
+            if info.host is not None:
+                headers = [(n, info.host if n.lower() == b"host" else v) for n, v in headers]
+        client[0] = peer
         request = Request(
             method=method,
             target=target,
@@ -158,11 +169,18 @@ class Router:
             path_info=path[len(route.prefix) :],
             headers=headers,
             http_version=exchange.req_version,
-            scheme=info.scheme,
-            client=info.client,
-            server=_address(exchange.server_address),
+            scheme=scheme,
+            client=peer,
+            server=self._server_address(exchange.server),
         )
         route.handler.handle(exchange, request)
+
+    def _server_address(self, server: Any) -> tuple[str, int] | None:
+        """The address of the listener ``server`` (one lookup per listener, then cached)."""
+        known = self._server_addresses.get(server, _UNKNOWN)
+        if known is _UNKNOWN:
+            known = self._server_addresses[server] = _address(server.tcp_server.address)
+        return known  # type: ignore[return-value]
 
     def _probe(self, exchange: Any, raw_path: bytes) -> bool:
         """Answer the health and readiness paths; True when answered."""
