@@ -93,20 +93,52 @@ class _Phase(enum.Enum):
     DONE = "done"  # the end of the response posted
 
 
+# Apps answer with the same few statuses and header lists again and again, so the
+# encoded form of valid ones is remembered: a hit skips the checks and the encoding.
+# Only valid input is stored; a cache that fills up (headers that vary per response)
+# is emptied and starts again.  Plain dicts: workers share them under the GIL.
+_STATUSES: dict[str, tuple[int, bytes]] = {}
+_HEADER_LISTS: dict[tuple[object, ...], tuple[tuple[bytes, bytes], ...]] = {}
+_CACHE_SIZE = 256
+
+
 def encode_status(status: object) -> tuple[int, bytes]:
     """``"200 OK"`` -> ``(200, b"OK")``; AppOutputError unless it is a valid status line part."""
     if type(status) is not str:
         raise AppOutputError(f"status must be str, not {type(status).__name__}")
+    known = _STATUSES.get(status)
+    if known is not None:
+        return known
     match = _STATUS_RE.match(status)
     if match is None:
         raise AppOutputError(f"invalid status {status!r}")
-    return int(match.group(1)), match.group(2).encode("latin-1")
+    encoded = int(match.group(1)), match.group(2).encode("latin-1")
+    if len(_STATUSES) >= _CACHE_SIZE:
+        _STATUSES.clear()
+    _STATUSES[status] = encoded
+    return encoded
 
 
 def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
     """The app's header list as bytes; AppOutputError on anything that could corrupt the wire."""
     if type(headers) is not list:
         raise AppOutputError(f"headers must be a list, not {type(headers).__name__}")
+    try:
+        key: tuple[object, ...] | None = tuple(headers)
+        known = _HEADER_LISTS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable item: invalid, _encode_headers says why
+        key = known = None
+    if known is not None:
+        return list(known)  # a new list: the caller may append Content-Length
+    encoded = _encode_headers(headers)
+    if key is not None:
+        if len(_HEADER_LISTS) >= _CACHE_SIZE:
+            _HEADER_LISTS.clear()
+        _HEADER_LISTS[key] = tuple(encoded)
+    return encoded
+
+
+def _encode_headers(headers: list[object]) -> list[tuple[bytes, bytes]]:
     encoded = []
     for item in headers:
         if type(item) is not tuple or len(item) != 2:

@@ -336,3 +336,24 @@ def test_valid_headers_are_encoded_latin1() -> None:
 def test_invalid_headers(headers: Any) -> None:
     with pytest.raises(AppOutputError):
         encode_headers(headers)
+    with pytest.raises(AppOutputError):  # never remembered as valid
+        encode_headers(headers)
+
+
+def test_remembered_headers_come_as_a_new_list_each_time() -> None:
+    headers = [("Content-Type", "text/plain"), ("X-Cache", "me")]
+    first = encode_headers(headers)
+    first.append((b"Content-Length", b"5"))  # as the adapter does
+    second = encode_headers(list(headers))
+    assert second == [(b"Content-Type", b"text/plain"), (b"X-Cache", b"me")]
+    assert second is not first
+
+
+def test_a_full_cache_starts_again() -> None:
+    from thor_gateway import wsgi
+
+    for i in range(wsgi._CACHE_SIZE + 10):
+        assert encode_headers([("X-N", str(i))]) == [(b"X-N", str(i).encode())]
+        assert encode_status(f"200 R{i}") == (200, f"R{i}".encode())
+    assert len(wsgi._HEADER_LISTS) <= wsgi._CACHE_SIZE
+    assert len(wsgi._STATUSES) <= wsgi._CACHE_SIZE
