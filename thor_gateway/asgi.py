@@ -63,6 +63,10 @@ Start = tuple[int, bytes, list[tuple[bytes, bytes]]]
 _NAME_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _VALUE_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")
 _PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+# Valid header lists seen in http.response.start, as in thor_gateway.wsgi: apps send
+# the same few again and again.  Bounded; the asyncio threads share it under the GIL.
+_HEADER_LISTS: dict[tuple[Any, ...], tuple[tuple[bytes, bytes], ...]] = {}
+_CACHE_SIZE = 256
 
 
 class ClientDisconnected(OSError):
@@ -110,8 +114,16 @@ def encode_start(message: Message) -> Start:
     status = message.get("status")
     if type(status) is not int or not 200 <= status <= 599:
         raise AppResponseError(f"invalid status {status!r}")
+    fields = message.get("headers", ())
+    try:
+        key: tuple[Any, ...] | None = tuple(fields)
+        known = _HEADER_LISTS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable item (a list pair): checked below, never remembered
+        key = known = None
+    if known is not None:
+        return status, _PHRASES.get(status, b""), list(known)
     headers: list[tuple[bytes, bytes]] = []
-    for item in message.get("headers", ()):
+    for item in fields:
         try:
             name, value = item
         except (TypeError, ValueError):
@@ -121,6 +133,10 @@ def encode_start(message: Message) -> Start:
         if not _NAME_RE.match(name) or not _VALUE_RE.match(value):
             raise AppResponseError(f"invalid header {item!r}")
         headers.append((name, value))
+    if key is not None:
+        if len(_HEADER_LISTS) >= _CACHE_SIZE:
+            _HEADER_LISTS.clear()
+        _HEADER_LISTS[key] = tuple(headers)
     return status, _PHRASES.get(status, b""), headers
 
 

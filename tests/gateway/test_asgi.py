@@ -487,3 +487,18 @@ def test_invalid_trailers_abort(asgi_server: Any) -> None:
     raw = exchange_raw(live.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     assert b"b: c" not in raw
     assert not raw.endswith(b"0\r\n\r\n")
+
+
+def test_encode_start_remembers_only_valid_header_lists() -> None:
+    from thor_gateway.asgi import AppResponseError, encode_start
+
+    good = {"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1")]}
+    first = encode_start(good)
+    first[2].append((b"content-length", b"0"))  # the caller's list, not the cache's
+    assert encode_start(good) == (200, b"OK", [(b"x-a", b"1")])
+    bad = {"type": "http.response.start", "status": 200, "headers": [(b"x-a", b"1\r\nx: y")]}
+    for _ in range(2):
+        with pytest.raises(AppResponseError):
+            encode_start(bad)
+    as_lists = {"type": "http.response.start", "status": 204, "headers": [[b"x-b", b"2"]]}
+    assert encode_start(as_lists) == (204, b"No Content", [(b"x-b", b"2")])
