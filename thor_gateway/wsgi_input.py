@@ -82,7 +82,10 @@ class BodyStream:
         # The server times out a stalled body (body_timeout) and fails the stream; the
         # worker's own limit only guards against that report never coming.
         self._wait_limit = wait_limit
-        self._cond = threading.Condition(threading.Lock())
+        # The condition a waiting worker sleeps on is made by its first wait: a body
+        # that is all here before the app reads (the common case) never needs one.
+        self._lock = threading.Lock()
+        self._cond: threading.Condition | None = None
         # The body as it arrived, without copying: chunks, the first one read up to
         # _offset.  A whole chunk is handed to the app as it is (no copy at all).
         self._chunks: deque[bytes] = deque()
@@ -107,33 +110,38 @@ class BodyStream:
 
     def feed(self, chunk: bytes) -> None:
         """A body chunk arrived (loop thread)."""
-        with self._cond:
+        with self._lock:
             self._chunks.append(chunk)
             self._buffered += len(chunk)
             pause = not self._paused and self._buffered >= self.high_water
             if pause:
                 self._paused = True
-            self._cond.notify()
+            self._notify()
         if pause:
             self._pause_body(True)
 
     def finish(self, _trailers: object = None) -> None:
         """The body is complete (loop thread)."""
-        with self._cond:
+        with self._lock:
             if self._state is _State.OPEN:
                 self._state = _State.COMPLETE
-            self._cond.notify()
+            self._notify()
 
     def fail(self, error: BaseException) -> None:
         """The body broke; later reads raise (loop thread).  A complete body stays readable."""
-        with self._cond:
+        with self._lock:
             if self._state is _State.OPEN:
                 self._state = _State.FAILED
                 self._error = error
+            self._notify()
+
+    def _notify(self) -> None:
+        # _lock held.
+        if self._cond is not None:
             self._cond.notify()
 
     def _resume(self) -> None:
-        with self._cond:
+        with self._lock:
             self._resume_posted = False
             resume = (
                 self._paused and self._state is _State.OPEN and self._buffered < self.high_water
@@ -147,7 +155,6 @@ class BodyStream:
 
     def _wait_for_data(self) -> None:
         """Block until something is buffered or the body ended (lock held); raise if it broke."""
-        cond = self._cond
         waited = 0.0
         while not self._buffered and self._state is _State.OPEN:
             self._ask_for_more()
@@ -156,6 +163,9 @@ class BodyStream:
                 self._error = TimeoutError("no request body progress")
                 break
             step = min(1.0, self._wait_limit - waited)
+            cond = self._cond
+            if cond is None:
+                cond = self._cond = threading.Condition(self._lock)
             if not cond.wait(step):
                 waited += step
         if not self._buffered and self._state is _State.FAILED:
@@ -176,7 +186,7 @@ class BodyStream:
         parts: list[bytes] = []
         got = 0
         chunks = self._chunks
-        with self._cond:
+        with self._lock:
             while got < size:
                 if not chunks:
                     if self._state is _State.COMPLETE:
