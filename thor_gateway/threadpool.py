@@ -99,7 +99,10 @@ class ThreadPool:
         return self._closed or self._admitted >= self.threads + self.max_queue
 
     def submit(self, task: Task) -> bool:
-        """Queue ``task``; False (and nothing queued) if the pool is saturated or shut down."""
+        """Queue ``task``; False (and nothing queued) if the pool is saturated or shut down.
+
+        With a ``loop``, call it on the loop's thread only (it arms the loop's timers).
+        """
         with self._cond:
             if self._closed or self._admitted >= self.threads + self.max_queue:
                 return False
