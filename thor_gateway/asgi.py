@@ -12,7 +12,9 @@ Hops are the cost (each is a wake-up and a GIL hand-off), so:
   as ONE ``call_soon_threadsafe`` (:class:`_Outbox`);
 - a request without a body needs no hop for ``receive()``;
 - ``http.response.start`` is held until the first ``http.response.body``, so
-  a whole response (start, body, end) is one ``run_in_loop`` call.
+  a whole response (start, body, end) is one call posted to Thor, and the
+  responses of one asyncio iteration wake the Thor loop once
+  (``loop.post`` + ``loop.wake``).
 
 Flow control both ways.  Request body: the exchange starts paused (so ``100
 Continue`` is sent only when the app first calls ``receive()``); it is paused
@@ -207,6 +209,7 @@ class AsgiHandler:
         self.outbox = _Outbox(loop)
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._shut_down = False
+        self._wake_scheduled = False  # asyncio thread only
 
     def _asyncio_loop(self) -> asyncio.AbstractEventLoop:
         """The handler's asyncio loop, created and started in its thread on first use.
@@ -241,6 +244,24 @@ class AsgiHandler:
             {**self.lifespan.state, **request.state} if request.state else dict(self.lifespan.state)
         )
         _AsgiExchange(self, exchange, request, build_scope(request, state))
+
+    def to_thor(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Post ``fn(*args)`` to the Thor loop from the asyncio side, waking it once per batch.
+
+        The wake-up waits for the end of this asyncio iteration (``call_soon``), so the
+        responses of all the requests the app served in it cost one wake-up.
+        """
+        if self.outbox.inline:
+            self.loop.call_soon(fn, *args)
+            return
+        self.loop.post(fn, *args)
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            asyncio.get_running_loop().call_soon(self._wake_thor)
+
+    def _wake_thor(self) -> None:
+        self._wake_scheduled = False
+        self.loop.wake()
 
     def _run_coroutine(self, coro: Any, done: Done) -> None:
         future = asyncio.run_coroutine_threadsafe(coro, self._asyncio_loop())
@@ -499,7 +520,7 @@ class _AsgiExchange:
         open_ended = more or self.a_output is _Output.TRAILERS
         if open_ended:
             self.a_inflight += len(body)  # t_respond reports it delivered
-        self.handler.loop.run_in_loop(self.t_respond, start, body, open_ended)
+        self.handler.to_thor(self.t_respond, start, body, open_ended)
         while more and (self.a_paused or self.a_inflight > self.handler.window):
             if self.a_output is _Output.GONE:
                 raise ClientDisconnected("the client disconnected")
