@@ -127,7 +127,7 @@ class _Pending:
     __slots__ = ("call", "chunks", "exchange", "fan", "result", "size", "started", "timer")
 
     def __init__(self, fan: FanOut, name: str, call: Call) -> None:
-        self.fan = fan
+        self.fan: FanOut | None = fan  # None once ended (no cycle left for the GC to find)
         self.call = call
         self.result = Result(name)
         self.chunks: list[bytes] = []
@@ -138,10 +138,10 @@ class _Pending:
         self.exchange = ex
         ex.sink(self)  # its events call the methods named after them: one call, not four
 
-    def send(self) -> None:
+    def send(self, loop: thor.loop.Loop) -> None:
         call = self.call
         if call.timeout is not None:
-            self.timer = self.fan.loop.schedule(call.timeout, self._timeout)
+            self.timer = loop.schedule(call.timeout, self._timeout)
         ex = self.exchange
         ex.request_start(call.method, call.url, call.headers)
         if call.body:
@@ -180,12 +180,16 @@ class _Pending:
         self.error(err)
 
     def _end(self) -> None:
+        fan = self.fan
+        if fan is None:
+            return
+        self.fan = None
         if self.timer is not None:
             self.timer.delete()
             self.timer = None
-        self.result.elapsed = self.fan.loop.time() - self.started
+        self.result.elapsed = fan.loop.time() - self.started
         self.chunks = []
-        self.fan._ended(self)
+        fan._ended(self)
 
 
 class FanOut:
@@ -203,7 +207,8 @@ class FanOut:
     ) -> None:
         self.loop = loop or (client.loop if client is not None else thor.loop._loop)
         self.client = client if client is not None else client_for(self.loop)
-        self.on_done = on_done
+        # Both are dropped once finished: they are often closures that refer to the fan-out.
+        self.on_done: Callable[[dict[str, Result]], Any] | None = on_done
         self.on_result = on_result
         self.deadline = deadline
         self.results: dict[str, Result] = {}
@@ -220,16 +225,19 @@ class FanOut:
             self._timer = self.loop.schedule(self.deadline, self._expired)
         if not self._pending:
             self.loop.call_soon(self._finish)
+        loop = self.loop
         for pending in list(self._pending.values()):
-            pending.send()
+            pending.send(loop)
         return self
 
     def cancel(self) -> None:
         """Cancel the calls still in flight; ``on_done`` is not called."""
         self.finished = True
+        self.on_done = self.on_result = None
         self._stop_timer()
         for pending in list(self._pending.values()):
             if pending.result.name not in self.results:
+                pending.fan = None
                 pending.exchange.cancel()
 
     def _ended(self, pending: _Pending) -> None:
@@ -259,8 +267,11 @@ class FanOut:
             return
         self.finished = True
         self._stop_timer()
+        on_done = self.on_done
+        self.on_done = self.on_result = None
         # In the order the calls were given, whatever order they ended in.
-        self.on_done({name: self.results[name] for name in self._pending})
+        if on_done is not None:
+            on_done({name: self.results[name] for name in self._pending})
 
 
 def fan_out(

@@ -104,7 +104,6 @@ class HttpClientExchange(EventEmitter):
     _stale_retried = False
     _free_retries = 0
     _retry_timer: thor.loop.ScheduledEvent | None = None
-    _read_timer: thor.loop.ScheduledEvent | None = None
     _continue_timer: thor.loop.ScheduledEvent | None = None
     _last_activity = 0.0
     # Flow control.
@@ -204,6 +203,7 @@ class HttpClientExchange(EventEmitter):
             return
         conn = self.conn
         self._finish()
+        self._forget_listeners()
         if conn is not None:
             conn.abort()
 
@@ -300,10 +300,10 @@ class HttpClientExchange(EventEmitter):
         if self._res_paused:
             tcp.pause(True)
         self._write_paused = tcp.write_buffer_size > tcp.write_high_water
-        self._last_activity = self.loop.time()
+        self._last_activity = now = self.loop.time()
         timeout = self.client.effective_read_timeout
-        if timeout and self._read_timer is None:
-            self._read_timer = self.loop.schedule(timeout, self._on_read_timer)
+        if timeout:
+            conn.wake_by(now + timeout)  # the connection's timer calls _check_read_timeout
         self._flush()
         if self.conn is conn:
             self._update_pause()
@@ -383,21 +383,24 @@ class HttpClientExchange(EventEmitter):
             self._last_activity = self.loop.time()
         self._update_pause()
 
-    def _on_read_timer(self) -> None:
-        self._read_timer = None
-        if self._phase is not Phase.ATTACHED:
-            return
-        timeout = self.client.effective_read_timeout or 0.0
+    def _check_read_timeout(self) -> float | None:
+        """Fail if the server has been silent too long; else when to look again (None: never).
+
+        Called by the connection's timer, which may fire early (see client_connection).
+        """
+        timeout = self.client.effective_read_timeout
+        if self._phase is not Phase.ATTACHED or not timeout:
+            return None
         now = self.loop.time()
         if self._res_paused or not (self._end_sent or self._write_paused or self._started):
             # Not the server's turn: we are not reading, or the caller has not finished the
             # request. Only the server's silence counts (Thor 0.17 counted both).
             self._last_activity = now
-        remaining = self._last_activity + timeout - now
-        if remaining > 0:
-            self._read_timer = self.loop.schedule(remaining, self._on_read_timer)
-        else:
-            self._fail(error.ReadTimeoutError(f"no data from the server for {timeout}s"))
+        deadline = self._last_activity + timeout
+        if deadline > now:
+            return deadline
+        self._fail(error.ReadTimeoutError(f"no data from the server for {timeout}s"))
+        return None
 
     # --- reading the response -----------------------------------------------------------------
 
@@ -458,14 +461,24 @@ class HttpClientExchange(EventEmitter):
         self._finish()
         conn.pool.release(conn, reusable)
         self.emit("response_done", trailers)
+        self._forget_listeners()
 
     # --- ending ---------------------------------------------------------------------------------
 
     def _stop_timers(self) -> None:
-        for timer in (self._read_timer, self._continue_timer, self._retry_timer):
-            if timer is not None:
-                timer.delete()
-        self._read_timer = self._continue_timer = self._retry_timer = None
+        if self._continue_timer is not None:
+            self._continue_timer.delete()
+            self._continue_timer = None
+        if self._retry_timer is not None:
+            self._retry_timer.delete()
+            self._retry_timer = None
+
+    def _forget_listeners(self) -> None:
+        # After the last event: listeners are often closures or bound methods that refer
+        # back to the exchange, and those cycles would wait for the garbage collector
+        # (whose collections cost more, the more objects wait for it).
+        self.remove_listeners()
+        self.sink(None)
 
     def _finish(self) -> None:
         if self._phase is Phase.QUEUED and self.origin is not None:
@@ -489,6 +502,7 @@ class HttpClientExchange(EventEmitter):
         if conn is not None:
             conn.abort()
         self.emit("error", err)
+        self._forget_listeners()
 
     # Thor 0.17 had these; harmless to keep for code that reads them.
     @property

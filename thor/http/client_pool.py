@@ -70,20 +70,15 @@ class OriginPool:
         idle = self.idle
         while idle:
             conn = idle.pop()
-            timer = conn.idle_timer
             # Has the server closed it since the loop last looked? Checked for requests that
             # could not be retried, and for connections idle long enough for a server's
             # keep-alive timeout; a young connection carrying a GET is trusted (it would be
-            # retried at once anyway) to save a system call on the hot path.
+            # retried at once anyway) to save a system call on the hot path. (Its idle timer
+            # stays: it fires, finds the connection busy, and leaves it to the exchange.)
             check = (
-                timer is None
-                or exchange.method not in IDEMPOTENT_METHODS
-                or self.client.loop.time() - (timer.when - (self.client.idle_timeout or 0.0))
-                >= self.client.stale_check_after
+                exchange.method not in IDEMPOTENT_METHODS
+                or self.client.loop.time() - conn.idle_since >= self.client.stale_check_after
             )
-            if timer is not None:
-                timer.delete()
-                conn.idle_timer = None
             if check and conn.is_stale():
                 conn.abort()
                 continue
@@ -132,7 +127,9 @@ class OriginPool:
         if self.waiting:
             self.waiting.popleft()._attach(conn)
             return
-        conn.idle_timer = self.client.loop.schedule(self.client.idle_timeout or 0.0, conn.abort)
+        client = self.client
+        conn.idle_since = now = client.loop.time()
+        conn.wake_by(now + (client.idle_timeout or 0.0))
         self.idle.append(conn)
 
     def _fill(self) -> None:
