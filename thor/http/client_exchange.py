@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from thor.events import EventEmitter
 from thor.http import error
-from thor.http.client_url import outgoing_headers, parse_url, to_bytes
+from thor.http.client_url import parse_url, prepare_headers, to_bytes
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import Body, End, Event, Framing, RequestWriter, ResponseHead
 
@@ -141,8 +141,10 @@ class HttpClientExchange(EventEmitter):
             if isinstance(uri, str) and not uri.isascii():
                 raise error.UrlError("non-ASCII URI: percent-encode it (and IDNA-encode the host)")
             self.uri = to_bytes(uri, "ascii")
-            self.req_hdrs = [(to_bytes(n, "latin-1"), to_bytes(v, "latin-1")) for n, v in req_hdrs]
             url = parse_url(self.uri)
+            self.req_hdrs, self._headers, self._expect_continue = prepare_headers(
+                req_hdrs, url.authority, self.preserve_host, bool(self.client.idle_timeout)
+            )
             if self.method == b"CONNECT":
                 raise error.UrlError("CONNECT is not supported by the HTTP client")
         except error.HttpError as err:
@@ -154,9 +156,6 @@ class HttpClientExchange(EventEmitter):
         self.origin = (url.scheme, url.host, url.port)
         self.authority = url.authority
         self.req_target = url.target
-        self._headers, self._expect_continue = outgoing_headers(
-            self.req_hdrs, url.authority, self.preserve_host, bool(self.client.idle_timeout)
-        )
         self._phase = Phase.QUEUED
         self.client._pool_for(self.origin).acquire(self)
 
