@@ -104,6 +104,8 @@ class Result:
 
 
 _clients: dict[int, Any] = {}
+# json.dumps with separators builds an encoder per call; one is enough (it keeps no state).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 
 
 def client_for(loop: thor.loop.Loop | None = None) -> Any:
@@ -305,7 +307,7 @@ def merge_json(results: Iterable[Result]) -> dict[str, Any]:
 
 def respond_json(exchange: Any, doc: Any, status: int = 200, phrase: bytes = b"OK") -> None:
     """Answer ``exchange`` with ``doc`` as JSON, in one piece."""
-    body = json.dumps(doc, separators=(",", ":")).encode()
+    body = _COMPACT.encode(doc).encode()
     exchange.response_start(
         status,
         phrase,
@@ -418,4 +420,4 @@ def _line(result: Result) -> bytes:
         "body": body,
         "error": None if result.error is None else str(result.error),
     }
-    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    return _COMPACT.encode(doc).encode() + b"\n"
