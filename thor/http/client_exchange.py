@@ -148,16 +148,31 @@ class HttpClientExchange(EventEmitter):
             raise error.OutputStateError("request_start() called twice")
         if preserve_host is not None:
             self.preserve_host = preserve_host
+        client = self.client
         try:
-            self.method = to_bytes(method, "ascii")
-            if isinstance(uri, str) and not uri.isascii():
-                raise error.UrlError("non-ASCII URI: percent-encode it (and IDNA-encode the host)")
-            self.uri = to_bytes(uri, "ascii")
-            url = parse_url(self.uri)
-            self.req_hdrs, self._headers, self._expect_continue = prepare_headers(
-                req_hdrs, url.authority, self.preserve_host, bool(self.client.idle_timeout)
+            self.method = method = (
+                method if method.__class__ is bytes else to_bytes(method, "ascii")
             )
-            if self.method == b"CONNECT":
+            if uri.__class__ is not bytes:
+                if isinstance(uri, str) and not uri.isascii():
+                    raise error.UrlError(
+                        "non-ASCII URI: percent-encode it (and IDNA-encode the host)"
+                    )
+                uri = to_bytes(uri, "ascii")
+            self.uri = uri
+            url = parse_url(uri)
+            if req_hdrs:
+                self.req_hdrs, self._headers, self._expect_continue = prepare_headers(
+                    req_hdrs, url.authority, self.preserve_host, bool(client.idle_timeout)
+                )
+            else:  # what prepare_headers gives for no fields, without the calls
+                self.req_hdrs = []
+                self._headers = (
+                    [(b"Host", url.authority)]
+                    if client.idle_timeout
+                    else [(b"Host", url.authority), (b"Connection", b"close")]
+                )
+            if method == b"CONNECT":
                 raise error.UrlError("CONNECT is not supported by the HTTP client")
         except error.HttpError as err:
             # Reported on the next loop iteration, never from inside request_start (whose
@@ -165,11 +180,12 @@ class HttpClientExchange(EventEmitter):
             self._phase = _DONE
             self.loop.call_soon(self.emit, "error", err)
             return
-        self.origin = (url.scheme, url.host, url.port)
+        self.origin = origin = (url.scheme, url.host, url.port)
         self.authority = url.authority
         self.req_target = url.target
         self._phase = _QUEUED
-        self.client._pool_for(self.origin).acquire(self)
+        pool = client._pools.get(origin)
+        (pool or client._pool_for(origin)).acquire(self)
 
     def request_body(self, chunk: bytes) -> None:
         """Send ``chunk`` of the request body (call it again after a ``pause(False)``)."""
@@ -244,20 +260,21 @@ class HttpClientExchange(EventEmitter):
             return
         if parts:
             self._last_activity = self.loop.time()
+            tcp = conn.tcp
             if len(parts) == 1:
-                conn.write(parts[0])
+                tcp.write(parts[0])
             elif sum(map(len, parts)) <= _JOIN_LIMIT:
-                conn.write(b"".join(parts))
+                tcp.write(b"".join(parts))
             else:
                 for part in parts:
-                    conn.write(part)
+                    tcp.write(part)
 
     def _start_request(self, conn: ClientConnection, parts: list[bytes]) -> None:
         parts.append(
             self._writer.start(self.method, self.req_target, self._headers, has_body=self._has_body)
         )
         self._head_sent = True
-        conn.expect(self.method)
+        conn.parser.expect(self.method)  # the response is framed by it
         if self._expect_continue and self._writer.framing is not _F_NONE:
             # RFC 9110 §10.1.1: wait for 100 (or a final response) before the body, but not
             # indefinitely: the server may not know the expectation.
@@ -269,7 +286,8 @@ class HttpClientExchange(EventEmitter):
     def _frame_body(self, parts: list[bytes]) -> None:
         writer = self._writer
         chunks = self._chunks
-        parts.extend([writer.body(chunks[i]) for i in range(self._sent, len(chunks))])
+        if len(chunks) > self._sent:
+            parts.extend([writer.body(chunks[i]) for i in range(self._sent, len(chunks))])
         if self._replayable:
             self._sent = len(chunks)
         else:
@@ -312,12 +330,15 @@ class HttpClientExchange(EventEmitter):
             tcp.pause(True)
         self._write_paused = tcp.write_buffer_size > tcp.write_high_water
         self._last_activity = now = self.loop.time()
-        timeout = self.client.effective_read_timeout
+        client = self.client
+        timeout = client.read_timeout if client.read_timeout is not None else client.connect_timeout
         if timeout:
             conn.wake_by(now + timeout)  # the connection's timer calls _check_read_timeout
         self._flush()
-        if self.conn is conn:
-            self._update_pause()
+        if self.conn is conn and (
+            self._write_paused or self._paused or self._pending > PENDING_HIGH_WATER
+        ):
+            self._update_pause()  # (without either there is nothing to tell)
 
     def _new_attempt(self) -> None:
         if self.conn is not None:
@@ -497,7 +518,8 @@ class HttpClientExchange(EventEmitter):
             if pool is not None:
                 pool.withdraw(self)
         self._phase = _DONE
-        self._stop_timers()
+        if self._continue_timer is not None or self._retry_timer is not None:
+            self._stop_timers()
         self._chunks.clear()  # a kept request body is no use any more
         conn = self.conn
         if conn is not None:

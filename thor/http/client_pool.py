@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from thor.http import error
 from thor.http.client_connection import ClientConnection
 from thor.http.client_exchange import IDEMPOTENT_METHODS
+from thor.http.protocol import ParserState
 from thor.tcp import TcpClient, TcpConnection
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from thor.http.client_exchange import HttpClientExchange
 
 __all__ = ["Origin", "OriginPool"]
+
+_PARSER_IDLE = ParserState.IDLE  # a global: enum member lookups are slow in CPython 3.11
 
 Origin = tuple[str, str, int]  # ("http" | "https", host (lower case, no brackets), port)
 
@@ -99,7 +102,12 @@ class OriginPool:
     def release(self, conn: ClientConnection, reusable: bool) -> None:
         """``conn`` finished its exchange; keep it (``reusable``) or close it."""
         conn.exchange = None
-        if not reusable or not conn.can_carry_another or not self.client.idle_timeout:
+        if (
+            not reusable
+            or conn.retired
+            or conn.parser.state is not _PARSER_IDLE  # RFC 9112 §9.3: nothing left over
+            or not self.client.idle_timeout
+        ):
             # Closed at once, not lingering: the response is read, and whatever of the request
             # is still unsent is not wanted any more.
             conn.abort()
