@@ -47,6 +47,16 @@ _STATUS = {code: b"%d" % code for code in range(100, 600)}
 PENDING_HIGH_WATER = 256 * 1024
 # Bytes above which parts are written separately rather than joined (joining copies).
 _JOIN_LIMIT = 16 * 1024
+# Requests without a body, serialized: (method, target, *fields) -> bytes. Bounded: cleared
+# when full, so endless distinct targets cost one dict store each.
+_BODILESS: dict[tuple[bytes, ...] | tuple[object, ...], bytes] = {}
+_BODILESS_MAX = 512
+_BODILESS_SIZE = 2048
+# The writer of an exchange whose request came from _BODILESS: in the state its own writer
+# would have reached (complete, keep-alive), shared, and never written to again.
+_BODILESS_SENT = RequestWriter()
+_BODILESS_SENT.start(b"GET", b"/", [], has_body=False)
+_BODILESS_SENT.end([])
 # Retries that cost nothing (nothing of the request was written yet) are still bounded.
 _MAX_FREE_RETRIES = 3
 
@@ -249,6 +259,9 @@ class HttpClientExchange(EventEmitter):
                 self._has_body = True
             else:
                 return  # the framing is not known yet (see the module docstring)
+        if self._has_body is False and not self._head_sent and not self._expect_continue:
+            self._send_bodiless(conn)
+            return
         parts: list[bytes] = []
         try:
             if not self._head_sent:
@@ -268,6 +281,33 @@ class HttpClientExchange(EventEmitter):
             else:
                 for part in parts:
                     tcp.write(part)
+
+    def _send_bodiless(self, conn: ClientConnection) -> None:
+        """Write a request without a body: its bytes depend only on the method, the target
+        and the fields, so they are remembered (a proxy or a fan-out sends the same few
+        requests again and again, and framing them is most of the cost of sending)."""
+        key = (self.method, self.req_target, *self._headers)
+        data = _BODILESS.get(key)
+        if data is None:
+            writer = self._writer
+            try:
+                data = writer.start(self.method, self.req_target, self._headers, has_body=False)
+                data += writer.end(self._trailers)
+            except error.HttpError as err:
+                self._fail(err)
+                return
+            # Only the usual case, and only small requests: bounded memory, and requests with
+            # large fields (cookies, tokens) are rarely repeated anyway.
+            if writer.complete and writer.keep_alive and len(data) <= _BODILESS_SIZE:
+                if len(_BODILESS) >= _BODILESS_MAX:
+                    _BODILESS.clear()
+                _BODILESS[key] = data
+        else:
+            self._writer = _BODILESS_SENT
+        self._head_sent = self._end_sent = True
+        conn.parser.expect(self.method)  # the response is framed by it
+        self._last_activity = self.loop.time()
+        conn.tcp.write(data)
 
     def _start_request(self, conn: ClientConnection, parts: list[bytes]) -> None:
         parts.append(
