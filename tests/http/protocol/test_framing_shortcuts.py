@@ -8,9 +8,11 @@ import dataclasses
 import pytest
 
 from thor.http import error
-from thor.http.protocol import Framing, ResponseHead, messages, response_reader
+from thor.http.protocol import Body, End, Framing, ResponseHead, messages, response_reader
 from thor.http.protocol.framing import keep_alive, parse_content_length
 from thor.http.protocol.response_reader import parse_status_line
+
+from .helpers import check, normalize, response_factory
 
 
 @pytest.mark.parametrize(
@@ -86,3 +88,34 @@ def test_built_response_head_equals_a_constructed_one() -> None:
     assert repr(built) == repr(made)
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.status = 404  # type: ignore[misc]
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "events"),
+    [
+        (b'8\r\n{"a": 1}\r\n0\r\n\r\n', [Body(b'{"a": 1}'), End([])]),
+        (b"3\r\nabc\r\nA\r\n0123456789\r\n0\r\n\r\n", [Body(b"abc0123456789"), End([])]),
+        (b"3\r\nabc\r\n0\r\nX: y\r\n\r\n", [Body(b"abc"), End([(b"X", b"y")])]),
+        (b"3;ext=1\r\nabc\r\n0\r\n\r\n", [Body(b"abc"), End([])]),
+        (b"0" * 17 + b"3\r\nabc\r\n0\r\n\r\n", [Body(b"abc"), End([])]),  # general path
+        (b"3\r\nabcX\r\n", [Body(b"abc"), ("Invalid", error.ChunkTerminatorError)]),
+        (b"3\r\nabc\n0\r\n\r\n", [Body(b"abc"), ("Invalid", error.ChunkTerminatorError)]),
+        (b"1" * 17 + b"\r\n", [("Invalid", error.ContentTooLargeError)]),
+        (b"3 \r\nabc\r\n0\r\n\r\n", [("Invalid", error.ChunkError)]),  # BWS, no extension
+        (b"3\nabc\r\n", [("Invalid", error.ChunkError)]),
+    ],
+)
+def test_chunks_in_one_call_give_the_general_readers_events(
+    body: bytes, events: list[object]
+) -> None:
+    # check() also feeds every split, which makes the chunk readers take the general path.
+    got = normalize(check(response_factory(), CHUNKED + body))
+    assert got[1:] == events
+
+
+def test_the_chunked_body_limit_holds_on_the_shortcut() -> None:
+    got = normalize(check(response_factory(max_body_size=5), CHUNKED + b"3\r\nabc\r\n3\r\ndef\r\n"))
+    assert got[1:] == [Body(b"abc"), ("Invalid", error.ContentTooLargeError)]
