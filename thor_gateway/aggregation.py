@@ -93,7 +93,7 @@ class Result:
     def json(self) -> Any:
         """The body parsed as JSON (RFC 8259 §8.1: UTF-8; a BOM is tolerated)."""
         text = self.body.decode()
-        return json.loads(text[1:] if text[:1] == "\ufeff" else text)
+        return _decode(text[1:] if text[:1] == "\ufeff" else text)
 
     def header(self, name: bytes) -> bytes | None:
         lname = name.lower()
@@ -106,6 +106,7 @@ class Result:
 _clients: dict[int, Any] = {}
 # json.dumps with separators builds an encoder per call; one is enough (it keeps no state).
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+_decode = json.JSONDecoder().decode  # json.loads(str) without its checks of the argument
 
 
 def client_for(loop: thor.loop.Loop | None = None) -> Any:
@@ -298,7 +299,7 @@ def merge_json(results: Iterable[Result]) -> dict[str, Any]:
     """The JSON objects of the successful results merged, first to last (later keys win)."""
     merged: dict[str, Any] = {}
     for result in results:
-        if result.ok:
+        if result.error is None and 200 <= result.status < 300:  # result.ok, without a call
             doc = result.json()
             if isinstance(doc, dict):
                 merged.update(doc)
@@ -380,7 +381,9 @@ class Aggregator:
 
     def _answer(self, exchange: Any, results: dict[str, Result]) -> None:
         if self.require_all:
-            failed = [r for r in results.values() if not r.ok]
+            failed = [
+                r for r in results.values() if r.error is not None or not 200 <= r.status < 300
+            ]
             if failed:
                 timeout = any(isinstance(r.error, DeadlineError) for r in failed)
                 status = 504 if timeout else 502
