@@ -93,7 +93,7 @@ class Result:
     def json(self) -> Any:
         """The body parsed as JSON (RFC 8259 §8.1: UTF-8; a BOM is tolerated)."""
         text = self.body.decode()
-        return json.loads(text[1:] if text[:1] == "\ufeff" else text)
+        return _decode(text[1:] if text[:1] == "\ufeff" else text)
 
     def header(self, name: bytes) -> bytes | None:
         lname = name.lower()
@@ -104,6 +104,9 @@ class Result:
 
 
 _clients: dict[int, Any] = {}
+# json.dumps with separators builds an encoder per call; one is enough (it keeps no state).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_decode = json.JSONDecoder().decode  # json.loads(str) without its checks of the argument
 
 
 def client_for(loop: thor.loop.Loop | None = None) -> Any:
@@ -127,7 +130,7 @@ class _Pending:
     __slots__ = ("call", "chunks", "exchange", "fan", "result", "size", "started", "timer")
 
     def __init__(self, fan: FanOut, name: str, call: Call) -> None:
-        self.fan = fan
+        self.fan: FanOut | None = fan  # None once ended (no cycle left for the GC to find)
         self.call = call
         self.result = Result(name)
         self.chunks: list[bytes] = []
@@ -138,10 +141,10 @@ class _Pending:
         self.exchange = ex
         ex.sink(self)  # its events call the methods named after them: one call, not four
 
-    def send(self) -> None:
+    def send(self, loop: thor.loop.Loop) -> None:
         call = self.call
         if call.timeout is not None:
-            self.timer = self.fan.loop.schedule(call.timeout, self._timeout)
+            self.timer = loop.schedule(call.timeout, self._timeout)
         ex = self.exchange
         ex.request_start(call.method, call.url, call.headers)
         if call.body:
@@ -180,12 +183,16 @@ class _Pending:
         self.error(err)
 
     def _end(self) -> None:
+        fan = self.fan
+        if fan is None:
+            return
+        self.fan = None
         if self.timer is not None:
             self.timer.delete()
             self.timer = None
-        self.result.elapsed = self.fan.loop.time() - self.started
+        self.result.elapsed = fan.loop.time() - self.started
         self.chunks = []
-        self.fan._ended(self)
+        fan._ended(self)
 
 
 class FanOut:
@@ -203,7 +210,8 @@ class FanOut:
     ) -> None:
         self.loop = loop or (client.loop if client is not None else thor.loop._loop)
         self.client = client if client is not None else client_for(self.loop)
-        self.on_done = on_done
+        # Both are dropped once finished: they are often closures that refer to the fan-out.
+        self.on_done: Callable[[dict[str, Result]], Any] | None = on_done
         self.on_result = on_result
         self.deadline = deadline
         self.results: dict[str, Result] = {}
@@ -220,16 +228,19 @@ class FanOut:
             self._timer = self.loop.schedule(self.deadline, self._expired)
         if not self._pending:
             self.loop.call_soon(self._finish)
+        loop = self.loop
         for pending in list(self._pending.values()):
-            pending.send()
+            pending.send(loop)
         return self
 
     def cancel(self) -> None:
         """Cancel the calls still in flight; ``on_done`` is not called."""
         self.finished = True
+        self.on_done = self.on_result = None
         self._stop_timer()
         for pending in list(self._pending.values()):
             if pending.result.name not in self.results:
+                pending.fan = None
                 pending.exchange.cancel()
 
     def _ended(self, pending: _Pending) -> None:
@@ -259,8 +270,11 @@ class FanOut:
             return
         self.finished = True
         self._stop_timer()
+        on_done = self.on_done
+        self.on_done = self.on_result = None
         # In the order the calls were given, whatever order they ended in.
-        self.on_done({name: self.results[name] for name in self._pending})
+        if on_done is not None:
+            on_done({name: self.results[name] for name in self._pending})
 
 
 def fan_out(
@@ -285,7 +299,7 @@ def merge_json(results: Iterable[Result]) -> dict[str, Any]:
     """The JSON objects of the successful results merged, first to last (later keys win)."""
     merged: dict[str, Any] = {}
     for result in results:
-        if result.ok:
+        if result.error is None and 200 <= result.status < 300:  # result.ok, without a call
             doc = result.json()
             if isinstance(doc, dict):
                 merged.update(doc)
@@ -294,7 +308,7 @@ def merge_json(results: Iterable[Result]) -> dict[str, Any]:
 
 def respond_json(exchange: Any, doc: Any, status: int = 200, phrase: bytes = b"OK") -> None:
     """Answer ``exchange`` with ``doc`` as JSON, in one piece."""
-    body = json.dumps(doc, separators=(",", ":")).encode()
+    body = _COMPACT.encode(doc).encode()
     exchange.response_start(
         status,
         phrase,
@@ -367,7 +381,9 @@ class Aggregator:
 
     def _answer(self, exchange: Any, results: dict[str, Result]) -> None:
         if self.require_all:
-            failed = [r for r in results.values() if not r.ok]
+            failed = [
+                r for r in results.values() if r.error is not None or not 200 <= r.status < 300
+            ]
             if failed:
                 timeout = any(isinstance(r.error, DeadlineError) for r in failed)
                 status = 504 if timeout else 502
@@ -407,4 +423,4 @@ def _line(result: Result) -> bytes:
         "body": body,
         "error": None if result.error is None else str(result.error),
     }
-    return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+    return _COMPACT.encode(doc).encode() + b"\n"

@@ -95,6 +95,23 @@ def _node(client: tuple[str, int] | None) -> bytes:
 
 def forwarded_element(client: tuple[str, int] | None, scheme: str, host: bytes | None) -> bytes:
     """One ``Forwarded`` element for this hop: ``for=...;proto=...;host=...`` (RFC 7239 §4)."""
+    # A gateway sees the same few (client address, scheme, Host) again and again: remembered
+    # (bounded: cleared when full, so many distinct clients cost one dict store each).
+    key = (client[0] if client else None, scheme, host)
+    element = _elements.get(key)
+    if element is None:
+        element = _forwarded_element(client, scheme, host)
+        if len(_elements) >= _ELEMENTS_MAX:
+            _elements.clear()
+        _elements[key] = element
+    return element
+
+
+_elements: dict[tuple[str | None, str, bytes | None], bytes] = {}
+_ELEMENTS_MAX = 1024
+
+
+def _forwarded_element(client: tuple[str, int] | None, scheme: str, host: bytes | None) -> bytes:
     parts = [b"for=" + _quote_if_needed(_node(client)), b"proto=" + scheme.encode("ascii")]
     if host:
         parts.append(b"host=" + _quote_if_needed(host))

@@ -51,7 +51,12 @@ class RetryBudget:
 
     def request(self, now: float) -> None:
         """Count one original request (not a retry)."""
-        self._requests[self._bucket(now)] += 1
+        second = int(now)
+        index = second % self.window
+        if self._second[index] == second:  # the usual case, without a call: same second
+            self._requests[index] += 1
+        else:
+            self._requests[self._bucket(now)] += 1
 
     def allow(self, now: float) -> bool:
         """Spend one retry if the budget has room; False when it has not."""

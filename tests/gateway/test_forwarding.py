@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from thor_gateway import forwarding as fw
+from thor_gateway.retries import RetryBudget
 
 
 def names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
@@ -177,3 +178,30 @@ def test_relay_response_headers_flags_foreign_codings_and_drops_plain_connection
     assert (b"Connection", b"X-Hop") in out  # left for the server's writer, with X-Hop
     assert out[-1] == (b"Via", b"1.0 gw")
     assert foreign
+
+
+def test_forwarded_elements_are_remembered_per_client_host_scheme_and_host() -> None:
+    first = fw.forwarded_element(("192.0.2.7", 1234), "http", b"a.example")
+    assert first == b"for=192.0.2.7;proto=http;host=a.example"
+    # Another port of the same client: the same element (the port is never in it).
+    assert fw.forwarded_element(("192.0.2.7", 999), "http", b"a.example") is first
+    assert (
+        fw.forwarded_element(("2001:db8::1", 1), "https", None)
+        == b'for="[2001:db8::1]";proto=https'
+    )
+    assert fw.forwarded_element(None, "http", b"x y") == b'for=unknown;proto=http;host="x y"'
+    for i in range(fw._ELEMENTS_MAX + 5):
+        assert fw.forwarded_element((f"10.0.{i // 256}.{i % 256}", 1), "http", None).startswith(
+            b"for=10.0."
+        )
+    assert len(fw._elements) <= fw._ELEMENTS_MAX
+
+
+def test_retry_budget_counts_requests_across_seconds() -> None:
+    budget = RetryBudget(ratio=1.0, min_per_second=0.0, window=2)
+    budget.request(10.0)
+    budget.request(10.5)  # the same second's bucket
+    budget.request(11.0)  # a new bucket
+    assert [budget.allow(11.5) for _ in range(4)] == [True, True, True, False]
+    budget.request(12.0)  # reuses the first bucket: second 10 no longer counts
+    assert not budget.allow(12.5)

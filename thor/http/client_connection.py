@@ -9,6 +9,12 @@ connection is dropped (RFC 9112 §9.3: a response can only answer a request).
 A connection is *retired* exactly once: it then no longer counts against its origin's
 ``max_server_conn`` and is out of the pool; the socket itself may still be lingering.
 
+Timers. A connection has one timer, for both the read timeout of the exchange it carries and
+its idle timeout in the pool, and it is lazy: it may fire early, and then it looks at the
+state of the moment and schedules itself again for what is left. So an exchange that starts
+or ends on the connection usually schedules and deletes nothing (with thousands of requests
+a second, a heap push and a deletion each time cost more than the rare early firing).
+
 Events of the TCP connection it listens to::
 
     data(bytes)*  [close()]  disconnect()      and pause(bool) for the write side
@@ -35,14 +41,15 @@ _PEEK_FLAGS = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 class ClientConnection:
     """A connection to an origin server, owned by an ``OriginPool``."""
 
-    __slots__ = ("exchange", "idle_timer", "parser", "pool", "retired", "reused", "tcp")
+    __slots__ = ("exchange", "idle_since", "parser", "pool", "retired", "reused", "tcp", "timer")
 
     def __init__(self, pool: OriginPool, tcp: TcpConnection) -> None:
         self.pool = pool
         self.tcp = tcp
         self.parser = ResponseParser()
         self.exchange: HttpClientExchange | None = None
-        self.idle_timer: thor.loop.ScheduledEvent | None = None
+        self.timer: thor.loop.ScheduledEvent | None = None  # see "Timers" above
+        self.idle_since = 0.0  # when it last went idle in its pool
         self.reused = False  # has carried an exchange before the current one
         self.retired = False
         tcp.on("data", self._on_data)
@@ -87,13 +94,40 @@ class ClientConnection:
             return True
         return True  # EOF (b"") or unexpected bytes
 
+    def wake_by(self, when: float) -> None:
+        """Make sure the timer fires at ``when`` at the latest (it may fire earlier)."""
+        timer = self.timer
+        if timer is not None:
+            if timer.when <= when:
+                return  # it fires first, and reschedules itself for what is left
+            timer.delete()
+        loop = self.pool.client.loop
+        self.timer = loop.schedule(max(0.0, when - loop.time()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.retired:
+            return
+        exchange = self.exchange
+        if exchange is not None:
+            when = exchange._check_read_timeout()  # may fail the exchange (and retire us)
+        elif self in self.pool.idle:
+            when = self.idle_since + (self.pool.client.idle_timeout or 0.0)
+            if when <= self.pool.client.loop.time():
+                self.abort()
+                return
+        else:
+            return
+        if when is not None and not self.retired:
+            self.wake_by(when)
+
     def retire(self) -> None:
         """Take this connection out of its pool's count (once); the caller closes it."""
         if not self.retired:
             self.retired = True
-            if self.idle_timer is not None:
-                self.idle_timer.delete()
-                self.idle_timer = None
+            if self.timer is not None:
+                self.timer.delete()
+                self.timer = None
             self.pool.forget(self)
 
     def abort(self) -> None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from thor.events import EventEmitter
 from thor.http import error
-from thor.http.client_url import outgoing_headers, parse_url, to_bytes
+from thor.http.client_url import parse_url, prepare_headers, to_bytes
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import Body, End, Event, Framing, RequestWriter, ResponseHead
 
@@ -47,6 +47,16 @@ _STATUS = {code: b"%d" % code for code in range(100, 600)}
 PENDING_HIGH_WATER = 256 * 1024
 # Bytes above which parts are written separately rather than joined (joining copies).
 _JOIN_LIMIT = 16 * 1024
+# Requests without a body, serialized: (method, target, *fields) -> bytes. Bounded: cleared
+# when full, so endless distinct targets cost one dict store each.
+_BODILESS: dict[tuple[bytes, ...] | tuple[object, ...], bytes] = {}
+_BODILESS_MAX = 512
+_BODILESS_SIZE = 2048
+# The writer of an exchange whose request came from _BODILESS: in the state its own writer
+# would have reached (complete, keep-alive), shared, and never written to again.
+_BODILESS_SENT = RequestWriter()
+_BODILESS_SENT.start(b"GET", b"/", [], has_body=False)
+_BODILESS_SENT.end([])
 # Retries that cost nothing (nothing of the request was written yet) are still bounded.
 _MAX_FREE_RETRIES = 3
 
@@ -65,6 +75,18 @@ class Continue(enum.Enum):
     WAITING = "waiting"  # head sent, body held back until 100 or the timeout
     GO = "go"  # 100 received (or waited long enough): send the body
     REFUSED = "refused"  # a final response came first: never send the body
+
+
+# Module-level aliases for the hot paths: an enum member lookup (Phase.DONE) costs several
+# times a global's in CPython 3.11.
+_NEW, _QUEUED, _ATTACHED, _DONE = Phase.NEW, Phase.QUEUED, Phase.ATTACHED, Phase.DONE
+_C_NONE, _C_WAITING, _C_GO, _C_REFUSED = (
+    Continue.NONE,
+    Continue.WAITING,
+    Continue.GO,
+    Continue.REFUSED,
+)
+_F_NONE, _F_TUNNEL = Framing.NONE, Framing.TUNNEL
 
 
 class HttpClientExchange(EventEmitter):
@@ -104,7 +126,6 @@ class HttpClientExchange(EventEmitter):
     _stale_retried = False
     _free_retries = 0
     _retry_timer: thor.loop.ScheduledEvent | None = None
-    _read_timer: thor.loop.ScheduledEvent | None = None
     _continue_timer: thor.loop.ScheduledEvent | None = None
     _last_activity = 0.0
     # Flow control.
@@ -133,37 +154,52 @@ class HttpClientExchange(EventEmitter):
         preserve_host: bool | None = None,
     ) -> None:
         """Start the request; ``uri`` is absolute (http or https)."""
-        if self._phase is not Phase.NEW:
+        if self._phase is not _NEW:
             raise error.OutputStateError("request_start() called twice")
         if preserve_host is not None:
             self.preserve_host = preserve_host
+        client = self.client
         try:
-            self.method = to_bytes(method, "ascii")
-            if isinstance(uri, str) and not uri.isascii():
-                raise error.UrlError("non-ASCII URI: percent-encode it (and IDNA-encode the host)")
-            self.uri = to_bytes(uri, "ascii")
-            self.req_hdrs = [(to_bytes(n, "latin-1"), to_bytes(v, "latin-1")) for n, v in req_hdrs]
-            url = parse_url(self.uri)
-            if self.method == b"CONNECT":
+            self.method = method = (
+                method if method.__class__ is bytes else to_bytes(method, "ascii")
+            )
+            if uri.__class__ is not bytes:
+                if isinstance(uri, str) and not uri.isascii():
+                    raise error.UrlError(
+                        "non-ASCII URI: percent-encode it (and IDNA-encode the host)"
+                    )
+                uri = to_bytes(uri, "ascii")
+            self.uri = uri
+            url = parse_url(uri)
+            if req_hdrs:
+                self.req_hdrs, self._headers, self._expect_continue = prepare_headers(
+                    req_hdrs, url.authority, self.preserve_host, bool(client.idle_timeout)
+                )
+            else:  # what prepare_headers gives for no fields, without the calls
+                self.req_hdrs = []
+                self._headers = (
+                    [(b"Host", url.authority)]
+                    if client.idle_timeout
+                    else [(b"Host", url.authority), (b"Connection", b"close")]
+                )
+            if method == b"CONNECT":
                 raise error.UrlError("CONNECT is not supported by the HTTP client")
         except error.HttpError as err:
             # Reported on the next loop iteration, never from inside request_start (whose
             # caller may not be ready for it); calls until then are ignored.
-            self._phase = Phase.DONE
+            self._phase = _DONE
             self.loop.call_soon(self.emit, "error", err)
             return
-        self.origin = (url.scheme, url.host, url.port)
+        self.origin = origin = (url.scheme, url.host, url.port)
         self.authority = url.authority
         self.req_target = url.target
-        self._headers, self._expect_continue = outgoing_headers(
-            self.req_hdrs, url.authority, self.preserve_host, bool(self.client.idle_timeout)
-        )
-        self._phase = Phase.QUEUED
-        self.client._pool_for(self.origin).acquire(self)
+        self._phase = _QUEUED
+        pool = client._pools.get(origin)
+        (pool or client._pool_for(origin)).acquire(self)
 
     def request_body(self, chunk: bytes) -> None:
         """Send ``chunk`` of the request body (call it again after a ``pause(False)``)."""
-        if self._phase is Phase.DONE or self._req_done or not chunk:
+        if self._phase is _DONE or self._req_done or not chunk:
             return
         if not isinstance(chunk, bytes):
             chunk = bytes(chunk)
@@ -175,18 +211,18 @@ class HttpClientExchange(EventEmitter):
             self._replayable = False
             del self._chunks[: self._sent]
             self._sent = 0
-        if self._phase is Phase.ATTACHED:
+        if self._phase is _ATTACHED:
             self._flush()
         self._update_pause()
 
     def request_done(self, trailers: list[tuple[bytes | str, bytes | str]] | None = None) -> None:
         """The request is complete (``trailers`` go after a chunked body)."""
-        if self._phase is Phase.DONE or self._req_done:
+        if self._phase is _DONE or self._req_done:
             return
         self._req_done = True
         if trailers:
             self._trailers = [(to_bytes(n, "latin-1"), to_bytes(v, "latin-1")) for n, v in trailers]
-        if self._phase is Phase.ATTACHED:
+        if self._phase is _ATTACHED:
             self._flush()
 
     def res_body_pause(self, paused: bool) -> None:
@@ -200,10 +236,11 @@ class HttpClientExchange(EventEmitter):
 
     def cancel(self) -> None:
         """Abandon the exchange: its connection is closed, and no more events are emitted."""
-        if self._phase is Phase.DONE:
+        if self._phase is _DONE:
             return
         conn = self.conn
         self._finish()
+        self._forget_listeners()
         if conn is not None:
             conn.abort()
 
@@ -222,35 +259,66 @@ class HttpClientExchange(EventEmitter):
                 self._has_body = True
             else:
                 return  # the framing is not known yet (see the module docstring)
+        if self._has_body is False and not self._head_sent and not self._expect_continue:
+            self._send_bodiless(conn)
+            return
         parts: list[bytes] = []
         try:
             if not self._head_sent:
                 self._start_request(conn, parts)
-            if self._continue is Continue.NONE or self._continue is Continue.GO:
+            if self._continue is _C_NONE or self._continue is _C_GO:
                 self._frame_body(parts)
         except error.HttpError as err:
             self._fail(err)
             return
         if parts:
             self._last_activity = self.loop.time()
+            tcp = conn.tcp
             if len(parts) == 1:
-                conn.write(parts[0])
+                tcp.write(parts[0])
             elif sum(map(len, parts)) <= _JOIN_LIMIT:
-                conn.write(b"".join(parts))
+                tcp.write(b"".join(parts))
             else:
                 for part in parts:
-                    conn.write(part)
+                    tcp.write(part)
+
+    def _send_bodiless(self, conn: ClientConnection) -> None:
+        """Write a request without a body: its bytes depend only on the method, the target
+        and the fields, so they are remembered (a proxy or a fan-out sends the same few
+        requests again and again, and framing them is most of the cost of sending)."""
+        key = (self.method, self.req_target, *self._headers)
+        data = _BODILESS.get(key)
+        if data is None:
+            writer = self._writer
+            try:
+                data = writer.start(self.method, self.req_target, self._headers, has_body=False)
+                data += writer.end(self._trailers)
+            except error.HttpError as err:
+                self._fail(err)
+                return
+            # Only the usual case, and only small requests: bounded memory, and requests with
+            # large fields (cookies, tokens) are rarely repeated anyway.
+            if writer.complete and writer.keep_alive and len(data) <= _BODILESS_SIZE:
+                if len(_BODILESS) >= _BODILESS_MAX:
+                    _BODILESS.clear()
+                _BODILESS[key] = data
+        else:
+            self._writer = _BODILESS_SENT
+        self._head_sent = self._end_sent = True
+        conn.parser.expect(self.method)  # the response is framed by it
+        self._last_activity = self.loop.time()
+        conn.tcp.write(data)
 
     def _start_request(self, conn: ClientConnection, parts: list[bytes]) -> None:
         parts.append(
             self._writer.start(self.method, self.req_target, self._headers, has_body=self._has_body)
         )
         self._head_sent = True
-        conn.expect(self.method)
-        if self._expect_continue and self._writer.framing is not Framing.NONE:
+        conn.parser.expect(self.method)  # the response is framed by it
+        if self._expect_continue and self._writer.framing is not _F_NONE:
             # RFC 9110 §10.1.1: wait for 100 (or a final response) before the body, but not
             # indefinitely: the server may not know the expectation.
-            self._continue = Continue.WAITING
+            self._continue = _C_WAITING
             self._continue_timer = self.loop.schedule(
                 self.client.expect_continue_timeout, self._go_ahead
             )
@@ -258,7 +326,8 @@ class HttpClientExchange(EventEmitter):
     def _frame_body(self, parts: list[bytes]) -> None:
         writer = self._writer
         chunks = self._chunks
-        parts.extend([writer.body(chunks[i]) for i in range(self._sent, len(chunks))])
+        if len(chunks) > self._sent:
+            parts.extend([writer.body(chunks[i]) for i in range(self._sent, len(chunks))])
         if self._replayable:
             self._sent = len(chunks)
         else:
@@ -274,14 +343,14 @@ class HttpClientExchange(EventEmitter):
         if self._continue_timer is not None:
             self._continue_timer.delete()
             self._continue_timer = None
-        if self._continue is Continue.WAITING and self._phase is Phase.ATTACHED:
-            self._continue = Continue.GO
+        if self._continue is _C_WAITING and self._phase is _ATTACHED:
+            self._continue = _C_GO
             self._flush()
             self._update_pause()
 
     def _update_pause(self) -> None:
         """Tell the caller to pause the request body while it cannot go anywhere."""
-        if self._phase is Phase.DONE or self._req_done:
+        if self._phase is _DONE or self._req_done:
             return
         paused = self._write_paused or self._pending > PENDING_HIGH_WATER
         if paused != self._paused:
@@ -294,19 +363,22 @@ class HttpClientExchange(EventEmitter):
         """The pool gives us ``conn``: start an attempt on it."""
         self.conn = conn
         conn.exchange = self
-        self._phase = Phase.ATTACHED
+        self._phase = _ATTACHED
         self._writer = RequestWriter()
         tcp = conn.tcp
         if self._res_paused:
             tcp.pause(True)
         self._write_paused = tcp.write_buffer_size > tcp.write_high_water
-        self._last_activity = self.loop.time()
-        timeout = self.client.effective_read_timeout
-        if timeout and self._read_timer is None:
-            self._read_timer = self.loop.schedule(timeout, self._on_read_timer)
+        self._last_activity = now = self.loop.time()
+        client = self.client
+        timeout = client.read_timeout if client.read_timeout is not None else client.connect_timeout
+        if timeout:
+            conn.wake_by(now + timeout)  # the connection's timer calls _check_read_timeout
         self._flush()
-        if self.conn is conn:
-            self._update_pause()
+        if self.conn is conn and (
+            self._write_paused or self._paused or self._pending > PENDING_HIGH_WATER
+        ):
+            self._update_pause()  # (without either there is nothing to tell)
 
     def _new_attempt(self) -> None:
         if self.conn is not None:
@@ -316,14 +388,14 @@ class HttpClientExchange(EventEmitter):
         self._sent = 0
         self._pending = sum(map(len, self._chunks))
         self._end_sent = False
-        self._continue = Continue.NONE
+        self._continue = _C_NONE
         self._got_bytes = False
         self._write_paused = False
         self._stop_timers()
 
     def _on_connect_error(self, err: error.HttpError, kind: str) -> None:
         """The pool could not open a connection for us (nothing was sent)."""
-        if self._phase is not Phase.QUEUED:
+        if self._phase is not _QUEUED:
             return
         if kind == "socket" and self._attempts < self.client.retry_limit:
             self._attempts += 1
@@ -369,12 +441,12 @@ class HttpClientExchange(EventEmitter):
         # Even an immediate retry runs from a timer, after the loop's next poll: idle
         # connections that died with this one (a server restart) are noticed and dropped
         # before the pool is asked again.
-        self._phase = Phase.QUEUED
+        self._phase = _QUEUED
         self._retry_timer = self.loop.schedule(delay, self._requeue)
 
     def _requeue(self) -> None:
         self._retry_timer = None
-        if self._phase is Phase.QUEUED and self.origin is not None:
+        if self._phase is _QUEUED and self.origin is not None:
             self.client._pool_for(self.origin).acquire(self)
 
     def _on_write_pause(self, paused: bool) -> None:
@@ -383,21 +455,24 @@ class HttpClientExchange(EventEmitter):
             self._last_activity = self.loop.time()
         self._update_pause()
 
-    def _on_read_timer(self) -> None:
-        self._read_timer = None
-        if self._phase is not Phase.ATTACHED:
-            return
-        timeout = self.client.effective_read_timeout or 0.0
+    def _check_read_timeout(self) -> float | None:
+        """Fail if the server has been silent too long; else when to look again (None: never).
+
+        Called by the connection's timer, which may fire early (see client_connection).
+        """
+        timeout = self.client.effective_read_timeout
+        if self._phase is not _ATTACHED or not timeout:
+            return None
         now = self.loop.time()
         if self._res_paused or not (self._end_sent or self._write_paused or self._started):
             # Not the server's turn: we are not reading, or the caller has not finished the
             # request. Only the server's silence counts (Thor 0.17 counted both).
             self._last_activity = now
-        remaining = self._last_activity + timeout - now
-        if remaining > 0:
-            self._read_timer = self.loop.schedule(remaining, self._on_read_timer)
-        else:
-            self._fail(error.ReadTimeoutError(f"no data from the server for {timeout}s"))
+        deadline = self._last_activity + timeout
+        if deadline > now:
+            return deadline
+        self._fail(error.ReadTimeoutError(f"no data from the server for {timeout}s"))
+        return None
 
     # --- reading the response -----------------------------------------------------------------
 
@@ -436,14 +511,14 @@ class HttpClientExchange(EventEmitter):
             if status == 100:
                 self._go_ahead()
             return
-        if self._continue is Continue.WAITING:
+        if self._continue is _C_WAITING:
             # RFC 9110 §10.1.1: a final response instead of 100: the body is not sent, and the
             # request cannot be completed on this connection, which is closed afterwards.
-            self._continue = Continue.REFUSED
+            self._continue = _C_REFUSED
             if self._continue_timer is not None:
                 self._continue_timer.delete()
                 self._continue_timer = None
-        if head.framing is Framing.TUNNEL:
+        if head.framing is _F_TUNNEL:
             self._fail(error.UpstreamError("the server switched protocols"))
             return
         self._started = True
@@ -458,22 +533,33 @@ class HttpClientExchange(EventEmitter):
         self._finish()
         conn.pool.release(conn, reusable)
         self.emit("response_done", trailers)
+        self._forget_listeners()
 
     # --- ending ---------------------------------------------------------------------------------
 
     def _stop_timers(self) -> None:
-        for timer in (self._read_timer, self._continue_timer, self._retry_timer):
-            if timer is not None:
-                timer.delete()
-        self._read_timer = self._continue_timer = self._retry_timer = None
+        if self._continue_timer is not None:
+            self._continue_timer.delete()
+            self._continue_timer = None
+        if self._retry_timer is not None:
+            self._retry_timer.delete()
+            self._retry_timer = None
+
+    def _forget_listeners(self) -> None:
+        # After the last event: listeners are often closures or bound methods that refer
+        # back to the exchange, and those cycles would wait for the garbage collector
+        # (whose collections cost more, the more objects wait for it).
+        self.remove_listeners()
+        self.sink(None)
 
     def _finish(self) -> None:
-        if self._phase is Phase.QUEUED and self.origin is not None:
+        if self._phase is _QUEUED and self.origin is not None:
             pool = self.client._pools.get(self.origin)
             if pool is not None:
                 pool.withdraw(self)
-        self._phase = Phase.DONE
-        self._stop_timers()
+        self._phase = _DONE
+        if self._continue_timer is not None or self._retry_timer is not None:
+            self._stop_timers()
         self._chunks.clear()  # a kept request body is no use any more
         conn = self.conn
         if conn is not None:
@@ -482,15 +568,16 @@ class HttpClientExchange(EventEmitter):
 
     def _fail(self, err: error.HttpError) -> None:
         """End with ``err``: the connection (if any) is closed, ``error`` is the last event."""
-        if self._phase is Phase.DONE:
+        if self._phase is _DONE:
             return
         conn = self.conn
         self._finish()
         if conn is not None:
             conn.abort()
         self.emit("error", err)
+        self._forget_listeners()
 
     # Thor 0.17 had these; harmless to keep for code that reads them.
     @property
     def res_done(self) -> bool:
-        return self._phase is Phase.DONE
+        return self._phase is _DONE

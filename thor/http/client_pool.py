@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from thor.http import error
 from thor.http.client_connection import ClientConnection
 from thor.http.client_exchange import IDEMPOTENT_METHODS
+from thor.http.protocol import ParserState
 from thor.tcp import TcpClient, TcpConnection
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from thor.http.client_exchange import HttpClientExchange
 
 __all__ = ["Origin", "OriginPool"]
+
+_PARSER_IDLE = ParserState.IDLE  # a global: enum member lookups are slow in CPython 3.11
 
 Origin = tuple[str, str, int]  # ("http" | "https", host (lower case, no brackets), port)
 
@@ -70,20 +73,15 @@ class OriginPool:
         idle = self.idle
         while idle:
             conn = idle.pop()
-            timer = conn.idle_timer
             # Has the server closed it since the loop last looked? Checked for requests that
             # could not be retried, and for connections idle long enough for a server's
             # keep-alive timeout; a young connection carrying a GET is trusted (it would be
-            # retried at once anyway) to save a system call on the hot path.
+            # retried at once anyway) to save a system call on the hot path. (Its idle timer
+            # stays: it fires, finds the connection busy, and leaves it to the exchange.)
             check = (
-                timer is None
-                or exchange.method not in IDEMPOTENT_METHODS
-                or self.client.loop.time() - (timer.when - (self.client.idle_timeout or 0.0))
-                >= self.client.stale_check_after
+                exchange.method not in IDEMPOTENT_METHODS
+                or self.client.loop.time() - conn.idle_since >= self.client.stale_check_after
             )
-            if timer is not None:
-                timer.delete()
-                conn.idle_timer = None
             if check and conn.is_stale():
                 conn.abort()
                 continue
@@ -104,7 +102,12 @@ class OriginPool:
     def release(self, conn: ClientConnection, reusable: bool) -> None:
         """``conn`` finished its exchange; keep it (``reusable``) or close it."""
         conn.exchange = None
-        if not reusable or not conn.can_carry_another or not self.client.idle_timeout:
+        if (
+            not reusable
+            or conn.retired
+            or conn.parser.state is not _PARSER_IDLE  # RFC 9112 §9.3: nothing left over
+            or not self.client.idle_timeout
+        ):
             # Closed at once, not lingering: the response is read, and whatever of the request
             # is still unsent is not wanted any more.
             conn.abort()
@@ -132,7 +135,9 @@ class OriginPool:
         if self.waiting:
             self.waiting.popleft()._attach(conn)
             return
-        conn.idle_timer = self.client.loop.schedule(self.client.idle_timeout or 0.0, conn.abort)
+        client = self.client
+        conn.idle_since = now = client.loop.time()
+        conn.wake_by(now + (client.idle_timeout or 0.0))
         self.idle.append(conn)
 
     def _fill(self) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from thor.http import error
 from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
 
-__all__ = ["Url", "outgoing_headers", "parse_url", "to_bytes"]
+__all__ = ["Url", "outgoing_headers", "parse_url", "prepare_headers", "to_bytes"]
 
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3986 §3.2.2 reg-name = *( unreserved / pct-encoded / sub-delims )
@@ -28,6 +29,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # A proxy talks to few origins with many paths: the origin part of a URI is parsed once.
 _ORIGIN_CACHE_SIZE = 1024
 _origins: dict[tuple[bytes, bytes], tuple[str, str, int]] = {}
+# And a fan-out calls the same few URIs again and again: whole URIs are remembered too (the
+# cache is cleared when full, so a proxy's endless distinct paths cost one dict store each).
+_URL_CACHE_SIZE = 1024
+_urls: dict[bytes, Url] = {}
 
 
 class Url(NamedTuple):
@@ -54,6 +59,16 @@ def to_bytes(value: bytes | str, encoding: str) -> bytes:
 
 def parse_url(uri: bytes) -> Url:
     """Split an absolute http(s) URI; raises ``UrlError``."""
+    url = _urls.get(uri)
+    if url is None:
+        url = _parse_url(uri)
+        if len(_urls) >= _URL_CACHE_SIZE:
+            _urls.clear()
+        _urls[uri] = url
+    return url
+
+
+def _parse_url(uri: bytes) -> Url:
     scheme_end = uri.find(b"://")
     if scheme_end <= 0:
         raise error.UrlError(f"not an absolute URI: {uri[:80]!r}")
@@ -131,35 +146,72 @@ def outgoing_headers(
     and the caller gave one. ``Content-Length`` is kept (the writer checks it);
     ``Transfer-Encoding`` is the writer's to decide.
     """
-    drop = set(HOP_BY_HOP)
-    for name, value in headers:
-        if name.lower() == b"connection":
-            drop.update(t.lower() for t in split_list(value))
+    _, out, expect_continue = prepare_headers(headers, authority, preserve_host, keep_alive)
+    return out, expect_continue
+
+
+def prepare_headers(
+    headers: Iterable[tuple[bytes | str, bytes | str]],
+    authority: bytes,
+    preserve_host: bool,
+    keep_alive: bool,
+) -> tuple[RawHeaderListType, RawHeaderListType, bool]:
+    """(the caller's fields as bytes, the fields to send, whether 100-continue is expected).
+
+    What :func:`outgoing_headers` does, in one pass over the fields that also encodes them
+    (this runs for every request a proxy or a fan-out makes).
+    """
+    given: RawHeaderListType = []
+    out: RawHeaderListType = []
     host: bytes | None = None
     te_trailers = False
     expect_continue = False
-    out: RawHeaderListType = []
+    named: set[bytes] | None = None  # what Connection fields list, dropped after the loop
     for name, value in headers:
+        if name.__class__ is not bytes or value.__class__ is not bytes:
+            name, value = to_bytes(name, "latin-1"), to_bytes(value, "latin-1")
+        given.append((name, value))
         lname = name.lower()
-        if lname == b"host":
-            if preserve_host and host is None:
-                host = value
-        elif lname == b"te":
-            # RFC 9110 §10.1.4: "trailers" is the only TE member we can honour.
-            te_trailers = te_trailers or b"trailers" in {t.lower() for t in split_list(value)}
-        elif lname in drop:
-            continue
+        if lname in _SPECIAL:
+            if lname == b"host":
+                if preserve_host and host is None:
+                    host = value
+            elif lname == b"te":
+                # RFC 9110 §10.1.4: "trailers" is the only TE member we can honour.
+                te_trailers = te_trailers or b"trailers" in {t.lower() for t in split_list(value)}
+            elif lname == b"connection":
+                if named is None:
+                    named = set()
+                named.update(t.lower() for t in split_list(value))
+            elif lname == b"expect":
+                expect_continue = expect_continue or value.lower() == b"100-continue"
+                out.append((name, value))
+            # else: another hop-by-hop field (RFC 9110 §7.6.1)
         else:
-            if lname == b"expect" and value.lower() == b"100-continue":
-                expect_continue = True
             out.append((name, value))
+    if named:
+        # RFC 9110 §7.6.1: the fields Connection names are hop-by-hop too (never Host or TE,
+        # which are handled above).
+        named -= _KEPT_ANYWAY
+        if named:
+            out = [(n, v) for n, v in out if n.lower() not in named]
+            expect_continue = expect_continue and b"expect" not in named
     out.insert(0, (b"Host", host if host is not None else authority))
-    options = []
+    return given, _add_options(out, te_trailers, keep_alive), expect_continue
+
+
+def _add_options(out: RawHeaderListType, te_trailers: bool, keep_alive: bool) -> RawHeaderListType:
     if te_trailers:
         out.append((b"TE", b"trailers"))
-        options.append(b"TE")  # RFC 9110 §7.6.1: TE is a connection option
-    if not keep_alive:
-        options.append(b"close")  # no idle_timeout: no reuse (Thor 0.17)
-    if options:
-        out.append((b"Connection", b", ".join(options)))
-    return out, expect_continue
+        if keep_alive:
+            out.append((b"Connection", b"TE"))  # RFC 9110 §7.6.1: TE is a connection option
+        else:
+            out.append((b"Connection", b"TE, close"))
+    elif not keep_alive:
+        out.append((b"Connection", b"close"))  # no idle_timeout: no reuse (Thor 0.17)
+    return out
+
+
+# Names prepare_headers looks at: Host, TE, Expect and the hop-by-hop fields.
+_SPECIAL = HOP_BY_HOP | {b"host", b"expect"}
+_KEPT_ANYWAY = frozenset({b"host", b"te"})

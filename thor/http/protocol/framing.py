@@ -60,6 +60,14 @@ def collect(headers: RawHeaderListType) -> Specials:
 
 def parse_content_length(values: list[bytes], max_body_size: int | None) -> int:
     """RFC 9112 §6.2 Content-Length, strictly: exactly one field with only digits."""
+    if len(values) == 1:
+        # The usual case in C-level calls; anything else gets the checks below (and their
+        # errors). bytes.isdigit() is true for ASCII digits only, like content_length_re.
+        value = values[0]
+        if value.isdigit() and len(value) <= MAX_LENGTH_DIGITS:
+            length = int(value)
+            if max_body_size is None or length <= max_body_size:
+                return length
     if len(values) > 1:
         raise error.DuplicateCLError(f"{len(values)} Content-Length fields")
     value = values[0]
@@ -163,6 +171,12 @@ def keep_alive(version: bytes, specials: Specials) -> bool:
     values = specials.get(b"connection")
     if values is None:
         return version == b"1.1"
+    if len(values) == 1:  # the usual single option, without splitting a list
+        option = values[0].lower()
+        if option == b"keep-alive":
+            return True
+        if option == b"close":
+            return False
     tokens = {t.lower() for v in values for t in split_list(v)}
     if b"close" in tokens:
         return False

@@ -38,6 +38,7 @@ __all__ = [
     "new_body",
     "new_end",
     "new_request_head",
+    "new_response_head",
 ]
 
 
@@ -117,6 +118,17 @@ class _WritableRequestHead:
     expect_continue: bool
 
 
+class _WritableResponseHead:
+    __slots__ = ResponseHead.__slots__
+    status: int
+    phrase: bytes
+    version: bytes
+    headers: RawHeaderListType
+    framing: Framing
+    content_length: int | None
+    keep_alive: bool
+
+
 class _WritableBody:
     __slots__ = Body.__slots__
     data: bytes
@@ -148,6 +160,28 @@ def new_request_head(
     head.keep_alive = keep_alive
     head.expect_continue = expect_continue
     head.__class__ = RequestHead  # type: ignore[assignment]
+    return head  # type: ignore[return-value]
+
+
+def new_response_head(
+    status: int,
+    phrase: bytes,
+    version: bytes,
+    headers: RawHeaderListType,
+    framing: Framing,
+    content_length: int | None,
+    keep_alive: bool,
+) -> ResponseHead:
+    """``ResponseHead(...)`` with the same arguments, built without ``object.__setattr__``."""
+    head = _WritableResponseHead()
+    head.status = status
+    head.phrase = phrase
+    head.version = version
+    head.headers = headers
+    head.framing = framing
+    head.content_length = content_length
+    head.keep_alive = keep_alive
+    head.__class__ = ResponseHead  # type: ignore[assignment]
     return head  # type: ignore[return-value]
 
 

@@ -14,6 +14,7 @@ waiting for more bytes. An ``HttpError`` raised anywhere becomes the final ``Inv
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from thor.http import error
@@ -247,6 +248,26 @@ class BaseParser:
 
     def _read_chunk_size(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         """chunk-size [ chunk-ext ] CRLF (RFC 9112 §7.1)."""
+        simple = _SIMPLE_CHUNK_LINE.match(buf, pos)
+        if simple is not None:
+            # The usual chunk line (no extension, few digits): with its data and CRLF, or the
+            # last chunk with no trailers, in this one call; else on to the general readers.
+            size = int(simple.group(1), 16)
+            start = simple.end()
+            self._body_total += size
+            if self._max_body_size is not None and self._body_total > self._max_body_size:
+                raise error.ContentTooLargeError(f"chunked body larger than {self._max_body_size}")
+            if size:
+                stop = start + size
+                if buf[stop : stop + 2] == b"\r\n":
+                    events.append(new_body(_slice(buf, start, stop)))
+                    return stop + 2
+                self._remaining = size
+                self._reader = self._read_chunk_data
+                return start
+            if buf[start : start + 2] == b"\r\n":
+                self._finish(events, [])
+                return start + 2
         limit = self._max_chunk_line
         # Look for LF in the first limit+2 bytes only: the answer depends on the bytes, not on
         # how they were split, and a line with no LF is rejected at once (Appendix B16).
@@ -312,6 +333,12 @@ class BaseParser:
         trailers = [(n, v) for n, v in fields if n.lower() not in FORBIDDEN_TRAILERS]
         self._finish(events, trailers)
         return end
+
+
+# A chunk line as most senders write it: hex digits (few enough to need no overflow check,
+# see MAX_CHUNK_DIGITS) and CRLF; anything else (extensions, leading zeros) takes the
+# general path and its errors.
+_SIMPLE_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,%d})\r\n" % MAX_CHUNK_DIGITS)
 
 
 def _slice(buf: Buffer, start: int, stop: int) -> bytes:

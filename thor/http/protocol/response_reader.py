@@ -15,7 +15,7 @@ from thor.http import error
 from thor.http.protocol import abnf
 from thor.http.protocol.framing import collect, keep_alive, response_framing
 from thor.http.protocol.head import Buffer, HeadScanner
-from thor.http.protocol.messages import FRAMING_CLOSE, Event, ResponseHead
+from thor.http.protocol.messages import FRAMING_CLOSE, Event, new_response_head
 from thor.http.protocol.reader import BaseParser
 
 __all__ = ["ResponseParser"]
@@ -23,8 +23,25 @@ __all__ = ["ResponseParser"]
 StatusLine = tuple[bytes, int, bytes]
 
 
+# A client hears the same few status lines again and again ("HTTP/1.1 200 OK"): valid ones
+# are remembered (bounded: cleared when full, so a server inventing phrases cannot grow it).
+_STATUS_LINES: dict[bytes, StatusLine] = {}
+_STATUS_LINES_MAX = 256
+
+
 def parse_status_line(line: bytes) -> StatusLine | None:
     """(version, status, phrase) of a valid HTTP/1.x status line (RFC 9112 §4), else None."""
+    parsed = _STATUS_LINES.get(line)
+    if parsed is None:
+        parsed = _parse_status_line(line)
+        if parsed is not None:
+            if len(_STATUS_LINES) >= _STATUS_LINES_MAX:
+                _STATUS_LINES.clear()
+            _STATUS_LINES[line] = parsed
+    return parsed
+
+
+def _parse_status_line(line: bytes) -> StatusLine | None:
     match = abnf.status_line_re.fullmatch(line) or abnf.status_line_bare_re.fullmatch(line)
     if match is None:
         return None
@@ -86,7 +103,7 @@ class ResponseParser(BaseParser):
         specials = collect(headers)
         framing, length = response_framing(method, status, specials, self._max_body_size)
         persist = keep_alive(version, specials) and framing is not FRAMING_CLOSE
-        events.append(ResponseHead(status, phrase, version, headers, framing, length, persist))
+        events.append(new_response_head(status, phrase, version, headers, framing, length, persist))
         if 100 <= status < 200 and status != 101:
             self._interim = True
             return end  # interim: the final response to the same request follows

@@ -271,9 +271,12 @@ class RequestWriter(_BodyWriter):
         if not isinstance(target, bytes) or _TARGET.fullmatch(target) is None:
             raise error.OutputSyntaxError(f"invalid request target {target!r}")
         lnames = _check_fields(headers)
-        pairs = list(zip(lnames, headers, strict=True))
-        lengths = [v for ln, (_, v) in pairs if ln == b"content-length"]
-        kept = [h for ln, h in pairs if ln != b"transfer-encoding"]
+        kept, lengths = headers, _NO_LENGTHS
+        if b"content-length" in lnames or b"transfer-encoding" in lnames:
+            # Most requests (a GET) have neither: then the fields go as they are.
+            pairs = list(zip(lnames, headers, strict=True))
+            lengths = [v for ln, (_, v) in pairs if ln == b"content-length"]
+            kept = [h for ln, h in pairs if ln != b"transfer-encoding"]
         if has_body is None:
             has_body = method in _BODY_METHODS
         extra = b""
