@@ -320,10 +320,10 @@ class _AsgiExchange:
         self.t_body_paused = has_body
         self.t_body_complete = not has_body
         self.a_input = _Input.UNREAD if has_body else _Input.ARRIVED
-        exchange.on("error", self.t_error)
         exchange.on("done", self.t_done)
         exchange.on("pause", self.t_pause)
-        if has_body:
+        if has_body:  # without a body, t_error has nothing to do
+            exchange.on("error", self.t_error)
             self.a_chunks = deque()
             exchange.on("request_body", self.t_body)
             exchange.on("request_done", self.t_body_done)

@@ -214,7 +214,8 @@ class WsgiHandler:
         )
         task = _WsgiTask(self, exchange, environ, body, request.method == b"HEAD")
         exchange.on("pause", task.on_pause)
-        exchange.on("error", task.on_error)
+        if body is not None:  # without a body an error means nothing to the task
+            exchange.on("error", task.on_error)
         exchange.on("done", task.on_done)
         if body is not None and _small_body(request.headers, body.high_water):
             # A small body the client sends at once: run the app when it is all here,
