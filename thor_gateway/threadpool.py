@@ -16,11 +16,12 @@ So, with a ``loop``:
   awake worker takes the next task when it finishes its current one;
 - a worker that finds the deque empty calls ``on_idle`` (the WSGI handler
   wakes the loop there, once for the whole burst of responses it posted);
-- while tasks are admitted, the loop ticks every ``tick`` seconds: a tick
-  that finds tasks waiting and none taken since the last tick means the awake
-  workers are blocked (in I/O, a sleep, a lock), so it wakes one more worker
+- while tasks wait, the loop ticks every ``tick`` seconds: a tick that finds
+  tasks waiting and none taken since the last tick means the awake workers
+  are blocked (in I/O, a sleep, a lock), so it wakes one more worker
   (starting threads on demand, up to ``threads``).  The tick also delivers
-  what workers posted in the meantime.
+  what a worker posted before taking its next task.  With nothing waiting
+  the loop does not tick at all, however long the running tasks take.
 
 Without a loop (tests, tools) every submit wakes a worker (or starts one, up
 to ``threads``), as a plain pool does.
@@ -151,10 +152,12 @@ class ThreadPool:
     def _on_tick(self) -> None:
         assert self.loop is not None
         with self._cond:
-            if not self._admitted or self._closed:
+            if not self._tasks or self._closed:
+                # Nothing waits: no stall to notice, and a worker that runs out of tasks
+                # wakes the loop itself.  The next submit starts the tick again.
                 self._ticking = False
                 return
-            if self._tasks and self._taken == self._taken_at_tick:
+            if self._taken == self._taken_at_tick:
                 self._wake_one()  # every awake worker is stuck: add one
             self._taken_at_tick = self._taken
         self.loop.schedule(self.tick, self._on_tick)
