@@ -101,11 +101,29 @@ class LiveServer:
         for name in _CRASH_LOGGERS:
             logging.getLogger(name).removeHandler(self._crashes)
         if self._thread.is_alive():
+            self._shut_handler_down()
             self.loop.run_in_loop(self.server.shutdown)
             self.loop.run_in_loop(self._close_connections)
             self.loop.run_in_loop(self.loop.stop)
             self._thread.join(10)
         self.loop.close()
+
+    def _shut_handler_down(self) -> None:
+        """The mounted handler's shutdown, as the gateway runs it (closes upstream pools)."""
+        handler = self.handler
+        if handler is None or not hasattr(handler, "shutdown"):
+            return
+        finished = threading.Event()
+
+        def shut() -> None:
+            try:
+                handler.shutdown(lambda exc: finished.set())
+            except Exception:
+                finished.set()
+                raise
+
+        self.loop.run_in_loop(shut)
+        finished.wait(5)
 
 
 @pytest.fixture
