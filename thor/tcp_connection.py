@@ -65,7 +65,7 @@ class TcpConnection(EventEmitter):
 
     # recv(n) allocates n bytes, then shrinks them: above glibc's 128 KiB mmap
     # threshold that is an mmap/munmap per read (3x the CPU: docs/tcp.md).
-    read_bufsize = 64 * 1024
+    read_bufsize = 120 * 1024
     write_high_water = 256 * 1024
     write_low_water = 64 * 1024
     close_timeout = 2.0
