@@ -181,11 +181,15 @@ class ThreadPool:
     def _work(self) -> None:
         cond = self._cond
         tasks = self._tasks
+        ran = False  # a task just ended: count it out with the next look at the deque
         while True:
             with cond:
+                if ran:
+                    self._admitted -= 1
                 task = tasks.popleft() if tasks else None
                 if task is not None:
                     self._taken += 1
+            ran = False
             if task is None:
                 if self.on_idle is not None:
                     self.on_idle()  # outside the lock: it may make a system call
@@ -202,6 +206,4 @@ class ThreadPool:
                 task()
             except BaseException:
                 log.exception("task %r raised", task)
-            finally:
-                with cond:
-                    self._admitted -= 1
+            ran = True
