@@ -36,6 +36,7 @@ from thor.http.error import ConnectError, DnsError, HttpError, ReadTimeoutError,
 from thor_gateway import forwarding
 from thor_gateway.balancer import choose
 from thor_gateway.health_checks import Ejection
+from thor_gateway.request import address_of
 from thor_gateway.transform import ResponseTransformer
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ class ProxiedExchange:
             # This hop: the peer that connected to us and our listener's scheme (RFC 7239
             # §5.2), not the client a trusted front proxy named -- that one is already in
             # the Forwarded / X-Forwarded-For it sent, which are passed on.
-            client=_peer(getattr(exchange, "client_address", None)),
+            client=address_of(getattr(exchange, "client_address", None)),
             scheme=getattr(exchange, "scheme", request.scheme),
             upstream_host=b"",  # set per member in _send
             preserve_host=True,  # the real decision is made in _send
@@ -377,10 +378,3 @@ def _never_sent(err: HttpError) -> bool:
     # The client's ConnectError is also used for a connection lost before the response,
     # when the request may have been written; only a failure to connect is safe.
     return isinstance(err, ConnectError) and "before the response" not in str(err)
-
-
-def _peer(address: object) -> tuple[str, int] | None:
-    """The TCP peer as (host, port); None for a UNIX socket (its address is a path or "")."""
-    if isinstance(address, tuple) and len(address) >= 2:
-        return str(address[0]), int(address[1])
-    return None

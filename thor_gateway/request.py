@@ -93,10 +93,10 @@ class Handler(Protocol):
         """Clean up after draining (ASGI lifespan shutdown); then call ``done``."""
 
 
-def _address(value: object) -> tuple[str, int] | None:
-    # Unix sockets give "" or a path string; only (host, port, ...) tuples are addresses.
-    if isinstance(value, tuple) and len(value) >= 2:
-        return str(value[0]), int(value[1])
+def address_of(value: object) -> tuple[str, int] | None:
+    """(host, port) of an IP socket's address; None for a UNIX socket's ("" or a path)."""
+    if value.__class__ is tuple and len(value) >= 2:
+        return value[:2]
     return None
 
 
@@ -130,6 +130,6 @@ def request_at_mount(
         headers=headers,
         http_version=getattr(exchange, "req_version", b"1.1"),
         scheme=getattr(exchange, "scheme", "http"),
-        client=_address(getattr(exchange, "client_address", None)),
-        server=_address(getattr(exchange, "server_address", None)),
+        client=address_of(getattr(exchange, "client_address", None)),
+        server=address_of(getattr(exchange, "server_address", None)),
     )

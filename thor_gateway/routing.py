@@ -43,7 +43,7 @@ from thor_gateway.errors import (
 )
 from thor_gateway.forwarded import ProxyTrust, carries_proxy_fields
 from thor_gateway.metrics import Metrics
-from thor_gateway.request import Request
+from thor_gateway.request import Request, address_of
 
 __all__ = ["Route", "Router", "split_target"]
 
@@ -74,13 +74,6 @@ def split_target(target: bytes) -> tuple[bytes, bytes]:
         slash = raw_path.find(b"/", raw_path.find(b"//") + 2)
         raw_path = raw_path[slash:] if slash >= 0 else b"/"
     return raw_path, query
-
-
-def _address(value: object) -> tuple[str, int] | None:
-    # (host, port) of an IP socket's address; None for a UNIX socket's name.
-    if value.__class__ is tuple and len(value) >= 2:
-        return value[:2]
-    return None
 
 
 _UNKNOWN = object()
@@ -152,7 +145,7 @@ class Router:
         if self.limit_concurrency and busy >= self.limit_concurrency:
             respond(exchange, ConcurrencyLimitError(), extra=[(b"Retry-After", b"1")])
             return
-        peer = _address(exchange.client_address)
+        peer = address_of(exchange.client_address)
         scheme = exchange.scheme
         if carries_proxy_fields(headers):
             info = self.trust.resolve(peer, scheme, headers)
@@ -179,7 +172,7 @@ class Router:
         """The address of the listener ``server`` (one lookup per listener, then cached)."""
         known = self._server_addresses.get(server, _UNKNOWN)
         if known is _UNKNOWN:
-            known = self._server_addresses[server] = _address(server.tcp_server.address)
+            known = self._server_addresses[server] = address_of(server.tcp_server.address)
         return known  # type: ignore[return-value]
 
     def _probe(self, exchange: Any, raw_path: bytes) -> bool:
@@ -244,7 +237,7 @@ class Router:
     def _log(
         self, exchange: Any, completed: bool, duration: float, client: tuple[str, int] | None
     ) -> None:
-        client = client or _address(exchange.client_address)
+        client = client or address_of(exchange.client_address)
         record = AccessRecord(
             remote=client[0] if client else "unix",
             method=exchange.method,
