@@ -35,7 +35,6 @@ from __future__ import annotations
 import enum
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -46,7 +45,7 @@ from thor.loop import Loop
 from thor_gateway.request import Done, Request, ServerExchange
 from thor_gateway.threadpool import ThreadPool
 from thor_gateway.wsgi_environ import ErrorStream, build_environ
-from thor_gateway.wsgi_input import BodyStream, EmptyBody
+from thor_gateway.wsgi_input import BodyStream, EmptyBody, LazyCondition
 
 __all__ = ["AppOutputError", "StartResponseError", "WsgiHandler"]
 
@@ -311,16 +310,15 @@ class _WsgiTask:
 
     __slots__ = (
         "_body",
-        "_cond",
         "_exchange",
         "_gone",
         "_handler",
         "_head",
         "_inflight",
-        "_lock",
         "_paused",
         "_phase",
         "_start",
+        "_sync",
         "environ",
     )
 
@@ -337,11 +335,8 @@ class _WsgiTask:
         self.environ = environ
         self._body = body
         self._head = head
-        # Shared with the loop thread, under _lock.  The condition to wait on is made
-        # by the first worker wait (most responses never wait): who notifies checks
-        # for it under the lock.
-        self._lock = threading.Lock()
-        self._cond: threading.Condition | None = None
+        # Shared with the loop thread, under _sync.lock.
+        self._sync = LazyCondition()
         self._paused = False
         self._gone = False
         self._inflight = 0
@@ -352,9 +347,9 @@ class _WsgiTask:
     # ------------------------------------------------------------- loop thread
 
     def on_pause(self, paused: bool) -> None:
-        with self._lock:
+        with self._sync.lock:
             self._paused = paused
-            self._notify()
+            self._sync.notify()
 
     def on_error(self, error: BaseException) -> None:
         # The body broke, or the client half-closed after a whole request (the
@@ -365,19 +360,14 @@ class _WsgiTask:
 
     def on_done(self, completed: bool) -> None:
         if not completed:
-            with self._lock:
+            with self._sync.lock:
                 self._gone = True
-                self._notify()
-
-    def _notify(self) -> None:
-        # _lock held.
-        if self._cond is not None:
-            self._cond.notify()
+                self._sync.notify()
 
     def _deliver(self, start: Start | None, chunk: bytes) -> None:
-        with self._lock:
+        with self._sync.lock:
             self._inflight -= len(chunk)
-            self._notify()
+            self._sync.notify()
             if self._gone:
                 return
         try:
@@ -406,9 +396,9 @@ class _WsgiTask:
         # The server's writer rejected what the app produced (e.g. more body than its
         # Content-Length): log, then 500 or abort; the worker stops at its next chunk.
         log.exception("the WSGI app's response was refused by the server")
-        with self._lock:
+        with self._sync.lock:
             self._gone = True
-            self._notify()
+            self._sync.notify()
         answer_failure(self._exchange)
 
     def _fail_on_loop(self) -> None:
@@ -484,7 +474,7 @@ class _WsgiTask:
         if not chunk:
             return
         start = self._take_start()
-        with self._lock:
+        with self._sync.lock:
             waited = 0.0
             limit = self._handler.stall_limit
             window = self._handler.window
@@ -493,10 +483,7 @@ class _WsgiTask:
                     log.warning("response stalled for %.0f s; giving up", limit)
                     self._gone = True
                     break
-                cond = self._cond
-                if cond is None:
-                    cond = self._cond = threading.Condition(self._lock)
-                if not cond.wait(1.0):
+                if not self._sync.wait(1.0):
                     waited += 1.0
             if self._gone:
                 raise _ClientGone

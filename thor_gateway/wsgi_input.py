@@ -65,6 +65,31 @@ class EmptyBody:
         return iter(())
 
 
+class LazyCondition:
+    """A lock whose :class:`threading.Condition` is made by the first :meth:`wait`.
+
+    Hold ``lock`` around the shared state, and while calling :meth:`notify` or
+    :meth:`wait`.  Most requests never wait (their body is all here, their
+    response goes out in one piece), so most never pay for a Condition.
+    """
+
+    __slots__ = ("_cond", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._cond: threading.Condition | None = None
+
+    def notify(self) -> None:
+        if self._cond is not None:  # else nobody ever waited
+            self._cond.notify()
+
+    def wait(self, timeout: float) -> bool:
+        cond = self._cond
+        if cond is None:
+            cond = self._cond = threading.Condition(self.lock)
+        return cond.wait(timeout)
+
+
 class BodyStream:
     """A request body that the loop thread fills and one worker thread reads."""
 
@@ -82,10 +107,7 @@ class BodyStream:
         # The server times out a stalled body (body_timeout) and fails the stream; the
         # worker's own limit only guards against that report never coming.
         self._wait_limit = wait_limit
-        # The condition a waiting worker sleeps on is made by its first wait: a body
-        # that is all here before the app reads (the common case) never needs one.
-        self._lock = threading.Lock()
-        self._cond: threading.Condition | None = None
+        self._sync = LazyCondition()
         # The body as it arrived, without copying: chunks, the first one read up to
         # _offset.  A whole chunk is handed to the app as it is (no copy at all).
         self._chunks: deque[bytes] = deque()
@@ -110,38 +132,33 @@ class BodyStream:
 
     def feed(self, chunk: bytes) -> None:
         """A body chunk arrived (loop thread)."""
-        with self._lock:
+        with self._sync.lock:
             self._chunks.append(chunk)
             self._buffered += len(chunk)
             pause = not self._paused and self._buffered >= self.high_water
             if pause:
                 self._paused = True
-            self._notify()
+            self._sync.notify()
         if pause:
             self._pause_body(True)
 
     def finish(self, _trailers: object = None) -> None:
         """The body is complete (loop thread)."""
-        with self._lock:
+        with self._sync.lock:
             if self._state is _State.OPEN:
                 self._state = _State.COMPLETE
-            self._notify()
+            self._sync.notify()
 
     def fail(self, error: BaseException) -> None:
         """The body broke; later reads raise (loop thread).  A complete body stays readable."""
-        with self._lock:
+        with self._sync.lock:
             if self._state is _State.OPEN:
                 self._state = _State.FAILED
                 self._error = error
-            self._notify()
-
-    def _notify(self) -> None:
-        # _lock held.
-        if self._cond is not None:
-            self._cond.notify()
+            self._sync.notify()
 
     def _resume(self) -> None:
-        with self._lock:
+        with self._sync.lock:
             self._resume_posted = False
             resume = (
                 self._paused and self._state is _State.OPEN and self._buffered < self.high_water
@@ -163,10 +180,7 @@ class BodyStream:
                 self._error = TimeoutError("no request body progress")
                 break
             step = min(1.0, self._wait_limit - waited)
-            cond = self._cond
-            if cond is None:
-                cond = self._cond = threading.Condition(self._lock)
-            if not cond.wait(step):
+            if not self._sync.wait(step):
                 waited += step
         if not self._buffered and self._state is _State.FAILED:
             raise RequestBodyError(f"request body incomplete: {self._error}", self._error)
@@ -186,7 +200,7 @@ class BodyStream:
         parts: list[bytes] = []
         got = 0
         chunks = self._chunks
-        with self._lock:
+        with self._sync.lock:
             while got < size:
                 if not chunks:
                     if self._state is _State.COMPLETE:
