@@ -50,6 +50,7 @@ from thor.asyncio_loop import AsyncioLoop
 from thor.http.error import HttpError
 from thor.loop import Loop
 from thor_gateway.lifespan import LifespanManager
+from thor_gateway.memo import Memo
 from thor_gateway.request import Done, Request, ServerExchange
 from thor_gateway.wsgi import abort_exchange, answer_failure
 
@@ -65,10 +66,8 @@ Start = tuple[int, bytes, list[tuple[bytes, bytes]]]
 _NAME_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _VALUE_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")
 _PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-# Valid header lists seen in http.response.start, as in thor_gateway.wsgi: apps send
-# the same few again and again.  Bounded; the asyncio threads share it under the GIL.
-_HEADER_LISTS: dict[tuple[Any, ...], tuple[tuple[bytes, bytes], ...]] = {}
-_CACHE_SIZE = 256
+# Valid header lists of http.response.start, encoded, by value (thor_gateway.memo).
+_HEADER_LISTS: Memo[tuple[object, ...], tuple[tuple[bytes, bytes], ...]] = Memo(256)
 
 
 class ClientDisconnected(OSError):
@@ -117,11 +116,7 @@ def encode_start(message: Message) -> Start:
     if type(status) is not int or not 200 <= status <= 599:
         raise AppResponseError(f"invalid status {status!r}")
     fields = message.get("headers", ())
-    try:
-        key: tuple[Any, ...] | None = tuple(fields)
-        known = _HEADER_LISTS.get(key)  # type: ignore[arg-type]
-    except TypeError:  # an unhashable item (a list pair): checked below, never remembered
-        key = known = None
+    key, known = _HEADER_LISTS.lookup_items(fields)
     if known is not None:
         return status, _PHRASES.get(status, b""), list(known)
     headers: list[tuple[bytes, bytes]] = []
@@ -136,9 +131,7 @@ def encode_start(message: Message) -> Start:
             raise AppResponseError(f"invalid header {item!r}")
         headers.append((name, value))
     if key is not None:
-        if len(_HEADER_LISTS) >= _CACHE_SIZE:
-            _HEADER_LISTS.clear()
-        _HEADER_LISTS[key] = tuple(headers)
+        _HEADER_LISTS.put(key, tuple(headers))
     return status, _PHRASES.get(status, b""), headers
 
 

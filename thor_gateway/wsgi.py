@@ -42,6 +42,7 @@ from typing import Any
 from thor.http.error import HttpError
 from thor.http.headers import HOP_BY_HOP
 from thor.loop import Loop
+from thor_gateway.memo import Memo
 from thor_gateway.request import Done, Request, ServerExchange
 from thor_gateway.threadpool import ThreadPool
 from thor_gateway.wsgi_environ import ErrorStream, build_environ
@@ -97,13 +98,10 @@ class _Phase(enum.Enum):
 _WAITING, _READY, _INVALID, _STARTED, _DONE = _Phase
 
 
-# Apps answer with the same few statuses and header lists again and again, so the
-# encoded form of valid ones is remembered: a hit skips the checks and the encoding.
-# Only valid input is stored; a cache that fills up (headers that vary per response)
-# is emptied and starts again.  Plain dicts: workers share them under the GIL.
-_STATUSES: dict[str, tuple[int, bytes]] = {}
-_HEADER_LISTS: dict[tuple[object, ...], tuple[tuple[bytes, bytes], ...]] = {}
+# The encoded form of valid statuses and header lists, by value (thor_gateway.memo).
 _CACHE_SIZE = 256
+_STATUSES: Memo[str, tuple[int, bytes]] = Memo(_CACHE_SIZE)
+_HEADER_LISTS: Memo[tuple[object, ...], tuple[tuple[bytes, bytes], ...]] = Memo(_CACHE_SIZE)
 
 
 def encode_status(status: object) -> tuple[int, bytes]:
@@ -117,9 +115,7 @@ def encode_status(status: object) -> tuple[int, bytes]:
     if match is None:
         raise AppOutputError(f"invalid status {status!r}")
     encoded = int(match.group(1)), match.group(2).encode("latin-1")
-    if len(_STATUSES) >= _CACHE_SIZE:
-        _STATUSES.clear()
-    _STATUSES[status] = encoded
+    _STATUSES.put(status, encoded)
     return encoded
 
 
@@ -127,18 +123,12 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
     """The app's header list as bytes; AppOutputError on anything that could corrupt the wire."""
     if type(headers) is not list:
         raise AppOutputError(f"headers must be a list, not {type(headers).__name__}")
-    try:
-        key: tuple[object, ...] | None = tuple(headers)
-        known = _HEADER_LISTS.get(key)  # type: ignore[arg-type]
-    except TypeError:  # an unhashable item: invalid, _encode_headers says why
-        key = known = None
+    key, known = _HEADER_LISTS.lookup_items(headers)
     if known is not None:
         return list(known)  # a new list: the caller may append Content-Length
-    encoded = _encode_headers(headers)
+    encoded = _encode_headers(headers)  # an unhashable item is invalid: this says why
     if key is not None:
-        if len(_HEADER_LISTS) >= _CACHE_SIZE:
-            _HEADER_LISTS.clear()
-        _HEADER_LISTS[key] = tuple(encoded)
+        _HEADER_LISTS.put(key, tuple(encoded))
     return encoded
 
 
