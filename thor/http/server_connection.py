@@ -315,6 +315,21 @@ class HttpServerConnection(EventEmitter):
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)
 
+    def cork(self) -> bool:
+        """Hold writes: no end-of-iteration flush is scheduled until :meth:`uncork`.
+
+        Returns what ``uncork`` needs: whether a flush was scheduled already.
+        """
+        held = self._flush_scheduled
+        self._flush_scheduled = True  # write() then schedules nothing
+        return held
+
+    def uncork(self, held: bool) -> None:
+        """End :meth:`cork`; what is still queued (no flush came meanwhile) goes now."""
+        if not held and self._flush_scheduled:
+            self._flush_scheduled = False
+            self.flush()
+
     def flush(self) -> None:
         """Hand what is queued to the TCP connection now."""
         self._flush_scheduled = False

@@ -190,17 +190,14 @@ class HttpServerExchange(EventEmitter):
         ``response_done`` makes pointless; this sends the response at once instead.
         """
         conn = self.http_conn
-        scheduled = conn._flush_scheduled
-        conn._flush_scheduled = True  # hold writes: response_done flushes them together
+        held = conn.cork()  # response_done flushes start, body and end together
         try:
             self.response_start(status, phrase, headers)
             if body:
                 self.response_body(body)
             self.response_done()
         finally:
-            if not scheduled and conn._flush_scheduled:  # an error came before the flush
-                conn._flush_scheduled = False
-                conn.flush()
+            conn.uncork(held)
 
     def _get_writer(self) -> ResponseWriter:
         writer = self._writer
