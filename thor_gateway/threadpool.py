@@ -105,7 +105,7 @@ class ThreadPool:
         With a ``loop``, call it on the loop's thread only (it arms the loop's timers).
         """
         with self._cond:
-            if self._closed or self._admitted >= self.threads + self.max_queue:
+            if self.full:
                 return False
             self._admitted += 1
             self._tasks.append(task)
