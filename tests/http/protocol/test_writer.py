@@ -144,6 +144,41 @@ def test_hop_by_hop_stripped_and_extra_appended() -> None:
 
 
 @pytest.mark.parametrize(
+    ("headers", "kept"),
+    [
+        # A relayed "Connection: keep-alive" names no field: only it goes.
+        (
+            [(b"Content-Length", b"2"), (b"Connection", b"Keep-Alive"), (b"Keep", b"1")],
+            [b"Keep: 1", b"Content-Length: 2"],
+        ),
+        # Every Connection line counts, whatever its case and spacing (RFC 9110 §7.6.1).
+        (
+            [
+                (b"connection", b"close"),
+                (b"CONNECTION", b" x-a ,X-B"),
+                (b"X-A", b"1"),
+                (b"x-b", b"2"),
+                (b"X-C", b"3"),
+                (b"Content-Length", b"0"),
+            ],
+            [b"X-C: 3", b"Content-Length: 0"],
+        ),
+    ],
+)
+def test_connection_options_dropped(headers: list[tuple[bytes, bytes]], kept: list[bytes]) -> None:
+    head = ResponseWriter(b"GET", b"1.1", True).start(200, b"OK", headers)
+    assert head_lines(head)[1:] == kept
+
+
+def test_switching_protocols_keeps_upgrade_and_connection() -> None:
+    writer = ResponseWriter(b"GET", b"1.1", True)
+    headers = [(b"Connection", b"Upgrade, X-A"), (b"Upgrade", b"websocket"), (b"X-A", b"1")]
+    head = writer.start(101, b"Switching Protocols", headers)
+    assert head_lines(head)[1:] == [b"Connection: Upgrade, X-A", b"Upgrade: websocket"]
+    assert writer.framing is Framing.TUNNEL
+
+
+@pytest.mark.parametrize(
     "headers",
     [
         [(b"Foo", b"x\r\nBar: y")],

@@ -17,7 +17,7 @@ import re
 from http import HTTPStatus
 
 from thor.http import error
-from thor.http.headers import HOP_BY_HOP, RawHeaderListType, get_values, split_list
+from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
 from thor.http.protocol import abnf
 from thor.http.protocol.messages import (
     FRAMING_CHUNKED,
@@ -242,15 +242,29 @@ def _strip_fields(
         # below returns then, with C-level calls instead of Python loops.
         i = lnames.index(b"content-length")
         return headers[:i] + headers[i + 1 :], [headers[i][1]]
-    pairs = list(zip(lnames, headers, strict=True))
-    lengths = [v for ln, (_, v) in pairs if ln == b"content-length"]
-    drop = HOP_BY_HOP | {b"content-length"}
+    drop = _FRAMING_OR_HOP
     if b"connection" in lnames:
-        for value in get_values(headers, b"connection"):
-            drop |= {t.lower() for t in split_list(value)}
+        named: set[bytes] = set()
+        for name, (_, value) in zip(lnames, headers, strict=True):
+            # "Connection: keep-alive" or "close" (the usual values) names no other field.
+            if name == b"connection" and value.lower() not in _PLAIN_OPTIONS:
+                named.update([token.lower() for token in split_list(value)])
+        if named:
+            drop = drop | named
     if status == 101:
-        drop -= _UPGRADE_FIELDS  # RFC 9110 §15.2.2: Upgrade and Connection are the point
-    return [h for ln, h in pairs if ln not in drop], lengths
+        drop = drop - _UPGRADE_FIELDS  # RFC 9110 §15.2.2: Upgrade and Connection are the point
+    kept: RawHeaderListType = []
+    lengths: list[bytes] = []
+    for name, field in zip(lnames, headers, strict=True):
+        if name not in drop:
+            kept.append(field)
+        elif name == b"content-length":
+            lengths.append(field[1])
+    return kept, lengths
+
+
+# Connection options that are not field names to drop (Keep-Alive is hop-by-hop anyway).
+_PLAIN_OPTIONS = frozenset({b"keep-alive", b"close"})
 
 
 class RequestWriter(_BodyWriter):
