@@ -202,7 +202,11 @@ class Load:
     is retried instead, as HTTP clients do (RFC 9112 §9.3.1): a request on a *reused*
     keep-alive connection that the server closed as idle before reading it (no response
     byte came back); the retry goes on a new connection.  ``refused`` counts new
-    connections refused, which is right only after the server was told to stop.
+    connections refused, which is right only after the server was told to stop, and
+    so are new connections opened after :meth:`server_told_to_stop` that are reset
+    before any answer: the kernel can complete a handshake on the shared listening
+    socket between the last worker's final ``accept`` and its ``close`` (a window no
+    server can close), and such a client never had its request read.
     """
 
     def __init__(self, port: int, path: str, *, threads: int = 8, seconds: float = 10.0) -> None:
@@ -216,6 +220,7 @@ class Load:
         self.retried = 0
         self.refused = 0
         self.failures: list[str] = []
+        self.stop_sent_at: float | None = None
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
     def __enter__(self) -> Load:
@@ -230,6 +235,10 @@ class Load:
         self.stopping.set()
         for thread in self.threads:
             thread.join(timeout)
+
+    def server_told_to_stop(self) -> None:
+        """Call just before signalling the server to stop (see the class docstring)."""
+        self.stop_sent_at = time.monotonic()
 
     def wait_ok(self, count: int, timeout: float = 10.0) -> None:
         poll(lambda: self.ok >= count, timeout, f"{count} answered requests")
@@ -246,9 +255,11 @@ class Load:
 
         conn: http.client.HTTPConnection | None = None
         reused = False
+        connected_at = 0.0
         while not self.stopping.is_set() and time.monotonic() < self.deadline:
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+                connected_at = time.monotonic()  # taken before: the handshake starts after it
                 try:
                     conn.connect()
                 except ConnectionRefusedError:
@@ -266,6 +277,8 @@ class Load:
                 conn = None
                 if reused:
                     self._count("retried")
+                elif self.stop_sent_at is not None and connected_at >= self.stop_sent_at:
+                    self._count("refused")
                 else:
                     self._count("failure", f"{type(e).__name__}: {e}")
                 continue

@@ -29,6 +29,7 @@ def test_stop_under_load_loses_nothing(start_gateway: Any, signum: int, app: str
     gateway = start_gateway(app, "-b", "127.0.0.1:0", "--graceful-timeout", "10")
     with Load(gateway.port, "/load?sleep=0.02", threads=8, seconds=20) as load:
         load.wait_ok(50)
+        load.server_told_to_stop()
         gateway.signal(signum)
         assert gateway.wait(20) == 0
         poll(lambda: load.refused > 0 or load.stopping.is_set(), 5, "clients to notice")
@@ -137,6 +138,7 @@ def test_sigterm_to_master_drains_workers_under_load(start_gateway: Any) -> None
     )
     with Load(gateway.port, "/w?sleep=0.02", threads=8, seconds=20) as load:
         load.wait_ok(50)
+        load.server_told_to_stop()
         gateway.signal(signal.SIGTERM)
         assert gateway.wait(20) == 0
     assert load.failures == [], load.failures
