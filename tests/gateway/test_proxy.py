@@ -194,6 +194,7 @@ def test_silent_upstream_is_504(mount_proxy: MountProxy) -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"5\r\nhello\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhello",
         b"HTTP/1.1 2000 OK\r\n\r\n",
         b"garbage\r\n\r\n",

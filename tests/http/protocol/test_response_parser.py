@@ -130,6 +130,18 @@ REJECT: list[tuple[str, bytes, type[error.HttpError]]] = [
     ("dup-cl", OK + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\n", error.DuplicateCLError),
     ("bad-cl", OK + b"Content-Length: x\r\n\r\n", error.MalformedCLError),
     ("gzip-chunked", OK + b"Transfer-Encoding: gzip, chunked\r\n\r\n", error.TransferCodeError),
+    # RFC 9112 §6.1: chunked at most once, whether in one field line or several.
+    ("chunked-twice", OK + b"Transfer-Encoding: chunked, chunked\r\n\r\n", error.UpstreamError),
+    (
+        "chunked-twice-lines",
+        OK + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: Chunked\r\n\r\n",
+        error.UpstreamError,
+    ),
+    (
+        "chunked-twice-not-last",
+        OK + b"Transfer-Encoding: chunked, chunked, gzip\r\n\r\n",
+        error.UpstreamError,
+    ),
     ("empty-te", OK + b"Transfer-Encoding: ,\r\n\r\n", error.RequestTransferEncodingError),
     ("version", b"HTTP/2.0 200 OK\r\n\r\n", error.HttpVersionError),
     ("status-short", b"HTTP/1.1 20 OK\r\n\r\n", error.StartLineError),

@@ -156,7 +156,12 @@ def response_framing(
             # Step 3: "ought to be handled as an error"; as an intermediary we refuse it.
             raise error.UpstreamError("both Transfer-Encoding and Content-Length")
         codings = _codings(te)
-        if codings[-1] == b"chunked" and codings.count(b"chunked") == 1:
+        chunked = codings.count(b"chunked")
+        if chunked > 1:
+            # RFC 9112 §6.1: a sender MUST NOT apply chunked more than once; decoding it once,
+            # twice or not at all would each give another body, so the framing is in doubt.
+            raise error.UpstreamError("chunked applied more than once")
+        if chunked and codings[-1] == b"chunked":
             if len(codings) > 1:
                 raise error.TransferCodeError(b", ".join(codings[:-1]).decode("latin-1"))
             return FRAMING_CHUNKED, None
