@@ -24,6 +24,9 @@ __all__ = [
     "Request",
     "ServerExchange",
     "request_at_mount",
+    "split_target",
+    "target_authority",
+    "with_host",
 ]
 
 Done = Callable[[BaseException | None], None]
@@ -112,11 +115,7 @@ def request_at_mount(
     A small stand-in for the router, used by tests and by embedders that mount one
     app; the request path must start with ``prefix`` at a segment boundary.
     """
-    raw_path, _, query = target.partition(b"?")
-    if raw_path.startswith((b"http://", b"https://")):
-        # RFC 9112 §3.2.2 absolute-form: the path starts after the authority.
-        slash = raw_path.find(b"/", raw_path.find(b"//") + 2)
-        raw_path = raw_path[slash:] if slash >= 0 else b"/"
+    raw_path, query = split_target(target)
     decoded = unquote_to_bytes(raw_path)
     if prefix and not (decoded == prefix or decoded.startswith(prefix + b"/")):
         raise ValueError(f"{decoded!r} is not under the mount {prefix!r}")
@@ -133,3 +132,38 @@ def request_at_mount(
         client=address_of(getattr(exchange, "client_address", None)),
         server=address_of(getattr(exchange, "server_address", None)),
     )
+
+
+def split_target(target: bytes) -> tuple[bytes, bytes]:
+    """(raw path, query) of a request-target; absolute-form keeps only its path."""
+    raw_path, _, query = target.partition(b"?")
+    if raw_path[:1] != b"/" and target_authority(raw_path) is not None:
+        # RFC 9112 §3.2.2: a server MUST accept the absolute form; the path starts after
+        # the authority.
+        slash = raw_path.find(b"/", raw_path.find(b"//") + 2)
+        raw_path = raw_path[slash:] if slash >= 0 else b"/"
+    return raw_path, query
+
+
+def target_authority(target: bytes) -> bytes | None:
+    """The authority of an absolute-form target (``http://host:port/...``), else None."""
+    lowered = target[:8].lower()
+    if lowered.startswith(b"http://"):
+        start = 7
+    elif lowered == b"https://":
+        start = 8
+    else:
+        return None
+    end = len(target)
+    for mark in (b"/", b"?"):
+        at = target.find(mark, start)
+        if 0 <= at < end:
+            end = at
+    return target[start:end]
+
+
+def with_host(headers: RawHeaders, host: bytes) -> RawHeaders:
+    """``headers`` with the Host field's value replaced by ``host`` (added if missing)."""
+    if any(n.lower() == b"host" for n, _ in headers):
+        return [(n, host if n.lower() == b"host" else v) for n, v in headers]
+    return [(b"Host", host), *headers]

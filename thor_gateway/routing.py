@@ -43,7 +43,7 @@ from thor_gateway.errors import (
 )
 from thor_gateway.forwarded import ProxyTrust, carries_proxy_fields
 from thor_gateway.metrics import Metrics
-from thor_gateway.request import Request, address_of
+from thor_gateway.request import Request, address_of, split_target, target_authority, with_host
 
 __all__ = ["Route", "Router", "split_target"]
 
@@ -61,19 +61,6 @@ class Route:
     @property
     def accepts_connect(self) -> bool:
         return bool(getattr(self.handler, "accepts_connect", False))
-
-
-def split_target(target: bytes) -> tuple[bytes, bytes]:
-    """(raw path, query) of a request-target; absolute-form keeps only its path."""
-    raw_path, _, query = target.partition(b"?")
-    if raw_path[:1] != b"/" and (
-        raw_path[:7].lower() == b"http://" or raw_path[:8].lower() == b"https://"
-    ):
-        # RFC 9112 §3.2.2: a server MUST accept the absolute form; the path
-        # starts after the authority.
-        slash = raw_path.find(b"/", raw_path.find(b"//") + 2)
-        raw_path = raw_path[slash:] if slash >= 0 else b"/"
-    return raw_path, query
 
 
 _UNKNOWN = object()
@@ -136,6 +123,12 @@ class Router:
         # "done" comes once per exchange: a plain listener is cheaper than once().
         exchange.on("done", lambda completed: self._finished(exchange, completed, client[0]))
         raw_path, query = split_target(target)
+        if target[:1] != b"/" and method != b"CONNECT":
+            authority = target_authority(target)
+            if authority is not None:
+                # RFC 9112 §3.2.2: with an absolute-form target, the server MUST ignore the
+                # Host field and use the target's authority (apps and upstreams see that).
+                headers = with_host(headers, authority)
         if self._probe(exchange, raw_path):
             return
         found = self._route(exchange, method, raw_path)
@@ -151,7 +144,7 @@ class Router:
             info = self.trust.resolve(peer, scheme, headers)
             peer, scheme = info.client, info.scheme
             if info.host is not None:
-                headers = [(n, info.host if n.lower() == b"host" else v) for n, v in headers]
+                headers = with_host(headers, info.host)
         client[0] = peer
         request = Request(
             method=method,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import thor.loop
 from thor.http.server import HttpServer
 from thor_gateway.forwarded import ProxyTrust
 from thor_gateway.metrics import Metrics
-from thor_gateway.request import Request
+from thor_gateway.request import Request, target_authority, with_host
 from thor_gateway.routing import Route, Router, split_target
 
 
@@ -90,6 +91,33 @@ def test_split_target() -> None:
     assert split_target(b"/a/b?x=1&y") == (b"/a/b", b"x=1&y")
     assert split_target(b"http://example.com/p?q") == (b"/p", b"q")
     assert split_target(b"HTTPS://example.com") == (b"/", b"")
+
+
+def test_target_authority_and_with_host() -> None:
+    assert target_authority(b"http://example.com:8080/p?q") == b"example.com:8080"
+    assert target_authority(b"HTTPS://[::1]?q") == b"[::1]"
+    assert target_authority(b"http://h") == b"h"
+    assert target_authority(b"/p") is None
+    assert target_authority(b"example.com:443") is None
+    assert with_host([(b"A", b"1"), (b"host", b"x")], b"h") == [(b"A", b"1"), (b"host", b"h")]
+    assert with_host([(b"A", b"1")], b"h") == [(b"Host", b"h"), (b"A", b"1")]
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_absolute_form_target_names_the_host(serve: Any, version: bytes) -> None:
+    """RFC 9112 §3.2.2: the server ignores Host and uses the target's authority."""
+    app = Recorder("app")
+    served = serve(Router([Route(b"/api", app)]))
+    host = b"Host: other.example\r\n" if version == b"1.1" else b""
+    with socket.create_connection(("127.0.0.1", served.server.port), timeout=5) as sock:
+        sock.sendall(
+            b"GET http://wanted.example:81/api/x?q=1 HTTP/" + version + b"\r\n" + host + b"\r\n"
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+    request = app.requests[0]
+    assert (request.raw_path, request.query, request.path_info) == (b"/api/x", b"q=1", b"/x")
+    hosts = [v for n, v in request.headers if n.lower() == b"host"]
+    assert hosts == [b"wanted.example:81"]
 
 
 def test_match_at_segment_boundaries() -> None:

@@ -89,6 +89,9 @@ APPENDIX_B: list[tuple[str, bytes, type[E.HttpError], int]] = [
     ("B40a", b"GET ! HTTP/1.1\r\nHost: a\r\n\r\n", E.UrlError, 400),
     ("B40b", b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", E.UrlError, 400),
     ("B40c", b"GET /p#frag HTTP/1.1\r\nHost: a\r\n\r\n", E.UrlError, 400),
+    # RFC 9110 §4.2.1: an http URI with an empty host MUST be rejected; §4.2.4: userinfo.
+    ("abs-empty-host", b"GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n", E.UrlError, 400),
+    ("abs-userinfo", b"GET http://u:p@a/p HTTP/1.1\r\nHost: a\r\n\r\n", E.UrlError, 400),
     ("B41a", b"GET /\nHTTP/1.1\r\nHost: a\r\n\r\n", E.HeaderLineEndingError, 400),
     ("B41b", b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", E.RequestLineError, 400),
     ("B43", b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: a\r\n\r\n",

@@ -55,7 +55,9 @@ version_re = re.compile(rb"HTTP/[0-9]\.[0-9]")
 # RFC 9112 §3.2.1 origin-form = absolute-path [ "?" query ]; §3.2.2 absolute-form (http/https
 # only: we are an HTTP intermediary); §3.2.3 authority-form = uri-host ":" port;
 # §3.2.4 asterisk-form = "*". The fragment ("#") is never sent (RFC 9110 §4.2.4 / RFC 3986 §3.5).
-absolute_form_re = re.compile(rb"[hH][tT][tT][pP][sS]?://[^/?#]*(?:[/?][^#]*)?")
+# An http(s) URI with an empty host MUST be rejected (RFC 9110 §4.2.1), and one with userinfo
+# SHOULD be (§4.2.4: it is a known phishing vector): the authority is 1*( not / ? # @ ).
+absolute_form_re = re.compile(rb"[hH][tT][tT][pP][sS]?://[^/?#@]+(?:[/?][^#]*)?")
 _HOST = rb"(?:\[[0-9A-Fa-f:.vV]+\]|[-A-Za-z0-9._~!$&'()*+,;=%]*)"
 authority_form_re = re.compile(_HOST + rb":[0-9]{1,5}")
 # RFC 9110 §7.2: Host = uri-host [ ":" port ]
