@@ -340,16 +340,10 @@ class TlsConnection(TcpConnection):
 
     def _linger(self) -> None:
         if self._peer_eof:
+            # The peer has closed already: no FIN to wait for, but close_notify still goes
+            # first (RFC 8446 §6.1) before the socket is destroyed.
             self._send_close_notify()
-            self._destroy()
-            return
-        self.state = ConnState.LINGERING
-        try:
-            self._send_eof()
-        except OSError:
-            self._destroy()
-            return
-        self._linger_timer = self._loop.schedule(self.close_timeout, self._destroy)
+        super()._linger()  # its FIN goes through _send_eof below
 
     def _send_eof(self) -> None:
         """close_notify, then FIN.  Raises OSError if the FIN cannot be sent."""
