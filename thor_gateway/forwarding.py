@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
+from thor.http.headers import PLAIN_CONNECTION_OPTIONS
+
 __all__ = [
     "HOP_BY_HOP",
     "forwarded_element",
@@ -47,8 +49,6 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
     {b"connection", b"proxy-connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade"}
 )
 _TRACE_METHODS = frozenset({b"TRACE", b"OPTIONS"})
-# Connection values that name no other field (the usual ones by far).
-_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
 # RFC 9110 §5.6.2 token: a Forwarded value made only of tchars needs no quotes (RFC 7239 §4).
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -211,7 +211,11 @@ def relay_response_headers(
         if size == 17 and name.lower() == b"transfer-encoding":
             codings = [c.strip(b" \t").lower() for c in value.split(b",")]
             foreign = foreign or any(c and c != b"chunked" for c in codings)
-        elif size == 10 and value.lower() in _PLAIN_CONNECTION and name.lower() == b"connection":
+        elif (
+            size == 10
+            and value.lower() in PLAIN_CONNECTION_OPTIONS
+            and name.lower() == b"connection"
+        ):
             continue  # names no field: nothing for the writer to split and look up
         out.append((name, value))
     out.append((b"Via", version + b" " + pseudonym))

@@ -154,12 +154,7 @@ def target_authority(target: bytes) -> bytes | None:
         start = 8
     else:
         return None
-    end = len(target)
-    for mark in (b"/", b"?"):
-        at = target.find(mark, start)
-        if 0 <= at < end:
-            end = at
-    return target[start:end]
+    return target[start:].partition(b"/")[0].partition(b"?")[0]
 
 
 def with_host(headers: RawHeaders, host: bytes) -> RawHeaders:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "HOP_BY_HOP",
+    "PLAIN_CONNECTION_OPTIONS",
     "RawHeaderListType",
     "connection_tokens",
     "get_header",
@@ -43,6 +44,10 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
         b"proxy-authorization",
     }
 )
+
+# Connection values that name no other field to drop (by far the usual ones; Keep-Alive is
+# hop-by-hop anyway).
+PLAIN_CONNECTION_OPTIONS = frozenset({b"keep-alive", b"close"})
 
 
 def split_list(value: bytes) -> list[bytes]:

@@ -17,7 +17,12 @@ import re
 from http import HTTPStatus
 
 from thor.http import error
-from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
+from thor.http.headers import (
+    HOP_BY_HOP,
+    PLAIN_CONNECTION_OPTIONS,
+    RawHeaderListType,
+    split_list,
+)
 from thor.http.protocol import abnf
 from thor.http.protocol.messages import (
     FRAMING_CHUNKED,
@@ -247,7 +252,7 @@ def _strip_fields(
         named: set[bytes] = set()
         for name, (_, value) in zip(lnames, headers, strict=True):
             # "Connection: keep-alive" or "close" (the usual values) names no other field.
-            if name == b"connection" and value.lower() not in _PLAIN_OPTIONS:
+            if name == b"connection" and value.lower() not in PLAIN_CONNECTION_OPTIONS:
                 named.update([token.lower() for token in split_list(value)])
         if named:
             drop = drop | named
@@ -261,10 +266,6 @@ def _strip_fields(
         elif name == b"content-length":
             lengths.append(field[1])
     return kept, lengths
-
-
-# Connection options that are not field names to drop (Keep-Alive is hop-by-hop anyway).
-_PLAIN_OPTIONS = frozenset({b"keep-alive", b"close"})
 
 
 class RequestWriter(_BodyWriter):
