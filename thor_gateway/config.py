@@ -240,6 +240,14 @@ class Settings:
         kind=Kind.SECONDS,
         section="Processes",
     )
+    gc_threshold: int = _opt(
+        10000,
+        "--gc-threshold",
+        help="The garbage collector's first threshold while serving (Python's is 700), "
+        "and what startup built is frozen; 0: leave the collector alone.",
+        kind=Kind.INT,
+        section="Processes",
+    )
     reload: bool = _opt(
         False,
         "--reload",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -46,6 +47,11 @@ def info(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterabl
             "pid": os.getpid(),
         },
     )
+
+
+def gc_state(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """The serving process's garbage collector settings (``--gc-threshold``)."""
+    return _json(start_response, {"threshold": gc.get_threshold(), "frozen": gc.get_freeze_count()})
 
 
 def named(name: str) -> Callable[..., Iterable[bytes]]:

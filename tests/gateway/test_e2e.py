@@ -302,6 +302,21 @@ def test_limit_and_timeout_flags_reach_the_server(start_gateway: Any) -> None:
         assert 0.5 < time.monotonic() - started < 4
 
 
+@pytest.mark.parametrize(
+    ("flags", "threshold", "frozen"), [((), 10000, True), (("--gc-threshold", "0"), 700, False)]
+)
+def test_gc_threshold(
+    start_gateway: Any, flags: tuple[str, ...], threshold: int, frozen: bool
+) -> None:
+    # Python's own first threshold is 700; the serving process raises it and freezes what
+    # startup built, unless told to leave the collector alone.
+    gateway = start_gateway(f"{APPS}:gc_state", "-b", "127.0.0.1:0", *flags)
+    state = requests.get(gateway.url, timeout=10).json()
+    assert state["threshold"][0] == threshold
+    assert (state["frozen"] > 1000) is frozen
+    assert gateway.stop() == 0
+
+
 @pytest.mark.parametrize("spelling", ["--fd", "-b"])
 def test_inherited_socket(spelling: str) -> None:
     listener = socket.socket()
