@@ -198,6 +198,9 @@ def test_silent_upstream_is_504(mount_proxy: MountProxy) -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nhello",
         b"HTTP/1.1 2000 OK\r\n\r\n",
         b"garbage\r\n\r\n",
+        # A valid head with a broken body in the same segment: nothing was relayed yet.
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
     ],
 )
 def test_broken_framing_is_502_and_never_relayed(mount_proxy: MountProxy, answer: bytes) -> None:

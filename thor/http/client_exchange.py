@@ -29,7 +29,7 @@ from thor.events import EventEmitter
 from thor.http import error
 from thor.http.client_url import parse_url, prepare_headers, to_bytes
 from thor.http.headers import RawHeaderListType
-from thor.http.protocol import Body, End, Event, Framing, RequestWriter, ResponseHead
+from thor.http.protocol import Body, End, Event, Framing, Invalid, RequestWriter, ResponseHead
 
 if TYPE_CHECKING:
     import thor.loop
@@ -482,6 +482,17 @@ class HttpClientExchange(EventEmitter):
         if data:
             self._got_bytes = True
             self._last_activity = self.loop.time()
+        if (
+            events
+            and events[-1].__class__ is Invalid
+            and not self._started
+            and not any(event.__class__ is End for event in events)
+        ):
+            # The final response is found invalid in the same read as its head: report the
+            # failure alone rather than a start that is taken back, so that nothing of it is
+            # relayed (a proxy answers 502 instead of aborting).
+            self._fail(events[-1].error)
+            return
         try:
             for event in events:
                 if self.conn is not conn:
