@@ -39,7 +39,14 @@ from thor_gateway.loading import build_handler, build_proxy, import_app
 from thor_gateway.metrics import Metrics, SharedMetrics
 from thor_gateway.routing import Route, Router
 
-__all__ = ["EXIT_STARTUP_FAILED", "Gateway", "Listeners", "preflight", "run_single"]
+__all__ = [
+    "EXIT_STARTUP_FAILED",
+    "Gateway",
+    "Listeners",
+    "log_routes",
+    "preflight",
+    "run_single",
+]
 
 log = logging.getLogger("thor_gateway.server")
 EXIT_STARTUP_FAILED = 3
@@ -241,6 +248,8 @@ class Gateway:
         self.handlers[index].startup(done)
 
     def _listen(self) -> None:
+        if not self.multiprocess:
+            log_routes(self.settings)
         limits = server_limits(self.settings)
         for sock in self.listeners.app:
             server = HttpServer(
@@ -353,6 +362,15 @@ class Gateway:
             self.access_log.close()
         log.info("stopped (pid %d)", os.getpid())
         self.loop.stop()
+
+
+def log_routes(settings: Settings) -> None:
+    """Log where each prefix goes, in the order the settings list them."""
+    for mount in settings.all_mounts():
+        kind = "" if mount.interface == "auto" else f" ({mount.interface})"
+        log.info("Serving %s -> %s%s", mount.prefix, mount.app, kind)
+    for route in settings.proxy:
+        log.info("Serving %s -> proxy to %s", route.prefix, ", ".join(route.upstreams))
 
 
 def settle_gc(threshold: int) -> None:

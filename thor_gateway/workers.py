@@ -43,7 +43,7 @@ from thor_gateway.binds import describe
 from thor_gateway.cli import check_apps
 from thor_gateway.config import ConfigError, Settings
 from thor_gateway.errors import AppLoadError
-from thor_gateway.server import EXIT_STARTUP_FAILED, Gateway, Listeners, serve
+from thor_gateway.server import EXIT_STARTUP_FAILED, Gateway, Listeners, log_routes, serve
 
 __all__ = ["Master"]
 
@@ -95,6 +95,7 @@ class Master:
         if self.listeners.metrics is not None:
             self.metrics_dir = tempfile.mkdtemp(prefix="thor-gateway-metrics-")
         tls = self.settings.certfile is not None
+        log_routes(self.settings)
         for sock in self.listeners.app:
             log.info("Listening at %s (pid %d)", describe(sock, tls), os.getpid())
         if self.listeners.metrics is not None:

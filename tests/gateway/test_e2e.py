@@ -252,6 +252,13 @@ def test_asgi_app_with_lifespan_mounted(start_gateway: Any) -> None:
     assert gateway.stop() == 0
 
 
+def test_startup_log_names_every_route(mounted: Gateway) -> None:
+    log = mounted.log
+    assert f"Serving /api -> {APPS}:named('api')" in log
+    assert f"Serving / -> {APPS}:named('root')" in log
+    assert log.index("Serving /api ->") < log.index("Listening at")
+
+
 def test_proxy_route(start_gateway: Any) -> None:
     backend = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0")
     front = start_gateway(

@@ -25,6 +25,7 @@ def test_workers_share_the_socket(start_gateway: Any) -> None:
     gateway = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0", "-w", "3")
     poll(lambda: gateway.count_lines("is listening") >= 3, 15, "three workers")
     assert len(worker_pids(gateway)) == 3
+    assert gateway.count_lines(f"Serving / -> {APPS}:info") == 1  # by the master alone
     seen = set()
     for _ in range(60):
         with requests.Session() as session:  # a new connection each time
