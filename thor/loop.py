@@ -27,6 +27,7 @@ Only :meth:`Loop.run_in_loop` may be called from another thread.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import heapq
 import logging
 import selectors
@@ -131,6 +132,32 @@ class Loop(EventEmitter):
         """Make :meth:`run` return after the current iteration; emits ``stop``."""
         self._stopping = True
         self.emit("stop")
+
+    def after_fork(self) -> None:
+        """In a child process after ``os.fork()``: give the loop a selector and waker of its own.
+
+        An epoll instance (and the waker's socket pair) is shared with the parent across
+        a fork, so the child must not wait on it.  The loop stays the same object, so
+        what was bound to it before the fork (a module-level ``HttpClient``, a proxy built
+        when its module was imported) keeps working; its timers, pending calls and
+        watched descriptors carry over to the new selector.
+        """
+        old_selector, old_waker = self._selector, self._waker
+        watched = [
+            (fd, reader, writer)
+            for fd, (reader, writer) in self._handlers.items()
+            if fd != old_waker.fileno()
+        ]
+        self._selector = type(old_selector)()
+        self._handlers = {}
+        self._waker = Waker()
+        self._waker_pending = False
+        self._set_handlers(self._waker.fileno(), reader=self._on_wake)
+        for fd, reader, writer in watched:
+            self._set_handlers(fd, reader=reader, writer=writer)
+        old_waker.close()  # this process's copies only; the parent keeps its own
+        with contextlib.suppress(OSError):  # a kqueue is not inherited: nothing to close
+            old_selector.close()
 
     def close(self) -> None:
         """Release the selector and the waker; the loop cannot run again."""

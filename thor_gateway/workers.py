@@ -297,11 +297,12 @@ class Master:
         os.close(self._wake_w)
         for worker in self.workers.values():
             os.close(worker.ready_fd)
-        # The inherited loop's selector is the master's epoll instance, shared
-        # by every child: each worker needs a loop of its own.
-        inherited = thor.loop._loop
-        thor.loop._loop = loop = thor.loop.make()
-        inherited.close()
+        # The inherited loop's selector is the master's epoll instance, shared by every
+        # child: each worker renews it.  The loop object stays, because what the apps
+        # built when the master imported them (a module-level client or proxy) is bound
+        # to it.
+        loop = thor.loop._loop
+        loop.after_fork()
         master = os.getppid()
         gateway = Gateway(
             self.settings,

@@ -37,6 +37,33 @@ def test_workers_share_the_socket(start_gateway: Any) -> None:
     assert gateway.stop() == 0
 
 
+def test_apps_bound_to_the_loop_at_import_work_in_every_worker(start_gateway: Any) -> None:
+    # The master imports the apps before it forks, so a proxy or a client built at import
+    # is bound to the loop the master had; each worker renews that loop's selector
+    # (Loop.after_fork) instead of replacing the loop, or these requests would hang.
+    backend = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0")
+    gateway = start_gateway(
+        "-b",
+        "127.0.0.1:0",
+        "-w",
+        "2",
+        "--mount",
+        "/fetch=tests.gateway.import_time_apps:fetch",
+        "tests.gateway.import_time_apps:proxy",
+        env={"IMPORT_TIME_UPSTREAM": backend.url},
+    )
+    poll(lambda: gateway.count_lines("is listening") >= 2, 15, "two workers")
+    for _ in range(20):
+        with requests.Session() as session:  # a new connection each time: both workers
+            proxied = session.get(gateway.url + "/x", timeout=5)
+            assert proxied.status_code == 200
+            assert proxied.json()["path_info"] == "/x"
+            fetched = session.get(gateway.url + "/fetch", timeout=5)
+            assert fetched.status_code == 200
+            assert fetched.json()["path_info"] == "/fetched"
+    assert gateway.stop() == 0
+
+
 def test_killed_worker_is_replaced(start_gateway: Any) -> None:
     gateway = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0", "-w", "2")
     poll(lambda: gateway.count_lines("is listening") >= 2, 15, "two workers")

@@ -547,3 +547,44 @@ def test_post_alone_does_not_wake_a_sleeping_loop(sloop: Loop) -> None:
     # The post ran only when the timer's iteration came, not at once.
     assert seen_at_timer == [[]]
     assert ran == ["posted"]
+
+
+# ------------------------------------------------------------------ fork
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_after_fork_gives_the_child_its_own_selector_and_keeps_what_was_bound(sloop: Loop) -> None:
+    """A child renews the loop; timers, pending calls and watched descriptors carry over,
+    and neither process disturbs the other's selector or waker."""
+    ours, theirs = socket.socketpair()
+    got: list[bytes] = []
+    sloop.add_reader(ours.fileno(), lambda: got.append(ours.recv(100)))
+    fired: list[str] = []
+    sloop.schedule(0.05, fired.append, "timer")
+    sloop.call_soon(fired.append, "soon")
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status, never return into pytest
+        status = 1
+        try:
+            sloop.after_fork()
+            threading.Thread(target=sloop.run_in_loop, args=(fired.append, "thread")).start()
+            theirs.send(b"ping")
+            run_until(sloop, lambda: len(fired) == 3 and got == [b"ping"])
+            status = 0 if sorted(fired) == ["soon", "thread", "timer"] else 2
+        finally:
+            os._exit(status)
+    # The parent's loop still works after the child renewed its own and exited.
+    deadline = time.monotonic() + 10
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the child's loop did not run")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    threading.Thread(target=sloop.run_in_loop, args=(fired.append, "parent")).start()
+    theirs.send(b"pong")
+    run_until(sloop, lambda: "parent" in fired and got == [b"pong"])
+    assert sorted(fired) == ["parent", "soon", "timer"]
+    ours.close()
+    theirs.close()
