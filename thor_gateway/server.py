@@ -379,8 +379,9 @@ def settle_gc(threshold: int) -> None:
     What startup built (modules, apps, their caches) lives as long as the process; frozen,
     the collector never scans it again.  A request allocates a hundred or so containers,
     almost all freed by reference counting; with Python's first threshold (700) the
-    collector would still run every few requests, scanning every exchange in flight.  At
-    10,000 it costs a tenth as much (docs/gateway.md, "Performance").
+    collector would still run every few requests, scanning every exchange in flight.
+    Measured: +5 % requests per second on WSGI hello, +7 % on aggregation
+    (docs/gateway.md, "Performance").
     """
     if threshold <= 0:
         return
