@@ -22,12 +22,47 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["BUCKETS", "Metrics", "SharedMetrics"]
+__all__ = ["BUCKETS", "Metrics", "SharedMetrics", "UpstreamSamples", "upstream_labels"]
 
 # Request duration buckets, seconds: 1 ms to 30 s.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _COUNTERS = ("aborted", "duration_sum", "bytes_sent", "bytes_received")
+
+# Proxy members: their label set (route="/api",upstream="http://10.0.0.5:8080") -> numbers.
+UpstreamSamples = dict[str, dict[str, int]]
+# (metric, type, help, field); requests and failures are counters, the rest gauges.
+_UPSTREAM_METRICS = (
+    (
+        "requests_total",
+        "counter",
+        "Attempts sent to a proxy member (retries included).",
+        "requests",
+    ),
+    (
+        "failures_total",
+        "counter",
+        "Attempts that failed: no connection, timeout, broken response or a failure status.",
+        "failures",
+    ),
+    ("in_flight", "gauge", "Requests in progress on a proxy member.", "in_flight"),
+    (
+        "in_service",
+        "gauge",
+        "1 while a member takes traffic (health checks and ejection); summed over workers.",
+        "in_service",
+    ),
+)
+_UPSTREAM_COUNTERS = ("requests", "failures")
+
+
+def upstream_labels(route: str, upstream: str) -> str:
+    """The label set of one proxy member, escaped as the text format requires."""
+    return f'route="{_escape(route)}",upstream="{_escape(upstream)}"'
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class Metrics:
@@ -42,6 +77,7 @@ class Metrics:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.connections: Callable[[], int] = lambda: 0
+        self.upstreams: Callable[[], UpstreamSamples] = dict  # set when proxies are mounted
         self.draining = False
 
     def started(self) -> None:
@@ -72,6 +108,7 @@ class Metrics:
             "bytes_received": self.bytes_received,
             "connections": self.connections(),
             "draining": int(self.draining),
+            "upstreams": self.upstreams(),
         }
 
     @classmethod
@@ -79,6 +116,7 @@ class Metrics:
         """The sum of snapshots: counters from all, gauges from the ``live`` ones."""
         result = cls()
         connections = 0
+        upstreams: UpstreamSamples = {}
         for snap, alive in [(s, True) for s in live] + [(s, False) for s in gone]:
             for cls_name, count in snap["requests"].items():
                 result.requests[cls_name] = result.requests.get(cls_name, 0) + count
@@ -91,7 +129,13 @@ class Metrics:
                 result.in_flight += snap["in_flight"]
                 connections += snap["connections"]
                 result.draining = result.draining or bool(snap["draining"])
+            for key, values in snap.get("upstreams", {}).items():
+                sums = upstreams.setdefault(key, dict.fromkeys(values, 0))
+                for name, value in values.items():
+                    if alive or name in _UPSTREAM_COUNTERS:
+                        sums[name] = sums.get(name, 0) + value
         result.connections = lambda: connections
+        result.upstreams = lambda: upstreams
         return result
 
     def render(self, labels: str = "") -> bytes:
@@ -141,7 +185,14 @@ class Metrics:
             self.bytes_received,
         )
         out += _single("draining", "gauge", "1 while shutting down.", labels, int(self.draining))
-        return ("\n".join(out) + "\n").encode("ascii")
+        samples = sorted(self.upstreams().items())
+        for name, kind, text, field in _UPSTREAM_METRICS if samples else ():
+            out += [f"# HELP thor_upstream_{name} {text}", f"# TYPE thor_upstream_{name} {kind}"]
+            out += [
+                f"thor_upstream_{name}{{{labels}{sep}{key}}} {values.get(field, 0)}"
+                for key, values in samples
+            ]
+        return ("\n".join(out) + "\n").encode("utf-8")
 
 
 def _single(name: str, kind: str, text: str, labels: str, value: int) -> list[str]:

@@ -32,6 +32,7 @@ import thor.loop
 from thor_gateway import forwarding
 from thor_gateway.balancer import Balancer, choose, key_function, make_balancer
 from thor_gateway.health_checks import ActiveHealthChecker, HealthTracker, PassiveEjection
+from thor_gateway.metrics import UpstreamSamples, upstream_labels
 from thor_gateway.proxy_exchange import ProxiedExchange
 from thor_gateway.request import Done, Request, ServerExchange
 from thor_gateway.retries import IDEMPOTENT, RetryBudget
@@ -204,6 +205,21 @@ class ProxyHandler:
             upstream = choose(self.balancer, members, self.loop.time(), key)
         self.retry_budget.request(self.loop.time())
         ProxiedExchange(self, exchange, request, upstream, key).start()
+
+    def upstream_samples(self, route: str) -> UpstreamSamples:
+        """This proxy's members as ``/metrics`` shows them, labelled with ``route``."""
+        now = self.loop.time()
+        samples: UpstreamSamples = {}
+        for member in self.upstreams.members:
+            values = samples.setdefault(
+                upstream_labels(route, member.origin),
+                {"requests": 0, "failures": 0, "in_flight": 0, "in_service": 0},
+            )
+            values["requests"] += member.requests
+            values["failures"] += member.failures
+            values["in_flight"] += member.active
+            values["in_service"] |= member.in_service(now)
+        return samples
 
     def startup(self, done: Done) -> None:
         """Resolve upstream names, start health checks, then ``done(None)``."""

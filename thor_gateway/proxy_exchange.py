@@ -247,6 +247,7 @@ class ProxiedExchange:
             return
         upstream = self.upstream
         if upstream is not None and code in self.proxy.settings.fail_statuses:
+            upstream.failures += 1
             upstream.ejection.failure(self.proxy.loop.time())
             self.failed = True  # relayed as it is, but not a success on response_done
         self.phase = _RELAYING
@@ -294,6 +295,7 @@ class ProxiedExchange:
         proxy = self.proxy
         now = proxy.loop.time()
         if upstream is not None:
+            upstream.failures += 1
             upstream.ejection.failure(now)
         if self.phase is _RELAYING:
             log.warning("upstream %s failed mid-response: %s; aborting", self._name(), err)

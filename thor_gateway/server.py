@@ -189,7 +189,7 @@ class Gateway:
         except ValueError as error:
             raise ConfigError("forwarded_allow_ips", str(error)) from None
         routes = [Route(_prefix(m.prefix), self._handler(m)) for m in s.all_mounts()]
-        from thor_gateway.proxy import settings_from_flags
+        from thor_gateway.proxy import ProxyHandler, settings_from_flags
 
         defaults = settings_from_flags(s.upstream_connect_timeout, s.upstream_timeout)
         for proxy in s.proxy:
@@ -197,6 +197,18 @@ class Gateway:
             handler = build_proxy(proxy.upstreams, options, loop=self.loop)
             routes.append(Route(_prefix(proxy.prefix), handler))
         self.handlers = [r.handler for r in routes]
+        # Proxies, whether from --proxy or mounted as apps, report their members in /metrics.
+        proxies = [
+            (r.prefix.decode("utf-8", "replace") or "/", r.handler)
+            for r in routes
+            if isinstance(r.handler, ProxyHandler)
+        ]
+        if proxies:
+            self.metrics.upstreams = lambda: {
+                key: values
+                for prefix, handler in proxies
+                for key, values in handler.upstream_samples(prefix).items()
+            }
         return Router(
             routes,
             root_path=_prefix(s.root_path) if s.root_path else b"",

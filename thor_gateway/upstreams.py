@@ -104,6 +104,7 @@ class Upstream:
     ejection: PassiveEjection = field(default_factory=PassiveEjection)
     active: int = 0  # requests in flight
     requests: int = 0  # requests sent, ever
+    failures: int = 0  # attempts that failed (what passive ejection counts), ever
     origin: str = ""  # "http://127.0.0.1:8080", what the client connects to
     origin_bytes: bytes = b""
     authority: bytes = b""  # the target's, for Host (computed once: it is on the hot path)

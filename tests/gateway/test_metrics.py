@@ -10,7 +10,8 @@ from typing import Any
 import requests
 
 from tests.gateway.gateway_helpers import poll
-from thor_gateway.metrics import BUCKETS, Metrics
+from tests.gateway.proxy_support import refused_port
+from thor_gateway.metrics import BUCKETS, Metrics, upstream_labels
 
 APPS = "tests.gateway.gateway_apps"
 SAMPLE = re.compile(r'^([a-z_:][a-z0-9_:]*)(\{([a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*)\})? (\S+)$')
@@ -55,6 +56,64 @@ def test_render_is_valid_and_cumulative() -> None:
     assert samples[("thor_request_duration_seconds_count", "")] == 3
     assert samples[("thor_response_body_bytes_total", "")] == 10
     assert samples[("thor_request_body_bytes_total", "")] == 5
+
+
+def test_upstream_samples_add_up_and_render() -> None:
+    a, b = (
+        upstream_labels("/api", "http://10.0.0.5:80"),
+        upstream_labels("/api", "http://10.0.0.6:80"),
+    )
+    live = {a: {"requests": 5, "failures": 1, "in_flight": 2, "in_service": 1}}
+    gone = {
+        a: {"requests": 7, "failures": 2, "in_flight": 3, "in_service": 1},
+        b: {"requests": 1, "failures": 1, "in_flight": 0, "in_service": 0},
+    }
+    snaps = []
+    for upstreams in (live, gone):
+        metrics = Metrics()
+        metrics.upstreams = lambda upstreams=upstreams: upstreams  # type: ignore[misc]
+        snaps.append(metrics.snapshot())
+    total = Metrics.total([snaps[0]], [snaps[1]])
+    samples = parse(total.render().decode())
+    # Counters keep an exited worker's share; gauges count live workers only.
+    assert samples[("thor_upstream_requests_total", a)] == 12
+    assert samples[("thor_upstream_failures_total", a)] == 3
+    assert samples[("thor_upstream_in_flight", a)] == 2
+    assert samples[("thor_upstream_in_service", a)] == 1
+    assert samples[("thor_upstream_requests_total", b)] == 1
+    assert samples[("thor_upstream_in_service", b)] == 0
+    assert not any(
+        name.startswith("thor_upstream") for name, _ in parse(Metrics().render().decode())
+    )
+
+
+def test_upstream_labels_are_escaped() -> None:
+    assert upstream_labels('/a"b', "http://h\\x\n") == 'route="/a\\"b",upstream="http://h\\\\x\\n"'
+
+
+def test_proxy_members_in_metrics(start_gateway: Any, tmp_path: Any) -> None:
+    backend = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0")
+    dead = f"http://127.0.0.1:{refused_port()}"
+    config = tmp_path / "proxy.toml"
+    config.write_text(
+        f'[[proxy]]\nprefix = "/api"\nupstreams = ["{backend.url}", "{dead}"]\nmax_fails = 1\n'
+    )
+    gateway = start_gateway("-c", str(config), "-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0")
+    with requests.Session() as session:
+        for _ in range(6):
+            assert session.get(gateway.url + "/api/x", timeout=10).status_code == 200
+    text = requests.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics", timeout=10).text
+    samples = parse(text)
+    live, refused = upstream_labels("/api", backend.url), upstream_labels("/api", dead)
+    assert samples[("thor_upstream_requests_total", live)] == 6  # every request ended there
+    assert samples[("thor_upstream_failures_total", live)] == 0
+    assert samples[("thor_upstream_in_service", live)] == 1
+    assert samples[("thor_upstream_in_flight", live)] == 0
+    # Tried once (then retried on the live member), failed, and ejected (max_fails = 1).
+    assert samples[("thor_upstream_requests_total", refused)] == 1
+    assert samples[("thor_upstream_failures_total", refused)] == 1
+    assert samples[("thor_upstream_in_service", refused)] == 0
+    assert gateway.stop() == 0
 
 
 def test_metrics_endpoint(start_gateway: Any) -> None:
