@@ -123,6 +123,16 @@ class EventEmitter:
         else:
             self.__events = {}
 
+    def forget_listeners(self) -> None:
+        """Drop every listener and the sink, once the emitter will emit nothing more.
+
+        Listeners are often closures or bound methods that refer back to the emitter; left
+        in place, a finished object (an exchange) would sit in a reference cycle that only
+        the garbage collector frees.
+        """
+        self.__events = {}
+        self.__sink = None
+
     def listeners(self, event: str) -> list[Listener]:
         """The listeners of ``event``, in the order they will be called."""
         return [fn.listener if isinstance(fn, _Once) else fn for fn in self.__events.get(event, ())]

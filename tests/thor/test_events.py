@@ -98,6 +98,23 @@ def test_remove_listeners_and_events() -> None:
     assert ee.events() == []
 
 
+def test_forget_listeners_drops_the_sink_too() -> None:
+    class Sink:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def a(self) -> None:
+            self.calls.append("a")
+
+    ee, sink = EventEmitter(), Sink()
+    ee.on("b", print)
+    ee.sink(sink)
+    ee.forget_listeners()
+    assert ee.events() == []
+    ee.emit("a")
+    assert sink.calls == []
+
+
 def test_listener_added_during_emit_is_not_called_by_it() -> None:
     ee, calls = EventEmitter(), []
 

@@ -240,7 +240,7 @@ class HttpClientExchange(EventEmitter):
             return
         conn = self.conn
         self._finish()
-        self._forget_listeners()
+        self.forget_listeners()
         if conn is not None:
             conn.abort()
 
@@ -544,7 +544,7 @@ class HttpClientExchange(EventEmitter):
         self._finish()
         conn.pool.release(conn, reusable)
         self.emit("response_done", trailers)
-        self._forget_listeners()
+        self.forget_listeners()
 
     # --- ending ---------------------------------------------------------------------------------
 
@@ -555,13 +555,6 @@ class HttpClientExchange(EventEmitter):
         if self._retry_timer is not None:
             self._retry_timer.delete()
             self._retry_timer = None
-
-    def _forget_listeners(self) -> None:
-        # After the last event: listeners are often closures or bound methods that refer
-        # back to the exchange, and those cycles would wait for the garbage collector
-        # (whose collections cost more, the more objects wait for it).
-        self.remove_listeners()
-        self.sink(None)
 
     def _finish(self) -> None:
         if self._phase is _QUEUED and self.origin is not None:
@@ -586,7 +579,7 @@ class HttpClientExchange(EventEmitter):
         if conn is not None:
             conn.abort()
         self.emit("error", err)
-        self._forget_listeners()
+        self.forget_listeners()
 
     # Thor 0.17 had these; harmless to keep for code that reads them.
     @property

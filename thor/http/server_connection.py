@@ -238,7 +238,7 @@ class HttpServerConnection(EventEmitter):
             self._wait = _NOTHING
         self._emit(exchange, "request_done", trailers)
         if exchange._finished and exchange is not self.exchange:
-            _forget_listeners(exchange)  # answered before its request was all read
+            exchange.forget_listeners()  # answered before its request was all read
 
     def _emit(self, exchange: HttpServerExchange, event: str, arg: Any) -> None:
         try:
@@ -298,7 +298,7 @@ class HttpServerConnection(EventEmitter):
         if exchange is not None and not exchange._finished:
             exchange._finish(False)
             notify_error(exchange, ClientGoneError())
-            _forget_listeners(exchange)
+            exchange.forget_listeners()
 
     # ------------------------------------------------------------- output
 
@@ -358,7 +358,7 @@ class HttpServerConnection(EventEmitter):
             return
         self.exchange = None
         if self._reading is not exchange:  # else request_done is still to come
-            _forget_listeners(exchange)
+            exchange.forget_listeners()
         self._body_paused = False
         if not keep_alive or (self.server.draining and not self._pending):
             self.close()
@@ -407,14 +407,3 @@ class HttpServerConnection(EventEmitter):
         self._out.clear()
         self.tcp_conn.abort()
         del err
-
-
-def _forget_listeners(exchange: HttpServerExchange) -> None:
-    """Drop the listeners of an exchange that will emit no more events.
-
-    Handlers' listeners are mostly closures or bound methods that refer back to the exchange;
-    left in place, every exchange would be a reference cycle that only the garbage collector
-    frees, and its collections grow costly under load (a proxy's requests are short-lived).
-    """
-    exchange.remove_listeners()
-    exchange.sink(None)
