@@ -271,12 +271,7 @@ class Loop(EventEmitter):
     def run_in_loop(self, callback: Callback, *args: Any) -> None:
         """Call ``callback(*args)`` on the loop thread soon.  Thread-safe."""
         self._threadsafe.append((callback, args))
-        # One wake-up byte per batch: the loop clears the flag before it
-        # drains the queue, so an append seen with the flag set is always
-        # drained by the iteration that will clear it.
-        if not self._waker_pending:
-            self._waker_pending = True
-            self._waker.wake()
+        self.wake()
 
     def post(self, callback: Callback, *args: Any) -> None:
         """Queue ``callback(*args)`` for the loop thread WITHOUT waking it.  Thread-safe.
@@ -291,6 +286,9 @@ class Loop(EventEmitter):
 
     def wake(self) -> None:
         """Make the loop run an iteration soon, for calls queued by :meth:`post`.  Thread-safe."""
+        # One wake-up byte per batch: the loop clears the flag before it drains the queue,
+        # so an append seen with the flag set is always drained by the iteration that will
+        # clear it.
         if not self._waker_pending:
             self._waker_pending = True
             self._waker.wake()

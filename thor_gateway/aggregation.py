@@ -299,7 +299,7 @@ def merge_json(results: Iterable[Result]) -> dict[str, Any]:
     """The JSON objects of the successful results merged, first to last (later keys win)."""
     merged: dict[str, Any] = {}
     for result in results:
-        if result.error is None and 200 <= result.status < 300:  # result.ok, without a call
+        if result.ok:
             doc = result.json()
             if isinstance(doc, dict):
                 merged.update(doc)
@@ -381,9 +381,7 @@ class Aggregator:
 
     def _answer(self, exchange: Any, results: dict[str, Result]) -> None:
         if self.require_all:
-            failed = [
-                r for r in results.values() if r.error is not None or not 200 <= r.status < 300
-            ]
+            failed = [r for r in results.values() if not r.ok]
             if failed:
                 timeout = any(isinstance(r.error, DeadlineError) for r in failed)
                 status = 504 if timeout else 502

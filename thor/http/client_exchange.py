@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from thor.events import EventEmitter
 from thor.http import error
-from thor.http.client_url import parse_url, prepare_headers, to_bytes
+from thor.http.client_url import parse_url, prepare_headers, to_bytes, with_connection_options
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import Body, End, Event, Framing, Invalid, RequestWriter, ResponseHead
 
@@ -175,12 +175,10 @@ class HttpClientExchange(EventEmitter):
                 self.req_hdrs, self._headers, self._expect_continue = prepare_headers(
                     req_hdrs, url.authority, self.preserve_host, bool(client.idle_timeout)
                 )
-            else:  # what prepare_headers gives for no fields, without the calls
+            else:  # what prepare_headers gives for no fields, without its loop
                 self.req_hdrs = []
-                self._headers = (
-                    [(b"Host", url.authority)]
-                    if client.idle_timeout
-                    else [(b"Host", url.authority), (b"Connection", b"close")]
+                self._headers = with_connection_options(
+                    [(b"Host", url.authority)], False, bool(client.idle_timeout)
                 )
             if method == b"CONNECT":
                 raise error.UrlError("CONNECT is not supported by the HTTP client")
@@ -370,8 +368,7 @@ class HttpClientExchange(EventEmitter):
             tcp.pause(True)
         self._write_paused = tcp.write_buffer_size > tcp.write_high_water
         self._last_activity = now = self.loop.time()
-        client = self.client
-        timeout = client.read_timeout if client.read_timeout is not None else client.connect_timeout
+        timeout = self.client.effective_read_timeout
         if timeout:
             conn.wake_by(now + timeout)  # the connection's timer calls _check_read_timeout
         self._flush()

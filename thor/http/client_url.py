@@ -18,7 +18,14 @@ from typing import NamedTuple
 from thor.http import error
 from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
 
-__all__ = ["Url", "outgoing_headers", "parse_url", "prepare_headers", "to_bytes"]
+__all__ = [
+    "Url",
+    "outgoing_headers",
+    "parse_url",
+    "prepare_headers",
+    "to_bytes",
+    "with_connection_options",
+]
 
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3986 §3.2.2 reg-name = *( unreserved / pct-encoded / sub-delims )
@@ -197,10 +204,13 @@ def prepare_headers(
             out = [(n, v) for n, v in out if n.lower() not in named]
             expect_continue = expect_continue and b"expect" not in named
     out.insert(0, (b"Host", host if host is not None else authority))
-    return given, _add_options(out, te_trailers, keep_alive), expect_continue
+    return given, with_connection_options(out, te_trailers, keep_alive), expect_continue
 
 
-def _add_options(out: RawHeaderListType, te_trailers: bool, keep_alive: bool) -> RawHeaderListType:
+def with_connection_options(
+    out: RawHeaderListType, te_trailers: bool, keep_alive: bool
+) -> RawHeaderListType:
+    """``out`` with the TE and Connection fields this client adds (it is appended to)."""
     if te_trailers:
         out.append((b"TE", b"trailers"))
         if keep_alive:
