@@ -49,8 +49,8 @@ from typing import Any
 from thor.asyncio_loop import AsyncioLoop
 from thor.http.error import HttpError
 from thor.loop import Loop
+from thor.memo import Memo
 from thor_gateway.lifespan import LifespanManager
-from thor_gateway.memo import Memo
 from thor_gateway.request import Done, Request, ServerExchange
 from thor_gateway.wsgi import abort_exchange, answer_failure
 

@@ -24,6 +24,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from thor.http.headers import get_values
+from thor.memo import Memo
 
 __all__ = ["ClientInfo", "ProxyTrust", "parse_forwarded"]
 
@@ -59,7 +60,7 @@ class ProxyTrust:
         self.everyone = "*" in allowed
         self.unix = self.everyone or "unix" in allowed
         self.networks: list[IPNetwork] = []
-        self._seen: dict[str, bool] = {}  # address -> trusted; peers repeat
+        self._seen: Memo[str, bool] = Memo(_CACHE_SIZE)  # address -> trusted; peers repeat
         for item in allowed:
             if item in ("*", "unix"):
                 continue
@@ -75,9 +76,7 @@ class ProxyTrust:
         known = self._seen.get(address)
         if known is None:
             known = self._trusts(address)
-            if len(self._seen) >= _CACHE_SIZE:
-                self._seen.clear()
-            self._seen[address] = known
+            self._seen.put(address, known)
         return known
 
     def _trusts(self, address: str) -> bool:

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
 from thor.http.headers import PLAIN_CONNECTION_OPTIONS
+from thor.memo import Memo
 
 __all__ = [
     "HOP_BY_HOP",
@@ -101,14 +102,12 @@ def forwarded_element(client: tuple[str, int] | None, scheme: str, host: bytes |
     element = _elements.get(key)
     if element is None:
         element = _forwarded_element(client, scheme, host)
-        if len(_elements) >= _ELEMENTS_MAX:
-            _elements.clear()
-        _elements[key] = element
+        _elements.put(key, element)
     return element
 
 
-_elements: dict[tuple[str | None, str, bytes | None], bytes] = {}
 _ELEMENTS_MAX = 1024
+_elements: Memo[tuple[str | None, str, bytes | None], bytes] = Memo(_ELEMENTS_MAX)
 
 
 def _forwarded_element(client: tuple[str, int] | None, scheme: str, host: bytes | None) -> bytes:

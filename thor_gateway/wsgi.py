@@ -42,7 +42,7 @@ from typing import Any
 from thor.http.error import HttpError
 from thor.http.headers import HOP_BY_HOP
 from thor.loop import Loop
-from thor_gateway.memo import Memo
+from thor.memo import Memo
 from thor_gateway.request import Done, Request, ServerExchange
 from thor_gateway.threadpool import ThreadPool
 from thor_gateway.wsgi_environ import ErrorStream, build_environ

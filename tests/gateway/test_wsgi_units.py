@@ -357,18 +357,3 @@ def test_a_full_cache_starts_again() -> None:
         assert encode_status(f"200 R{i}") == (200, f"R{i}".encode())
     assert len(wsgi._HEADER_LISTS) <= wsgi._CACHE_SIZE
     assert len(wsgi._STATUSES) <= wsgi._CACHE_SIZE
-
-
-def test_memo_is_bounded_and_skips_unhashable_lists() -> None:
-    from thor_gateway.memo import Memo
-
-    memo: Memo[tuple[object, ...], str] = Memo(2)
-    for i in range(5):
-        key, known = memo.lookup_items([("n", str(i))])
-        assert known is None
-        assert key is not None
-        memo.put(key, f"v{i}")
-        assert len(memo) <= 2
-    assert memo.lookup_items([("n", "4")]) == ((("n", "4"),), "v4")
-    assert memo.get((("n", "4"),)) == "v4"
-    assert memo.lookup_items([["n", "4"]]) == (None, None)

@@ -30,6 +30,7 @@ from thor.http import error
 from thor.http.client_url import parse_url, prepare_headers, to_bytes, with_connection_options
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import Body, End, Event, Framing, Invalid, RequestWriter, ResponseHead
+from thor.memo import Memo
 
 if TYPE_CHECKING:
     import thor.loop
@@ -47,10 +48,9 @@ _STATUS = {code: b"%d" % code for code in range(100, 600)}
 PENDING_HIGH_WATER = 256 * 1024
 # Bytes above which parts are written separately rather than joined (joining copies).
 _JOIN_LIMIT = 16 * 1024
-# Requests without a body, serialized: (method, target, *fields) -> bytes. Bounded: cleared
-# when full, so endless distinct targets cost one dict store each.
-_BODILESS: dict[tuple[bytes, ...] | tuple[object, ...], bytes] = {}
+# Requests without a body, serialized: (method, target, *fields) -> bytes.
 _BODILESS_MAX = 512
+_BODILESS: Memo[tuple[bytes, ...] | tuple[object, ...], bytes] = Memo(_BODILESS_MAX)
 _BODILESS_SIZE = 2048
 # The writer of an exchange whose request came from _BODILESS: in the state its own writer
 # would have reached (complete, keep-alive), shared, and never written to again.
@@ -297,9 +297,7 @@ class HttpClientExchange(EventEmitter):
             # Only the usual case, and only small requests: bounded memory, and requests with
             # large fields (cookies, tokens) are rarely repeated anyway.
             if writer.complete and writer.keep_alive and len(data) <= _BODILESS_SIZE:
-                if len(_BODILESS) >= _BODILESS_MAX:
-                    _BODILESS.clear()
-                _BODILESS[key] = data
+                _BODILESS.put(key, data)
         else:
             self._writer = _BODILESS_SENT
         self._head_sent = self._end_sent = True

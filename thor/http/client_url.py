@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from thor.http import error
 from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
+from thor.memo import Memo
 
 __all__ = [
     "Url",
@@ -35,11 +36,11 @@ _TARGET = re.compile(rb"[\x21-\x7e]*")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # A proxy talks to few origins with many paths: the origin part of a URI is parsed once.
 _ORIGIN_CACHE_SIZE = 1024
-_origins: dict[tuple[bytes, bytes], tuple[str, str, int]] = {}
+_origins: Memo[tuple[bytes, bytes], tuple[str, str, int]] = Memo(_ORIGIN_CACHE_SIZE)
 # And a fan-out calls the same few URIs again and again: whole URIs are remembered too (the
 # cache is cleared when full, so a proxy's endless distinct paths cost one dict store each).
 _URL_CACHE_SIZE = 1024
-_urls: dict[bytes, Url] = {}
+_urls: Memo[bytes, Url] = Memo(_URL_CACHE_SIZE)
 
 
 class Url(NamedTuple):
@@ -69,9 +70,7 @@ def parse_url(uri: bytes) -> Url:
     url = _urls.get(uri)
     if url is None:
         url = _parse_url(uri)
-        if len(_urls) >= _URL_CACHE_SIZE:
-            _urls.clear()
-        _urls[uri] = url
+        _urls.put(uri, url)
     return url
 
 
@@ -91,9 +90,7 @@ def _parse_url(uri: bytes) -> Url:
     origin = _origins.get(key)
     if origin is None:
         origin = _parse_origin(raw_scheme, authority)
-        if len(_origins) >= _ORIGIN_CACHE_SIZE:
-            _origins.clear()
-        _origins[key] = origin
+        _origins.put(key, origin)
     target = uri[end:]
     fragment = target.find(b"#")
     if fragment >= 0:

@@ -17,6 +17,7 @@ from thor.http.protocol.framing import collect, keep_alive, response_framing
 from thor.http.protocol.head import Buffer, HeadScanner
 from thor.http.protocol.messages import FRAMING_CLOSE, Event, new_response_head
 from thor.http.protocol.reader import BaseParser
+from thor.memo import Memo
 
 __all__ = ["ResponseParser"]
 
@@ -24,9 +25,9 @@ StatusLine = tuple[bytes, int, bytes]
 
 
 # A client hears the same few status lines again and again ("HTTP/1.1 200 OK"): valid ones
-# are remembered (bounded: cleared when full, so a server inventing phrases cannot grow it).
-_STATUS_LINES: dict[bytes, StatusLine] = {}
+# are remembered (bounded, so a server inventing phrases cannot grow it).
 _STATUS_LINES_MAX = 256
+_STATUS_LINES: Memo[bytes, StatusLine] = Memo(_STATUS_LINES_MAX)
 
 
 def parse_status_line(line: bytes) -> StatusLine | None:
@@ -35,9 +36,7 @@ def parse_status_line(line: bytes) -> StatusLine | None:
     if parsed is None:
         parsed = _parse_status_line(line)
         if parsed is not None:
-            if len(_STATUS_LINES) >= _STATUS_LINES_MAX:
-                _STATUS_LINES.clear()
-            _STATUS_LINES[line] = parsed
+            _STATUS_LINES.put(line, parsed)
     return parsed
 
 

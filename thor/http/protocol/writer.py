@@ -33,6 +33,7 @@ from thor.http.protocol.messages import (
     Framing,
 )
 from thor.http.protocol.state import WRITER_IDLE, writer_transition
+from thor.memo import Memo
 
 __all__ = ["RequestWriter", "ResponseWriter"]
 
@@ -63,9 +64,7 @@ def _check_fields(headers: RawHeaderListType) -> tuple[bytes, ...]:
         if _NAMES_RE.fullmatch(names) is None:
             raise error.OutputSyntaxError(f"invalid field name in {names!r}")
         lnames = tuple(names.lower().split(b"\t"))
-        if len(_VALID_NAMES) >= _VALID_NAMES_MAX:
-            _VALID_NAMES.clear()  # bounded: an application that invents names cannot grow it
-        _VALID_NAMES[names] = lnames
+        _VALID_NAMES.put(names, lnames)  # bounded: an app inventing names cannot grow it
     if abnf.bad_value_re.search(values):
         raise error.OutputSyntaxError("control character in a field value")
     return lnames
@@ -73,8 +72,8 @@ def _check_fields(headers: RawHeaderListType) -> tuple[bytes, ...]:
 
 _NAMES_RE = re.compile(abnf.TOKEN + rb"(?:\t" + abnf.TOKEN + rb")*")
 # HTAB-joined field names that _NAMES_RE accepted -> their lower-cased names.
-_VALID_NAMES: dict[bytes, tuple[bytes, ...]] = {}
 _VALID_NAMES_MAX = 512
+_VALID_NAMES: Memo[bytes, tuple[bytes, ...]] = Memo(_VALID_NAMES_MAX)
 
 # Names start() must look at: hop-by-hop fields to drop, and Content-Length, which it writes
 # itself (one isdisjoint call tells whether the common case applies: none of them).

@@ -1,15 +1,16 @@
-"""A bounded memo of converted inputs: the encoded form of a status line or header list.
+"""A bounded memo of what was worked out from an input seen before.
 
-Apps answer with the same few statuses and header lists again and again, so the
-adapters keep the converted (validated and encoded) form of each valid one, keyed by
-its value.  Only valid input is stored.  A memo that fills up (inputs that vary per
-response) is emptied and starts again, so it never grows past ``size``.  Plain dict
-operations: threads may share a memo under the GIL.
+Servers and clients meet the same few inputs again and again: status lines, header
+lists and names, URLs, client addresses.  The code that parses or validates them keeps
+each valid result here, keyed by its input, and looks it up first.  Only valid input is
+stored.  A memo that fills up (inputs that vary every time) is emptied and starts again,
+so it never grows past ``size``: endless distinct inputs cost one dict store each.  Plain
+dict operations: threads may share a memo under the GIL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 __all__ = ["Memo"]
@@ -32,7 +33,14 @@ class Memo(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._known)
 
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._known)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._known
+
     def put(self, key: K, value: V) -> None:
+        """Remember ``value`` for ``key`` (forgetting everything first when full)."""
         known = self._known
         if len(known) >= self.size:
             known.clear()
