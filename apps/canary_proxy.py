@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from thor.http import Exchange
 from thor_gateway.proxy import ProxyHandler
-from thor_gateway.request import Request, ServerExchange
+from thor_gateway.request import Request
 from thor_gateway.transform import HeaderRewrite
 
 Done = Callable[[BaseException | None], None]
@@ -48,7 +49,7 @@ class Canary:
         self.stable = stable
         self.canary = canary
 
-    def handle(self, exchange: ServerExchange, request: Request) -> None:
+    def handle(self, exchange: Exchange, request: Request) -> None:
         pool = self.canary if wants_canary(request) else self.stable
         pool.handle(exchange, request)
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from thor import loop
 from thor.events import EventEmitter, on
-from thor.loop import run, run_in_loop, schedule, stop, time
-from thor.tcp import TcpClient, TcpConnection, TcpServer
 
 __version__ = "1.0.0.dev0"
 
@@ -40,8 +37,18 @@ __all__ = [
     "time",
 ]
 
-# Imported on first use, so that `import thor` stays cheap.
+# Imported on first use, so that `import thor` stays cheap and opens nothing: the sans-IO
+# core (thor.http.protocol, thor.ws.protocol...) imports this package but no IO module.
 _LAZY = {
+    "loop": "thor",
+    "run": "thor.loop",
+    "run_in_loop": "thor.loop",
+    "schedule": "thor.loop",
+    "stop": "thor.loop",
+    "time": "thor.loop",
+    "TcpClient": "thor.tcp",
+    "TcpConnection": "thor.tcp",
+    "TcpServer": "thor.tcp",
     "HttpClient": "thor.http.client",
     "HttpClientExchange": "thor.http.client",
     "HttpServer": "thor.http.server",
@@ -56,6 +63,10 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'thor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = (
+        importlib.import_module(f"thor.{name}")
+        if module == "thor"
+        else getattr(importlib.import_module(module), name)
+    )
     globals()[name] = value
     return value

@@ -76,7 +76,7 @@ def lookup(
     socktype: int = socket.SOCK_STREAM,
 ) -> None:
     """Resolve ``host`` and call ``callback`` on the loop thread with the results."""
-    the_loop = loop or thor.loop._loop
+    the_loop = loop or thor.loop.default()
     name = host.decode("idna") if isinstance(host, bytes) else host
     literal = _literal(name, port, socktype)
     if literal is not None:

@@ -43,6 +43,7 @@ from thor.events import EventEmitter
 __all__ = [
     "Loop",
     "ScheduledEvent",
+    "default",
     "make",
     "run",
     "run_in_loop",
@@ -380,32 +381,50 @@ def make() -> Loop:
     return Loop()
 
 
-_loop = make()
-# Close the default loop's selector and waker at exit rather than leave them
-# to the garbage collector (which warns about unclosed sockets).
-atexit.register(_loop.close)
+_default: Loop | None = None
+
+
+def default() -> Loop:
+    """The default loop: the one that :func:`run`, :func:`schedule` and every object built
+    without ``loop=`` use.  It is made on first use, so importing Thor opens no descriptor.
+    """
+    global _default
+    the_loop = _default
+    if the_loop is None:
+        the_loop = _default = Loop()
+        # Close its selector and waker at exit rather than leave them to the garbage
+        # collector (which warns about unclosed sockets).
+        atexit.register(the_loop.close)
+    return the_loop
+
+
+def __getattr__(name: str) -> Any:
+    # Thor 0.17's name for the default loop, kept as an alias: ``thor.loop._loop``.
+    if name == "_loop":
+        return default()
+    raise AttributeError(f"module 'thor.loop' has no attribute {name!r}")
 
 
 def run() -> None:
     """Run the default loop until :func:`stop`."""
-    _loop.run()
+    default().run()
 
 
 def stop() -> None:
     """Stop the default loop."""
-    _loop.stop()
+    default().stop()
 
 
 def schedule(delta: float, callback: Callback, *args: Any) -> ScheduledEvent:
     """Schedule a call on the default loop."""
-    return _loop.schedule(delta, callback, *args)
+    return default().schedule(delta, callback, *args)
 
 
 def run_in_loop(callback: Callback, *args: Any) -> None:
     """Post a call to the default loop from any thread."""
-    _loop.run_in_loop(callback, *args)
+    default().run_in_loop(callback, *args)
 
 
 def time() -> float:
     """The default loop's clock: monotonic seconds."""
-    return _loop.time()
+    return default().time()

@@ -41,7 +41,7 @@ class TcpClient(EventEmitter):
 
     def __init__(self, loop: thor.loop.Loop | None = None) -> None:
         super().__init__()
-        self.loop = loop or thor.loop._loop
+        self.loop = loop or thor.loop.default()
         self.sock: socket.socket | None = None
         self._addresses: list[thor.dns.DnsResult] = []
         self._timer: thor.loop.ScheduledEvent | None = None

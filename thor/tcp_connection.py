@@ -74,7 +74,7 @@ class TcpConnection(EventEmitter):
         super().__init__()
         self.socket = sock
         self.address = address  # the peer's address
-        self._loop = loop or thor.loop._loop
+        self._loop = loop or thor.loop.default()
         sock.setblocking(False)  # an adopted socket may still be blocking
         self._fd = sock.fileno()
         self.state = _OPEN

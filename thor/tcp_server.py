@@ -58,7 +58,7 @@ class TcpServer(EventEmitter):
         reuse_port: bool = False,
     ) -> None:
         super().__init__()
-        self.loop = loop or thor.loop._loop
+        self.loop = loop or thor.loop.default()
         if sock is None and fd is not None:
             sock = socket.socket(fileno=fd)
         if sock is None and path is not None:

@@ -70,7 +70,7 @@ class UdpEndpoint(EventEmitter):
 
     def __init__(self, loop: thor.loop.Loop | None = None) -> None:
         super().__init__()
-        self.loop = loop or thor.loop._loop
+        self.loop = loop or thor.loop.default()
         self.sock: socket.socket | None = None
         self.host: str | None = None  # the bound address, once bound
         self.port: int | None = None

@@ -111,7 +111,7 @@ _decode = json.JSONDecoder().decode  # json.loads(str) without its checks of the
 
 def client_for(loop: thor.loop.Loop | None = None) -> Any:
     """The shared aggregation client of ``loop`` (the default loop at call time)."""
-    the_loop = loop or thor.loop._loop
+    the_loop = loop or thor.loop.default()
     client = _clients.get(id(the_loop))
     if client is None or client.loop is not the_loop:
         from thor.http.client import HttpClient
@@ -208,7 +208,7 @@ class FanOut:
         client: Any = None,
         loop: thor.loop.Loop | None = None,
     ) -> None:
-        self.loop = loop or (client.loop if client is not None else thor.loop._loop)
+        self.loop = loop or (client.loop if client is not None else thor.loop.default())
         self.client = client if client is not None else client_for(self.loop)
         # Both are dropped once finished: they are often closures that refer to the fan-out.
         self.on_done: Callable[[dict[str, Result]], Any] | None = on_done
@@ -350,7 +350,7 @@ class Aggregator:
         self.client = client
 
     def handle(self, exchange: Any, request: Any) -> None:
-        loop = exchange.http_conn.loop
+        loop = exchange.loop
         client = self.client or client_for(loop)
         calls = self.calls(request)
         gone: list[bool] = []

@@ -48,10 +48,11 @@ from typing import Any
 
 from thor.asyncio_loop import AsyncioLoop
 from thor.http.error import HttpError
+from thor.http.exchange import Exchange
 from thor.loop import Loop
 from thor.memo import Memo
 from thor_gateway.lifespan import LifespanManager
-from thor_gateway.request import Done, Request, ServerExchange
+from thor_gateway.request import Done, Request
 from thor_gateway.wsgi import abort_exchange, answer_failure
 
 __all__ = ["AsgiHandler", "ClientDisconnected"]
@@ -236,7 +237,7 @@ class AsgiHandler:
         finally:
             aloop.close()
 
-    def handle(self, exchange: ServerExchange, request: Request) -> None:
+    def handle(self, exchange: Exchange, request: Request) -> None:
         """Start serving ``request`` (loop thread, as its exchange arrives)."""
         self._asyncio_loop()
         state = (
@@ -309,7 +310,7 @@ class _AsgiExchange:
     a_send_waiter: asyncio.Future[None] | None = None
 
     def __init__(
-        self, handler: AsgiHandler, exchange: ServerExchange, request: Request, scope: Any
+        self, handler: AsgiHandler, exchange: Exchange, request: Request, scope: Any
     ) -> None:
         self.handler = handler
         self.exchange = exchange

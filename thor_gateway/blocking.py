@@ -49,7 +49,7 @@ class BlockingClient:
 
     @property
     def loop(self) -> thor.loop.Loop:
-        return self._loop or thor.loop._loop
+        return self._loop or thor.loop.default()
 
     def fetch(
         self,

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from thor_gateway.request import Done, Request, ServerExchange
+from thor.http.exchange import Exchange
+from thor_gateway.request import Done, Request
 
 __all__ = ["NativeHandler"]
 
@@ -25,7 +26,7 @@ class NativeHandler:
     def __init__(self, app: Callable[[Any], object]) -> None:
         self.app = app
 
-    def handle(self, exchange: ServerExchange, request: Request) -> None:
+    def handle(self, exchange: Exchange, request: Request) -> None:
         """Let the app attach its listeners; ``request_start`` comes next."""
         self.app(exchange)
 

@@ -29,12 +29,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import thor.loop
+from thor.http.exchange import Exchange
 from thor_gateway import forwarding
 from thor_gateway.balancer import Balancer, choose, key_function, make_balancer
 from thor_gateway.health_checks import ActiveHealthChecker, HealthTracker, PassiveEjection
 from thor_gateway.metrics import UpstreamSamples, upstream_labels
 from thor_gateway.proxy_exchange import ProxiedExchange
-from thor_gateway.request import Done, Request, ServerExchange
+from thor_gateway.request import Done, Request
 from thor_gateway.retries import IDEMPOTENT, RetryBudget
 from thor_gateway.transform import Gzip, Transform
 from thor_gateway.upstreams import Resolver, Target, Upstream, UpstreamSet
@@ -117,7 +118,7 @@ class ProxyHandler:
         if unknown:
             raise TypeError(f"unknown proxy settings: {', '.join(sorted(unknown))}")
         self.settings = s = ProxySettings(**{k: _coerce(k, v) for k, v in settings.items()})
-        self.loop = loop or thor.loop._loop
+        self.loop = loop or thor.loop.default()
         if isinstance(upstreams, UpstreamSet):
             self.upstreams = upstreams
         else:
@@ -190,7 +191,7 @@ class ProxyHandler:
 
     # --- the Handler interface -----------------------------------------------------------
 
-    def handle(self, exchange: ServerExchange, request: Request) -> None:
+    def handle(self, exchange: Exchange, request: Request) -> None:
         """Forward ``request`` (its ``request_start`` was consumed by the router)."""
         hops = forwarding.max_forwards(request.method, request.headers)
         if hops == 0:
@@ -239,7 +240,7 @@ class ProxyHandler:
         self.client.close()
         done(None)
 
-    def _answer_locally(self, exchange: ServerExchange, request: Request) -> None:
+    def _answer_locally(self, exchange: Exchange, request: Request) -> None:
         """RFC 9110 §7.6.2: Max-Forwards 0 makes this gateway the final recipient."""
         if request.method == b"TRACE":
             body = forwarding.trace_body(
@@ -255,7 +256,7 @@ class ProxyHandler:
         exchange.response_done([])
 
 
-def request_for(exchange: ServerExchange, method: bytes, uri: bytes, headers: Any) -> Request:
+def request_for(exchange: Exchange, method: bytes, uri: bytes, headers: Any) -> Request:
     """A :class:`Request` for a native app's ``request_start``, to call ``handle`` with."""
     from thor_gateway.request import request_at_mount
 

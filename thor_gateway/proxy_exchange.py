@@ -40,8 +40,9 @@ from thor_gateway.request import address_of
 from thor_gateway.transform import ResponseTransformer
 
 if TYPE_CHECKING:
+    from thor.http.exchange import Exchange
     from thor_gateway.proxy import ProxyHandler
-    from thor_gateway.request import Request, ServerExchange
+    from thor_gateway.request import Request
     from thor_gateway.upstreams import Upstream
 
 __all__ = ["Phase", "ProxiedExchange", "error_status"]
@@ -108,7 +109,7 @@ class ProxiedExchange:
     def __init__(
         self,
         proxy: ProxyHandler,
-        exchange: ServerExchange,
+        exchange: Exchange,
         request: Request,
         upstream: Upstream | None,
         key: bytes | None,
@@ -230,7 +231,7 @@ class ProxiedExchange:
         # lets a proxy drop a 100 it did not ask for); 102/103 go on to the client.
         if status != b"100" and self.phase is _WAITING:
             relayed = forwarding.strip_hop_by_hop(headers)
-            self.exchange.response_nonfinal(int(status), phrase, relayed)  # type: ignore[attr-defined]
+            self.exchange.response_nonfinal(int(status), phrase, relayed)
 
     def response_start(self, status: bytes, phrase: bytes, headers: Headers) -> None:
         if self.phase is not _WAITING:
@@ -300,7 +301,7 @@ class ProxiedExchange:
         if self.phase is _RELAYING:
             log.warning("upstream %s failed mid-response: %s; aborting", self._name(), err)
             self._end()
-            self.exchange.http_conn.abort(None)
+            self.exchange.abort()
             return
         log.info("upstream %s failed: %s", self._name(), err)
         if self._retryable(err):

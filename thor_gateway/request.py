@@ -6,23 +6,24 @@ mounted :class:`Handler`.  Paths are split once, here: ``script_name`` and ``pat
 are percent-decoded bytes (PEP 3333 turns them into latin-1 ``str``; ASGI
 decodes them as UTF-8), while ``raw_path`` keeps the bytes as sent.
 
-:class:`ServerExchange` names the part of ``thor.http.server.HttpServerExchange``
-that the adapters use, so that they are typed against the contract in
-``API.md`` rather than against one implementation.
+Adapters are typed against the library's exchange contract, :class:`thor.http.Exchange`,
+never against a connection class, so that an HTTP/2 stream can stand in for an HTTP/1.1
+exchange.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import unquote_to_bytes
+
+from thor.http.exchange import Exchange
 
 __all__ = [
     "Done",
     "Handler",
     "Request",
-    "ServerExchange",
     "request_at_mount",
     "split_target",
     "target_authority",
@@ -31,38 +32,6 @@ __all__ = [
 
 Done = Callable[[BaseException | None], None]
 RawHeaders = list[tuple[bytes, bytes]]
-
-
-class ServerExchange(Protocol):
-    """The server exchange API the adapters rely on (see API.md, "HTTP server")."""
-
-    method: bytes
-    uri: bytes
-    req_hdrs: RawHeaders
-    req_version: bytes
-    scheme: str
-    started: bool
-    req_complete: bool
-    res_done: bool
-    expect_continue: bool
-    http_conn: Any
-
-    def on(self, event: str, listener: Callable[..., Any]) -> None: ...
-    def once(self, event: str, listener: Callable[..., Any]) -> None: ...
-    def emit(self, event: str, *args: Any) -> None: ...
-    def response_start(
-        self, status: int | bytes, phrase: str | bytes, headers: list[tuple[bytes, bytes]]
-    ) -> None: ...
-    def response_body(self, chunk: bytes) -> None: ...
-    def response_done(self, trailers: RawHeaders = ..., close: bool = ...) -> None: ...
-    def respond(
-        self,
-        status: int | bytes,
-        phrase: str | bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes = ...,
-    ) -> None: ...
-    def pause_request_body(self, paused: bool) -> None: ...
 
 
 @dataclass(slots=True)
@@ -86,7 +55,7 @@ class Request:
 class Handler(Protocol):
     """What every mounted thing implements: WSGI, ASGI, native apps and the proxy."""
 
-    def handle(self, exchange: ServerExchange, request: Request) -> None:
+    def handle(self, exchange: Exchange, request: Request) -> None:
         """Serve ``request``; called when the exchange arrives (``request_start`` follows)."""
 
     def startup(self, done: Done) -> None:
@@ -104,7 +73,7 @@ def address_of(value: object) -> tuple[str, int] | None:
 
 
 def request_at_mount(
-    exchange: ServerExchange,
+    exchange: Exchange,
     method: bytes,
     target: bytes,
     headers: RawHeaders,

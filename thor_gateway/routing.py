@@ -157,15 +157,15 @@ class Router:
             http_version=exchange.req_version,
             scheme=scheme,
             client=peer,
-            server=self._server_address(exchange.server),
+            server=self._server_address(exchange.server_address),
         )
         route.handler.handle(exchange, request)
 
-    def _server_address(self, server: Any) -> tuple[str, int] | None:
-        """The address of the listener ``server`` (one lookup per listener, then cached)."""
-        known = self._server_addresses.get(server, _UNKNOWN)
+    def _server_address(self, address: Any) -> tuple[str, int] | None:
+        """A listener's address as (host, port) (converted once per listener, then cached)."""
+        known = self._server_addresses.get(address, _UNKNOWN)
         if known is _UNKNOWN:
-            known = self._server_addresses[server] = address_of(server.tcp_server.address)
+            known = self._server_addresses[address] = address_of(address)
         return known  # type: ignore[return-value]
 
     def _probe(self, exchange: Any, raw_path: bytes) -> bool:
@@ -216,7 +216,7 @@ class Router:
         exchange.response_done([])
 
     def _finished(self, exchange: Any, completed: bool, client: tuple[str, int] | None) -> None:
-        duration = max(0.0, exchange.http_conn.loop.time() - exchange.start_time)
+        duration = max(0.0, exchange.loop.time() - exchange.start_time)
         status = exchange.res_status
         self.metrics.finished(
             status, completed, duration, exchange.res_bytes, exchange.req_body_bytes

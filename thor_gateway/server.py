@@ -158,7 +158,7 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.listeners = listeners
-        self.loop = loop or thor.loop._loop
+        self.loop = loop or thor.loop.default()
         self.multiprocess = multiprocess
         self.exit_status = 0
         self.servers: list[HttpServer] = []

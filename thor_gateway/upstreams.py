@@ -147,7 +147,7 @@ class UpstreamSet:
         self.targets = [t if isinstance(t, Target) else parse_target(t) for t in targets]
         if not self.targets:
             raise ValueError("an upstream set needs at least one upstream")
-        self.loop = loop or thor.loop._loop
+        self.loop = loop or thor.loop.default()
         self.resolve_interval = resolve_interval
         self.resolver: Resolver = resolver or thor.dns.lookup
         self._factory = member_factory

@@ -301,7 +301,7 @@ class Master:
         # child: each worker renews it.  The loop object stays, because what the apps
         # built when the master imported them (a module-level client or proxy) is bound
         # to it.
-        loop = thor.loop._loop
+        loop = thor.loop.default()
         loop.after_fork()
         master = os.getppid()
         gateway = Gateway(

@@ -40,10 +40,11 @@ from types import TracebackType
 from typing import Any
 
 from thor.http.error import HttpError
+from thor.http.exchange import Exchange
 from thor.http.headers import HOP_BY_HOP
 from thor.loop import Loop
 from thor.memo import Memo
-from thor_gateway.request import Done, Request, ServerExchange
+from thor_gateway.request import Done, Request
 from thor_gateway.threadpool import ThreadPool
 from thor_gateway.wsgi_environ import ErrorStream, build_environ
 from thor_gateway.wsgi_input import BodyStream, EmptyBody, LazyCondition
@@ -197,7 +198,7 @@ class WsgiHandler:
         # The workers post whole responses quietly and wake the loop once per burst.
         self.pool = ThreadPool(threads, max_queue, name="thor-wsgi", loop=loop, on_idle=loop.wake)
 
-    def handle(self, exchange: ServerExchange, request: Request) -> None:
+    def handle(self, exchange: Exchange, request: Request) -> None:
         """Start serving ``request`` (loop thread, as its exchange arrives)."""
         if self.pool.full:
             self._refuse(exchange, request)
@@ -222,11 +223,11 @@ class WsgiHandler:
         # Only the loop thread submits, so the pool cannot have filled up since the check.
         self.pool.submit(task.run)
 
-    def _submit(self, task: _WsgiTask, exchange: ServerExchange, request: Request) -> None:
+    def _submit(self, task: _WsgiTask, exchange: Exchange, request: Request) -> None:
         if not self.pool.submit(task.run):
             self._refuse(exchange, request)
 
-    def _refuse(self, exchange: ServerExchange, request: Request) -> None:
+    def _refuse(self, exchange: Exchange, request: Request) -> None:
         log.warning(
             "WSGI pool saturated (%d threads, %d queued): 503 for %s %s",
             self.pool.threads,
@@ -237,7 +238,7 @@ class WsgiHandler:
         exchange.on("error", lambda error: None)  # the body we do not read may break
         respond_error(exchange, 503, [(b"Retry-After", self.retry_after)])
 
-    def _body_stream(self, exchange: ServerExchange, request: Request) -> BodyStream | None:
+    def _body_stream(self, exchange: Exchange, request: Request) -> BodyStream | None:
         if exchange.req_complete:  # the server knows the framing: no body to come
             return None
         body = BodyStream(self.loop.run_in_loop, exchange.pause_request_body, self.stall_limit)
@@ -258,7 +259,7 @@ class WsgiHandler:
 
 
 def respond_error(
-    exchange: ServerExchange, status: int, extra: list[tuple[bytes, bytes]] | None = None
+    exchange: Exchange, status: int, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     """A small plain-text error response (loop thread)."""
     phrase = {500: b"Internal Server Error", 503: b"Service Unavailable"}[status]
@@ -273,19 +274,17 @@ def respond_error(
     exchange.response_done([])
 
 
-def abort_exchange(exchange: ServerExchange) -> None:
+def abort_exchange(exchange: Exchange) -> None:
     """Cut the connection of a response that cannot be completed (loop thread).
 
     The client sees the connection end before the framing said the response was
     complete, so a truncated response is never taken for a whole one.  What was
     already produced is flushed first: the client sees how far the response got.
     """
-    conn = exchange.http_conn
-    conn.flush()
-    conn.abort(None)
+    exchange.abort()
 
 
-def answer_failure(exchange: ServerExchange) -> None:
+def answer_failure(exchange: Exchange) -> None:
     """After an app failure: a 500 if nothing was sent, else abort (loop thread)."""
     if exchange.res_done:
         return
@@ -315,7 +314,7 @@ class _WsgiTask:
     def __init__(
         self,
         handler: WsgiHandler,
-        exchange: ServerExchange,
+        exchange: Exchange,
         environ: dict[str, Any],
         body: BodyStream | None,
         head: bool,

@@ -131,7 +131,7 @@ class SlowStartup:
     def loop(self) -> Any:
         import thor.loop
 
-        return thor.loop._loop
+        return thor.loop.default()
 
 
 slow_startup = SlowStartup()

@@ -15,7 +15,7 @@ from thor_gateway.request import request_at_mount
 
 
 def main() -> None:
-    loop = thor.loop._loop
+    loop = thor.loop.default()
     server = HttpServer("127.0.0.1", 0, loop=loop)
     handler = ProxyHandler([sys.argv[1]], loop=loop, upstream_timeout=10)
 

@@ -42,7 +42,7 @@ def backend(loop: thor.loop.Loop) -> HttpServer:
                 ex.response_body(b"x" * int(parts[1]))
                 ex.response_done([])
             elif parts[0] == "drop":
-                ex.http_conn.abort(None)
+                ex.abort()
             else:
                 answer(200, {parts[0]: len(parts[0])})
 

@@ -38,7 +38,7 @@ class Recorder:
 
         def done(trailers: Any) -> None:
             if self.delay:
-                exchange.http_conn.loop.schedule(self.delay, answer)
+                exchange.loop.schedule(self.delay, answer)
             else:
                 answer()
 

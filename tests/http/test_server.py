@@ -101,7 +101,7 @@ def test_pipelined_responses_leave_in_request_order() -> None:
                 ex.response_done()
 
             if ex.uri == b"/slow":
-                ex.http_conn.loop.schedule(0.2, answer)
+                ex.loop.schedule(0.2, answer)
             else:
                 answer()
 
@@ -165,7 +165,7 @@ def test_100_continue_sent_when_the_body_is_read() -> None:
 def test_100_continue_waits_while_the_handler_pauses_the_body() -> None:
     def handler(ex: HttpServerExchange) -> None:
         ex.pause_request_body(True)
-        ex.http_conn.loop.schedule(0.3, ex.pause_request_body, False)
+        ex.loop.schedule(0.3, ex.pause_request_body, False)
         hello(ex)
 
     with ServerThread(handler) as srv, socket.create_connection(("127.0.0.1", srv.port), 3) as s:
@@ -434,7 +434,7 @@ def test_graceful_shutdown_finishes_in_flight_and_closes_idle() -> None:
                 ex.response_done()
 
             if ex.uri == b"/slow":
-                ex.http_conn.loop.schedule(0.3, answer)
+                ex.loop.schedule(0.3, answer)
             else:
                 hello_now(ex)
 
@@ -546,7 +546,7 @@ def test_respond_from_outside_dispatch_sends_at_once() -> None:
         ex.on("request_done", lambda trailers: conn_loop(ex).schedule(0.01, answer))
 
     def conn_loop(ex: HttpServerExchange) -> thor.loop.Loop:
-        return ex.http_conn.loop
+        return ex.loop
 
     with ServerThread(handler) as srv:
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)

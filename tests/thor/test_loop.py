@@ -474,7 +474,7 @@ def test_default_loop_functions() -> None:
     event = thor.schedule(0.001, fired.append, 1)
     thor.run_in_loop(fired.append, 2)
     thor.schedule(0.002, thor.stop)
-    run_for(thor.loop._loop, 2)
+    run_for(thor.loop.default(), 2)
     assert fired == [2, 1]
     assert event.fired
 

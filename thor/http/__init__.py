@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from thor.http.exchange import Exchange, TlsInfo
 from thor.http.headers import (
     get_header,
     header_dict,
@@ -17,10 +18,12 @@ from thor.http.headers import (
 )
 
 __all__ = [
+    "Exchange",
     "HttpClient",
     "HttpClientExchange",
     "HttpServer",
     "HttpServerExchange",
+    "TlsInfo",
     "get_header",
     "header_dict",
     "header_names",

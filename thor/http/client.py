@@ -83,7 +83,7 @@ class HttpClient:
         preserve_host: bool | _Unset = UNSET,
         stale_check_after: float | _Unset = UNSET,
     ) -> None:
-        self.loop = loop or thor.loop._loop
+        self.loop = loop or thor.loop.default()
         given: dict[str, Any] = {
             "idle_timeout": idle_timeout,
             "connect_timeout": connect_timeout,

@@ -84,7 +84,7 @@ class HttpServer(EventEmitter):
             ):
                 raise TypeError(f"HttpServer has no setting {name!r}")
             setattr(self, name, value)
-        self.loop = loop or thor.loop._loop
+        self.loop = loop or thor.loop.default()
         self.scheme = "https" if tls_context is not None else "http"
         if tls_context is not None:
             from thor.tls import TlsServer

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import thor.loop
 from thor.events import EventEmitter
 from thor.http import error
+from thor.http.exchange import TlsInfo
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import RequestHead, ResponseWriter
 
@@ -40,6 +42,20 @@ def notify_error(exchange: HttpServerExchange, err: error.HttpError) -> None:
             exchange.emit("error", err)
         except Exception:
             log.exception("error in the error handler of %r", exchange)
+
+
+def tls_info(tcp_conn: Any) -> TlsInfo | None:
+    """The :class:`TlsInfo` of a connection (None when it is not a TLS one)."""
+    sock = getattr(tcp_conn, "ssl_object", None)
+    if sock is None:
+        return None
+    cipher = sock.cipher()
+    return TlsInfo(
+        version=sock.version(),
+        cipher=cipher[0] if cipher else None,
+        alpn_protocol=sock.selected_alpn_protocol(),
+        peer_certificate=sock.getpeercert(binary_form=True),
+    )
 
 
 def as_bytes(value: bytes | str) -> bytes:
@@ -95,6 +111,16 @@ class HttpServerExchange(EventEmitter):
         self.persistent = head.keep_alive
         self.start_time = conn.loop.time()
         self.scheme = server.scheme
+
+    @property
+    def loop(self) -> thor.loop.Loop:
+        """The loop the exchange lives on."""
+        return self.http_conn.loop
+
+    @property
+    def tls(self) -> TlsInfo | None:
+        """What TLS negotiated for this connection, or None over cleartext."""
+        return tls_info(self.http_conn.tcp_conn)
 
     @property
     def client_address(self) -> Any:
@@ -211,7 +237,24 @@ class HttpServerExchange(EventEmitter):
 
     # -------------------------------------------------------------- reading
 
+    def abort(self) -> None:
+        """End the exchange now, its response incomplete: flush what was produced, then close
+        the connection, so the client sees the response cut short, never taken as whole."""
+        if self._finished:
+            return
+        conn = self.http_conn
+        conn.flush()
+        conn.abort(None)
+
     def pause_request_body(self, paused: bool) -> None:
         """Stop (True) or resume (False) the delivery of ``request_body`` events."""
         if not self._finished:
             self.http_conn.req_body_pause(paused)
+
+
+if TYPE_CHECKING:
+    # mypy checks here that an HTTP/1.1 exchange keeps the exchange contract.
+    from thor.http.exchange import Exchange
+
+    def _keeps_the_contract(exchange: HttpServerExchange) -> Exchange:
+        return exchange
