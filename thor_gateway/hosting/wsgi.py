@@ -63,8 +63,10 @@ _STATUS_RE = re.compile(r"([2-5][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*)\Z")
 # RFC 9110 §5.1 field-name = token; §5.5 field-value: no CR, LF, NUL or other CTL.
 _NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _VALUE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
-# PEP 3333: apps must not use hop-by-hop fields; the server owns the connection.
-_HOP_BY_HOP = frozenset(name.decode("ascii") for name in HOP_BY_HOP)
+# PEP 3333: apps must not use hop-by-hop fields; the server owns the connection.  PEP 3333
+# means RFC 2616's list (§13.5.1), which has Trailer too; a WSGI app cannot send trailers
+# anyway, so announcing one is refused as before.
+_HOP_BY_HOP = frozenset(name.decode("ascii") for name in HOP_BY_HOP | {b"trailer"})
 # RFC 9110 §8.6: no Content-Length on these.
 _NO_LENGTH = frozenset({204, 304})
 

@@ -4,8 +4,10 @@ Theory of operation: a gateway is the origin server for its client and a client 
 upstream, so it forwards what is end-to-end and replaces what is hop-by-hop:
 
 - hop-by-hop fields go (RFC 9110 §7.6.1): Connection, Proxy-Connection, Keep-Alive, TE,
-  Transfer-Encoding, Upgrade and every field the Connection field names; the framing of the
-  next hop is decided by the writer of that hop, never copied;
+  Transfer-Encoding, Upgrade, the next-hop Proxy-Authenticate and Proxy-Authorization
+  (§11.7), and every field the Connection field names; the set is the library's
+  (:data:`thor.http.headers.HOP_BY_HOP`).  Trailer is end-to-end (RFC 9110 §6.6.2) and goes
+  on.  The framing of the next hop is decided by the writer of that hop, never copied;
 - ``Via`` gets this hop appended (RFC 9110 §7.6.3), with the protocol version of the message
   as it was *received*;
 - the client's address, scheme and Host travel on in ``Forwarded`` (RFC 7239 §4) and the
@@ -23,21 +25,22 @@ field list.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
-from thor.http.headers import PLAIN_CONNECTION_OPTIONS
+from thor.http.headers import (
+    HOP_BY_HOP,
+    PLAIN_CONNECTION_OPTIONS,
+    connection_tokens,
+    strip_hop_by_hop,
+)
 from thor.memo import Memo
 
 __all__ = [
-    "HOP_BY_HOP",
     "forwarded_element",
-    "hop_by_hop_names",
     "max_forwards",
     "relay_response_headers",
     "request_headers",
     "response_headers",
-    "strip_hop_by_hop",
     "trace_body",
     "upstream_target",
     "via_value",
@@ -45,29 +48,9 @@ __all__ = [
 
 Headers = list[tuple[bytes, bytes]]
 
-# RFC 9110 §7.6.1.  Trailer is *not* here: it is end-to-end (RFC 9110 §6.6.2).
-HOP_BY_HOP: frozenset[bytes] = frozenset(
-    {b"connection", b"proxy-connection", b"keep-alive", b"te", b"transfer-encoding", b"upgrade"}
-)
 _TRACE_METHODS = frozenset({b"TRACE", b"OPTIONS"})
 # RFC 9110 §5.6.2 token: a Forwarded value made only of tchars needs no quotes (RFC 7239 §4).
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def hop_by_hop_names(headers: Headers) -> set[bytes]:
-    """The lower-cased names to drop: the fixed set plus what Connection lists (§7.6.1)."""
-    names = set(HOP_BY_HOP)
-    for name, value in headers:
-        if name.lower() == b"connection":
-            names.update(t.strip(b" \t").lower() for t in value.split(b",") if t.strip(b" \t"))
-    return names
-
-
-def strip_hop_by_hop(headers: Headers, also: Iterable[bytes] = ()) -> Headers:
-    """``headers`` without hop-by-hop fields (and without the lower-cased names in ``also``)."""
-    drop = hop_by_hop_names(headers)
-    drop.update(also)
-    return [(n, v) for n, v in headers if n.lower() not in drop]
 
 
 def via_value(version: bytes, pseudonym: bytes = b"thor") -> bytes:
@@ -158,9 +141,9 @@ def request_headers(
     named: set[bytes] | None = None  # what Connection lists, dropped after the loop
     for name, value in headers:
         lname = name.lower()
-        if lname in HOP_BY_HOP:
+        if lname in HOP_BY_HOP:  # RFC 9110 §7.6.1 (thor.http.headers: one set)
             if lname == b"connection":
-                named = hop_by_hop_names(headers)
+                named = connection_tokens(headers)
             continue
         if lname == b"host":
             host = value

@@ -33,6 +33,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from thor.http.error import ConnectError, DnsError, HttpError, ReadTimeoutError, UpstreamError
+from thor.http.headers import strip_hop_by_hop
 from thor_gateway.aggregation.transform import ResponseTransformer
 from thor_gateway.proxy import forwarding
 from thor_gateway.proxy.balancer import choose
@@ -230,7 +231,7 @@ class ProxiedExchange:
         # The server sends its own 100 Continue when it reads the body (RFC 9110 §15.2.1
         # lets a proxy drop a 100 it did not ask for); 102/103 go on to the client.
         if status != b"100" and self.phase is _WAITING:
-            relayed = forwarding.strip_hop_by_hop(headers)
+            relayed = strip_hop_by_hop(headers)
             self.exchange.response_nonfinal(int(status), phrase, relayed)
 
     def response_start(self, status: bytes, phrase: bytes, headers: Headers) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from thor.http.headers import strip_hop_by_hop
 from thor_gateway.proxy import forwarding as fw
 from thor_gateway.proxy.retries import RetryBudget
 
@@ -25,8 +26,27 @@ def test_hop_by_hop_fields_and_connection_options_are_dropped() -> None:
         (b"Accept", b"*/*"),
         (b"Trailer", b"X-Checksum"),
     ]
-    out = fw.strip_hop_by_hop(headers)
+    out = strip_hop_by_hop(headers)
     assert out == [(b"Host", b"example.com"), (b"Accept", b"*/*"), (b"Trailer", b"X-Checksum")]
+
+
+def test_request_headers_relay_trailer_but_not_next_hop_credentials() -> None:
+    # RFC 9110 §6.6.2: Trailer is end-to-end; §11.7.2: Proxy-Authorization is for this hop.
+    headers = [
+        (b"Host", b"front"),
+        (b"TE", b"trailers"),
+        (b"Trailer", b"X-Checksum"),
+        (b"Proxy-Authorization", b"Basic eDp5"),
+        (b"Transfer-Encoding", b"chunked"),
+    ]
+    out = fw.request_headers(
+        headers, version=b"1.1", client=None, scheme="http", upstream_host=b"backend"
+    )
+    names = [name.lower() for name, _ in out]
+    assert (b"Trailer", b"X-Checksum") in out
+    assert b"proxy-authorization" not in names
+    assert b"te" not in names
+    assert b"transfer-encoding" not in names
 
 
 def test_request_headers_add_via_forwarded_and_x_forwarded() -> None:

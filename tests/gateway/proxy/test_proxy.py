@@ -308,6 +308,9 @@ def test_early_hints_and_trailers_are_relayed(mount_proxy: MountProxy) -> None:
             b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n"
         )
         assert answer.endswith(b"5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n")
+        # RFC 9110 §6.6.2: Trailer is end-to-end, so the field announcing X-Sum goes on too.
+        final_head = answer.split(b"\r\n\r\n")[1]
+        assert b"\r\nTrailer: X-Sum\r\n" in final_head + b"\r\n"
 
 
 def test_retry_goes_to_another_upstream(mount_proxy: MountProxy) -> None:
