@@ -49,6 +49,7 @@ from typing import Any
 from thor.asyncio_loop import AsyncioLoop
 from thor.http.error import HttpError
 from thor.http.exchange import Exchange
+from thor.http.protocol import abnf
 from thor.loop import Loop
 from thor.memo import Memo
 from thor_gateway.hosting.lifespan import LifespanManager
@@ -63,9 +64,10 @@ Message = MutableMapping[str, Any]
 AsgiApp = Callable[..., Awaitable[None]]
 Start = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
-# RFC 9110 §5.1 field-name = token; §5.5: no CR, LF, NUL or other CTL in a value.
-_NAME_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_VALUE_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*\Z")
+# RFC 9110 §5.1 field-name = token; §5.5: no CR, LF, NUL or other CTL in a value.  The
+# grammar is the library's (thor.http.protocol.abnf), anchored for match().
+_NAME_RE = re.compile(abnf.TOKEN + rb"\Z")
+_VALUE_RE = re.compile(abnf.FIELD_CHAR + rb"*\Z")
 _PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 # Valid header lists of http.response.start, encoded, by value (thor_gateway.memo).
 _HEADER_LISTS: Memo[tuple[object, ...], tuple[tuple[bytes, bytes], ...]] = Memo(256)

@@ -42,6 +42,7 @@ from typing import Any
 from thor.http.error import HttpError
 from thor.http.exchange import Exchange
 from thor.http.headers import HOP_BY_HOP
+from thor.http.protocol import abnf
 from thor.loop import Loop
 from thor.memo import Memo
 from thor_gateway.hosting.threadpool import ThreadPool
@@ -57,12 +58,16 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WsgiApp = Callable[..., Iterable[bytes]]
 Start = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
+# The library's grammar (thor.http.protocol.abnf) as str patterns: WSGI's native strings
+# hold latin-1, so the byte ranges there are the code point ranges here.
+_TOKEN = abnf.TOKEN.decode("ascii")
+_FIELD_CHAR = abnf.FIELD_CHAR.decode("ascii")
 # PEP 3333 "The start_response() Callable": a status is "999 Reason"; RFC 9112 §4
 # reason-phrase = *( HTAB / SP / VCHAR / obs-text ).  Apps may not send 1xx.
-_STATUS_RE = re.compile(r"([2-5][0-9][0-9]) ([\t\x20-\x7e\x80-\xff]*)\Z")
+_STATUS_RE = re.compile(r"([2-5][0-9][0-9]) (" + _FIELD_CHAR + r"*)\Z")
 # RFC 9110 §5.1 field-name = token; §5.5 field-value: no CR, LF, NUL or other CTL.
-_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_VALUE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
+_NAME_RE = re.compile(_TOKEN + r"\Z")
+_VALUE_RE = re.compile(_FIELD_CHAR + r"*\Z")
 # PEP 3333: apps must not use hop-by-hop fields; the server owns the connection.  PEP 3333
 # means RFC 2616's list (§13.5.1), which has Trailer too; a WSGI app cannot send trailers
 # anyway, so announcing one is refused as before.

@@ -24,7 +24,6 @@ field list.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import unquote_to_bytes
 
 from thor.http.headers import (
@@ -33,6 +32,7 @@ from thor.http.headers import (
     connection_tokens,
     strip_hop_by_hop,
 )
+from thor.http.protocol.abnf import token_re as _token_re
 from thor.memo import Memo
 
 __all__ = [
@@ -49,8 +49,6 @@ __all__ = [
 Headers = list[tuple[bytes, bytes]]
 
 _TRACE_METHODS = frozenset({b"TRACE", b"OPTIONS"})
-# RFC 9110 §5.6.2 token: a Forwarded value made only of tchars needs no quotes (RFC 7239 §4).
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def via_value(version: bytes, pseudonym: bytes = b"thor") -> bytes:
@@ -62,7 +60,9 @@ def via_value(version: bytes, pseudonym: bytes = b"thor") -> bytes:
 
 
 def _quote_if_needed(value: bytes) -> bytes:
-    if _TOKEN.fullmatch(value):
+    # RFC 9110 §5.6.2 token: a Forwarded value made only of tchars needs no quotes
+    # (RFC 7239 §4).
+    if _token_re.fullmatch(value):
         return value
     return b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
