@@ -35,11 +35,11 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from thor.http.error import HttpError
+from thor.http.error import HttpError, ServiceUnavailableError
 from thor.http.exchange import Exchange
 from thor.http.headers import HOP_BY_HOP
 from thor.http.protocol import abnf
@@ -243,7 +243,7 @@ class WsgiHandler:
             request.target.decode("latin-1"),
         )
         exchange.on("error", lambda error: None)  # the body we do not read may break
-        respond_error(exchange, 503, [(b"Retry-After", self.retry_after)])
+        respond_error(exchange, ServiceUnavailableError(), [(b"Retry-After", self.retry_after)])
 
     def _body_stream(self, exchange: Exchange, request: Request) -> BodyStream | None:
         if exchange.req_complete:  # the server knows the framing: no body to come
@@ -266,18 +266,12 @@ class WsgiHandler:
 
 
 def respond_error(
-    exchange: Exchange, status: int, extra: list[tuple[bytes, bytes]] | None = None
+    exchange: Exchange, error: HttpError, extra: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    """A small plain-text error response (loop thread)."""
-    phrase = {500: b"Internal Server Error", 503: b"Service Unavailable"}[status]
-    body = phrase + b"\n"
-    headers = [
-        (b"Content-Type", b"text/plain; charset=utf-8"),
-        (b"Content-Length", str(len(body)).encode("ascii")),
-        *(extra or []),
-    ]
-    exchange.response_start(status, phrase, headers)
-    exchange.response_body(body)
+    """A small plain-text error response, its body the reason phrase (loop thread)."""
+    answer = error.as_response(extra, error.server_status[1] + b"\n")
+    exchange.response_start(answer.status, answer.phrase, answer.headers)
+    exchange.response_body(answer.body)
     exchange.response_done([])
 
 
@@ -298,7 +292,7 @@ def answer_failure(exchange: Exchange) -> None:
     if exchange.started:
         abort_exchange(exchange)
     else:
-        respond_error(exchange, 500)
+        respond_error(exchange, HttpError())  # HttpError's own status: 500
 
 
 class _WsgiTask:

@@ -30,9 +30,17 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from thor.http.error import ConnectError, DnsError, HttpError, ReadTimeoutError, UpstreamError
+from thor.http.error import (
+    ConnectError,
+    DnsError,
+    HttpError,
+    ReadTimeoutError,
+    ServiceUnavailableError,
+    UpstreamError,
+)
 from thor.http.headers import strip_hop_by_hop
 from thor_gateway.aggregation.transform import ResponseTransformer
 from thor_gateway.proxy import forwarding
@@ -46,18 +54,13 @@ if TYPE_CHECKING:
     from thor_gateway.proxy.upstreams import Upstream
     from thor_gateway.routing.request import Request
 
-__all__ = ["Phase", "ProxiedExchange", "error_status"]
+__all__ = ["BadGatewayError", "GatewayTimeoutError", "Phase", "ProxiedExchange", "error_for"]
 
 log = logging.getLogger("thor_gateway.proxy")
 
 Headers = list[tuple[bytes, bytes]]
 # Request bodies up to this size are kept until the response starts, for a retry.
 REPLAY_LIMIT = 64 * 1024
-_PHRASES = {
-    502: b"Bad Gateway",
-    503: b"Service Unavailable",
-    504: b"Gateway Timeout",
-}
 
 
 class Phase(enum.Enum):
@@ -71,17 +74,31 @@ class Phase(enum.Enum):
 _WAITING, _RELAYING, _DONE = Phase.WAITING, Phase.RELAYING, Phase.DONE
 
 
-def error_status(err: HttpError) -> int:
-    """The status a gateway answers for an upstream failure (RFC 9110 §15.6.3, §15.6.5).
+class BadGatewayError(HttpError):
+    """The upstream could not be reached or answered badly (RFC 9110 §15.6.3)."""
+
+    desc = "Bad Gateway"
+    status = 502
+
+
+class GatewayTimeoutError(HttpError):
+    """The upstream did not answer in time (RFC 9110 §15.6.5)."""
+
+    desc = "Gateway Timeout"
+    status = 504
+
+
+def error_for(err: HttpError) -> HttpError:
+    """What a gateway answers for an upstream failure (RFC 9110 §15.6.3, §15.6.5).
 
     502 when the upstream could not be reached or answered badly, 504 when it did not
     answer in time (silence after connecting, or a connect that timed out).
     """
     if isinstance(err, ReadTimeoutError):
-        return 504
+        return GatewayTimeoutError()
     if isinstance(err, ConnectError) and "timed out" in str(err).lower():
-        return 504
-    return 502
+        return GatewayTimeoutError()
+    return BadGatewayError()
 
 
 class ProxiedExchange:
@@ -175,7 +192,9 @@ class ProxiedExchange:
     def start(self) -> None:
         upstream = self.upstream
         if upstream is None:
-            self._answer(503, b"no upstream available\n", [(b"Retry-After", b"1")])
+            self._answer(
+                ServiceUnavailableError(), [(b"Retry-After", b"1")], b"no upstream available\n"
+            )
             return
         self._send(upstream)
 
@@ -312,8 +331,7 @@ class ProxiedExchange:
                 self.exchange.pause_request_body(False)  # the failed attempt may have paused it
                 self._send(nxt)
                 return
-        status = error_status(err)
-        self._answer(status, b"%d %s\n" % (status, _PHRASES[status]))
+        self._answer(error_for(err))
 
     def _retryable(self, err: HttpError) -> bool:
         """May this request go to another member? (RFC 9110 §9.2.2, RFC 9112 §9.3.1)
@@ -344,19 +362,17 @@ class ProxiedExchange:
 
     # --- ending -----------------------------------------------------------------------
 
-    def _answer(self, status: int, body: bytes, extra: Headers | None = None) -> None:
+    def _answer(
+        self, error: HttpError, extra: Sequence[tuple[bytes, bytes]] = (), body: bytes | None = None
+    ) -> None:
         self._end()
         exchange = self.exchange
         if exchange.started:
             return
-        headers = [
-            (b"Content-Type", b"text/plain; charset=utf-8"),
-            (b"Content-Length", b"%d" % len(body)),
-            *(extra or []),
-        ]
-        exchange.response_start(status, _PHRASES.get(status, b"Error"), headers)
+        answer = error.as_response(extra, body)
+        exchange.response_start(answer.status, answer.phrase, answer.headers)
         if self.method != b"HEAD":
-            exchange.response_body(body)
+            exchange.response_body(answer.body)
         exchange.response_done([])
 
     def _release(self) -> None:

@@ -1,9 +1,9 @@
 """The gateway's own errors, one class per cause, and how they are answered.
 
 Each class carries the status the gateway answers with (``thor.http.error``
-style: ``status``, ``desc``, ``detail``).  :func:`respond` writes the small
-plain-text error response; it never echoes request data back (no reflected
-markup, nothing to escape).
+style: ``status``, ``desc``, ``detail``).  :func:`respond` sends the small
+plain-text error response that :meth:`thor.http.error.HttpError.as_response` builds;
+it never echoes request data back (no reflected markup, nothing to escape).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class ConcurrencyLimitError(GatewayError):
 
 class _Responder(Protocol):
     def response_start(
-        self, status: int, phrase: str, headers: list[tuple[bytes, bytes]]
+        self, status: int, phrase: str | bytes, headers: list[tuple[bytes, bytes]]
     ) -> None: ...
     def response_body(self, chunk: bytes) -> None: ...
     def response_done(
@@ -104,13 +104,7 @@ def _send(
     close: bool,
     extra: list[tuple[bytes, bytes]] | None,
 ) -> None:
-    phrase = error.server_status[1]
-    body = f"{error.status} {error.desc}\n".encode()
-    headers = [
-        (b"Content-Type", b"text/plain; charset=utf-8"),
-        (b"Content-Length", str(len(body)).encode()),
-        *(extra or []),
-    ]
-    exchange.response_start(error.status, phrase.decode("ascii"), headers)
-    exchange.response_body(body)
+    answer = error.as_response(extra or ())
+    exchange.response_start(answer.status, answer.phrase, answer.headers)
+    exchange.response_body(answer.body)
     exchange.response_done([], close=close)
