@@ -29,7 +29,7 @@ setup(
             "mypy",
         ],
     },
-    entry_points={"console_scripts": ["thor-gateway = thor_gateway.cli:main"]},
+    entry_points={"console_scripts": ["thor-gateway = thor_gateway.serving.cli:main"]},
     classifiers=[
         "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",

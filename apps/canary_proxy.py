@@ -20,9 +20,9 @@ import os
 from collections.abc import Callable
 
 from thor.http import Exchange
+from thor_gateway.aggregation.transform import HeaderRewrite
 from thor_gateway.proxy import ProxyHandler
-from thor_gateway.request import Request
-from thor_gateway.transform import HeaderRewrite
+from thor_gateway.routing.request import Request
 
 Done = Callable[[BaseException | None], None]
 

@@ -16,7 +16,7 @@ import os
 from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from thor_gateway.blocking import BlockingClient
+from thor_gateway.aggregation.blocking import BlockingClient
 
 BASE = os.environ.get("BENCH_ORIGIN", "http://127.0.0.1:8081")
 PATHS = ("/a.json", "/b.json", "/c.json")

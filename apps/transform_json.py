@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import os
 
+from thor_gateway.aggregation.transform import Gzip, HeaderRewrite, WholeBody
 from thor_gateway.proxy import ProxyHandler
-from thor_gateway.transform import Gzip, HeaderRewrite, WholeBody
 
 UPSTREAM = os.environ.get("TRANSFORM_UPSTREAM", "http://127.0.0.1:8001")
 BANNER = b'<div class="banner">Served through Thor</div>'

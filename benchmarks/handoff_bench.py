@@ -101,9 +101,9 @@ def eager_complete(self: Any, body: bytes, sized: bool) -> None:
 
 
 def make_handler(kind: str, loop: Any, threads: int) -> Any:
-    from thor_gateway import wsgi
-    from thor_gateway.asgi import AsgiHandler
-    from thor_gateway.native import NativeHandler
+    from thor_gateway.hosting import wsgi
+    from thor_gateway.hosting.asgi import AsgiHandler
+    from thor_gateway.hosting.native import NativeHandler
 
     if kind == "native":
         return NativeHandler(native_app)
@@ -125,7 +125,7 @@ def make_handler(kind: str, loop: Any, threads: int) -> Any:
 def serve(variant: str, threads: int) -> None:
     import thor.loop
     from thor.http.server import HttpServer
-    from thor_gateway.request import request_at_mount
+    from thor_gateway.routing.request import request_at_mount
 
     kind, _, option = variant.partition(":")
     if option.startswith("si="):
@@ -148,7 +148,7 @@ def serve(variant: str, threads: int) -> None:
 def micro(variant: str, threads: int, inflight: int, rounds: int) -> float:
     """Round trips per second, loop -> pool -> loop, without sockets."""
     import thor.loop
-    from thor_gateway.threadpool import ThreadPool
+    from thor_gateway.hosting.threadpool import ThreadPool
 
     kind, _, option = variant.partition(":")
     if option.startswith("si="):

@@ -1,4 +1,18 @@
-"""thor-gateway: serve WSGI, ASGI and native Thor apps, and proxy, on the Thor loop."""
+"""thor-gateway: serve WSGI, ASGI and native Thor apps, and proxy, on the Thor loop.
+
+The parts, bottom up (each may import only the ones before it, and Thor's public API;
+``tests/gateway/test_layers.py`` enforces it):
+
+- :mod:`thor_gateway.operations`: logs, access log, metrics;
+- :mod:`thor_gateway.routing`: the request, the handler interface, the router, client
+  identity behind trusted proxies, the gateway's own refusals;
+- :mod:`thor_gateway.aggregation`: fan-out and combine, and response transforms;
+- :mod:`thor_gateway.hosting`: WSGI, ASGI and native apps;
+- :mod:`thor_gateway.proxy`: the reverse proxy (forwarding, balancing, upstreams, health,
+  retries);
+- :mod:`thor_gateway.serving`: the command line, settings, app loading, listeners,
+  the server process, workers and reload.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +27,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def native_app(app: F) -> F:
-    """Mark ``app`` as a native Thor app (``app(exchange)``); see :mod:`thor_gateway.loading`."""
-    from thor_gateway.loading import native_app as mark
+    """Mark ``app`` as a native Thor app (``app(exchange)``).
+
+    See :mod:`thor_gateway.serving.loading`.
+    """
+    from thor_gateway.serving.loading import native_app as mark
 
     return mark(app)

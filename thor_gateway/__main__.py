@@ -2,7 +2,7 @@
 
 import sys
 
-from thor_gateway.cli import main
+from thor_gateway.serving.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,7 @@ import pytest
 import thor.loop
 from thor.asyncio_loop import AsyncioLoop
 from thor.http.server import HttpServer
-from thor_gateway.request import request_at_mount
+from thor_gateway.routing.request import request_at_mount
 
 # --------------------------------------------------------------------------------------
 # adapters: a real HttpServer on loopback, its loop in a background thread, one handler
@@ -157,7 +157,7 @@ def wsgi_server(live_server: Callable[..., LiveServer]) -> Iterator[Callable[...
     """
     from wsgiref.validate import validator
 
-    from thor_gateway.wsgi import WsgiHandler
+    from thor_gateway.hosting.wsgi import WsgiHandler
 
     handlers: list[WsgiHandler] = []
 
@@ -218,7 +218,7 @@ def asgi_server(
     startup (``.startup_error`` holds what startup reported); ``.asgi`` is the handler.
     Shut down (lifespan shutdown included) at teardown.
     """
-    from thor_gateway.asgi import AsgiHandler
+    from thor_gateway.hosting.asgi import AsgiHandler
 
     started: list[tuple[LiveServer, Any]] = []
 

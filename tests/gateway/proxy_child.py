@@ -11,7 +11,7 @@ from typing import Any
 import thor.loop
 from thor.http.server import HttpServer
 from thor_gateway.proxy import ProxyHandler
-from thor_gateway.request import request_at_mount
+from thor_gateway.routing.request import request_at_mount
 
 
 def main() -> None:

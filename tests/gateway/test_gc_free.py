@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 
 import thor.loop
+from tests.gateway.aggregation.test_aggregation import backend
 from tests.gateway.proxy_support import raw_upstream, read_head
-from tests.gateway.test_aggregation import backend
 from thor.http.client import HttpClient
 from thor.http.server import HttpServer
 from thor.testing import loop_in_thread
 from thor_gateway.aggregation import Aggregator, Call
 from thor_gateway.proxy import ProxyHandler
-from thor_gateway.routing import Route, Router
+from thor_gateway.routing.router import Route, Router
 
 REQUESTS = 200
 

@@ -9,7 +9,9 @@ the peer sent (or what happened on the way to it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from http import HTTPStatus
+from typing import NamedTuple
 
 __all__ = [
     "AccessError",
@@ -20,6 +22,7 @@ __all__ = [
     "ContentTooLargeError",
     "DnsError",
     "DuplicateCLError",
+    "ErrorResponse",
     "ExtraDataError",
     "FieldSectionTooLargeError",
     "HeaderLineEndingError",
@@ -57,6 +60,15 @@ __all__ = [
 ]
 
 
+class ErrorResponse(NamedTuple):
+    """A whole response: what ``exchange.respond(*answer)`` or a raw writer needs."""
+
+    status: int
+    phrase: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
 class ThorError(Exception):
     """Base class of every error Thor raises on purpose."""
 
@@ -81,6 +93,26 @@ class HttpError(ThorError):
         except ValueError:  # pragma: no cover - every class uses a registered status
             phrase = "Unknown"
         return str(self.status).encode("ascii"), phrase.encode("ascii")
+
+    def as_response(
+        self, extra: Sequence[tuple[bytes, bytes]] = (), body: bytes | None = None
+    ) -> ErrorResponse:
+        """The short plain-text answer to this error, the one shape every error response has.
+
+        The body is ``b"<status> <desc>\\n"`` unless one is given.  It never echoes request
+        data (the detail stays in the logs: no reflected markup, nothing to escape), so it is
+        text/plain and sized up front: a ``Content-Length`` lets the connection stay open
+        when nothing else closes it.  ``extra`` fields (``Retry-After``, ``Allow``) follow
+        the two fields made here.
+        """
+        if body is None:
+            body = b"%d %s\n" % (self.status, self.desc.encode("utf-8"))
+        headers = [
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", b"%d" % len(body)),
+            *extra,
+        ]
+        return ErrorResponse(self.status, self.server_status[1], headers, body)
 
     def __str__(self) -> str:
         if self.detail:

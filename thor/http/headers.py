@@ -29,8 +29,12 @@ __all__ = [
 
 RawHeaderListType = list[tuple[bytes, bytes]]
 
+# The one hop-by-hop set, for the writer, the client and the gateway's proxy alike.
 # RFC 9110 §7.6.1 names Connection, Proxy-Connection, Keep-Alive, TE, Transfer-Encoding and
-# Upgrade; Trailer and Proxy-Authenticate/-Authorization are hop-by-hop by RFC 2616 §13.5.1.
+# Upgrade.  Proxy-Authenticate and Proxy-Authorization address only the next hop (RFC 9110
+# §11.7.1, §11.7.2: relaying them is a MAY, for proxies that authenticate together), so
+# they are not passed on either.  Trailer is not here: RFC 2616 §13.5.1 listed it, but
+# RFC 9110 §6.6.2 makes it end-to-end (it announces the trailer fields, which are relayed).
 HOP_BY_HOP: frozenset[bytes] = frozenset(
     {
         b"connection",
@@ -39,7 +43,6 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
         b"te",
         b"transfer-encoding",
         b"upgrade",
-        b"trailer",
         b"proxy-authenticate",
         b"proxy-authorization",
     }

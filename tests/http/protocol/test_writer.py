@@ -136,7 +136,9 @@ def test_hop_by_hop_stripped_and_extra_appended() -> None:
         (b"Content-Type", b"text/plain"),
     ]
     head = writer.start(200, b"OK", headers, b"Server: thor\r\n")
+    # Trailer is end-to-end (RFC 9110 §6.6.2): it stays, announcing the trailer fields.
     assert head_lines(head)[1:] == [
+        b"Trailer: X",
         b"Content-Type: text/plain",
         b"Server: thor",
         b"Transfer-Encoding: chunked",

@@ -1,0 +1,400 @@
+"""One proxied request: a server exchange relayed to a client exchange and back.
+
+Theory of operation.  A :class:`ProxiedExchange` joins the gateway's server exchange (the
+client's request) to an :class:`~thor.http.client.HttpClientExchange` (the upstream's
+response) and moves events across, both ways, in bounded memory:
+
+    client --request_body--> server ex --> client ex --> upstream
+       ^                                                    |
+       +---- server ex <--response_body-- client ex <-------+
+
+Flow control is the four signals of Thor's API, wired end to end: the upstream connection
+stops taking the body -> client ex ``pause`` -> ``exchange.pause_request_body``; the client
+stops reading -> server ex ``pause`` -> ``res_body_pause``.  Nothing is buffered here, so
+memory stays at the sockets' water marks whatever the size of the bodies.
+
+States (:class:`Phase`)::
+
+    WAITING --response_start--> RELAYING --response_done--> DONE
+       |  \\--error, retryable--> WAITING (on another upstream)
+       +--error--> DONE (a 502/503/504 answer)      RELAYING --error--> DONE (abort)
+
+Before the response head is relayed an upstream failure becomes an error response (or a
+retry on another member: idempotent method, no request body, budget permitting); after it,
+the only honest signal left is to abort the client's connection, so that a truncated body
+is never mistaken for a complete one (RFC 9112 §6.3, §8).  A client that leaves cancels the
+upstream exchange.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from thor.http.error import (
+    ConnectError,
+    DnsError,
+    HttpError,
+    ReadTimeoutError,
+    ServiceUnavailableError,
+    UpstreamError,
+)
+from thor.http.headers import strip_hop_by_hop
+from thor_gateway.aggregation.transform import ResponseTransformer
+from thor_gateway.proxy import forwarding
+from thor_gateway.proxy.balancer import choose
+from thor_gateway.proxy.health_checks import Ejection
+from thor_gateway.routing.request import address_of
+
+if TYPE_CHECKING:
+    from thor.http.exchange import Exchange
+    from thor_gateway.proxy.handler import ProxyHandler
+    from thor_gateway.proxy.upstreams import Upstream
+    from thor_gateway.routing.request import Request
+
+__all__ = ["BadGatewayError", "GatewayTimeoutError", "Phase", "ProxiedExchange", "error_for"]
+
+log = logging.getLogger("thor_gateway.proxy")
+
+Headers = list[tuple[bytes, bytes]]
+# Request bodies up to this size are kept until the response starts, for a retry.
+REPLAY_LIMIT = 64 * 1024
+
+
+class Phase(enum.Enum):
+    WAITING = "waiting"  # the request is on its way; no response head relayed yet
+    RELAYING = "relaying"  # the response head went to the client; the body follows
+    DONE = "done"
+
+
+# Module-level aliases for the hot paths: an enum member lookup (Phase.DONE) costs several
+# times a global's in CPython 3.11.
+_WAITING, _RELAYING, _DONE = Phase.WAITING, Phase.RELAYING, Phase.DONE
+
+
+class BadGatewayError(HttpError):
+    """The upstream could not be reached or answered badly (RFC 9110 §15.6.3)."""
+
+    desc = "Bad Gateway"
+    status = 502
+
+
+class GatewayTimeoutError(HttpError):
+    """The upstream did not answer in time (RFC 9110 §15.6.5)."""
+
+    desc = "Gateway Timeout"
+    status = 504
+
+
+def error_for(err: HttpError) -> HttpError:
+    """What a gateway answers for an upstream failure (RFC 9110 §15.6.3, §15.6.5).
+
+    502 when the upstream could not be reached or answered badly, 504 when it did not
+    answer in time (silence after connecting, or a connect that timed out).
+    """
+    if isinstance(err, ReadTimeoutError):
+        return GatewayTimeoutError()
+    if isinstance(err, ConnectError) and "timed out" in str(err).lower():
+        return GatewayTimeoutError()
+    return BadGatewayError()
+
+
+class ProxiedExchange:
+    """Relays one request; created by :meth:`ProxyHandler.handle`."""
+
+    __slots__ = (
+        "attempts",
+        "cx",
+        "exchange",
+        "failed",
+        "headers",
+        "key",
+        "method",
+        "phase",
+        "proxy",
+        "replay",
+        "replay_size",
+        "req_done",
+        "req_trailers",
+        "target",
+        "transformer",
+        "tried",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        proxy: ProxyHandler,
+        exchange: Exchange,
+        request: Request,
+        upstream: Upstream | None,
+        key: bytes | None,
+    ) -> None:
+        self.proxy = proxy
+        self.exchange = exchange
+        self.method = request.method
+        self.key = key
+        self.phase = _WAITING
+        self.upstream = upstream
+        self.tried: list[Upstream] = []
+        self.attempts = 0
+        self.cx: Any = None
+        self.req_done = False
+        self.req_trailers: Headers = []
+        # The request body so far, kept (up to REPLAY_LIMIT) until the response starts, so
+        # that a failed attempt can be replayed on another member; None once too large.
+        self.replay: list[bytes] | None = []
+        self.replay_size = 0
+        self.failed = False
+        self.transformer: ResponseTransformer | None = None
+        settings = proxy.settings
+        target = request.target
+        if request.script_name or target[:1] != b"/":
+            target = forwarding.upstream_target(
+                request.raw_path,
+                request.query,
+                request.script_name,
+                b"",  # each member's base path is added when it is picked
+                strip_prefix=settings.strip_prefix,
+                has_query=b"?" in target,
+            )
+        self.target = target
+        self.headers = forwarding.request_headers(
+            request.headers,
+            method=request.method,
+            version=request.http_version,
+            # This hop: the peer that connected to us and our listener's scheme (RFC 7239
+            # §5.2), not the client a trusted front proxy named -- that one is already in
+            # the Forwarded / X-Forwarded-For it sent, which are passed on.
+            client=address_of(getattr(exchange, "client_address", None)),
+            scheme=getattr(exchange, "scheme", request.scheme),
+            upstream_host=b"",  # set per member in _send
+            preserve_host=True,  # the real decision is made in _send
+            pseudonym=settings.via,
+            forwarded=settings.forwarded,
+            x_forwarded=settings.x_forwarded,
+        )
+        if proxy.transforms:
+            self.transformer = ResponseTransformer(
+                proxy.transforms, request.method, request.headers
+            )
+        exchange.on("request_body", self._on_request_body)
+        exchange.on("request_done", self._on_request_done)
+        exchange.on("pause", self._on_client_pause)
+        # 'done'(False) follows every way an exchange can fail (a broken request body, a
+        # client that left), so it is the one place to cancel the upstream request.
+        exchange.on("done", self._on_client_done)
+
+    # --- sending upstream ---------------------------------------------------------------
+
+    def start(self) -> None:
+        upstream = self.upstream
+        if upstream is None:
+            self._answer(
+                ServiceUnavailableError(), [(b"Retry-After", b"1")], b"no upstream available\n"
+            )
+            return
+        self._send(upstream)
+
+    def _send(self, upstream: Upstream) -> None:
+        proxy = self.proxy
+        self.upstream = upstream
+        self.tried.append(upstream)
+        self.attempts += 1
+        upstream.active += 1
+        upstream.requests += 1
+        headers = self.headers
+        if not proxy.settings.preserve_host or headers[0][1] == b"":
+            headers = [(b"Host", upstream.authority), *headers[1:]]
+        base = upstream.target.base_path
+        target = base.rstrip(b"/") + self.target if base else self.target
+        cx = proxy.client.exchange()
+        self.cx = cx
+        # The client exchange is ours alone: its events go to the methods named after them
+        # (response_start, ..., error, pause), one call instead of six listeners.
+        cx.sink(self)
+        cx.request_start(self.method, upstream.origin_bytes + target, headers, preserve_host=True)
+        if self.attempts > 1 and self.replay:
+            for chunk in self.replay:
+                cx.request_body(chunk)
+        if self.req_done:
+            cx.request_done(self.req_trailers)
+
+    def _on_request_body(self, chunk: bytes) -> None:
+        replay = self.replay
+        if replay is not None:
+            self.replay_size += len(chunk)
+            if self.replay_size <= REPLAY_LIMIT and self.phase is _WAITING:
+                replay.append(chunk)
+            else:
+                self.replay = None
+        if self.cx is not None and self.phase is not _DONE:
+            self.cx.request_body(chunk)
+
+    def _on_request_done(self, trailers: Headers) -> None:
+        self.req_done = True
+        self.req_trailers = trailers
+        if self.cx is not None and self.phase is not _DONE:
+            self.cx.request_done(trailers)
+
+    def pause(self, paused: bool) -> None:
+        # The upstream is not taking the body as fast as the client sends it.
+        if self.phase is not _DONE:
+            self.exchange.pause_request_body(paused)
+
+    # --- relaying back ------------------------------------------------------------------
+
+    def response_nonfinal(self, status: bytes, phrase: bytes, headers: Headers) -> None:
+        # The server sends its own 100 Continue when it reads the body (RFC 9110 §15.2.1
+        # lets a proxy drop a 100 it did not ask for); 102/103 go on to the client.
+        if status != b"100" and self.phase is _WAITING:
+            relayed = strip_hop_by_hop(headers)
+            self.exchange.response_nonfinal(int(status), phrase, relayed)
+
+    def response_start(self, status: bytes, phrase: bytes, headers: Headers) -> None:
+        if self.phase is not _WAITING:
+            return
+        code = int(status)
+        out, foreign = forwarding.relay_response_headers(
+            headers, self.cx.res_version or b"1.1", self.proxy.settings.via
+        )
+        if foreign:
+            # RFC 9112 §6.1: only chunked can be undone here; relaying the bytes under
+            # another framing would hand the client a body it cannot decode.
+            self.cx.cancel()
+            self.error(UpstreamError("unknown transfer coding"))
+            return
+        upstream = self.upstream
+        if upstream is not None and code in self.proxy.settings.fail_statuses:
+            upstream.failures += 1
+            upstream.ejection.failure(self.proxy.loop.time())
+            self.failed = True  # relayed as it is, but not a success on response_done
+        self.phase = _RELAYING
+        self.replay = None  # no retry from here on
+        if self.transformer is not None:
+            out = self.transformer.start(code, out)
+        self.exchange.response_start(code, phrase, out)
+
+    def response_body(self, chunk: bytes) -> None:
+        transformer = self.transformer
+        if transformer is not None:
+            chunk = transformer.body(chunk)
+            if not chunk:
+                return
+        self.exchange.response_body(chunk)
+
+    def response_done(self, trailers: Headers) -> None:
+        if self.phase is not _RELAYING:
+            return
+        transformer = self.transformer
+        if transformer is not None:
+            tail = transformer.end()
+            if tail:
+                self.exchange.response_body(tail)
+        upstream = self.upstream
+        if upstream is not None and not self.failed:
+            ejection = upstream.ejection
+            if ejection.fails or ejection.state is not Ejection.IN_SERVICE:
+                ejection.success()
+        self._end()
+        self.exchange.response_done(trailers)
+
+    def _on_client_pause(self, paused: bool) -> None:
+        # The client is not reading the response: stop reading it from the upstream.
+        cx = self.cx
+        if cx is not None and self.phase is _RELAYING:
+            cx.res_body_pause(paused)
+
+    # --- failures ---------------------------------------------------------------------
+
+    def error(self, err: HttpError) -> None:
+        if self.phase is _DONE:
+            return
+        upstream = self.upstream
+        proxy = self.proxy
+        now = proxy.loop.time()
+        if upstream is not None:
+            upstream.failures += 1
+            upstream.ejection.failure(now)
+        if self.phase is _RELAYING:
+            log.warning("upstream %s failed mid-response: %s; aborting", self._name(), err)
+            self._end()
+            self.exchange.abort()
+            return
+        log.info("upstream %s failed: %s", self._name(), err)
+        if self._retryable(err):
+            self._release()
+            nxt = choose(proxy.balancer, proxy.upstreams.members, now, self.key, self.tried)
+            if nxt is not None:
+                self.exchange.pause_request_body(False)  # the failed attempt may have paused it
+                self._send(nxt)
+                return
+        self._answer(error_for(err))
+
+    def _retryable(self, err: HttpError) -> bool:
+        """May this request go to another member? (RFC 9110 §9.2.2, RFC 9112 §9.3.1)
+
+        When the upstream never got the request (no connection, or a name that did not
+        resolve) any request may go elsewhere; when it may have got it, only an idempotent
+        one.  Either way the body received so far must all be in the replay buffer (the
+        rest, if any, follows to the new attempt as it arrives).
+        """
+        proxy = self.proxy
+        if self.attempts > proxy.settings.retries or self.replay is None:
+            return False
+        if not (_never_sent(err) or self.method in proxy.retry_methods):
+            return False
+        return proxy.retry_budget.allow(proxy.loop.time())
+
+    def _on_client_done(self, completed: bool) -> None:
+        if not completed:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        if self.phase is _DONE:
+            return
+        cx = self.cx
+        self._end()
+        if cx is not None:
+            cx.cancel()
+
+    # --- ending -----------------------------------------------------------------------
+
+    def _answer(
+        self, error: HttpError, extra: Sequence[tuple[bytes, bytes]] = (), body: bytes | None = None
+    ) -> None:
+        self._end()
+        exchange = self.exchange
+        if exchange.started:
+            return
+        answer = error.as_response(extra, body)
+        exchange.response_start(answer.status, answer.phrase, answer.headers)
+        if self.method != b"HEAD":
+            exchange.response_body(answer.body)
+        exchange.response_done([])
+
+    def _release(self) -> None:
+        upstream = self.upstream
+        if upstream is not None and self.cx is not None:
+            upstream.active -= 1
+        self.cx = None
+
+    def _end(self) -> None:
+        if self.phase is _DONE:
+            return
+        self._release()
+        self.phase = _DONE
+
+    def _name(self) -> str:
+        return self.upstream.origin if self.upstream is not None else "?"
+
+
+def _never_sent(err: HttpError) -> bool:
+    """True when the error shows the request never reached the upstream."""
+    if isinstance(err, DnsError):
+        return True
+    # The client's ConnectError is also used for a connection lost before the response,
+    # when the request may have been written; only a failure to connect is safe.
+    return isinstance(err, ConnectError) and "before the response" not in str(err)

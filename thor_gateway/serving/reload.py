@@ -1,0 +1,136 @@
+"""``--reload`` (development): restart the server when a ``.py`` file changes.
+
+Theory of operation.  The reloading process (the supervisor) opens the
+listening sockets, then runs the real server as a child process
+(``python -m thor_gateway`` with the same arguments), which inherits the
+sockets: a restart never refuses a connection; it only waits in the listen
+queue while the new child starts.  The child is told, through the
+environment, which descriptors to serve on and not to reload itself.
+
+What is watched: every ``*.py`` file under each mounted app's directory (the
+directory of its top-level package, or of the module file), skipping hidden
+directories, ``__pycache__`` and virtual environments.  Polling the
+modification times every ``POLL`` seconds needs nothing outside the standard
+library and works on every filesystem (inotify does not see changes made on
+some network and container mounts); it costs one ``stat`` per file per poll,
+so trees are capped at ``MAX_FILES`` files.
+
+A change: SIGTERM to the child (which drains), then a new child.  A child that
+exits by itself (a syntax error, say) is started again at the next change.
+SIGTERM/SIGINT to the supervisor stop the child and end with its exit status.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+from thor_gateway.serving.config import Settings
+from thor_gateway.serving.server import Listeners
+
+__all__ = ["LISTEN_FDS", "METRICS_FD", "snapshot", "supervise", "watched_dirs"]
+
+log = logging.getLogger("thor_gateway.reload")
+LISTEN_FDS = "THOR_GATEWAY_LISTEN_FDS"
+METRICS_FD = "THOR_GATEWAY_METRICS_FD"
+POLL = 0.5
+MAX_FILES = 20000
+SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "venv", "env"}
+
+
+def watched_dirs(settings: Settings) -> list[str]:
+    """The app directories to watch (see the module docstring)."""
+    dirs: list[str] = []
+    for mount in settings.all_mounts():
+        top = mount.app.partition(":")[0].split(".")[0]
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+            continue
+        folder = os.path.dirname(os.path.abspath(spec.origin))
+        if folder not in dirs:
+            dirs.append(folder)
+    return dirs or [os.getcwd()]
+
+
+def _python_files(folder: str) -> Iterator[str]:
+    for root, subdirs, files in os.walk(folder):
+        subdirs[:] = [d for d in subdirs if not d.startswith(".") and d not in SKIP_DIRS]
+        for name in files:
+            if name.endswith(".py"):
+                yield os.path.join(root, name)
+
+
+def snapshot(dirs: list[str]) -> dict[str, float]:
+    """{path: mtime} of the watched files."""
+    seen: dict[str, float] = {}
+    for folder in dirs:
+        for path in _python_files(folder):
+            if len(seen) >= MAX_FILES:
+                return seen
+            try:
+                seen[path] = os.stat(path).st_mtime
+            except OSError:
+                continue
+    return seen
+
+
+def supervise(settings: Settings, argv: list[str]) -> int:
+    """Run the server in a child and restart it on changes; returns its exit status."""
+    listeners = Listeners(settings)
+    dirs = watched_dirs(settings)
+    log.info("reloading on changes under %s", ", ".join(dirs))
+    stop: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: stop.append(signum))
+    children: list[subprocess.Popen[bytes]] = []
+
+    def pass_on(signum: int, frame: object) -> None:  # SIGUSR1: the child reopens its logs
+        if children and children[-1].poll() is None:
+            children[-1].send_signal(signum)
+
+    signal.signal(signal.SIGUSR1, pass_on)
+    env = dict(os.environ)
+    env["THOR_GATEWAY_RELOADER_CHILD"] = "1"
+    env[LISTEN_FDS] = ",".join(str(s.fileno()) for s in listeners.app)
+    if listeners.metrics is not None:
+        env[METRICS_FD] = str(listeners.metrics.fileno())
+    fds = [s.fileno() for s in listeners.all()]
+    command = [sys.executable, "-m", "thor_gateway", *argv]
+    try:
+        child = subprocess.Popen(command, env=env, pass_fds=fds)
+        children.append(child)
+        files = snapshot(dirs)
+        while not stop:
+            time.sleep(POLL)
+            now = snapshot(dirs)
+            if now == files:
+                continue
+            changed = sorted(p for p in now.keys() | files.keys() if now.get(p) != files.get(p))
+            files = now
+            log.info("%s changed: restarting", changed[0])
+            _stop(child, settings.graceful_timeout)
+            child = subprocess.Popen(command, env=env, pass_fds=fds)
+            children.append(child)
+        return _stop(child, settings.graceful_timeout)
+    finally:
+        listeners.close()
+
+
+def _stop(child: subprocess.Popen[bytes], timeout: float) -> int:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout + 5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return child.returncode

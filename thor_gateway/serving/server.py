@@ -1,0 +1,432 @@
+"""One serving process: apps, router and listeners, from start to a drained stop.
+
+Lifecycle of a :class:`Gateway` (one per process; a worker of ``--workers N``
+or the only process)::
+
+    start():  build every mounted handler -> run their startup hooks in turn
+              (ASGI lifespan) -> one HttpServer per listening socket, plus the
+              metrics listener -> "Listening at ..." / ready
+    drain():  (SIGTERM, SIGINT, --max-requests) readiness turns 503 -> every
+              HttpServer.graceful_shutdown(--graceful-timeout): stop accepting
+              after serving what waits in the listen backlog, close idle
+              connections, finish in-flight requests with Connection: close
+              -> the handlers' shutdown hooks -> the loop stops, exit status 0
+
+A second SIGTERM/SIGINT while draining aborts what is left (exit status 1).
+A startup hook that fails stops the process with exit status 3 before any
+connection is accepted (the sockets' queues hold the clients meanwhile, so a
+supervisor that retries loses nobody).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+import thor.loop
+from thor.http.server import HttpServer
+from thor_gateway.operations.access_log import AccessLog
+from thor_gateway.operations.metrics import Metrics, SharedMetrics
+from thor_gateway.routing.forwarded import ProxyTrust
+from thor_gateway.routing.router import Route, Router
+from thor_gateway.serving.binds import describe, open_listener
+from thor_gateway.serving.config import ConfigError, Settings
+from thor_gateway.serving.loading import build_handler, build_proxy, import_app
+
+__all__ = [
+    "EXIT_STARTUP_FAILED",
+    "Gateway",
+    "Listeners",
+    "log_routes",
+    "preflight",
+    "run_single",
+]
+
+log = logging.getLogger("thor_gateway.server")
+EXIT_STARTUP_FAILED = 3
+METRICS_DUMP_INTERVAL = 1.0  # seconds between a worker's metrics snapshots
+
+
+class Listeners:
+    """The listening sockets of a process tree: opened once, shared by workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = [open_listener(b, settings.backlog) for b in settings.listen_addresses()]
+        self.metrics: socket.socket | None = None
+        if settings.metrics_bind is not None:
+            self.metrics = open_listener(settings.metrics_bind, settings.backlog)
+
+    def all(self) -> list[socket.socket]:
+        return self.app + ([self.metrics] if self.metrics is not None else [])
+
+    def close(self) -> None:
+        for sock in self.all():
+            if sock.fileno() >= 0:
+                sock.close()
+
+
+def preflight(settings: Settings) -> None:
+    """Check what a worker would only find out after the fork; raises :class:`ConfigError`.
+
+    (TLS files, the access log format, the trusted proxy list, the apps.)
+    """
+    tls_context(settings)
+    if settings.access_logfile:
+        try:
+            AccessLog("-", settings.access_logformat)
+        except (ValueError, TypeError) as error:
+            raise ConfigError("access_logformat", str(error)) from None
+    try:
+        ProxyTrust(settings.forwarded_allow_ips)
+    except ValueError as error:
+        raise ConfigError("forwarded_allow_ips", str(error)) from None
+
+
+def tls_context(settings: Settings) -> Any:
+    """The server TLS context of --certfile/--keyfile, or None."""
+    if settings.certfile is None or settings.keyfile is None:
+        return None
+    try:
+        from thor.tls import server_context
+    except ImportError:
+        raise ConfigError("certfile", "TLS support (thor.tls) is not available") from None
+    try:
+        return server_context(settings.certfile, settings.keyfile)
+    except (OSError, ValueError) as error:
+        raise ConfigError("certfile", f"cannot load the certificate or key: {error}") from None
+
+
+def server_limits(settings: Settings) -> dict[str, Any]:
+    """The HttpServer settings the gateway's flags map to."""
+    return {
+        "idle_timeout": settings.keep_alive,
+        "header_timeout": settings.header_timeout,
+        "body_timeout": settings.body_timeout,
+        "write_timeout": settings.write_timeout,
+        "max_connections": settings.max_connections or None,
+        "max_request_line": settings.limit_request_line,
+        "max_field_section": settings.limit_request_field_size,
+        "max_fields": settings.limit_request_fields,
+        "max_body_size": settings.max_body_size or None,
+    }
+
+
+class MetricsEndpoint:
+    """``GET /metrics`` on the metrics listener (a handler like any other)."""
+
+    def __init__(self, source: Callable[[], Metrics]) -> None:
+        self.source = source
+
+    def handle(self, exchange: Any, request: Any) -> None:
+        body = self.source().render()
+        exchange.response_start(
+            200,
+            "OK",
+            [
+                (b"Content-Type", b"text/plain; version=0.0.4; charset=utf-8"),
+                (b"Content-Length", str(len(body)).encode()),
+            ],
+        )
+        exchange.response_body(body)
+        exchange.response_done([])
+
+    def startup(self, done: Callable[[BaseException | None], None]) -> None:
+        done(None)
+
+    def shutdown(self, done: Callable[[BaseException | None], None]) -> None:
+        done(None)
+
+
+class Gateway:
+    """The serving side of one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        listeners: Listeners,
+        *,
+        loop: thor.loop.Loop | None = None,
+        multiprocess: bool = False,
+        max_requests: int = 0,
+        metrics_dir: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.listeners = listeners
+        self.loop = loop or thor.loop.default()
+        self.multiprocess = multiprocess
+        self.exit_status = 0
+        self.servers: list[HttpServer] = []
+        self.handlers: list[Any] = []
+        self.draining = False
+        self.abort_on_second_signal = True
+        self.on_ready: Callable[[], None] = lambda: None
+        self.metrics = Metrics()
+        self.metrics.connections = lambda: sum(len(s.connections) for s in self.servers)
+        self.shared = SharedMetrics(metrics_dir, self.metrics) if metrics_dir else None
+        self.access_log: AccessLog | None = None
+        self.router = self._router(max_requests)
+        self._metrics_server: HttpServer | None = None
+        self._metrics_router: Router | None = None
+        self._tls = tls_context(settings)
+
+    def _router(self, max_requests: int) -> Router:
+        s = self.settings
+        if s.access_logfile:
+            try:
+                self.access_log = AccessLog(
+                    s.access_logfile, s.access_logformat, json_lines=s.log_format == "json"
+                )
+            except (OSError, ValueError, TypeError) as error:
+                raise ConfigError("access_logfile / access_logformat", str(error)) from None
+        try:
+            trust = ProxyTrust(s.forwarded_allow_ips)
+        except ValueError as error:
+            raise ConfigError("forwarded_allow_ips", str(error)) from None
+        routes = [Route(_prefix(m.prefix), self._handler(m)) for m in s.all_mounts()]
+        from thor_gateway.proxy.handler import ProxyHandler, settings_from_flags
+
+        defaults = settings_from_flags(s.upstream_connect_timeout, s.upstream_timeout)
+        for proxy in s.proxy:
+            options = {**defaults, **proxy.options}
+            handler = build_proxy(proxy.upstreams, options, loop=self.loop)
+            routes.append(Route(_prefix(proxy.prefix), handler))
+        self.handlers = [r.handler for r in routes]
+        # Proxies, whether from --proxy or mounted as apps, report their members in /metrics.
+        proxies = [
+            (r.prefix.decode("utf-8", "replace") or "/", r.handler)
+            for r in routes
+            if isinstance(r.handler, ProxyHandler)
+        ]
+        if proxies:
+            self.metrics.upstreams = lambda: {
+                key: values
+                for prefix, handler in proxies
+                for key, values in handler.upstream_samples(prefix).items()
+            }
+        return Router(
+            routes,
+            root_path=_prefix(s.root_path) if s.root_path else b"",
+            trust=trust,
+            health_path=s.health_path.encode("utf-8"),
+            ready_path=s.ready_path.encode("utf-8"),
+            metrics=self.metrics,
+            access_log=self.access_log,
+            limit_concurrency=s.limit_concurrency,
+            max_requests=max_requests,
+            on_max_requests=self._recycle,
+        )
+
+    def _handler(self, mount: Any) -> Any:
+        s = self.settings
+        return build_handler(
+            import_app(mount.app, mount.factory),
+            mount.interface,
+            loop=self.loop,
+            threads=s.threads,
+            max_queue=s.max_queue,
+            lifespan=s.lifespan,
+            multiprocess=self.multiprocess,
+            where=f"{mount.prefix}={mount.app}",
+        )
+
+    # ----------------------------------------------------------- starting
+
+    def start(self) -> None:
+        """Run the startup hooks, then listen (see the module docstring)."""
+        self._start_next(0)
+
+    def _start_next(self, index: int) -> None:
+        if self.draining:  # stopped while starting: stop the ``index`` started so far
+            self._stop_handlers(index)
+            return
+        if index == len(self.handlers):
+            self._listen()
+            return
+
+        def done(error: BaseException | None) -> None:
+            if error is not None:
+                log.error("application startup failed: %s", error)
+                self.exit_status = EXIT_STARTUP_FAILED
+                self._stop_handlers(index)
+                return
+            self.loop.call_soon(self._start_next, index + 1)
+
+        self.handlers[index].startup(done)
+
+    def _listen(self) -> None:
+        if not self.multiprocess:
+            log_routes(self.settings)
+        limits = server_limits(self.settings)
+        for sock in self.listeners.app:
+            server = HttpServer(
+                sock=sock,
+                loop=self.loop,
+                tls_context=self._tls if sock.family != socket.AF_UNIX else None,
+                **limits,
+            )
+            server.on("exchange", self.router.on_exchange)
+            self.servers.append(server)
+            if not self.multiprocess:
+                log.info(
+                    "Listening at %s (pid %d)", describe(sock, self._tls is not None), os.getpid()
+                )
+        if self.listeners.metrics is not None:
+            shared = self.shared
+            source = shared.collect if shared is not None else (lambda: self.metrics)
+            endpoint = Router(
+                [Route(b"/metrics", MetricsEndpoint(source))],
+                health_path=self.router.health_path,
+                ready_path=self.router.ready_path,
+            )
+            self._metrics_router = endpoint
+            self._metrics_server = HttpServer(sock=self.listeners.metrics, loop=self.loop)
+            self._metrics_server.on("exchange", endpoint.on_exchange)
+            if not self.multiprocess:
+                log.info("Metrics at %s/metrics", describe(self.listeners.metrics, False))
+        if self.shared is not None:
+            self._dump_metrics()
+        settle_gc(self.settings.gc_threshold)
+        self.on_ready()
+
+    def _dump_metrics(self) -> None:
+        assert self.shared is not None
+        self.shared.dump()
+        if not self.draining:
+            self.loop.schedule(METRICS_DUMP_INTERVAL, self._dump_metrics)
+
+    # ----------------------------------------------------------- stopping
+
+    def drain(self) -> None:
+        """Finish in-flight requests and stop (SIGTERM, SIGINT)."""
+        if self.draining:
+            if not self.abort_on_second_signal:
+                return
+            # The process exits right after: the kernel resets what is left.
+            log.warning("second stop signal: stopping now, cutting the requests left")
+            self.exit_status = 1
+            self.loop.stop()
+            return
+        self.draining = True
+        self.router.draining = True
+        self.metrics.draining = True
+        if self._metrics_router is not None:
+            self._metrics_router.draining = True
+        log.info(
+            "draining: finishing requests in flight (at most %ss)", self.settings.graceful_timeout
+        )
+        pending = list(self.servers)
+        if not pending:
+            return  # still starting: _start_next stops what has started
+
+        def stopped(server: HttpServer) -> None:
+            if server in pending:
+                pending.remove(server)
+                if not pending:
+                    self.loop.call_soon(self._stop_handlers, len(self.handlers))
+
+        for server in list(pending):
+            server.on("stop", lambda server=server: stopped(server))
+            server.graceful_shutdown(self.settings.graceful_timeout)
+
+    def reopen_logs(self) -> None:
+        """SIGUSR1: reopen the access log file (log rotation)."""
+        if self.access_log is not None:
+            try:
+                self.access_log.reopen()
+            except OSError as error:
+                log.error("cannot reopen the access log: %s", error)
+                return
+            log.info("access log reopened")
+
+    def _recycle(self) -> None:
+        log.info("served %d requests: recycling this worker", self.router.served)
+        self.drain()
+
+    def _stop_handlers(self, count: int) -> None:
+        """Run the shutdown hooks of the first ``count`` handlers, last started first."""
+        if count == 0:
+            self._finish()
+            return
+
+        def done(error: BaseException | None) -> None:
+            if error is not None:
+                log.error("application shutdown failed: %s", error)
+            self.loop.call_soon(self._stop_handlers, count - 1)
+
+        try:
+            self.handlers[count - 1].shutdown(done)
+        except Exception:
+            log.exception("application shutdown failed")
+            self.loop.call_soon(self._stop_handlers, count - 1)
+
+    def _finish(self) -> None:
+        if self.shared is not None:
+            self.shared.dump()  # the final counts stay in the sum
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        if self.access_log is not None:
+            self.access_log.close()
+        log.info("stopped (pid %d)", os.getpid())
+        self.loop.stop()
+
+
+def log_routes(settings: Settings) -> None:
+    """Log where each prefix goes, in the order the settings list them."""
+    for mount in settings.all_mounts():
+        kind = "" if mount.interface == "auto" else f" ({mount.interface})"
+        log.info("Serving %s -> %s%s", mount.prefix, mount.app, kind)
+    for route in settings.proxy:
+        log.info("Serving %s -> proxy to %s", route.prefix, ", ".join(route.upstreams))
+
+
+def settle_gc(threshold: int) -> None:
+    """Set the garbage collector up for serving, once startup is over (0: leave it alone).
+
+    What startup built (modules, apps, their caches) lives as long as the process; frozen,
+    the collector never scans it again.  A request allocates a hundred or so containers,
+    almost all freed by reference counting; with Python's first threshold (700) the
+    collector would still run every few requests, scanning every exchange in flight.
+    Measured: +5 % requests per second on WSGI hello, +7 % on aggregation
+    (docs/gateway.md, "Performance").
+    """
+    if threshold <= 0:
+        return
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(threshold, second, third)
+
+
+def _prefix(text: str) -> bytes:
+    """A mount prefix as the router compares it: percent-decoded UTF-8 bytes."""
+    return b"" if text == "/" else unquote_to_bytes(text.encode("utf-8"))
+
+
+def serve(gateway: Gateway) -> int:
+    """Run ``gateway`` on its loop until it has drained; returns the exit status."""
+    loop = gateway.loop
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, gateway.drain)
+    loop.add_signal_handler(signal.SIGUSR1, gateway.reopen_logs)
+    if gateway.multiprocess:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the master's business
+    else:
+        loop.add_signal_handler(signal.SIGHUP, log.warning, "SIGHUP needs --workers: ignored")
+    loop.call_soon(gateway.start)
+    loop.run()
+    return gateway.exit_status
+
+
+def run_single(settings: Settings) -> int:
+    """Serve in this process (no master, no workers)."""
+    listeners = Listeners(settings)
+    try:
+        return serve(Gateway(settings, listeners))
+    finally:
+        listeners.close()
