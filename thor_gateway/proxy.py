@@ -38,11 +38,12 @@ from thor_gateway.proxy_exchange import ProxiedExchange
 from thor_gateway.request import Done, Request
 from thor_gateway.retries import IDEMPOTENT, RetryBudget
 from thor_gateway.transform import Gzip, Transform
-from thor_gateway.upstreams import Resolver, Target, Upstream, UpstreamSet
+from thor_gateway.upstreams import Resolver, Target, Upstream, UpstreamSet, parse_target
 
 __all__ = [
     "ProxyHandler",
     "ProxySettings",
+    "check_route",
     "handler_from_config",
     "request_for",
     "settings_from_flags",
@@ -99,6 +100,32 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+def _settings(settings: Mapping[str, Any]) -> ProxySettings:
+    # TOML keys may be spelled with dashes, like the command line's flags.
+    settings = {k.replace("-", "_"): v for k, v in settings.items()}
+    unknown = set(settings) - ProxySettings.names()
+    if unknown:
+        raise TypeError(f"unknown proxy settings: {', '.join(sorted(unknown))}")
+    return ProxySettings(**{k: _coerce(k, v) for k, v in settings.items()})
+
+
+def check_route(
+    upstreams: Iterable[str | Mapping[str, Any] | Target], settings: Mapping[str, Any]
+) -> None:
+    """Raise what ``ProxyHandler(upstreams, **settings)`` would, without building it.
+
+    (``--check-config``, and the master before it forks: an upstream table with an unknown
+    key or a bad balancer name fails there, not in every worker.)
+    """
+    for upstream in upstreams:
+        if not isinstance(upstream, Target):
+            parse_target(upstream)
+    s = _settings(settings)
+    make_balancer(s.balancer)
+    if s.hash_key:
+        key_function(s.hash_key)
+
+
 class ProxyHandler:
     """A mountable reverse proxy (the Handler interface of ``thor_gateway.request``)."""
 
@@ -112,12 +139,7 @@ class ProxyHandler:
         pick: Pick | None = None,
         **settings: Any,
     ) -> None:
-        # TOML keys may be spelled with dashes, like the command line's flags.
-        settings = {k.replace("-", "_"): v for k, v in settings.items()}
-        unknown = set(settings) - ProxySettings.names()
-        if unknown:
-            raise TypeError(f"unknown proxy settings: {', '.join(sorted(unknown))}")
-        self.settings = s = ProxySettings(**{k: _coerce(k, v) for k, v in settings.items()})
+        self.settings = s = _settings(settings)
         self.loop = loop or thor.loop.default()
         if isinstance(upstreams, UpstreamSet):
             self.upstreams = upstreams
