@@ -230,10 +230,15 @@ class ProxyHandler:
         ProxiedExchange(self, exchange, request, upstream, key).start()
 
     def upstream_samples(self, route: str) -> UpstreamSamples:
-        """This proxy's members as ``/metrics`` shows them, labelled with ``route``."""
+        """This proxy's members as ``/metrics`` shows them, labelled with ``route``.
+
+        Members that re-resolution removed stay (not in service), and one that comes back
+        goes on from its counts: the counters of a series never go backwards.
+        """
         now = self.loop.time()
         samples: UpstreamSamples = {}
-        for member in self.upstreams.members:
+        current = self.upstreams.members
+        for member in [*self.upstreams.departed.values(), *current]:
             values = samples.setdefault(
                 upstream_labels(route, member.origin),
                 {"requests": 0, "failures": 0, "in_flight": 0, "in_service": 0},
@@ -241,7 +246,8 @@ class ProxyHandler:
             values["requests"] += member.requests
             values["failures"] += member.failures
             values["in_flight"] += member.active
-            values["in_service"] |= member.in_service(now)
+            if member in current:
+                values["in_service"] |= member.in_service(now)
         return samples
 
     def startup(self, done: Done) -> None:
