@@ -53,6 +53,7 @@ __all__ = [
     "log_routes",
     "preflight",
     "run_single",
+    "startup_failed",
 ]
 
 log = logging.getLogger("thor_gateway.server")
