@@ -301,7 +301,7 @@ def _mount_table(name: str, table: dict[str, Any]) -> Mount:
 
 def _proxy_table(table: dict[str, Any]) -> ProxyRoute:
     upstreams = table.get("upstreams", table.get("upstream"))
-    if isinstance(upstreams, str):
+    if isinstance(upstreams, str | dict):  # one URL or one table, as handler_from_config
         upstreams = [upstreams]
     if not isinstance(upstreams, list) or not upstreams:
         raise ValueError("a [[proxy]] table needs upstreams = ['http://host:port', ...]")

@@ -49,6 +49,13 @@ balancer = "weighted"
         assert gateway.stop() == 0
 
 
+def test_one_upstream_table(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[[proxy]]\nupstream = { url = "http://127.0.0.1:9", weight = 2 }\n')
+    checked = run_cli("--config", str(config), "--check-config")
+    assert (checked.returncode, checked.stdout) == (0, "configuration OK\n"), checked.stderr
+
+
 def test_check_config_checks_upstream_tables(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(
