@@ -5,8 +5,11 @@
 small thread pool, and calls ``callback(results)`` on the loop thread, or
 ``callback(error)`` with a :class:`DnsError`.  IP literals are answered
 without a lookup.  Answers are kept for ``cache_ttl`` seconds (positive
-answers only), and concurrent lookups of one name share one query (per
-loop: each answer is delivered on the loop that asked for it).
+answers only; ``getaddrinfo`` does not tell a record's TTL, so this is our
+own bound), and concurrent lookups of one name share one query (per loop:
+each answer is delivered on the loop that asked for it).  A caller that must
+see changes sooner (a proxy re-resolving its upstreams every few seconds)
+passes ``max_age``: a cached answer older than that is not used.
 
 The callback is never called before ``lookup`` returns.
 """
@@ -31,7 +34,7 @@ cache_ttl = 10.0
 max_threads = 4
 
 _executor: ThreadPoolExecutor | None = None
-_cache: dict[_Key, tuple[float, list[DnsResult]]] = {}
+_cache: dict[_Key, tuple[float, list[DnsResult]]] = {}  # key -> (received at, answer)
 # Keyed by loop too: a query shared across loops would deliver every answer
 # on the first loop's thread, and a query left behind by a closed loop would
 # swallow the answers of later lookups of the same name.
@@ -74,8 +77,14 @@ def lookup(
     loop: thor.loop.Loop | None = None,
     family: int = socket.AF_UNSPEC,
     socktype: int = socket.SOCK_STREAM,
+    max_age: float | None = None,
 ) -> None:
-    """Resolve ``host`` and call ``callback`` on the loop thread with the results."""
+    """Resolve ``host`` and call ``callback`` on the loop thread with the results.
+
+    ``max_age``: use a cached answer only if it is younger than this many seconds (0:
+    always ask the system resolver); None: up to ``cache_ttl``.  A query in flight is
+    fresh enough either way, and is shared.
+    """
     the_loop = loop or thor.loop.default()
     name = host.decode("idna") if isinstance(host, bytes) else host
     literal = _literal(name, port, socktype)
@@ -85,10 +94,12 @@ def lookup(
     key = (name.lower(), port, family, socktype)
     cached = _cache.get(key)
     if cached is not None:
-        if cached[0] > the_loop.time():
+        age = the_loop.time() - cached[0]
+        if age < (cache_ttl if max_age is None else min(max_age, cache_ttl)):
             the_loop.call_soon(callback, cached[1])
             return
-        del _cache[key]
+        if age >= cache_ttl:
+            del _cache[key]
     waiting = _pending.get((the_loop, key))
     if waiting is not None:
         waiting.append(callback)
@@ -113,7 +124,7 @@ def _deliver(loop: thor.loop.Loop, key: _Key, future: Future[list[DnsResult]]) -
     if error is None:
         outcome = future.result()
         if cache_ttl > 0:
-            _cache[key] = (loop.time() + cache_ttl, outcome)
+            _cache[key] = (loop.time(), outcome)
     elif isinstance(error, socket.gaierror):
         outcome = DnsError(error.errno, f"{key[0]}: {error.strerror}")
     else:

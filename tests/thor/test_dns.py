@@ -128,6 +128,22 @@ def test_cache_expires(
     assert resolver.calls == ["localhost", "localhost"]
 
 
+def test_max_age_bounds_the_cached_answer(loop: Loop, resolver: CountingResolver) -> None:
+    """A caller that must see changes sooner than cache_ttl (a proxy's resolve_interval)."""
+    for max_age in (None, 5.0, 0.0, 0.0):
+        answers = Answers()
+        thor.dns.lookup("localhost", 443, answers.callback(loop), loop=loop, max_age=max_age)
+        run_for(loop, 5)
+        (result,) = answers.results
+        assert not isinstance(result, Exception)
+    # The first asked; the cached answer was young enough for 5 s, never for 0 s.
+    assert resolver.calls == ["localhost", "localhost", "localhost"]
+    answers = Answers()
+    thor.dns.lookup("localhost", 443, answers.callback(loop), loop=loop)
+    run_for(loop, 5)
+    assert len(resolver.calls) == 3  # what max_age=0 fetched is in the cache for the others
+
+
 def test_unknown_name_is_a_dns_error_on_the_loop_thread(
     loop: Loop, resolver: CountingResolver
 ) -> None:

@@ -122,6 +122,7 @@ class HttpClientExchange(EventEmitter):
     _started = False
     _keep_alive = False
     # Retries and timers.
+    resent = 0  # public: times the request was written again after a connection died
     _attempts = 0
     _stale_retried = False
     _free_retries = 0
@@ -403,6 +404,8 @@ class HttpClientExchange(EventEmitter):
         if conn is not self.conn:
             return
         delay = self._retry_delay(conn)
+        if delay is not None and self._head_sent:
+            self.resent += 1  # an attempt the server may have seen (a proxy counts them)
         self._new_attempt()
         if delay is None:
             self._fail(error.ConnectError("connection closed before the response"))

@@ -17,10 +17,12 @@ Built-ins:
 
 - :class:`Gzip`: compresses when the client accepts gzip (RFC 9110 §12.5.3, q-values
   honoured, ``*`` included, no Accept-Encoding means no compression) and the response is
-  worth it: not HEAD, not 1xx/204/206/304, not already encoded, no ``no-transform``
+  worth it: not 1xx/204/206/304, not already encoded, no ``no-transform``
   (RFC 9111 §5.2.2.6), a compressible type, and at least ``min_size`` bytes when the length
   is known.  ``Vary: Accept-Encoding`` goes on every response it *could* have compressed,
-  so caches key on it (RFC 9110 §12.5.5), whether or not this client got gzip.
+  so caches key on it (RFC 9110 §12.5.5), whether or not this client got gzip.  A HEAD
+  response gets the fields the GET would have (RFC 9110 §9.3.2: Content-Encoding, the weak
+  ETag, no Content-Length), and no body filter.
 - :class:`HeaderRewrite`: set, add or remove response fields.
 - :class:`WholeBody`: buffer a body (up to ``max_size``) and rewrite it with a function;
   bodies larger than that pass through unchanged.
@@ -299,12 +301,14 @@ class Gzip:
             return headers, None
         headers = _add_vary(headers, b"Accept-Encoding")
         accept = parse_accept_encoding(_get(request_headers, b"accept-encoding"))
-        if method == b"HEAD" or accepted_q(accept, b"gzip", (b"x-gzip",)) <= 0:
+        if accepted_q(accept, b"gzip", (b"x-gzip",)) <= 0:
             return headers, None
         drop = {b"content-length", b"content-encoding", b"accept-ranges"}
         headers = [(n, v) for n, v in headers if n.lower() not in drop]
         headers = weaken_etag(headers)
         headers.append((b"Content-Encoding", b"gzip"))
+        if method == b"HEAD":  # RFC 9110 §9.3.2: the GET's fields, without its body
+            return headers, None
         return headers, _GzipFilter(self.level, self.flush_each_chunk)
 
 
@@ -395,7 +399,7 @@ class WholeBody:
     def begin(
         self, method: bytes, request_headers: Headers, status: int, headers: Headers
     ) -> tuple[Headers, BodyFilter | None]:
-        if method == b"HEAD" or not self.statuses(status):
+        if not self.statuses(status):
             return headers, None
         if any(e.lower() != b"identity" for e in _split(_get(headers, b"content-encoding"))):
             return headers, None  # encoded bytes are not the text the function expects
@@ -406,4 +410,6 @@ class WholeBody:
         if lengths and lengths[0].isdigit() and int(lengths[0]) > self.max_size:
             return headers, None
         out = weaken_etag([(n, v) for n, v in headers if n.lower() != b"content-length"])
+        if method == b"HEAD":  # RFC 9110 §9.3.2: the GET's fields, without its body
+            return out, None
         return out, _WholeBodyFilter(self.fn, out, self.max_size)

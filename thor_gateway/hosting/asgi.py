@@ -199,7 +199,7 @@ def _run_all(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
 
 
 class AsgiHandler:
-    """Serve an ASGI 3 app; implements :class:`thor_gateway.request.Handler`."""
+    """Serve an ASGI 3 app; implements :class:`thor_gateway.routing.request.Handler`."""
 
     body_high_water = 256 * 1024
     window = 1024 * 1024

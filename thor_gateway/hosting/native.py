@@ -21,7 +21,7 @@ __all__ = ["NativeHandler"]
 
 
 class NativeHandler:
-    """Serve a native Thor app; implements :class:`thor_gateway.request.Handler`."""
+    """Serve a native Thor app; implements :class:`thor_gateway.routing.request.Handler`."""
 
     def __init__(self, app: Callable[[Any], object]) -> None:
         self.app = app

@@ -181,7 +181,7 @@ def _small_body(headers: list[tuple[bytes, bytes]], limit: int) -> bool:
 
 
 class WsgiHandler:
-    """Serve a WSGI app; implements :class:`thor_gateway.request.Handler`."""
+    """Serve a WSGI app; implements :class:`thor_gateway.routing.request.Handler`."""
 
     # Bytes posted to the loop and not yet given to the exchange, per response.
     window = 1024 * 1024

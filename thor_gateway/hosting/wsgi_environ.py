@@ -1,8 +1,8 @@
 """The WSGI environ (PEP 3333 "environ Variables"), ``wsgi.errors`` and ``wsgi.file_wrapper``.
 
-The environ is built on the loop thread from the routed :class:`~thor_gateway.request.Request`;
-every value that is not a ``wsgi.*`` object is a native ``str`` whose code points
-are the request's bytes (latin-1, PEP 3333 "Unicode Issues").
+The environ is built on the loop thread from the routed
+:class:`~thor_gateway.routing.request.Request`; every value that is not a ``wsgi.*`` object
+is a native ``str`` whose code points are the request's bytes (latin-1, PEP 3333 "Unicode Issues").
 
 Header fields become ``HTTP_*`` keys.  A field whose name contains ``_`` is
 dropped: once ``-`` and ``_`` both map to ``_``, ``X_Forwarded_For`` would be

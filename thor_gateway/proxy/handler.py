@@ -37,12 +37,13 @@ from thor_gateway.proxy.balancer import Balancer, choose, key_function, make_bal
 from thor_gateway.proxy.health_checks import ActiveHealthChecker, HealthTracker, PassiveEjection
 from thor_gateway.proxy.relay import ProxiedExchange
 from thor_gateway.proxy.retries import IDEMPOTENT, RetryBudget
-from thor_gateway.proxy.upstreams import Resolver, Target, Upstream, UpstreamSet
+from thor_gateway.proxy.upstreams import Resolver, Target, Upstream, UpstreamSet, parse_target
 from thor_gateway.routing.request import Done, Request
 
 __all__ = [
     "ProxyHandler",
     "ProxySettings",
+    "check_route",
     "handler_from_config",
     "request_for",
     "settings_from_flags",
@@ -99,6 +100,32 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+def _settings(settings: Mapping[str, Any]) -> ProxySettings:
+    # TOML keys may be spelled with dashes, like the command line's flags.
+    settings = {k.replace("-", "_"): v for k, v in settings.items()}
+    unknown = set(settings) - ProxySettings.names()
+    if unknown:
+        raise TypeError(f"unknown proxy settings: {', '.join(sorted(unknown))}")
+    return ProxySettings(**{k: _coerce(k, v) for k, v in settings.items()})
+
+
+def check_route(
+    upstreams: Iterable[str | Mapping[str, Any] | Target], settings: Mapping[str, Any]
+) -> None:
+    """Raise what ``ProxyHandler(upstreams, **settings)`` would, without building it.
+
+    (``--check-config``, and the master before it forks: an upstream table with an unknown
+    key or a bad balancer name fails there, not in every worker.)
+    """
+    for upstream in upstreams:
+        if not isinstance(upstream, Target):
+            parse_target(upstream)
+    s = _settings(settings)
+    make_balancer(s.balancer)
+    if s.hash_key:
+        key_function(s.hash_key)
+
+
 class ProxyHandler:
     """A mountable reverse proxy (the Handler interface of ``thor_gateway.routing.request``)."""
 
@@ -112,12 +139,7 @@ class ProxyHandler:
         pick: Pick | None = None,
         **settings: Any,
     ) -> None:
-        # TOML keys may be spelled with dashes, like the command line's flags.
-        settings = {k.replace("-", "_"): v for k, v in settings.items()}
-        unknown = set(settings) - ProxySettings.names()
-        if unknown:
-            raise TypeError(f"unknown proxy settings: {', '.join(sorted(unknown))}")
-        self.settings = s = ProxySettings(**{k: _coerce(k, v) for k, v in settings.items()})
+        self.settings = s = _settings(settings)
         self.loop = loop or thor.loop.default()
         if isinstance(upstreams, UpstreamSet):
             self.upstreams = upstreams
@@ -208,10 +230,15 @@ class ProxyHandler:
         ProxiedExchange(self, exchange, request, upstream, key).start()
 
     def upstream_samples(self, route: str) -> UpstreamSamples:
-        """This proxy's members as ``/metrics`` shows them, labelled with ``route``."""
+        """This proxy's members as ``/metrics`` shows them, labelled with ``route``.
+
+        Members that re-resolution removed stay (not in service), and one that comes back
+        goes on from its counts: the counters of a series never go backwards.
+        """
         now = self.loop.time()
         samples: UpstreamSamples = {}
-        for member in self.upstreams.members:
+        current = self.upstreams.members
+        for member in [*self.upstreams.departed.values(), *current]:
             values = samples.setdefault(
                 upstream_labels(route, member.origin),
                 {"requests": 0, "failures": 0, "in_flight": 0, "in_service": 0},
@@ -219,7 +246,8 @@ class ProxyHandler:
             values["requests"] += member.requests
             values["failures"] += member.failures
             values["in_flight"] += member.active
-            values["in_service"] |= member.in_service(now)
+            if member in current:
+                values["in_service"] |= member.in_service(now)
         return samples
 
     def startup(self, done: Done) -> None:

@@ -377,8 +377,12 @@ class ProxiedExchange:
 
     def _release(self) -> None:
         upstream = self.upstream
-        if upstream is not None and self.cx is not None:
+        cx = self.cx
+        if upstream is not None and cx is not None:
             upstream.active -= 1
+            # Attempts the client made again by itself on a fresh connection (a stale pooled
+            # one died under the request): each reached, or may have reached, the member.
+            upstream.requests += cx.resent
         self.cx = None
 
     def _end(self) -> None:

@@ -7,9 +7,14 @@ Kubernetes headless Service, a Consul name) is several members, so load spreads 
 them, and a member keeps its counters across re-resolutions as long as its address stays.
 
 Names are resolved through :func:`thor.dns.lookup` (or an injected resolver with the same
-signature) when the set starts and every ``resolve_interval`` seconds after that.  A failed
+signature) when the set starts and every ``resolve_interval`` seconds after that, each time
+with a fresh query (``max_age=0``: the resolver's 10 s cache would otherwise stretch a
+shorter interval to 10 s).  A failed
 lookup keeps the members it had: a DNS outage must not empty a healthy pool.  An address
-that disappears leaves the set; requests already sent to it finish normally.  Until its
+that disappears leaves the set; requests already sent to it finish normally, and it stays
+in ``departed`` so that its counters stay in /metrics (a Prometheus counter must never go
+backwards).  An address that comes back revives its member, counters and all (with fresh
+health verdicts), so ``departed`` holds at most one member per address ever seen.  Until its
 first answer, a name is one member that connects by name.
 
 ``https`` targets are not expanded: the TLS client must connect with the name for SNI and
@@ -35,6 +40,13 @@ __all__ = ["Resolver", "Target", "Upstream", "UpstreamSet", "parse_target"]
 log = logging.getLogger("thor_gateway.upstreams")
 
 Resolver = Callable[..., None]  # thor.dns.lookup(host, port, callback, *, loop=...)
+
+
+def fresh_lookup(
+    host: str, port: int, callback: thor.dns.Callback, *, loop: thor.loop.Loop
+) -> None:
+    """:func:`thor.dns.lookup` past its cache: the interval is the set's to decide."""
+    thor.dns.lookup(host, port, callback, loop=loop, max_age=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +161,14 @@ class UpstreamSet:
             raise ValueError("an upstream set needs at least one upstream")
         self.loop = loop or thor.loop.default()
         self.resolve_interval = resolve_interval
-        self.resolver: Resolver = resolver or thor.dns.lookup
+        self.resolver: Resolver = resolver or fresh_lookup
         self._factory = member_factory
         self._by_target: dict[Target, list[Upstream]] = {
             t: [member_factory(t, t.host)] for t in self.targets
         }
         self.members: list[Upstream] = []
+        # Members re-resolution removed, by (target, address): their counters stay in /metrics.
+        self.departed: dict[tuple[Target, str], Upstream] = {}
         self.version = 0  # bumped whenever the member list changes (balancers cache on it)
         self._rebuild()
         self._timer: thor.loop.ScheduledEvent | None = None
@@ -216,9 +230,23 @@ class UpstreamSet:
         old = {m.address: m for m in self._by_target[target]}
         if list(old) == addresses:
             return
-        self._by_target[target] = [old.get(a) or self._factory(target, a) for a in addresses]
+        self._by_target[target] = [old.get(a) or self._revive(target, a) for a in addresses]
+        for address, member in old.items():
+            # One that never took a request has no history (the name-member before the
+            # first answer, usually).
+            if address not in addresses and member.requests:
+                self.departed[(target, address)] = member
         self._rebuild()
         log.info("upstream %s now resolves to %s", target.host, ", ".join(addresses))
+
+    def _revive(self, target: Target, address: str) -> Upstream:
+        """A member for an address: the one that left (its counters go on), else a new one."""
+        fresh = self._factory(target, address)
+        member = self.departed.pop((target, address), None)
+        if member is None:
+            return fresh
+        member.health, member.ejection = fresh.health, fresh.ejection  # no stale verdicts
+        return member
 
     def _rebuild(self) -> None:
         self.members = [m for t in self.targets for m in self._by_target[t]]

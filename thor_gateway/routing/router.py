@@ -11,7 +11,7 @@ Theory of operation.  The router listens to the server's ``exchange`` event
 4. percent-decodes the path and picks the mount with the **longest prefix
    that matches at a segment boundary**: ``/api`` matches ``/api`` and
    ``/api/x`` but not ``/apix``; ``/`` matches everything.  No match: 404;
-5. builds the :class:`~thor_gateway.request.Request`, with ``script_name`` =
+5. builds the :class:`~thor_gateway.routing.request.Request`, with ``script_name`` =
    ``--root-path`` + the prefix and ``path_info`` = the rest, and the client
    and scheme a trusted proxy reported (:mod:`thor_gateway.routing.forwarded`);
 6. calls ``handler.handle(exchange, request)``.

@@ -7,8 +7,8 @@ namespace (``argparse.SUPPRESS``), so that they do not hide the config file
 or the environment.
 
 Exit status: 0 after a clean shutdown or a successful ``--check-config``;
-2 for bad configuration (a message names the flag, key or variable) or an app
-that cannot be loaded.
+2 for bad configuration (a message names the flag, key or variable), an app
+that cannot be loaded, or any other error before the server is ready.
 """
 
 from __future__ import annotations
@@ -188,3 +188,7 @@ def run(settings: Settings, argv: list[str]) -> int:
     except (ConfigError, AppLoadError) as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return 2
+    except Exception as error:  # before ready (opening sockets, building the handlers...)
+        from thor_gateway.serving.server import startup_failed
+
+        return startup_failed(error)

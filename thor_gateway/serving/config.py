@@ -104,7 +104,8 @@ class Settings:
         metadata=_meta(
             "--proxy",
             help="Reverse-proxy a path prefix to upstream URLs (repeatable): /prefix=URL[,URL...]. "
-            "TOML [[proxy]] tables may carry more keys for the proxy.",
+            "TOML [[proxy]] tables may also give upstreams as tables "
+            "({ url = URL, weight = N, max_connections = N }) and carry more keys for the proxy.",
             kind=Kind.PROXIES,
             metavar="/PREFIX=URL[,URL]",
             section="Apps",

@@ -106,7 +106,8 @@ class ProxyRoute:
     """A ``[[proxy]]`` table: ``prefix`` and ``upstreams``; the other keys go to the proxy."""
 
     prefix: str
-    upstreams: tuple[str, ...]
+    # URLs, or tables {url = ..., weight = ..., max_connections = ...} as in the Python API
+    upstreams: tuple[str | Mapping[str, Any], ...]
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -202,9 +203,12 @@ def _prefix(text: str) -> str:
 
 
 def _urls(upstreams: tuple[Any, ...]) -> tuple[Any, ...]:
-    """URLs, or (TOML) tables {url = ..., weight = ..., max_connections = ...}."""
+    """URLs, or (TOML) tables {url = ..., weight = ..., max_connections = ...}.
+
+    Only the URLs are checked here; the proxy checks the rest (``preflight``).
+    """
     for upstream in upstreams:
-        url = upstream.get("url", "") if isinstance(upstream, dict) else upstream
+        url = upstream.get("url", "") if isinstance(upstream, Mapping) else upstream
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"an upstream is an http:// or https:// URL: {upstream!r}")
     return upstreams
@@ -297,7 +301,7 @@ def _mount_table(name: str, table: dict[str, Any]) -> Mount:
 
 def _proxy_table(table: dict[str, Any]) -> ProxyRoute:
     upstreams = table.get("upstreams", table.get("upstream"))
-    if isinstance(upstreams, str):
+    if isinstance(upstreams, str | dict):  # one URL or one table, as handler_from_config
         upstreams = [upstreams]
     if not isinstance(upstreams, list) or not upstreams:
         raise ValueError("a [[proxy]] table needs upstreams = ['http://host:port', ...]")

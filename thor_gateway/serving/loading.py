@@ -187,7 +187,7 @@ def _adapter(module: str, name: str, where: str) -> Any:
         raise AppLoadError(where, f"the {adapter} adapter is not available") from None
 
 
-def build_proxy(upstreams: tuple[str, ...], options: dict[str, Any], *, loop: Any) -> Any:
+def build_proxy(upstreams: tuple[Any, ...], options: dict[str, Any], *, loop: Any) -> Any:
     """The proxy handler of a ``[[proxy]]`` route (module owned by the proxy)."""
     proxy_handler = _adapter("proxy", "ProxyHandler", "proxy")
     try:

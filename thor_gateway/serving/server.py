@@ -13,9 +13,14 @@ or the only process)::
               -> the handlers' shutdown hooks -> the loop stops, exit status 0
 
 A second SIGTERM/SIGINT while draining aborts what is left (exit status 1).
-A startup hook that fails stops the process with exit status 3 before any
-connection is accepted (the sockets' queues hold the clients meanwhile, so a
-supervisor that retries loses nobody).
+A startup hook that reports failure stops the process with exit status 3 before
+any connection is accepted (the sockets' queues hold the clients meanwhile, so a
+supervisor that retries loses nobody).  Any exception before ready -- building
+the handlers, a startup hook or a loop callback it scheduled, listening -- ends
+the process with one ``thor-gateway: error:`` line and exit status 2
+(:func:`startup_failed`): the loop's ``fatal_errors`` is on until ready, so the
+exception leaves :meth:`Loop.run` instead of being logged while a half-started
+server keeps its sockets open and answers nobody (issue 17).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -40,16 +46,19 @@ from thor_gateway.serving.config import ConfigError, Settings
 from thor_gateway.serving.loading import build_handler, build_proxy, import_app
 
 __all__ = [
+    "EXIT_STARTUP_ERROR",
     "EXIT_STARTUP_FAILED",
     "Gateway",
     "Listeners",
     "log_routes",
     "preflight",
     "run_single",
+    "startup_failed",
 ]
 
 log = logging.getLogger("thor_gateway.server")
-EXIT_STARTUP_FAILED = 3
+EXIT_STARTUP_ERROR = 2  # an exception before ready (like bad configuration)
+EXIT_STARTUP_FAILED = 3  # a startup hook reported failure
 METRICS_DUMP_INTERVAL = 1.0  # seconds between a worker's metrics snapshots
 
 
@@ -86,6 +95,13 @@ def preflight(settings: Settings) -> None:
         ProxyTrust(settings.forwarded_allow_ips)
     except ValueError as error:
         raise ConfigError("forwarded_allow_ips", str(error)) from None
+    from thor_gateway.proxy.handler import check_route
+
+    for route in settings.proxy:
+        try:
+            check_route(route.upstreams, route.options)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"proxy {route.prefix}", str(error)) from None
 
 
 def tls_context(settings: Settings) -> Any:
@@ -174,6 +190,7 @@ class Gateway:
         self._metrics_server: HttpServer | None = None
         self._metrics_router: Router | None = None
         self._tls = tls_context(settings)
+        self._fatal_errors = False  # the loop's setting, put back once ready
 
     def _router(self, max_requests: int) -> Router:
         s = self.settings
@@ -239,6 +256,9 @@ class Gateway:
 
     def start(self) -> None:
         """Run the startup hooks, then listen (see the module docstring)."""
+        # Until ready, an exception in any loop callback ends the process (see serve()).
+        self._fatal_errors = self.loop.fatal_errors
+        self.loop.fatal_errors = True
         self._start_next(0)
 
     def _start_next(self, index: int) -> None:
@@ -293,6 +313,7 @@ class Gateway:
             self._dump_metrics()
         settle_gc(self.settings.gc_threshold)
         self.on_ready()
+        self.loop.fatal_errors = self._fatal_errors
 
     def _dump_metrics(self) -> None:
         assert self.shared is not None
@@ -382,7 +403,24 @@ def log_routes(settings: Settings) -> None:
         kind = "" if mount.interface == "auto" else f" ({mount.interface})"
         log.info("Serving %s -> %s%s", mount.prefix, mount.app, kind)
     for route in settings.proxy:
-        log.info("Serving %s -> proxy to %s", route.prefix, ", ".join(route.upstreams))
+        upstreams = ", ".join(map(_describe_upstream, route.upstreams))
+        log.info("Serving %s -> proxy to %s", route.prefix, upstreams)
+
+
+def _describe_upstream(upstream: Any) -> str:
+    """A URL as it is; a table as ``URL (weight 3, max_connections 10)``."""
+    if isinstance(upstream, str):
+        return upstream
+    options = ", ".join(f"{k} {v}" for k, v in upstream.items() if k != "url")
+    return f"{upstream.get('url')} ({options})" if options else str(upstream.get("url"))
+
+
+def startup_failed(error: BaseException) -> int:
+    """Report an exception that stopped a start; returns the exit status (2)."""
+    log.error("startup failed", exc_info=error)
+    sys.stderr.write(f"thor-gateway: error: startup failed: {type(error).__name__}: {error}\n")
+    sys.stderr.flush()
+    return EXIT_STARTUP_ERROR
 
 
 def settle_gc(threshold: int) -> None:
@@ -419,7 +457,10 @@ def serve(gateway: Gateway) -> int:
     else:
         loop.add_signal_handler(signal.SIGHUP, log.warning, "SIGHUP needs --workers: ignored")
     loop.call_soon(gateway.start)
-    loop.run()
+    try:
+        loop.run()
+    except Exception as error:  # raised only before ready: Gateway.start sets fatal_errors
+        return startup_failed(error)
     return gateway.exit_status
 
 

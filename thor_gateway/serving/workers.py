@@ -12,7 +12,8 @@ The master runs a small supervision loop (no Thor loop: it needs only
 signals, child exits and one pipe per worker that says "I am listening"):
 
 - a worker that dies is replaced (after a pause if they keep dying at once);
-  a worker whose startup hooks fail (exit status 3) stops the whole server;
+  a worker whose startup hooks fail (exit status 3), or that fails in any way
+  before it listens (exit status 2), stops the whole server;
 - ``--max-requests`` (+ a random ``--max-requests-jitter``): the worker drains
   and exits by itself after that many requests; the master starts another;
 - SIGHUP: rolling replacement, one worker at a time: start a new worker, wait
@@ -43,7 +44,15 @@ from thor_gateway.serving.binds import describe
 from thor_gateway.serving.cli import check_apps
 from thor_gateway.serving.config import ConfigError, Settings
 from thor_gateway.serving.loading import AppLoadError
-from thor_gateway.serving.server import EXIT_STARTUP_FAILED, Gateway, Listeners, log_routes, serve
+from thor_gateway.serving.server import (
+    EXIT_STARTUP_ERROR,
+    EXIT_STARTUP_FAILED,
+    Gateway,
+    Listeners,
+    log_routes,
+    serve,
+    startup_failed,
+)
 
 __all__ = ["Master"]
 
@@ -51,7 +60,7 @@ log = logging.getLogger("thor_gateway.workers")
 KILL_GRACE = 5.0  # seconds after --graceful-timeout before SIGKILL
 RESPAWN_PAUSE = 1.0  # between replacements of workers that die at once
 QUICK_DEATH = 1.0
-EXIT_BAD_CONFIG = 2
+EXIT_BAD_CONFIG = EXIT_STARTUP_ERROR
 
 
 class Phase(enum.Enum):
@@ -85,6 +94,7 @@ class Master:
         self._wake_r, self._wake_w = os.pipe()
         self._next_spawn = 0.0
         self.metrics_dir: str | None = None
+        self.listening = False  # in a worker: it told the master it listens
 
     # ------------------------------------------------------------- running
 
@@ -271,6 +281,11 @@ class Master:
             except (ConfigError, AppLoadError) as error:
                 log.error("%s", error)
                 code = EXIT_BAD_CONFIG
+            except Exception as error:
+                if self.listening:
+                    log.exception("worker failed")
+                else:  # not a worker to replace: the next would fail the same way
+                    code = startup_failed(error)
             except BaseException:
                 log.exception("worker failed")
             finally:
@@ -317,6 +332,7 @@ class Master:
         def ready() -> None:
             os.write(ready_w, b"r")
             os.close(ready_w)
+            self.listening = True
 
         def watch_master() -> None:
             if os.getppid() != master:
