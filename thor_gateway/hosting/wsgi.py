@@ -507,9 +507,15 @@ class _WsgiTask:
             ):
                 headers.append((b"Content-Length", str(len(body)).encode("ascii")))
         self._phase = _DONE
-        # No wake-up here: the pool wakes the loop when this worker runs out of
-        # tasks, and the pool's tick delivers it if the next task takes long.
-        self._handler.loop.post(self._finish, start, body)
+        if sized:
+            # A list or tuple: no close() follows, so no wake-up here: the pool wakes the
+            # loop when this worker runs out of tasks, and its tick delivers it if the next
+            # task takes long.
+            self._handler.loop.post(self._finish, start, body)
+        else:
+            # An iterable's close() runs next and may take its time (Django closes its
+            # database connections there): the response must not wait for it.
+            self._handler.loop.run_in_loop(self._finish, start, body)
 
     def _fail(self, exc: BaseException) -> None:
         phase = self._phase
