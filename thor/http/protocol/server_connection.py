@@ -152,11 +152,16 @@ class ServerConnection:
 
     def end_request(self) -> None:
         """The request's ``End`` is delivered."""
+        head = self.head
+        if head is None:
+            raise _illegal(self.state, "end")
+        # A request without body was complete at its head: its End is a formality.
+        action = "end_bodiless" if head.framing is FRAMING_NONE else "end"
         state = self.state
         try:
-            self.state = CYCLE_TRANSITIONS[state, "end"]
+            self.state = CYCLE_TRANSITIONS[state, action]
         except KeyError:
-            raise _illegal(state, "end") from None
+            raise _illegal(state, action) from None
 
     # --- output ---------------------------------------------------------------------------
 
@@ -223,11 +228,11 @@ class ServerConnection:
             self.state = target = CYCLE_TRANSITIONS[state, action]
         except KeyError:
             raise _illegal(state, action) from None
-        if target is _IDLE:
-            self.writer = self.head = None
-            if self.parser.state is PARSER_HELD:
-                # RFC 9110 §7.8: the server did not switch; what followed is HTTP.
-                self.pending.extend(self.parser.resume())
+        # (head and writer stay until the next request: a request without body may still
+        # have its End to deliver.)
+        if target is _IDLE and self.parser.state is PARSER_HELD:
+            # RFC 9110 §7.8: the server did not switch; what followed is HTTP.
+            self.pending.extend(self.parser.resume())
         return tail
 
     def take_over(self) -> bytes:

@@ -29,7 +29,8 @@ side may switch protocols (RFC 9110 §7.8, §9.3.6)::
 
     IDLE      --head (no body)--> READ        --start--> SENDING --done--> IDLE (keep-alive)
     IDLE      --head_body-->      READING     --end-->   READ             --done_close--> CLOSED
-    READ / SENDING / IDLE / SWITCHING --end--> the same (the End of a request without body)
+    READ / SENDING / IDLE / SWITCHING --end_bodiless--> the same (a request without body is
+              complete at its head; its End may come after the response started or ended)
     IDLE      --head_expect-->    EXPECTING   --continue / nonfinal--> READING
     EXPECTING / READING --start--> SENDING_EARLY --end--> SENDING
     SENDING_EARLY --done_close--> CLOSED      (the rest of the request is unread: close)
@@ -139,7 +140,7 @@ CYCLE_TRANSITIONS: dict[tuple[Cycle, str], Cycle] = {
     (Cycle.SENDING_EARLY, "end"): Cycle.SENDING,
     # A request without a body is complete at its head; its End only tells the application
     # so, and may come after the response started, ended (IDLE) or switched.
-    **{(s, "end"): s for s in (Cycle.READ, Cycle.SENDING, Cycle.IDLE, Cycle.SWITCHING)},
+    **{(s, "end_bodiless"): s for s in (Cycle.READ, Cycle.SENDING, Cycle.IDLE, Cycle.SWITCHING)},
     (Cycle.SENDING, "done"): Cycle.IDLE,
     (Cycle.SENDING, "done_close"): Cycle.CLOSED,
     (Cycle.SENDING_EARLY, "done_close"): Cycle.CLOSED,
