@@ -83,6 +83,7 @@ _PARSER_HEAD = ParserState.HEAD
 _IDLE = Cycle.IDLE
 _EXPECTING = Cycle.EXPECTING
 _CLOSED_CYCLE = Cycle.CLOSED
+_SWITCHED = Cycle.SWITCHED
 _CLOSED = ConnState.CLOSED
 
 
@@ -209,8 +210,8 @@ class HttpServerConnection(EventEmitter):
                 del pending[:done]
             if self._out:
                 self.flush()
-        # (After a take-over, pending is a new, empty list and reading goes on.)
-        self.tcp_conn.pause(bool(protocol.pending) or self._body_paused)
+        if protocol.state is not _SWITCHED:  # else the connection is its new owner's
+            self.tcp_conn.pause(bool(pending) or self._body_paused)
 
     def _request_start(self, head: RequestHead) -> None:
         protocol = self.protocol

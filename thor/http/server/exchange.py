@@ -89,11 +89,13 @@ class SwitchedConnection:
     its high water mark: stop writing until ``pause(False)``), call ``write``, ``pause``
     (stop / resume reading), ``close`` and ``abort``. ``leftover`` holds what the client
     sent past the request before the switch (the first bytes of the new protocol); handle
-    it before the first ``data`` event, in the same loop iteration.
+    it before the first ``data`` event, in the same loop iteration. ``loop`` is the loop
+    the connection lives on.
     """
 
     tcp_conn: TcpConnection
     leftover: bytes
+    loop: thor.loop.Loop
 
 
 def notify_error(exchange: HttpServerExchange, err: error.HttpError) -> None:
@@ -305,7 +307,7 @@ class HttpServerExchange(EventEmitter):
         self.res_done = True
         self.finish(True)
         self.forget_listeners()
-        return SwitchedConnection(conn.tcp_conn, leftover)
+        return SwitchedConnection(conn.tcp_conn, leftover, conn.loop)
 
     # -------------------------------------------------------------- reading
 
