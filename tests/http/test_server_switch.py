@@ -230,3 +230,23 @@ def test_the_registry_is_public_and_names_http11() -> None:
     from thor.http.server import HTTP11, HttpServerConnection
 
     assert HttpServer.protocols == {HTTP11: HttpServerConnection}
+
+
+def test_what_follows_an_upgrade_answered_later_is_read_after_the_answer() -> None:
+    paused: list[bool] = []
+
+    def handler(ex: HttpServerExchange) -> None:
+        def answer() -> None:
+            # Reading stopped while the parser held the bytes after the Upgrade request.
+            paused.append(ex.http_conn.tcp_conn._read_paused)  # type: ignore[attr-defined]
+            ex.respond(200, "OK", [("Content-Length", "2")], b"ok")
+
+        if ex.uri == b"/echo":
+            ex.on("request_done", lambda trailers: ex.loop.schedule(0.1, answer))
+        else:
+            ex.on("request_done", lambda trailers: answer())
+
+    with ServerThread(handler) as srv:
+        out = srv.raw(UPGRADE + b"GET /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200 OK\r\n") == 2
+    assert paused[0] is True  # then /2 was read and answered: reading resumed

@@ -80,6 +80,8 @@ _FRAMING_CHUNKED = Framing.CHUNKED
 _FRAMING_NONE = Framing.NONE
 _FRAMING_TUNNEL = Framing.TUNNEL
 _PARSER_HEAD = ParserState.HEAD
+_PARSER_HELD = ParserState.HELD
+_PARSER_TUNNEL = ParserState.TUNNEL
 _IDLE = Cycle.IDLE
 _EXPECTING = Cycle.EXPECTING
 _CLOSED_CYCLE = Cycle.CLOSED
@@ -211,7 +213,15 @@ class HttpServerConnection(EventEmitter):
             if self._out:
                 self.flush()
         if protocol.state is not _SWITCHED:  # else the connection is its new owner's
-            self.tcp_conn.pause(bool(pending) or self._body_paused)
+            pstate = self.parser.state
+            # Read no more while events wait, the body is paused, or the parser holds what
+            # follows an Upgrade / CONNECT request for the response to decide (bounded).
+            self.tcp_conn.pause(
+                bool(pending)
+                or self._body_paused
+                or pstate is _PARSER_HELD
+                or pstate is _PARSER_TUNNEL
+            )
 
     def _request_start(self, head: RequestHead) -> None:
         protocol = self.protocol
