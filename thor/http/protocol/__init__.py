@@ -15,11 +15,13 @@ from thor.http.protocol.messages import (
 )
 from thor.http.protocol.request_reader import RequestParser
 from thor.http.protocol.response_reader import ResponseParser
-from thor.http.protocol.state import ParserState, WriterState
+from thor.http.protocol.server_connection import ServerConnection
+from thor.http.protocol.state import Cycle, ParserState, WriterState
 from thor.http.protocol.writer import RequestWriter, ResponseWriter
 
 __all__ = [
     "Body",
+    "Cycle",
     "End",
     "Event",
     "Framing",
@@ -31,5 +33,6 @@ __all__ = [
     "ResponseHead",
     "ResponseParser",
     "ResponseWriter",
+    "ServerConnection",
     "WriterState",
 ]

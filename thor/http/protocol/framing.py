@@ -26,6 +26,7 @@ __all__ = [
     "parse_content_length",
     "request_framing",
     "response_framing",
+    "upgrade_offered",
 ]
 
 # More than 18 decimal digits cannot fit in a signed 64-bit integer (Appendix B14): reject
@@ -186,3 +187,21 @@ def keep_alive(version: bytes, specials: Specials) -> bool:
     if b"close" in tokens:
         return False
     return version == b"1.1" or b"keep-alive" in tokens
+
+
+def upgrade_offered(version: bytes, specials: Specials, headers: RawHeaderListType) -> bool:
+    """Whether a request asks to switch protocols (RFC 9110 §7.8): HTTP/1.1, an Upgrade field,
+    and "upgrade" among the Connection options (the sender MUST list it there)."""
+    if version != b"1.1":
+        return False  # §7.8: a server MUST ignore Upgrade received in an HTTP/1.0 request
+    values = specials.get(b"connection")
+    if values is None:
+        return False
+    if len(values) == 1 and values[0].lower() in _PLAIN_OPTIONS:
+        return False  # the usual keep-alive / close, without splitting a list
+    if not any(t.lower() == b"upgrade" for v in values for t in split_list(v)):
+        return False
+    return any(len(name) == 7 and name.lower() == b"upgrade" for name, _ in headers)
+
+
+_PLAIN_OPTIONS = frozenset({b"keep-alive", b"close"})

@@ -36,6 +36,7 @@ from thor.http.protocol.state import (
     PARSER_BODY,
     PARSER_DONE,
     PARSER_HEAD,
+    PARSER_HELD,
     PARSER_IDLE,
     PARSER_TUNNEL,
 )
@@ -102,6 +103,8 @@ class BaseParser:
         self._leftover = bytearray()
         self._reader: Reader = self._read_head
         self._keep_alive = True  # of the message being read
+        self._hold = False  # the message being read asks to upgrade: hold what follows it
+        self._held_eof = False  # the peer closed while HELD
         self._interim = False  # a 1xx response was read; the final one has not started
         self._remaining = 0  # bytes left in the Content-Length body or the current chunk
         self._body_total = 0  # chunked content received so far, for max_body_size
@@ -113,8 +116,10 @@ class BaseParser:
     def feed(self, data: bytes) -> list[Event]:
         """Parse ``data``; return the events it completes (possibly none)."""
         state = self.state
-        if state is PARSER_DONE or state is PARSER_TUNNEL:  # _stopped(), inline: every read
-            if state is PARSER_TUNNEL:
+        if (
+            state is PARSER_DONE or state is PARSER_TUNNEL or state is PARSER_HELD
+        ):  # _stopped(), inline: every read
+            if state is not PARSER_DONE:
                 self._leftover += data
             return []  # never parse past the end (CVE-2024-49768, Appendix B45/B53)
         buf: Buffer
@@ -144,9 +149,11 @@ class BaseParser:
     def _keep(self, buf: Buffer, pos: int) -> None:
         """Keep the unparsed bytes for the next feed (or for the tunnel)."""
         state = self.state
-        stopped = state is PARSER_DONE or state is PARSER_TUNNEL  # _stopped(), inline
+        stopped = (
+            state is PARSER_DONE or state is PARSER_TUNNEL or state is PARSER_HELD
+        )  # _stopped(), inline
         if stopped:
-            if state is PARSER_TUNNEL:
+            if state is not PARSER_DONE:
                 self._leftover += buf[pos:]
             self._buf = bytearray()
         elif pos == len(buf):
@@ -163,6 +170,8 @@ class BaseParser:
     def feed_eof(self) -> list[Event]:
         """The peer closed its side: end a close-delimited body, or report a truncated message."""
         if self._stopped():
+            if self.state is PARSER_HELD:
+                self._held_eof = True  # for resume()
             return []
         events: list[Event] = []
         if self._reader == self._read_close:
@@ -177,13 +186,32 @@ class BaseParser:
 
     def _stopped(self) -> bool:
         state = self.state
-        return state is PARSER_DONE or state is PARSER_TUNNEL
+        return state is PARSER_DONE or state is PARSER_TUNNEL or state is PARSER_HELD
 
     def take_leftover(self) -> bytes:
-        """Bytes received after a TUNNEL head (they belong to the tunnel); clears them."""
+        """Bytes received after a TUNNEL head or an Upgrade request (HELD): they belong to
+        the new protocol; clears them."""
         out = bytes(self._leftover)
         self._leftover.clear()
         return out
+
+    def resume(self) -> list[Event]:
+        """After an Upgrade request that was not switched (HELD): read on as HTTP/1.1.
+
+        Returns the events of the bytes held meanwhile (a pipelined request, say).
+        """
+        if self.state is not PARSER_HELD:
+            return []
+        if self._keep_alive:
+            self.state = PARSER_IDLE
+            self._reader = self._read_head
+        else:
+            self.state = PARSER_DONE
+        held = self.take_leftover()
+        events = self.feed(held) if held else []
+        if self._held_eof:
+            events += self.feed_eof()
+        return events
 
     def _die(self, events: list[Event], err: error.HttpError) -> None:
         events.append(Invalid(err))
@@ -219,7 +247,13 @@ class BaseParser:
 
     def _finish(self, events: list[Event], trailers: RawHeaderListType) -> None:
         events.append(new_end(trailers))
-        if self._keep_alive:
+        if self._hold:
+            # RFC 9110 §7.8: what follows an Upgrade request is HTTP only if the server does
+            # not switch; keep it unparsed until the response tells (resume / take_leftover).
+            self._hold = False
+            self.state = PARSER_HELD
+            self._reader = self._halt
+        elif self._keep_alive:
             self.state = PARSER_IDLE
             self._reader = self._read_head
         else:

@@ -10,7 +10,13 @@ from __future__ import annotations
 from thor.http import error
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import abnf
-from thor.http.protocol.framing import Specials, collect, keep_alive, request_framing
+from thor.http.protocol.framing import (
+    Specials,
+    collect,
+    keep_alive,
+    request_framing,
+    upgrade_offered,
+)
 from thor.http.protocol.head import Buffer, HeadScanner
 from thor.http.protocol.messages import (
     FRAMING_CHUNKED,
@@ -177,6 +183,8 @@ class RequestParser(BaseParser):
         if method == b"CONNECT":
             framing, length = FRAMING_TUNNEL, None  # RFC 9110 §9.3.6
         persist = keep_alive(version, specials)
+        # Held after its end until the response says whether the protocol switches.
+        self._hold = framing is not FRAMING_TUNNEL and upgrade_offered(version, specials, headers)
         expect = (
             b"expect" in specials
             and version == b"1.1"

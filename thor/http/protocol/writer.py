@@ -32,10 +32,15 @@ from thor.http.protocol.messages import (
     FRAMING_TUNNEL,
     Framing,
 )
-from thor.http.protocol.state import WRITER_IDLE, writer_transition
+from thor.http.protocol.state import WRITER_BY_ACTION, WRITER_IDLE, writer_transition
 from thor.memo import Memo
 
 __all__ = ["RequestWriter", "ResponseWriter"]
+
+# The writer's transitions read from the table once (inlined where they run per message).
+_START_SOURCE, _START_TARGET = WRITER_BY_ACTION["start"]
+_BODY_SOURCE, _ = WRITER_BY_ACTION["body"]
+_END_SOURCE, _END_TARGET = WRITER_BY_ACTION["end"]
 
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _UPGRADE_FIELDS = frozenset({b"connection", b"upgrade"})
@@ -126,7 +131,9 @@ class _BodyWriter:
 
     def body(self, chunk: bytes) -> bytes:
         """Frame ``chunk`` of the body."""
-        self.state = writer_transition(self.state, "body")
+        # writer_transition(state, "body"), inline: this runs for every chunk.
+        if self.state is not _BODY_SOURCE:
+            writer_transition(self.state, "body")  # raises
         if not chunk or self._discard:
             return b""
         framing = self.framing
@@ -143,7 +150,9 @@ class _BodyWriter:
 
     def end(self, trailers: RawHeaderListType = []) -> bytes:  # noqa: B006 - never mutated
         """Terminate the message: last chunk and trailers when chunked."""
-        self.state = writer_transition(self.state, "end")
+        if self.state is not _END_SOURCE:  # writer_transition(state, "end"), inline
+            writer_transition(self.state, "end")  # raises
+        self.state = _END_TARGET
         self.complete = True
         if self.framing is FRAMING_CHUNKED:
             _check_fields(trailers)
@@ -188,7 +197,9 @@ class ResponseWriter(_BodyWriter):
         self, status: int, phrase: bytes, headers: RawHeaderListType, extra: bytes = b""
     ) -> bytes:
         """The response head; ``extra`` is appended as is (pre-serialized CRLF-ended lines)."""
-        self.state = writer_transition(self.state, "start")
+        if self.state is not _START_SOURCE:  # writer_transition(state, "start"), inline
+            writer_transition(self.state, "start")  # raises
+        self.state = _START_TARGET
         if not isinstance(status, int) or not 100 <= status <= 599:
             raise error.OutputSyntaxError(f"invalid status {status!r}")
         if 100 <= status < 200 and status != 101:

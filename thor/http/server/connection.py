@@ -1,36 +1,62 @@
-"""One client connection of the HTTP server: bytes in, parser events out, exchanges in order.
+"""One client connection of the HTTP/1.1 server: moves bytes, arms the deadline, emits.
 
-See :mod:`thor.http.server` for the theory of operation.
+The decisions (which parsed event may reach the application now, keep-alive, when to send
+100 Continue, whether a response switches protocols) are the sans-IO
+:class:`~thor.http.protocol.ServerConnection`'s; this class feeds it what it reads, hands
+what it lets through to exchanges, writes what it returns, and watches one deadline
+(:class:`Wait`).  See :mod:`thor.http.server` for the theory of operation.
+
+Imports within the package: :mod:`thor.http.server.exchange` only (server -> connection ->
+exchange); the server is typed by :class:`ServerOwner`, what this module reads of it.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import thor.loop
 from thor.events import EventEmitter
 from thor.http import error
-from thor.http.headers import RawHeaderListType
 from thor.http.protocol import (
     Body,
     End,
-    Event,
     Framing,
     ParserState,
     RequestHead,
-    RequestParser,
+    ServerConnection,
 )
-from thor.http.server_exchange import ClientGoneError, HttpServerExchange, notify_error
+from thor.http.protocol.server_connection import DELIVERS
+from thor.http.protocol.state import Cycle
+from thor.http.server.exchange import (
+    ClientGoneError,
+    HttpServerExchange,
+    ServerSide,
+    notify_error,
+)
 from thor.tcp import ConnState, TcpConnection
 
-if TYPE_CHECKING:
-    from thor.http.server import HttpServer
-
-__all__ = ["HttpServerConnection", "Wait"]
+__all__ = ["HttpServerConnection", "ServerOwner", "Wait"]
 
 log = logging.getLogger("thor.http.server")
+
+
+class ServerOwner(ServerSide, Protocol):
+    """What a connection reads of its server (``HttpServer``)."""
+
+    loop: thor.loop.Loop
+    idle_timeout: float
+    header_timeout: float
+    body_timeout: float
+    write_timeout: float
+    max_request_line: int
+    max_field_section: int
+    max_fields: int
+    max_body_size: int | None
+
+    def emit(self, event: str, *args: Any) -> None: ...
+    def connection_closed(self, conn: Any) -> None: ...
 
 
 class Wait(enum.Enum):
@@ -53,35 +79,39 @@ _FRAMING_LENGTH = Framing.LENGTH
 _FRAMING_CHUNKED = Framing.CHUNKED
 _FRAMING_NONE = Framing.NONE
 _FRAMING_TUNNEL = Framing.TUNNEL
-_PARSER_IDLE = ParserState.IDLE
 _PARSER_HEAD = ParserState.HEAD
+_PARSER_HELD = ParserState.HELD
+_PARSER_TUNNEL = ParserState.TUNNEL
+_IDLE = Cycle.IDLE
+_EXPECTING = Cycle.EXPECTING
+_CLOSED_CYCLE = Cycle.CLOSED
+_SWITCHED = Cycle.SWITCHED
 _CLOSED = ConnState.CLOSED
 
 
 class HttpServerConnection(EventEmitter):
     """One client connection; see the module docstring."""
 
-    def __init__(self, server: HttpServer, tcp_conn: TcpConnection) -> None:
+    def __init__(self, server: ServerOwner, tcp_conn: TcpConnection) -> None:
         super().__init__()
         self.server = server
         self.tcp_conn = tcp_conn
         self.loop = server.loop
-        self.parser = RequestParser(
+        self.protocol = ServerConnection(
             max_request_line=server.max_request_line,
             max_field_section=server.max_field_section,
             max_fields=server.max_fields,
             max_body_size=server.max_body_size,
         )
+        self.parser = self.protocol.parser
         self.exchange: HttpServerExchange | None = None  # the one being answered
         self._reading: HttpServerExchange | None = None  # the one whose request is read
         self.served = 0
-        self._pending: list[Event] = []
         self._body_paused = False
         self._dispatching = False
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._out_size = 0
-        self._closing = False
         self._wait = _REQUEST
         self._deadline = self.loop.time() + server.idle_timeout
         self._timer: thor.loop.ScheduledEvent | None = self.loop.schedule(
@@ -95,16 +125,12 @@ class HttpServerConnection(EventEmitter):
     @property
     def is_idle(self) -> bool:
         """No exchange in progress and no partial request buffered."""
-        return (
-            self.exchange is None
-            and self._reading is None
-            and not self._pending
-            and self.parser.state is _PARSER_IDLE
-        )
+        return self.exchange is None and self._reading is None and self.protocol.is_idle
 
     # ------------------------------------------------------------ deadlines
 
-    def _expect(self, wait: Wait, seconds: float | None) -> None:
+    def expect(self, wait: Wait, seconds: float | None) -> None:
+        """Wait for ``wait`` at most ``seconds`` from now (None: keep the deadline)."""
         self._wait = wait
         if seconds is None:
             return
@@ -138,50 +164,46 @@ class HttpServerConnection(EventEmitter):
     # -------------------------------------------------------------- input
 
     def _on_data(self, data: bytes) -> None:
-        events = self.parser.feed(data)
-        if self._pending:
-            self._pending.extend(events)
-        else:
-            self._pending = events
+        self.protocol.receive_data(data)
         self._dispatch()
         if self.exchange is None and self.parser.state is _PARSER_HEAD:
             if self._wait is not _HEAD:
-                self._expect(_HEAD, self.server.header_timeout)
+                self.expect(_HEAD, self.server.header_timeout)
         elif self._wait is _BODY:
-            self._expect(_BODY, self.server.body_timeout)
+            self.expect(_BODY, self.server.body_timeout)
 
     def _dispatch(self) -> None:
-        """Deliver pending events until one has to wait for the current exchange."""
+        """Deliver pending events until the protocol (or the body's pause) holds one."""
         if self._dispatching:
             return  # the outer call goes on with the new state
         self._dispatching = True
-        pending = self._pending
+        protocol = self.protocol
+        pending = protocol.pending
         done = 0
         try:
             for event in pending:
                 cls = event.__class__
-                reading = self._reading
+                if cls not in DELIVERS[protocol.state]:
+                    break  # a pipelined request waits for the response before it
                 if cls is Body:
-                    if self._body_paused or reading is None:
+                    if self._body_paused:
                         break
+                    reading = self._reading
+                    assert reading is not None
                     data = event.data  # type: ignore[union-attr]
                     reading.req_body_bytes += len(data)
-                    self._emit(reading, "request_body", data)
+                    try:
+                        reading.emit("request_body", data)
+                    except Exception:
+                        self._app_failed(reading)
                 elif cls is End:
-                    if reading is None:
-                        break
-                    self._reading = None
-                    self._request_done(reading, event.trailers)  # type: ignore[union-attr]
+                    self._request_done(event.trailers)  # type: ignore[union-attr]
                 elif cls is RequestHead:
-                    if self.exchange is not None or reading is not None or self._closing:
-                        break
                     self._request_start(event)  # type: ignore[arg-type]
                 else:  # Invalid
-                    if reading is None and self.exchange is not None:
-                        break  # answer the request before this one first
-                    self._reject(event.error, reading)  # type: ignore[union-attr]
+                    self._reject(event.error, self._reading)  # type: ignore[union-attr]
                 done += 1
-                if self._closing:
+                if protocol.state is _CLOSED_CYCLE:
                     done = len(pending)
                     break
         finally:
@@ -190,10 +212,20 @@ class HttpServerConnection(EventEmitter):
                 del pending[:done]
             if self._out:
                 self.flush()
-        self.tcp_conn.pause(bool(pending) or self._body_paused)
+        if protocol.state is not _SWITCHED:  # else the connection is its new owner's
+            pstate = self.parser.state
+            # Read no more while events wait, the body is paused, or the parser holds what
+            # follows an Upgrade / CONNECT request for the response to decide (bounded).
+            self.tcp_conn.pause(
+                bool(pending)
+                or self._body_paused
+                or pstate is _PARSER_HELD
+                or pstate is _PARSER_TUNNEL
+            )
 
     def _request_start(self, head: RequestHead) -> None:
-        exchange = HttpServerExchange(self, head)
+        protocol = self.protocol
+        exchange = HttpServerExchange(self, head, protocol.start_request(head))
         self.exchange = self._reading = exchange
         self.served += 1
         framing = head.framing
@@ -202,7 +234,7 @@ class HttpServerConnection(EventEmitter):
             # request_start and keep the connection (request_done still follows).
             exchange.req_complete = True
         if framing is _FRAMING_LENGTH or framing is _FRAMING_CHUNKED:
-            self._expect(_BODY, self.server.body_timeout)
+            self.expect(_BODY, self.server.body_timeout)
         else:
             self._wait = _NOTHING
         try:
@@ -213,6 +245,7 @@ class HttpServerConnection(EventEmitter):
             return
         if framing is _FRAMING_TUNNEL:
             # CONNECT reaches an HTTP server that is no proxy: RFC 9110 §9.3.6 lets it refuse.
+            # A handler that serves it answers (a 2xx, then take_over) from request_start.
             if not exchange.started:
                 exchange.response_start(
                     405,
@@ -224,31 +257,27 @@ class HttpServerConnection(EventEmitter):
                 )
                 exchange.response_done(close=True)
             return
-        if exchange._continue_pending and not self._body_paused and not exchange.started:
-            self._send_continue(exchange)
+        if protocol.state is _EXPECTING and not self._body_paused:
+            self.write(protocol.send_continue())  # RFC 9110 §10.1.1
 
-    def _send_continue(self, exchange: HttpServerExchange) -> None:
-        exchange._continue_pending = False
-        self.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # RFC 9110 §10.1.1
-
-    def _request_done(self, exchange: HttpServerExchange, trailers: RawHeaderListType) -> None:
+    def _request_done(self, trailers: Any) -> None:
+        exchange = self._reading
+        assert exchange is not None
+        self._reading = None
+        self.protocol.end_request()
         exchange.req_complete = True
-        exchange._continue_pending = False
         if self._wait is _BODY:
             self._wait = _NOTHING
-        self._emit(exchange, "request_done", trailers)
-        if exchange._finished and exchange is not self.exchange:
-            exchange.forget_listeners()  # answered before its request was all read
-
-    def _emit(self, exchange: HttpServerExchange, event: str, arg: Any) -> None:
         try:
-            exchange.emit(event, arg)
+            exchange.emit("request_done", trailers)
         except Exception:
             self._app_failed(exchange)
+        if exchange.finished and exchange is not self.exchange:
+            exchange.forget_listeners()  # answered before its request was all read
 
     def _app_failed(self, exchange: HttpServerExchange) -> None:
         log.exception("error in the handler of %r", exchange)
-        if exchange._finished:
+        if exchange.finished:
             return
         if exchange.started:
             self.abort(None)
@@ -267,38 +296,40 @@ class HttpServerConnection(EventEmitter):
                 self._wait = _NOTHING
             return
         if exchange is not None and not exchange.req_complete:
-            if exchange._continue_pending and not exchange.started:
-                self._send_continue(exchange)
-            self._expect(_BODY, self.server.body_timeout)
+            if self.protocol.state is _EXPECTING:
+                self.write(self.protocol.send_continue())
+            self.expect(_BODY, self.server.body_timeout)
         self._dispatch()
 
     def _on_peer_close(self) -> None:
-        events = self.parser.feed_eof()
-        if events:
-            self._pending.extend(events)
+        if self.protocol.receive_eof():
             self._dispatch()
         exchange = self.exchange
         if exchange is None:
-            if not self._pending:
+            if not self.protocol.pending:
                 self.close()
-        elif exchange.req_complete and not exchange._finished:
+        elif exchange.req_complete and not exchange.finished:
             # Like asyncio-based servers, an EOF while the response is pending means the
             # client has gone: the handler gets ``error`` (a proxy cancels its upstream).
             self.abort(ClientGoneError("the client closed the connection"))
 
     def _on_disconnect(self) -> None:
+        self._stop_timer()
+        exchange = self.exchange
+        self.exchange = self._reading = None
+        self.protocol.close()
+        self.protocol.pending = []
+        self.server.connection_closed(self)
+        if exchange is not None and not exchange.finished:
+            exchange.finish(False)
+            notify_error(exchange, ClientGoneError())
+            exchange.forget_listeners()
+
+    def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.delete()
             self._timer = None
         self._wait = _NOTHING
-        exchange = self.exchange
-        self.exchange = self._reading = None
-        self._pending = []
-        self.server._forget(self)
-        if exchange is not None and not exchange._finished:
-            exchange._finish(False)
-            notify_error(exchange, ClientGoneError())
-            exchange.forget_listeners()
 
     # ------------------------------------------------------------- output
 
@@ -341,17 +372,20 @@ class HttpServerConnection(EventEmitter):
 
     def _on_output_pause(self, paused: bool) -> None:
         if paused:
-            self._expect(_OUTPUT, self.server.write_timeout)
+            self.expect(_OUTPUT, self.server.write_timeout)
         elif self._wait is _OUTPUT:
             self._wait = _NOTHING if self.exchange is not None else _REQUEST
             if self.exchange is None:
-                self._expect(_REQUEST, self.server.idle_timeout)
+                self.expect(_REQUEST, self.server.idle_timeout)
         exchange = self.exchange
         if exchange is not None:
-            self._emit(exchange, "pause", paused)
+            try:
+                exchange.emit("pause", paused)
+            except Exception:
+                self._app_failed(exchange)
         self.emit("pause", paused)
 
-    def exchange_finished(self, exchange: HttpServerExchange, keep_alive: bool) -> None:
+    def exchange_finished(self, exchange: HttpServerExchange) -> None:
         """The response of ``exchange`` is complete: flush, then next request or close."""
         self.flush()
         if exchange is not self.exchange:
@@ -360,12 +394,30 @@ class HttpServerConnection(EventEmitter):
         if self._reading is not exchange:  # else request_done is still to come
             exchange.forget_listeners()
         self._body_paused = False
-        if not keep_alive or (self.server.draining and not self._pending):
+        protocol = self.protocol
+        if protocol.state is not _IDLE or (self.server.draining and not protocol.pending):
             self.close()
             return
         if self._wait is not _OUTPUT:
-            self._expect(_REQUEST, self.server.idle_timeout)
-        self._dispatch()
+            self.expect(_REQUEST, self.server.idle_timeout)
+        if not self._dispatching:
+            self._dispatch()
+
+    # ------------------------------------------------------------ switching
+
+    def detach(self) -> None:
+        """Let go of the TCP connection (a protocol switch took it over): stop listening to
+        it and timing it, leave the server's set, and resume reading for the new owner."""
+        self._stop_timer()
+        tcp_conn = self.tcp_conn
+        tcp_conn.remove_listener("data", self._on_data)
+        tcp_conn.remove_listener("close", self._on_peer_close)
+        tcp_conn.remove_listener("disconnect", self._on_disconnect)
+        tcp_conn.remove_listener("pause", self._on_output_pause)
+        self.exchange = self._reading = None
+        self._body_paused = False
+        self.server.connection_closed(self)
+        tcp_conn.pause(False)
 
     # ------------------------------------------------------------ closing
 
@@ -378,13 +430,13 @@ class HttpServerConnection(EventEmitter):
             err.status,
             err,
         )
-        if exchange is not None and not exchange._finished:
+        if exchange is not None and not exchange.finished:
             if not exchange.req_complete:
                 notify_error(exchange, err)
             if exchange.started:
                 self.abort(None)
                 return
-            exchange._finish(False)
+            exchange.finish(False)
         body = f"{err.status} {err.desc}\n".encode()
         status, phrase = err.server_status
         self.write(
@@ -396,14 +448,14 @@ class HttpServerConnection(EventEmitter):
 
     def close(self) -> None:
         """Flush what is queued and close (lingering, see thor.tcp)."""
-        self._closing = True
+        self.protocol.close()
         self._wait = _NOTHING
         self.flush()
         self.tcp_conn.close()
 
     def abort(self, err: error.HttpError | None) -> None:
         """Close at once; the current exchange, if any, gets ``error``."""
-        self._closing = True
+        self.protocol.close()
         self._out.clear()
         self.tcp_conn.abort()
         del err

@@ -1,10 +1,13 @@
-"""The HTTP/1.1 server: TCP connections <-> the sans-IO parser <-> exchanges.
+"""The HTTP server: accepts connections and gives each to the class of its protocol.
 
-Theory of operation.  Each connection feeds what it reads to a
-:class:`~thor.http.protocol.RequestParser` and dispatches the events in
-order.  One exchange is active per connection at a time: the events of a
-pipelined request wait (and reading pauses) until the response before it is
-done, so responses always leave in request order without buffering them.
+Theory of operation.  ``HttpServer`` accepts TCP (or TLS) connections and hands each
+to the connection class registered for its protocol (:attr:`HttpServer.protocols`, keyed
+by the TLS ALPN name; cleartext is ``http/1.1``).  An HTTP/1.1 connection
+(:mod:`thor.http.server.connection`) feeds what it reads to the sans-IO
+:class:`~thor.http.protocol.ServerConnection` and dispatches the events it lets through.
+One exchange is active per connection at a time: the events of a pipelined request wait
+(and reading pauses) until the response before it is done, so responses always leave in
+request order without buffering them.
 
 Output is corked: what an exchange writes is gathered and handed to the TCP
 connection once per loop iteration (or at ``response_done``), so a small
@@ -29,17 +32,41 @@ import logging
 import ssl
 from email.utils import formatdate
 from time import time as wall_time
-from typing import Any
+from typing import Any, Protocol
 
 import thor.loop
 from thor.events import EventEmitter
-from thor.http.server_connection import HttpServerConnection, Wait
-from thor.http.server_exchange import ClientGoneError, HttpServerExchange, as_bytes
+from thor.http.server.connection import HttpServerConnection, Wait
+from thor.http.server.exchange import as_bytes
 from thor.tcp import TcpConnection, TcpServer
 
-__all__ = ["ClientGoneError", "HttpServer", "HttpServerConnection", "HttpServerExchange"]
+__all__ = ["HTTP11", "HttpServer", "ProtocolConnection", "ServedConnection"]
 
 log = logging.getLogger("thor.http.server")
+
+HTTP11 = "http/1.1"  # the ALPN name of HTTP/1.1 (RFC 7301 §6), and cleartext's protocol
+
+
+class ServedConnection(Protocol):
+    """What the server needs of a connection it serves, whatever the protocol."""
+
+    tcp_conn: TcpConnection
+    served: int  # exchanges started so far
+
+    @property
+    def is_idle(self) -> bool: ...  # no exchange in progress: graceful shutdown may close it
+
+    def close(self) -> None: ...
+    def abort(self, err: Any) -> None: ...
+
+
+class ProtocolConnection(Protocol):
+    """What :attr:`HttpServer.protocols` maps a protocol name to: a class called as
+    ``cls(server, tcp_conn)`` for each accepted connection, which serves it from then on
+    (emitting the server's ``exchange`` event with an :class:`~thor.http.Exchange` for
+    each request) and calls ``server.connection_closed(conn)`` once it is gone."""
+
+    def __call__(self, server: Any, tcp_conn: TcpConnection) -> ServedConnection: ...
 
 
 class HttpServer(EventEmitter):
@@ -60,6 +87,11 @@ class HttpServer(EventEmitter):
     max_body_size: int | None = None
     server_header: bytes = b"thor"
     date_header: bool = True
+    # The connection class per protocol, by ALPN name (RFC 7301): a TLS connection gets the
+    # class of the protocol the client and the server agreed on; cleartext and a TLS
+    # connection without ALPN get HTTP/1.1's. HTTP/2 adds "h2" here (and to the TLS
+    # context's ALPN list, see thor.tls); copy the dict before changing it for one server.
+    protocols: dict[str, ProtocolConnection] = {HTTP11: HttpServerConnection}
 
     def __init__(
         self,
@@ -106,7 +138,7 @@ class HttpServer(EventEmitter):
             )
         self.host = self.tcp_server.host
         self.port = self.tcp_server.port
-        self.connections: set[HttpServerConnection] = set()
+        self.connections: set[ServedConnection] = set()  # one per connection, any protocol
         self.draining = False
         self._stop_emitted = False
         self._drain_timer: thor.loop.ScheduledEvent | None = None
@@ -131,6 +163,21 @@ class HttpServer(EventEmitter):
             out += self._server_line
         return out
 
+    @property
+    def server_address(self) -> Any:
+        """The address the server listens on."""
+        return self.tcp_server.address
+
+    def connection_class_for(self, tcp_conn: TcpConnection) -> ProtocolConnection:
+        """The class that serves ``tcp_conn``: by the ALPN protocol TLS agreed on, else
+        HTTP/1.1's (a name without a class falls back to it, logged)."""
+        alpn = getattr(tcp_conn, "alpn_protocol", None) or HTTP11
+        cls = self.protocols.get(alpn)
+        if cls is None:
+            log.warning("no connection class for ALPN %r; serving HTTP/1.1", alpn)
+            cls = self.protocols[HTTP11]
+        return cls
+
     def _on_connect(self, tcp_conn: TcpConnection) -> None:
         limit = self.max_connections
         if limit is not None and len(self.connections) >= limit:
@@ -143,13 +190,14 @@ class HttpServer(EventEmitter):
             )
             tcp_conn.close()
             return
-        conn = HttpServerConnection(self, tcp_conn)
+        conn = self.connection_class_for(tcp_conn)(self, tcp_conn)
         self.connections.add(conn)
-        if self.draining:
+        if self.draining and isinstance(conn, HttpServerConnection):
             # Accepted from the backlog while draining: serve its first request.
-            conn._expect(Wait.REQUEST, min(self.idle_timeout, 2.0))
+            conn.expect(Wait.REQUEST, min(self.idle_timeout, 2.0))
 
-    def _forget(self, conn: HttpServerConnection) -> None:
+    def connection_closed(self, conn: Any) -> None:
+        """``conn`` is gone (or taken over by another protocol): forget it."""
         self.connections.discard(conn)
         if self.draining and not self.connections:
             self._stopped()

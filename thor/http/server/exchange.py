@@ -1,27 +1,40 @@
 """The server side of one HTTP exchange: the request's events and the response's calls.
 
-An exchange is created by its connection (:mod:`thor.http.server_connection`) for each
+An exchange is created by its connection (:mod:`thor.http.server.connection`) for each
 request; the application listens to its events and calls ``response_*``.  The response is
-framed by a sans-IO :class:`~thor.http.protocol.ResponseWriter`; the bytes go to the
-connection, which corks and sends them.
+framed by the sans-IO :class:`~thor.http.protocol.ServerConnection` (which owns the
+writer); the bytes go to the connection, which corks and sends them.
+
+This module imports nothing from the rest of the package: the connection and the server
+it needs are typed by the protocols below (what it calls), so the imports run one way,
+server -> connection -> exchange.
+
+After a 101 to an Upgrade request or a 2xx to CONNECT, :meth:`HttpServerExchange.take_over`
+hands the application the raw connection (:class:`SwitchedConnection`); see docs/http.md.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import thor.loop
 from thor.events import EventEmitter
 from thor.http import error
 from thor.http.exchange import TlsInfo
 from thor.http.headers import RawHeaderListType
-from thor.http.protocol import RequestHead, ResponseWriter
+from thor.http.protocol import RequestHead, ResponseWriter, ServerConnection
+from thor.tcp import TcpConnection
 
-if TYPE_CHECKING:
-    from thor.http.server_connection import HttpServerConnection
-
-__all__ = ["AnyHeaders", "ClientGoneError", "HttpServerExchange"]
+__all__ = [
+    "AnyHeaders",
+    "ClientGoneError",
+    "ConnectionSide",
+    "HttpServerExchange",
+    "ServerSide",
+    "SwitchedConnection",
+]
 
 log = logging.getLogger("thor.http.server")
 
@@ -33,6 +46,56 @@ class ClientGoneError(error.HttpError):
 
     desc = "Client closed the connection"
     status = 499
+
+
+class ServerSide(Protocol):
+    """What an exchange reads of its server (``HttpServer``)."""
+
+    scheme: str
+    draining: bool
+
+    @property
+    def server_address(self) -> Any: ...
+
+    def extra_fields(self, has_date: bool, has_server: bool) -> bytes: ...
+
+
+class ConnectionSide(Protocol):
+    """What an exchange calls on its connection (``HttpServerConnection``)."""
+
+    loop: thor.loop.Loop
+    tcp_conn: TcpConnection
+    protocol: ServerConnection
+
+    @property
+    def server(self) -> ServerSide: ...
+
+    def write(self, data: bytes) -> None: ...
+    def flush(self) -> None: ...
+    def cork(self) -> bool: ...
+    def uncork(self, held: bool) -> None: ...
+    def exchange_finished(self, exchange: HttpServerExchange) -> None: ...
+    def abort(self, err: error.HttpError | None) -> None: ...
+    def req_body_pause(self, paused: bool) -> None: ...
+    def detach(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchedConnection:
+    """A connection handed over after a 101 (to an Upgrade request) or a 2xx to CONNECT.
+
+    ``tcp_conn`` is the raw stream, HTTP's listeners removed and reading resumed: listen to
+    its ``data``, ``close``, ``disconnect`` and ``pause(paused)`` (the write buffer is over
+    its high water mark: stop writing until ``pause(False)``), call ``write``, ``pause``
+    (stop / resume reading), ``close`` and ``abort``. ``leftover`` holds what the client
+    sent past the request before the switch (the first bytes of the new protocol); handle
+    it before the first ``data`` event, in the same loop iteration. ``loop`` is the loop
+    the connection lives on.
+    """
+
+    tcp_conn: TcpConnection
+    leftover: bytes
+    loop: thor.loop.Loop
 
 
 def notify_error(exchange: HttpServerExchange, err: error.HttpError) -> None:
@@ -96,18 +159,19 @@ class HttpServerExchange(EventEmitter):
     res_status = 0
     res_bytes = 0
     res_hdrs: RawHeaderListType = []  # the response's fields once started (access logs)
-    _writer: ResponseWriter | None = None
-    _finished = False
+    finished = False  # ``done`` was emitted: nothing more happens to this exchange
 
-    def __init__(self, conn: HttpServerConnection, head: RequestHead) -> None:
+    def __init__(self, conn: ConnectionSide, head: RequestHead, writer: ResponseWriter) -> None:
         EventEmitter.__init__(self)
         self.http_conn = conn
+        self._protocol = conn.protocol
+        self._writer = writer
         self.server = server = conn.server
         self.method = head.method
         self.uri = head.target
         self.req_hdrs = head.headers
         self.req_version = head.version
-        self.expect_continue = self._continue_pending = head.expect_continue
+        self.expect_continue = head.expect_continue
         self.persistent = head.keep_alive
         self.start_time = conn.loop.time()
         self.scheme = server.scheme
@@ -130,7 +194,7 @@ class HttpServerExchange(EventEmitter):
     @property
     def server_address(self) -> Any:
         """The address the server listens on."""
-        return self.server.tcp_server.address
+        return self.server.server_address
 
     def __repr__(self) -> str:
         return f"<HttpServerExchange {self.method!r} {self.uri[:60]!r}>"
@@ -144,63 +208,56 @@ class HttpServerExchange(EventEmitter):
         headers: AnyHeaders = (),  # type: ignore[assignment]
     ) -> None:
         """Send an interim (1xx) response, e.g. 103 Early Hints."""
-        if self._finished or self.started:
+        if self.finished or self.started:
             return
-        writer = self._get_writer()
         fields = _normalise(headers)[0]
-        self._continue_pending = False
-        self.http_conn.write(writer.nonfinal(int(status), as_bytes(phrase), fields))
+        self.http_conn.write(self._protocol.send_nonfinal(int(status), as_bytes(phrase), fields))
 
     def response_start(
         self, status: int | bytes | str, phrase: str | bytes, headers: AnyHeaders
     ) -> None:
         """Start the response; ``status`` may be an int, bytes or str."""
-        if self._finished:
+        if self.finished:
             return
         if self.started:
             raise error.OutputStateError("response_start() called twice")
-        writer = self._writer or self._get_writer()
         server = self.server
-        if not self.req_complete or server.draining:
-            # Answering before the whole request arrived: what is left of it would be
-            # read as the next request, so the connection ends after this response.
-            writer.keep_alive = False
+        if server.draining:
+            self._writer.keep_alive = False
         fields, has_date, has_server = _normalise(headers)
         code = status if status.__class__ is int else int(status)
         if phrase.__class__ is not bytes:
             phrase = phrase.encode("latin-1")  # type: ignore[union-attr]
         extra = server.extra_fields(has_date, has_server)
-        head = writer.start(code, phrase, fields, extra)
+        # The sans-IO connection decides keep-alive, and whether this switches protocols.
+        head = self._protocol.start_response(code, phrase, fields, extra)
         self.started = True
         self.res_status = code
         self.res_hdrs = fields
-        self._continue_pending = False
         self.http_conn.write(head)
 
     def response_body(self, chunk: bytes) -> None:
         """Send a piece of the response body."""
-        if self._finished or not chunk:
+        if self.finished or not chunk:
             return
-        if self._writer is None or not self.started:
+        if not self.started:
             raise error.OutputStateError("response_body() before response_start()")
         self.res_bytes += len(chunk)
         self.http_conn.write(self._writer.body(chunk))
 
     def response_done(self, trailers: AnyHeaders = (), close: bool = False) -> None:  # type: ignore[assignment]
         """Finish the response; ``close=True`` closes the connection after it."""
-        if self._finished:
+        if self.finished:
             return
-        writer = self._writer
-        if writer is None or not self.started:
+        if not self.started:
             raise error.OutputStateError("response_done() before response_start()")
-        tail = writer.end(_normalise(trailers)[0] if trailers else [])
+        tail = self._protocol.end_response(_normalise(trailers)[0] if trailers else [], close)
         self.res_done = True
         conn = self.http_conn
         if tail:
             conn.write(tail)
-        keep = writer.keep_alive and not close and self.req_complete
-        self._finish(True)
-        conn.exchange_finished(self, keep)
+        self.finish(True)
+        conn.exchange_finished(self)
 
     def respond(
         self,
@@ -225,22 +282,39 @@ class HttpServerExchange(EventEmitter):
         finally:
             conn.uncork(held)
 
-    def _get_writer(self) -> ResponseWriter:
-        writer = self._writer
-        if writer is None:
-            writer = self._writer = ResponseWriter(self.method, self.req_version, self.persistent)
-        return writer
-
-    def _finish(self, completed: bool) -> None:
-        self._finished = True
+    def finish(self, completed: bool) -> None:
+        """Emit ``done`` (the connection calls this when the exchange ends otherwise)."""
+        self.finished = True
         self.emit("done", completed)
+
+    # ---------------------------------------------------------- switching
+
+    def take_over(self) -> SwitchedConnection:
+        """Take the connection away from HTTP after a switching response head.
+
+        Legal once ``response_start`` sent 101 to a complete Upgrade request (RFC 9110
+        §7.8) or a 2xx to CONNECT (§9.3.6); raises ``OutputStateError`` otherwise. The head
+        is sent at once, the exchange is done (``done(True)``), and the connection leaves
+        the server's care (its timeouts and graceful shutdown; ``stop`` does not wait for
+        it). Without ``take_over``, ``response_done`` ends such a response by closing.
+        """
+        if self.finished:
+            raise error.OutputStateError("take_over() after the exchange ended")
+        leftover = self._protocol.take_over()  # raises unless a switch was answered
+        conn = self.http_conn
+        conn.flush()
+        conn.detach()
+        self.res_done = True
+        self.finish(True)
+        self.forget_listeners()
+        return SwitchedConnection(conn.tcp_conn, leftover, conn.loop)
 
     # -------------------------------------------------------------- reading
 
     def abort(self) -> None:
         """End the exchange now, its response incomplete: flush what was produced, then close
         the connection, so the client sees the response cut short, never taken as whole."""
-        if self._finished:
+        if self.finished:
             return
         conn = self.http_conn
         conn.flush()
@@ -248,7 +322,7 @@ class HttpServerExchange(EventEmitter):
 
     def pause_request_body(self, paused: bool) -> None:
         """Stop (True) or resume (False) the delivery of ``request_body`` events."""
-        if not self._finished:
+        if not self.finished:
             self.http_conn.req_body_pause(paused)
 
 

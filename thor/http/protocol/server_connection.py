@@ -1,0 +1,252 @@
+"""ServerConnection: one HTTP/1.1 connection as the server sees it, without IO.
+
+Theory of operation (the shape of h11's ``Connection``, cut for Thor's hot path). The object
+owns the :class:`RequestParser`, the :class:`ResponseWriter` of the exchange in progress, and
+one joint state for the request and its response (``Cycle``; the table and its rules are in
+``state.py``). The IO side:
+
+1. passes what it reads to ``receive_data`` (the peer's EOF to ``receive_eof``); the parsed
+   events queue in ``pending``;
+2. delivers the pending events in order while ``DELIVERS[state]`` holds the event's class,
+   and stops at the first that must wait: a pipelined request waits until the response
+   before it is done, so responses leave in request order and nothing is buffered on the
+   way out (the IO side may also stop for its own flow control);
+3. tells the connection what it delivered (``start_request``, ``end_request``) and what the
+   application sends (``send_continue``, ``send_nonfinal``, ``start_response``,
+   ``end_response``, ``take_over``), and writes the bytes these return.
+
+Keep-alive: after ``end_response`` the state is ``IDLE`` (the next request may start) or
+``CLOSED`` (the IO side closes). An Upgrade request (RFC 9110 §7.8) stops the parser after its
+end (``ParserState.HELD``): a 101 makes the bytes read past it the new protocol's
+(``take_over`` returns them); any other response lets the parser read them as HTTP again. A
+CONNECT request (§9.3.6) stops the parser at its head; a 2xx makes a tunnel the same way.
+
+A call out of order raises ``OutputStateError`` (a missing key in the table). The transitions
+are dict lookups inline, not calls: per request the hot path costs a handful of lookups.
+"""
+
+from __future__ import annotations
+
+from thor.http.error import OutputStateError
+from thor.http.headers import RawHeaderListType
+from thor.http.protocol.messages import (
+    FRAMING_NONE,
+    Body,
+    End,
+    Event,
+    Invalid,
+    RequestHead,
+)
+from thor.http.protocol.request_reader import RequestParser
+from thor.http.protocol.state import (
+    CYCLE_TRANSITIONS,
+    PARSER_HELD,
+    PARSER_IDLE,
+    PARSER_TUNNEL,
+    Cycle,
+    cycle_transition,
+)
+from thor.http.protocol.writer import ResponseWriter
+
+__all__ = ["CONTINUE", "DELIVERS", "ServerConnection"]
+
+# RFC 9110 §10.1.1 / §15.2.1: the interim response that asks the client for the body.
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+_IDLE = Cycle.IDLE
+_READ = Cycle.READ
+_READING = Cycle.READING
+_EXPECTING = Cycle.EXPECTING
+_SENDING = Cycle.SENDING
+_SWITCHING = Cycle.SWITCHING
+
+# Which parsed events may reach the application in each state; the first that may not waits
+# (with everything after it). A request head only between exchanges; body and end while a
+# request is being read (and the End of a request without body, which was complete at its
+# head, whenever it comes: the parser emits it right after the head); a parse error answers
+# at once unless a complete request waits for its response (that response goes first: it
+# was asked for before the bad bytes came).
+_READING_EVENTS = frozenset({Body, End, Invalid})
+_END_ONLY = frozenset({End})
+DELIVERS: dict[Cycle, frozenset[type]] = {
+    Cycle.IDLE: frozenset({RequestHead, End, Invalid}),
+    Cycle.EXPECTING: _READING_EVENTS,
+    Cycle.READING: _READING_EVENTS,
+    Cycle.READ: _END_ONLY,
+    Cycle.SENDING_EARLY: _READING_EVENTS,
+    Cycle.SENDING: _END_ONLY,
+    Cycle.SWITCHING: _END_ONLY,
+    Cycle.SWITCHED: frozenset(),
+    Cycle.CLOSED: frozenset(),
+}
+
+
+def _illegal(state: Cycle, action: str) -> OutputStateError:
+    return OutputStateError(f"{action} in state {state.name}")
+
+
+class ServerConnection:
+    """The sans-IO server side of one HTTP/1.1 connection; see the module docstring."""
+
+    __slots__ = ("head", "parser", "pending", "state", "writer")
+
+    def __init__(
+        self,
+        *,
+        max_request_line: int = 8190,
+        max_field_section: int = 32768,
+        max_fields: int = 100,
+        max_body_size: int | None = None,
+    ) -> None:
+        self.parser = RequestParser(
+            max_request_line=max_request_line,
+            max_field_section=max_field_section,
+            max_fields=max_fields,
+            max_body_size=max_body_size,
+        )
+        self.pending: list[Event] = []  # parsed, not delivered yet
+        self.state = _IDLE
+        self.head: RequestHead | None = None  # of the exchange in progress
+        self.writer: ResponseWriter | None = None  # of the exchange in progress
+
+    @property
+    def is_idle(self) -> bool:
+        """Between exchanges, with no partial request read."""
+        return self.state is _IDLE and not self.pending and self.parser.state is PARSER_IDLE
+
+    # --- input ----------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Parse ``data``; returns ``pending`` (what waits for delivery, oldest first)."""
+        events = self.parser.feed(data)
+        pending = self.pending
+        if pending:
+            pending.extend(events)
+            return pending
+        self.pending = events
+        return events
+
+    def receive_eof(self) -> list[Event]:
+        """The client closed its side: ends or invalidates what was being read."""
+        events = self.parser.feed_eof()
+        if events:
+            self.pending.extend(events)
+        return self.pending
+
+    def start_request(self, head: RequestHead) -> ResponseWriter:
+        """``head`` is delivered: a new exchange starts; returns the writer of its response."""
+        if head.framing is FRAMING_NONE:
+            action = "head"
+        elif head.expect_continue:
+            action = "head_expect"
+        else:
+            action = "head_body"  # and CONNECT: its "body" is the tunnel, if it gets one
+        state = self.state
+        try:
+            self.state = CYCLE_TRANSITIONS[state, action]
+        except KeyError:
+            raise _illegal(state, action) from None
+        self.head = head
+        writer = self.writer = ResponseWriter(head.method, head.version, head.keep_alive)
+        return writer
+
+    def end_request(self) -> None:
+        """The request's ``End`` is delivered."""
+        head = self.head
+        if head is None:
+            raise _illegal(self.state, "end")
+        # A request without body was complete at its head: its End is a formality.
+        action = "end_bodiless" if head.framing is FRAMING_NONE else "end"
+        state = self.state
+        try:
+            self.state = CYCLE_TRANSITIONS[state, action]
+        except KeyError:
+            raise _illegal(state, action) from None
+
+    # --- output ---------------------------------------------------------------------------
+
+    @property
+    def expecting_continue(self) -> bool:
+        """The client waits for 100 Continue before it sends the body (RFC 9110 §10.1.1)."""
+        return self.state is _EXPECTING
+
+    def send_continue(self) -> bytes:
+        """The bytes of 100 Continue; the client may send the body now."""
+        self.state = cycle_transition(self.state, "continue")
+        return CONTINUE
+
+    def send_nonfinal(self, status: int, phrase: bytes, headers: RawHeaderListType) -> bytes:
+        """An interim (1xx) response head, e.g. 103 Early Hints."""
+        target = cycle_transition(self.state, "nonfinal")
+        writer = self.writer
+        assert writer is not None  # every state with a "nonfinal" key has an exchange
+        out = writer.nonfinal(status, phrase, headers)
+        self.state = target
+        return out
+
+    def start_response(
+        self, status: int, phrase: bytes, headers: RawHeaderListType, extra: bytes = b""
+    ) -> bytes:
+        """The final response head. A 101 to a complete Upgrade request, or a 2xx to
+        CONNECT, switches protocols: ``take_over`` is then legal."""
+        state = self.state
+        action = "start"
+        if status == 101 or (200 <= status < 300 and state is _READING):
+            pstate = self.parser.state
+            # HELD: this very request asked to upgrade and is complete (the parser stopped
+            # after it); TUNNEL: it is a CONNECT.
+            if (status == 101 and state is _READ and pstate is PARSER_HELD) or (
+                status != 101 and pstate is PARSER_TUNNEL
+            ):
+                action = "start_switch"
+        try:
+            target = CYCLE_TRANSITIONS[state, action]
+        except KeyError:
+            raise _illegal(state, action) from None
+        writer = self.writer
+        assert writer is not None
+        if state is not _READ:
+            # Answering before the whole request arrived: what is left of it would be read
+            # as the next request, so the connection ends after this response.
+            writer.keep_alive = False
+        head = writer.start(status, phrase, headers, extra)
+        self.state = target
+        return head
+
+    def end_response(self, trailers: RawHeaderListType, close: bool = False) -> bytes:
+        """The end of the response; afterwards ``state`` is IDLE (keep-alive) or CLOSED."""
+        writer = self.writer
+        if writer is None:
+            raise _illegal(self.state, "done")
+        tail = writer.end(trailers)
+        state = self.state
+        if state is _SWITCHING or (writer.keep_alive and not close and state is _SENDING):
+            action = "done"
+        else:
+            action = "done_close"
+        try:
+            self.state = target = CYCLE_TRANSITIONS[state, action]
+        except KeyError:
+            raise _illegal(state, action) from None
+        # (head and writer stay until the next request: a request without body may still
+        # have its End to deliver.)
+        if target is _IDLE and self.parser.state is PARSER_HELD:
+            # RFC 9110 §7.8: the server did not switch; what followed is HTTP.
+            self.pending.extend(self.parser.resume())
+        return tail
+
+    def take_over(self) -> bytes:
+        """Hand the connection to another protocol after a switching response head
+        (see ``start_response``); returns the bytes read past the request."""
+        state = self.state
+        try:
+            self.state = CYCLE_TRANSITIONS[state, "take_over"]
+        except KeyError:
+            raise _illegal(state, "take_over") from None
+        self.pending = []  # only the switched request's own End can be there
+        self.writer = None
+        return self.parser.take_leftover()
+
+    def close(self) -> None:
+        """No more HTTP on this connection (an error, a timeout, the server closing)."""
+        self.state = Cycle.CLOSED
