@@ -6,7 +6,7 @@ import gc
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from thor_gateway import native_app
@@ -135,3 +135,18 @@ class SlowStartup:
 
 
 slow_startup = SlowStartup()
+
+
+class _SlowClose:
+    """A WSGI body whose close() takes 5 ms, as Django's (it closes database connections)."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"hello"
+
+    def close(self) -> None:
+        time.sleep(0.005)
+
+
+def slow_close(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return _SlowClose()

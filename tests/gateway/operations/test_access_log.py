@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,33 @@ def test_escaped_is_printable_ascii_and_reversible(data: bytes) -> None:
     assert all(" " <= c <= "~" for c in text)
     assert '"' not in text.replace('\\"', "")  # every quote is escaped
     assert text.encode("ascii").decode("unicode_escape").encode("latin-1") == data
+
+
+def test_a_response_the_client_received_is_never_logged_aborted(start_gateway: Any) -> None:
+    """Issue 14, bug 1: a body whose close() is slow, read whole by clients that then close.
+
+    The client has every byte that Content-Length announced before the app's close() returns;
+    its leaving then must not turn the exchange into an aborted one (status 0).
+    """
+    gateway = start_gateway(
+        f"{APPS}:slow_close",
+        "-b",
+        "127.0.0.1:0",
+        "--access-logfile",
+        "-",
+        "--metrics-bind",
+        "127.0.0.1:0",
+    )
+    for _ in range(30):
+        with socket.create_connection(("127.0.0.1", gateway.port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            response = b""
+            while not response.endswith(b"\r\n\r\nhello"):  # then close, as a client does
+                chunk = sock.recv(4096)
+                assert chunk, f"the response was cut: {response!r}"
+                response += chunk
+    poll(lambda: len(gateway.stdout) >= 30, 10, "30 access log lines")
+    statuses_logged = [line.split('" ')[1].split()[0] for line in gateway.stdout]
+    assert statuses_logged == ["200"] * 30
+    metrics = requests.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics", timeout=10).text
+    assert "thor_requests_aborted_total 0" in metrics

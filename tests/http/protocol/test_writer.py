@@ -289,3 +289,27 @@ def test_round_trip_response() -> None:
     data = writer.start(200, b"OK", []) + writer.body(b"abc") + writer.end([(b"X", b"y")])
     events = normalize(response_factory(b"GET")().feed(data))
     assert events[1:] == [Body(b"abc"), End([(b"X", b"y")])]
+
+
+def test_body_whole_follows_the_framing() -> None:
+    """What the server asks when a client leaves before response_done (issue 14, bug 1)."""
+    sized = ResponseWriter(b"GET", b"1.1", True)
+    assert not sized.body_whole  # nothing written
+    sized.start(200, b"OK", [(b"Content-Length", b"5")], b"")
+    assert not sized.body_whole
+    sized.body(b"hel")
+    assert not sized.body_whole
+    sized.body(b"lo")
+    assert sized.body_whole
+    chunked = ResponseWriter(b"GET", b"1.1", True)
+    chunked.start(200, b"OK", [], b"")
+    chunked.body(b"hello")
+    assert not chunked.body_whole  # the last chunk is still to come
+    chunked.end([])
+    assert chunked.body_whole
+    bodiless = ResponseWriter(b"GET", b"1.1", True)
+    bodiless.start(204, b"No Content", [], b"")
+    assert bodiless.body_whole
+    head = ResponseWriter(b"HEAD", b"1.1", True)
+    head.start(200, b"OK", [(b"Content-Length", b"5")], b"")
+    assert head.body_whole

@@ -17,6 +17,7 @@ import re
 from http import HTTPStatus
 
 from thor.http import error
+from thor.http.error import ErrorResponse
 from thor.http.headers import (
     HOP_BY_HOP,
     PLAIN_CONNECTION_OPTIONS,
@@ -147,6 +148,20 @@ class _BodyWriter:
         if framing is FRAMING_NONE:
             raise error.OutputStateError("this message has no body")
         return chunk  # CLOSE, TUNNEL
+
+    @property
+    def body_whole(self) -> bool:
+        """Whether the peer holds a whole message once what was framed so far arrives: the head
+        is written and its framing needs nothing more (Content-Length all sent, or no body).
+        A chunked or close-delimited body is whole only when :meth:`end` has framed its end."""
+        if self.state is _END_TARGET:
+            return self.complete
+        if self.state is not _BODY_SOURCE:
+            return False
+        framing = self.framing
+        return (framing is FRAMING_LENGTH and self._sent == self._length) or (
+            framing is FRAMING_NONE or self._discard
+        )
 
     def end(self, trailers: RawHeaderListType = []) -> bytes:  # noqa: B006 - never mutated
         """Terminate the message: last chunk and trailers when chunked."""
@@ -320,3 +335,12 @@ def _check_phrase(phrase: bytes) -> None:
     # RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text )
     if not isinstance(phrase, bytes) or abnf.bad_value_re.search(phrase):
         raise error.OutputSyntaxError(f"invalid reason phrase {phrase!r}")
+
+
+def closing_response(answer: ErrorResponse, extra: bytes = b"") -> bytes:
+    """A whole HTTP/1.1 response after which the connection closes: how a server answers what
+    it refuses before or instead of an exchange (``HttpError.as_response`` gives ``answer``).
+    ``extra`` is the server's own pre-serialized lines (Date, Server)."""
+    writer = ResponseWriter(b"GET", b"1.1", False)
+    head = writer.start(answer.status, answer.phrase, answer.headers, extra)
+    return head + writer.body(answer.body) + writer.end()

@@ -29,6 +29,7 @@ from thor.http.protocol import (
 )
 from thor.http.protocol.server_connection import DELIVERS
 from thor.http.protocol.state import Cycle
+from thor.http.protocol.writer import closing_response
 from thor.http.server.exchange import (
     ClientGoneError,
     HttpServerExchange,
@@ -309,9 +310,21 @@ class HttpServerConnection(EventEmitter):
             if not self.protocol.pending:
                 self.close()
         elif exchange.req_complete and not exchange.finished:
+            if self._delivered(exchange):
+                # The client has every byte the framing promised and left before the app
+                # called response_done (a WSGI body's slow close(), say): a response the
+                # client received is complete, never aborted.
+                exchange.finish(True)
+                self.close()
+                return
             # Like asyncio-based servers, an EOF while the response is pending means the
             # client has gone: the handler gets ``error`` (a proxy cancels its upstream).
             self.abort(ClientGoneError("the client closed the connection"))
+
+    def _delivered(self, exchange: HttpServerExchange) -> bool:
+        """Whether the client has had the whole response: its framing is satisfied and
+        nothing of it waits in our queue or the TCP connection's buffer."""
+        return exchange.response_whole and not self._out and not self.tcp_conn.write_buffer_size
 
     def _on_disconnect(self) -> None:
         self._stop_timer()
@@ -437,13 +450,7 @@ class HttpServerConnection(EventEmitter):
                 self.abort(None)
                 return
             exchange.finish(False)
-        body = f"{err.status} {err.desc}\n".encode()
-        status, phrase = err.server_status
-        self.write(
-            b"HTTP/1.1 %s %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Length: %d\r\n%sConnection: close\r\n\r\n%s"
-            % (status, phrase, len(body), self.server.extra_fields(False, False), body)
-        )
+        self.write(closing_response(err.as_response(), self.server.extra_fields(False, False)))
         self.close()
 
     def close(self) -> None:

@@ -177,6 +177,11 @@ class HttpServerExchange(EventEmitter):
         self.scheme = server.scheme
 
     @property
+    def response_whole(self) -> bool:
+        """Whether what was written so far is a whole response (see ``body_whole``)."""
+        return self.started and self._writer.body_whole
+
+    @property
     def loop(self) -> thor.loop.Loop:
         """The loop the exchange lives on."""
         return self.http_conn.loop

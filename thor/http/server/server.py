@@ -36,6 +36,8 @@ from typing import Any, Protocol
 
 import thor.loop
 from thor.events import EventEmitter
+from thor.http import error
+from thor.http.protocol.writer import closing_response
 from thor.http.server.connection import HttpServerConnection, Wait
 from thor.http.server.exchange import as_bytes
 from thor.tcp import TcpConnection, TcpServer
@@ -182,12 +184,10 @@ class HttpServer(EventEmitter):
         limit = self.max_connections
         if limit is not None and len(self.connections) >= limit:
             log.warning("connection limit (%d) reached; answering 503", limit)
-            body = b"503 Service Unavailable: too many connections\n"
-            tcp_conn.write(
-                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-                b"Retry-After: 1\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-                % (len(body), body)
+            refusal = error.ServiceUnavailableError("too many connections").as_response(
+                [(b"Retry-After", b"1")], b"503 Service Unavailable: too many connections\n"
             )
+            tcp_conn.write(closing_response(refusal, self.extra_fields(False, False)))
             tcp_conn.close()
             return
         conn = self.connection_class_for(tcp_conn)(self, tcp_conn)
