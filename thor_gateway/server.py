@@ -196,6 +196,10 @@ class Gateway:
             options = {**defaults, **proxy.options}
             handler = build_proxy(proxy.upstreams, options, loop=self.loop)
             routes.append(Route(_prefix(proxy.prefix), handler))
+        if s.static:
+            from thor_gateway.static import static_handler
+
+            routes += [Route(_prefix(r.prefix), static_handler(r)) for r in s.static]
         self.handlers = [r.handler for r in routes]
         # Proxies, whether from --proxy or mounted as apps, report their members in /metrics.
         proxies = [
@@ -383,6 +387,8 @@ def log_routes(settings: Settings) -> None:
         log.info("Serving %s -> %s%s", mount.prefix, mount.app, kind)
     for route in settings.proxy:
         log.info("Serving %s -> proxy to %s", route.prefix, ", ".join(route.upstreams))
+    for static in settings.static:
+        log.info("Serving %s -> files in %s", static.prefix, static.path)
 
 
 def settle_gc(threshold: int) -> None:
