@@ -58,7 +58,7 @@ def safe_relative(path_info: bytes) -> tuple[bytes, bool] | None:
     trailing = path_info.endswith(b"/")
     inner = path_info[1:-1] if trailing else path_info[1:]
     if not inner:
-        return b"", True
+        return b"", trailing
     for segment in inner.split(b"/"):
         if not segment or segment[:1] == b".":
             return None
@@ -230,33 +230,33 @@ def parse_range(value: bytes, length: int) -> list[tuple[int, int]] | RangeResul
 
 
 def gzip_accepted(headers: RawHeaders) -> bool:
-    """Whether Accept-Encoding prefers gzip to identity (§12.5.3).
+    """Whether Accept-Encoding accepts gzip (§12.5.3), for a precompressed ``.gz`` sibling.
 
-    ``gzip;q=0`` refuses it; ``*`` stands for every coding not listed; identity is
-    acceptable unless refused, and wins a tie, so a client that weighs gzip below
-    identity gets identity.
+    gzip is taken when its qvalue (or that of ``*``, when gzip is not listed) is above 0
+    and not below the qvalue of an ``identity`` the client listed explicitly: ``gzip;q=0``
+    refuses it, ``gzip;q=0.5, identity`` prefers the plain file.  An unlisted identity
+    does not compete (every client accepts it), as with nginx's ``gzip_static``.
     """
     value = None
     for name, field_value in headers:
         if len(name) == 15 and name.lower() == b"accept-encoding":
             value = field_value if value is None else value + b"," + field_value
-    if value is None:
+    if not value:
         return False
-    gzip_q = star_q = identity_q = None
+    gzip_q = star_q = None
+    identity_q = 0.0
     for item in value.lower().split(b","):
         coding, _, params = item.partition(b";")
         coding = coding.strip()
-        q = _qvalue(params)
         if coding in (b"gzip", b"x-gzip"):
+            q = _qvalue(params)
             gzip_q = q if gzip_q is None else max(gzip_q, q)
         elif coding == b"*":
-            star_q = q
+            star_q = _qvalue(params)
         elif coding == b"identity":
-            identity_q = q
+            identity_q = _qvalue(params)
     if gzip_q is None:
-        gzip_q = star_q if star_q is not None else 0.0
-    if identity_q is None:
-        identity_q = 1.0 if star_q is None or star_q > 0 else 0.0
+        gzip_q = star_q or 0.0
     return gzip_q > 0 and gzip_q >= identity_q
 
 
