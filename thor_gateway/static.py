@@ -65,7 +65,8 @@ CHUNK = 64 * 1024  # one pread
 SMALL = 64 * 1024  # bodies up to this size go out with the head, in one write
 TURN_BUDGET = 1024 * 1024  # bytes read per loop iteration, so other connections get a turn
 _ALLOW = [(b"Allow", b"GET, HEAD")]
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_PROC_FDS = os.path.isdir("/proc/self/fd")
 _DATES: Memo[int, bytes] = Memo(1024)
 
 
@@ -133,15 +134,6 @@ class StaticHandler:
 
     # ------------------------------------------------------------ choosing
 
-    def _inside(self, path: bytes) -> bytes | None:
-        """``path`` as opened: its real path when symlinks must stay inside, else as is."""
-        if self.follow_symlinks:
-            return path
-        real = os.path.realpath(path)
-        if real.startswith(self.root_slash) or real == self.root:
-            return real
-        return None
-
     def _serve(self, exchange: Any, request: Request) -> None:
         relative = None if raw_path_refused(request.raw_path) else safe_relative(request.path_info)
         if relative is None:
@@ -188,15 +180,23 @@ class StaticHandler:
             raise
 
     def _open(self, path: bytes) -> tuple[int, os.stat_result] | None:
-        """(descriptor, its stat) of a file inside the folder, or None."""
-        inside = self._inside(path)
-        if inside is None:
-            return None
+        """(descriptor, its stat) of a file inside the folder, or None.
+
+        The file is opened first and its real location asked of the descriptor
+        (``/proc/self/fd``, one readlink, where ``os.path.realpath`` costs an lstat per
+        path segment), so what is checked is what was opened.  O_NONBLOCK: opening a
+        FIFO someone left in the folder must not block the loop.
+        """
         try:
-            fd = os.open(inside, _OPEN_FLAGS)
+            fd = os.open(path, _OPEN_FLAGS)
         except OSError:
             return None
         try:
+            if not self.follow_symlinks:
+                real = _real_path(fd, path)
+                if not (real.startswith(self.root_slash) or real == self.root):
+                    os.close(fd)
+                    return None
             return fd, os.fstat(fd)
         except OSError:
             os.close(fd)
@@ -293,6 +293,13 @@ class StaticHandler:
             return
         exchange.response_start(status, phrase, headers)
         FileSender(exchange, fd, pieces).pump()
+
+
+def _real_path(fd: int, path: bytes) -> bytes:
+    """Where the open descriptor ``fd`` (opened as ``path``) really is."""
+    if _PROC_FDS:
+        return os.fsencode(os.readlink(f"/proc/self/fd/{fd}"))
+    return os.path.realpath(path)
 
 
 def static_handler(route: StaticRoute) -> StaticHandler:

@@ -42,6 +42,7 @@ def tree(tmp_path: Path) -> Path:
     (root / "out.txt").symlink_to(tmp_path / "secret.txt")
     (root / "outdir").symlink_to(tmp_path)
     (root / "in.txt").symlink_to(root / "plain.txt")
+    os.mkfifo(root / "pipe")  # opening it for reading would wait for a writer
     return root
 
 
@@ -300,6 +301,8 @@ def test_directories(serve: Serve) -> None:
     for path in ("/static/docs", "/static/docs/", "/static", "/static/", "/static/plain.txt/"):
         response, _ = get(live, path)
         assert response.status == 404, path
+    response, _ = get(live, "/static/pipe")  # not a regular file, and the loop did not block
+    assert response.status == 404
     indexed = serve(index=True)
     response, body = get(indexed, "/static/docs/")
     assert (response.status, body) == (200, b"<h1>docs</h1>\n")
