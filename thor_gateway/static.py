@@ -14,7 +14,9 @@ the request is complete it:
 5. evaluates ``Range`` (RFC 9110 §14): 206 with one part, ``multipart/byteranges``
    with several, 416 when none is satisfiable, the whole file when ``If-Range`` failed;
 6. sends the body.  A small body is read at once and sent with the head.  A larger one
-   is read with ``os.pread`` in 64 KiB chunks as the client drains: at most
+   goes by ``os.sendfile`` (the exchange's ``response_file``: the kernel copies the file
+   to the socket as the client reads, nothing of it in memory); where that cannot be
+   (TLS), it is read with ``os.pread`` in 64 KiB chunks as the client drains: at most
    :data:`TURN_BUDGET` bytes per loop iteration, and none while the exchange is paused
    (its ``pause`` event), so a slow client costs the write buffer's high-water mark,
    never the file's size.
@@ -109,6 +111,7 @@ class StaticHandler:
         follow_symlinks: bool = False,
         index: bool = False,
         precompressed: bool = True,
+        sendfile: bool = True,
     ) -> None:
         self.root = os.fsencode(os.path.realpath(folder))
         if not os.path.isdir(self.root):
@@ -118,6 +121,7 @@ class StaticHandler:
         self.follow_symlinks = follow_symlinks
         self.index = index
         self.precompressed = precompressed
+        self.sendfile = sendfile  # False: always read in chunks (tests, measurements)
 
     def startup(self, done: Done) -> None:
         done(None)
@@ -275,7 +279,20 @@ class StaticHandler:
             pieces, size, boundary = _multipart(ranges, length, headers[0][1])
             headers[0] = (b"Content-Type", b"multipart/byteranges; boundary=" + boundary)
         headers.append((b"Content-Length", b"%d" % size))
-        if method == b"HEAD" or size == 0:
+        self._body(exchange, request, fd, (status, phrase, headers), pieces, size)
+
+    def _body(
+        self,
+        exchange: Any,
+        request: Request,
+        fd: int,
+        head: tuple[int, str, list[tuple[bytes, bytes]]],
+        pieces: list[bytes | tuple[int, int]],
+        size: int,
+    ) -> None:
+        """Send the response: at once when small, else by sendfile or a FileSender."""
+        status, phrase, headers = head
+        if request.method == b"HEAD" or size == 0:
             os.close(fd)
             exchange.respond(status, phrase, headers)
             return
@@ -292,7 +309,29 @@ class StaticHandler:
             exchange.respond(status, phrase, headers, body)
             return
         exchange.response_start(status, phrase, headers)
-        FileSender(exchange, fd, pieces).pump()
+        sent = _send_by_sendfile(exchange, fd, pieces) if self.sendfile else 0
+        if sent == len(pieces):
+            os.close(fd)  # the connection holds its own duplicate
+        else:
+            FileSender(exchange, fd, pieces[sent:]).pump()
+
+
+def _send_by_sendfile(exchange: Any, fd: int, pieces: list[bytes | tuple[int, int]]) -> int:
+    """Queue the pieces, the file's by ``os.sendfile``, and end the response; how many went.
+
+    Fewer than all (none for a file piece) when the exchange cannot sendfile (TLS, an
+    exchange without ``response_file``): the rest goes through a :class:`FileSender`.
+    """
+    response_file = getattr(exchange, "response_file", None)
+    if response_file is None:
+        return 0
+    for done, piece in enumerate(pieces):
+        if piece.__class__ is bytes:
+            exchange.response_body(piece)
+        elif not response_file(fd, *piece):
+            return done
+    exchange.response_done()
+    return len(pieces)
 
 
 def _real_path(fd: int, path: bytes) -> bytes:

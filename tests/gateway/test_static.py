@@ -17,10 +17,13 @@ from typing import Any
 import pytest
 
 from tests.gateway.conftest import LiveServer
+from thor.tcp_connection import FileSegment
 from thor_gateway.static import CHUNK, StaticHandler
 
 CSS = b"body { color: #333; }\n" * 40  # 880 bytes
 BIG = 4 * 1024 * 1024 + 123
+# The body of a large file goes by sendfile where it can, else read in chunks: test both.
+SENDFILE = pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "pread"])
 
 
 @pytest.fixture
@@ -154,8 +157,9 @@ def test_conditionals(serve: Serve) -> None:
     assert head.status == 304
 
 
-def test_single_range_and_suffix(serve: Serve, tree: Path) -> None:
-    live = serve()
+@SENDFILE
+def test_single_range_and_suffix(serve: Serve, tree: Path, sendfile: bool) -> None:
+    live = serve(sendfile=sendfile)
     data = (tree / "big.bin").read_bytes()
     response, body = get(live, "/static/big.bin", {"Range": "bytes=100-199"})
     assert response.status == 206
@@ -188,8 +192,9 @@ def test_unsatisfiable_and_ignored_ranges(serve: Serve) -> None:
     assert (response.status, body) == (200, b"plain text\n")
 
 
-def test_multiple_ranges(serve: Serve, tree: Path) -> None:
-    live = serve()
+@SENDFILE
+def test_multiple_ranges(serve: Serve, tree: Path, sendfile: bool) -> None:
+    live = serve(sendfile=sendfile)
     data = (tree / "big.bin").read_bytes()
     wanted = [(0, 9), (100_000, 299_999), (BIG - 3, BIG - 1)]
     spec = ",".join(f"{a}-{b}" for a, b in wanted)
@@ -325,13 +330,25 @@ def _open_fds_on(path: Path) -> int:
     return count
 
 
-def _server_buffered(live: LiveServer) -> int:
-    """Bytes of response the server holds for its connections (written, not yet sent)."""
-    return sum(c.tcp_conn.write_buffer_size + c._out_size for c in live.server.connections)
+def _server_buffered(live: LiveServer) -> tuple[int, int]:
+    """(bytes of response held in memory, bytes queued) for the server's connections.
+
+    A file queued for sendfile is queued but not in memory.
+    """
+    held = queued = 0
+    for conn in live.server.connections:
+        tcp = conn.tcp_conn
+        held += conn._out_size
+        held += sum(len(i) for i in tcp._buffer if not isinstance(i, FileSegment))
+        queued += conn._out_size + tcp.write_buffer_size
+    return held, queued
 
 
-def test_slow_reader_gets_everything_in_bounded_memory(serve: Serve, tree: Path) -> None:
-    live = serve()
+@SENDFILE
+def test_slow_reader_gets_everything_in_bounded_memory(
+    serve: Serve, tree: Path, sendfile: bool
+) -> None:
+    live = serve(sendfile=sendfile)
     expected = hashlib.sha256((tree / "big.bin").read_bytes()).hexdigest()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
@@ -346,7 +363,7 @@ def test_slow_reader_gets_everything_in_bounded_memory(serve: Serve, tree: Path)
     assert b"Content-Length: %d" % BIG in head
     digest = hashlib.sha256(body_start)
     got = len(body_start)
-    most = 0
+    most = most_queued = 0
     reads = 0
     while got < BIG:
         chunk = sock.recv(16 * 1024)
@@ -355,17 +372,24 @@ def test_slow_reader_gets_everything_in_bounded_memory(serve: Serve, tree: Path)
         got += len(chunk)
         reads += 1
         if reads % 8 == 0:  # a round trip to the loop thread: the reader is slow
-            most = max(most, live.call(_server_buffered, live))
+            held, queued = live.call(_server_buffered, live)
+            most, most_queued = max(most, held), max(most_queued, queued)
     sock.close()
     assert got == BIG
     assert digest.hexdigest() == expected
-    # The file never sits in memory: what waits is the write buffer's high-water mark
-    # (256 KiB) plus one chunk, not the 4 MiB file.
-    assert 0 < most <= 256 * 1024 + 2 * CHUNK, most
+    # The file never sits in memory: what waits is at most the write buffer's high-water
+    # mark (256 KiB) plus a chunk, not the 4 MiB file; by sendfile, nothing of it.
+    assert most <= 256 * 1024 + 2 * CHUNK, most
+    assert most_queued > 0  # the reader was slow enough to be waited for
+    if sendfile:
+        assert most == 0  # what waited was the file, in the kernel's hands
 
 
-def test_a_client_leaving_mid_file_releases_the_descriptor(serve: Serve, tree: Path) -> None:
-    live = serve()
+@SENDFILE
+def test_a_client_leaving_mid_file_releases_the_descriptor(
+    serve: Serve, tree: Path, sendfile: bool
+) -> None:
+    live = serve(sendfile=sendfile)
     big = (tree / "big.bin").resolve()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # before the handshake
@@ -378,7 +402,7 @@ def test_a_client_leaving_mid_file_releases_the_descriptor(serve: Serve, tree: P
         live.call(lambda: None)
     # We read almost nothing: the sender is mid-file, paused on our full window.
     assert _open_fds_on(big) == 1
-    assert live.call(_server_buffered, live) <= 256 * 1024 + 2 * CHUNK
+    assert live.call(_server_buffered, live)[0] <= 256 * 1024 + 2 * CHUNK
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     sock.close()  # a reset
     while _open_fds_on(big) and time.monotonic() < deadline:
@@ -386,8 +410,9 @@ def test_a_client_leaving_mid_file_releases_the_descriptor(serve: Serve, tree: P
     assert _open_fds_on(big) == 0
 
 
-def test_keep_alive_serves_files_in_turn(serve: Serve, tree: Path) -> None:
-    live = serve()
+@SENDFILE
+def test_keep_alive_serves_files_in_turn(serve: Serve, tree: Path, sendfile: bool) -> None:
+    live = serve(sendfile=sendfile)
     conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
     data = (tree / "big.bin").read_bytes()
     try:
