@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.gateway.conftest import LiveServer
 from thor.tcp_connection import FileSegment
@@ -427,3 +428,27 @@ def test_keep_alive_serves_files_in_turn(serve: Serve, tree: Path, sendfile: boo
             assert response.read() == expected
     finally:
         conn.close()
+
+
+def test_over_tls_large_files_are_read_in_chunks(
+    live_server: Callable[..., LiveServer], tree: Path, tmp_path: Path
+) -> None:
+    import trustme
+
+    from thor.tls import server_context
+
+    ca = trustme.CA()
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "server.pem")
+    )
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    live = live_server(tls_context=server_context(str(tmp_path / "server.pem")))
+    live.mount(StaticHandler(str(tree)), b"/static")  # sendfile on: TLS declines it
+    response = requests.get(
+        f"https://localhost:{live.port}/static/big.bin",
+        headers={"Range": "bytes=10-3000009"},
+        verify=str(tmp_path / "ca.pem"),
+        timeout=20,
+    )
+    assert response.status_code == 206
+    assert response.content == (tree / "big.bin").read_bytes()[10:3000010]
