@@ -6,20 +6,24 @@ the request is complete it:
 
 1. refuses anything but GET and HEAD (405 with ``Allow``);
 2. refuses unsafe paths with 404 (:func:`~thor_gateway.static_rules.safe_relative`:
-   ``..``, encoded separators, NUL, backslash, hidden segments), and paths whose real
+   ``..``, encoded separators, NUL, backslash, hidden segments), and files whose real
    location (symlinks resolved) is outside the folder unless ``follow_symlinks``;
 3. picks the representation: ``FILE.gz`` when it exists and ``Accept-Encoding``
-   prefers gzip (with ``Vary: Accept-Encoding`` whenever the sibling exists);
+   accepts gzip; every response of a route with ``precompressed`` on says
+   ``Vary: Accept-Encoding`` (whether a sibling exists is not looked up for clients
+   that do not take gzip, and an over-declared Vary costs a cache nothing but a key);
 4. evaluates the conditional fields (RFC 9110 §13.2.2): 304, 412, or go on;
 5. evaluates ``Range`` (RFC 9110 §14): 206 with one part, ``multipart/byteranges``
    with several, 416 when none is satisfiable, the whole file when ``If-Range`` failed;
-6. sends the body.  A small body is read at once and sent with the head.  A larger one
-   goes by ``os.sendfile`` (the exchange's ``response_file``: the kernel copies the file
-   to the socket as the client reads, nothing of it in memory); where that cannot be
-   (TLS), it is read with ``os.pread`` in 64 KiB chunks as the client drains: at most
-   :data:`TURN_BUDGET` bytes per loop iteration, and none while the exchange is paused
-   (its ``pause`` event), so a slow client costs the write buffer's high-water mark,
-   never the file's size.
+6. sends the body (:mod:`thor_gateway.static_body`): a small file with the head in one
+   write, a larger one by ``os.sendfile``, or (TLS) read in 64 KiB chunks as the client
+   drains, so a slow client never costs the file's size in memory.
+
+Small files (up to :data:`SMALL`) are remembered with their fields, at most
+:data:`CACHED_FILES` of them per route; each request checks the remembered one with a
+single ``stat`` of its path: same device, inode, modification time and size, or it is
+opened afresh.  The inode is what makes this safe: a path swapped for a symlink out
+of the folder leads to another inode, which takes the full checks again.
 
 Directories are 404, unless ``index`` is set: then ``dir/`` serves ``dir/index.html``
 and ``dir`` redirects (301) to ``dir/`` with a relative ``Location``, which holds behind
@@ -30,15 +34,15 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import stat
-from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from thor.memo import Memo
 from thor_gateway.config_values import ConfigError, StaticRoute
 from thor_gateway.errors import GatewayError, respond, when_complete
 from thor_gateway.request import Done, Request
+from thor_gateway.static_body import Piece, multipart, send_pieces
 from thor_gateway.static_rules import (
     Precondition,
     RangeResult,
@@ -63,10 +67,10 @@ __all__ = [
 
 log = logging.getLogger("thor_gateway.static")
 
-CHUNK = 64 * 1024  # one pread
-SMALL = 64 * 1024  # bodies up to this size go out with the head, in one write
-TURN_BUDGET = 1024 * 1024  # bytes read per loop iteration, so other connections get a turn
+SMALL = 64 * 1024  # files up to this size are read whole, sent with the head, remembered
+CACHED_FILES = 128  # small files remembered per route (at most 8 MiB)
 _ALLOW = [(b"Allow", b"GET, HEAD")]
+_VARY = (b"Vary", b"Accept-Encoding")
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _PROC_FDS = os.path.isdir("/proc/self/fd")
 _DATES: Memo[int, bytes] = Memo(1024)
@@ -100,6 +104,23 @@ class RangeNotSatisfiableError(GatewayError):
     status = 416
 
 
+@dataclass(slots=True)
+class Representation:
+    """One file as sent: its identity, its fields, and its bytes when small."""
+
+    identity: tuple[int, int, int, int]  # st_dev, st_ino, st_mtime_ns, st_size
+    size: int
+    mtime: int  # Last-Modified, in whole seconds
+    etag: bytes
+    headers: list[tuple[bytes, bytes]]  # Content-Type first; no Content-Length
+    validators: list[tuple[bytes, bytes]]  # what a 304 carries (RFC 9110 §15.4.5)
+    body: bytes | None  # the whole file, when small
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+
+
 class StaticHandler:
     """Serve the files under ``folder``; see the module docstring."""
 
@@ -122,6 +143,9 @@ class StaticHandler:
         self.index = index
         self.precompressed = precompressed
         self.sendfile = sendfile  # False: always read in chunks (tests, measurements)
+        # Keyed by (the path asked for, gzip taken): /a.css.gz asked for by name is
+        # another representation than the gzip one of /a.css.
+        self.known: Memo[tuple[bytes, bool], Representation] = Memo(CACHED_FILES)
 
     def startup(self, done: Done) -> None:
         done(None)
@@ -145,6 +169,12 @@ class StaticHandler:
             return
         name, trailing = relative
         path = self.root_slash + name if name else self.root
+        gzip = self.precompressed and gzip_accepted(request.headers) and not path.endswith(b".gz")
+        if not trailing:
+            known = self._remembered(path, gzip)
+            if known is not None:
+                self._send(exchange, request, known, -1)
+                return
         opened = self._open(path)
         if opened is not None and stat.S_ISDIR(opened[1].st_mode):
             os.close(opened[0])
@@ -163,25 +193,50 @@ class StaticHandler:
                 os.close(opened[0])
             respond(exchange, FileNotFoundHereError())
             return
+        sent_path, gzipped = path, False
+        if gzip:
+            sibling = self._open(path + b".gz")
+            if sibling is not None and stat.S_ISREG(sibling[1].st_mode):
+                os.close(opened[0])
+                opened, sent_path, gzipped = sibling, path + b".gz", True
+            elif sibling is not None:
+                os.close(sibling[0])
         fd, info = opened
-        headers = [(b"Content-Type", content_type(path))]
-        gzipped = False
-        if self.precompressed and not path.endswith(b".gz"):
-            gz = self._open(path + b".gz")
-            if gz is not None:
-                headers.append((b"Vary", b"Accept-Encoding"))
-                if stat.S_ISREG(gz[1].st_mode) and gzip_accepted(request.headers):
-                    os.close(fd)
-                    fd, info = gz
-                    headers.append((b"Content-Encoding", b"gzip"))
-                    gzipped = True
-                else:
-                    os.close(gz[0])
         try:
-            self._send(exchange, request, fd, info, headers, gzipped)
-        except BaseException:
+            known = self._represent(fd, info, content_type(path), gzipped)
+        except OSError as error:  # it changed as we read it: let the client ask again
             os.close(fd)
-            raise
+            log.warning("%r changed while being read: %s", sent_path, error)
+            respond(exchange, FileNotFoundHereError())
+            return
+        if known.body is not None:
+            os.close(fd)
+            fd = -1
+            self.known.put((path, gzipped), known)
+        self._send(exchange, request, known, fd)
+
+    def _remembered(self, path: bytes, gzip: bool) -> Representation | None:
+        """The remembered small file at ``path`` (its .gz when taken), if it is unchanged.
+
+        One ``stat`` (two for a gzip client when no sibling exists); None sends the
+        request the long way, which checks everything and remembers the file.
+        """
+        if gzip:
+            try:
+                info = os.stat(path + b".gz")
+            except OSError:
+                pass
+            else:
+                return self._unchanged((path, True), info)
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        return self._unchanged((path, False), info)
+
+    def _unchanged(self, key: tuple[bytes, bool], info: os.stat_result) -> Representation | None:
+        known = self.known.get(key)
+        return known if known is not None and known.identity == _identity(info) else None
 
     def _open(self, path: bytes) -> tuple[int, os.stat_result] | None:
         """(descriptor, its stat) of a file inside the folder, or None.
@@ -206,6 +261,34 @@ class StaticHandler:
             os.close(fd)
             return None
 
+    def _represent(
+        self, fd: int, info: os.stat_result, type_: bytes, gzipped: bool
+    ) -> Representation:
+        """The fields of the open file (and its bytes when small)."""
+        size = info.st_size
+        etag = entity_tag(info.st_mtime_ns, size, b"gz" if gzipped else b"")
+        mtime = int(info.st_mtime)
+        modified = _DATES.get(mtime)
+        if modified is None:
+            modified = http_date(mtime)
+            _DATES.put(mtime, modified)
+        validators = [(b"ETag", etag), (b"Last-Modified", modified)]
+        if self.cache_control:
+            validators.append((b"Cache-Control", self.cache_control))
+        if self.precompressed:
+            validators.append(_VARY)
+        headers = [(b"Content-Type", type_)]
+        if gzipped:
+            headers.append((b"Content-Encoding", b"gzip"))
+        headers += validators
+        headers.append((b"Accept-Ranges", b"bytes"))
+        body = None
+        if size <= SMALL:
+            body = os.pread(fd, size, 0)
+            if len(body) != size:  # changed while we looked: do not remember or trust it
+                raise OSError(f"{size} bytes expected, {len(body)} read")
+        return Representation(_identity(info), size, mtime, etag, headers, validators, body)
+
     def _redirect(self, exchange: Any, location: bytes) -> None:
         exchange.respond(
             301,
@@ -215,40 +298,20 @@ class StaticHandler:
 
     # ------------------------------------------------------------ answering
 
-    def _send(
-        self,
-        exchange: Any,
-        request: Request,
-        fd: int,
-        info: os.stat_result,
-        headers: list[tuple[bytes, bytes]],
-        gzipped: bool,
-    ) -> None:
-        """Answer from an open regular file (``fd`` is closed here or by the sender)."""
-        etag = entity_tag(info.st_mtime_ns, info.st_size, b"gz" if gzipped else b"")
-        mtime = int(info.st_mtime)
-        modified = _DATES.get(mtime)
-        if modified is None:
-            modified = http_date(mtime)
-            _DATES.put(mtime, modified)
-        validators = [(b"ETag", etag), (b"Last-Modified", modified)]
-        if self.cache_control:
-            validators.append((b"Cache-Control", self.cache_control))
+    def _send(self, exchange: Any, request: Request, known: Representation, fd: int) -> None:
+        """Answer from a representation; ``fd`` (-1 when the bytes are in ``known``) is
+        closed here or by the body's sender."""
         method = request.method
-        decision = evaluate_preconditions(method, request.headers, etag, mtime)
-        if decision is Precondition.NOT_MODIFIED:
-            os.close(fd)
-            # §15.4.5: the fields a 200 would carry that caches use, and no body.
-            vary = [h for h in headers if h[0] == b"Vary"]
-            exchange.respond(304, "Not Modified", validators + vary)
+        decision = evaluate_preconditions(method, request.headers, known.etag, known.mtime)
+        if decision is Precondition.NOT_MODIFIED or decision is Precondition.FAILED:
+            if fd >= 0:
+                os.close(fd)
+            if decision is Precondition.FAILED:
+                respond(exchange, PreconditionFailedError())
+            else:
+                exchange.respond(304, "Not Modified", list(known.validators))
             return
-        if decision is Precondition.FAILED:
-            os.close(fd)
-            respond(exchange, PreconditionFailedError())
-            return
-        headers += validators
-        headers.append((b"Accept-Ranges", b"bytes"))
-        length = info.st_size
+        length = known.size
         ranges: list[tuple[int, int]] | RangeResult = RangeResult.IGNORE
         if method == b"GET" and decision is Precondition.PROCEED:
             for field_name, value in request.headers:
@@ -256,82 +319,49 @@ class StaticHandler:
                     ranges = parse_range(value, length)
                     break
         if ranges is RangeResult.UNSATISFIABLE:
-            os.close(fd)
-            respond(
-                exchange,
-                RangeNotSatisfiableError(),
-                extra=[(b"Content-Range", b"bytes */%d" % length)],
-            )
+            if fd >= 0:
+                os.close(fd)
+            unsatisfiable = [(b"Content-Range", b"bytes */%d" % length)]
+            respond(exchange, RangeNotSatisfiableError(), extra=unsatisfiable)
             return
-        pieces: list[bytes | tuple[int, int]]
+        headers = list(known.headers)
+        pieces: list[Piece]
         if ranges is RangeResult.IGNORE:
             status, phrase = 200, "OK"
-            pieces = [(0, length)]
-            size = length
+            pieces, size = [(0, length)], length
         elif len(ranges) == 1:
             status, phrase = 206, "Partial Content"
             first, last = ranges[0]
             headers.append((b"Content-Range", b"bytes %d-%d/%d" % (first, last, length)))
-            pieces = [(first, last - first + 1)]
-            size = last - first + 1
+            pieces, size = [(first, last - first + 1)], last - first + 1
         else:
             status, phrase = 206, "Partial Content"
-            pieces, size, boundary = _multipart(ranges, length, headers[0][1])
+            pieces, size, boundary = multipart(ranges, length, headers[0][1])
             headers[0] = (b"Content-Type", b"multipart/byteranges; boundary=" + boundary)
         headers.append((b"Content-Length", b"%d" % size))
-        self._body(exchange, request, fd, (status, phrase, headers), pieces, size)
-
-    def _body(
-        self,
-        exchange: Any,
-        request: Request,
-        fd: int,
-        head: tuple[int, str, list[tuple[bytes, bytes]]],
-        pieces: list[bytes | tuple[int, int]],
-        size: int,
-    ) -> None:
-        """Send the response: at once when small, else by sendfile or a FileSender."""
-        status, phrase, headers = head
-        if request.method == b"HEAD" or size == 0:
-            os.close(fd)
-            exchange.respond(status, phrase, headers)
-            return
-        if size <= SMALL and len(pieces) == 1:
-            offset, count = pieces[0]
-            try:
-                body = os.pread(fd, count, offset)
-            finally:
+        body = known.body
+        if method == b"HEAD" or size == 0 or body is not None:
+            if fd >= 0:
                 os.close(fd)
-            if len(body) != count:  # the file shrank under us: do not send a short body
-                log.warning("%r changed while being served", request.path_info)
-                exchange.abort()
-                return
-            exchange.respond(status, phrase, headers, body)
+            content = b"" if method == b"HEAD" or body is None else _from_memory(body, pieces)
+            exchange.respond(status, phrase, headers, content)
             return
         exchange.response_start(status, phrase, headers)
-        sent = _send_by_sendfile(exchange, fd, pieces) if self.sendfile else 0
-        if sent == len(pieces):
-            os.close(fd)  # the connection holds its own duplicate
+        send_pieces(exchange, fd, pieces, self.sendfile)
+
+
+def _from_memory(body: bytes, pieces: list[Piece]) -> bytes:
+    """The body the pieces describe, cut from a file's bytes in memory."""
+    if len(pieces) == 1 and pieces[0] == (0, len(body)):
+        return body
+    parts = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            parts.append(piece)
         else:
-            FileSender(exchange, fd, pieces[sent:]).pump()
-
-
-def _send_by_sendfile(exchange: Any, fd: int, pieces: list[bytes | tuple[int, int]]) -> int:
-    """Queue the pieces, the file's by ``os.sendfile``, and end the response; how many went.
-
-    Fewer than all (none for a file piece) when the exchange cannot sendfile (TLS, an
-    exchange without ``response_file``): the rest goes through a :class:`FileSender`.
-    """
-    response_file = getattr(exchange, "response_file", None)
-    if response_file is None:
-        return 0
-    for done, piece in enumerate(pieces):
-        if piece.__class__ is bytes:
-            exchange.response_body(piece)
-        elif not response_file(fd, *piece):
-            return done
-    exchange.response_done()
-    return len(pieces)
+            offset, count = piece
+            parts.append(body[offset : offset + count])
+    return b"".join(parts)
 
 
 def _real_path(fd: int, path: bytes) -> bytes:
@@ -353,98 +383,3 @@ def static_handler(route: StaticRoute) -> StaticHandler:
         )
     except OSError as error:
         raise ConfigError("static", f"{route.prefix}={route.path}: {error}") from None
-
-
-def _multipart(
-    ranges: list[tuple[int, int]], length: int, part_type: bytes
-) -> tuple[list[bytes | tuple[int, int]], int, bytes]:
-    """The parts of a multipart/byteranges body (RFC 9110 §14.6), its size, its boundary."""
-    boundary = secrets.token_hex(16).encode("ascii")
-    pieces: list[bytes | tuple[int, int]] = []
-    size = 0
-    for first, last in ranges:
-        head = b"\r\n--%s\r\nContent-Type: %s\r\nContent-Range: bytes %d-%d/%d\r\n\r\n" % (
-            boundary,
-            part_type,
-            first,
-            last,
-            length,
-        )
-        pieces += [head, (first, last - first + 1)]
-        size += len(head) + last - first + 1
-    tail = b"\r\n--%s--\r\n" % boundary
-    pieces.append(tail)
-    return pieces, size + len(tail), boundary
-
-
-class FileSender:
-    """Streams pieces of an open file (and literal bytes) to an exchange as it drains.
-
-    Owns ``fd``: it is closed when the exchange is done, whether the response
-    completed or the client went away.
-    """
-
-    __slots__ = ("exchange", "fd", "finished", "paused", "pieces", "scheduled")
-
-    def __init__(self, exchange: Any, fd: int, pieces: list[bytes | tuple[int, int]]) -> None:
-        self.exchange = exchange
-        self.fd = fd
-        self.pieces: deque[bytes | tuple[int, int]] = deque(pieces)
-        self.paused = False
-        self.scheduled = False
-        self.finished = False
-        exchange.on("pause", self._on_pause)
-        exchange.on("done", self._on_done)
-
-    def _on_pause(self, paused: bool) -> None:
-        self.paused = paused
-        if not paused and not self.scheduled:
-            self.pump()
-
-    def _on_done(self, completed: bool) -> None:
-        if not self.finished:
-            self.finished = True
-            os.close(self.fd)
-
-    def _resume(self) -> None:
-        self.scheduled = False
-        self.pump()
-
-    def pump(self) -> None:
-        """Send until paused, done, or this turn's budget is spent."""
-        exchange = self.exchange
-        pieces = self.pieces
-        budget = TURN_BUDGET
-        while pieces:
-            if self.paused or self.finished:
-                return
-            if budget <= 0:
-                # Another turn of the loop first, so other connections are served too.
-                self.scheduled = True
-                exchange.loop.call_soon(self._resume)
-                return
-            piece = pieces[0]
-            if piece.__class__ is bytes:
-                pieces.popleft()
-                exchange.response_body(piece)
-                budget -= len(piece)
-                continue
-            offset, count = piece
-            try:
-                data = os.pread(self.fd, min(CHUNK, count), offset)
-            except OSError as error:
-                log.warning("reading a static file failed: %s", error)
-                exchange.abort()
-                return
-            if not data:  # the file shrank under us: cut the response, never pad it
-                log.warning("a static file changed while being served")
-                exchange.abort()
-                return
-            if len(data) == count:
-                pieces.popleft()
-            else:
-                pieces[0] = (offset + len(data), count - len(data))
-            budget -= len(data)
-            exchange.response_body(data)
-        if not self.finished:
-            exchange.response_done()

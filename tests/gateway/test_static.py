@@ -19,7 +19,8 @@ import requests
 
 from tests.gateway.conftest import LiveServer
 from thor.tcp_connection import FileSegment
-from thor_gateway.static import CHUNK, StaticHandler
+from thor_gateway.static import StaticHandler
+from thor_gateway.static_body import CHUNK
 
 CSS = b"body { color: #333; }\n" * 40  # 880 bytes
 BIG = 4 * 1024 * 1024 + 123
@@ -247,10 +248,10 @@ def test_precompressed_gzip(serve: Serve) -> None:
     )
     assert again.status == 304
     assert again.getheader("Vary") == "Accept-Encoding"
-    # Without a sibling there is nothing to vary on.
+    # Without a sibling: the plain file (Vary is declared on the whole route).
     response, _ = get(live, "/static/plain.txt", {"Accept-Encoding": "gzip"})
     assert response.getheader("Content-Encoding") is None
-    assert response.getheader("Vary") is None
+    assert response.getheader("Vary") == "Accept-Encoding"
     # The .gz asked for by name is a gzip file, not an encoding.
     response, body = get(live, "/static/css/site.css.gz")
     assert response.getheader("Content-Type") == "application/gzip"
@@ -452,3 +453,30 @@ def test_over_tls_large_files_are_read_in_chunks(
     )
     assert response.status_code == 206
     assert response.content == (tree / "big.bin").read_bytes()[10:3000010]
+
+
+def test_remembered_small_files_follow_changes(serve: Serve, tree: Path, tmp_path: Path) -> None:
+    live = serve()
+    plain = tree / "plain.txt"
+    for _ in range(2):  # the second answer comes from memory
+        response, body = get(live, "/static/plain.txt")
+        assert body == b"plain text\n"
+    etag = response.getheader("ETag")
+    plain.write_bytes(b"PLAIN TEXT\n")  # same size
+    os.utime(plain, ns=(plain.stat().st_atime_ns, plain.stat().st_mtime_ns + 10**9))
+    response, body = get(live, "/static/plain.txt")
+    assert body == b"PLAIN TEXT\n"
+    assert response.getheader("ETag") != etag
+    # A gzip sibling that appears later is taken.
+    get(live, "/static/plain.txt", {"Accept-Encoding": "gzip"})
+    (tree / "plain.txt.gz").write_bytes(gzip.compress(b"PLAIN TEXT\n"))
+    response, body = get(live, "/static/plain.txt", {"Accept-Encoding": "gzip"})
+    assert response.getheader("Content-Encoding") == "gzip"
+    assert gzip.decompress(body) == b"PLAIN TEXT\n"
+    # A remembered file swapped for a symlink out of the folder is refused.
+    plain.unlink()
+    (tree / "plain.txt.gz").unlink()
+    plain.symlink_to(tmp_path / "secret.txt")
+    response, body = get(live, "/static/plain.txt")
+    assert response.status == 404
+    assert b"SECRET" not in body
