@@ -165,3 +165,13 @@ def test_django_admin_static_files(start_gateway: Any, tmp_path: Path) -> None:
         gateway.url + "/static/admin/css/base.css", headers={"If-None-Match": etag}, timeout=10
     )
     assert revalidated.status_code == 304
+
+
+def test_the_docs_example_reads(tmp_path: Path) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "gateway.md").read_text()
+    section = docs.split("## Static files", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    toml = tmp_path / "static.toml"
+    toml.write_text(example.replace("./public", str(tmp_path)))
+    (route,) = settings_of(["-c", str(toml)]).static
+    assert route == StaticRoute("/static", str(tmp_path), "public, max-age=31536000, immutable")
