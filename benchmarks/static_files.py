@@ -139,7 +139,8 @@ def main() -> None:
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed")
-    print("load average before: %.1f %.1f %.1f (other work shares these CPUs)" % os.getloadavg())
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"load average before: {load} (other work may share these CPUs)")
     results: dict[tuple[str, str], tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
