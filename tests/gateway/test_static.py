@@ -321,6 +321,28 @@ def test_directories(serve: Serve) -> None:
     assert response.status == 404
 
 
+def slow_client(live: LiveServer) -> socket.socket:
+    """A connection with small kernel buffers on both ends, so the server has to wait.
+
+    Left to autotuning, loopback buffers take megabytes: the whole file would leave the
+    server at once and no flow control would be exercised.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # before the handshake
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", live.port))
+
+    def shrink() -> int:
+        for conn in live.server.connections:
+            conn.tcp_conn.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+        return len(live.server.connections)
+
+    deadline = time.monotonic() + 10
+    while not live.call(shrink) and time.monotonic() < deadline:
+        pass
+    return sock
+
+
 def _open_fds_on(path: Path) -> int:
     count = 0
     for name in os.listdir("/proc/self/fd"):
@@ -352,10 +374,7 @@ def test_slow_reader_gets_everything_in_bounded_memory(
 ) -> None:
     live = serve(sendfile=sendfile)
     expected = hashlib.sha256((tree / "big.bin").read_bytes()).hexdigest()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", live.port))
+    sock = slow_client(live)
     sock.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
     received = b""
     while b"\r\n\r\n" not in received:
@@ -393,10 +412,7 @@ def test_a_client_leaving_mid_file_releases_the_descriptor(
 ) -> None:
     live = serve(sendfile=sendfile)
     big = (tree / "big.bin").resolve()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # before the handshake
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", live.port))
+    sock = slow_client(live)
     sock.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
     assert sock.recv(65536)
     deadline = time.monotonic() + 10
