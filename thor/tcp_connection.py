@@ -213,9 +213,21 @@ class TcpConnection(EventEmitter):
             return
         if not self.can_sendfile:
             raise NotImplementedError(f"{type(self).__name__} cannot sendfile()")
-        segment = FileSegment(os.dup(fd), offset, count)
+        segment = FileSegment(fd, offset, count)
         if not self._buffer:
+            try:
+                sent = self._send_segment(segment)  # most of a file may go at once
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as error:
+                self._lost(error, deferred=True)  # as write() does
+                return
+            if sent == count:
+                return
+            segment.offset += sent
+            segment.count = count = count - sent
             self._loop.add_writer(self._fd, self._on_writable)
+        segment.fd = os.dup(fd)
         self._buffer.append(segment)
         self._segments += 1
         self._buffered += count
