@@ -25,6 +25,7 @@ setup(
             "requests",
             "werkzeug",
             "flask",  # a real framework behind the gateway
+            "django",  # its collected admin static files served by --static
             "ruff",
             "mypy",
         ],

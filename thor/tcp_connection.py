@@ -19,6 +19,12 @@ decisions.  Its events, in order::
 ``pause(True)`` the *method* stops reading (and so, through TCP's window, the
 peer); ``pause(False)`` resumes it.  Connections start reading at once.
 
+``sendfile(fd, offset, count)`` queues a piece of a file behind what is buffered; the
+kernel copies it to the socket (``os.sendfile``) as the peer reads, so a file of any
+size costs no memory.  It counts in the write buffer like written bytes (``pause``
+and the write timeout of a server see it).  Connections whose bytes need more than a
+copy (TLS) say ``can_sendfile = False``: write the file's bytes to them instead.
+
 ``close()`` flushes what is buffered, sends FIN, and keeps reading (and
 discarding) until the peer's FIN or ``close_timeout``, so that unread input
 does not turn into a reset that destroys the last response in flight
@@ -28,7 +34,9 @@ does not turn into a reset that destroys the last response in flight
 from __future__ import annotations
 
 import enum
+import errno
 import logging
+import os
 import socket
 from collections import deque
 from typing import Any
@@ -36,12 +44,26 @@ from typing import Any
 import thor.loop
 from thor.events import EventEmitter
 
-__all__ = ["ConnState", "TcpConnection"]
+__all__ = ["ConnState", "FileSegment", "TcpConnection"]
 
 log = logging.getLogger("thor.tcp")
 
 # sendmsg takes at most IOV_MAX buffers; stay well below it.
 _MAX_IOV = 64
+
+
+class FileSegment:
+    """A piece of a file waiting in a write buffer; owns its (duplicated) descriptor."""
+
+    __slots__ = ("count", "fd", "offset")
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
 
 
 class ConnState(enum.Enum):
@@ -69,6 +91,7 @@ class TcpConnection(EventEmitter):
     write_high_water = 256 * 1024
     write_low_water = 64 * 1024
     close_timeout = 2.0
+    can_sendfile = True  # sendfile() copies in the kernel; False where bytes must be transformed
 
     def __init__(self, sock: socket.socket, address: Any, loop: thor.loop.Loop | None = None):
         super().__init__()
@@ -78,8 +101,9 @@ class TcpConnection(EventEmitter):
         sock.setblocking(False)  # an adopted socket may still be blocking
         self._fd = sock.fileno()
         self.state = _OPEN
-        self._buffer: deque[bytes | memoryview] = deque()
+        self._buffer: deque[bytes | memoryview | FileSegment] = deque()
         self._buffered = 0
+        self._segments = 0  # FileSegments in _buffer: while 0, the plain bytes path
         self._write_paused = False
         self._read_paused = False
         self._peer_eof = False
@@ -177,6 +201,47 @@ class TcpConnection(EventEmitter):
             self._write_paused = True
             self.emit("pause", True)
 
+    def sendfile(self, fd: int, offset: int, count: int) -> None:
+        """Send ``count`` bytes of the file ``fd`` from ``offset``, after what is buffered.
+
+        The connection keeps a duplicate of ``fd``: the caller may close its own at once.
+        If the file turns out shorter than ``offset + count``, the connection is lost (a
+        length-delimited message cannot be completed).  Dropped after the connection closed,
+        as ``write`` is.
+        """
+        if self.state is not _OPEN or self._write_shut or count <= 0:
+            return
+        if not self.can_sendfile:
+            raise NotImplementedError(f"{type(self).__name__} cannot sendfile()")
+        segment = FileSegment(fd, offset, count)
+        if not self._buffer:
+            try:
+                sent = self._send_segment(segment)  # most of a file may go at once
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as error:
+                self._lost(error, deferred=True)  # as write() does
+                return
+            if sent == count:
+                return
+            segment.offset += sent
+            segment.count = count = count - sent
+            self._loop.add_writer(self._fd, self._on_writable)
+        segment.fd = os.dup(fd)
+        self._buffer.append(segment)
+        self._segments += 1
+        self._buffered += count
+        if not self._write_paused and self._buffered > self.write_high_water:
+            self._write_paused = True
+            self.emit("pause", True)
+
+    def _send_segment(self, segment: FileSegment) -> int:
+        """Send from the file at the head of the buffer; 0 when the file fell short."""
+        sent = os.sendfile(self._fd, segment.fd, segment.offset, segment.count)
+        if not sent:
+            raise OSError(errno.EIO, "the file is shorter than the length being sent")
+        return sent
+
     def _send(self, data: bytes | memoryview) -> int:
         return self.socket.send(data)
 
@@ -186,10 +251,13 @@ class TcpConnection(EventEmitter):
     def _on_writable(self) -> None:
         buffer = self._buffer
         try:
-            if len(buffer) == 1:
-                sent = self._send(buffer[0])
+            if self._segments:
+                sent = self._send_with_files(buffer)
+            elif len(buffer) == 1:
+                sent = self._send(buffer[0])  # type: ignore[arg-type]
             else:
-                sent = self._send_many([buffer[i] for i in range(min(len(buffer), _MAX_IOV))])
+                items = [buffer[i] for i in range(min(len(buffer), _MAX_IOV))]
+                sent = self._send_many(items)  # type: ignore[arg-type]
         except (BlockingIOError, InterruptedError):
             return
         except OSError as error:
@@ -201,8 +269,15 @@ class TcpConnection(EventEmitter):
             if sent >= len(first):
                 sent -= len(first)
                 buffer.popleft()
+                if first.__class__ is FileSegment:
+                    self._segments -= 1
+                    os.close(first.fd)
+            elif first.__class__ is FileSegment:
+                first.offset += sent
+                first.count -= sent
+                sent = 0
             else:
-                buffer[0] = memoryview(first)[sent:]
+                buffer[0] = memoryview(first)[sent:]  # type: ignore[arg-type]
                 sent = 0
         if not buffer:
             self._loop.remove_writer(self._fd)
@@ -212,6 +287,19 @@ class TcpConnection(EventEmitter):
         if self._write_paused and self._buffered <= self.write_low_water:
             self._write_paused = False
             self.emit("pause", False)
+
+    def _send_with_files(self, buffer: deque[bytes | memoryview | FileSegment]) -> int:
+        """One send from a buffer holding file segments: the bytes before the first one, or
+        the file at the head."""
+        first = buffer[0]
+        if first.__class__ is FileSegment:
+            return self._send_segment(first)
+        pieces: list[bytes | memoryview] = []
+        for item in buffer:
+            if item.__class__ is FileSegment or len(pieces) == _MAX_IOV:
+                break
+            pieces.append(item)  # type: ignore[arg-type]
+        return self._send(pieces[0]) if len(pieces) == 1 else self._send_many(pieces)
 
     def _on_drained(self) -> None:
         if self.state is _FLUSHING:
@@ -295,6 +383,11 @@ class TcpConnection(EventEmitter):
             self._linger_timer.delete()
             self._linger_timer = None
         self._loop._set_handlers(self._fd, None, None)
+        if self._segments:
+            for item in self._buffer:
+                if item.__class__ is FileSegment:
+                    os.close(item.fd)
+            self._segments = 0
         self._buffer.clear()
         self._buffered = 0
         self.socket.close()

@@ -228,6 +228,8 @@ class TlsConnection(TcpConnection):
     when the peer sent none or it was not verified).
     """
 
+    can_sendfile = False  # the bytes are encrypted on their way: write them
+
     def __init__(self, sock: ssl.SSLSocket, address: Any, loop: thor.loop.Loop | None = None):
         self.ssl_object = sock
         self.alpn_protocol: str | None = sock.selected_alpn_protocol()

@@ -49,7 +49,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "aggregation": frozenset(),
     "hosting": frozenset({"routing", "operations"}),
     "proxy": frozenset({"routing", "operations", "aggregation"}),
-    "serving": frozenset({"operations", "routing", "aggregation", "hosting", "proxy"}),
+    "static": frozenset({"routing", "operations"}),
+    "serving": frozenset({"operations", "routing", "aggregation", "hosting", "proxy", "static"}),
     "": frozenset({"serving"}),
 }
 

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                 *option.flags, dest=name, action=argparse.BooleanOptionalAction, help=text
             )
         else:
-            repeat = option.kind in (Kind.LIST, Kind.MOUNTS, Kind.PROXIES) or (
+            repeat = option.kind in (Kind.LIST, Kind.MOUNTS, Kind.PROXIES, Kind.STATICS) or (
                 option.kind is Kind.BINDS and "--bind" in option.flags
             )
             group.add_argument(

@@ -6,7 +6,7 @@ names).  From that single declaration come:
 
 - the command-line flags (:mod:`thor_gateway.serving.cli` walks the fields),
 - the TOML keys (the field name: ``graceful_timeout``; ``graceful-timeout``
-  is accepted too), including the ``[[mount]]`` and ``[[proxy]]`` tables,
+  is accepted too), including the ``[[mount]]``, ``[[proxy]]`` and ``[[static]]`` tables,
 - the environment variables (``THOR_`` + the upper-cased field name, plus the
   conventional names some settings also read: ``WEB_CONCURRENCY``,
   ``FORWARDED_ALLOW_IPS``),
@@ -25,6 +25,7 @@ naming the flag, key or variable.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from thor_gateway.serving.config_values import (
     Mount,
     Option,
     ProxyRoute,
+    StaticRoute,
     parse_bind,
     toml_value,
     value_from_text,
@@ -53,6 +55,7 @@ __all__ = [
     "Option",
     "ProxyRoute",
     "Settings",
+    "StaticRoute",
     "docs_table",
     "env_names",
     "from_sources",
@@ -108,6 +111,17 @@ class Settings:
             "({ url = URL, weight = N, max_connections = N }) and carry more keys for the proxy.",
             kind=Kind.PROXIES,
             metavar="/PREFIX=URL[,URL]",
+            section="Apps",
+        ),
+    )
+    static: list[StaticRoute] = field(
+        default_factory=list,
+        metadata=_meta(
+            "--static",
+            help="Serve the files of a folder under a path prefix (repeatable): /prefix=FOLDER. "
+            "TOML [[static]] tables may add cache_control, follow_symlinks, index, precompressed.",
+            kind=Kind.STATICS,
+            metavar="/PREFIX=FOLDER",
             section="Apps",
         ),
     )
@@ -421,11 +435,17 @@ class Settings:
     def check(self) -> None:
         """Cross-setting checks; raises :class:`ConfigError`."""
         prefixes = [m.prefix for m in self.all_mounts()] + [p.prefix for p in self.proxy]
+        prefixes += [s.prefix for s in self.static]
         for prefix in prefixes:
             if prefixes.count(prefix) > 1:
                 raise ConfigError("mount", f"the prefix {prefix!r} is mounted twice")
         if not prefixes:
-            raise ConfigError("app", "nothing to serve: give MODULE:APP, --mount or --proxy")
+            raise ConfigError(
+                "app", "nothing to serve: give MODULE:APP, --mount, --proxy or --static"
+            )
+        for route in self.static:
+            if not os.path.isdir(route.path):
+                raise ConfigError("static", f"{route.path!r} is not a folder")
         if (self.certfile is None) != (self.keyfile is None):
             raise ConfigError("certfile", "--certfile and --keyfile go together")
         if self.workers < 1:
@@ -525,6 +545,9 @@ def to_toml(settings: Settings) -> str:
             for route in value:
                 pairs = {"prefix": route.prefix, "upstreams": route.upstreams, **route.options}
                 tables += ["", "[[proxy]]", *_pairs(pairs)]
+        elif option.kind is Kind.STATICS:
+            for route in value:
+                tables += ["", "[[static]]", *_pairs(dataclasses.asdict(route))]
         else:
             lines.append(f"{name} = {toml_value(value)}")
     return "\n".join(lines + tables) + "\n"

@@ -13,7 +13,7 @@ import enum
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = [
@@ -23,9 +23,11 @@ __all__ = [
     "Mount",
     "Option",
     "ProxyRoute",
+    "StaticRoute",
     "parse_bind",
     "parse_mount",
     "parse_proxy",
+    "parse_static",
     "toml_value",
     "value_from_text",
     "value_from_toml",
@@ -57,6 +59,7 @@ class Kind(enum.Enum):
     BINDS = "binds"  # a LIST of HOST:PORT | unix:PATH | fd://N
     MOUNTS = "mounts"  # --mount /prefix=module:app  |  [[mount]] tables
     PROXIES = "proxies"  # --proxy /prefix=URL[,URL]  |  [[proxy]] tables
+    STATICS = "static folders"  # --static /prefix=./folder  |  [[static]] tables
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,18 @@ class ProxyRoute:
     # URLs, or tables {url = ..., weight = ..., max_connections = ...} as in the Python API
     upstreams: tuple[str | Mapping[str, Any], ...]
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StaticRoute:
+    """A folder of files served under ``prefix`` (``--static``, ``[[static]]``)."""
+
+    prefix: str
+    path: str
+    cache_control: str = ""  # the Cache-Control value sent; "" sends none
+    follow_symlinks: bool = False  # serve symlinks that lead out of the folder
+    index: bool = False  # a directory ending in '/' serves its index.html
+    precompressed: bool = True  # serve FILE.gz for FILE when Accept-Encoding allows gzip
 
 
 INTERFACES = ("auto", "wsgi", "asgi", "thor")
@@ -193,6 +208,14 @@ def parse_proxy(text: str) -> ProxyRoute:
     return ProxyRoute(_prefix(prefix), _urls(upstreams))
 
 
+def parse_static(text: str) -> StaticRoute:
+    """``/prefix=./folder``."""
+    prefix, sep, path = text.partition("=")
+    if not sep or not path.strip():
+        raise ValueError(f"expected /PREFIX=FOLDER, got {text!r}")
+    return StaticRoute(_prefix(prefix), path.strip())
+
+
 def _prefix(text: str) -> str:
     text = text.strip() or "/"
     if not text.startswith("/"):
@@ -246,10 +269,13 @@ def _list_from_text(option: Option, texts: list[str]) -> Any:
     if option.kind is Kind.PROXIES:
         # URLs are comma-separated inside one route: routes are ';'-separated in the environment.
         return [parse_proxy(t.strip()) for text in texts for t in text.split(";") if t.strip()]
+    if option.kind is Kind.STATICS:
+        # Folder names may hold commas: routes are ';'-separated in the environment.
+        return [parse_static(t.strip()) for text in texts for t in text.split(";") if t.strip()]
     return [item for text in texts for item in _split(text)]
 
 
-_LIST_KINDS = (Kind.LIST, Kind.BINDS, Kind.MOUNTS, Kind.PROXIES)
+_LIST_KINDS = (Kind.LIST, Kind.BINDS, Kind.MOUNTS, Kind.PROXIES, Kind.STATICS)
 
 
 def value_from_text(option: Option, value: str | list[str]) -> Any:
@@ -267,6 +293,9 @@ def value_from_toml(name: str, option: Option, value: Any) -> Any:
         return [_mount_table(name, v) if isinstance(v, dict) else parse_mount(v) for v in value]
     if kind is Kind.PROXIES:
         return [_proxy_table(v) if isinstance(v, dict) else parse_proxy(v) for v in value]
+    if kind is Kind.STATICS:
+        items = value if isinstance(value, list) else [value]
+        return [_static_table(v) if isinstance(v, dict) else parse_static(v) for v in items]
     if kind in _LIST_KINDS:
         items = value if isinstance(value, list) else [value]
         if not all(isinstance(v, str) for v in items):
@@ -307,6 +336,26 @@ def _proxy_table(table: dict[str, Any]) -> ProxyRoute:
         raise ValueError("a [[proxy]] table needs upstreams = ['http://host:port', ...]")
     options = {k: v for k, v in table.items() if k not in ("prefix", "upstreams", "upstream")}
     return ProxyRoute(_prefix(str(table.get("prefix", "/"))), _urls(tuple(upstreams)), options)
+
+
+def _static_table(table: dict[str, Any]) -> StaticRoute:
+    defaults = StaticRoute("/", "")
+    unknown = set(table) - {f.name for f in fields(StaticRoute)}
+    if unknown:
+        raise ValueError(f"unknown key(s) in a [[static]] table: {', '.join(sorted(unknown))}")
+    path = table.get("path")
+    if not isinstance(path, str) or not path:
+        raise ValueError("a [[static]] table needs path = './folder'")
+    cache_control = table.get("cache_control", defaults.cache_control)
+    if not isinstance(cache_control, str) or any(c < " " or c == "\x7f" for c in cache_control):
+        raise ValueError(f"cache_control must be a header value, got {cache_control!r}")
+    flags = {}
+    for key in ("follow_symlinks", "index", "precompressed"):
+        flag = table.get(key, getattr(defaults, key))
+        if not isinstance(flag, bool):
+            raise ValueError(f"{key} must be true or false, got {flag!r}")
+        flags[key] = flag
+    return StaticRoute(_prefix(str(table.get("prefix", "/"))), path, cache_control, **flags)
 
 
 def toml_value(value: Any) -> str:

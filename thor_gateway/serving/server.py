@@ -42,7 +42,7 @@ from thor_gateway.operations.metrics import Metrics, SharedMetrics
 from thor_gateway.routing.forwarded import ProxyTrust
 from thor_gateway.routing.router import Route, Router
 from thor_gateway.serving.binds import describe, open_listener
-from thor_gateway.serving.config import ConfigError, Settings
+from thor_gateway.serving.config import ConfigError, Settings, StaticRoute
 from thor_gateway.serving.loading import build_handler, build_proxy, import_app
 
 __all__ = [
@@ -213,6 +213,8 @@ class Gateway:
             options = {**defaults, **proxy.options}
             handler = build_proxy(proxy.upstreams, options, loop=self.loop)
             routes.append(Route(_prefix(proxy.prefix), handler))
+        if s.static:
+            routes += [Route(_prefix(r.prefix), static_handler(r)) for r in s.static]
         self.handlers = [r.handler for r in routes]
         # Proxies, whether from --proxy or mounted as apps, report their members in /metrics.
         proxies = [
@@ -405,6 +407,8 @@ def log_routes(settings: Settings) -> None:
     for route in settings.proxy:
         upstreams = ", ".join(map(_describe_upstream, route.upstreams))
         log.info("Serving %s -> proxy to %s", route.prefix, upstreams)
+    for static in settings.static:
+        log.info("Serving %s -> files in %s", static.prefix, static.path)
 
 
 def _describe_upstream(upstream: Any) -> str:
@@ -471,3 +475,19 @@ def run_single(settings: Settings) -> int:
         return serve(Gateway(settings, listeners))
     finally:
         listeners.close()
+
+
+def static_handler(route: StaticRoute) -> Any:
+    """The handler of a ``--static`` / ``[[static]]`` route."""
+    from thor_gateway.static import StaticHandler
+
+    try:
+        return StaticHandler(
+            route.path,
+            cache_control=route.cache_control,
+            follow_symlinks=route.follow_symlinks,
+            index=route.index,
+            precompressed=route.precompressed,
+        )
+    except OSError as error:
+        raise ConfigError("static", f"{route.prefix}={route.path}: {error}") from None

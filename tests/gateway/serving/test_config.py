@@ -196,7 +196,8 @@ def test_every_setting_is_documented() -> None:
 
 def test_every_flag_reads_an_environment_variable() -> None:
     for name, option, default in config.options():
-        if option.kind in (config.Kind.MOUNTS, config.Kind.PROXIES, config.Kind.BINDS):
+        route_kinds = (config.Kind.MOUNTS, config.Kind.PROXIES, config.Kind.STATICS)
+        if option.kind in (*route_kinds, config.Kind.BINDS):
             continue
         sample = {
             config.Kind.BOOL: "true",

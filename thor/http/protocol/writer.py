@@ -163,6 +163,23 @@ class _BodyWriter:
             framing is FRAMING_NONE or self._discard
         )
 
+    def body_sent_elsewhere(self, count: int) -> int | None:
+        """Count ``count`` body bytes the caller sends itself (``sendfile``), unframed.
+
+        Returns how many of them to send: ``count``, or 0 when the message has no body
+        (HEAD, 304).  Only a Content-Length body can be sent so: None (nothing counted)
+        for any other framing.
+        """
+        if self._discard:
+            return 0
+        if self.framing is not FRAMING_LENGTH:
+            return None
+        self.state = writer_transition(self.state, "body")
+        self._sent += count
+        if self._sent > self._length:
+            raise error.OutputSyntaxError(f"body longer than Content-Length {self._length}")
+        return count
+
     def end(self, trailers: RawHeaderListType = []) -> bytes:  # noqa: B006 - never mutated
         """Terminate the message: last chunk and trailers when chunked."""
         if self.state is not _END_SOURCE:  # writer_transition(state, "end"), inline

@@ -250,6 +250,30 @@ class HttpServerExchange(EventEmitter):
         self.res_bytes += len(chunk)
         self.http_conn.write(self._writer.body(chunk))
 
+    def response_file(self, fd: int, offset: int, count: int) -> bool:
+        """Send ``count`` bytes of the open file ``fd`` from ``offset`` as body, by sendfile.
+
+        For a response with a Content-Length, over a connection that can (not TLS).
+        Returns False, having sent nothing, when it cannot: write the bytes with
+        ``response_body`` then.  The connection keeps its own duplicate of ``fd``.
+        """
+        if self.finished:
+            return True
+        writer = self._writer
+        if not self.started:
+            raise error.OutputStateError("response_file() before response_start()")
+        conn = self.http_conn
+        if not conn.tcp_conn.can_sendfile:
+            return False
+        to_send = writer.body_sent_elsewhere(count)
+        if to_send is None:
+            return False
+        if to_send:
+            self.res_bytes += to_send
+            conn.flush()  # the head and what was written before go first
+            conn.tcp_conn.sendfile(fd, offset, to_send)
+        return True
+
     def response_done(self, trailers: AnyHeaders = (), close: bool = False) -> None:  # type: ignore[assignment]
         """Finish the response; ``close=True`` closes the connection after it."""
         if self.finished:
