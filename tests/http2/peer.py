@@ -19,13 +19,20 @@ REQUEST = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/"), (b":a
 
 
 def raw(type_: int, flags: int, stream_id: int, payload: bytes) -> bytes:
-    return len(payload).to_bytes(3, "big") + bytes((type_, flags)) + stream_id.to_bytes(4, "big") + payload
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes((type_, flags))
+        + stream_id.to_bytes(4, "big")
+        + payload
+    )
 
 
 class Peer:
     """A server connection and a hand-driven client in front of it."""
 
-    def __init__(self, config: H2Config | None = None, settings: dict[int, int] | None = None) -> None:
+    def __init__(
+        self, config: H2Config | None = None, settings: dict[int, int] | None = None
+    ) -> None:
         self.server = H2Connection(config)
         self.server.initiate_connection()
         self.encoder = Encoder()
@@ -48,7 +55,10 @@ class Peer:
         return self.encoder.encode(fields)
 
     def request(
-        self, stream_id: int, fields: list[tuple[bytes, bytes]] | None = None, end_stream: bool = True
+        self,
+        stream_id: int,
+        fields: list[tuple[bytes, bytes]] | None = None,
+        end_stream: bool = True,
     ) -> list[Event]:
         block = self.block(REQUEST if fields is None else fields)
         return self.send(headers_frames(stream_id, block, end_stream, 16384))

@@ -60,7 +60,11 @@ def rst_code(peer: Peer, stream_id: int) -> int:
 
 def test_the_server_preface_and_settings_exchange() -> None:
     peer = Peer()
-    assert [f.type for f in peer.received] == [FrameType.SETTINGS, FrameType.WINDOW_UPDATE, FrameType.SETTINGS]
+    assert [f.type for f in peer.received] == [
+        FrameType.SETTINGS,
+        FrameType.WINDOW_UPDATE,
+        FrameType.SETTINGS,
+    ]
     assert peer.received[2].flags == ACK  # the client's SETTINGS acknowledged
     assert kinds(peer.events) == ["SettingsChanged"]
     assert kinds(peer.send(settings_frame(ack=True))) == ["SettingsAcknowledged"]
@@ -79,14 +83,16 @@ def test_the_preface_in_pieces(chunk: int) -> None:
 def test_a_bad_preface_is_a_connection_error() -> None:
     server = H2Connection()
     (event,) = server.receive_data(b"GET / HTTP/1.1\r\n\r\n")
-    assert isinstance(event, ConnectionTerminated) and event.error_code == ErrorCode.PROTOCOL_ERROR
+    assert isinstance(event, ConnectionTerminated)
+    assert event.error_code == ErrorCode.PROTOCOL_ERROR
     assert server.receive_data(PREFACE) == []
 
 
 def test_the_first_frame_must_be_settings() -> None:
     server = H2Connection()
     (event,) = server.receive_data(PREFACE + ping_frame(b"12345678"))
-    assert isinstance(event, ConnectionTerminated) and event.error_code == ErrorCode.PROTOCOL_ERROR
+    assert isinstance(event, ConnectionTerminated)
+    assert event.error_code == ErrorCode.PROTOCOL_ERROR
 
 
 @pytest.mark.parametrize(
@@ -101,12 +107,15 @@ def test_the_first_frame_must_be_settings() -> None:
 def test_bad_setting_values(setting: int, value: int, code: ErrorCode) -> None:
     peer = Peer()
     (event,) = peer.send(settings_frame({setting: value}))
-    assert isinstance(event, ConnectionTerminated) and event.error_code == code
+    assert isinstance(event, ConnectionTerminated)
+    assert event.error_code == code
 
 
 def test_unknown_settings_and_frame_types_are_ignored() -> None:
     peer = Peer()
-    assert kinds(peer.send(settings_frame({0x99: 1}) + raw(0xEE, 0, 0, b"x"))) == ["SettingsChanged"]
+    assert kinds(peer.send(settings_frame({0x99: 1}) + raw(0xEE, 0, 0, b"x"))) == [
+        "SettingsChanged"
+    ]
 
 
 # Requests, responses, trailers ------------------------------------------------------------
@@ -122,7 +131,8 @@ def test_a_request_and_a_response() -> None:
     frames = peer.frames()
     assert [f.type for f in frames] == [FrameType.HEADERS, FrameType.DATA]
     assert peer.decoder.decode(frames[0].payload) == [(b":status", b"200")]
-    assert frames[1].payload == b"hello" and frames[1].flags == END_STREAM
+    assert frames[1].payload == b"hello"
+    assert frames[1].flags == END_STREAM
     assert 1 not in peer.server.streams
 
 
@@ -132,7 +142,11 @@ def test_a_request_body_and_trailers() -> None:
     events = peer.request(1, fields, end_stream=False)
     events += peer.send(data_frame(1, b"abc"))
     events += peer.send(peer.headers(1, [(b"x-sum", b"1")], END_HEADERS | END_STREAM))
-    assert events[1:] == [DataReceived(1, b"abc", 3), TrailersReceived(1, [(b"x-sum", b"1")]), StreamEnded(1)]
+    assert events[1:] == [
+        DataReceived(1, b"abc", 3),
+        TrailersReceived(1, [(b"x-sum", b"1")]),
+        StreamEnded(1),
+    ]
 
 
 def test_response_trailers_and_1xx() -> None:
@@ -175,8 +189,12 @@ def test_local_mistakes_are_local_protocol_errors() -> None:
 
 def test_header_blocks_across_continuation_frames() -> None:
     peer = Peer()
-    block = peer.block(REQUEST + [(b"x-big", b"v" * 100)])
-    frames = raw(1, END_STREAM, 1, block[:3]) + raw(9, 0, 1, block[3:10]) + raw(9, END_HEADERS, 1, block[10:])
+    block = peer.block([*REQUEST, (b"x-big", b"v" * 100)])
+    frames = (
+        raw(1, END_STREAM, 1, block[:3])
+        + raw(9, 0, 1, block[3:10])
+        + raw(9, END_HEADERS, 1, block[10:])
+    )
     events = []
     for byte in range(len(frames)):
         events += peer.send(frames[byte : byte + 1])
@@ -191,13 +209,15 @@ def test_nothing_may_come_between_headers_and_continuation(interruption: bytes) 
     peer = Peer()
     block = peer.block(REQUEST)
     (event,) = peer.send(raw(1, END_STREAM, 1, block[:2]) + interruption)
-    assert isinstance(event, ConnectionTerminated) and event.error_code == ErrorCode.PROTOCOL_ERROR
+    assert isinstance(event, ConnectionTerminated)
+    assert event.error_code == ErrorCode.PROTOCOL_ERROR
 
 
 def test_continuation_without_headers() -> None:
     peer = Peer()
     (event,) = peer.send(raw(9, END_HEADERS, 1, b"\x82"))
-    assert isinstance(event, ConnectionTerminated) and event.error_code == ErrorCode.PROTOCOL_ERROR
+    assert isinstance(event, ConnectionTerminated)
+    assert event.error_code == ErrorCode.PROTOCOL_ERROR
 
 
 # Stream states ----------------------------------------------------------------------------
@@ -210,7 +230,7 @@ def test_the_transition_table() -> None:
     assert transition(1, S.HALF_CLOSED_LOCAL, In.RECV_END_STREAM) is S.CLOSED
     with pytest.raises(LocalProtocolError):
         transition(1, S.HALF_CLOSED_LOCAL, In.SEND_HEADERS)
-    with pytest.raises(Exception, match="STREAM|state") as caught:
+    with pytest.raises(Exception, match=r"STREAM|state") as caught:
         transition(1, S.HALF_CLOSED_REMOTE, In.RECV_END_STREAM)
     assert caught.value.code == ErrorCode.STREAM_CLOSED  # type: ignore[attr-defined]
 
@@ -230,7 +250,8 @@ def test_the_transition_table() -> None:
 def test_connection_errors(frame: bytes, code: ErrorCode) -> None:
     peer = Peer()
     events = peer.send(frame)
-    assert isinstance(events[-1], ConnectionTerminated) and events[-1].error_code == code
+    assert isinstance(events[-1], ConnectionTerminated)
+    assert events[-1].error_code == code
     assert goaway_code(peer) == code
     assert peer.server.terminated
 
@@ -297,9 +318,11 @@ def test_send_data_respects_the_stream_window_and_resumes_on_window_update() -> 
     server.send_headers(1, [(b":status", b"200")])
     body = b"x" * 100_000
     sent = server.send_data(1, body, end_stream=True)
-    assert sent == 65535 and server.local_flow_control_window(1) == 0
+    assert sent == 65535
+    assert server.local_flow_control_window(1) == 0
     frames = [f for f in peer.frames() if f.type == FrameType.DATA]
-    assert sum(len(f.payload) for f in frames) == 65535 and not frames[-1].flags & END_STREAM
+    assert sum(len(f.payload) for f in frames) == 65535
+    assert not frames[-1].flags & END_STREAM
     assert max(len(f.payload) for f in frames) == 16384
     assert server.send_data(1, body[sent:], end_stream=True) == 0
     events = peer.send(window_update_frame(1, 50_000) + window_update_frame(0, 50_000))
@@ -340,7 +363,8 @@ def test_an_initial_window_raise_past_the_limit_is_a_connection_error() -> None:
     peer.request(1)
     peer.send(window_update_frame(1, 2**31 - 1 - 65535))
     (event,) = peer.send(settings_frame({4: 65536}))
-    assert isinstance(event, ConnectionTerminated) and event.error_code == ErrorCode.FLOW_CONTROL_ERROR
+    assert isinstance(event, ConnectionTerminated)
+    assert event.error_code == ErrorCode.FLOW_CONTROL_ERROR
 
 
 def test_a_slow_reader_keeps_its_window_closed() -> None:
@@ -394,7 +418,9 @@ def test_ping_is_acknowledged() -> None:
     peer = Peer()
     assert peer.send(ping_frame(b"abcdefgh")) == [PingReceived(b"abcdefgh")]
     (ack,) = peer.frames()
-    assert ack.type == FrameType.PING and ack.flags == ACK and ack.payload == b"abcdefgh"
+    assert ack.type == FrameType.PING
+    assert ack.flags == ACK
+    assert ack.payload == b"abcdefgh"
     assert peer.send(ping_frame(b"12345678", ack=True)) == [PingAcknowledged(b"12345678")]
 
 

@@ -27,10 +27,14 @@ from thor.http2.protocol.frames import (
 
 def raw(type_: int, flags: int, stream_id: int, payload: bytes, length: int | None = None) -> bytes:
     length = len(payload) if length is None else length
-    return length.to_bytes(3, "big") + bytes((type_, flags)) + stream_id.to_bytes(4, "big") + payload
+    return (
+        length.to_bytes(3, "big") + bytes((type_, flags)) + stream_id.to_bytes(4, "big") + payload
+    )
 
 
-def read_all(data: bytes, chunks: list[bytes] | None = None, max_frame_size: int = 16384) -> list[Frame]:
+def read_all(
+    data: bytes, chunks: list[bytes] | None = None, max_frame_size: int = 16384
+) -> list[Frame]:
     reader = FrameReader(max_frame_size)
     frames = []
     for chunk in chunks if chunks is not None else [data]:
@@ -71,20 +75,23 @@ def test_whole_byte_by_byte_and_split_agree() -> None:
 
 def test_padded_data_keeps_its_whole_length_for_flow_control() -> None:
     (frame,) = read_all(raw(0, PADDED, 1, b"\x03abc\x00\x00\x00"))
-    assert frame.payload == b"abc" and frame.flow_length == 7
+    assert frame.payload == b"abc"
+    assert frame.flow_length == 7
 
 
 def test_headers_with_padding_and_priority() -> None:
     payload = b"\x02" + (5).to_bytes(4, "big") + b"\x10" + b"\x82\x84" + b"\x00\x00"
     (frame,) = read_all(raw(1, PADDED | PRIORITY_FLAG | END_HEADERS, 1, payload))
-    assert frame.payload == b"\x82\x84" and frame.dependency == 5
+    assert frame.payload == b"\x82\x84"
+    assert frame.dependency == 5
 
 
 def test_large_header_blocks_are_split_into_continuations() -> None:
     block = bytes(range(256)) * 100
     frames = read_all(headers_frames(1, block, True, 16384))
     assert [f.type for f in frames] == [FrameType.HEADERS, FrameType.CONTINUATION]
-    assert frames[0].flags == END_STREAM and frames[1].flags == END_HEADERS
+    assert frames[0].flags == END_STREAM
+    assert frames[1].flags == END_HEADERS
     assert frames[0].payload + frames[1].payload == block
 
 

@@ -210,7 +210,9 @@ def test_we_decode_what_the_hpack_package_encodes() -> None:
 
 def test_sensitive_fields_are_never_indexed() -> None:
     encoder = Encoder()
-    block = encoder.encode([(b"authorization", b"Bearer a-long-secret-token-here"), (b"cookie", b"s=1")])
+    block = encoder.encode(
+        [(b"authorization", b"Bearer a-long-secret-token-here"), (b"cookie", b"s=1")]
+    )
     assert block[0] & 0xF0 == 0x10  # §6.2.3 never indexed, static name index 23
     assert table(encoder) == []
     long_cookie = b"session=" + b"x" * 40
@@ -230,7 +232,8 @@ def test_a_field_larger_than_the_table_empties_it_and_is_not_indexed() -> None:
     assert decoder.decode(block) == big
     # §4.4 on the decoding side: an indexed literal bigger than the table empties it.
     assert decoder.decode(b"\x40\x03big" + bytes([0x7F, 200 - 127]) + b"x" * 200) == big
-    assert decoder.table.size == 0 and table(decoder) == []
+    assert decoder.table.size == 0
+    assert table(decoder) == []
 
 
 @pytest.mark.parametrize(
@@ -256,7 +259,8 @@ def test_size_updates_at_the_start_are_allowed_and_evict() -> None:
     decoder.decode(unhex(SERIES["C.3"][4][0]))
     assert decoder.table.size == 57
     assert decoder.decode(b"\x20\x3f\xe1\x1f\x82") == [(b":method", b"GET")]  # 0 then 4096
-    assert decoder.table.size == 0 and decoder.table.max_size == 4096
+    assert decoder.table.size == 0
+    assert decoder.table.max_size == 4096
 
 
 def test_encoder_signals_a_smaller_table_then_the_final_size() -> None:
