@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from thor.http2.protocol.errors import H2StreamError
+from thor.memo import Memo
 
 __all__ = ["check_request", "check_response", "check_trailers"]
 
@@ -36,19 +37,19 @@ _is_name = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+\Z").match
 _bad_value = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z").search
 _is_length = re.compile(rb"[0-9]{1,18}\Z").match
 
-# Names seen valid; bounded, since a peer chooses them.
-_valid_names: set[bytes] = set()
-_MAX_REMEMBERED = 512
+# Fields seen valid, as (name, value): a connection's requests repeat most of their fields,
+# and HPACK hands back the very same tuples for indexed ones.
+_valid_fields: Memo[tuple[bytes, bytes], bool] = Memo(1024)
+_known = _valid_fields.get
+_remember = _valid_fields.put
+_MAX_REMEMBERED_VALUE = 512
 
 
 def _check_field(stream_id: int, name: bytes, value: bytes) -> None:
-    if name not in _valid_names:
-        if not _is_name(name):
-            raise H2StreamError(stream_id, f"invalid field name {name[:40]!r} (§8.2.1)")
-        if name in CONNECTION_SPECIFIC:
-            raise H2StreamError(stream_id, f"connection-specific field {name!r} (§8.2.2)")
-        if name != b"te" and name != b"content-length" and len(_valid_names) < _MAX_REMEMBERED:
-            _valid_names.add(name)
+    if not _is_name(name):
+        raise H2StreamError(stream_id, f"invalid field name {name[:40]!r} (§8.2.1)")
+    if name in CONNECTION_SPECIFIC:
+        raise H2StreamError(stream_id, f"connection-specific field {name!r} (§8.2.2)")
     if value and _bad_value(value):
         raise H2StreamError(stream_id, f"invalid value for {name!r} (§8.2.1)")
     if name == b"te" and value != b"trailers":
@@ -66,12 +67,15 @@ def _content_length(stream_id: int, value: bytes, known: int) -> int:
 
 def _split(
     stream_id: int, fields: Fields, allowed: frozenset[bytes]
-) -> tuple[dict[bytes, bytes], int]:
-    """Check every field; return the pseudo-header fields and the content length (-1: none)."""
+) -> tuple[dict[bytes, bytes], int, bytes | None]:
+    """Check every field; return the pseudo-header fields, the content length (-1: none)
+    and the host field (None: none)."""
     pseudo: dict[bytes, bytes] = {}
     regular = False
     length = -1
-    for name, value in fields:
+    host = None
+    for field in fields:
+        name, value = field
         if name[:1] == b":":
             if regular:
                 raise H2StreamError(stream_id, "pseudo-header after a regular field (§8.3)")
@@ -79,20 +83,28 @@ def _split(
                 raise H2StreamError(stream_id, f"pseudo-header {name!r} not allowed (§8.3)")
             if name in pseudo:
                 raise H2StreamError(stream_id, f"pseudo-header {name!r} repeated (§8.3)")
-            if _bad_value(value):
-                raise H2StreamError(stream_id, f"invalid value for {name!r} (§8.2.1)")
+            if _known(field) is None:
+                if _bad_value(value):
+                    raise H2StreamError(stream_id, f"invalid value for {name!r} (§8.2.1)")
+                if len(value) < _MAX_REMEMBERED_VALUE:
+                    _remember(field, True)
             pseudo[name] = value
             continue
         regular = True
-        _check_field(stream_id, name, value)
+        if _known(field) is None:
+            _check_field(stream_id, name, value)
+            if len(value) < _MAX_REMEMBERED_VALUE:
+                _remember(field, True)
         if name == b"content-length":
             length = _content_length(stream_id, value, length)
-    return pseudo, length
+        elif name == b"host":
+            host = value
+    return pseudo, length, host
 
 
 def check_request(stream_id: int, fields: Fields) -> int:
     """Check a request head; return its content length, or -1 if it has none."""
-    pseudo, length = _split(stream_id, fields, REQUEST_PSEUDO)
+    pseudo, length, host = _split(stream_id, fields, REQUEST_PSEUDO)
     method = pseudo.get(b":method")
     if not method:
         raise H2StreamError(stream_id, "request without :method (§8.3.1)")
@@ -101,17 +113,14 @@ def check_request(stream_id: int, fields: Fields) -> int:
             raise H2StreamError(stream_id, "CONNECT needs :authority alone (§8.5)")
     elif not pseudo.get(b":scheme") or not pseudo.get(b":path"):
         raise H2StreamError(stream_id, "request without :scheme or :path (§8.3.1)")
-    authority = pseudo.get(b":authority")
-    if authority is not None:
-        for name, value in fields:
-            if name == b"host" and value != authority:
-                raise H2StreamError(stream_id, ":authority and host differ (§8.3.1)")
+    if host is not None and b":authority" in pseudo and host != pseudo[b":authority"]:
+        raise H2StreamError(stream_id, ":authority and host differ (§8.3.1)")
     return length
 
 
 def check_response(stream_id: int, fields: Fields) -> tuple[int, int]:
     """Check a response head (client role); return its status and content length."""
-    pseudo, length = _split(stream_id, fields, RESPONSE_PSEUDO)
+    pseudo, length, _ = _split(stream_id, fields, RESPONSE_PSEUDO)
     status = pseudo.get(b":status", b"")
     if len(status) != 3 or not status.isdigit():
         raise H2StreamError(stream_id, "response without a valid :status (§8.3.2)")

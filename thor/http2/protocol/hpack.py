@@ -43,6 +43,8 @@ SENSITIVE_COOKIE_LENGTH = 20
 ALWAYS_SENSITIVE = frozenset({b"authorization", b"proxy-authorization"})
 COOKIES = frozenset({b"cookie", b"set-cookie"})
 MAX_INTEGER = 1 << 32  # larger than any size, index or length HTTP/2 can carry
+# Static fields with a value, as their one-byte indexed representation (§6.1).
+STATIC_INDEXED = {field: bytes((0x80 | index,)) for field, index in STATIC_BY_FIELD.items()}
 
 
 def encode_integer(value: int, prefix_bits: int, first: int = 0) -> bytes:
@@ -154,7 +156,11 @@ class Decoder:
         while pos < end:
             byte = block[pos]
             if byte & 128:  # §6.1 indexed field
-                index, pos = decode_integer(block, pos, 7)
+                index = byte & 127
+                if index == 127:
+                    index, pos = decode_integer(block, pos, 7)
+                else:
+                    pos += 1
                 if index == 0:
                     raise HpackError("index 0 (RFC 7541 §6.1)")
                 if index <= STATIC_LENGTH:
@@ -248,11 +254,12 @@ class Encoder:
 
     def _encode_field(self, out: bytearray, name: bytes, value: bytes) -> None:
         field = (name, value)
-        index = STATIC_BY_FIELD.get(field)
-        if index is None and field in self._by_field:
-            index = self._index_of(self._by_field[field])
-        if index is not None:
-            out += encode_integer(index, 7, 0x80)
+        static = STATIC_INDEXED.get(field)
+        if static is not None:
+            out += static
+            return
+        if field in self._by_field:
+            out += encode_integer(self._index_of(self._by_field[field]), 7, 0x80)
             return
         name_index = STATIC_BY_NAME.get(name)
         if name_index is None and name in self._by_name:

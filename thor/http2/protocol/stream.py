@@ -25,6 +25,9 @@ __all__ = ["Stream", "StreamInput", "StreamState", "transition"]
 
 
 class StreamState(enum.Enum):
+    # Identity hashing: Enum's own __hash__ is a Python call, paid on every table lookup.
+    __hash__ = object.__hash__
+
     IDLE = "idle"
     OPEN = "open"
     HALF_CLOSED_LOCAL = "half-closed (local)"
@@ -33,6 +36,8 @@ class StreamState(enum.Enum):
 
 
 class StreamInput(enum.Enum):
+    __hash__ = object.__hash__
+
     RECV_HEADERS = "recv HEADERS"
     SEND_HEADERS = "send HEADERS"
     RECV_END_STREAM = "recv END_STREAM"
@@ -119,8 +124,11 @@ class Stream:
         self.response_started = False  # a final (non-1xx) head has been sent
 
     def move(self, event: StreamInput) -> StreamState:
-        self.state = transition(self.id, self.state, event)
-        return self.state
+        state = TRANSITIONS.get((self.state, event))
+        if state is None:
+            state = transition(self.id, self.state, event)  # raises
+        self.state = state
+        return state
 
     def __repr__(self) -> str:
         return f"Stream({self.id}, {self.state.value})"
