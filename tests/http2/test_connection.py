@@ -241,6 +241,7 @@ def test_the_transition_table() -> None:
         (data_frame(1, b"x"), ErrorCode.PROTOCOL_ERROR),  # DATA on idle (§5.1)
         (rst_stream_frame(1, 0), ErrorCode.PROTOCOL_ERROR),
         (window_update_frame(1, 1), ErrorCode.PROTOCOL_ERROR),
+        (window_update_frame(2, 1), ErrorCode.PROTOCOL_ERROR),  # the server's own idle stream
         (raw(1, END_HEADERS, 2, b"\x82"), ErrorCode.PROTOCOL_ERROR),  # even stream id
         (raw(5, END_HEADERS, 1, b"\x00\x00\x00\x02"), ErrorCode.PROTOCOL_ERROR),  # PUSH_PROMISE
         (window_update_frame(0, 0), ErrorCode.PROTOCOL_ERROR),
@@ -385,6 +386,7 @@ def test_acknowledged_data_reopens_the_windows_in_batches() -> None:
     peer.request(1, fields, end_stream=False)
     peer.send(data_frame(1, b"x" * 400))
     peer.server.acknowledge_received_data(400, 1)
+    peer.server.acknowledge_received_data(0, 1)
     assert peer.frames() == []  # under half a window: batched
     peer.send(data_frame(1, b"x" * 400))
     peer.server.acknowledge_received_data(400, 1)

@@ -297,7 +297,7 @@ class Encoder:
         """Drop lookups of evicted entries, unless a newer entry took them over."""
         oldest = self._inserted - len(self.table.entries) + 1
         for name, value in evicted:
-            if self._by_field.get((name, value), oldest) < oldest:
-                del self._by_field[(name, value)]
+            # The encoder never inserts a field twice: an evicted field is its only copy.
+            self._by_field.pop((name, value), None)
             if self._by_name.get(name, oldest) < oldest:
                 del self._by_name[name]

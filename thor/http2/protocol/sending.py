@@ -10,7 +10,7 @@ A mistake of the caller (sending on a stream that cannot send) is ``LocalProtoco
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from thor.http2.protocol.errors import ErrorCode, LocalProtocolError
 from thor.http2.protocol.frames import (
@@ -57,11 +57,8 @@ class Sender:
     terminated: bool
     _out: list[bytes]
 
-    def remember_closed(self, stream_id: int, reset_here: bool) -> None:
-        raise NotImplementedError
-
-    def _close_stream(self, stream: Stream) -> None:
-        raise NotImplementedError
+    remember_closed: Callable[[int, bool], None]
+    _close_stream: Callable[[Stream], None]
 
     # Streams ----------------------------------------------------------------------------
 
