@@ -10,8 +10,8 @@ from thor.http2.protocol import (
     H2Config,
     LocalProtocolError,
     StreamReset,
+    huffman,
 )
-from thor.http2.protocol import huffman
 from thor.http2.protocol.errors import HpackError
 from thor.http2.protocol.frames import (
     END_HEADERS,
