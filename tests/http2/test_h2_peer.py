@@ -7,10 +7,13 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import pytest
 
 from thor.http2.protocol import (
     DataReceived,
     H2Connection,
+    H2ConnectionError,
+    LocalProtocolError,
     RequestReceived,
     StreamEnded,
     TrailersReceived,
@@ -174,3 +177,27 @@ def test_h2_ping_and_settings_changes() -> None:
     pair.pump()
     pair.server.send_headers(1, [(b":status", b"200")])
     assert pair.server.send_data(1, b"x" * 1000) == 100
+
+
+def test_an_h2c_upgrade_from_h2() -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    settings_header = client.initiate_upgrade_connection()
+    server = H2Connection()
+    server.initiate_upgrade_connection(settings_header)
+    assert server.peer_settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS] == 100
+    server.send_headers(1, [(b":status", b"200")])
+    server.send_data(1, b"upgraded", end_stream=True)
+    events = server.receive_data(client.data_to_send())
+    assert [type(e).__name__ for e in events] == ["SettingsChanged"]
+    client_events = client.receive_data(server.data_to_send())
+    (data,) = [e for e in client_events if isinstance(e, h2.events.DataReceived)]
+    assert data.data == b"upgraded"
+    assert server.streams == {}
+
+
+def test_a_bad_upgrade_settings_header_is_refused() -> None:
+    for value in (b"AAEAABAAAA", b"!!!!", b"AAIAAAAC"):  # 10 bytes; not base64; ENABLE_PUSH=2
+        with pytest.raises(H2ConnectionError):
+            H2Connection().initiate_upgrade_connection(value)
+    with pytest.raises(LocalProtocolError):
+        H2Connection(client_side=True).initiate_upgrade_connection(b"")

@@ -21,6 +21,7 @@ how much, the rest waiting for a ``WindowUpdated`` event.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 from thor.http2.protocol import defences, headers
@@ -30,6 +31,7 @@ from thor.http2.protocol.errors import (
     FlowControlError,
     H2ConnectionError,
     H2StreamError,
+    LocalProtocolError,
     StreamClosedError,
     error_code,
 )
@@ -80,6 +82,7 @@ from thor.http2.protocol.settings import (
 from thor.http2.protocol.stream import (
     CLOSED,
     HALF_CLOSED_LOCAL,
+    HALF_CLOSED_REMOTE,
     OPEN,
     RECV_END_STREAM,
     Stream,
@@ -150,6 +153,33 @@ class H2Connection(Sender):
         if extra > 0:
             self._out.append(window_update_frame(0, extra))
             self.inbound_window += extra
+
+    def initiate_upgrade_connection(self, settings_header: bytes) -> None:
+        """Server role, h2c by ``Upgrade: h2c`` (RFC 7540 §3.2): after answering 101, start
+        HTTP/2 with the client's ``HTTP2-Settings`` value (base64url SETTINGS payload, applied
+        without ACK: the 101 acknowledges it, §3.2.1).  The HTTP/1.1 request becomes stream 1,
+        half-closed (remote): answer it with ``send_headers(1, ...)``.  The client's preface
+        is still expected.  A bad header value raises ``H2ConnectionError``: answer the
+        HTTP/1.1 request without upgrading.
+        """
+        if self.client_side:
+            raise LocalProtocolError("only a server accepts an upgrade")
+        try:
+            padded = settings_header + b"=" * (-len(settings_header) % 4)
+            payload = base64.b64decode(padded, altchars=b"-_", validate=True)
+        except ValueError:
+            raise H2ConnectionError("HTTP2-Settings is not base64url (RFC 7540 §3.2.1)") from None
+        if len(payload) % 6:
+            raise H2ConnectionError("HTTP2-Settings not a SETTINGS payload (RFC 7540 §3.2.1)")
+        self._apply_settings(parse_settings(payload))
+        stream = Stream(
+            1, self.config.initial_window_size, self.peer_settings[SettingCode.INITIAL_WINDOW_SIZE]
+        )
+        stream.state = HALF_CLOSED_REMOTE
+        stream.head_done = True
+        self.streams[1] = stream
+        self.highest_peer_stream_id = 1
+        self.initiate_connection()
 
     def data_to_send(self) -> bytes:
         out = b"".join(self._out)
@@ -372,6 +402,11 @@ class H2Connection(Sender):
         self._settings_received = True
         self._guard.count(defences.SETTINGS_KIND)
         changed = parse_settings(frame.payload)
+        self._apply_settings(changed)
+        self.queue_control(settings_frame(ack=True))
+        events.append(SettingsChanged(changed))
+
+    def _apply_settings(self, changed: dict[int, int]) -> None:
         window = changed.get(SettingCode.INITIAL_WINDOW_SIZE)
         if window is not None:
             # §6.9.2: a new initial window moves every stream's window by the difference.
@@ -383,8 +418,6 @@ class H2Connection(Sender):
         if SettingCode.HEADER_TABLE_SIZE in changed:
             self.encoder.set_max_table_size(changed[SettingCode.HEADER_TABLE_SIZE])
         self.peer_settings.update(changed)
-        self.queue_control(settings_frame(ack=True))
-        events.append(SettingsChanged(changed))
 
     def _on_push_promise(self, frame: Frame, events: list[Event]) -> None:
         raise H2ConnectionError("PUSH_PROMISE with push disabled (§6.6, §8.4)")

@@ -8,8 +8,9 @@ Per stream, events come in this order (a grammar, as each emitter in Thor docume
 
 ``StreamEnded`` follows the event of the frame that carried END_STREAM.  Connection-level
 events (``SettingsChanged``, ``SettingsAcknowledged``, ``PingReceived``, ``PingAcknowledged``,
-``WindowUpdated`` on stream 0, ``ConnectionTerminated``) come between them in wire order;
-``ConnectionTerminated`` is the last event of a connection.
+``WindowUpdated`` on stream 0, ``ConnectionTerminated``) come between them in wire order.
+A ``ConnectionTerminated`` of this side's (``remote=False``) is the last event of a
+connection; after the peer's GOAWAY, streams up to its ``last_stream_id`` may still finish.
 """
 
 from __future__ import annotations
