@@ -262,7 +262,17 @@ def test_a_stream_id_lower_than_one_seen_is_a_connection_error() -> None:
     peer.request(5)
     events = peer.request(3)
     assert isinstance(events[-1], ConnectionTerminated)
+    assert events[-1].error_code == ErrorCode.PROTOCOL_ERROR
     assert events[-1].last_stream_id == 5
+
+
+def test_headers_on_a_stream_the_peer_reset_is_a_stream_closed_connection_error() -> None:
+    peer = Peer()
+    peer.request(1, end_stream=False)
+    peer.send(rst_stream_frame(1, ErrorCode.CANCEL))
+    events = peer.request(1)
+    assert isinstance(events[-1], ConnectionTerminated)
+    assert events[-1].error_code == ErrorCode.STREAM_CLOSED
 
 
 def test_headers_on_a_stream_ended_by_the_peer_is_stream_closed() -> None:

@@ -365,8 +365,11 @@ class H2Connection(Sender):
                 f"HEADERS opening stream {sid}, not the client's to open (§5.1.1)"
             )
         if sid <= self.highest_peer_stream_id:
-            if self.closed_streams.get(sid, False):
+            reset_here = self.closed_streams.get(sid)
+            if reset_here:
                 return  # reset here: late frames are ignored (§5.1)
+            if reset_here is None:  # never opened (or long forgotten): §5.1.1
+                raise H2ConnectionError(f"HEADERS on stream {sid}, lower than one opened (§5.1.1)")
             raise H2ConnectionError(
                 f"HEADERS on closed stream {sid} (§5.1)", ErrorCode.STREAM_CLOSED
             )
