@@ -137,3 +137,17 @@ def test_too_many_concurrent_streams_are_refused() -> None:
     assert peer.request(5) == [StreamReset(5, ErrorCode.REFUSED_STREAM, False)]
     peer.server.send_headers(1, [(b":status", b"200")], end_stream=True)
     assert [type(e).__name__ for e in peer.request(7)] == ["RequestReceived", "StreamEnded"]
+
+
+def test_unread_resets_are_bounded_too() -> None:
+    peer = Peer(H2Config(max_outbound_control_bytes=30))
+    bad = [*REQUEST, (b"connection", b"close")]
+    events = []
+    for sid in (1, 3, 5):
+        events += peer.request(sid, bad)
+    assert [type(e).__name__ for e in events] == [
+        "StreamReset",
+        "StreamReset",
+        "ConnectionTerminated",
+    ]
+    assert events[-1].error_code == CALM

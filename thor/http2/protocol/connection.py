@@ -225,7 +225,11 @@ class H2Connection(Sender):
                 if handler is not None:  # unknown types are ignored (§5.5)
                     handler(frame, events)
             except H2StreamError as error:
-                self._reset_for_error(error, events)
+                try:
+                    self._reset_for_error(error, events)
+                except H2ConnectionError as unread:  # resets owed pile up unread
+                    self._terminate(unread, events)
+                    break
             except H2ConnectionError as error:
                 self._terminate(error, events)
                 break
