@@ -96,3 +96,11 @@ def test_response_and_trailer_checks() -> None:
             check_response(1, bad)
     with pytest.raises(H2StreamError):
         check_trailers(1, [(b":status", b"200")])
+
+
+def test_a_content_length_with_end_stream_on_the_head_is_reset_before_any_event() -> None:
+    peer = Peer()
+    events = peer.request(1, [*REQUEST, (b"content-length", b"5")], end_stream=True)
+    assert events == [StreamReset(1, ErrorCode.PROTOCOL_ERROR, False)]
+    events = peer.request(3, [*REQUEST, (b"content-length", b"0")], end_stream=True)
+    assert [type(e).__name__ for e in events] == ["RequestReceived", "StreamEnded"]

@@ -59,6 +59,8 @@ def open_stream(
             sid, "over SETTINGS_MAX_CONCURRENT_STREAMS (§5.1.2)", ErrorCode.REFUSED_STREAM
         )
     expected_length = check_request(sid, fields)
+    if expected_length > 0 and frame.flags & END_STREAM:
+        raise H2StreamError(sid, "content-length but no DATA (§8.1.1)")
     stream = Stream(
         sid, conn.config.initial_window_size, conn.peer_settings[SettingCode.INITIAL_WINDOW_SIZE]
     )
