@@ -151,3 +151,17 @@ def test_unread_resets_are_bounded_too() -> None:
         "ConnectionTerminated",
     ]
     assert events[-1].error_code == CALM
+
+
+def test_refused_streams_count_as_resets() -> None:
+    peer = Peer(H2Config(max_concurrent_streams=1, max_resets_per_window=20))
+    peer.request(1, end_stream=False)  # held open: every later stream is refused
+    events: list = []
+    for sid in range(3, 200, 2):
+        events += peer.request(sid)
+        peer.frames()
+        if peer.server.terminated:
+            break
+    refused = [e for e in events if isinstance(e, StreamReset)]
+    assert len(refused) == 20
+    assert calmed(events)

@@ -253,7 +253,11 @@ class H2Connection(Sender):
         events.append(ConnectionTerminated(error.code, last, b"", False, error.detail))
 
     def _reset_for_error(self, error: H2StreamError, events: list[Event]) -> None:
-        """Stream error (§5.4.2): RST_STREAM, and the stream is closed for good."""
+        """Stream error (§5.4.2): RST_STREAM, and the stream is closed for good.
+
+        Resets this side sends count with the peer's: a stream of refused or malformed
+        requests is the rapid-reset attack by other means."""
+        self._guard.count(defences.RESET)
         self.queue_control(rst_stream_frame(error.stream_id, error.code))
         stream = self.streams.pop(error.stream_id, None)
         if stream is not None:

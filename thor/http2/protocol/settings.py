@@ -83,7 +83,7 @@ class H2Config:
     # Floods, counted per window of received frames (CVE-2019-9512/9513/9514/9515/9518,
     # CVE-2023-44487 for resets).
     defence_window_frames: int = 1000
-    max_resets_per_window: int = 100  # RST_STREAM from the peer (rapid reset)
+    max_resets_per_window: int = 100  # RST_STREAM both ways (rapid reset, refused floods)
     max_settings_per_window: int = 100
     max_pings_per_window: int = 100
     max_empty_frames_per_window: int = 100  # DATA/HEADERS/CONTINUATION without content
