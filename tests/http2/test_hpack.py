@@ -284,3 +284,18 @@ def test_an_hpack_bomb_decodes_in_bounded_memory_and_fails() -> None:
         decoder.decode(block)
     assert caught.value.size > 65536
     assert table(decoder) == [(b"a", b"b" * 4000)]  # the table kept in step
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.binary(min_size=1, max_size=20), st.binary(max_size=60)), max_size=20
+        ),
+        max_size=5,
+    )
+)
+def test_we_decode_any_sequence_the_hpack_package_encodes(lists: list) -> None:
+    peer, decoder = oracle.Encoder(), Decoder(max_header_list_size=1 << 20)
+    peer.header_table_size = 256  # evictions, and a size update at the start of a block
+    for fields in lists:
+        assert decoder.decode(peer.encode(fields)) == fields
