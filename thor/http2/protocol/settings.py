@@ -70,7 +70,9 @@ class H2Config:
 
     # Announced in SETTINGS (§6.5.2).
     max_concurrent_streams: int = 100  # more get RST_STREAM REFUSED_STREAM (§5.1.2)
-    initial_window_size: int = 65535  # per stream receive window
+    # Per stream receive window.  Applied at once: below 65,535 a peer that has not yet
+    # read this side's SETTINGS may overrun it (§6.9.2), so lower it only knowingly.
+    initial_window_size: int = 65535
     max_frame_size: int = 16384
     max_header_list_size: int = 65536  # decoded, §6.5.2's measure; more is answered 431
     header_table_size: int = 4096
