@@ -20,13 +20,21 @@ from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
 from thor.memo import Memo
 
 __all__ = [
+    "IDEMPOTENT_METHODS",
+    "Origin",
     "Url",
     "outgoing_headers",
     "parse_url",
     "prepare_headers",
     "to_bytes",
     "with_connection_options",
+    "with_upgrade",
 ]
+
+# RFC 9110 §9.2.2.
+IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
+
+Origin = tuple[str, str, int]  # ("http" | "https", host (lower case, no brackets), port)
 
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3986 §3.2.2 reg-name = *( unreserved / pct-encoded / sub-delims )
@@ -222,3 +230,13 @@ def with_connection_options(
 # Names prepare_headers looks at: Host, TE, Expect and the hop-by-hop fields.
 _SPECIAL = HOP_BY_HOP | {b"host", b"expect"}
 _KEPT_ANYWAY = frozenset({b"host", b"te"})
+
+
+def with_upgrade(out: RawHeaderListType, protocols: bytes) -> RawHeaderListType:
+    """``out`` offering a protocol switch to ``protocols`` (RFC 9110 §7.8): the ``Upgrade``
+    field, named in ``Connection`` (it is hop-by-hop) with the options already there."""
+    options = [v for n, v in out if n == b"Connection"]
+    kept = [(n, v) for n, v in out if n != b"Connection"]
+    kept.append((b"Upgrade", protocols))
+    kept.append((b"Connection", b", ".join([*options, b"Upgrade"])))
+    return kept
