@@ -24,11 +24,17 @@ the request on another connection (one *attempt* per connection; rules in ``retr
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
 
 from thor.events import EventEmitter
 from thor.http import error
+from thor.http.client.phase import ATTACHED as _ATTACHED
+from thor.http.client.phase import DONE as _DONE
+from thor.http.client.phase import NEW as _NEW
+from thor.http.client.phase import QUEUED as _QUEUED
+from thor.http.client.phase import RESPONDING as _RESPONDING
+from thor.http.client.phase import SENT as _SENT
+from thor.http.client.phase import Phase
 from thor.http.client.retry import Retries
 from thor.http.client.url import (
     IDEMPOTENT_METHODS,
@@ -64,35 +70,6 @@ _STATUS = {code: b"%d" % code for code in range(100, 600)}
 PENDING_HIGH_WATER = 256 * 1024
 # Bytes above which parts are written separately rather than joined (joining copies).
 _JOIN_LIMIT = 16 * 1024
-
-
-class Phase(enum.Enum):
-    """Where the exchange is. Rules::
-
-    NEW --request_start--> QUEUED --a connection--> ATTACHED --head written--> SENT
-    SENT --final response head--> RESPONDING --end / switch--> DONE
-    ATTACHED / SENT --connection lost, retried--> QUEUED
-    any --error / cancel--> DONE
-    """
-
-    NEW = "new"  # request_start not called yet
-    QUEUED = "queued"  # waiting for a connection (or for a retry)
-    ATTACHED = "attached"  # on a connection, nothing of the request written on it yet
-    SENT = "sent"  # the request head is written on this attempt's connection
-    RESPONDING = "responding"  # response_start emitted
-    DONE = "done"  # response_done, switched, error or cancel: no more events
-
-
-# Module-level aliases for the hot paths: an enum member lookup (Phase.DONE) costs several
-# times a global's in CPython 3.11.
-_NEW, _QUEUED, _ATTACHED, _SENT, _RESPONDING, _DONE = (
-    Phase.NEW,
-    Phase.QUEUED,
-    Phase.ATTACHED,
-    Phase.SENT,
-    Phase.RESPONDING,
-    Phase.DONE,
-)
 
 
 class HttpClientExchange(EventEmitter):
@@ -477,7 +454,18 @@ class HttpClientExchange(EventEmitter):
                 if kind is Body:
                     self.emit("response_body", event.data)  # type: ignore[union-attr]
                 elif kind is ResponseHead:
-                    self._on_head(conn, event)  # type: ignore[arg-type]
+                    head: ResponseHead = event  # type: ignore[assignment]
+                    status = head.status
+                    if (
+                        status < 200
+                        or head.framing is FRAMING_TUNNEL
+                        or self._continue_timer is not None
+                    ):
+                        self._on_head(conn, head)
+                    else:  # a final response, as usual: _on_head(), inline
+                        self._phase = _RESPONDING
+                        self.res_version = head.version
+                        self.emit("response_start", _STATUS[status], head.phrase, head.headers)
                 elif kind is End:
                     self._on_end(conn, event.trailers)  # type: ignore[union-attr]
                 else:
@@ -537,7 +525,13 @@ class HttpClientExchange(EventEmitter):
         # RFC 9112 §9.3: reused only if both messages are complete and neither side closes;
         # the sans-IO connection is then back in IDLE.
         reusable = conn.proto.state is CLIENT_IDLE
-        self._finish()
+        if self._continue_timer is not None or self._retry_timer is not None:
+            self._stop_timers()
+        # _finish(), inline: the phase is RESPONDING (not QUEUED), the connection is ours.
+        self._phase = _DONE
+        self._chunks.clear()  # a kept request body is no use any more
+        conn.exchange = None
+        self.conn = None
         conn.pool.release(conn, reusable)
         self.emit("response_done", trailers)
         self.forget_listeners()

@@ -157,7 +157,9 @@ class ClientConnection:
             raise _illegal(state, "start")
         writer = self.writer = RequestWriter()
         data = writer.start(method, target, headers, has_body=has_body)
-        self._started(method, upgrade)
+        self.methods.append(method)  # RFC 9112 §6.3: the response is framed by the method
+        self.offered_switch = upgrade or method == b"CONNECT"
+        self.received = False
         # RFC 9110 §10.1.1: with the expectation, hold the body until 100 (or a final
         # response, or the caller's timeout); a request without a body has nothing to hold.
         if expect_continue and writer.framing is not FRAMING_NONE:
@@ -195,17 +197,11 @@ class ClientConnection:
                 _BODILESS.put(key, data)
         else:
             self.writer = _BODILESS_SENT
-        # _started(), inline: this is every GET a proxy sends.
         self.methods.append(method)  # RFC 9112 §6.3: the response is framed by the method
         self.offered_switch = upgrade or method == b"CONNECT"
         self.received = False
         self.state = CLIENT_AWAITING
         return data
-
-    def _started(self, method: bytes, upgrade: bool) -> None:
-        self.methods.append(method)  # RFC 9112 §6.3: the response is framed by the method
-        self.offered_switch = upgrade or method == b"CONNECT"
-        self.received = False
 
     def send_body(self, chunk: bytes) -> bytes:
         """Frame ``chunk`` of the request body (SENDING, or EARLY: the server may still read)."""
@@ -243,8 +239,31 @@ class ClientConnection:
         """Parse ``data`` from the server; the events it completes, the state moved by them."""
         events = self.parser.feed(data)
         self.received = True
-        if events:
-            self._advance(events)
+        # _advance(), inline for the usual response (a final head, an end): once per read.
+        for i, event in enumerate(events):
+            kind = event.__class__
+            if kind is ResponseHead:
+                if event.status < 200 or event.framing is FRAMING_TUNNEL:  # type: ignore[union-attr]
+                    self._on_special_head(events, i, event)  # type: ignore[arg-type]
+                    continue
+                try:
+                    self.state = self.state.next["final"]
+                except KeyError:
+                    self._unexpected(events, i, "a response the client did not expect")
+            elif kind is End:
+                # _on_end(), inline.
+                writer = self.writer
+                if (
+                    self.state is CLIENT_RECEIVING
+                    and self.parser.state is PARSER_IDLE
+                    and writer.keep_alive
+                    and writer.complete
+                ):
+                    self.state = CLIENT_IDLE
+                else:
+                    self.state = self.state.next["done_close"]
+            elif kind is Invalid:
+                self.state = CLIENT_CLOSED
         return events
 
     def receive_eof(self) -> list[Event]:
@@ -268,48 +287,53 @@ class ClientConnection:
         for i, event in enumerate(events):
             kind = event.__class__
             if kind is ResponseHead:
-                self._on_head(events, i, event)  # type: ignore[arg-type]
+                if event.status < 200 or event.framing is FRAMING_TUNNEL:  # type: ignore[union-attr]
+                    self._on_special_head(events, i, event)  # type: ignore[arg-type]
+                    continue
+                try:
+                    self.state = self.state.next["final"]
+                except KeyError:
+                    self._unexpected(events, i, "a response the client did not expect")
             elif kind is End:
-                state = self.state
-                # RFC 9112 §9.3: keep it only if both messages are complete, neither side
-                # closes, and nothing of a next response is buffered.
-                if (
-                    state is CLIENT_RECEIVING
-                    and self.parser.state is PARSER_IDLE
-                    and self.writer.keep_alive
-                    and self.writer.complete
-                ):
-                    self.state = CLIENT_IDLE
-                else:
-                    self.state = state.next["done_close"]
+                self._on_end()
             elif kind is Invalid:
                 self.state = CLIENT_CLOSED
 
-    def _on_head(self, events: list[Event], i: int, head: ResponseHead) -> None:
+    def _on_end(self) -> None:
+        state = self.state
+        # RFC 9112 §9.3: keep the connection only if both messages are complete, neither
+        # side closes, and nothing of a next response is buffered.
+        writer = self.writer
+        if (
+            state is CLIENT_RECEIVING
+            and self.parser.state is PARSER_IDLE
+            and writer.keep_alive
+            and writer.complete
+        ):
+            self.state = CLIENT_IDLE
+        else:
+            self.state = state.next["done_close"]
+
+    def _on_special_head(self, events: list[Event], i: int, head: ResponseHead) -> None:
+        """An interim head (1xx but 101), or one that switches protocols (101, 2xx CONNECT)."""
         status = head.status
         state = self.state
-        if status < 200 and status != 101:
+        if head.framing is not FRAMING_TUNNEL:
             if status == 100 and state is CLIENT_WAITING_100:
                 self.state = CLIENT_SENDING
             return
-        if head.framing is FRAMING_TUNNEL:
-            if self.offered_switch and state is CLIENT_AWAITING:
-                self.state = CLIENT_SWITCHED
-                return
-            # A switch nobody asked for (or before the request was complete): the bytes that
-            # follow cannot be read as HTTP, and cannot be handed to anyone.
-            self.state = CLIENT_CLOSED
-            what = (
-                "101 Switching Protocols to a plain request"
-                if status == 101
-                else "the server switched protocols"
-            )
-            events[i] = Invalid(error.UpstreamError(what))
-            del events[i + 1 :]
+        if self.offered_switch and state is CLIENT_AWAITING:
+            self.state = CLIENT_SWITCHED
             return
-        try:
-            self.state = state.next["final"]
-        except KeyError:
-            self.state = CLIENT_CLOSED
-            events[i] = Invalid(error.UpstreamError("a response the client did not expect"))
-            del events[i + 1 :]
+        # A switch nobody asked for (or before the request was complete): the bytes that
+        # follow cannot be read as HTTP, and cannot be handed to anyone.
+        if status == 101:
+            self._unexpected(events, i, "101 Switching Protocols to a plain request")
+        else:
+            self._unexpected(events, i, "the server switched protocols")
+
+    def _unexpected(self, events: list[Event], i: int, what: str) -> None:
+        """The head at ``i`` is a remote protocol error: it and what follows become Invalid."""
+        self.state = CLIENT_CLOSED
+        events[i] = Invalid(error.UpstreamError(what))
+        del events[i + 1 :]
