@@ -21,6 +21,7 @@ Rules (h11 style: states are data; an action missing from the table raises
     AWAITING    --101 / 2xx to CONNECT, offered-->   SWITCHED     RFC 9110 §7.8, §9.3.6
     RECEIVING   --response end, both keep-alive-->   IDLE         RFC 9112 §9.3
     RECEIVING / EARLY / REFUSED --response end-->    CLOSED
+    IDLE        --bytes from the server-->           CLOSED       RFC 9112 §9.3
     any         --close (EOF, Invalid, abort)-->     CLOSED
 
 The response side is read from the parser's events as they are fed: interim (1xx) heads
@@ -237,9 +238,12 @@ class ClientConnection:
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Parse ``data`` from the server; the events it completes, the state moved by them."""
+        if self.state is CLIENT_IDLE:
+            # RFC 9112 §9.3: no request in flight, so these bytes cannot be a response.
+            self.state = CLIENT_CLOSED
         events = self.parser.feed(data)
         self.received = True
-        # _advance(), inline for the usual response (a final head, an end): once per read.
+        # Once per read: the usual response (a final head, an end) without a call.
         for i, event in enumerate(events):
             kind = event.__class__
             if kind is ResponseHead:
@@ -251,7 +255,8 @@ class ClientConnection:
                 except KeyError:
                     self._unexpected(events, i, "a response the client did not expect")
             elif kind is End:
-                # _on_end(), inline.
+                # RFC 9112 §9.3: keep the connection only if both messages are complete,
+                # neither side closes, and nothing of a next response is buffered.
                 writer = self.writer
                 if (
                     self.state is CLIENT_RECEIVING
@@ -267,10 +272,9 @@ class ClientConnection:
         return events
 
     def receive_eof(self) -> list[Event]:
-        """The server closed its side: the events that completes (an end, or Invalid)."""
+        """The server closed its side: the events that completes (an end, or Invalid). The
+        connection carries nothing more, whatever they are (a switched one stays SWITCHED)."""
         events = self.parser.feed_eof()
-        if events:
-            self._advance(events)
         if self.state is not CLIENT_SWITCHED:
             self.state = CLIENT_CLOSED
         return events
@@ -282,37 +286,6 @@ class ClientConnection:
     def take_leftover(self) -> bytes:
         """In SWITCHED: the bytes read past the response head (they are the new protocol's)."""
         return self.parser.take_leftover()
-
-    def _advance(self, events: list[Event]) -> None:
-        for i, event in enumerate(events):
-            kind = event.__class__
-            if kind is ResponseHead:
-                if event.status < 200 or event.framing is FRAMING_TUNNEL:  # type: ignore[union-attr]
-                    self._on_special_head(events, i, event)  # type: ignore[arg-type]
-                    continue
-                try:
-                    self.state = self.state.next["final"]
-                except KeyError:
-                    self._unexpected(events, i, "a response the client did not expect")
-            elif kind is End:
-                self._on_end()
-            elif kind is Invalid:
-                self.state = CLIENT_CLOSED
-
-    def _on_end(self) -> None:
-        state = self.state
-        # RFC 9112 §9.3: keep the connection only if both messages are complete, neither
-        # side closes, and nothing of a next response is buffered.
-        writer = self.writer
-        if (
-            state is CLIENT_RECEIVING
-            and self.parser.state is PARSER_IDLE
-            and writer.keep_alive
-            and writer.complete
-        ):
-            self.state = CLIENT_IDLE
-        else:
-            self.state = state.next["done_close"]
 
     def _on_special_head(self, events: list[Event], i: int, head: ResponseHead) -> None:
         """An interim head (1xx but 101), or one that switches protocols (101, 2xx CONNECT)."""
