@@ -225,7 +225,7 @@ def test_2xx_to_connect_switches() -> None:
         conn.start_bodiless(b"CONNECT", b"example.com:443", HOST)
         return conn
 
-    events, state, conn = feeds(connecting, b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03")
+    _, state, conn = feeds(connecting, b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03")
     assert state is ClientState.SWITCHED
     assert conn.take_leftover() == b"\x16\x03"
 
@@ -236,7 +236,7 @@ def test_2xx_to_connect_switches() -> None:
     ids=["plain", "upgrade-before-the-body"],
 )
 def test_101_nobody_asked_for_is_an_error(make: Any) -> None:
-    events, state, conn = feeds(make, SWITCH + b"junk")
+    events, state, _ = feeds(make, SWITCH + b"junk")
     assert events == [("Invalid", error.UpstreamError)]
     assert state is ClientState.CLOSED
 
@@ -307,17 +307,15 @@ def test_illegal_transitions_raise_before_framing(setup: str, action: str) -> No
     elif setup == "closed":
         conn.close()
     before = conn.state
+    actions = {
+        "end": conn.end_request,
+        "body": lambda: conn.send_body(b"x"),
+        "continue": conn.continue_body,
+        "get": lambda: get(conn),
+        "post": lambda: conn.start_request(b"POST", b"/", HOST),
+    }
     with pytest.raises(error.OutputStateError):
-        if action == "end":
-            conn.end_request()
-        elif action == "body":
-            conn.send_body(b"x")
-        elif action == "continue":
-            conn.continue_body()
-        elif action == "get":
-            get(conn)
-        else:
-            conn.start_request(b"POST", b"/", HOST)
+        actions[action]()
     assert conn.state is before
 
 
