@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import thor.loop
+from thor.http import error
 from thor.http.client import HttpClient
 from thor.tcp import TcpConnection
 
@@ -139,7 +140,7 @@ def test_an_upgrade_refused_is_an_ordinary_response_and_keeps_the_connection(
             ex.on("switched", lambda tcp, leftover, events=events: events.append("switched"))
             ex.request_start(b"GET", url, [], upgrade=b"echo")
             ex.request_done([])
-            run_until(loop, events.__len__)
+            run_until(loop, lambda: bool(events))  # noqa: B023 - run before the next round
             assert events == ["done"]
     assert connections == [1]  # reused: one connection for both
 
@@ -166,3 +167,43 @@ def test_the_caller_can_pause_the_switched_connection(
         run_until(loop, lambda: len(taker.received) >= 8)
         assert taker.received == b"xxxxyyyy"
         taker.tcp.abort()
+
+
+def test_a_2xx_to_connect_hands_over_the_tunnel(loop: thor.loop.Loop, client: HttpClient) -> None:
+    heads: list[bytes] = []
+
+    def handler(sock: socket.socket) -> None:
+        head, _ = read_head(sock)
+        heads.append(head)
+        sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n\x16\x03tls?")
+        while data := sock.recv(65536):
+            sock.sendall(data)
+
+    with raw_server(handler) as srv:
+        ex = client.exchange()
+        taker = Taker(loop, ex, b"!", 6)
+        ex.request_start(
+            b"CONNECT", f"http://127.0.0.1:{srv.port}", [], tunnel_to="origin.example:443"
+        )
+        ex.request_done([])
+        run_until(loop, lambda: taker.received.endswith(b"!"))
+        assert client.conn_counts == {}
+    assert taker.events == [b"200", "switched"]
+    assert taker.leftover == b"\x16\x03tls?"
+    assert heads[0].startswith(b"CONNECT origin.example:443 HTTP/1.1\r\n")
+    assert header_value(heads[0], b"host") == b"origin.example:443"
+
+
+@pytest.mark.parametrize(
+    ("method", "tunnel_to"),
+    [("CONNECT", None), ("GET", "origin.example:443"), ("CONNECT", "origin.example")],
+)
+def test_connect_needs_a_host_and_port(
+    loop: thor.loop.Loop, client: HttpClient, method: str, tunnel_to: str | None
+) -> None:
+    ex = client.exchange()
+    errors: list[Exception] = []
+    ex.on("error", errors.append)
+    ex.request_start(method, "http://127.0.0.1:9/", [], tunnel_to=tunnel_to)
+    run_until(loop, lambda: bool(errors))
+    assert isinstance(errors[0], error.UrlError)

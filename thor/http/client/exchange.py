@@ -38,6 +38,7 @@ from thor.http.client.phase import Phase
 from thor.http.client.retry import Retries
 from thor.http.client.url import (
     IDEMPOTENT_METHODS,
+    connect_url,
     parse_url,
     prepare_headers,
     to_bytes,
@@ -128,12 +129,15 @@ class HttpClientExchange(EventEmitter):
         *,
         preserve_host: bool | None = None,
         upgrade: bytes | str | None = None,
+        tunnel_to: bytes | str | None = None,
     ) -> None:
         """Start the request; ``uri`` is absolute (http or https).
 
         ``upgrade`` offers a protocol switch (RFC 9110 §7.8): it is sent as the ``Upgrade``
         field (with ``Connection: Upgrade``), and a 101 answer ends the exchange with
-        ``switched(tcp, leftover)`` instead of returning the connection to the pool.
+        ``switched(tcp, leftover)`` instead of returning the connection to the pool. A
+        ``CONNECT`` to the server ``uri`` names asks it for a tunnel to ``tunnel_to``
+        (``host:port``); a 2xx answer ends it the same way (RFC 9110 §9.3.6).
         """
         if self._phase is not _NEW:
             raise error.OutputStateError("request_start() called twice")
@@ -152,6 +156,8 @@ class HttpClientExchange(EventEmitter):
                 uri = to_bytes(uri, "ascii")
             self.uri = uri
             url = parse_url(uri)
+            if method == b"CONNECT" or tunnel_to is not None:
+                url = connect_url(method, url, tunnel_to)
             if req_hdrs:
                 self.req_hdrs, self._headers, self._expect_continue = prepare_headers(
                     req_hdrs, url.authority, self.preserve_host, bool(client.idle_timeout)
@@ -161,8 +167,6 @@ class HttpClientExchange(EventEmitter):
                 self._headers = with_connection_options(
                     [(b"Host", url.authority)], False, bool(client.idle_timeout)
                 )
-            if method == b"CONNECT":
-                raise error.UrlError("CONNECT is not supported by the HTTP client")
             if upgrade is not None:
                 self._upgrade = True
                 self._headers = with_upgrade(self._headers, to_bytes(upgrade, "latin-1"))
