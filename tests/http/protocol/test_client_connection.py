@@ -6,7 +6,11 @@ the connection must end in the same state with the same events each way.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -355,3 +359,17 @@ def test_a_head_after_close_is_unexpected() -> None:
     events = conn.receive_data(OK)
     assert normalize(events) == [("Invalid", error.UpstreamError)]
     assert conn.state is ClientState.CLOSED
+
+
+def test_the_docs_example_runs() -> None:
+    doc = Path(__file__).resolve().parents[3] / "docs" / "http-protocol.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), re.S)
+    example = next(b for b in blocks if "ClientConnection()" in b)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(example, str(doc), "exec"), {})
+    assert out.getvalue().splitlines() == [
+        "ClientState.IDLE",
+        "True",
+        "ClientState.SWITCHED b'new bytes'",
+    ]
