@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -207,3 +211,24 @@ def test_connect_needs_a_host_and_port(
     ex.request_start(method, "http://127.0.0.1:9/", [], tunnel_to=tunnel_to)
     run_until(loop, lambda: bool(errors))
     assert isinstance(errors[0], error.UrlError)
+
+
+def test_the_docs_example_switches_and_echoes() -> None:
+    root = Path(__file__).resolve().parents[2]
+    example = root / "docs" / "examples" / "http_client_switch.py"
+    heads: list[bytes] = []
+    with raw_server(echo_after_101(heads)) as srv:
+        done = subprocess.run(
+            [sys.executable, str(example), f"http://127.0.0.1:{srv.port}/echo"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},  # this tree's thor, not an installed one
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "response: 101 Switching Protocols",
+        "echoed: hello over the new protocol",
+    ]
+    assert header_value(heads[0], b"upgrade") == b"echo"
