@@ -3,6 +3,8 @@
 Modules, each importing only those before it (no circles; type-only imports aside)::
 
     url.py         the URL and the header fields of a request (pure)
+    retry.py       the retry rules (pure)
+    phase.py       Phase: where an exchange is
     connection.py  PooledConnection: one TCP/TLS connection + the sans-IO ClientConnection
     exchange.py    HttpClientExchange: one request/response, its phase, retries, timers
     pool.py        OriginPool: the connections of one origin and the exchanges waiting
