@@ -96,6 +96,15 @@ def test_close_delimited_ends_at_eof() -> None:
     assert state is ClientState.CLOSED
 
 
+def test_request_close_closes_framed_or_remembered() -> None:
+    """RFC 9112 §9.6: no request after one that says close (the second comes from the memo)."""
+    for _ in range(2):
+        conn = ClientConnection()
+        conn.start_bodiless(b"GET", b"/bye", [*HOST, (b"Connection", b"TE, close")])
+        conn.receive_data(OK)
+        assert conn.state is ClientState.CLOSED
+
+
 def test_trailing_bytes_after_the_response_are_not_reused() -> None:
     """RFC 9112 §9.3: bytes after a complete response (no request asked for them)."""
     events, state, _ = feeds(fresh_get, OK + b"HTTP/1.1 200 OK\r\n")

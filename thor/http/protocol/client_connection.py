@@ -108,15 +108,20 @@ CLIENT_RECEIVING = ClientState.RECEIVING
 CLIENT_SWITCHED = ClientState.SWITCHED
 CLIENT_CLOSED = ClientState.CLOSED
 
-# Requests without a body, framed: (method, target, *fields) -> bytes (see start_bodiless).
+# Requests without a body, framed: (method, target, *fields) -> (bytes, writer); see
+# start_bodiless. The writer is one of two shared ones in the state the request's own
+# writer reached (complete; keep-alive, or "Connection: close"), never written to again.
 _BODILESS_MAX = 512
-_BODILESS: Memo[tuple[bytes, ...] | tuple[object, ...], bytes] = Memo(_BODILESS_MAX)
+_BODILESS: Memo[tuple[bytes, ...] | tuple[object, ...], tuple[bytes, RequestWriter]] = Memo(
+    _BODILESS_MAX
+)
 _BODILESS_SIZE = 2048
-# The writer of a request sent from bytes framed earlier: in the state its own writer would
-# have reached (complete, keep-alive), shared, never written to again.
-_BODILESS_SENT = RequestWriter()
-_BODILESS_SENT.start(b"GET", b"/", [], has_body=False)
-_BODILESS_SENT.end([])
+_SENT_KEEP = RequestWriter()
+_SENT_KEEP.start(b"GET", b"/", [], has_body=False)
+_SENT_KEEP.end([])
+_SENT_CLOSE = RequestWriter()
+_SENT_CLOSE.start(b"GET", b"/", [(b"Connection", b"close")], has_body=False)
+_SENT_CLOSE.end([])
 
 
 def _illegal(state: ClientState, action: str) -> error.HttpError:
@@ -132,7 +137,7 @@ class ClientConnection:
         self.state = CLIENT_IDLE
         self.parser = parser if parser is not None else ResponseParser()
         self.methods = self.parser.methods  # what the parser frames responses by
-        self.writer = _BODILESS_SENT  # replaced per request
+        self.writer = _SENT_KEEP  # replaced per request
         self.offered_switch = False  # the request in flight asked for Upgrade, or is CONNECT
         self.received = False  # a byte of the response to the request in flight arrived
 
@@ -187,17 +192,17 @@ class ClientConnection:
         if state is not CLIENT_IDLE:
             raise _illegal(state, "start_bodiless")
         key = (method, target, *headers)
-        data = _BODILESS.get(key)
-        if data is None:
+        cached = _BODILESS.get(key)
+        if cached is None:
             writer = self.writer = RequestWriter()
             data = writer.start(method, target, headers, has_body=False)
             data += writer.end(trailers)
-            # Only the usual case, and only small requests: bounded memory, and requests
+            # Only complete requests, and only small ones: bounded memory, and requests
             # with large fields (cookies, tokens) are rarely repeated anyway.
-            if writer.complete and writer.keep_alive and len(data) <= _BODILESS_SIZE:
-                _BODILESS.put(key, data)
+            if writer.complete and len(data) <= _BODILESS_SIZE:
+                _BODILESS.put(key, (data, _SENT_KEEP if writer.keep_alive else _SENT_CLOSE))
         else:
-            self.writer = _BODILESS_SENT
+            data, self.writer = cached
         self.methods.append(method)  # RFC 9112 §6.3: the response is framed by the method
         self.offered_switch = upgrade or method == b"CONNECT"
         self.received = False
