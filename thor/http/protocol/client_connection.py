@@ -249,16 +249,16 @@ class ClientConnection:
         events = self.parser.feed(data)
         self.received = True
         # Once per read: the usual response (a final head, an end) without a call.
-        for i, event in enumerate(events):
+        for event in events:
             kind = event.__class__
             if kind is ResponseHead:
                 if event.status < 200 or event.framing is FRAMING_TUNNEL:  # type: ignore[union-attr]
-                    self._on_special_head(events, i, event)  # type: ignore[arg-type]
+                    self._on_special_head(events, event)  # type: ignore[arg-type]
                     continue
                 try:
                     self.state = self.state.next["final"]
                 except KeyError:
-                    self._unexpected(events, i, "a response the client did not expect")
+                    self._unexpected(events, event, "a response the client did not expect")  # type: ignore[arg-type]
             elif kind is End:
                 # RFC 9112 §9.3: keep the connection only if both messages are complete,
                 # neither side closes, and nothing of a next response is buffered.
@@ -292,7 +292,7 @@ class ClientConnection:
         """In SWITCHED: the bytes read past the response head (they are the new protocol's)."""
         return self.parser.take_leftover()
 
-    def _on_special_head(self, events: list[Event], i: int, head: ResponseHead) -> None:
+    def _on_special_head(self, events: list[Event], head: ResponseHead) -> None:
         """An interim head (1xx but 101), or one that switches protocols (101, 2xx CONNECT)."""
         status = head.status
         state = self.state
@@ -306,12 +306,13 @@ class ClientConnection:
         # A switch nobody asked for (or before the request was complete): the bytes that
         # follow cannot be read as HTTP, and cannot be handed to anyone.
         if status == 101:
-            self._unexpected(events, i, "101 Switching Protocols to a plain request")
+            self._unexpected(events, head, "101 Switching Protocols to a plain request")
         else:
-            self._unexpected(events, i, "the server switched protocols")
+            self._unexpected(events, head, "the server switched protocols")
 
-    def _unexpected(self, events: list[Event], i: int, what: str) -> None:
-        """The head at ``i`` is a remote protocol error: it and what follows become Invalid."""
+    def _unexpected(self, events: list[Event], head: ResponseHead, what: str) -> None:
+        """``head`` is a remote protocol error: it and what follows become one Invalid."""
         self.state = CLIENT_CLOSED
+        i = next(j for j, event in enumerate(events) if event is head)  # (heads compare by value)
         events[i] = Invalid(error.UpstreamError(what))
         del events[i + 1 :]
