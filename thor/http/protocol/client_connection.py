@@ -248,7 +248,39 @@ class ClientConnection:
             self.state = CLIENT_CLOSED
         events = self.parser.feed(data)
         self.received = True
-        # Once per read: the usual response (a final head, an end) without a call.
+        if not events:
+            return events
+        # One request in flight, so one read holds at most one final head (first, unless
+        # interim heads come before it), at most one End, and Invalid only last: the usual
+        # read is settled by its first and last events, without a loop or a call.
+        first = events[0]
+        if first.__class__ is ResponseHead:
+            if first.status < 200 or first.framing is FRAMING_TUNNEL:
+                self._advance(events)  # interim heads, or a switch: every event counts
+                return events
+            try:
+                self.state = self.state.next["final"]
+            except KeyError:
+                self._unexpected(events, first, "a response the client did not expect")
+                return events
+        last = events[-1].__class__
+        if last is End:  # _on_end(), inline
+            writer = self.writer
+            if (
+                self.state is CLIENT_RECEIVING
+                and self.parser.state is PARSER_IDLE
+                and writer.keep_alive
+                and writer.complete
+            ):
+                self.state = CLIENT_IDLE
+            else:
+                self.state = self.state.next["done_close"]
+        elif last is Invalid:
+            self.state = CLIENT_CLOSED
+        return events
+
+    def _advance(self, events: list[Event]) -> None:
+        """Move the state by every event of ``events`` (a read with interim heads)."""
         for event in events:
             kind = event.__class__
             if kind is ResponseHead:
@@ -260,21 +292,23 @@ class ClientConnection:
                 except KeyError:
                     self._unexpected(events, event, "a response the client did not expect")  # type: ignore[arg-type]
             elif kind is End:
-                # RFC 9112 §9.3: keep the connection only if both messages are complete,
-                # neither side closes, and nothing of a next response is buffered.
-                writer = self.writer
-                if (
-                    self.state is CLIENT_RECEIVING
-                    and self.parser.state is PARSER_IDLE
-                    and writer.keep_alive
-                    and writer.complete
-                ):
-                    self.state = CLIENT_IDLE
-                else:
-                    self.state = self.state.next["done_close"]
+                self._on_end()
             elif kind is Invalid:
                 self.state = CLIENT_CLOSED
-        return events
+
+    def _on_end(self) -> None:
+        # RFC 9112 §9.3: keep the connection only if both messages are complete, neither
+        # side closes, and nothing of a next response is buffered.
+        writer = self.writer
+        if (
+            self.state is CLIENT_RECEIVING
+            and self.parser.state is PARSER_IDLE
+            and writer.keep_alive
+            and writer.complete
+        ):
+            self.state = CLIENT_IDLE
+        else:
+            self.state = self.state.next["done_close"]
 
     def receive_eof(self) -> list[Event]:
         """The server closed its side: the events that completes (an end, or Invalid). The
