@@ -105,9 +105,12 @@ def test_request_close_closes_framed_or_remembered() -> None:
         assert conn.state is ClientState.CLOSED
 
 
-def test_trailing_bytes_after_the_response_are_not_reused() -> None:
+@pytest.mark.parametrize(
+    "after", [b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 200 OK\r\n\r\n", b"garbage\r\n\r\n"]
+)
+def test_trailing_bytes_after_the_response_are_not_reused(after: bytes) -> None:
     """RFC 9112 §9.3: bytes after a complete response (no request asked for them)."""
-    events, state, _ = feeds(fresh_get, OK + b"HTTP/1.1 200 OK\r\n")
+    events, state, _ = feeds(fresh_get, OK + after)
     assert state is ClientState.CLOSED
     assert [type(e) for e in events][:3] == [ResponseHead, Body, End]
 
@@ -181,6 +184,13 @@ def test_100_continue_releases_the_body() -> None:
     conn.end_request()
     conn.receive_data(OK)
     assert conn.state is ClientState.IDLE
+
+
+def test_interim_heads_then_the_whole_response_in_one_read() -> None:
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+    events, state, _ = feeds(fresh_get, hints + hints + OK)
+    assert [type(e) for e in events] == [ResponseHead, ResponseHead, ResponseHead, Body, End]
+    assert state is ClientState.IDLE
 
 
 def test_100_continue_timeout_is_the_callers() -> None:
