@@ -10,7 +10,7 @@ import thor
 import thor.loop
 from thor.http import error
 from thor.http.client import HttpClient
-from thor.http.client_url import outgoing_headers, parse_url
+from thor.http.client.url import outgoing_headers, parse_url
 from thor.testing import run_for
 
 from .client_support import (

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 import thor.loop
-from thor.http import client_exchange, error
+from thor.http import error
+from thor.http.protocol import client_connection as client_exchange
 
 from .client_support import Clients, fetch, raw_server, read_head
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import thor.loop
-from thor.http.client_exchange import PENDING_HIGH_WATER
+from thor.http.client.exchange import PENDING_HIGH_WATER
 
 from .client_support import (
     Clients,

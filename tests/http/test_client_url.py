@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from thor.http import client_url, error
-from thor.http.client_url import outgoing_headers, parse_url, prepare_headers
+from thor.http import error
+from thor.http.client import url as client_url
+from thor.http.client.url import outgoing_headers, parse_url, prepare_headers
 
 
 def test_prepare_headers_encodes_str_and_keeps_what_was_given() -> None:

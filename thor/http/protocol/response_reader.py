@@ -73,7 +73,7 @@ class ResponseParser(BaseParser):
         super().__init__(
             max_field_section=max_field_section, max_fields=max_fields, max_body_size=max_body_size
         )
-        self._methods: deque[bytes] = deque()
+        self.methods: deque[bytes] = deque()  # of the requests sent, oldest first
         self._head: HeadScanner[StatusLine] = HeadScanner(
             parse_status_line,
             status_line_error,
@@ -85,7 +85,7 @@ class ResponseParser(BaseParser):
 
     def expect(self, method: bytes) -> None:
         """Register a request sent on this connection (call in sending order)."""
-        self._methods.append(method)
+        self.methods.append(method)
 
     def _read_head(self, buf: Buffer, pos: int, events: list[Event]) -> int:
         end = self._head.scan(buf, pos)
@@ -96,9 +96,9 @@ class ResponseParser(BaseParser):
         self._head.reset()
         assert line is not None
         version, status, phrase = line
-        if not self._methods:
+        if not self.methods:
             raise error.UpstreamError("response without a request")
-        method = self._methods[0]
+        method = self.methods[0]
         specials = collect(headers)
         framing, length = response_framing(method, status, specials, self._max_body_size)
         persist = keep_alive(version, specials) and framing is not FRAMING_CLOSE
@@ -107,6 +107,6 @@ class ResponseParser(BaseParser):
             self._interim = True
             return end  # interim: the final response to the same request follows
         self._interim = False
-        self._methods.popleft()
+        self.methods.popleft()
         self._start_body(events, framing, length, persist)
         return end

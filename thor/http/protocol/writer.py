@@ -22,6 +22,7 @@ from thor.http.headers import (
     HOP_BY_HOP,
     PLAIN_CONNECTION_OPTIONS,
     RawHeaderListType,
+    connection_tokens,
     split_list,
 )
 from thor.http.protocol import abnf
@@ -334,6 +335,10 @@ class RequestWriter(_BodyWriter):
             pairs = list(zip(lnames, headers, strict=True))
             lengths = [v for ln, (_, v) in pairs if ln == b"content-length"]
             kept = [h for ln, h in pairs if ln != b"transfer-encoding"]
+        if b"connection" in lnames and b"close" in connection_tokens(headers):
+            # RFC 9112 §9.6: a client that sends "close" sends no further request on the
+            # connection. (Most requests name no Connection: one tuple lookup.)
+            self.keep_alive = False
         if has_body is None:
             has_body = method in _BODY_METHODS
         extra = b""

@@ -20,20 +20,16 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from thor.http import error
-from thor.http.client_connection import ClientConnection
-from thor.http.client_exchange import IDEMPOTENT_METHODS
-from thor.http.protocol import ParserState
+from thor.http.client.connection import PooledConnection
+from thor.http.client.url import IDEMPOTENT_METHODS, Origin
+from thor.http.protocol.client_connection import CLIENT_IDLE
 from thor.tcp import TcpClient, TcpConnection
 
 if TYPE_CHECKING:
-    from thor.http.client import HttpClient
-    from thor.http.client_exchange import HttpClientExchange
+    from thor.http.client.client import HttpClient
+    from thor.http.client.exchange import HttpClientExchange
 
-__all__ = ["Origin", "OriginPool"]
-
-_PARSER_IDLE = ParserState.IDLE  # a global: enum member lookups are slow in CPython 3.11
-
-Origin = tuple[str, str, int]  # ("http" | "https", host (lower case, no brackets), port)
+__all__ = ["Origin", "OriginPool", "connect_error"]
 
 
 def connect_error(kind: str, code: int, message: str) -> error.HttpError:
@@ -55,7 +51,7 @@ class OriginPool:
     def __init__(self, client: HttpClient, origin: Origin) -> None:
         self.client = client
         self.origin = origin
-        self.idle: list[ClientConnection] = []  # a stack: the last released is reused first
+        self.idle: list[PooledConnection] = []  # a stack: the last released is reused first
         self.waiting: deque[HttpClientExchange] = deque()
         self.live = 0  # connections open or being opened
         self.connecting = 0
@@ -85,10 +81,10 @@ class OriginPool:
             if check and conn.is_stale():
                 conn.abort()
                 continue
-            exchange._attach(conn)
+            exchange.attach(conn)
             return
         # Dropping a stale connection may have emptied the pool and removed it from the client.
-        self.client._pools[self.origin] = self
+        self.client.adopt_pool(self)
         self.waiting.append(exchange)
         self._fill()
 
@@ -99,13 +95,13 @@ class OriginPool:
         except ValueError:
             pass
 
-    def release(self, conn: ClientConnection, reusable: bool) -> None:
+    def release(self, conn: PooledConnection, reusable: bool) -> None:
         """``conn`` finished its exchange; keep it (``reusable``) or close it."""
         conn.exchange = None
         if (
             not reusable
             or conn.retired
-            or conn.parser.state is not _PARSER_IDLE  # RFC 9112 §9.3: nothing left over
+            or conn.proto.state is not CLIENT_IDLE  # RFC 9112 §9.3: both complete, nothing over
             or not self.client.idle_timeout
         ):
             # Closed at once, not lingering: the response is read, and whatever of the request
@@ -118,7 +114,7 @@ class OriginPool:
 
     # --- connections --------------------------------------------------------------------------
 
-    def forget(self, conn: ClientConnection) -> None:
+    def forget(self, conn: PooledConnection) -> None:
         """``conn`` retired: it no longer counts; maybe open another for the waiting."""
         self.live -= 1
         if conn in self.idle:
@@ -131,9 +127,9 @@ class OriginPool:
         for conn in list(self.idle):
             conn.abort()
 
-    def _dispatch(self, conn: ClientConnection) -> None:
+    def _dispatch(self, conn: PooledConnection) -> None:
         if self.waiting:
-            self.waiting.popleft()._attach(conn)
+            self.waiting.popleft().attach(conn)
             return
         client = self.client
         conn.idle_since = now = client.loop.time()
@@ -170,16 +166,16 @@ class OriginPool:
 
     def _on_connect(self, tcp: TcpConnection) -> None:
         self.connecting -= 1
-        self._dispatch(ClientConnection(self, tcp))
+        self._dispatch(PooledConnection(self, tcp))
 
     def _on_connect_error(self, kind: str, code: int, message: str) -> None:
         self.connecting -= 1
         self.live -= 1
         if self.waiting:
-            self.waiting.popleft()._on_connect_error(connect_error(kind, code, message), kind)
+            self.waiting.popleft().connect_failed(connect_error(kind, code, message), kind)
         self._fill()
         self._maybe_empty()
 
     def _maybe_empty(self) -> None:
         if self.live == 0 and not self.waiting:
-            self.client._drop_pool(self)
+            self.client.drop_pool(self)

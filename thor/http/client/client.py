@@ -15,8 +15,9 @@ Settings are class attributes, so a subclass can set them (as Thor 0.17's docume
 promised, and unlike its code), and keyword arguments override them for one client. The
 second positional argument is ``idle_timeout``, as in the 0.17 documentation.
 
-The pieces: ``client_url`` (URL and header preparation), ``client_exchange`` (one request),
-``client_pool`` (connections per origin), ``client_connection`` (one connection).
+The pieces (``thor.http.client``): ``url`` (URL and header preparation), ``exchange`` (one
+request), ``pool`` (connections per origin), ``connection`` (one connection). The client is
+the one owner of the pools: the others read ``pools`` and change it through its methods.
 See docs/http-client.md.
 """
 
@@ -27,8 +28,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import thor.loop
-from thor.http.client_exchange import HttpClientExchange
-from thor.http.client_pool import Origin, OriginPool
+from thor.http.client.exchange import HttpClientExchange
+from thor.http.client.pool import OriginPool
+from thor.http.client.url import Origin
 
 if TYPE_CHECKING:
     import ssl
@@ -103,7 +105,7 @@ class HttpClient:
                 setattr(self, name, value)
         if self.max_server_conn < 1:
             raise ValueError("max_server_conn must be at least 1")
-        self._pools: dict[Origin, OriginPool] = {}
+        self.pools: dict[Origin, OriginPool] = {}  # read-only outside this class
 
     def exchange(self) -> HttpClientExchange:
         """A new exchange; attach listeners, then call ``request_start``."""
@@ -117,23 +119,31 @@ class HttpClient:
     @property
     def conn_counts(self) -> dict[Origin, int]:
         """Connections open or being opened, per origin (Thor 0.17)."""
-        return {origin: pool.live for origin, pool in self._pools.items() if pool.live}
+        return {origin: pool.live for origin, pool in self.pools.items() if pool.live}
 
     def idle_counts(self) -> dict[Origin, int]:
         """Idle connections per origin."""
-        return {origin: len(pool.idle) for origin, pool in self._pools.items() if pool.idle}
+        return {origin: len(pool.idle) for origin, pool in self.pools.items() if pool.idle}
 
     def close(self) -> None:
         """Close every idle connection (exchanges in progress go on)."""
-        for pool in list(self._pools.values()):
+        for pool in list(self.pools.values()):
             pool.close_idle()
 
-    def _pool_for(self, origin: Origin) -> OriginPool:
-        pool = self._pools.get(origin)
+    # --- the pools' owner: what exchanges and pools call --------------------------------------
+
+    def pool_for(self, origin: Origin) -> OriginPool:
+        """The pool of ``origin``, made on first use."""
+        pool = self.pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = OriginPool(self, origin)
+            pool = self.pools[origin] = OriginPool(self, origin)
         return pool
 
-    def _drop_pool(self, pool: OriginPool) -> None:
-        if self._pools.get(pool.origin) is pool:
-            del self._pools[pool.origin]
+    def adopt_pool(self, pool: OriginPool) -> None:
+        """``pool`` has work again (it may have been dropped while it had none)."""
+        self.pools[pool.origin] = pool
+
+    def drop_pool(self, pool: OriginPool) -> None:
+        """``pool`` has no connection and no waiting exchange: forget it."""
+        if self.pools.get(pool.origin) is pool:
+            del self.pools[pool.origin]

@@ -1,8 +1,9 @@
-"""One connection of the HTTP client: a TCP (or TLS) connection plus a response parser.
+"""One connection of the HTTP client: a TCP (or TLS) connection plus its sans-IO protocol.
 
-Theory of operation. A ``ClientConnection`` carries one exchange at a time (no pipelining,
-as in Thor 0.17). While it carries one, it feeds what it reads to its ``ResponseParser`` and
-hands the resulting events to the exchange; while it is idle in its pool, anything the
+Theory of operation. A ``PooledConnection`` carries one exchange at a time (no pipelining,
+as in Thor 0.17). While it carries one, it feeds what it reads to its sans-IO
+``ClientConnection`` (``proto``: the framing and the joint state) and hands the resulting
+events to the exchange; while it is idle in its pool, anything the
 server sends (bytes or EOF) means the server has given up on it or is confused, so the
 connection is dropped (RFC 9112 §9.3: a response can only answer a request).
 
@@ -26,27 +27,30 @@ import socket
 from typing import TYPE_CHECKING
 
 import thor.loop
-from thor.http.protocol import Event, ParserState, ResponseParser
+from thor.http.protocol import Event
+from thor.http.protocol.client_connection import CLIENT_IDLE, ClientConnection
 from thor.tcp import TcpConnection
 
 if TYPE_CHECKING:
-    from thor.http.client_exchange import HttpClientExchange
-    from thor.http.client_pool import OriginPool
+    from thor.http.client.exchange import HttpClientExchange
+    from thor.http.client.pool import OriginPool
 
-__all__ = ["ClientConnection"]
+__all__ = ["PooledConnection"]
+
+_TCP_EVENTS = ("data", "close", "disconnect", "pause")
 
 _PEEK_FLAGS = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 
 
-class ClientConnection:
+class PooledConnection:
     """A connection to an origin server, owned by an ``OriginPool``."""
 
-    __slots__ = ("exchange", "idle_since", "parser", "pool", "retired", "reused", "tcp", "timer")
+    __slots__ = ("exchange", "idle_since", "pool", "proto", "retired", "reused", "tcp", "timer")
 
     def __init__(self, pool: OriginPool, tcp: TcpConnection) -> None:
         self.pool = pool
         self.tcp = tcp
-        self.parser = ResponseParser()
+        self.proto = ClientConnection()
         self.exchange: HttpClientExchange | None = None
         self.timer: thor.loop.ScheduledEvent | None = None  # see "Timers" above
         self.idle_since = 0.0  # when it last went idle in its pool
@@ -59,21 +63,14 @@ class ClientConnection:
 
     def __repr__(self) -> str:
         state = "retired" if self.retired else "busy" if self.exchange else "idle"
-        return f"<ClientConnection {self.tcp.address!r} {state}>"
+        return f"<PooledConnection {self.tcp.address!r} {state}>"
 
     # --- what the exchange and the pool call --------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        self.tcp.write(data)
-
-    def expect(self, method: bytes) -> None:
-        """A request with ``method`` is being sent: the parser frames its response by it."""
-        self.parser.expect(method)
-
     @property
     def can_carry_another(self) -> bool:
-        """The parser is between messages with nothing buffered (RFC 9112 §9.3)."""
-        return not self.retired and self.parser.state is ParserState.IDLE
+        """Both messages are complete, keep-alive, nothing buffered (RFC 9112 §9.3)."""
+        return not self.retired and self.proto.state is CLIENT_IDLE
 
     def is_stale(self) -> bool:
         """True if the server closed (or wrote to) this idle connection.
@@ -110,7 +107,7 @@ class ClientConnection:
             return
         exchange = self.exchange
         if exchange is not None:
-            when = exchange._check_read_timeout()  # may fail the exchange (and retire us)
+            when = exchange.check_read_timeout()  # may fail the exchange (and retire us)
         elif self in self.pool.idle:
             when = self.idle_since + (self.pool.client.idle_timeout or 0.0)
             if when <= self.pool.client.loop.time():
@@ -133,8 +130,17 @@ class ClientConnection:
     def abort(self) -> None:
         """Retire, then close at once."""
         self.exchange = None
+        self.proto.close()
         self.retire()
         self.tcp.abort()
+
+    def hand_over(self) -> tuple[TcpConnection, bytes]:
+        """After a protocol switch: retire, stop listening to the TCP connection, and return
+        it with the bytes read past the response head. It is never pooled again."""
+        self.exchange = None
+        self.retire()
+        self.tcp.remove_listeners(*_TCP_EVENTS)
+        return self.tcp, self.proto.take_leftover()
 
     # --- TCP events ---------------------------------------------------------------------------
 
@@ -143,29 +149,30 @@ class ClientConnection:
         if exchange is None:
             self.abort()  # bytes on an idle connection: nothing can be answered by them
             return
-        events: list[Event] = self.parser.feed(data)
-        exchange._on_response_events(self, events, True)
+        events: list[Event] = self.proto.receive_data(data)
+        exchange.response_events(self, events, True)
 
     def _on_close(self) -> None:
         exchange = self.exchange
         if exchange is None:
             self.abort()  # the server closed an idle connection
             return
-        events = self.parser.feed_eof()
+        events = self.proto.receive_eof()
         self.retire()
         if events:
-            exchange._on_response_events(self, events, False)
+            exchange.response_events(self, events, False)
         else:
-            exchange._on_connection_lost(self)
+            exchange.connection_lost(self)
         self.tcp.abort()
 
     def _on_disconnect(self) -> None:
         exchange = self.exchange
+        self.proto.close()
         self.retire()
         if exchange is not None:
-            exchange._on_connection_lost(self)
+            exchange.connection_lost(self)
 
     def _on_write_pause(self, paused: bool) -> None:
         exchange = self.exchange
         if exchange is not None:
-            exchange._on_write_pause(paused)
+            exchange.write_paused(paused)

@@ -20,13 +20,23 @@ from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
 from thor.memo import Memo
 
 __all__ = [
+    "IDEMPOTENT_METHODS",
+    "Origin",
     "Url",
+    "connect_url",
     "outgoing_headers",
     "parse_url",
     "prepare_headers",
     "to_bytes",
+    "tunnel_target",
     "with_connection_options",
+    "with_upgrade",
 ]
+
+# RFC 9110 §9.2.2.
+IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
+
+Origin = tuple[str, str, int]  # ("http" | "https", host (lower case, no brackets), port)
 
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3986 §3.2.2 reg-name = *( unreserved / pct-encoded / sub-delims )
@@ -118,6 +128,26 @@ def _parse_origin(raw_scheme: bytes, authority: bytes) -> tuple[str, str, int]:
             raise error.UrlError(f"invalid port {port_part[:10]!r}")
         return scheme, host, int(port_part)
     return scheme, host, _DEFAULT_PORTS[scheme]
+
+
+def connect_url(method: bytes, url: Url, tunnel_to: bytes | str | None) -> Url:
+    """``url`` for a CONNECT request: still connected to ``url``'s host and port, with the
+    tunnel's end as the request-target and as ``Host`` (RFC 9110 §9.3.6)."""
+    if method != b"CONNECT" or tunnel_to is None:
+        raise error.UrlError("CONNECT needs tunnel_to, and tunnel_to needs CONNECT")
+    target = tunnel_target(to_bytes(tunnel_to, "ascii"))
+    return url._replace(target=target, authority=target)
+
+
+def tunnel_target(target: bytes) -> bytes:
+    """``target`` if it is a CONNECT request-target, else ``UrlError``: authority-form,
+    ``host:port`` with the port given (RFC 9112 §3.2.3, RFC 9110 §9.3.6)."""
+    if b"@" in target:
+        raise error.UrlError("userinfo in the CONNECT target")
+    _, port = _split_authority(target)
+    if not _PORT.fullmatch(port) or not 0 < int(port) < 65536:
+        raise error.UrlError(f"CONNECT needs host:port, not {target[:80]!r}")
+    return target
 
 
 def _split_authority(authority: bytes) -> tuple[str, bytes]:
@@ -222,3 +252,13 @@ def with_connection_options(
 # Names prepare_headers looks at: Host, TE, Expect and the hop-by-hop fields.
 _SPECIAL = HOP_BY_HOP | {b"host", b"expect"}
 _KEPT_ANYWAY = frozenset({b"host", b"te"})
+
+
+def with_upgrade(out: RawHeaderListType, protocols: bytes) -> RawHeaderListType:
+    """``out`` offering a protocol switch to ``protocols`` (RFC 9110 §7.8): the ``Upgrade``
+    field, named in ``Connection`` (it is hop-by-hop) with the options already there."""
+    options = [v for n, v in out if n == b"Connection"]
+    kept = [(n, v) for n, v in out if n != b"Connection"]
+    kept.append((b"Upgrade", protocols))
+    kept.append((b"Connection", b", ".join([*options, b"Upgrade"])))
+    return kept
