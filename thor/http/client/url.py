@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from thor.http import error
 from thor.http.headers import HOP_BY_HOP, RawHeaderListType, split_list
+from thor.http.protocol import abnf
 from thor.memo import Memo
 
 __all__ = [
@@ -42,7 +43,7 @@ _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3986 §3.2.2 reg-name = *( unreserved / pct-encoded / sub-delims )
 _REG_NAME = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%]+")
 _PORT = re.compile(rb"[0-9]{1,5}")
-_TARGET = re.compile(rb"[\x21-\x7e]*")
+_TARGET = abnf.target_re  # never empty here: "/" stands for it
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # A proxy talks to few origins with many paths: the origin part of a URI is parsed once.
 _ORIGIN_CACHE_SIZE = 1024

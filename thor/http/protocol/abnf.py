@@ -28,8 +28,11 @@ fields_re = re.compile(rb"(?:" + TOKEN + rb":" + FIELD_CHAR + rb"*\r\n)*")
 # Extracts (name, value with trailing OWS) from a field section fields_re has validated.
 field_pairs_re = re.compile(rb"(" + TOKEN + rb"):[ \t]*([^\r]*)\r\n")
 # RFC 9112 §3: request-line = method SP request-target SP HTTP-version. The target is checked
-# for shape separately (origin/absolute/authority/asterisk form, RFC 9112 §3.2).
-request_line_re = re.compile(rb"(" + TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
+# for shape separately (origin/absolute/authority/asterisk form, RFC 9112 §3.2); its
+# characters are visible ASCII (RFC 3986's, a subset, is what a writer must produce).
+TARGET_CHAR = rb"[\x21-\x7e]"
+target_re = re.compile(TARGET_CHAR + rb"+")
+request_line_re = re.compile(rb"(" + TOKEN + rb") (" + TARGET_CHAR + rb"+) HTTP/([0-9])\.([0-9])")
 
 # Fast path for the common case: an origin-form target (no "#") and HTTP/1.0 or 1.1.
 request_line_fast_re = re.compile(rb"(" + TOKEN + rb") (/[\x21\x22\x24-\x7e]*) HTTP/(1\.[01])")

@@ -350,7 +350,7 @@ class RequestWriter(_BodyWriter):
         return b"%s %s HTTP/1.1\r\n%s%s\r\n" % (method, target, _fields(kept), extra)
 
 
-_TARGET = re.compile(rb"[\x21-\x7e]+")
+_TARGET = abnf.target_re
 
 
 def _check_phrase(phrase: bytes) -> None:
