@@ -177,18 +177,19 @@ def test_fail_the_connection(why: str, wire: bytes, code: int) -> None:
         events = feed(s, pieces)
         assert isinstance(events[-1], ProtocolError), why
         assert events[-1].code == code
-        assert events[-1].close_frame[:4] == bytes(
-            [0x88, events[-1].close_frame[1]]
-        ) + code.to_bytes(2, "big")
+        assert s.state is ConnectionState.OPEN, "the application has not answered yet"
+        assert s.receive_data(client_frame(0x1, b"more")) == [], "reads nothing after failing"
+        frame = s.fail(code, why)
+        assert frame[:4] == bytes([0x88, 2 + len(why)]) + code.to_bytes(2, "big")
         assert s.state is ConnectionState.CLOSED
-        assert s.receive_data(client_frame(0x1, b"more")) == [], "dead after failing"
 
 
 def test_a_masked_frame_to_a_client_fails() -> None:
-    [event] = client().receive_data(client_frame(0x1, b"x"))
+    c = client()
+    [event] = c.receive_data(client_frame(0x1, b"x"))
     assert isinstance(event, ProtocolError)
     assert event.code == 1002
-    assert event.close_frame[1] & 0x80, "the client's own close frame is masked"
+    assert c.fail(event.code)[1] & 0x80, "the client's own close frame is masked"
 
 
 @pytest.mark.parametrize(
@@ -263,3 +264,13 @@ def test_max_message_size_whole_and_none() -> None:
     assert event.code == 1009
     big = b"x" * 200_000
     assert server(max_message_size=None).receive_data(client_frame(0x2, big)) == [BytesMessage(big)]
+
+
+def test_events_before_an_error_can_still_be_answered() -> None:
+    """A message and then a bad frame in one read: the echo goes out before the close."""
+    s = server()
+    events = s.receive_data(client_frame(0x1, b"hi") + client_frame(0x1, b"x", rsv=2))
+    assert events[0] == TextMessage("hi")
+    assert isinstance(events[1], ProtocolError)
+    assert s.send_text("hi") == server_frame(0x1, b"hi")
+    assert s.fail(events[1].code) == server_frame(0x8, b"\x03\xea")

@@ -9,8 +9,10 @@ decoder per text message, so an invalid byte fails the connection in the call th
 not when the message ends (§8.1). The usual case, a whole unfragmented message in one read,
 takes a fast path without the incremental machinery.
 
-Failing (§7.1.7) is a ``ProtocolError`` event carrying the close frame to send; the connection
-is then CLOSED and ignores further input. ``receive_eof`` reports a transport that ended early.
+Failing (§7.1.7) is a ``ProtocolError`` event carrying the close code: the connection ignores
+further input, and the application, once it has dealt with the events before it, calls
+``fail(event.code, event.reason)`` for the close frame to send before closing the transport.
+``receive_eof`` reports a transport that ended early.
 
 Masking (§5.1, §5.3): a client masks every frame with a fresh key from ``random`` (os.urandom
 unless the caller gives another source, as tests do); a server never masks. Each side fails a
@@ -116,6 +118,7 @@ class Connection:
         "_msg_size",
         "_parts",
         "_random",
+        "_reading",
         "_send_compressed",
         "_send_opcode",
         "close_code",
@@ -158,6 +161,7 @@ class Connection:
         self._deflater = deflate.deflater(self._is_client) if deflate else None
         self._inflater = deflate.inflater(self._is_client) if deflate else None
         self._buf = b""
+        self._reading = True  # False after the peer's close, a failure or the end of input
         self._frame_left = 0
         self._frame_fin = False
         self._frame_mask: bytes | None = None
@@ -178,15 +182,17 @@ class Connection:
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes from the transport; returns the events they complete."""
-        state = self.state
-        if state is CLOSED or state is _state.REMOTE_CLOSING:
-            return []  # §5.5.1: nothing follows the peer's close frame
+        if not self._reading:
+            return []  # §5.5.1: nothing follows the peer's close frame; nor a failure
         buf = self._buf + data if self._buf else data
         events: list[Event] = []
         try:
             pos = self._read_frames(buf, events)
         except _Fail as fail:
-            events.append(self._fail(fail.code, fail.reason))
+            # The events before the error stay valid: the application acts on them, then on
+            # the ProtocolError by calling fail(). Until then the state does not change.
+            events.append(ProtocolError(fail.code, fail.reason))
+            self._reading = False
             self._buf = b""
             return events
         self._buf = buf[pos:] if pos < len(buf) else b""
@@ -196,6 +202,7 @@ class Connection:
         """The transport ended: ConnectionLost (1006) unless the closing handshake is over."""
         if self.state is CLOSED:
             return []
+        self._reading = False
         self.state = transition(self.state, "lost")
         return [ConnectionLost()]
 
@@ -386,17 +393,10 @@ class Connection:
             except UnicodeDecodeError:
                 raise _Fail(1007, "close reason is not UTF-8") from None
         self.close_code, self.close_reason = code, reason
+        self._reading = False
         self.state = transition(self.state, "receive_close")
         events.append(CloseReceived(code, reason))
         return True
-
-    def _fail(self, code: int, reason: str) -> ProtocolError:
-        """§7.1.7: the close frame to send (unless one was sent already), then CLOSED."""
-        frame = b""
-        if self.state in CAN_SEND:
-            frame = self._frame(FIN | OP_CLOSE, close_payload(code, reason[:100]))
-        self.state = transition(self.state, "fail")
-        return ProtocolError(code, reason, frame)
 
     # --- sending -----------------------------------------------------------------------------
 
@@ -450,6 +450,19 @@ class Connection:
         payload = close_payload(code, reason)
         self.state = transition(self.state, "send_close")
         return self._frame(FIN | OP_CLOSE, payload)
+
+    def fail(self, code: int = 1002, reason: str = "") -> bytes:
+        """Fail the connection (§7.1.7): the close frame to send before closing the transport
+        (``b""`` if we sent our close already); the state becomes CLOSED.
+
+        The answer to a ProtocolError event: ``fail(event.code, event.reason)``.
+        """
+        frame = b""
+        if self.state in CAN_SEND:
+            frame = self._frame(FIN | OP_CLOSE, close_payload(code, reason[:100]))
+        self._reading = False
+        self.state = transition(self.state, "fail")
+        return frame
 
     def _frame(self, first: int, payload: bytes) -> bytes:
         if not self._is_client:

@@ -9,7 +9,8 @@ A connection's events follow this grammar::
 
 Pings and pongs may come between the fragments of a message (RFC 6455 §5.4). After
 ``CloseReceived`` the peer sends nothing more. ``ProtocolError`` and ``ConnectionLost`` are
-always last: the connection is ``CLOSED`` afterwards.
+always last: nothing is read afterwards (and after ``connection.fail()`` or a lost transport
+the connection is ``CLOSED``).
 
 Events are slotted value objects built by plain ``__init__`` (a frozen dataclass pays an
 ``object.__setattr__`` per field, see thor/http/protocol/messages.py): a message event is
@@ -129,16 +130,15 @@ class ProtocolError(Event):
     """The peer broke the protocol: fail the connection (RFC 6455 §7.1.7).
 
     ``code`` is the close code for it (1002 protocol error, 1007 invalid payload data, 1009
-    too big); ``close_frame`` the close frame to send before closing TCP, or ``b""`` when a
-    close frame was already sent. The connection is ``CLOSED`` afterwards.
+    too big). The connection reads nothing more; answer with ``connection.fail(event.code,
+    event.reason)``, send what it returns, then close the transport.
     """
 
-    __slots__ = ("close_frame", "code", "reason")
+    __slots__ = ("code", "reason")
 
-    def __init__(self, code: int, reason: str, close_frame: bytes = b"") -> None:
+    def __init__(self, code: int, reason: str) -> None:
         self.code = code
         self.reason = reason
-        self.close_frame = close_frame
 
 
 class ConnectionLost(Event):
