@@ -85,6 +85,11 @@ def negotiate(offer: bytes, config: DeflateConfig | None = None) -> tuple[Deflat
             b"permessage-deflate",  # §7.1.2.2: not offered, MUST NOT be sent
         ),
         (
+            b"permessage-deflate; server_max_window_bits=15",
+            DeflateConfig(),
+            b"permessage-deflate; server_max_window_bits=15",  # accepting it means naming it
+        ),
+        (
             b'permessage-deflate; server_max_window_bits="8"',
             DeflateConfig(),
             b"permessage-deflate; server_max_window_bits=8",
@@ -174,6 +179,11 @@ def test_the_client_offer_spells_its_config() -> None:
             DeflateConfig(server_max_window_bits=10),
             b"permessage-deflate; server_max_window_bits=10",
             Deflate(server_max_window_bits=10),
+        ),
+        (
+            DeflateConfig(server_max_window_bits=15, server_no_context_takeover=True),
+            b"permessage-deflate; server_max_window_bits=15; server_no_context_takeover",
+            Deflate(server_max_window_bits=15, server_no_context_takeover=True),
         ),
         (
             DeflateConfig(client_max_window_bits=10),
@@ -363,3 +373,37 @@ def test_config_checks_its_values() -> None:
         DeflateConfig(server_max_window_bits=7)
     with pytest.raises(ValueError, match="level"):
         DeflateConfig(level=10)
+
+
+def configs() -> list[DeflateConfig]:
+    out = []
+    for snct in (False, True):
+        for cnct in (False, True):
+            for sbits in (None, 8, 12, 15):
+                for cbits in (None, 9, 15):
+                    out.append(DeflateConfig(snct, cnct, sbits, cbits))
+    return out
+
+
+def test_every_offer_our_server_accepts_our_client_accepts_alike() -> None:
+    """Any client config against any server config: both ends agree on the parameters."""
+    from thor.websocket.protocol import accept, read_request
+
+    for mine in configs():
+        hello = client_request(b"h", deflate=mine, random=counter_random)
+        request = read_request(b"GET", b"1.1", hello.headers)
+        for theirs in configs()[::5]:
+            answer = accept(request, deflate=theirs)
+            assert answer.deflate is not None
+            checked = hello.check(101, answer.headers).deflate
+            assert checked is not None
+            assert checked.server_max_window_bits == answer.deflate.server_max_window_bits
+            assert checked.client_max_window_bits <= answer.deflate.client_max_window_bits
+            assert checked.server_no_context_takeover == answer.deflate.server_no_context_takeover
+            # And they talk.
+            client = Connection("client", deflate=checked, random=counter_random)
+            server = Connection("server", deflate=answer.deflate)
+            assert server.receive_data(client.send_text("abc abc abc")) == [
+                TextMessage("abc abc abc")
+            ]
+            assert client.receive_data(server.send_text("xyz xyz")) == [TextMessage("xyz xyz")]

@@ -92,16 +92,21 @@ class Deflate:
     client_max_window_bits: int = 15
     level: int = 6
 
-    def response_value(self, client_bits_offered: bool) -> bytes:
-        """The Sec-WebSocket-Extensions value a server answers with (§7.1)."""
+    def response_value(self, server_bits_always: bool, client_bits_allowed: bool) -> bytes:
+        """The Sec-WebSocket-Extensions value a server answers with (§7.1).
+
+        ``server_bits_always``: the offer named server_max_window_bits, so the answer must
+        too, even at 15 (§7.1.2.1); ``client_bits_allowed``: the offer named
+        client_max_window_bits, without which the answer must not (§7.1.2.2).
+        """
         parts = [NAME]
         if self.server_no_context_takeover:
             parts.append("server_no_context_takeover")
         if self.client_no_context_takeover:
             parts.append("client_no_context_takeover")
-        if self.server_max_window_bits != 15:
+        if server_bits_always or self.server_max_window_bits != 15:
             parts.append(f"server_max_window_bits={self.server_max_window_bits}")
-        if client_bits_offered and self.client_max_window_bits != 15:
+        if client_bits_allowed and self.client_max_window_bits != 15:
             parts.append(f"client_max_window_bits={self.client_max_window_bits}")
         return "; ".join(parts).encode("ascii")
 
@@ -185,7 +190,8 @@ def accept_offer(
             client_max_window_bits=client_bits,
             level=config.level,
         )
-        return deflate, deflate.response_value(parsed.client_bits_present)
+        value = deflate.response_value(parsed.server_bits is not None, parsed.client_bits_present)
+        return deflate, value
     return None
 
 
