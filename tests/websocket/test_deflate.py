@@ -376,13 +376,13 @@ def test_config_checks_its_values() -> None:
 
 
 def configs() -> list[DeflateConfig]:
-    out = []
-    for snct in (False, True):
-        for cnct in (False, True):
-            for sbits in (None, 8, 12, 15):
-                for cbits in (None, 9, 15):
-                    out.append(DeflateConfig(snct, cnct, sbits, cbits))
-    return out
+    return [
+        DeflateConfig(snct, cnct, sbits, cbits)
+        for snct in (False, True)
+        for cnct in (False, True)
+        for sbits in (None, 8, 12, 15)
+        for cbits in (None, 9, 15)
+    ]
 
 
 def test_every_offer_our_server_accepts_our_client_accepts_alike() -> None:
