@@ -22,6 +22,7 @@ setup(
             "pytest-timeout",  # no test may hang the suite
             "hypothesis",  # property tests of the sans-IO parser
             "trustme",  # TLS certificates generated inside tests
+            "kosoku",  # the Autobahn WebSocket cases (tests/websocket/test_autobahn.py)
             "requests",
             "werkzeug",
             "flask",  # a real framework behind the gateway
