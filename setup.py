@@ -23,6 +23,7 @@ setup(
             "hypothesis",  # property tests of the sans-IO parser
             "trustme",  # TLS certificates generated inside tests
             "h2",  # an independent HTTP/2 peer and HPACK oracle for the sans-IO HTTP/2 core
+            "kosoku",  # the Autobahn WebSocket cases (tests/websocket/test_autobahn.py)
             "requests",
             "werkzeug",
             "flask",  # a real framework behind the gateway

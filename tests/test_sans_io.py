@@ -41,7 +41,7 @@ print(json.dumps({{
 }}))
 """
 
-CORES = ["thor.http.protocol", "thor.http2.protocol"]
+CORES = ["thor.http.protocol", "thor.http2.protocol", "thor.websocket.protocol"]
 
 
 @pytest.mark.parametrize("module", CORES)
