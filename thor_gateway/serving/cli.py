@@ -21,6 +21,7 @@ from typing import Any
 
 import thor_gateway
 from thor_gateway.serving import config
+from thor_gateway.serving.checks import check_apps, check_settings
 from thor_gateway.serving.config import ConfigError, Kind, Settings
 from thor_gateway.serving.loading import AppLoadError
 
@@ -136,19 +137,6 @@ def _adopt_reloader_sockets(settings: Settings, environ: Mapping[str, str]) -> N
         settings.metrics_bind = config.Bind("fd", fd=int(environ[METRICS_FD]))
 
 
-def check_apps(settings: Settings) -> None:
-    """Import every mounted app and tell its interface (``--check-config``)."""
-    from thor_gateway.serving.loading import detect_interface, import_app
-    from thor_gateway.serving.server import preflight
-
-    preflight(settings)
-
-    for mount in settings.all_mounts():
-        obj = import_app(mount.app, mount.factory)
-        if mount.interface == "auto":
-            detect_interface(obj, f"mount {mount.prefix}={mount.app}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run thor-gateway; returns the exit status."""
     parser = build_parser()
@@ -159,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(config.to_toml(settings))
             return 0
         if getattr(args, "check_config", False):
+            check_settings(settings)  # the checks every start runs (below), then the apps
             check_apps(settings)
             sys.stdout.write("configuration OK\n")
             return 0
@@ -174,6 +163,7 @@ def run(settings: Settings, argv: list[str]) -> int:
 
     logs.configure(settings.log_level, settings.log_format)
     try:
+        check_settings(settings)  # what --check-config checks: one path for both
         if settings.reload:
             from thor_gateway.serving.reload import supervise
 

@@ -51,7 +51,6 @@ __all__ = [
     "Gateway",
     "Listeners",
     "log_routes",
-    "preflight",
     "run_single",
     "startup_failed",
 ]
@@ -78,30 +77,6 @@ class Listeners:
         for sock in self.all():
             if sock.fileno() >= 0:
                 sock.close()
-
-
-def preflight(settings: Settings) -> None:
-    """Check what a worker would only find out after the fork; raises :class:`ConfigError`.
-
-    (TLS files, the access log format, the trusted proxy list, the apps.)
-    """
-    tls_context(settings)
-    if settings.access_logfile:
-        try:
-            AccessLog("-", settings.access_logformat)
-        except (ValueError, TypeError) as error:
-            raise ConfigError("access_logformat", str(error)) from None
-    try:
-        ProxyTrust(settings.forwarded_allow_ips)
-    except ValueError as error:
-        raise ConfigError("forwarded_allow_ips", str(error)) from None
-    from thor_gateway.proxy.handler import check_route
-
-    for route in settings.proxy:
-        try:
-            check_route(route.upstreams, route.options)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"proxy {route.prefix}", str(error)) from None
 
 
 def tls_context(settings: Settings) -> Any:
