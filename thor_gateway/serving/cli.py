@@ -14,7 +14,9 @@ that cannot be loaded, or any other error before the server is ready.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -89,18 +91,50 @@ def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
         if option.kind is Kind.BOOL or raw is None:
             values[name] = raw
             continue
-        where = option.flags[-1] if option.flags else "MODULE:APP"
+        where = "/".join(option.flags) if option.flags else "MODULE:APP"
         try:
             values[name] = config.value_from_text(option, raw)
         except ValueError as error:
-            raise ConfigError(where, str(error)) from None
+            raise ConfigError(where, str(error) + _took_the_app(option, raw)) from None
     return values
+
+
+NUMERIC = (Kind.INT, Kind.SECONDS, Kind.SIZE)
+APP_SPEC = re.compile(r"[\w.]+:[\w.]+(\(.*\))?")
+
+
+def _took_the_app(option: config.Option, raw: object) -> str:
+    """A hint when a numeric flag missing its value took the app spec instead."""
+    if option.kind in NUMERIC and isinstance(raw, str) and APP_SPEC.fullmatch(raw):
+        flag = option.flags[-1]
+        return f" (that looks like the app: did {flag} miss its value? {flag} N {raw})"
+    return ""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``THOR_*`` variable that is no setting (a typo is otherwise silent)."""
+    known = [env for name, option, _ in config.options() for env in config.env_names(name, option)]
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith("THOR_") or variable in known:
+            continue
+        if variable.startswith("THOR_GATEWAY_"):  # the reloader's own, to its child
+            continue
+        # Compared without the shared THOR_ prefix, which would make everything look close.
+        names = {env.removeprefix("THOR_"): env for env in known}
+        near = difflib.get_close_matches(variable.removeprefix("THOR_"), names, n=1, cutoff=0.6)
+        hint = f"; did you mean {names[near[0]]}?" if near else " (docs/gateway.md lists them)"
+        warnings.append(f"{PROG}: warning: {variable} is not a setting and is ignored{hint}")
+    return warnings
 
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """Settings from defaults < config file < environment < flags."""
     file_values = config.load_toml(args.config) if getattr(args, "config", None) else {}
     env_values = config.from_environment(environ)
+    if not environ.get(RELOADER_CHILD):  # the reloader said it already
+        for warning in unknown_variables(environ):
+            sys.stderr.write(warning + "\n")
     settings = config.from_sources(file_values, env_values, _flag_values(args))
     if environ.get(RELOADER_CHILD):
         _adopt_reloader_sockets(settings, environ)
@@ -174,6 +208,10 @@ def run(settings: Settings, argv: list[str]) -> int:
             return Master(settings).run()
         from thor_gateway.serving import server
 
+        if os.environ.get(RELOADER_CHILD):  # a broken app answers 500 until it is fixed
+            from thor_gateway.serving.reload import serve_load_error
+
+            return server.run_single(settings, serve_load_error)
         return server.run_single(settings)
     except (ConfigError, AppLoadError) as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")

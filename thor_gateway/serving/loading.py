@@ -63,6 +63,9 @@ def parse_spec(spec: str) -> tuple[str, str, tuple[Any, ...] | None, dict[str, A
     """``"mod:f(1, a=2)"`` -> ``("mod", "f", (1,), {"a": 2})``; args None when not a call."""
     module, _, attr = spec.strip().partition(":")
     attr = attr or "app"
+    if module.endswith(".py") or "/" in module:  # a file name where a module name goes
+        dotted = module.removesuffix(".py").removeprefix("./").replace("/", ".")
+        raise AppLoadError(spec, f"give a module, not a file: {dotted}:{attr}")
     if not module or not all(part.isidentifier() for part in module.split(".")):
         raise AppLoadError(spec, "expected MODULE:APP (e.g. myproject.web:app)")
     if "(" not in attr:

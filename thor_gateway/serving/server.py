@@ -43,7 +43,7 @@ from thor_gateway.routing.forwarded import ProxyTrust
 from thor_gateway.routing.router import Route, Router
 from thor_gateway.serving.binds import describe, open_listener
 from thor_gateway.serving.config import ConfigError, Settings
-from thor_gateway.serving.loading import build_handler, build_proxy, import_app
+from thor_gateway.serving.loading import AppLoadError, build_handler, build_proxy, import_app
 
 __all__ = [
     "EXIT_STARTUP_ERROR",
@@ -246,7 +246,9 @@ class Gateway:
 
         def done(error: BaseException | None) -> None:
             if error is not None:
-                log.error("application startup failed: %s", error)
+                # One line, then the app's own traceback when it gave one (not escaped).
+                details = getattr(error, "details", "")
+                log.error("application startup failed: %s", error, extra={"details": details})
                 self.exit_status = EXIT_STARTUP_FAILED
                 self._stop_handlers(index)
                 return
@@ -439,10 +441,24 @@ def serve(gateway: Gateway) -> int:
     return gateway.exit_status
 
 
-def run_single(settings: Settings) -> int:
-    """Serve in this process (no master, no workers)."""
+def run_single(
+    settings: Settings,
+    on_load_error: Callable[[Listeners, AppLoadError], int] | None = None,
+) -> int:
+    """Serve in this process (no master, no workers).
+
+    ``on_load_error``: what to do, on the same sockets, when an app cannot be loaded
+    (the reloader's child answers 500 with the error); by default the error is raised.
+    """
     listeners = Listeners(settings)
     try:
-        return serve(Gateway(settings, listeners))
+        try:
+            gateway = Gateway(settings, listeners)
+        except AppLoadError as error:
+            if on_load_error is None:
+                raise
+            sys.stderr.write(f"thor-gateway: error: {error}\n")
+            return on_load_error(listeners, error)
+        return serve(gateway)
     finally:
         listeners.close()

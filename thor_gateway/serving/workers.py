@@ -327,7 +327,8 @@ class Master:
             try:
                 code = self._worker_main(ready_w, limit)
             except (ConfigError, AppLoadError) as error:
-                log.error("%s", error)
+                headline, _, details = str(error).partition("\n")  # the user's traceback
+                log.error("%s", headline, extra={"details": details})
                 if not self.listening:  # else the pipe is closed, its number maybe reused
                     summary = error.summary if isinstance(error, AppLoadError) else str(error)
                     _say_why(ready_w, summary)
