@@ -208,6 +208,15 @@ def serve_load_error(listeners: Listeners, error: Exception) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop)
+    supervisor = os.getppid()
+
+    def watch_supervisor() -> None:  # orphaned (the reloader was killed): nobody restarts us
+        if os.getppid() != supervisor:
+            stop()
+        else:
+            loop.schedule(1.0, watch_supervisor)
+
+    loop.schedule(1.0, watch_supervisor)
     log.error("the app cannot be loaded: answering 500 with the error until a file changes")
     loop.run()
     return 0

@@ -152,10 +152,10 @@ def test_a_broken_app_under_reload_answers_500_until_fixed(tmp_path: Path) -> No
         write(tmp_path, WSGI.replace("{version}", "two"), 10)
 
         def fixed() -> bool:
-            return requests.get(gateway.url + "/", timeout=5).text == "two"
+            return requests.get(gateway.url + "/", timeout=15).text == "two"
 
-        poll(fixed, 20, "the fixed code to be served")
+        poll(fixed, 40, "the fixed code to be served")
         gateway.signal(signal.SIGTERM)
         assert gateway.wait(20) == 0
     finally:
-        gateway.close()
+        gateway.stop()  # SIGTERM first: the reloader stops its child (a kill would not)
