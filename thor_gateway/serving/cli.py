@@ -8,7 +8,10 @@ or the environment.
 
 Exit status: 0 after a clean shutdown or a successful ``--check-config``;
 2 for bad configuration (a message names the flag, key or variable), an app
-that cannot be loaded, or any other error before the server is ready.
+that cannot be loaded, or any other error before the server is ready.  The
+checks before a start are the ones ``--check-config`` runs
+(:mod:`thor_gateway.serving.checks`).  Under ``--reload`` an app that cannot be
+loaded does not end the server: it answers 500 with the error until fixed.
 """
 
 from __future__ import annotations

@@ -301,6 +301,8 @@ class Master:
     def _new_worker_failed(self, worker: Worker, code: int) -> None:
         """A new worker could not start, while others serve: report it, keep them."""
         reason = worker.reason or f"exit status {code}"
+        if code == EXIT_STARTUP_FAILED:
+            reason += " (an app's startup hook failed; its log is above)"
         if worker.pid == self.successor:
             self.successor = None
             self.to_replace = []
