@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -30,7 +31,32 @@ MODES = ("auto", "on", "off")
 
 
 class LifespanError(RuntimeError):
-    """The app reported (or caused) a failed lifespan startup or shutdown."""
+    """The app reported (or caused) a failed lifespan startup or shutdown.
+
+    ``str()`` is one line; ``details`` is the app's own traceback (or the multi-line message
+    it sent), for the log to show once, under that line.
+    """
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def _reported(message: str) -> LifespanError:
+    """A ``.failed`` message: frameworks send a whole traceback; its last line says what."""
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return LifespanError(message.strip())
+    return LifespanError(lines[-1].strip(), message.rstrip())
+
+
+def _raised(exc: BaseException) -> LifespanError:
+    """An exception out of the app, with the app's frames only (not this module's)."""
+    report = traceback.TracebackException.from_exception(exc)
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if frame.filename != __file__]
+    )
+    return LifespanError(f"{type(exc).__name__}: {exc}", "".join(report.format()).rstrip())
 
 
 class LifespanManager:
@@ -95,9 +121,13 @@ class LifespanManager:
                 log.debug("the app does not support lifespan (%r); going on without it", exc)
                 self.supported = False
                 self._startup.set_result(None)
-            else:
-                log.error("lifespan startup raised", exc_info=exc)
-                self._startup.set_exception(LifespanError(f"startup raised {exc!r}"))
+            else:  # reported once, by whoever awaits startup (the server logs it)
+                self._startup.set_exception(_raised(exc))
+        elif self._startup.exception() is not None:
+            # The app said startup failed, then raised it (Starlette does): said already.
+            log.debug("the lifespan task raised after a failed startup: %r", exc)
+            if not self._shutdown.done():
+                self._shutdown.set_result(None)  # nobody awaits it: no asyncio warning
         elif not self._shutdown.done():
             log.error("lifespan task raised", exc_info=exc)
             self._shutdown.set_exception(LifespanError(f"lifespan raised {exc!r}"))
@@ -126,7 +156,7 @@ class LifespanManager:
         if kind == "lifespan.startup.complete" and not self._startup.done():
             self._startup.set_result(None)
         elif kind == "lifespan.startup.failed" and not self._startup.done():
-            self._startup.set_exception(LifespanError(message.get("message") or "startup failed"))
+            self._startup.set_exception(_reported(message.get("message") or "startup failed"))
         elif kind == "lifespan.shutdown.complete" and not self._shutdown.done():
             self._shutdown.set_result(None)
         elif kind == "lifespan.shutdown.failed" and not self._shutdown.done():

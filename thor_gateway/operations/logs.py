@@ -34,6 +34,12 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         return escape(super().formatMessage(record))
 
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        details = getattr(record, "details", "")
+        # A user's traceback, shown like an exception's under its one-line message.
+        return f"{text}\n{details}" if details else text
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record."""
@@ -52,6 +58,8 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif details := getattr(record, "details", ""):
+            entry["exception"] = details
         return json.dumps(entry, ensure_ascii=False)
 
 

@@ -8,19 +8,25 @@ or the environment.
 
 Exit status: 0 after a clean shutdown or a successful ``--check-config``;
 2 for bad configuration (a message names the flag, key or variable), an app
-that cannot be loaded, or any other error before the server is ready.
+that cannot be loaded, or any other error before the server is ready.  The
+checks before a start are the ones ``--check-config`` runs
+(:mod:`thor_gateway.serving.checks`).  Under ``--reload`` an app that cannot be
+loaded does not end the server: it answers 500 with the error until fixed.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import thor_gateway
 from thor_gateway.serving import config
+from thor_gateway.serving.checks import check_apps, check_settings
 from thor_gateway.serving.config import ConfigError, Kind, Settings
 from thor_gateway.serving.loading import AppLoadError
 
@@ -88,18 +94,50 @@ def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
         if option.kind is Kind.BOOL or raw is None:
             values[name] = raw
             continue
-        where = option.flags[-1] if option.flags else "MODULE:APP"
+        where = "/".join(option.flags) if option.flags else "MODULE:APP"
         try:
             values[name] = config.value_from_text(option, raw)
         except ValueError as error:
-            raise ConfigError(where, str(error)) from None
+            raise ConfigError(where, str(error) + _took_the_app(option, raw)) from None
     return values
+
+
+NUMERIC = (Kind.INT, Kind.SECONDS, Kind.SIZE)
+APP_SPEC = re.compile(r"[\w.]+:[\w.]+(\(.*\))?")
+
+
+def _took_the_app(option: config.Option, raw: object) -> str:
+    """A hint when a numeric flag missing its value took the app spec instead."""
+    if option.kind in NUMERIC and isinstance(raw, str) and APP_SPEC.fullmatch(raw):
+        flag = option.flags[-1]
+        return f" (that looks like the app: did {flag} miss its value? {flag} N {raw})"
+    return ""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``THOR_*`` variable that is no setting (a typo is otherwise silent)."""
+    known = [env for name, option, _ in config.options() for env in config.env_names(name, option)]
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith("THOR_") or variable in known:
+            continue
+        if variable.startswith("THOR_GATEWAY_"):  # the reloader's own, to its child
+            continue
+        # Compared without the shared THOR_ prefix, which would make everything look close.
+        names = {env.removeprefix("THOR_"): env for env in known}
+        near = difflib.get_close_matches(variable.removeprefix("THOR_"), names, n=1, cutoff=0.6)
+        hint = f"; did you mean {names[near[0]]}?" if near else " (docs/gateway.md lists them)"
+        warnings.append(f"{PROG}: warning: {variable} is not a setting and is ignored{hint}")
+    return warnings
 
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """Settings from defaults < config file < environment < flags."""
     file_values = config.load_toml(args.config) if getattr(args, "config", None) else {}
     env_values = config.from_environment(environ)
+    if not environ.get(RELOADER_CHILD):  # the reloader said it already
+        for warning in unknown_variables(environ):
+            sys.stderr.write(warning + "\n")
     settings = config.from_sources(file_values, env_values, _flag_values(args))
     if environ.get(RELOADER_CHILD):
         _adopt_reloader_sockets(settings, environ)
@@ -136,19 +174,6 @@ def _adopt_reloader_sockets(settings: Settings, environ: Mapping[str, str]) -> N
         settings.metrics_bind = config.Bind("fd", fd=int(environ[METRICS_FD]))
 
 
-def check_apps(settings: Settings) -> None:
-    """Import every mounted app and tell its interface (``--check-config``)."""
-    from thor_gateway.serving.loading import detect_interface, import_app
-    from thor_gateway.serving.server import preflight
-
-    preflight(settings)
-
-    for mount in settings.all_mounts():
-        obj = import_app(mount.app, mount.factory)
-        if mount.interface == "auto":
-            detect_interface(obj, f"mount {mount.prefix}={mount.app}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run thor-gateway; returns the exit status."""
     parser = build_parser()
@@ -159,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(config.to_toml(settings))
             return 0
         if getattr(args, "check_config", False):
+            check_settings(settings)  # the checks every start runs (below), then the apps
             check_apps(settings)
             sys.stdout.write("configuration OK\n")
             return 0
@@ -174,6 +200,7 @@ def run(settings: Settings, argv: list[str]) -> int:
 
     logs.configure(settings.log_level, settings.log_format)
     try:
+        check_settings(settings)  # what --check-config checks: one path for both
         if settings.reload:
             from thor_gateway.serving.reload import supervise
 
@@ -184,6 +211,10 @@ def run(settings: Settings, argv: list[str]) -> int:
             return Master(settings).run()
         from thor_gateway.serving import server
 
+        if os.environ.get(RELOADER_CHILD):  # a broken app answers 500 until it is fixed
+            from thor_gateway.serving.reload import serve_load_error
+
+            return server.run_single(settings, serve_load_error)
         return server.run_single(settings)
     except (ConfigError, AppLoadError) as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")

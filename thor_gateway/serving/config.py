@@ -248,6 +248,15 @@ class Settings:
         kind=Kind.INT,
         section="Processes",
     )
+    preload: bool = _opt(
+        False,
+        "--preload",
+        help="Import the apps once in the master, before forking the workers (faster starts, "
+        "shared memory); then SIGHUP restarts workers on the code already loaded. Without it, "
+        "each worker imports the apps, so SIGHUP deploys the code on disk.",
+        kind=Kind.BOOL,
+        section="Processes",
+    )
     graceful_timeout: float = _opt(
         30.0,
         "--graceful-timeout",

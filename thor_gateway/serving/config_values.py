@@ -241,7 +241,11 @@ def _from_text(option: Option, text: str) -> Any:
     """Parse a command-line or environment value of ``option``'s kind."""
     kind = option.kind
     if kind is Kind.INT:
-        return _non_negative(int(text))
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {text!r}") from None
+        return _non_negative(number)
     if kind is Kind.SECONDS:
         return _seconds(text)
     if kind is Kind.SIZE:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -44,10 +45,12 @@ class AppLoadError(Exception):
 
     exit_status = 2
 
-    def __init__(self, where: str, problem: str) -> None:
+    def __init__(self, where: str, problem: str, summary: str = "") -> None:
         super().__init__(f"{where}: {problem}")
         self.where = where
         self.problem = problem
+        # One line for a log that reports it from afar (the master, about a worker).
+        self.summary = summary or f"{where}: {problem.partition(chr(10))[0]}"
 
 
 def native_app(app: F) -> F:
@@ -60,6 +63,9 @@ def parse_spec(spec: str) -> tuple[str, str, tuple[Any, ...] | None, dict[str, A
     """``"mod:f(1, a=2)"`` -> ``("mod", "f", (1,), {"a": 2})``; args None when not a call."""
     module, _, attr = spec.strip().partition(":")
     attr = attr or "app"
+    if module.endswith(".py") or "/" in module:  # a file name where a module name goes
+        dotted = module.removesuffix(".py").removeprefix("./").replace("/", ".")
+        raise AppLoadError(spec, f"give a module, not a file: {dotted}:{attr}")
     if not module or not all(part.isidentifier() for part in module.split(".")):
         raise AppLoadError(spec, "expected MODULE:APP (e.g. myproject.web:app)")
     if "(" not in attr:
@@ -92,9 +98,9 @@ def import_app(spec: str, factory: bool = False) -> Any:
     except ModuleNotFoundError as error:
         if error.name and module_name.startswith(error.name):
             raise AppLoadError(spec, f"no module named {error.name!r}") from None
-        raise AppLoadError(spec, _failure("importing", module_name)) from None
-    except Exception:
-        raise AppLoadError(spec, _failure("importing", module_name)) from None
+        raise _failure(spec, "importing", module_name, error) from None
+    except Exception as error:
+        raise _failure(spec, "importing", module_name, error) from None
     obj: Any = module
     for part in attr.split("."):
         try:
@@ -108,13 +114,38 @@ def import_app(spec: str, factory: bool = False) -> Any:
             raise AppLoadError(spec, f"{attr!r} is not callable, so it cannot be a factory")
         try:
             obj = obj(*args, **kwargs)
-        except Exception:
-            raise AppLoadError(spec, _failure("calling the factory", attr)) from None
+        except Exception as error:
+            raise _failure(spec, "calling the factory", attr, error) from None
     return obj
 
 
-def _failure(doing: str, what: str) -> str:
-    return f"{doing} {what} failed:\n{traceback.format_exc().rstrip()}"
+def _failure(spec: str, doing: str, what: str, error: BaseException) -> AppLoadError:
+    """The user's error with the user's frames only (Thor's and importlib's are noise)."""
+    report = traceback.TracebackException.from_exception(error)
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if not _is_ours(frame.filename)]
+    )
+    text = "".join(report.format()).rstrip()
+    if isinstance(error, SyntaxError):
+        where = f" ({error.filename}, line {error.lineno})"
+        line = f"{type(error).__name__}: {error.msg}{where}"
+    else:
+        last = report.stack[-1] if report.stack else None
+        where = f" ({last.filename}, line {last.lineno})" if last else ""
+        line = f"{type(error).__name__}: {error}{where}"
+    return AppLoadError(spec, f"{doing} {what} failed:\n{text}", f"{spec}: {line}")
+
+
+_THOR_GATEWAY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__ or ""))
+
+
+def _is_ours(filename: str) -> bool:
+    """A frame of the gateway or of the import machinery, not of the user's app."""
+    if filename.startswith("<frozen importlib"):
+        return True
+    path = os.path.abspath(filename)
+    return path.startswith((_THOR_GATEWAY + os.sep, _IMPORTLIB + os.sep))
 
 
 def is_handler(obj: Any) -> bool:

@@ -15,9 +15,13 @@ library and works on every filesystem (inotify does not see changes made on
 some network and container mounts); it costs one ``stat`` per file per poll,
 so trees are capped at ``MAX_FILES`` files.
 
-A change: SIGTERM to the child (which drains), then a new child.  A child that
-exits by itself (a syntax error, say) is started again at the next change.
-SIGTERM/SIGINT to the supervisor stop the child and end with its exit status.
+A change: SIGTERM to the child (which drains), then a new child.  A child whose
+app cannot be loaded (a syntax error, say) does not exit: it answers every
+request with 500 and the error (:func:`serve_load_error`), so that a browser
+shows what is wrong instead of waiting on a socket nobody accepts from, until
+the next change restarts it.  A child that exits by itself is started again at
+the next change.  SIGTERM/SIGINT to the supervisor stop the child and end with
+its exit status.
 """
 
 from __future__ import annotations
@@ -29,18 +33,30 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import thor.loop
+from thor.http.server import HttpServer
+from thor_gateway.routing.router import Route, Router
 from thor_gateway.serving.config import Settings
 from thor_gateway.serving.server import Listeners
 
-__all__ = ["LISTEN_FDS", "METRICS_FD", "snapshot", "supervise", "watched_dirs"]
+__all__ = [
+    "LISTEN_FDS",
+    "METRICS_FD",
+    "serve_load_error",
+    "snapshot",
+    "supervise",
+    "watched_dirs",
+]
 
 log = logging.getLogger("thor_gateway.reload")
 LISTEN_FDS = "THOR_GATEWAY_LISTEN_FDS"
 METRICS_FD = "THOR_GATEWAY_METRICS_FD"
 POLL = 0.5
 MAX_FILES = 20000
+STOP_TIMEOUT = 5.0  # seconds the error page's child may take to answer what it accepted
 SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "venv", "env"}
 
 
@@ -134,3 +150,73 @@ def _stop(child: subprocess.Popen[bytes], timeout: float) -> int:
             child.kill()
             child.wait()
     return child.returncode
+
+
+class LoadErrorPage:
+    """Every request: 500 with the app's load error (the reloader's child, development only)."""
+
+    def __init__(self, error: str) -> None:
+        text = (
+            "thor-gateway: the app could not be loaded; "
+            "the server restarts when a watched file changes.\n\n" + error + "\n"
+        )
+        self.body = text.encode("utf-8", "replace")
+
+    def handle(self, exchange: Any, request: Any) -> None:
+        exchange.response_start(
+            500,
+            "Internal Server Error",
+            [
+                (b"Content-Type", b"text/plain; charset=utf-8"),
+                (b"Content-Length", str(len(self.body)).encode()),
+                (b"Cache-Control", b"no-store"),
+            ],
+        )
+        exchange.response_body(self.body)
+        exchange.response_done([])
+
+    def startup(self, done: Callable[[BaseException | None], None]) -> None:
+        done(None)
+
+    def shutdown(self, done: Callable[[BaseException | None], None]) -> None:
+        done(None)
+
+
+def serve_load_error(listeners: Listeners, error: Exception) -> int:
+    """In the reloader's child: answer 500 with ``error`` until told to stop (a change)."""
+    loop = thor.loop.default()
+    router = Router([Route(b"", LoadErrorPage(str(error)))], health_path=b"", ready_path=b"")
+    servers = [HttpServer(sock=sock, loop=loop) for sock in listeners.app]
+    for server in servers:
+        server.on("exchange", router.on_exchange)
+
+    pending = list(servers)
+
+    def stopped(server: HttpServer) -> None:
+        if server in pending:
+            pending.remove(server)
+            if not pending:
+                loop.stop()
+
+    def stop() -> None:
+        # As a drain does: what was accepted, or waits in the queue, is answered first.
+        for server in list(pending):
+            server.on("stop", lambda server=server: stopped(server))
+            server.graceful_shutdown(STOP_TIMEOUT)
+        if not pending:
+            loop.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+    supervisor = os.getppid()
+
+    def watch_supervisor() -> None:  # orphaned (the reloader was killed): nobody restarts us
+        if os.getppid() != supervisor:
+            stop()
+        else:
+            loop.schedule(1.0, watch_supervisor)
+
+    loop.schedule(1.0, watch_supervisor)
+    log.error("the app cannot be loaded: answering 500 with the error until a file changes")
+    loop.run()
+    return 0

@@ -43,7 +43,7 @@ from thor_gateway.routing.forwarded import ProxyTrust
 from thor_gateway.routing.router import Route, Router
 from thor_gateway.serving.binds import describe, open_listener
 from thor_gateway.serving.config import ConfigError, Settings, StaticRoute
-from thor_gateway.serving.loading import build_handler, build_proxy, import_app
+from thor_gateway.serving.loading import AppLoadError, build_handler, build_proxy, import_app
 
 __all__ = [
     "EXIT_STARTUP_ERROR",
@@ -51,7 +51,6 @@ __all__ = [
     "Gateway",
     "Listeners",
     "log_routes",
-    "preflight",
     "run_single",
     "startup_failed",
 ]
@@ -78,30 +77,6 @@ class Listeners:
         for sock in self.all():
             if sock.fileno() >= 0:
                 sock.close()
-
-
-def preflight(settings: Settings) -> None:
-    """Check what a worker would only find out after the fork; raises :class:`ConfigError`.
-
-    (TLS files, the access log format, the trusted proxy list, the apps.)
-    """
-    tls_context(settings)
-    if settings.access_logfile:
-        try:
-            AccessLog("-", settings.access_logformat)
-        except (ValueError, TypeError) as error:
-            raise ConfigError("access_logformat", str(error)) from None
-    try:
-        ProxyTrust(settings.forwarded_allow_ips)
-    except ValueError as error:
-        raise ConfigError("forwarded_allow_ips", str(error)) from None
-    from thor_gateway.proxy.handler import check_route
-
-    for route in settings.proxy:
-        try:
-            check_route(route.upstreams, route.options)
-        except (TypeError, ValueError) as error:
-            raise ConfigError(f"proxy {route.prefix}", str(error)) from None
 
 
 def tls_context(settings: Settings) -> Any:
@@ -273,7 +248,9 @@ class Gateway:
 
         def done(error: BaseException | None) -> None:
             if error is not None:
-                log.error("application startup failed: %s", error)
+                # One line, then the app's own traceback when it gave one (not escaped).
+                details = getattr(error, "details", "")
+                log.error("application startup failed: %s", error, extra={"details": details})
                 self.exit_status = EXIT_STARTUP_FAILED
                 self._stop_handlers(index)
                 return
@@ -468,11 +445,25 @@ def serve(gateway: Gateway) -> int:
     return gateway.exit_status
 
 
-def run_single(settings: Settings) -> int:
-    """Serve in this process (no master, no workers)."""
+def run_single(
+    settings: Settings,
+    on_load_error: Callable[[Listeners, AppLoadError], int] | None = None,
+) -> int:
+    """Serve in this process (no master, no workers).
+
+    ``on_load_error``: what to do, on the same sockets, when an app cannot be loaded
+    (the reloader's child answers 500 with the error); by default the error is raised.
+    """
     listeners = Listeners(settings)
     try:
-        return serve(Gateway(settings, listeners))
+        try:
+            gateway = Gateway(settings, listeners)
+        except AppLoadError as error:
+            if on_load_error is None:
+                raise
+            sys.stderr.write(f"thor-gateway: error: {error}\n")
+            return on_load_error(listeners, error)
+        return serve(gateway)
     finally:
         listeners.close()
 

@@ -1,10 +1,15 @@
 """``--workers N``: a master process and N forked workers sharing the listening sockets.
 
-Theory of operation.  The master opens every listening socket, imports the
-apps once (so that a bad app fails with exit status 2 before any fork, and
-workers start fast), then forks the workers.  Each worker builds its own
-handlers, thread pools and loop and serves on the inherited sockets; the
-kernel hands each new connection to one worker.  The master never accepts,
+Theory of operation.  The master opens every listening socket and checks that
+the apps import (so that a bad app fails with exit status 2 before any fork),
+then forks the workers.  Without ``--preload`` (the default, as in gunicorn)
+that check runs in a child process that exits after it, so nothing of the apps
+stays in the master: each worker imports the apps itself, from the files on
+disk, and the workers a SIGHUP starts serve the code as it is now.  With
+``--preload`` the master imports the apps itself before forking (workers start
+faster and share those pages; SIGHUP then restarts them on the same code).
+Each worker builds its own handlers, thread pools and loop and serves on the
+inherited sockets; the kernel hands each new connection to one worker.  The master never accepts,
 and it keeps the sockets open, so a connection that arrives while no worker is
 accepting waits in the listen queue instead of being refused.
 
@@ -13,11 +18,16 @@ signals, child exits and one pipe per worker that says "I am listening"):
 
 - a worker that dies is replaced (after a pause if they keep dying at once);
   a worker whose startup hooks fail (exit status 3), or that fails in any way
-  before it listens (exit status 2), stops the whole server;
+  before it listens (exit status 2), stops the whole server -- until one worker
+  has listened.  From then on such a failure (new code that does not import,
+  say) is logged in one line with the worker's reason, sent up its "ready"
+  pipe, and the workers already serving go on (a bad deploy does not take the
+  site down); the master tries again later, waiting longer each time;
 - ``--max-requests`` (+ a random ``--max-requests-jitter``): the worker drains
   and exits by itself after that many requests; the master starts another;
 - SIGHUP: rolling replacement, one worker at a time: start a new worker, wait
-  until it listens, then SIGTERM the old one (which drains);
+  until it listens, then SIGTERM the old one (which drains); a new worker that
+  fails to start ends the replacement, and the old workers keep serving;
 - SIGUSR1: passed on to every worker, which reopens its access log file;
 - SIGTERM / SIGINT: SIGTERM to every worker; each drains within
   ``--graceful-timeout``; workers still alive 5 s after that are killed.
@@ -41,7 +51,7 @@ from dataclasses import dataclass
 
 import thor.loop
 from thor_gateway.serving.binds import describe
-from thor_gateway.serving.cli import check_apps
+from thor_gateway.serving.checks import check_apps, check_apps_in_child
 from thor_gateway.serving.config import ConfigError, Settings
 from thor_gateway.serving.loading import AppLoadError
 from thor_gateway.serving.server import (
@@ -59,7 +69,10 @@ __all__ = ["Master"]
 log = logging.getLogger("thor_gateway.workers")
 KILL_GRACE = 5.0  # seconds after --graceful-timeout before SIGKILL
 RESPAWN_PAUSE = 1.0  # between replacements of workers that die at once
+MAX_RESPAWN_PAUSE = 30.0  # the longest wait after workers that could not start
 QUICK_DEATH = 1.0
+READY = b"r"  # first byte up a worker's ready pipe: it listens
+FAILED = b"e"  # ... or: it could not start, and why (one line) follows
 EXIT_BAD_CONFIG = EXIT_STARTUP_ERROR
 
 
@@ -77,6 +90,7 @@ class Worker:
     started: float
     ready: bool = False
     retiring: bool = False
+    reason: str = ""  # why it could not start, as it said up its pipe
 
 
 class Master:
@@ -95,12 +109,18 @@ class Master:
         self._next_spawn = 0.0
         self.metrics_dir: str | None = None
         self.listening = False  # in a worker: it told the master it listens
+        self.served = False  # a worker has listened: a failing new one is not fatal
+        self.failed_starts = 0  # in a row, since a worker last listened
 
     # ------------------------------------------------------------- running
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit status."""
-        check_apps(self.settings)  # import once here, and check TLS files: fail before forking
+        # Fail before forking; the settings were checked by the command line.
+        if self.settings.preload:
+            check_apps(self.settings)  # imported here, once, for every worker
+        else:
+            check_apps_in_child(self.settings)
         self.listeners = Listeners(self.settings)
         if self.listeners.metrics is not None:
             self.metrics_dir = tempfile.mkdtemp(prefix="thor-gateway-metrics-")
@@ -156,10 +176,19 @@ class Master:
                 continue
             for worker in self.workers.values():
                 if worker.ready_fd == fd:
-                    with contextlib.suppress(OSError):
-                        worker.ready = bool(os.read(fd, 1))
-                    if worker.ready:
-                        log.info("worker %d is listening", worker.pid)
+                    self._read_ready_pipe(worker)
+
+    def _read_ready_pipe(self, worker: Worker) -> None:
+        try:
+            said = os.read(worker.ready_fd, 4096)
+        except OSError:
+            return
+        if said.startswith(READY):
+            worker.ready = self.served = True
+            self.failed_starts = 0
+            log.info("worker %d is listening", worker.pid)
+        elif said.startswith(FAILED):
+            worker.reason = said[1:].decode("utf-8", "replace").strip()
 
     def _tick(self) -> None:
         if self.phase is Phase.STOPPING:
@@ -240,6 +269,8 @@ class Master:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            if not worker.ready and not worker.reason:
+                self._read_ready_pipe(worker)  # the child is gone: this cannot block
             os.close(worker.ready_fd)
             code = os.waitstatus_to_exitcode(status)
             self._worker_exited(worker, code)
@@ -252,6 +283,9 @@ class Master:
             if code not in (0, -signal.SIGTERM) and self.exit_status == 0:
                 self.exit_status = 1
             return
+        if code in (EXIT_STARTUP_FAILED, EXIT_BAD_CONFIG) and self.served and not worker.ready:
+            self._new_worker_failed(worker, code)
+            return
         if code in (EXIT_STARTUP_FAILED, EXIT_BAD_CONFIG):
             log.error("worker %d failed to start its apps: stopping", worker.pid)
             self.exit_status = code
@@ -263,6 +297,22 @@ class Master:
             log.warning("worker %d died (%d): starting another", worker.pid, code)
         if time.monotonic() - worker.started < QUICK_DEATH and code != 0:
             self._next_spawn = time.monotonic() + RESPAWN_PAUSE
+
+    def _new_worker_failed(self, worker: Worker, code: int) -> None:
+        """A new worker could not start, while others serve: report it, keep them."""
+        reason = worker.reason or f"exit status {code}"
+        if code == EXIT_STARTUP_FAILED:
+            reason += " (an app's startup hook failed; its log is above)"
+        if worker.pid == self.successor:
+            self.successor = None
+            self.to_replace = []
+            keep = "the old workers keep serving; fix it and send SIGHUP again"
+        else:
+            keep = "the other workers keep serving"
+        log.error("worker %d could not start: %s; %s", worker.pid, reason, keep)
+        self.failed_starts += 1
+        pause = min(MAX_RESPAWN_PAUSE, RESPAWN_PAUSE * 2**self.failed_starts)
+        self._next_spawn = time.monotonic() + pause
 
     def _spawn(self) -> int:
         ready_r, ready_w = os.pipe()
@@ -279,12 +329,17 @@ class Master:
             try:
                 code = self._worker_main(ready_w, limit)
             except (ConfigError, AppLoadError) as error:
-                log.error("%s", error)
+                headline, _, details = str(error).partition("\n")  # the user's traceback
+                log.error("%s", headline, extra={"details": details})
+                if not self.listening:  # else the pipe is closed, its number maybe reused
+                    summary = error.summary if isinstance(error, AppLoadError) else str(error)
+                    _say_why(ready_w, summary)
                 code = EXIT_BAD_CONFIG
             except Exception as error:
                 if self.listening:
                     log.exception("worker failed")
                 else:  # not a worker to replace: the next would fail the same way
+                    _say_why(ready_w, f"{type(error).__name__}: {error}")
                     code = startup_failed(error)
             except BaseException:
                 log.exception("worker failed")
@@ -330,7 +385,7 @@ class Master:
         gateway.abort_on_second_signal = False  # Ctrl-C reaches workers and master alike
 
         def ready() -> None:
-            os.write(ready_w, b"r")
+            os.write(ready_w, READY)
             os.close(ready_w)
             self.listening = True
 
@@ -344,3 +399,10 @@ class Master:
         gateway.on_ready = ready
         loop.schedule(1.0, watch_master)
         return serve(gateway)
+
+
+def _say_why(ready_w: int, reason: str) -> None:
+    """In a worker that cannot start: one line up its ready pipe, for the master's log."""
+    line = reason.splitlines()[0] if reason else ""
+    with contextlib.suppress(OSError):
+        os.write(ready_w, FAILED + line.encode("utf-8", "replace")[:4000])

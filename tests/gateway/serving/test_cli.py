@@ -61,7 +61,7 @@ def test_check_config_accepts(args: list[str]) -> None:
         ([f"{APPS}:named(print('x'))"], {}, "literal arguments only"),
         (["apps.hello_wsgi:app", "--keep-alive", "forever"], {}, "--keep-alive: expected seconds"),
         (["apps.hello_wsgi:app", "--log-level", "loud"], {}, "invalid choice"),
-        (["apps.hello_wsgi:app"], {"THOR_WORKERS": "two"}, "THOR_WORKERS: invalid literal"),
+        (["apps.hello_wsgi:app"], {"THOR_WORKERS": "two"}, "THOR_WORKERS: expected a whole number"),
         (["apps.hello_wsgi:app", "-c", "missing.toml"], {}, "--config missing.toml"),
         (["apps.hello_wsgi:app", "--mount", "api=x:y"], {}, "--mount: a prefix starts with '/'"),
         ([], {}, "nothing to serve"),

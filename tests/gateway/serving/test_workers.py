@@ -7,6 +7,7 @@ import re
 import signal
 from typing import Any
 
+import pytest
 import requests
 
 from tests.gateway.gateway_helpers import Load, poll
@@ -37,12 +38,17 @@ def test_workers_share_the_socket(start_gateway: Any) -> None:
     assert gateway.stop() == 0
 
 
-def test_apps_bound_to_the_loop_at_import_work_in_every_worker(start_gateway: Any) -> None:
-    # The master imports the apps before it forks, so a proxy or a client built at import
-    # is bound to the loop the master had; each worker renews that loop's selector
-    # (Loop.after_fork) instead of replacing the loop, or these requests would hang.
+@pytest.mark.parametrize("preload", [(), ("--preload",)], ids=["workers-import", "preload"])
+def test_apps_bound_to_the_loop_at_import_work_in_every_worker(
+    start_gateway: Any, preload: tuple[str, ...]
+) -> None:
+    # With --preload the master imports the apps before it forks, so a proxy or a client
+    # built at import is bound to the loop the master had; each worker renews that loop's
+    # selector (Loop.after_fork) instead of replacing the loop, or these requests would
+    # hang.  Without it, each worker imports them onto its renewed loop.
     backend = start_gateway(f"{APPS}:info", "-b", "127.0.0.1:0")
     gateway = start_gateway(
+        *preload,
         "-b",
         "127.0.0.1:0",
         "-w",
