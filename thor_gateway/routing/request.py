@@ -36,7 +36,7 @@ RawHeaders = list[tuple[bytes, bytes]]
 
 @dataclass(slots=True)
 class Request:
-    """One request, as routed to one mounted app (field meanings: API.md, "Gateway contracts")."""
+    """One request, as routed to one mounted app (the paths: see the module docstring)."""
 
     method: bytes
     target: bytes
