@@ -210,7 +210,12 @@ class Connection:
         return [ConnectionLost()]
 
     def _read_frames(self, buf: bytes, events: list[Event]) -> int:  # noqa: C901
-        """Read frames from ``buf``; returns how much of it was consumed."""
+        """Read frames from ``buf``; returns how much of it was consumed.
+
+        Long on purpose: it is the hot loop, and a Python call per header check would cost
+        more than the check (house style: optimise inside a boundary). Payload handling,
+        control frames and whole messages are separate methods.
+        """
         pos = 0
         end = len(buf)
         fast_limit = self._fast_limit
