@@ -101,6 +101,7 @@ class Connection:
         "_decoder",
         "_deflater",
         "_expect_mask",
+        "_fast_limit",
         "_fragments",
         "_frame_fin",
         "_frame_left",
@@ -159,6 +160,8 @@ class Connection:
             self._max_message,
             _UNLIMITED if max_decompressed_size is None else max_decompressed_size,
         )
+        # Frames up to this length may take the fast path in _read_frames; -1 turns it off.
+        self._fast_limit = -1 if fragments else min(125, self._max_frame, self._max_message)
         self._deflater = deflate.deflater(self._is_client) if deflate else None
         self._inflater = deflate.inflater(self._is_client) if deflate else None
         self._buf = b""
@@ -208,9 +211,17 @@ class Connection:
         return [ConnectionLost()]
 
     def _read_frames(self, buf: bytes, events: list[Event]) -> int:  # noqa: C901
-        """Read frames from ``buf``; returns how much of it was consumed."""
+        """Read frames from ``buf``; returns how much of it was consumed.
+
+        Long on purpose: it is the hot loop, and a Python call per header check would cost
+        more than the check (house style: optimise inside a boundary). Payload handling,
+        control frames and whole messages are separate methods.
+        """
         pos = 0
         end = len(buf)
+        fast_limit = self._fast_limit
+        key_size = 0 if self._is_client else 4
+        expect_mask = self._expect_mask
         while True:
             if self._frame_left:  # in the payload of a data frame
                 take = min(self._frame_left, end - pos)
@@ -224,6 +235,26 @@ class Connection:
                 return pos
             first = buf[pos]
             second = buf[pos + 1]
+            # The usual frame first: FIN, no RSV bit, text (0x81) or binary (0x82), between
+            # messages, a 7-bit length within the limits (the XOR leaves >= 128 if the mask bit
+            # is wrong), all in buf. One comparison each instead of the checks below.
+            length = second ^ expect_mask
+            if 0x80 < first < 0x83 and length <= fast_limit and not self._msg_opcode:
+                start = pos + 2 + key_size
+                stop = start + length
+                if stop <= end:
+                    payload = buf[start:stop]
+                    if key_size:
+                        payload = mask(payload, buf[start - 4 : start])
+                    if first == 0x82:
+                        events.append(BytesMessage(payload))
+                    else:
+                        try:
+                            events.append(TextMessage(payload.decode("utf-8")))
+                        except UnicodeDecodeError:
+                            raise _Fail(1007, "text is not UTF-8") from None  # §8.1
+                    pos = stop
+                    continue
             opcode = first & 0x0F
             length = second & 0x7F
             masked = second & 0x80
