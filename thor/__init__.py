@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 # Imported on first use, so that `import thor` stays cheap and opens nothing: the sans-IO
-# core (thor.http.protocol, thor.ws.protocol...) imports this package but no IO module.
+# cores (thor.http.protocol, thor.websocket.protocol, thor.http2.protocol) import this
+# package but no IO module.
 _LAZY = {
     "loop": "thor",
     "run": "thor.loop",
