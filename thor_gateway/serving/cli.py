@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import thor_gateway
-from thor_gateway.serving import config
+from thor_gateway.serving import config, config_sources
 from thor_gateway.serving.config import ConfigError, Kind, Settings
 from thor_gateway.serving.loading import AppLoadError
 
@@ -98,9 +98,9 @@ def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """Settings from defaults < config file < environment < flags."""
-    file_values = config.load_toml(args.config) if getattr(args, "config", None) else {}
-    env_values = config.from_environment(environ)
-    settings = config.from_sources(file_values, env_values, _flag_values(args))
+    file_values = config_sources.load_toml(args.config) if getattr(args, "config", None) else {}
+    env_values = config_sources.from_environment(environ)
+    settings = config_sources.from_sources(file_values, env_values, _flag_values(args))
     if environ.get(RELOADER_CHILD):
         _adopt_reloader_sockets(settings, environ)
     else:
@@ -156,8 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = resolve(args, os.environ)
         if getattr(args, "print_config", False):
-            sys.stdout.write(config.to_toml(settings))
+            sys.stdout.write(config_sources.to_toml(settings))
             return 0
+        from thor_gateway.serving.process_setup import prepare
+
+        prepare(settings, serving_child=bool(os.environ.get(RELOADER_CHILD)))
         if getattr(args, "check_config", False):
             check_apps(settings)
             sys.stdout.write("configuration OK\n")
@@ -170,21 +173,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(settings: Settings, argv: list[str]) -> int:
     """Serve until told to stop: reloader, master with workers, or one process."""
-    from thor_gateway.operations import logs
+    from thor_gateway.serving.process_setup import PidFile
 
-    logs.configure(settings.log_level, settings.log_format)
     try:
-        if settings.reload:
-            from thor_gateway.serving.reload import supervise
+        configure_logs(settings)
+        with PidFile(None if os.environ.get(RELOADER_CHILD) else settings.pid):
+            if settings.reload:
+                from thor_gateway.serving.reload import supervise
 
-            return supervise(settings, argv)
-        if settings.workers > 1 or settings.max_requests:
-            from thor_gateway.serving.workers import Master
+                return supervise(settings, argv)
+            if settings.workers > 1 or settings.max_requests or settings.workers_max_rss:
+                from thor_gateway.serving.workers import Master
 
-            return Master(settings).run()
-        from thor_gateway.serving import server
+                return Master(settings).run()
+            from thor_gateway.serving import server
 
-        return server.run_single(settings)
+            return server.run_single(settings)
     except (ConfigError, AppLoadError) as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return 2
@@ -192,3 +196,18 @@ def run(settings: Settings, argv: list[str]) -> int:
         from thor_gateway.serving.server import startup_failed
 
         return startup_failed(error)
+
+
+def configure_logs(settings: Settings) -> None:
+    """The error log: --log-level, --log-format, --error-logfile, then --log-config."""
+    from thor_gateway.operations import logs
+
+    try:
+        logs.configure(settings.log_level, settings.log_format, settings.error_logfile)
+    except OSError as error:
+        raise ConfigError("--error-logfile", error.strerror or str(error)) from None
+    if settings.log_config is not None:
+        try:
+            logs.apply_config_file(settings.log_config)
+        except ValueError as error:
+            raise ConfigError("--log-config", str(error)) from None

@@ -15,18 +15,13 @@ names).  From that single declaration come:
 Waitress declares its settings in three files that must be kept in step; here
 there is one place, and a test checks that the docs list every setting.
 
-Sources are layered, each one overriding the ones before it: built-in
-defaults < config file < environment < command line.  Every value, whatever
-its source, is parsed and checked by the same function of its :class:`Kind`
-(:mod:`thor_gateway.serving.config_values`); a bad value raises :class:`ConfigError`
-naming the flag, key or variable.
+How the sources are read, layered and checked is
+:mod:`thor_gateway.serving.config_sources`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +35,7 @@ from thor_gateway.serving.config_values import (
     Option,
     ProxyRoute,
     parse_bind,
-    toml_value,
     value_from_text,
-    value_from_toml,
 )
 
 __all__ = [
@@ -53,13 +46,9 @@ __all__ = [
     "Option",
     "ProxyRoute",
     "Settings",
-    "docs_table",
     "env_names",
-    "from_sources",
-    "load_toml",
     "options",
     "parse_bind",
-    "to_toml",
     "value_from_text",
 ]
 
@@ -157,6 +146,35 @@ class Settings:
         metavar="PATH",
         section="Apps",
     )
+    pythonpath: list[str] = field(
+        default_factory=list,
+        metadata=_meta(
+            "--pythonpath",
+            "--app-dir",
+            help="Directories put first on sys.path before the apps are imported "
+            "(repeatable, or comma-separated).",
+            kind=Kind.LIST,
+            metavar="DIR",
+            section="Apps",
+        ),
+    )
+    chdir: str | None = _opt(
+        None,
+        "--chdir",
+        help="Change to this directory before the apps are imported.",
+        kind=Kind.PATH,
+        metavar="DIR",
+        section="Apps",
+    )
+    env_file: str | None = _opt(
+        None,
+        "--env-file",
+        help="Set the KEY=VALUE lines of this file in the environment before the apps are "
+        "imported (variables already set win).",
+        kind=Kind.PATH,
+        metavar="PATH",
+        section="Apps",
+    )
     bind: list[Bind] = field(
         default_factory=list,
         metadata=_meta(
@@ -196,6 +214,37 @@ class Settings:
         help="TLS private key (PEM).",
         kind=Kind.PATH,
         metavar="PATH",
+    )
+    ssl_keyfile_password: str | None = _opt(
+        None,
+        "--ssl-keyfile-password",
+        "--keyfile-password",
+        help="Password of an encrypted --keyfile.",
+        kind=Kind.STR,
+        metavar="PASSWORD",
+    )
+    ssl_ca_certs: str | None = _opt(
+        None,
+        "--ssl-ca-certs",
+        "--ca-certs",
+        help="CA certificates (PEM) that client certificates are verified against.",
+        kind=Kind.PATH,
+        metavar="PATH",
+    )
+    ssl_cert_reqs: str = _opt(
+        "optional",
+        "--ssl-cert-reqs",
+        "--cert-reqs",
+        help="With --ssl-ca-certs, whether clients must send a certificate: none, optional "
+        "(verified when sent) or required; 0, 1, 2 as ssl.CERT_* numbers.",
+        kind=Kind.CHOICE,
+        choices=("none", "optional", "required", "0", "1", "2"),
+    )
+    server_header: bool = _opt(
+        True, "--server-header", help="Add 'Server: thor' when a response has none.", kind=Kind.BOOL
+    )
+    date_header: bool = _opt(
+        True, "--date-header", help="Add a Date field when a response has none.", kind=Kind.BOOL
     )
     workers: int = _opt(
         1,
@@ -254,6 +303,78 @@ class Settings:
         "--reload",
         help="Development: restart when a .py file under the app's directory changes.",
         kind=Kind.BOOL,
+        section="Processes",
+    )
+    reload_dir: list[str] = field(
+        default_factory=list,
+        metadata=_meta(
+            "--reload-dir",
+            help="With --reload, watch these directories instead of the apps' (repeatable).",
+            kind=Kind.LIST,
+            metavar="DIR",
+            section="Processes",
+        ),
+    )
+    reload_include: list[str] = field(
+        default_factory=list,
+        metadata=_meta(
+            "--reload-include",
+            help="With --reload, also watch files matching these glob patterns "
+            "(repeatable; *.py always).",
+            kind=Kind.LIST,
+            metavar="GLOB",
+            section="Processes",
+        ),
+    )
+    timeout: float = _opt(
+        30.0,
+        "-t",
+        "--timeout",
+        help="Kill and replace a worker whose loop has not answered for this long "
+        "(workers only; 0: never).",
+        kind=Kind.SECONDS,
+        section="Processes",
+    )
+    workers_max_rss: int = _opt(
+        0,
+        "--workers-max-rss",
+        help="Recycle a worker whose resident memory exceeds this many MiB (0: never).",
+        kind=Kind.INT,
+        metavar="MIB",
+        section="Processes",
+    )
+    pid: str | None = _opt(
+        None,
+        "-p",
+        "--pid",
+        help="Write the main process's id to this file (removed at exit).",
+        kind=Kind.PATH,
+        metavar="FILE",
+        section="Processes",
+    )
+    user: str | None = _opt(
+        None,
+        "-u",
+        "--user",
+        help="After opening the sockets, switch to this user (name or id); needs root.",
+        kind=Kind.STR,
+        section="Processes",
+    )
+    group: str | None = _opt(
+        None,
+        "-g",
+        "--group",
+        help="After opening the sockets, switch to this group (name or id); needs root.",
+        kind=Kind.STR,
+        section="Processes",
+    )
+    umask: str | None = _opt(
+        None,
+        "-m",
+        "--umask",
+        help="File mode creation mask, in octal (e.g. 027), set before anything is created.",
+        kind=Kind.STR,
+        metavar="OCTAL",
         section="Processes",
     )
     keep_alive: float = _opt(
@@ -327,6 +448,14 @@ class Settings:
         kind=Kind.INT,
         section="Limits and timeouts",
     )
+    request_timeout: float = _opt(
+        0.0,
+        "--request-timeout",
+        help="Deadline of a request to an app: 504 if no response has started by then, "
+        "else the response is cut (0: none).",
+        kind=Kind.SECONDS,
+        section="Limits and timeouts",
+    )
     forwarded_allow_ips: list[str] = field(
         default_factory=_default_allow_ips,
         metadata=_meta(
@@ -396,6 +525,40 @@ class Settings:
         metavar="PATH",
         section="Operations",
     )
+    proxy_headers: bool = _opt(
+        True,
+        "--proxy-headers",
+        help="Believe Forwarded / X-Forwarded-* from --forwarded-allow-ips peers; "
+        "--no-proxy-headers believes nobody.",
+        kind=Kind.BOOL,
+        section="Operations",
+    )
+    access_log: bool | None = _opt(
+        None,
+        "--access-log",
+        help="--no-access-log: no access log, whatever --access-logfile says; "
+        "--access-log: to standard output when no file is given.",
+        kind=Kind.BOOL,
+        section="Operations",
+    )
+    error_logfile: str | None = _opt(
+        None,
+        "--error-logfile",
+        "--log-file",
+        help="Write the error log to this file ('-': standard error, the default).",
+        kind=Kind.PATH,
+        metavar="PATH",
+        section="Operations",
+    )
+    log_config: str | None = _opt(
+        None,
+        "--log-config",
+        help="Configure logging from this file: logging.config.dictConfig in .json or .toml, "
+        "or fileConfig in .ini/.conf.",
+        kind=Kind.PATH,
+        metavar="PATH",
+        section="Operations",
+    )
 
     # ------------------------------------------------------------ derived
 
@@ -418,27 +581,6 @@ class Settings:
             mounts.append(Mount("/", self.app, self.interface, self.factory))
         return mounts
 
-    def check(self) -> None:
-        """Cross-setting checks; raises :class:`ConfigError`."""
-        prefixes = [m.prefix for m in self.all_mounts()] + [p.prefix for p in self.proxy]
-        for prefix in prefixes:
-            if prefixes.count(prefix) > 1:
-                raise ConfigError("mount", f"the prefix {prefix!r} is mounted twice")
-        if not prefixes:
-            raise ConfigError("app", "nothing to serve: give MODULE:APP, --mount or --proxy")
-        if (self.certfile is None) != (self.keyfile is None):
-            raise ConfigError("certfile", "--certfile and --keyfile go together")
-        if self.workers < 1:
-            raise ConfigError("workers", "must be at least 1")
-        if self.threads < 1:
-            raise ConfigError("threads", "must be at least 1")
-        for name in ("health_path", "ready_path"):
-            value = getattr(self, name)
-            if value and not value.startswith("/"):
-                raise ConfigError(name, f"must start with '/': {value!r}")
-        if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
-            raise ConfigError("root_path", "must start with '/' and not end with '/'")
-
 
 def options() -> list[tuple[str, Option, Any]]:
     """(name, option, default) for every setting, in declaration order."""
@@ -452,101 +594,3 @@ def options() -> list[tuple[str, Option, Any]]:
 def env_names(name: str, option: Option) -> tuple[str, ...]:
     """The environment variables of a setting, strongest first."""
     return ("THOR_" + name.upper(), *option.env)
-
-
-# ------------------------------------------------------------------ sources
-
-
-def load_toml(path: str) -> dict[str, Any]:
-    """Read a config file into {field name: value}; raises :class:`ConfigError`."""
-    try:
-        with open(path, "rb") as file:
-            data = tomllib.load(file)
-    except OSError as error:
-        raise ConfigError(f"--config {path}", error.strerror or str(error)) from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"--config {path}", f"not valid TOML: {error}") from None
-    known = {name: option for name, option, _ in options()}
-    values: dict[str, Any] = {}
-    for key, value in data.items():
-        name = key.replace("-", "_")
-        if name not in known:
-            raise ConfigError(f"{path}: {key}", "unknown setting")
-        try:
-            values[name] = value_from_toml(name, known[name], value)
-        except ValueError as error:
-            raise ConfigError(f"{path}: {key}", str(error)) from None
-    return values
-
-
-def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """{field name: value} from THOR_* (and conventional) variables; raises :class:`ConfigError`."""
-    values: dict[str, Any] = {}
-    for name, option, _ in options():
-        for variable in env_names(name, option):
-            text = environ.get(variable)
-            if text is None or (text == "" and option.kind is not Kind.STR):
-                continue
-            try:
-                values[name] = value_from_text(option, text)
-            except ValueError as error:
-                raise ConfigError(variable, str(error)) from None
-            break
-    return values
-
-
-def from_sources(
-    file_values: Mapping[str, Any],
-    env_values: Mapping[str, Any],
-    cli_values: Mapping[str, Any],
-) -> Settings:
-    """Layer the sources (later wins) over the defaults and check the result."""
-    merged = {**file_values, **env_values, **cli_values}
-    settings = Settings(**merged)
-    settings.check()
-    return settings
-
-
-# ------------------------------------------------------------ TOML, docs
-
-
-def to_toml(settings: Settings) -> str:
-    """The effective settings as a config file (``--print-config``); reads back equal."""
-    lines: list[str] = []
-    tables: list[str] = []
-    for name, option, _ in options():
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if option.kind is Kind.MOUNTS:
-            for mount in value:
-                tables += ["", "[[mount]]", *_pairs(dataclasses.asdict(mount))]
-        elif option.kind is Kind.PROXIES:
-            for route in value:
-                pairs = {"prefix": route.prefix, "upstreams": route.upstreams, **route.options}
-                tables += ["", "[[proxy]]", *_pairs(pairs)]
-        else:
-            lines.append(f"{name} = {toml_value(value)}")
-    return "\n".join(lines + tables) + "\n"
-
-
-def _pairs(table: Mapping[str, Any]) -> list[str]:
-    return [f"{key} = {toml_value(value)}" for key, value in table.items()]
-
-
-def docs_table() -> str:
-    """The Markdown reference table of every setting (pasted into docs/gateway.md)."""
-    rows = [
-        "| flag | TOML key | environment | kind | default | meaning |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, option, default in options():
-        flags = ", ".join(f"`{f}`" for f in option.flags) or "positional `MODULE:APP`"
-        shown = toml_value(default) if default not in (None, []) else "—"
-        envs = ", ".join(f"`{e}`" for e in env_names(name, option))
-        kind = option.kind.value
-        if option.choices:
-            kind = " \\| ".join(option.choices)
-        text = option.help.replace("|", "\\|")
-        rows.append(f"| {flags} | `{name}` | {envs} | {kind} | `{shown}` | {text} |")
-    return "\n".join(rows) + "\n"

@@ -21,13 +21,25 @@ signals, child exits and one pipe per worker that says "I am listening"):
 - SIGUSR1: passed on to every worker, which reopens its access log file;
 - SIGTERM / SIGINT: SIGTERM to every worker; each drains within
   ``--graceful-timeout``; workers still alive 5 s after that are killed.
-  Exit status 0 when every worker exited 0.
+  Exit status 0 when every worker exited 0;
+- ``--timeout``: each worker's loop writes a heartbeat byte to its pipe
+  (the one that said "listening") a few times per timeout; a worker silent
+  for ``--timeout`` seconds (its loop stuck in an app, a deadlock) gets
+  SIGABRT, which makes it print every thread's traceback (:mod:`faulthandler`)
+  and die, then SIGKILL if it is still there a second later; another worker
+  replaces it.  A heartbeat on the loop proves the loop turns, which a thread
+  of its own would not;
+- ``--workers-max-rss``: each worker reads its resident size every second or
+  so (a random part of a second more, so that workers started together do not
+  sample together) and recycles itself, as ``--max-requests`` does, once past
+  the limit (:mod:`thor_gateway.serving.memory`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import faulthandler
 import logging
 import os
 import random
@@ -44,6 +56,8 @@ from thor_gateway.serving.binds import describe
 from thor_gateway.serving.cli import check_apps
 from thor_gateway.serving.config import ConfigError, Settings
 from thor_gateway.serving.loading import AppLoadError
+from thor_gateway.serving.memory import watch_rss
+from thor_gateway.serving.process_setup import drop_privileges
 from thor_gateway.serving.server import (
     EXIT_STARTUP_ERROR,
     EXIT_STARTUP_FAILED,
@@ -60,6 +74,7 @@ log = logging.getLogger("thor_gateway.workers")
 KILL_GRACE = 5.0  # seconds after --graceful-timeout before SIGKILL
 RESPAWN_PAUSE = 1.0  # between replacements of workers that die at once
 QUICK_DEATH = 1.0
+ABORT_GRACE = 1.0  # seconds between SIGABRT (traceback) and SIGKILL for a silent worker
 EXIT_BAD_CONFIG = EXIT_STARTUP_ERROR
 
 
@@ -73,10 +88,13 @@ class Phase(enum.Enum):
 @dataclass(slots=True)
 class Worker:
     pid: int
-    ready_fd: int  # read end; the worker writes one byte once it listens
+    ready_fd: int  # read end; the worker writes b"r" once it listens, then b"h" heartbeats
     started: float
     ready: bool = False
     retiring: bool = False
+    last_beat: float = 0.0  # monotonic time of the last byte (or of the start)
+    pipe_open: bool = True  # false once the worker's end is closed (it is exiting)
+    aborted: float = 0.0  # when it was sent SIGABRT for --timeout
 
 
 class Master:
@@ -102,6 +120,7 @@ class Master:
         """Serve until SIGTERM/SIGINT; returns the exit status."""
         check_apps(self.settings)  # import once here, and check TLS files: fail before forking
         self.listeners = Listeners(self.settings)
+        drop_privileges(self.settings, self.listeners.all())
         if self.listeners.metrics is not None:
             self.metrics_dir = tempfile.mkdtemp(prefix="thor-gateway-metrics-")
         tls = self.settings.certfile is not None
@@ -144,7 +163,7 @@ class Master:
         self._signals.append(signum)
 
     def _wait(self, timeout: float) -> None:
-        fds = [self._wake_r] + [w.ready_fd for w in self.workers.values() if not w.ready]
+        fds = [self._wake_r] + [w.ready_fd for w in self.workers.values() if w.pipe_open]
         try:
             readable, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:  # pragma: no cover - PEP 475 retries select
@@ -156,12 +175,46 @@ class Master:
                 continue
             for worker in self.workers.values():
                 if worker.ready_fd == fd:
-                    with contextlib.suppress(OSError):
-                        worker.ready = bool(os.read(fd, 1))
-                    if worker.ready:
-                        log.info("worker %d is listening", worker.pid)
+                    self._heard_from(worker)
+
+    def _heard_from(self, worker: Worker) -> None:
+        try:
+            data = os.read(worker.ready_fd, 512)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the worker closed its end: it is exiting; _reap will see it
+            worker.pipe_open = False
+            return
+        worker.last_beat = time.monotonic()
+        if not worker.ready and b"r" in data:
+            worker.ready = True
+            log.info("worker %d is listening", worker.pid)
+
+    def _check_heartbeats(self) -> None:
+        """``--timeout``: SIGABRT to a silent worker, SIGKILL a second later."""
+        timeout = self.settings.timeout
+        if not timeout:
+            return
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if worker.aborted:
+                if now - worker.aborted > ABORT_GRACE:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.pid, signal.SIGKILL)
+            elif worker.pipe_open and now - worker.last_beat > timeout:
+                log.critical(
+                    "worker %d timed out: its loop has not answered for %.0fs; killing it",
+                    worker.pid,
+                    now - worker.last_beat,
+                )
+                worker.aborted = now
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGABRT)
 
     def _tick(self) -> None:
+        self._check_heartbeats()
         if self.phase is Phase.STOPPING:
             if time.monotonic() > self.stop_deadline:
                 for pid in self.workers:
@@ -293,7 +346,9 @@ class Master:
                 sys.stderr.flush()
                 os._exit(code)
         os.close(ready_w)
-        self.workers[pid] = Worker(pid, ready_r, time.monotonic())
+        os.set_blocking(ready_r, False)
+        now = time.monotonic()
+        self.workers[pid] = Worker(pid, ready_r, now, last_beat=now)
         log.info("started worker %d", pid)
         return pid
 
@@ -331,8 +386,14 @@ class Master:
 
         def ready() -> None:
             os.write(ready_w, b"r")
-            os.close(ready_w)
             self.listening = True
+
+        timeout = self.settings.timeout
+        if timeout:
+            # SIGABRT from the master (--timeout): every thread's traceback, then the end.
+            faulthandler.enable(all_threads=True)
+            os.set_blocking(ready_w, False)
+            heartbeat(loop, ready_w, min(1.0, timeout / 4))
 
         def watch_master() -> None:
             if os.getppid() != master:
@@ -343,4 +404,17 @@ class Master:
 
         gateway.on_ready = ready
         loop.schedule(1.0, watch_master)
+        if self.settings.workers_max_rss:
+            watch_rss(gateway, self.settings.workers_max_rss)
         return serve(gateway)
+
+
+def heartbeat(loop: thor.loop.Loop, fd: int, interval: float) -> None:
+    """Write a byte to the master every ``interval`` seconds, from the loop (``--timeout``)."""
+    try:
+        os.write(fd, b"h")
+    except BlockingIOError:  # the master is behind on reading: it has heard enough
+        pass
+    except OSError:  # the master is gone (watch_master drains)
+        return
+    loop.schedule(interval, heartbeat, loop, fd, interval)
