@@ -48,7 +48,8 @@ def test_request_timeout_cuts_a_started_response() -> None:
         assert got.startswith(b"HTTP/1.1 200 OK")
         assert b"first " in got
         # Chunked, and never terminated: the client cannot take it as a whole response.
-        assert b"second" not in got and not got.endswith(b"0\r\n\r\n")
+        assert b"second" not in got
+        assert not got.endswith(b"0\r\n\r\n")
         gateway.wait_for_line(r"request timeout \(0.5s\): GET /stream\?5 cut short")
     finally:
         gateway.close()
