@@ -12,7 +12,8 @@ In the order the gateway applies them (gunicorn's order, so its users find no su
 3. ``--pid FILE`` once the process knows it will serve; removed when it stops;
 4. ``--user`` / ``--group`` once every listening socket is open, so that a port below 1024
    can be bound as root and served by nobody.  UNIX sockets are handed over to the new
-   owner, so that it can remove them at exit.
+   owner (as gunicorn does), whose to change their mode then is.  A pid file stays
+   where the new user may not remove it (a folder only root writes to).
 
 Under ``--reload`` the supervising process does all this; its child, which serves,
 keeps the directory and environment it inherits and only puts the import path back
