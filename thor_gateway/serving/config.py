@@ -10,7 +10,8 @@ names).  From that single declaration come:
 - the environment variables (``THOR_`` + the upper-cased field name, plus the
   conventional names some settings also read: ``WEB_CONCURRENCY``,
   ``FORWARDED_ALLOW_IPS``),
-- the reference table of ``docs/gateway.md`` (:func:`docs_table`).
+- the reference table of ``docs/gateway.md``
+  (:func:`~thor_gateway.serving.config_sources.docs_table`).
 
 Waitress declares its settings in three files that must be kept in step; here
 there is one place, and a test checks that the docs list every setting.
@@ -151,8 +152,7 @@ class Settings:
         metadata=_meta(
             "--pythonpath",
             "--app-dir",
-            help="Directories put first on sys.path before the apps are imported "
-            "(repeatable, or comma-separated).",
+            help="Put these directories first on sys.path before importing the apps (repeatable).",
             kind=Kind.LIST,
             metavar="DIR",
             section="Apps",
@@ -169,8 +169,7 @@ class Settings:
     env_file: str | None = _opt(
         None,
         "--env-file",
-        help="Set the KEY=VALUE lines of this file in the environment before the apps are "
-        "imported (variables already set win).",
+        help="Load KEY=VALUE lines into the environment before importing the apps (set ones win).",
         kind=Kind.PATH,
         metavar="PATH",
         section="Apps",
@@ -235,8 +234,7 @@ class Settings:
         "optional",
         "--ssl-cert-reqs",
         "--cert-reqs",
-        help="With --ssl-ca-certs, whether clients must send a certificate: none, optional "
-        "(verified when sent) or required; 0, 1, 2 as ssl.CERT_* numbers.",
+        help="With --ssl-ca-certs: none, optional or required client certificates (or 0, 1, 2).",
         kind=Kind.CHOICE,
         choices=("none", "optional", "required", "0", "1", "2"),
     )
@@ -319,8 +317,7 @@ class Settings:
         default_factory=list,
         metadata=_meta(
             "--reload-include",
-            help="With --reload, also watch files matching these glob patterns "
-            "(repeatable; *.py always).",
+            help="With --reload, also watch files matching these globs (repeatable; *.py always).",
             kind=Kind.LIST,
             metavar="GLOB",
             section="Processes",
@@ -330,8 +327,7 @@ class Settings:
         30.0,
         "-t",
         "--timeout",
-        help="Kill and replace a worker whose loop has not answered for this long "
-        "(workers only; 0: never).",
+        help="Kill and replace a worker whose loop is silent this long (workers only; 0: never).",
         kind=Kind.SECONDS,
         section="Processes",
     )
@@ -451,8 +447,7 @@ class Settings:
     request_timeout: float = _opt(
         0.0,
         "--request-timeout",
-        help="Deadline of a request to an app: 504 if no response has started by then, "
-        "else the response is cut (0: none).",
+        help="Deadline of a request to an app: 504, or the started response cut (0: none).",
         kind=Kind.SECONDS,
         section="Limits and timeouts",
     )
@@ -528,16 +523,14 @@ class Settings:
     proxy_headers: bool = _opt(
         True,
         "--proxy-headers",
-        help="Believe Forwarded / X-Forwarded-* from --forwarded-allow-ips peers; "
-        "--no-proxy-headers believes nobody.",
+        help="Believe --forwarded-allow-ips peers' proxy headers (--no-proxy-headers: nobody's).",
         kind=Kind.BOOL,
         section="Operations",
     )
     access_log: bool | None = _opt(
         None,
         "--access-log",
-        help="--no-access-log: no access log, whatever --access-logfile says; "
-        "--access-log: to standard output when no file is given.",
+        help="--no-access-log: none, whatever --access-logfile says; --access-log: on stdout.",
         kind=Kind.BOOL,
         section="Operations",
     )
@@ -553,8 +546,7 @@ class Settings:
     log_config: str | None = _opt(
         None,
         "--log-config",
-        help="Configure logging from this file: logging.config.dictConfig in .json or .toml, "
-        "or fileConfig in .ini/.conf.",
+        help="Configure logging from a file: dictConfig in .json or .toml, fileConfig in .ini.",
         kind=Kind.PATH,
         metavar="PATH",
         section="Operations",
