@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.gateway.gateway_helpers import ROOT, Gateway, run_cli
+from tests.gateway.gateway_helpers import ROOT, Gateway, poll, run_cli
 from thor_gateway.serving.config import ConfigError
 from thor_gateway.serving.process_setup import parse_env_file
 
@@ -224,3 +224,48 @@ def test_group_alone(tmp_path: Path) -> None:
         assert (seen["uid"], seen["gid"]) == (0, grp.getgrnam("nogroup").gr_gid)
     finally:
         gateway.close()
+
+
+def test_systemd_socket_activation_with_workers_and_a_pid_file(tmp_path: Path) -> None:
+    """LISTEN_FDS/LISTEN_PID (sd_listen_fds(3)): the workers serve on the inherited fd 3."""
+    import socket
+    import subprocess
+    import sys
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    pid_file = tmp_path / "sd.pid"
+    argv = ["-m", "thor_gateway", f"{APPS}:process", "-w", "2", "--pid", str(pid_file)]
+    launcher = (  # as systemd does: fd 3, and LISTEN_PID naming the process that execs
+        "import os, sys\n"
+        f"os.dup2({listener.fileno()}, 3, inheritable=True)\n"
+        "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n"
+        f"os.execv(sys.executable, [sys.executable, *{argv!r}])\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher],
+        cwd=ROOT,
+        pass_fds=(listener.fileno(),),
+        stderr=subprocess.DEVNULL,
+    )
+    listener.close()  # the gateway's copy is the only one left
+    try:
+
+        def a_worker_answers() -> bool:
+            try:
+                seen = requests.get(f"http://127.0.0.1:{port}/sd", timeout=5).json()
+            except requests.RequestException:  # queued until the gateway starts
+                return False
+            assert seen["ppid"] == proc.pid  # a worker of the master that systemd started
+            return True
+
+        poll(a_worker_answers, 20, "a worker on the systemd socket")
+        assert pid_file.read_text() == f"{proc.pid}\n"
+        proc.terminate()
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
