@@ -93,13 +93,15 @@ def server_context(
     cafile: str | None = None,
     require_client_cert: bool = False,
     alpn: list[str] | None = None,
+    password: str | None = None,
 ) -> ssl.SSLContext:
     """A server context: TLS 1.2+, no renegotiation, the given certificate chain.
 
     With ``cafile``, client certificates signed by it are requested (and
     verified when sent); with ``require_client_cert`` as well, a client
     without one is refused.  ``alpn`` lists the protocols offered, in order
-    of preference (e.g. ``["h2", "http/1.1"]``).
+    of preference (e.g. ``["h2", "http/1.1"]``).  ``password`` decrypts an
+    encrypted private key.
     """
     if require_client_cert and cafile is None:
         raise ValueError("require_client_cert needs a cafile to verify clients with")
@@ -107,7 +109,7 @@ def server_context(
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     # Renegotiation (TLS 1.2) lets a peer make a read need a write; refuse it.
     context.options |= ssl.OP_NO_RENEGOTIATION
-    context.load_cert_chain(certfile, keyfile)
+    context.load_cert_chain(certfile, keyfile, password)
     if cafile is not None:
         context.load_verify_locations(cafile)
         context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL

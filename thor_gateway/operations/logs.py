@@ -1,4 +1,4 @@
-"""Error-log setup: text or JSON lines on standard error.
+"""Error-log setup: text or JSON lines on standard error or in a file.
 
 The JSON form is one object per line (``time``, ``level``, ``logger``, ``pid``,
 ``message``, and ``exception`` when there is one), so that a log shipper needs
@@ -9,13 +9,17 @@ an access log that wrote a decoded ``%1b[`` to a terminal).
 
 from __future__ import annotations
 
+import configparser
 import json
 import logging
+import logging.config
+import logging.handlers
 import os
 import sys
 import time
+import tomllib
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure", "escape"]
+__all__ = ["JsonFormatter", "TextFormatter", "apply_config_file", "configure", "escape"]
 
 _ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
 
@@ -63,12 +67,44 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(level: str, form: str) -> None:
-    """Send the ``thor`` and ``thor_gateway`` loggers to standard error."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure(level: str, form: str, path: str | None = None) -> None:
+    """Send the ``thor`` and ``thor_gateway`` loggers to standard error, or to ``path``.
+
+    A file is reopened when it has been moved or removed (``logrotate``), as the
+    access log is on SIGUSR1; raises ``OSError`` when it cannot be opened.
+    """
+    handler: logging.Handler
+    if path is None or path == "-":
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
     handler.setFormatter(JsonFormatter() if form == "json" else TextFormatter())
     for name in ("thor", "thor_gateway"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
+
+
+def apply_config_file(path: str) -> None:
+    """Configure logging from a file, as ``--log-config`` says; raises ``ValueError``.
+
+    ``.json`` and ``.toml`` files hold a :func:`logging.config.dictConfig` dictionary
+    (``version = 1``...); any other name is read by :func:`logging.config.fileConfig`
+    (the ``.ini`` format gunicorn's ``--log-config`` takes).  Loggers the file does not
+    name keep working (``disable_existing_loggers`` defaults to false here).
+    """
+    try:
+        if path.endswith((".json", ".toml")):
+            with open(path, "rb") as file:
+                data = json.load(file) if path.endswith(".json") else tomllib.load(file)
+            if not isinstance(data, dict):
+                raise ValueError("expected a dictConfig table")
+            data.setdefault("disable_existing_loggers", False)
+            logging.config.dictConfig(data)
+        else:
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"no such file: {path}")
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, configparser.Error) as error:
+        raise ValueError(f"{path}: {error}") from None

@@ -7,6 +7,8 @@
   and readiness paths, draining and the concurrency limit;
 - :mod:`~thor_gateway.routing.forwarded`: who the client is when a trusted proxy says so
   (RFC 7239, X-Forwarded-*);
+- :mod:`~thor_gateway.routing.deadline`: ``--request-timeout``, a deadline per request to a
+  mounted app (504, or the response cut short);
 - :mod:`~thor_gateway.routing.errors`: the requests the gateway itself refuses, one class
   per cause, and how they are answered.
 

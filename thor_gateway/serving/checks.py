@@ -37,16 +37,19 @@ __all__ = ["check_apps", "check_apps_in_child", "check_settings"]
 
 def check_settings(settings: Settings) -> None:
     """Raise the :class:`ConfigError` a start would meet before serving (module docstring)."""
-    from thor_gateway.serving.server import tls_context
+    from thor_gateway.serving.process_setup import resolve_user
+    from thor_gateway.serving.server import access_logfile, tls_context
 
     tls_context(settings)
-    if settings.access_logfile:
+    resolve_user(settings)
+    logfile = access_logfile(settings)
+    if logfile:
         try:
             AccessLog("-", settings.access_logformat)
         except (ValueError, TypeError) as error:
             raise ConfigError("access_logformat", str(error)) from None
-        if settings.access_logfile != "-":
-            _check_writable("access_logfile", settings.access_logfile)
+        if logfile != "-":
+            _check_writable("access_logfile", logfile)
     try:
         ProxyTrust(settings.forwarded_allow_ips)
     except ValueError as error:

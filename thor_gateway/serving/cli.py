@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import thor_gateway
-from thor_gateway.serving import config
+from thor_gateway.serving import config, config_sources
 from thor_gateway.serving.checks import check_apps, check_settings
 from thor_gateway.serving.config import ConfigError, Kind, Settings
 from thor_gateway.serving.loading import AppLoadError
@@ -133,12 +133,12 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
     """Settings from defaults < config file < environment < flags."""
-    file_values = config.load_toml(args.config) if getattr(args, "config", None) else {}
-    env_values = config.from_environment(environ)
+    file_values = config_sources.load_toml(args.config) if getattr(args, "config", None) else {}
+    env_values = config_sources.from_environment(environ)
     if not environ.get(RELOADER_CHILD):  # the reloader said it already
         for warning in unknown_variables(environ):
             sys.stderr.write(warning + "\n")
-    settings = config.from_sources(file_values, env_values, _flag_values(args))
+    settings = config_sources.from_sources(file_values, env_values, _flag_values(args))
     if environ.get(RELOADER_CHILD):
         _adopt_reloader_sockets(settings, environ)
     else:
@@ -181,8 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = resolve(args, os.environ)
         if getattr(args, "print_config", False):
-            sys.stdout.write(config.to_toml(settings))
+            sys.stdout.write(config_sources.to_toml(settings))
             return 0
+        from thor_gateway.serving.process_setup import prepare
+
+        prepare(settings, serving_child=bool(os.environ.get(RELOADER_CHILD)))
         if getattr(args, "check_config", False):
             check_settings(settings)  # the checks every start runs (below), then the apps
             check_apps(settings)
@@ -196,26 +199,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(settings: Settings, argv: list[str]) -> int:
     """Serve until told to stop: reloader, master with workers, or one process."""
-    from thor_gateway.operations import logs
+    from thor_gateway.serving.process_setup import PidFile
 
-    logs.configure(settings.log_level, settings.log_format)
     try:
+        configure_logs(settings)
         check_settings(settings)  # what --check-config checks: one path for both
-        if settings.reload:
-            from thor_gateway.serving.reload import supervise
+        with PidFile(None if os.environ.get(RELOADER_CHILD) else settings.pid):
+            if settings.reload:
+                from thor_gateway.serving.reload import supervise
 
-            return supervise(settings, argv)
-        if settings.workers > 1 or settings.max_requests:
-            from thor_gateway.serving.workers import Master
+                return supervise(settings, argv)
+            if settings.workers > 1 or settings.max_requests or settings.workers_max_rss:
+                from thor_gateway.serving.workers import Master
 
-            return Master(settings).run()
-        from thor_gateway.serving import server
+                return Master(settings).run()
+            from thor_gateway.serving import server
 
-        if os.environ.get(RELOADER_CHILD):  # a broken app answers 500 until it is fixed
-            from thor_gateway.serving.reload import serve_load_error
+            if os.environ.get(RELOADER_CHILD):  # a broken app answers 500 until it is fixed
+                from thor_gateway.serving.reload import serve_load_error
 
-            return server.run_single(settings, serve_load_error)
-        return server.run_single(settings)
+                return server.run_single(settings, serve_load_error)
+            return server.run_single(settings)
     except (ConfigError, AppLoadError) as error:
         sys.stderr.write(f"{PROG}: error: {error}\n")
         return 2
@@ -223,3 +227,18 @@ def run(settings: Settings, argv: list[str]) -> int:
         from thor_gateway.serving.server import startup_failed
 
         return startup_failed(error)
+
+
+def configure_logs(settings: Settings) -> None:
+    """The error log: --log-level, --log-format, --error-logfile, then --log-config."""
+    from thor_gateway.operations import logs
+
+    try:
+        logs.configure(settings.log_level, settings.log_format, settings.error_logfile)
+    except OSError as error:
+        raise ConfigError("--error-logfile", error.strerror or str(error)) from None
+    if settings.log_config is not None:
+        try:
+            logs.apply_config_file(settings.log_config)
+        except ValueError as error:
+            raise ConfigError("--log-config", str(error)) from None

@@ -9,6 +9,7 @@ key or variable (:class:`ConfigError`).  :func:`toml_value` writes a value back.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import re
@@ -228,7 +229,7 @@ def _prefix(text: str) -> str:
 def _urls(upstreams: tuple[Any, ...]) -> tuple[Any, ...]:
     """URLs, or (TOML) tables {url = ..., weight = ..., max_connections = ...}.
 
-    Only the URLs are checked here; the proxy checks the rest (``preflight``).
+    Only the URLs are checked here; the proxy checks the rest (``checks.check_settings``).
     """
     for upstream in upstreams:
         url = upstream.get("url", "") if isinstance(upstream, Mapping) else upstream
@@ -379,3 +380,21 @@ def toml_value(value: Any) -> str:
         pairs = ", ".join(f"{toml_value(str(k))} = {toml_value(v)}" for k, v in value.items())
         return "{ " + pairs + " }" if pairs else "{}"
     raise TypeError(f"no TOML spelling for {value!r}")
+
+
+# ------------------------------------------------------------ declaring a setting
+
+
+def meta(*flags: str, help: str, kind: Kind, **more: Any) -> dict[str, Option]:
+    """The metadata of a setting's field: its :class:`Option`."""
+    return {"option": Option(flags, help, kind, **more)}
+
+
+def opt(default: Any, *flags: str, help: str, kind: Kind, **more: Any) -> Any:
+    """A field with an immutable default (lists go through ``field`` and :func:`meta`)."""
+    return dataclasses.field(default=default, metadata=meta(*flags, help=help, kind=kind, **more))
+
+
+def default_allow_ips() -> list[str]:
+    """Whose forwarding fields are trusted by default: the loopback addresses."""
+    return ["127.0.0.1", "::1"]

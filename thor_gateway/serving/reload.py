@@ -8,8 +8,11 @@ queue while the new child starts.  The child is told, through the
 environment, which descriptors to serve on and not to reload itself.
 
 What is watched: every ``*.py`` file under each mounted app's directory (the
-directory of its top-level package, or of the module file), skipping hidden
-directories, ``__pycache__`` and virtual environments.  Polling the
+directory of its top-level package, or of the module file), or under the
+``--reload-dir`` directories when given, plus the files matching a
+``--reload-include`` glob (``*.html``, ``templates/*.j2``: matched against the
+name and the path below the watched directory), skipping hidden directories,
+``__pycache__`` and virtual environments.  Polling the
 modification times every ``POLL`` seconds needs nothing outside the standard
 library and works on every filesystem (inotify does not see changes made on
 some network and container mounts); it costs one ``stat`` per file per poll,
@@ -26,6 +29,7 @@ its exit status.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import logging
 import os
@@ -40,6 +44,7 @@ import thor.loop
 from thor.http.server import HttpServer
 from thor_gateway.routing.router import Route, Router
 from thor_gateway.serving.config import Settings
+from thor_gateway.serving.process_setup import drop_privileges
 from thor_gateway.serving.server import Listeners
 
 __all__ = [
@@ -62,6 +67,8 @@ SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "venv", "env"}
 
 def watched_dirs(settings: Settings) -> list[str]:
     """The app directories to watch (see the module docstring)."""
+    if settings.reload_dir:
+        return [os.path.abspath(folder) for folder in settings.reload_dir]
     dirs: list[str] = []
     for mount in settings.all_mounts():
         top = mount.app.partition(":")[0].split(".")[0]
@@ -77,19 +84,24 @@ def watched_dirs(settings: Settings) -> list[str]:
     return dirs or [os.getcwd()]
 
 
-def _python_files(folder: str) -> Iterator[str]:
+def _watched_files(folder: str, include: tuple[str, ...]) -> Iterator[str]:
     for root, subdirs, files in os.walk(folder):
         subdirs[:] = [d for d in subdirs if not d.startswith(".") and d not in SKIP_DIRS]
         for name in files:
-            if name.endswith(".py"):
-                yield os.path.join(root, name)
+            path = os.path.join(root, name)
+            if name.endswith(".py") or _matches(name, os.path.relpath(path, folder), include):
+                yield path
 
 
-def snapshot(dirs: list[str]) -> dict[str, float]:
-    """{path: mtime} of the watched files."""
+def _matches(name: str, relative: str, include: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p) for p in include)
+
+
+def snapshot(dirs: list[str], include: tuple[str, ...] = ()) -> dict[str, float]:
+    """{path: mtime} of the watched files: ``*.py`` and the ``include`` globs."""
     seen: dict[str, float] = {}
     for folder in dirs:
-        for path in _python_files(folder):
+        for path in _watched_files(folder, include):
             if len(seen) >= MAX_FILES:
                 return seen
             try:
@@ -102,8 +114,11 @@ def snapshot(dirs: list[str]) -> dict[str, float]:
 def supervise(settings: Settings, argv: list[str]) -> int:
     """Run the server in a child and restart it on changes; returns its exit status."""
     listeners = Listeners(settings)
+    drop_privileges(settings, listeners.all())
     dirs = watched_dirs(settings)
-    log.info("reloading on changes under %s", ", ".join(dirs))
+    include = tuple(settings.reload_include)
+    patterns = ", ".join(("*.py", *include))
+    log.info("reloading on changes under %s (%s)", ", ".join(dirs), patterns)
     stop: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: stop.append(signum))
@@ -124,10 +139,10 @@ def supervise(settings: Settings, argv: list[str]) -> int:
     try:
         child = subprocess.Popen(command, env=env, pass_fds=fds)
         children.append(child)
-        files = snapshot(dirs)
+        files = snapshot(dirs, include)
         while not stop:
             time.sleep(POLL)
-            now = snapshot(dirs)
+            now = snapshot(dirs, include)
             if now == files:
                 continue
             changed = sorted(p for p in now.keys() | files.keys() if now.get(p) != files.get(p))

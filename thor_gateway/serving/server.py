@@ -39,11 +39,13 @@ import thor.loop
 from thor.http.server import HttpServer
 from thor_gateway.operations.access_log import AccessLog
 from thor_gateway.operations.metrics import Metrics, SharedMetrics
+from thor_gateway.routing.deadline import Deadline
 from thor_gateway.routing.forwarded import ProxyTrust
 from thor_gateway.routing.router import Route, Router
 from thor_gateway.serving.binds import describe, open_listener
 from thor_gateway.serving.config import ConfigError, Settings, StaticRoute
 from thor_gateway.serving.loading import AppLoadError, build_handler, build_proxy, import_app
+from thor_gateway.serving.process_setup import drop_privileges
 
 __all__ = [
     "EXIT_STARTUP_ERROR",
@@ -87,10 +89,28 @@ def tls_context(settings: Settings) -> Any:
         from thor.tls import server_context
     except ImportError:
         raise ConfigError("certfile", "TLS support (thor.tls) is not available") from None
+    reqs = settings.ssl_cert_reqs
+    cafile = settings.ssl_ca_certs if reqs not in ("none", "0") else None
     try:
-        return server_context(settings.certfile, settings.keyfile)
+        return server_context(
+            settings.certfile,
+            settings.keyfile,
+            cafile=cafile,
+            require_client_cert=cafile is not None and reqs in ("required", "2"),
+            password=settings.ssl_keyfile_password,
+        )
     except (OSError, ValueError) as error:
         raise ConfigError("certfile", f"cannot load the certificate or key: {error}") from None
+
+
+def access_logfile(settings: Settings) -> str | None:
+    """Where the access log goes: --access-logfile, unless --no-access-log; '-' for
+    --access-log alone."""
+    if settings.access_log is False:
+        return None
+    if settings.access_log and not settings.access_logfile:
+        return "-"
+    return settings.access_logfile
 
 
 def server_limits(settings: Settings) -> dict[str, Any]:
@@ -105,6 +125,8 @@ def server_limits(settings: Settings) -> dict[str, Any]:
         "max_field_section": settings.limit_request_field_size,
         "max_fields": settings.limit_request_fields,
         "max_body_size": settings.max_body_size or None,
+        "server_header": b"thor" if settings.server_header else b"",
+        "date_header": settings.date_header,
     }
 
 
@@ -169,15 +191,17 @@ class Gateway:
 
     def _router(self, max_requests: int) -> Router:
         s = self.settings
-        if s.access_logfile:
+        log_file = access_logfile(s)
+        if log_file:
             try:
                 self.access_log = AccessLog(
-                    s.access_logfile, s.access_logformat, json_lines=s.log_format == "json"
+                    log_file, s.access_logformat, json_lines=s.log_format == "json"
                 )
             except (OSError, ValueError, TypeError) as error:
                 raise ConfigError("access_logfile / access_logformat", str(error)) from None
         try:
-            trust = ProxyTrust(s.forwarded_allow_ips)
+            # --no-proxy-headers: nobody's Forwarded / X-Forwarded-* is believed.
+            trust = ProxyTrust(s.forwarded_allow_ips if s.proxy_headers else [])
         except ValueError as error:
             raise ConfigError("forwarded_allow_ips", str(error)) from None
         routes = [Route(_prefix(m.prefix), self._handler(m)) for m in s.all_mounts()]
@@ -218,8 +242,9 @@ class Gateway:
 
     def _handler(self, mount: Any) -> Any:
         s = self.settings
-        return build_handler(
-            import_app(mount.app, mount.factory),
+        app = import_app(mount.app, mount.factory)
+        handler = build_handler(
+            app,
             mount.interface,
             loop=self.loop,
             threads=s.threads,
@@ -228,6 +253,9 @@ class Gateway:
             multiprocess=self.multiprocess,
             where=f"{mount.prefix}={mount.app}",
         )
+        if s.request_timeout and handler is not app:  # apps, not ready-made handlers (proxies)
+            return Deadline(handler, s.request_timeout, self.loop)
+        return handler
 
     # ----------------------------------------------------------- starting
 
@@ -456,6 +484,7 @@ def run_single(
     """
     listeners = Listeners(settings)
     try:
+        drop_privileges(settings, listeners.all())
         try:
             gateway = Gateway(settings, listeners)
         except AppLoadError as error:

@@ -31,13 +31,25 @@ signals, child exits and one pipe per worker that says "I am listening"):
 - SIGUSR1: passed on to every worker, which reopens its access log file;
 - SIGTERM / SIGINT: SIGTERM to every worker; each drains within
   ``--graceful-timeout``; workers still alive 5 s after that are killed.
-  Exit status 0 when every worker exited 0.
+  Exit status 0 when every worker exited 0;
+- ``--timeout``: each worker's loop writes a heartbeat byte to its pipe
+  (the one that said "listening") a few times per timeout; a worker silent
+  for ``--timeout`` seconds (its loop stuck in an app, a deadlock) gets
+  SIGABRT, which makes it print every thread's traceback (:mod:`faulthandler`)
+  and die, then SIGKILL if it is still there a second later; another worker
+  replaces it.  A heartbeat on the loop proves the loop turns, which a thread
+  of its own would not;
+- ``--workers-max-rss``: each worker reads its resident size every second or
+  so (a random part of a second more, so that workers started together do not
+  sample together) and recycles itself, as ``--max-requests`` does, once past
+  the limit (:mod:`thor_gateway.serving.memory`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import faulthandler
 import logging
 import os
 import random
@@ -54,6 +66,8 @@ from thor_gateway.serving.binds import describe
 from thor_gateway.serving.checks import check_apps, check_apps_in_child
 from thor_gateway.serving.config import ConfigError, Settings
 from thor_gateway.serving.loading import AppLoadError
+from thor_gateway.serving.memory import watch_rss
+from thor_gateway.serving.process_setup import drop_privileges
 from thor_gateway.serving.server import (
     EXIT_STARTUP_ERROR,
     EXIT_STARTUP_FAILED,
@@ -73,6 +87,7 @@ MAX_RESPAWN_PAUSE = 30.0  # the longest wait after workers that could not start
 QUICK_DEATH = 1.0
 READY = b"r"  # first byte up a worker's ready pipe: it listens
 FAILED = b"e"  # ... or: it could not start, and why (one line) follows
+ABORT_GRACE = 1.0  # seconds between SIGABRT (traceback) and SIGKILL for a silent worker
 EXIT_BAD_CONFIG = EXIT_STARTUP_ERROR
 
 
@@ -86,11 +101,14 @@ class Phase(enum.Enum):
 @dataclass(slots=True)
 class Worker:
     pid: int
-    ready_fd: int  # read end; the worker writes one byte once it listens
+    ready_fd: int  # read end; the worker writes b"r" once it listens, then b"h" heartbeats
     started: float
     ready: bool = False
     retiring: bool = False
     reason: str = ""  # why it could not start, as it said up its pipe
+    last_beat: float = 0.0  # monotonic time of the last byte (or of the start)
+    pipe_open: bool = True  # false once the worker's end is closed (it is exiting)
+    aborted: float = 0.0  # when it was sent SIGABRT for --timeout
 
 
 class Master:
@@ -122,6 +140,7 @@ class Master:
         else:
             check_apps_in_child(self.settings)
         self.listeners = Listeners(self.settings)
+        drop_privileges(self.settings, self.listeners.all())
         if self.listeners.metrics is not None:
             self.metrics_dir = tempfile.mkdtemp(prefix="thor-gateway-metrics-")
         tls = self.settings.certfile is not None
@@ -164,7 +183,7 @@ class Master:
         self._signals.append(signum)
 
     def _wait(self, timeout: float) -> None:
-        fds = [self._wake_r] + [w.ready_fd for w in self.workers.values() if not w.ready]
+        fds = [self._wake_r] + [w.ready_fd for w in self.workers.values() if w.pipe_open]
         try:
             readable, _, _ = select.select(fds, [], [], timeout)
         except InterruptedError:  # pragma: no cover - PEP 475 retries select
@@ -176,21 +195,51 @@ class Master:
                 continue
             for worker in self.workers.values():
                 if worker.ready_fd == fd:
-                    self._read_ready_pipe(worker)
+                    self._heard_from(worker)
 
-    def _read_ready_pipe(self, worker: Worker) -> None:
+    def _heard_from(self, worker: Worker) -> None:
         try:
-            said = os.read(worker.ready_fd, 4096)
-        except OSError:
+            data = os.read(worker.ready_fd, 4096)
+        except BlockingIOError:
             return
-        if said.startswith(READY):
+        except OSError:
+            data = b""
+        if not data:  # the worker closed its end: it is exiting; _reap will see it
+            worker.pipe_open = False
+            return
+        worker.last_beat = time.monotonic()
+        if worker.ready:
+            return  # a heartbeat
+        if data.startswith(FAILED):
+            worker.reason = data[1:].decode("utf-8", "replace").strip()
+        elif READY in data:
             worker.ready = self.served = True
             self.failed_starts = 0
             log.info("worker %d is listening", worker.pid)
-        elif said.startswith(FAILED):
-            worker.reason = said[1:].decode("utf-8", "replace").strip()
+
+    def _check_heartbeats(self) -> None:
+        """``--timeout``: SIGABRT to a silent worker, SIGKILL a second later."""
+        timeout = self.settings.timeout
+        if not timeout:
+            return
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if worker.aborted:
+                if now - worker.aborted > ABORT_GRACE:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.pid, signal.SIGKILL)
+            elif worker.pipe_open and now - worker.last_beat > timeout:
+                log.critical(
+                    "worker %d timed out: its loop has not answered for %.0fs; killing it",
+                    worker.pid,
+                    now - worker.last_beat,
+                )
+                worker.aborted = now
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGABRT)
 
     def _tick(self) -> None:
+        self._check_heartbeats()
         if self.phase is Phase.STOPPING:
             if time.monotonic() > self.stop_deadline:
                 for pid in self.workers:
@@ -270,7 +319,7 @@ class Master:
             if worker is None:
                 continue
             if not worker.ready and not worker.reason:
-                self._read_ready_pipe(worker)  # the child is gone: this cannot block
+                self._heard_from(worker)  # the child is gone: this cannot block
             os.close(worker.ready_fd)
             code = os.waitstatus_to_exitcode(status)
             self._worker_exited(worker, code)
@@ -348,7 +397,9 @@ class Master:
                 sys.stderr.flush()
                 os._exit(code)
         os.close(ready_w)
-        self.workers[pid] = Worker(pid, ready_r, time.monotonic())
+        os.set_blocking(ready_r, False)
+        now = time.monotonic()
+        self.workers[pid] = Worker(pid, ready_r, now, last_beat=now)
         log.info("started worker %d", pid)
         return pid
 
@@ -385,9 +436,15 @@ class Master:
         gateway.abort_on_second_signal = False  # Ctrl-C reaches workers and master alike
 
         def ready() -> None:
-            os.write(ready_w, READY)
-            os.close(ready_w)
+            os.write(ready_w, READY)  # kept open: heartbeats follow (--timeout)
             self.listening = True
+
+        timeout = self.settings.timeout
+        if timeout:
+            # SIGABRT from the master (--timeout): every thread's traceback, then the end.
+            faulthandler.enable(all_threads=True)
+            os.set_blocking(ready_w, False)
+            heartbeat(loop, ready_w, min(1.0, timeout / 4))
 
         def watch_master() -> None:
             if os.getppid() != master:
@@ -398,6 +455,8 @@ class Master:
 
         gateway.on_ready = ready
         loop.schedule(1.0, watch_master)
+        if self.settings.workers_max_rss:
+            watch_rss(gateway, self.settings.workers_max_rss)
         return serve(gateway)
 
 
@@ -406,3 +465,14 @@ def _say_why(ready_w: int, reason: str) -> None:
     line = reason.splitlines()[0] if reason else ""
     with contextlib.suppress(OSError):
         os.write(ready_w, FAILED + line.encode("utf-8", "replace")[:4000])
+
+
+def heartbeat(loop: thor.loop.Loop, fd: int, interval: float) -> None:
+    """Write a byte to the master every ``interval`` seconds, from the loop (``--timeout``)."""
+    try:
+        os.write(fd, b"h")
+    except BlockingIOError:  # the master is behind on reading: it has heard enough
+        pass
+    except OSError:  # the master is gone (watch_master drains)
+        return
+    loop.schedule(interval, heartbeat, loop, fd, interval)
