@@ -87,3 +87,34 @@ def test_the_gateway_cli_relays_websocket(start_gateway: Any) -> None:
                 assert ws.recv(timeout=5) == f"n{i}"
         assert ws.close_code == 1000
         assert gateway.stop() == 0
+
+
+def test_tls_on_both_hops(live_server: Callable[..., Live], tmp_path: Any) -> None:
+    """wss:// to the gateway, wss:// to the upstream: the tunnel joins two TLS connections."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    from thor.tls import server_context
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    upstream_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(upstream_tls)
+    client_tls = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    with ws_server(ssl=upstream_tls, max_size=None) as upstream:
+        port = upstream.socket.getsockname()[1]
+        live = live_server(tls_context=server_context(str(tmp_path / "server.pem")))
+        handler = make_proxy(
+            lambda: live, [f"https://localhost:{port}"], tls_ca_file=str(tmp_path / "ca.pem")
+        )[1]
+        with connect(f"wss://localhost:{live.port}/ws", ssl=client_tls, max_size=None) as ws:
+            big = b"\x01" * (1 << 20)
+            for _ in range(3):
+                ws.send(big)
+                assert ws.recv(timeout=10) == big
+            ws.send("done")
+            assert ws.recv(timeout=5) == "done"
+        assert ws.close_code == 1000
+        assert wait_for(lambda: open_tunnels(live, handler) == 0)
