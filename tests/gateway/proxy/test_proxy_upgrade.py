@@ -24,10 +24,10 @@ from tests.gateway.proxy.upgrade_support import (
     switch_and_echo,
     wait_closed,
 )
-from tests.gateway.proxy_support import raw_upstream, read_head, wait_for
+from tests.gateway.proxy_support import raw_upstream, read_head, refused_port, wait_for
 from thor.tcp import TcpConnection
 from thor_gateway.operations.metrics import Metrics
-from thor_gateway.proxy import handler_from_config
+from thor_gateway.proxy import forwarding, handler_from_config
 
 Live = Any
 
@@ -312,3 +312,92 @@ def test_the_idle_timeout_is_a_proxy_table_setting() -> None:
     )
     assert handler.settings.tunnel_idle_timeout == 5
     handler.client.close()
+
+
+def test_a_handshake_is_retried_on_another_member_when_a_connect_fails(
+    live_server: Callable[..., Live],
+) -> None:
+    with raw_upstream(switch_and_echo) as up:
+        live, handler = make_proxy(live_server, [f"http://127.0.0.1:{refused_port()}", up.url])
+        for _ in range(4):  # round robin: half of them try the dead member first
+            sock, got = open_tunnel(live.port)
+            with sock:
+                head, _, after = got.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 101")
+                sock.sendall(b"z")
+                assert after + recv_exactly(sock, 6 - len(after)) == b"firstz"
+        assert wait_for(lambda: open_tunnels(live, handler) == 0)
+        samples = live.call(handler.upstream_samples, "/ws")
+        assert sorted(v["failures"] for v in samples.values()) == [0, 2]
+        assert sorted(member_counts(live, handler)) == [(0, 0), (0, 0)]
+
+
+def test_the_proxy_shutdown_closes_open_tunnels(live_server: Callable[..., Live]) -> None:
+    with raw_upstream(switch_and_echo) as up:
+        live, handler = make_proxy(live_server, [up.url])
+        sock, got = open_tunnel(live.port)
+        with sock:
+            assert got.startswith(b"HTTP/1.1 101")
+            assert wait_for(lambda: open_tunnels(live, handler) == 1)
+            done = threading.Event()
+            live.call(handler.shutdown, lambda exc: done.set())
+            assert done.wait(5)
+            assert wait_closed(sock)
+        assert open_tunnels(live, handler) == 0
+
+
+@pytest.mark.parametrize(
+    ("version", "fields", "offered"),
+    [
+        (b"1.1", [(b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")], [b"websocket"]),
+        (
+            b"1.1",
+            [
+                (b"Upgrade", b"a/1, h2c"),
+                (b"Connection", b"keep-alive, upgrade"),
+                (b"UPGRADE", b"b"),
+            ],
+            [b"a/1", b"b"],
+        ),
+        (b"1.1", [(b"Connection", b"Upgrade"), (b"Upgrade", b"h2c")], []),
+        (b"1.0", [(b"Connection", b"Upgrade"), (b"Upgrade", b"websocket")], []),
+        (b"1.1", [(b"Upgrade", b"websocket")], []),  # not named in Connection: not asked
+        (b"1.1", [(b"Connection", b"upgrade")], []),
+    ],
+)
+def test_which_requests_offer_a_switch_upstream(
+    version: bytes, fields: list[tuple[bytes, bytes]], offered: list[bytes]
+) -> None:
+    upgrades: list[bytes] = []
+    out = forwarding.request_headers(
+        [(b"Host", b"h"), *fields, (b"Sec-WebSocket-Key", b"k")],
+        version=version,
+        client=("127.0.0.1", 1),
+        scheme="http",
+        upstream_host=b"u",
+        upgrades=upgrades,
+    )
+    assert upgrades == offered
+    names = [n.lower() for n, _ in out]
+    assert b"upgrade" not in names  # the client exchange adds it back with upgrade=
+    assert b"connection" not in names
+    assert b"sec-websocket-key" in names
+
+
+def test_the_101_head_relayed() -> None:
+    out = forwarding.switch_response_headers(
+        [
+            (b"Upgrade", b"websocket"),
+            (b"Connection", b"Upgrade, X-Hop"),
+            (b"X-Hop", b"1"),
+            (b"Sec-WebSocket-Accept", b"a"),
+            (b"Keep-Alive", b"timeout=5"),
+        ],
+        b"1.1",
+    )
+    assert out == [
+        (b"Sec-WebSocket-Accept", b"a"),
+        (b"Upgrade", b"websocket"),
+        (b"Connection", b"upgrade"),
+        (b"Via", b"1.1 thor"),
+    ]
