@@ -17,6 +17,9 @@ per route).  ``handle`` answers TRACE/OPTIONS with ``Max-Forwards: 0`` itself (R
 §7.6.2), picks a member, and hands the rest to a
 :class:`~thor_gateway.proxy_exchange.ProxiedExchange`, which relays both ways with
 backpressure and turns failures into 502/503/504 or an aborted connection.
+A request that asks to switch protocols (WebSocket) is offered upstream with its Upgrade;
+after a 101 both connections go to a :class:`~thor_gateway.proxy.tunnel.Tunnel` (kept in
+``tunnels`` until it ends; ``shutdown`` closes them).  CONNECT is refused (405).
 
 Code that decides per request passes ``pick=fn(request, members) -> Upstream | None``,
 or keeps several handlers and calls the right one's ``handle``.
