@@ -121,10 +121,6 @@ class Tunnel:
     def start(self, client_leftover: bytes = b"", upstream_leftover: bytes = b"") -> None:
         """Relay what came with each head, then listen to both connections."""
         client, upstream = self.client, self.upstream
-        if client_leftover:
-            self._from_client(client_leftover)
-        if upstream_leftover:
-            self._from_upstream(upstream_leftover)
         client.on("data", self._from_client)
         upstream.on("data", self._from_upstream)
         # One side's write buffer full -> stop reading the other (docs/tcp.md).
@@ -137,7 +133,15 @@ class Tunnel:
         # Both were handed over reading (the server resumes it; the client hands the
         # connection over as it was, and a 101 has no body that could have paused it).
         upstream.pause(False)
-        if self.idle_timeout > 0:
+        # The leftovers go after the listeners: a write that fills a buffer must be heard.
+        if client_leftover:
+            self._from_client(client_leftover)
+        if upstream_leftover:
+            self._from_upstream(upstream_leftover)
+        if not (client.tcp_connected and upstream.tcp_connected):
+            # Lost before the switch: its events were heard by HTTP, not by us.
+            self.close("a side was gone at the switch")
+        elif self.idle_timeout > 0:
             self.timer = self.loop.schedule(self.idle_timeout, self._check_idle)
 
     # --- bytes ---------------------------------------------------------------------------
