@@ -25,6 +25,7 @@ from tests.gateway.proxy.upgrade_support import (
     wait_closed,
 )
 from tests.gateway.proxy_support import raw_upstream, read_head, refused_port, wait_for
+from thor.events import EventEmitter
 from thor.tcp import TcpConnection
 from thor_gateway.operations.metrics import Metrics
 from thor_gateway.proxy import forwarding, handler_from_config
@@ -401,3 +402,44 @@ def test_the_101_head_relayed() -> None:
         (b"Connection", b"upgrade"),
         (b"Via", b"1.1 thor"),
     ]
+
+
+class AnsweringExchange(EventEmitter):
+    """Records the response a handler gives (a request without a body: complete at once)."""
+
+    req_complete = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status: int | None = None
+
+    def response_start(self, status: int, phrase: bytes, headers: Any) -> None:
+        self.status = status
+
+    def response_body(self, chunk: bytes) -> None:
+        pass
+
+    def response_done(self, trailers: Any = (), close: bool = False) -> None:
+        pass
+
+
+def test_a_proxy_route_refuses_connect_itself() -> None:
+    """Called directly (ProxyHandler as an app, no router before it): 405, nothing sent."""
+    import thor.loop
+    from thor_gateway.proxy import ProxyHandler
+    from thor_gateway.routing.request import Request
+
+    loop = thor.loop.make()
+    try:
+        handler = ProxyHandler(["http://127.0.0.1:9"], loop=loop)
+        exchange = AnsweringExchange()
+        request = Request(
+            b"CONNECT", b"example.com:443", b"example.com:443", b"", b"", b"", [], b"1.1",
+            "http", None, None,
+        )  # fmt: skip
+        handler.handle(exchange, request)  # type: ignore[arg-type]
+        assert exchange.status == 405
+        assert handler.upstreams.members[0].requests == 0
+        handler.client.close()
+    finally:
+        loop.close()
