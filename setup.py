@@ -24,6 +24,7 @@ setup(
             "trustme",  # TLS certificates generated inside tests
             "h2",  # an independent HTTP/2 peer and HPACK oracle for the sans-IO HTTP/2 core
             "kosoku",  # the Autobahn WebSocket cases (tests/websocket/test_autobahn.py)
+            "websockets",  # an independent WebSocket client and server on each side of the proxy
             "requests",
             "werkzeug",
             "flask",  # a real framework behind the gateway

@@ -52,8 +52,21 @@ _UPSTREAM_METRICS = (
         "1 while a member takes traffic (health checks and ejection); summed over workers.",
         "in_service",
     ),
+    ("tunnels", "gauge", "Switched connections (WebSocket...) open to a proxy member.", "tunnels"),
+    (
+        "tunnel_sent_bytes_total",
+        "counter",
+        "Bytes relayed to a proxy member over switched connections.",
+        "tunnel_sent",
+    ),
+    (
+        "tunnel_received_bytes_total",
+        "counter",
+        "Bytes relayed from a proxy member over switched connections.",
+        "tunnel_received",
+    ),
 )
-_UPSTREAM_COUNTERS = ("requests", "failures")
+_UPSTREAM_COUNTERS = ("requests", "failures", "tunnel_sent", "tunnel_received")
 
 
 def upstream_labels(route: str, upstream: str) -> str:

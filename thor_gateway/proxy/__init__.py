@@ -4,6 +4,8 @@
   (re-exported here: ``from thor_gateway.proxy import ProxyHandler`` is the documented name);
 - :mod:`~thor_gateway.proxy.relay`: one proxied request, relayed with backpressure, and its
   failures;
+- :mod:`~thor_gateway.proxy.tunnel`: the bytes of a switched connection (WebSocket and
+  other Upgrades, after a relayed 101), relayed both ways;
 - :mod:`~thor_gateway.proxy.forwarding`: RFC 9110 §7.6 header and target rewriting (pure);
 - :mod:`~thor_gateway.proxy.upstreams`: upstream sets, members, DNS re-resolution;
 - :mod:`~thor_gateway.proxy.balancer`: which member takes the next request (a new balancing

@@ -13,6 +13,9 @@ upstream, so it forwards what is end-to-end and replaces what is hop-by-hop:
 - the client's address, scheme and Host travel on in ``Forwarded`` (RFC 7239 §4) and the
   de-facto ``X-Forwarded-For`` / ``-Proto`` / ``-Host``; each is appended to what earlier
   proxies wrote, never replacing it (the upstream decides whom it trusts);
+- a request that asks to switch protocols (RFC 9110 §7.8: ``Upgrade`` named in
+  ``Connection``) has its ``Upgrade`` protocols handed back to the caller, who offers them
+  to the upstream on this hop (:func:`request_headers`' ``upgrades``);
 - ``Max-Forwards`` (RFC 9110 §7.6.2) is decremented on TRACE and OPTIONS; at 0 the gateway
   is the final recipient and answers itself;
 - the request target becomes origin-form for the upstream, with the mount prefix stripped
@@ -30,6 +33,7 @@ from thor.http.headers import (
     HOP_BY_HOP,
     PLAIN_CONNECTION_OPTIONS,
     connection_tokens,
+    split_list,
     strip_hop_by_hop,
 )
 from thor.http.protocol.abnf import token_re as _token_re
@@ -41,6 +45,7 @@ __all__ = [
     "relay_response_headers",
     "request_headers",
     "response_headers",
+    "switch_response_headers",
     "trace_body",
     "upstream_target",
     "via_value",
@@ -126,12 +131,20 @@ def request_headers(
     pseudonym: bytes = b"thor",
     forwarded: bool = True,
     x_forwarded: bool = True,
+    upgrades: list[bytes] | None = None,
 ) -> Headers:
     """The field list to send upstream for a request received with ``headers``.
 
     ``upstream_host`` is the upstream's authority (``host[:port]``), used for Host unless
     ``preserve_host``.  ``client`` and ``scheme`` are the client's address and scheme as
     the gateway established them (after any trusted proxy headers).
+
+    ``Upgrade`` is hop-by-hop and never in the list returned; when ``upgrades`` is given
+    and the request asks to switch (HTTP/1.1, ``upgrade`` among its Connection options:
+    RFC 9110 §7.8), the protocols it offers are appended to ``upgrades``, for the caller
+    to offer on the next hop with ``Connection: upgrade``.  ``h2c`` is left out: it
+    upgrades one connection with its own settings (``HTTP2-Settings``, hop-by-hop), which
+    a proxy cannot pass on (RFC 7540 §3.2; RFC 9113 §3.1 retired it).
     """
     trace = method in _TRACE_METHODS
     out: Headers = []
@@ -160,6 +173,8 @@ def request_headers(
         out = [(n, v) for n, v in out if n.lower() not in named]
         if b"x-forwarded-for" in named:
             xff = None
+        if upgrades is not None and b"upgrade" in named and version == b"1.1":
+            upgrades.extend(_switch_offer(headers))
     # RFC 9112 §3.2: a client MUST send Host; it goes first, as user agents do.
     out.insert(0, (b"Host", host if preserve_host and host else upstream_host))
     if mf is not None:
@@ -175,6 +190,15 @@ def request_headers(
         if host:
             out.append((b"X-Forwarded-Host", host))
     return out
+
+
+def _switch_offer(headers: Headers) -> list[bytes]:
+    """The protocols an HTTP/1.1 request that names ``upgrade`` in Connection offers to
+    switch to, as the next hop may see them (RFC 9110 §7.8: a sender of Upgrade MUST list
+    it in Connection; a server MUST ignore Upgrade in an HTTP/1.0 request)."""
+    values = [v for n, v in headers if len(n) == 7 and n.lower() == b"upgrade"]
+    protocols = [p for value in values for p in split_list(value)]
+    return [p for p in protocols if p.lower() != b"h2c"]
 
 
 def relay_response_headers(
@@ -202,6 +226,23 @@ def relay_response_headers(
         out.append((name, value))
     out.append((b"Via", version + b" " + pseudonym))
     return out, foreign
+
+
+def switch_response_headers(
+    headers: Headers, version: bytes, pseudonym: bytes = b"thor"
+) -> Headers:
+    """The fields of a 101 to relay: the upstream's end-to-end ones (``Sec-WebSocket-*``...),
+    then ``Upgrade`` (the protocols switched to) with ``Connection: upgrade``, then Via.
+
+    RFC 9110 §15.2.2: a 101 MUST say in Upgrade which protocols the connection switches to;
+    §7.8: Upgrade is hop-by-hop, so its sender lists it in Connection, on this hop too.
+    """
+    protocols = [v for n, v in headers if n.lower() == b"upgrade"]
+    out = strip_hop_by_hop(headers)
+    out.extend((b"Upgrade", v) for v in protocols)
+    out.append((b"Connection", b"upgrade"))
+    out.append((b"Via", via_value(version, pseudonym)))
+    return out
 
 
 def response_headers(headers: Headers, *, version: bytes, pseudonym: bytes = b"thor") -> Headers:

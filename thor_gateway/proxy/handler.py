@@ -17,6 +17,9 @@ per route).  ``handle`` answers TRACE/OPTIONS with ``Max-Forwards: 0`` itself (R
 §7.6.2), picks a member, and hands the rest to a
 :class:`~thor_gateway.proxy_exchange.ProxiedExchange`, which relays both ways with
 backpressure and turns failures into 502/503/504 or an aborted connection.
+A request that asks to switch protocols (WebSocket) is offered upstream with its Upgrade;
+after a 101 both connections go to a :class:`~thor_gateway.proxy.tunnel.Tunnel` (kept in
+``tunnels`` until it ends; ``shutdown`` closes them).  CONNECT is refused (405).
 
 Code that decides per request passes ``pick=fn(request, members) -> Upstream | None``,
 or keeps several handlers and calls the right one's ``handle``.
@@ -37,7 +40,9 @@ from thor_gateway.proxy.balancer import Balancer, choose, key_function, make_bal
 from thor_gateway.proxy.health_checks import ActiveHealthChecker, HealthTracker, PassiveEjection
 from thor_gateway.proxy.relay import ProxiedExchange
 from thor_gateway.proxy.retries import IDEMPOTENT, RetryBudget
+from thor_gateway.proxy.tunnel import Tunnel
 from thor_gateway.proxy.upstreams import Resolver, Target, Upstream, UpstreamSet, parse_target
+from thor_gateway.routing.errors import ConnectNotAllowedError, respond
 from thor_gateway.routing.request import Done, Request
 
 __all__ = [
@@ -48,6 +53,16 @@ __all__ = [
     "request_for",
     "settings_from_flags",
 ]
+
+_SAMPLE_FIELDS = (
+    "requests",
+    "failures",
+    "in_flight",
+    "in_service",
+    "tunnels",
+    "tunnel_sent",
+    "tunnel_received",
+)
 
 Pick = Callable[[Request, Sequence[Upstream]], "Upstream | None"]
 
@@ -67,6 +82,9 @@ class ProxySettings:
     max_connections: int | None = None  # requests in flight per member (default for all)
     max_idle_connections: int = 512  # connections per member (busy or idle) without a limit
     idle_timeout: float = 60.0  # seconds an idle upstream connection is kept
+    tunnel_idle_timeout: float = (
+        300.0  # seconds without a byte either way closes a tunnel (0: never)
+    )
     health_check_path: str | None = None  # turns active health checks on
     health_check_interval: float = 5.0
     health_check_timeout: float = 2.0
@@ -154,6 +172,7 @@ class ProxyHandler:
         self.balancer: Balancer = make_balancer(s.balancer)
         self.key = key_function(s.hash_key) if s.hash_key else None
         self.pick = pick
+        self.tunnels: set[Tunnel] = set()  # switched connections open (WebSocket...)
         self.retry_budget = RetryBudget(ratio=s.retry_budget)
         self.retry_methods = IDEMPOTENT
         self.transforms: list[Transform] = list(s.transforms)
@@ -215,6 +234,11 @@ class ProxyHandler:
 
     def handle(self, exchange: Exchange, request: Request) -> None:
         """Forward ``request`` (its ``request_start`` was consumed by the router)."""
+        if request.method == b"CONNECT":
+            # RFC 9110 §9.3.6: a tunnel to any host:port is a forward proxy's job, not a
+            # reverse proxy route's (the router says the same before it gets here).
+            respond(exchange, ConnectNotAllowedError(), extra=[(b"Allow", b"GET, HEAD, POST")])
+            return
         hops = forwarding.max_forwards(request.method, request.headers)
         if hops == 0:
             self._answer_locally(exchange, request)
@@ -241,11 +265,14 @@ class ProxyHandler:
         for member in [*self.upstreams.departed.values(), *current]:
             values = samples.setdefault(
                 upstream_labels(route, member.origin),
-                {"requests": 0, "failures": 0, "in_flight": 0, "in_service": 0},
+                dict.fromkeys(_SAMPLE_FIELDS, 0),
             )
             values["requests"] += member.requests
             values["failures"] += member.failures
             values["in_flight"] += member.active
+            values["tunnels"] += member.tunnels
+            values["tunnel_sent"] += member.tunnel_sent
+            values["tunnel_received"] += member.tunnel_received
             if member in current:
                 values["in_service"] |= member.in_service(now)
         return samples
@@ -261,7 +288,9 @@ class ProxyHandler:
         self.upstreams.start(resolved)
 
     def shutdown(self, done: Done) -> None:
-        """Stop re-resolving and probing; close idle upstream connections."""
+        """Stop re-resolving and probing; close idle upstream connections and open tunnels."""
+        for tunnel in list(self.tunnels):
+            tunnel.close("shutting down")
         self.upstreams.stop()
         if self.health is not None:
             self.health.stop()

@@ -18,12 +18,19 @@ States (:class:`Phase`)::
     WAITING --response_start--> RELAYING --response_done--> DONE
        |  \\--error, retryable--> WAITING (on another upstream)
        +--error--> DONE (a 502/503/504 answer)      RELAYING --error--> DONE (abort)
+                                                    RELAYING --switched--> DONE (a tunnel)
 
 Before the response head is relayed an upstream failure becomes an error response (or a
 retry on another member: idempotent method, no request body, budget permitting); after it,
 the only honest signal left is to abort the client's connection, so that a truncated body
 is never mistaken for a complete one (RFC 9112 §6.3, §8).  A client that leaves cancels the
 upstream exchange.
+
+A request that asks to switch protocols (RFC 9110 §7.8: WebSocket's handshake) is offered
+upstream with its ``Upgrade`` protocols (the client exchange's ``upgrade=``), when the
+client's exchange can be taken over (HTTP/1.1).  Any answer but 101 is relayed as usual; a
+101 is relayed with its Upgrade, then ``switched`` hands both connections to a
+:class:`~thor_gateway.proxy.tunnel.Tunnel`.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from thor.http.error import (
     ConnectError,
     DnsError,
     HttpError,
+    OutputStateError,
     ReadTimeoutError,
     ServiceUnavailableError,
     UpstreamError,
@@ -46,6 +54,7 @@ from thor_gateway.aggregation.transform import ResponseTransformer
 from thor_gateway.proxy import forwarding
 from thor_gateway.proxy.balancer import choose
 from thor_gateway.proxy.health_checks import Ejection
+from thor_gateway.proxy.tunnel import Tunnel
 from thor_gateway.routing.request import address_of
 
 if TYPE_CHECKING:
@@ -121,6 +130,7 @@ class ProxiedExchange:
         "target",
         "transformer",
         "tried",
+        "upgrade",
         "upstream",
     )
 
@@ -161,6 +171,7 @@ class ProxiedExchange:
                 has_query=b"?" in target,
             )
         self.target = target
+        upgrades: list[bytes] = []
         self.headers = forwarding.request_headers(
             request.headers,
             method=request.method,
@@ -175,7 +186,13 @@ class ProxiedExchange:
             pseudonym=settings.via,
             forwarded=settings.forwarded,
             x_forwarded=settings.x_forwarded,
+            upgrades=upgrades,
         )
+        # The protocols to offer upstream (RFC 9110 §7.8), if the client asked to switch and
+        # its connection can be handed over after a 101 (an HTTP/2 stream cannot).
+        self.upgrade: bytes | None = None
+        if upgrades and hasattr(exchange, "take_over"):
+            self.upgrade = b", ".join(upgrades)
         if proxy.transforms:
             self.transformer = ResponseTransformer(
                 proxy.transforms, request.method, request.headers
@@ -215,7 +232,12 @@ class ProxiedExchange:
         # The client exchange is ours alone: its events go to the methods named after them
         # (response_start, ..., error, pause), one call instead of six listeners.
         cx.sink(self)
-        cx.request_start(self.method, upstream.origin_bytes + target, headers, preserve_host=True)
+        url = upstream.origin_bytes + target
+        if self.upgrade is None:
+            cx.request_start(self.method, url, headers, preserve_host=True)
+        else:
+            cx.on("switched", self.switched)  # the client closes a switch nobody listens to
+            cx.request_start(self.method, url, headers, preserve_host=True, upgrade=self.upgrade)
         if self.attempts > 1 and self.replay:
             for chunk in self.replay:
                 cx.request_body(chunk)
@@ -257,6 +279,9 @@ class ProxiedExchange:
         if self.phase is not _WAITING:
             return
         code = int(status)
+        if code == 101:
+            self._relay_switch(phrase, headers)
+            return
         out, foreign = forwarding.relay_response_headers(
             headers, self.cx.res_version or b"1.1", self.proxy.settings.via
         )
@@ -300,6 +325,48 @@ class ProxiedExchange:
                 ejection.success()
         self._end()
         self.exchange.response_done(trailers)
+
+    # --- switching protocols ------------------------------------------------------------
+
+    def _relay_switch(self, phrase: bytes, headers: Headers) -> None:
+        """The upstream agreed to switch (RFC 9110 §15.2.2): relay its 101 head now; its
+        connection follows in ``switched``, in the same call of the client exchange."""
+        self.phase = _RELAYING
+        self.replay = None
+        out = forwarding.switch_response_headers(
+            headers, self.cx.res_version or b"1.1", self.proxy.settings.via
+        )
+        self.exchange.response_start(101, phrase, out)
+
+    def switched(self, tcp: Any, leftover: bytes) -> None:
+        """Both sides leave HTTP: the client's connection is taken over, and a tunnel joins
+        it to the upstream's.  The member's ``active`` count goes to the tunnel."""
+        upstream = self.upstream
+        cx = self.cx
+        self.phase = _DONE
+        self.cx = None
+        if upstream is not None and cx is not None:
+            upstream.requests += cx.resent
+        try:
+            handed = self.exchange.take_over()  # type: ignore[attr-defined]
+        except OutputStateError as err:  # the client left, or never asked (a bug upstream)
+            log.info("cannot switch to the upstream's protocol: %s", err)
+            tcp.abort()
+            if upstream is not None:
+                upstream.active -= 1
+            self.exchange.abort()
+            return
+        proxy = self.proxy
+        tunnel = Tunnel(
+            handed.tcp_conn,
+            tcp,
+            loop=handed.loop,
+            idle_timeout=proxy.settings.tunnel_idle_timeout,
+            member=upstream,
+            on_close=proxy.tunnels.discard,
+        )
+        proxy.tunnels.add(tunnel)
+        tunnel.start(handed.leftover, leftover)
 
     def _on_client_pause(self, paused: bool) -> None:
         # The client is not reading the response: stop reading it from the upstream.

@@ -117,6 +117,9 @@ class Upstream:
     active: int = 0  # requests in flight
     requests: int = 0  # requests sent, ever
     failures: int = 0  # attempts that failed (what passive ejection counts), ever
+    tunnels: int = 0  # switched connections (WebSocket...) open through it (proxy/tunnel.py)
+    tunnel_sent: int = 0  # bytes relayed to it over tunnels, ever
+    tunnel_received: int = 0  # bytes relayed from it over tunnels, ever
     origin: str = ""  # "http://127.0.0.1:8080", what the client connects to
     origin_bytes: bytes = b""
     authority: bytes = b""  # the target's, for Host (computed once: it is on the hot path)

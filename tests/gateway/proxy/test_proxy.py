@@ -150,8 +150,8 @@ def test_post_bodies_with_length_and_chunked(mount_proxy: MountProxy) -> None:
             if not chunk:
                 return
             data += chunk
+        received.append(data)  # before the answer: the test reads it once answered
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        received.append(data)
 
     received: list[bytes] = []
     with raw_upstream(script) as up:
