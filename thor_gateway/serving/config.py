@@ -341,6 +341,40 @@ class Settings:
         kind=Kind.INT,
         section="Limits and timeouts",
     )
+    wsgi_input: str = _opt(
+        "buffered",
+        "--wsgi-input",
+        help="How a WSGI app gets a request body: buffered (received whole on the event loop "
+        "before the app runs, so a slow upload never holds a thread) or streamed (read "
+        "as it arrives, in the app's thread).",
+        kind=Kind.CHOICE,
+        choices=("buffered", "streamed"),
+        section="Limits and timeouts",
+    )
+    wsgi_input_memory: int = _opt(
+        1024 * 1024,
+        "--wsgi-input-memory",
+        help="A buffered WSGI request body is kept in memory up to this size, then in a "
+        "temporary file (bounded by --max-body-size).",
+        kind=Kind.SIZE,
+        section="Limits and timeouts",
+    )
+    min_body_rate: int = _opt(
+        240,
+        "--min-body-rate",
+        help="Cut (408) a request body arriving slower than this many bytes per second, "
+        "measured over each --min-rate-window; 0: off.",
+        kind=Kind.INT,
+        section="Limits and timeouts",
+    )
+    min_rate_window: float = _opt(
+        5.0,
+        "--min-rate-window",
+        help="The window over which minimum data rates are measured; the first one is the "
+        "grace period.",
+        kind=Kind.SECONDS,
+        section="Limits and timeouts",
+    )
     forwarded_allow_ips: list[str] = field(
         default_factory=_default_allow_ips,
         metadata=_meta(

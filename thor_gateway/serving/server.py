@@ -130,6 +130,8 @@ def server_limits(settings: Settings) -> dict[str, Any]:
         "max_field_section": settings.limit_request_field_size,
         "max_fields": settings.limit_request_fields,
         "max_body_size": settings.max_body_size or None,
+        "min_body_rate": settings.min_body_rate,
+        "min_rate_window": settings.min_rate_window,
     }
 
 
@@ -249,6 +251,8 @@ class Gateway:
             loop=self.loop,
             threads=s.threads,
             max_queue=s.max_queue,
+            buffer_input=s.wsgi_input == "buffered",
+            input_memory=s.wsgi_input_memory,
             lifespan=s.lifespan,
             multiprocess=self.multiprocess,
             where=f"{mount.prefix}={mount.app}",

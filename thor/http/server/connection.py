@@ -55,6 +55,8 @@ class ServerOwner(ServerSide, Protocol):
     max_field_section: int
     max_fields: int
     max_body_size: int | None
+    min_body_rate: float
+    min_rate_window: float
 
     def emit(self, event: str, *args: Any) -> None: ...
     def connection_closed(self, conn: Any) -> None: ...
@@ -115,6 +117,9 @@ class HttpServerConnection(EventEmitter):
         self._out_size = 0
         self._wait = _REQUEST
         self._deadline = self.loop.time() + server.idle_timeout
+        # The request body's rate window: since when, and the body bytes delivered then.
+        self._rate_since = 0.0
+        self._rate_bytes = 0
         self._timer: thor.loop.ScheduledEvent | None = self.loop.schedule(
             server.idle_timeout, self._on_timer
         )
@@ -143,14 +148,62 @@ class HttpServerConnection(EventEmitter):
                 timer.delete()
             self._timer = self.loop.schedule(seconds, self._on_timer)
 
+    def _expect_body(self, exchange: HttpServerExchange) -> None:
+        """Wait for the request body: progress within ``body_timeout``, and at least
+        ``min_body_rate`` bytes per second over each ``min_rate_window`` (the first
+        window is the grace period; Kestrel's MinRequestBodyDataRate)."""
+        server = self.server
+        self.expect(_BODY, server.body_timeout)
+        if server.min_body_rate > 0:
+            # The window starts now (or again after a pause: time the application did not
+            # read is not the client's).  The rate is checked when the timer fires, never
+            # per chunk: a body that arrives in time costs nothing more.
+            now = self.loop.time()
+            self._rate_since = now
+            self._rate_bytes = exchange.req_body_bytes
+            check = now + server.min_rate_window
+            timer = self._timer
+            if timer is None or timer.callback is None or timer.when > check:
+                if timer is not None:
+                    timer.delete()
+                self._timer = self.loop.schedule(server.min_rate_window, self._on_timer)
+
+    def _check_body_rate(self, now: float) -> float:
+        """When to look again; 0.0 if the body came too slowly and was cut (408)."""
+        server = self.server
+        since = self._rate_since
+        exchange = self._reading
+        if exchange is None:
+            return self._deadline
+        if now - since >= server.min_rate_window:
+            received = exchange.req_body_bytes - self._rate_bytes
+            # Each byte is progress, so body_timeout never fires for a client that trickles
+            # one every few seconds: the rate does (issue 16, finding 1).
+            if received < server.min_body_rate * (now - since):
+                self._reject(
+                    error.RequestTimeoutError(
+                        f"request body slower than {server.min_body_rate:g} bytes/s "
+                        f"({received} bytes in {now - since:.1f} s)"
+                    )
+                )
+                return 0.0
+            self._rate_since = since = now
+            self._rate_bytes = exchange.req_body_bytes
+        return min(self._deadline, since + server.min_rate_window)
+
     def _on_timer(self) -> None:
         self._timer = None
         wait = self._wait
         if wait is _NOTHING or self.tcp_conn.state is _CLOSED:
             return
         now = self.loop.time()
-        if now < self._deadline:
-            self._timer = self.loop.schedule(self._deadline - now, self._on_timer)
+        deadline = self._deadline
+        if wait is _BODY and now < deadline and self.server.min_body_rate > 0:
+            deadline = self._check_body_rate(now)
+            if not deadline:
+                return
+        if now < deadline:
+            self._timer = self.loop.schedule(deadline - now, self._on_timer)
             return
         if wait is _REQUEST:
             self.close()
@@ -235,7 +288,7 @@ class HttpServerConnection(EventEmitter):
             # request_start and keep the connection (request_done still follows).
             exchange.req_complete = True
         if framing is _FRAMING_LENGTH or framing is _FRAMING_CHUNKED:
-            self.expect(_BODY, self.server.body_timeout)
+            self._expect_body(exchange)
         else:
             self._wait = _NOTHING
         try:
@@ -299,7 +352,7 @@ class HttpServerConnection(EventEmitter):
         if exchange is not None and not exchange.req_complete:
             if self.protocol.state is _EXPECTING:
                 self.write(self.protocol.send_continue())
-            self.expect(_BODY, self.server.body_timeout)
+            self._expect_body(exchange)
         self._dispatch()
 
     def _on_peer_close(self) -> None:
