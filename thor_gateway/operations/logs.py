@@ -4,7 +4,8 @@ The JSON form is one object per line (``time``, ``level``, ``logger``, ``pid``,
 ``message``, and ``exception`` when there is one), so that a log shipper needs
 no parsing rules; :func:`json.dumps` escapes control characters, so a request
 path cannot forge a line.  The text form escapes them too (CVE-2020-7694 was
-an access log that wrote a decoded ``%1b[`` to a terminal).
+an access log that wrote a decoded ``%1b[`` to a terminal).  Repeated lines are
+summarised (:mod:`thor_gateway.operations.log_limit`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import logging
 import os
 import sys
 import time
+
+from thor_gateway.operations.log_limit import SummarisingHandler
 
 __all__ = ["JsonFormatter", "TextFormatter", "configure", "escape"]
 
@@ -57,7 +60,8 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str, form: str) -> None:
     """Send the ``thor`` and ``thor_gateway`` loggers to standard error."""
-    handler = logging.StreamHandler(sys.stderr)
+    # Repeated lines (a 503 per refused request under saturation) are summarised.
+    handler = SummarisingHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if form == "json" else TextFormatter())
     for name in ("thor", "thor_gateway"):
         logger = logging.getLogger(name)
