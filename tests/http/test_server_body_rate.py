@@ -86,10 +86,12 @@ def test_time_the_application_does_not_read_is_not_counted() -> None:
         ex.pause_request_body(True)
         ex.loop.schedule(1.2, ex.pause_request_body, False)
 
-    with ServerThread(paused_then_read, min_body_rate=1000, min_rate_window=0.4) as live:
-        with socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
-            sock.sendall(
-                b"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"
-            )
-            raw = read_all(sock)
+    with (
+        ServerThread(paused_then_read, min_body_rate=1000, min_rate_window=0.4) as live,
+        socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock,
+    ):
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"
+        )
+        raw = read_all(sock)
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:80]
