@@ -3,8 +3,10 @@
 Theory of operation.  :meth:`WsgiHandler.handle` runs on the loop thread: it
 builds the environ, listens to the exchange and submits a :class:`_WsgiTask` to
 the bounded :class:`~thor_gateway.threadpool.ThreadPool` (saturated: 503 at
-once).  The task runs the app in a worker thread and hands every result back
-with ``loop.run_in_loop``; only the loop thread calls the exchange.
+once): at once for a request without a body, and, by default, once the body
+has arrived whole for one with a body, so a slow client never holds a thread.
+The task runs the app in a worker thread and hands every result back with
+``loop.run_in_loop``; only the loop thread calls the exchange.
 
 Hand-offs are the cost of this design (each one is a GIL switch), so a response
 takes as few as possible:
@@ -139,10 +141,13 @@ class WsgiHandler:
         if self.pool.full:
             self._refuse(exchange, request)
             return
-        if self.buffer_input and not exchange.req_complete:
+        if exchange.req_complete:  # the server knows the framing: no body to come
+            body = None
+        elif self.buffer_input:
             self._gather(exchange, request)
             return
-        body = self._body_stream(exchange, request)
+        else:
+            body = self._body_stream(exchange)
         environ = build_environ(
             request,
             wsgi_input=body if body is not None else EmptyBody(),
@@ -210,9 +215,7 @@ class WsgiHandler:
         exchange.on("error", lambda error: None)  # the body we do not read may break
         respond_error(exchange, ServiceUnavailableError(), [(b"Retry-After", self.retry_after)])
 
-    def _body_stream(self, exchange: Exchange, request: Request) -> BodyStream | None:
-        if exchange.req_complete:  # the server knows the framing: no body to come
-            return None
+    def _body_stream(self, exchange: Exchange) -> BodyStream:
         body = BodyStream(self.loop.run_in_loop, exchange.pause_request_body, self.stall_limit)
         exchange.on("request_body", body.feed)
         exchange.on("request_done", body.finish)
