@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from thor_gateway.operations.log_limit import SummarisingHandler
+from thor_gateway.operations.log_limit import RepeatFilter, SummarisingHandler
 
 __all__ = ["JsonFormatter", "TextFormatter", "configure", "escape"]
 
@@ -58,10 +58,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(level: str, form: str) -> None:
-    """Send the ``thor`` and ``thor_gateway`` loggers to standard error."""
-    # Repeated lines (a 503 per refused request under saturation) are summarised.
-    handler = SummarisingHandler(sys.stderr)
+def configure(level: str, form: str, repeat_limit: int = 10) -> None:
+    """Send the ``thor`` and ``thor_gateway`` loggers to standard error; alike lines past
+    ``repeat_limit`` per 10 s are summarised (a 503 per refused request under saturation)."""
+    handler: logging.Handler
+    if repeat_limit > 0:
+        handler = SummarisingHandler(sys.stderr, RepeatFilter(repeat_limit))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if form == "json" else TextFormatter())
     for name in ("thor", "thor_gateway"):
         logger = logging.getLogger(name)

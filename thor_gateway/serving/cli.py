@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import thor_gateway
-from thor_gateway.serving import config
+from thor_gateway.serving import config, config_text
 from thor_gateway.serving.config import ConfigError, Kind, Settings
 from thor_gateway.serving.loading import AppLoadError
 
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = resolve(args, os.environ)
         if getattr(args, "print_config", False):
-            sys.stdout.write(config.to_toml(settings))
+            sys.stdout.write(config_text.to_toml(settings))
             return 0
         if getattr(args, "check_config", False):
             check_apps(settings)
@@ -172,7 +172,7 @@ def run(settings: Settings, argv: list[str]) -> int:
     """Serve until told to stop: reloader, master with workers, or one process."""
     from thor_gateway.operations import logs
 
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.log_format, settings.log_repeat_limit)
     try:
         if settings.reload:
             from thor_gateway.serving.reload import supervise

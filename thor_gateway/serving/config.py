@@ -42,7 +42,6 @@ from thor_gateway.serving.config_values import (
     ProxyRoute,
     StaticRoute,
     parse_bind,
-    toml_value,
     value_from_text,
     value_from_toml,
 )
@@ -56,13 +55,11 @@ __all__ = [
     "ProxyRoute",
     "Settings",
     "StaticRoute",
-    "docs_table",
     "env_names",
     "from_sources",
     "load_toml",
     "options",
     "parse_bind",
-    "to_toml",
     "value_from_text",
 ]
 
@@ -444,6 +441,14 @@ class Settings:
         metavar="PATH",
         section="Operations",
     )
+    log_repeat_limit: int = _opt(
+        10,
+        "--log-repeat-limit",
+        help="Alike error-log lines written per 10 s; the rest are counted in one line "
+        "('[repeated N more times]'). 0: write every line.",
+        kind=Kind.INT,
+        section="Operations",
+    )
 
     # ------------------------------------------------------------ derived
 
@@ -559,51 +564,3 @@ def from_sources(
     settings = Settings(**merged)
     settings.check()
     return settings
-
-
-# ------------------------------------------------------------ TOML, docs
-
-
-def to_toml(settings: Settings) -> str:
-    """The effective settings as a config file (``--print-config``); reads back equal."""
-    lines: list[str] = []
-    tables: list[str] = []
-    for name, option, _ in options():
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if option.kind is Kind.MOUNTS:
-            for mount in value:
-                tables += ["", "[[mount]]", *_pairs(dataclasses.asdict(mount))]
-        elif option.kind is Kind.PROXIES:
-            for route in value:
-                pairs = {"prefix": route.prefix, "upstreams": route.upstreams, **route.options}
-                tables += ["", "[[proxy]]", *_pairs(pairs)]
-        elif option.kind is Kind.STATICS:
-            for route in value:
-                tables += ["", "[[static]]", *_pairs(dataclasses.asdict(route))]
-        else:
-            lines.append(f"{name} = {toml_value(value)}")
-    return "\n".join(lines + tables) + "\n"
-
-
-def _pairs(table: Mapping[str, Any]) -> list[str]:
-    return [f"{key} = {toml_value(value)}" for key, value in table.items()]
-
-
-def docs_table() -> str:
-    """The Markdown reference table of every setting (pasted into docs/gateway.md)."""
-    rows = [
-        "| flag | TOML key | environment | kind | default | meaning |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, option, default in options():
-        flags = ", ".join(f"`{f}`" for f in option.flags) or "positional `MODULE:APP`"
-        shown = toml_value(default) if default not in (None, []) else "—"
-        envs = ", ".join(f"`{e}`" for e in env_names(name, option))
-        kind = option.kind.value
-        if option.choices:
-            kind = " \\| ".join(option.choices)
-        text = option.help.replace("|", "\\|")
-        rows.append(f"| {flags} | `{name}` | {envs} | {kind} | `{shown}` | {text} |")
-    return "\n".join(rows) + "\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from thor_gateway.serving import config
+from thor_gateway.serving import config, config_text
 from thor_gateway.serving.cli import build_parser, resolve
 from thor_gateway.serving.config import Bind, ConfigError, Mount, ProxyRoute
 
@@ -170,7 +170,7 @@ def test_print_config_with_nested_proxy_options(tmp_path: Path) -> None:
     )
     s = settings_of(["-c", str(toml)])
     again = tmp_path / "again.toml"
-    again.write_text(config.to_toml(s))
+    again.write_text(config_text.to_toml(s))
     assert settings_of(["-c", str(again)]) == s
     assert s.proxy[0].options == {"health": {"path": "/h", "interval": 2.5}, "headers": {}}
 
@@ -181,7 +181,7 @@ def test_print_config_reads_back(tmp_path: Path) -> None:
     )
     s.access_logformat = '%(h)s "%(r)s" \\ \t'
     toml = tmp_path / "out.toml"
-    toml.write_text(config.to_toml(s))
+    toml.write_text(config_text.to_toml(s))
     assert settings_of(["-c", str(toml)]) == s
 
 
@@ -191,7 +191,7 @@ def test_every_setting_is_documented() -> None:
         assert re.search(rf"`{name}`", docs), f"docs/gateway.md lacks the key {name}"
         for flag in option.flags:
             assert f"`{flag}`" in docs, f"docs/gateway.md lacks the flag {flag}"
-    assert config.docs_table() in docs, "docs/gateway.md's table is stale: paste docs_table()"
+    assert config_text.docs_table() in docs, "docs/gateway.md's table is stale: paste docs_table()"
 
 
 def test_every_flag_reads_an_environment_variable() -> None:

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.gateway.gateway_helpers import run_cli
-from thor_gateway.serving import config
+from thor_gateway.serving import config, config_text
 from thor_gateway.serving.cli import build_parser, resolve
 from thor_gateway.serving.config import ConfigError, StaticRoute
 
@@ -43,7 +43,7 @@ def test_flag_environment_and_toml(tmp_path: Path) -> None:
     ]
     # --print-config writes them back as tables that read back equal.
     again = tmp_path / "again.toml"
-    again.write_text(config.to_toml(s))
+    again.write_text(config_text.to_toml(s))
     assert settings_of(["-c", str(again)]).static == s.static
 
 
