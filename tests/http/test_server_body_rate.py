@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
 import time
 
+from tests.http.client_support import wait_for
 from tests.http.server_helpers import ServerThread, read_all
 from thor.http.server import HttpServerExchange
 
@@ -95,3 +97,64 @@ def test_time_the_application_does_not_read_is_not_counted() -> None:
         )
         raw = read_all(sock)
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:80]
+
+
+# ------------------------------------------------------------ the response's rate
+
+BIG = b"y" * (8 << 20)  # more than the kernel's socket buffers take: most waits in ours
+
+
+def big_response(ex: HttpServerExchange) -> None:
+    ex.on(
+        "request_start",
+        lambda *_: ex.respond(200, b"OK", [(b"Content-Length", b"%d" % len(BIG))], BIG),
+    )
+
+
+def sip(port: int, stop: threading.Event) -> None:
+    """GET the big response and read 100 bytes every 0.1 s (1 KB/s) until ``stop``."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    with sock:
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        while not stop.wait(0.1):  # the client's pace
+            try:
+                if not sock.recv(100):
+                    return
+            except OSError:
+                return
+
+
+def served_while_sipping(live: ServerThread, seconds: float) -> float | None:
+    """When the server let go of the sipping client (None: it still serves it after
+    ``seconds``).  The server's abort drops what our buffer holds; what the kernel took
+    already still trickles to the client, so the server's side is what is watched."""
+    stop = threading.Event()
+    client = threading.Thread(target=sip, args=(live.port, stop), daemon=True)
+    start = time.monotonic()
+    client.start()
+    try:
+        wait_for(lambda: bool(live.server.connections))
+        while time.monotonic() - start < seconds:
+            if not live.server.connections:
+                return time.monotonic() - start
+            stop.wait(0.05)
+        return None
+    finally:
+        stop.set()
+        client.join(5)
+
+
+def test_a_client_that_sips_its_response_is_cut() -> None:
+    # 1 KB/s against a minimum of 100 KB/s; write_timeout (30 s) would wait much longer.
+    with ServerThread(big_response, min_response_rate=100_000, min_rate_window=0.5) as live:
+        after = served_while_sipping(live, 5.0)
+    assert after is not None, "the server still serves the client"
+    assert after < 2.5, f"cut only after {after:.1f} s"
+
+
+def test_the_response_rate_check_can_be_turned_off() -> None:
+    with ServerThread(big_response, min_response_rate=0, min_rate_window=0.3) as live:
+        assert served_while_sipping(live, 1.5) is None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import tracemalloc
 
-from tests.gateway.adapter_helpers import wait_for
+from tests.http.client_support import wait_for
 from tests.http.server_helpers import ServerThread
 from thor.http.server import HttpServerExchange
 
@@ -43,7 +43,7 @@ def test_slow_readers_share_one_response_body() -> None:
                 sock.connect(("127.0.0.1", live.port))
                 sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
                 socks.append(sock)
-            wait_for(lambda: len(answered) == CLIENTS, what="every response queued")
+            wait_for(lambda: len(answered) == CLIENTS)
             held = sum(c.tcp_conn.write_buffer_size for c in list(live.server.connections))
             grown = tracemalloc.get_traced_memory()[0] - before
     finally:

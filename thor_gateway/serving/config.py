@@ -372,6 +372,14 @@ class Settings:
         kind=Kind.SECONDS,
         section="Limits and timeouts",
     )
+    min_response_rate: int = _opt(
+        240,
+        "--min-response-rate",
+        help="Cut a client that takes its response slower than this many bytes per second "
+        "while the server's write buffer is full, over each --min-rate-window; 0: off.",
+        kind=Kind.INT,
+        section="Limits and timeouts",
+    )
     forwarded_allow_ips: list[str] = field(
         default_factory=_default_allow_ips,
         metadata=_meta(

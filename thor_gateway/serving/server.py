@@ -131,6 +131,7 @@ def server_limits(settings: Settings) -> dict[str, Any]:
         "max_fields": settings.limit_request_fields,
         "max_body_size": settings.max_body_size or None,
         "min_body_rate": settings.min_body_rate,
+        "min_response_rate": settings.min_response_rate,
         "min_rate_window": settings.min_rate_window,
     }
 

@@ -56,6 +56,7 @@ class ServerOwner(ServerSide, Protocol):
     max_fields: int
     max_body_size: int | None
     min_body_rate: float
+    min_response_rate: float
     min_rate_window: float
 
     def emit(self, event: str, *args: Any) -> None: ...
@@ -120,6 +121,7 @@ class HttpServerConnection(EventEmitter):
         # The request body's rate window: since when, and the body bytes delivered then.
         self._rate_since = 0.0
         self._rate_bytes = 0
+        self._rate_exchange: HttpServerExchange | None = None  # whose output is measured
         self._timer: thor.loop.ScheduledEvent | None = self.loop.schedule(
             server.idle_timeout, self._on_timer
         )
@@ -156,40 +158,73 @@ class HttpServerConnection(EventEmitter):
         self.expect(_BODY, server.body_timeout)
         if server.min_body_rate > 0:
             # The window starts now (or again after a pause: time the application did not
-            # read is not the client's).  The rate is checked when the timer fires, never
-            # per chunk: a body that arrives in time costs nothing more.
-            now = self.loop.time()
-            self._rate_since = now
-            self._rate_bytes = exchange.req_body_bytes
-            check = now + server.min_rate_window
-            timer = self._timer
-            if timer is None or timer.callback is None or timer.when > check:
-                if timer is not None:
-                    timer.delete()
-                self._timer = self.loop.schedule(server.min_rate_window, self._on_timer)
+            # read is not the client's).
+            self._start_rate_window(exchange.req_body_bytes)
 
-    def _check_body_rate(self, now: float) -> float:
-        """When to look again; 0.0 if the body came too slowly and was cut (408)."""
+    def _start_rate_window(self, progress: int) -> None:
+        """Measure a data rate from now, ``progress`` being the count of bytes moved so far.
+
+        The rate is checked when the timer fires (:meth:`_check_rate`), never per chunk:
+        data that moves in time costs nothing more."""
+        now = self.loop.time()
+        self._rate_since = now
+        self._rate_bytes = progress
+        window = self.server.min_rate_window
+        timer = self._timer
+        if timer is None or timer.callback is None or timer.when > now + window:
+            if timer is not None:
+                timer.delete()
+            self._timer = self.loop.schedule(window, self._on_timer)
+
+    def _check_rate(self, now: float, rate: float, progress: int) -> bool:
+        """Whether ``progress`` (bytes moved so far) kept ``rate`` since the window began;
+        a window that is over starts again."""
+        elapsed = now - self._rate_since
+        if elapsed < self.server.min_rate_window:
+            return True
+        if progress - self._rate_bytes < rate * elapsed:
+            return False
+        self._rate_since = now
+        self._rate_bytes = progress
+        return True
+
+    def _output_progress(self) -> int:
+        """Response bytes the client has taken: what the exchange wrote, less what waits."""
+        exchange = self.exchange
+        written = exchange.res_bytes if exchange is not None else 0
+        return written - self.tcp_conn.write_buffer_size
+
+    def _rate_kept(self, wait: Wait, now: float) -> bool:
+        """The minimum data rate check of the body or output wait; False: cut."""
         server = self.server
-        since = self._rate_since
-        exchange = self._reading
-        if exchange is None:
-            return self._deadline
-        if now - since >= server.min_rate_window:
-            received = exchange.req_body_bytes - self._rate_bytes
+        if wait is _BODY:
+            exchange = self._reading
+            if exchange is None or self._check_rate(
+                now, server.min_body_rate, exchange.req_body_bytes
+            ):
+                return True
             # Each byte is progress, so body_timeout never fires for a client that trickles
             # one every few seconds: the rate does (issue 16, finding 1).
-            if received < server.min_body_rate * (now - since):
-                self._reject(
-                    error.RequestTimeoutError(
-                        f"request body slower than {server.min_body_rate:g} bytes/s "
-                        f"({received} bytes in {now - since:.1f} s)"
-                    )
+            self._reject(
+                error.RequestTimeoutError(
+                    f"request body slower than {server.min_body_rate:g} bytes/s"
                 )
-                return 0.0
-            self._rate_since = since = now
-            self._rate_bytes = exchange.req_body_bytes
-        return min(self._deadline, since + server.min_rate_window)
+            )
+            return False
+        if self.exchange is not self._rate_exchange:  # another response: measure it afresh
+            self._rate_exchange = self.exchange
+            self._rate_since = now
+            self._rate_bytes = self._output_progress()
+            return True
+        if self._check_rate(now, server.min_response_rate, self._output_progress()):
+            return True
+        log.info(
+            "client %r reads its response slower than %g bytes/s; aborting",
+            self.tcp_conn.address,
+            server.min_response_rate,
+        )
+        self.abort(ClientGoneError("response read too slowly"))
+        return False
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -198,11 +233,14 @@ class HttpServerConnection(EventEmitter):
             return
         now = self.loop.time()
         deadline = self._deadline
-        if wait is _BODY and now < deadline and self.server.min_body_rate > 0:
-            deadline = self._check_body_rate(now)
-            if not deadline:
-                return
         if now < deadline:
+            server = self.server
+            if (wait is _BODY and server.min_body_rate > 0) or (
+                wait is _OUTPUT and server.min_response_rate > 0
+            ):
+                if not self._rate_kept(wait, now):
+                    return
+                deadline = min(deadline, self._rate_since + server.min_rate_window)
             self._timer = self.loop.schedule(deadline - now, self._on_timer)
             return
         if wait is _REQUEST:
@@ -450,6 +488,11 @@ class HttpServerConnection(EventEmitter):
     def _on_output_pause(self, paused: bool) -> None:
         if paused:
             self.expect(_OUTPUT, self.server.write_timeout)
+            if self.server.min_response_rate > 0:
+                # Kestrel's MinResponseDataRate: while our buffer is full, the client must
+                # take min_response_rate bytes/s, however often it reads a few.
+                self._rate_exchange = self.exchange
+                self._start_rate_window(self._output_progress())
         elif self._wait is _OUTPUT:
             self._wait = _NOTHING if self.exchange is not None else _REQUEST
             if self.exchange is None:
