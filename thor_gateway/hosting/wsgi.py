@@ -3,8 +3,10 @@
 Theory of operation.  :meth:`WsgiHandler.handle` runs on the loop thread: it
 builds the environ, listens to the exchange and submits a :class:`_WsgiTask` to
 the bounded :class:`~thor_gateway.threadpool.ThreadPool` (saturated: 503 at
-once).  The task runs the app in a worker thread and hands every result back
-with ``loop.run_in_loop``; only the loop thread calls the exchange.
+once): at once for a request without a body, and, by default, once the body
+has arrived whole for one with a body, so a slow client never holds a thread.
+The task runs the app in a worker thread and hands every result back with
+``loop.run_in_loop``; only the loop thread calls the exchange.
 
 Hand-offs are the cost of this design (each one is a GIL switch), so a response
 takes as few as possible:
@@ -24,7 +26,10 @@ says ``pause(True)`` (the client is not reading) or while more than
 ``window`` bytes are posted but not yet handed to the exchange.  Memory per
 response is so bounded by the window plus the connection's write buffer.
 
-The request body is :mod:`thor_gateway.hosting.wsgi_input`; the environ is
+The request body is received on the loop before the app is submitted
+(:mod:`thor_gateway.hosting.wsgi_spool`: a slow upload costs memory, never a thread),
+or, with ``buffer_input=False``, streamed to the app as it arrives
+(:mod:`thor_gateway.hosting.wsgi_input`); the environ is
 :mod:`thor_gateway.hosting.wsgi_environ`.  The iterable's ``close()`` is always called:
 after a complete response, after an app error, and when the client left (the
 worker notices at its next chunk and stops iterating).
@@ -34,23 +39,33 @@ from __future__ import annotations
 
 import enum
 import logging
-import re
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
 from thor.http.error import HttpError, ServiceUnavailableError
 from thor.http.exchange import Exchange
-from thor.http.headers import HOP_BY_HOP
-from thor.http.protocol import abnf
 from thor.loop import Loop
-from thor.memo import Memo
 from thor_gateway.hosting.threadpool import ThreadPool
 from thor_gateway.hosting.wsgi_environ import ErrorStream, build_environ
-from thor_gateway.hosting.wsgi_input import BodyStream, EmptyBody, LazyCondition
+from thor_gateway.hosting.wsgi_input import BodyStream, EmptyBody, LazyCondition, RequestBodyError
+from thor_gateway.hosting.wsgi_output import (
+    AppOutputError,
+    StartResponseError,
+    encode_headers,
+    encode_status,
+    has_length,
+)
+from thor_gateway.hosting.wsgi_spool import SpooledBody
 from thor_gateway.routing.request import Done, Request
 
-__all__ = ["AppOutputError", "StartResponseError", "WsgiHandler"]
+__all__ = [
+    "AppOutputError",
+    "StartResponseError",
+    "WsgiHandler",
+    "encode_headers",
+    "encode_status",
+]
 
 log = logging.getLogger("thor_gateway.wsgi")
 
@@ -58,35 +73,8 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 WsgiApp = Callable[..., Iterable[bytes]]
 Start = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
-# The library's grammar (thor.http.protocol.abnf) as str patterns: WSGI's native strings
-# hold latin-1, so the byte ranges there are the code point ranges here.
-_TOKEN = abnf.TOKEN.decode("ascii")
-_FIELD_CHAR = abnf.FIELD_CHAR.decode("ascii")
-# PEP 3333 "The start_response() Callable": a status is "999 Reason"; RFC 9112 §4
-# reason-phrase = *( HTAB / SP / VCHAR / obs-text ).  Apps may not send 1xx.
-_STATUS_RE = re.compile(r"([2-5][0-9][0-9]) (" + _FIELD_CHAR + r"*)\Z")
-# RFC 9110 §5.1 field-name = token; §5.5 field-value: no CR, LF, NUL or other CTL.
-_NAME_RE = re.compile(_TOKEN + r"\Z")
-_VALUE_RE = re.compile(_FIELD_CHAR + r"*\Z")
-# PEP 3333: apps must not use hop-by-hop fields; the server owns the connection.  PEP 3333
-# means RFC 2616's list (§13.5.1), which has Trailer too; a WSGI app cannot send trailers
-# anyway, so announcing one is refused as before.
-_HOP_BY_HOP = frozenset(name.decode("ascii") for name in HOP_BY_HOP | {b"trailer"})
 # RFC 9110 §8.6: no Content-Length on these.
 _NO_LENGTH = frozenset({204, 304})
-
-
-class AppOutputError(HttpError):
-    """The app gave an invalid status or header; the client gets a 500 (Appendix B49)."""
-
-    desc = "Invalid response from the application"
-    status = 500
-
-
-class StartResponseError(AppOutputError):
-    """start_response() or write() used against PEP 3333's rules."""
-
-    desc = "start_response() misused"
 
 
 class _ClientGone(Exception):
@@ -104,68 +92,6 @@ class _Phase(enum.Enum):
 # Members as module names: an Enum attribute lookup costs 10x a global's in CPython 3.11,
 # and these are read several times per request.
 _WAITING, _READY, _INVALID, _STARTED, _DONE = _Phase
-
-
-# The encoded form of valid statuses and header lists, by value (thor_gateway.memo).
-_CACHE_SIZE = 256
-_STATUSES: Memo[str, tuple[int, bytes]] = Memo(_CACHE_SIZE)
-_HEADER_LISTS: Memo[tuple[object, ...], tuple[tuple[bytes, bytes], ...]] = Memo(_CACHE_SIZE)
-
-
-def encode_status(status: object) -> tuple[int, bytes]:
-    """``"200 OK"`` -> ``(200, b"OK")``; AppOutputError unless it is a valid status line part."""
-    if type(status) is not str:
-        raise AppOutputError(f"status must be str, not {type(status).__name__}")
-    known = _STATUSES.get(status)
-    if known is not None:
-        return known
-    match = _STATUS_RE.match(status)
-    if match is None:
-        raise AppOutputError(f"invalid status {status!r}")
-    encoded = int(match.group(1)), match.group(2).encode("latin-1")
-    _STATUSES.put(status, encoded)
-    return encoded
-
-
-def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
-    """The app's header list as bytes; AppOutputError on anything that could corrupt the wire."""
-    if type(headers) is not list:
-        raise AppOutputError(f"headers must be a list, not {type(headers).__name__}")
-    key, known = _HEADER_LISTS.lookup_items(headers)
-    if known is not None:
-        return list(known)  # a new list: the caller may append Content-Length
-    encoded = _encode_headers(headers)  # an unhashable item is invalid: this says why
-    if key is not None:
-        _HEADER_LISTS.put(key, tuple(encoded))
-    return encoded
-
-
-def _encode_headers(headers: list[object]) -> list[tuple[bytes, bytes]]:
-    encoded = []
-    for item in headers:
-        if type(item) is not tuple or len(item) != 2:
-            raise AppOutputError(f"header {item!r} is not a (name, value) tuple")
-        name, value = item
-        if type(name) is not str or type(value) is not str:
-            raise AppOutputError(f"header {item!r}: name and value must be str")
-        if not _NAME_RE.match(name):
-            raise AppOutputError(f"invalid header name {name!r}")
-        if not _VALUE_RE.match(value):
-            raise AppOutputError(f"invalid value for header {name!r}: {value!r}")
-        lower = name.lower()
-        if lower in _HOP_BY_HOP:
-            raise AppOutputError(f"hop-by-hop header {name!r} is the server's to send")
-        if lower == "content-length" and not (value.isascii() and value.isdigit()):
-            raise AppOutputError(f"invalid Content-Length {value!r}")
-        encoded.append((name.encode("latin-1"), value.encode("latin-1")))
-    return encoded
-
-
-def _has_length(headers: list[tuple[bytes, bytes]]) -> bool:
-    for name, _ in headers:  # noqa: SIM110 - a loop, not any(genexpr): no generator per response
-        if len(name) == 14 and name.lower() == b"content-length":
-            return True
-    return False
 
 
 def _small_body(headers: list[tuple[bytes, bytes]], limit: int) -> bool:
@@ -198,10 +124,15 @@ class WsgiHandler:
         max_queue: int = 64,
         loop: Loop,
         multiprocess: bool = False,
+        buffer_input: bool = True,
+        input_memory: int = 1024 * 1024,
     ) -> None:
         self.app = app
         self.loop = loop
         self.multiprocess = multiprocess
+        # Receive a request body whole before the app runs (True), or stream it to the app.
+        self.buffer_input = buffer_input
+        self.input_memory = input_memory  # bytes of a buffered body kept in memory
         # The workers post whole responses quietly and wake the loop once per burst.
         self.pool = ThreadPool(threads, max_queue, name="thor-wsgi", loop=loop, on_idle=loop.wake)
 
@@ -210,7 +141,13 @@ class WsgiHandler:
         if self.pool.full:
             self._refuse(exchange, request)
             return
-        body = self._body_stream(exchange, request)
+        if exchange.req_complete:  # the server knows the framing: no body to come
+            body = None
+        elif self.buffer_input:
+            self._gather(exchange, request)
+            return
+        else:
+            body = self._body_stream(exchange)
         environ = build_environ(
             request,
             wsgi_input=body if body is not None else EmptyBody(),
@@ -230,8 +167,41 @@ class WsgiHandler:
         # Only the loop thread submits, so the pool cannot have filled up since the check.
         self.pool.submit(task.run)
 
+    def _gather(self, exchange: Exchange, request: Request) -> None:
+        """Receive the body on the loop, then submit the app (see wsgi_spool)."""
+        spool = SpooledBody(self.input_memory)
+        environ = build_environ(
+            request, wsgi_input=EmptyBody(), errors=ErrorStream(), multiprocess=self.multiprocess
+        )
+        task = _WsgiTask(self, exchange, environ, None, request.method == b"HEAD")
+
+        def complete(_trailers: object) -> None:
+            if exchange.res_done:  # answered while the body came: no app to run
+                spool.close()
+                return
+            # The length is known now, chunked or not: frameworks that read CONTENT_LENGTH
+            # (and not wsgi.input_terminated) see the whole body.
+            environ["CONTENT_LENGTH"] = str(spool.size)
+            environ["wsgi.input"] = spool.stream()
+            task.spool = spool  # the worker closes it
+            self._submit(task, exchange, request)
+
+        def ended(completed: bool) -> None:
+            if task.spool is None:  # the app never got it
+                spool.close()
+
+        exchange.on("request_body", spool.feed)
+        exchange.on("request_done", complete)
+        exchange.on("pause", task.on_pause)
+        exchange.on("error", task.on_error)
+        exchange.on("done", task.on_done)
+        exchange.on("done", ended)
+
     def _submit(self, task: _WsgiTask, exchange: Exchange, request: Request) -> None:
         if not self.pool.submit(task.run):
+            if task.spool is not None:
+                task.spool.close()
+                task.spool = None
             self._refuse(exchange, request)
 
     def _refuse(self, exchange: Exchange, request: Request) -> None:
@@ -245,9 +215,7 @@ class WsgiHandler:
         exchange.on("error", lambda error: None)  # the body we do not read may break
         respond_error(exchange, ServiceUnavailableError(), [(b"Retry-After", self.retry_after)])
 
-    def _body_stream(self, exchange: Exchange, request: Request) -> BodyStream | None:
-        if exchange.req_complete:  # the server knows the framing: no body to come
-            return None
+    def _body_stream(self, exchange: Exchange) -> BodyStream:
         body = BodyStream(self.loop.run_in_loop, exchange.pause_request_body, self.stall_limit)
         exchange.on("request_body", body.feed)
         exchange.on("request_done", body.finish)
@@ -310,6 +278,7 @@ class _WsgiTask:
         "_start",
         "_sync",
         "environ",
+        "spool",
     )
 
     def __init__(
@@ -333,6 +302,8 @@ class _WsgiTask:
         # Worker thread only.
         self._phase = _WAITING
         self._start: Start | None = None
+        # A buffered request body: the loop thread's until submitted, then this task's.
+        self.spool: SpooledBody | None = None
 
     # ------------------------------------------------------------- loop thread
 
@@ -413,6 +384,8 @@ class _WsgiTask:
             self._fail(exc)
         finally:
             self.environ["wsgi.errors"].flush()
+            if self.spool is not None:
+                self.spool.close()
 
     def start_response(
         self,
@@ -500,11 +473,7 @@ class _WsgiTask:
         start = self._take_start()
         if start is not None and sized:
             code, _phrase, headers = start
-            if (
-                code not in _NO_LENGTH
-                and not (self._head and not body)
-                and not _has_length(headers)
-            ):
+            if code not in _NO_LENGTH and not (self._head and not body) and not has_length(headers):
                 headers.append((b"Content-Length", str(len(body)).encode("ascii")))
         self._phase = _DONE
         if sized:
@@ -524,6 +493,11 @@ class _WsgiTask:
             return
         method = self.environ["REQUEST_METHOD"]
         path = self.environ["SCRIPT_NAME"] + self.environ["PATH_INFO"]
-        log.error("error in WSGI app for %s %s", method, path, exc_info=exc)
+        if isinstance(exc, RequestBodyError):
+            # The client's fault (it left, stalled or sent too much), seen through a read:
+            # one line, no traceback; the server has answered it (400/408/413) already.
+            log.info("request body of %s %s incomplete: %s", method, path, exc)
+        else:
+            log.error("error in WSGI app for %s %s", method, path, exc_info=exc)
         self._phase = _DONE
         self._handler.loop.run_in_loop(self._fail_on_loop)

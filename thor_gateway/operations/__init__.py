@@ -1,6 +1,7 @@
 """Operations: what an operator watches: the error log, the access log and the metrics.
 
-- :mod:`~thor_gateway.operations.logs`: the error-log setup (text or JSON lines);
+- :mod:`~thor_gateway.operations.logs`: the error-log setup (text or JSON lines), with
+  :mod:`~thor_gateway.operations.log_limit` summarising alike lines;
 - :mod:`~thor_gateway.operations.access_log`: one line per finished exchange;
 - :mod:`~thor_gateway.operations.metrics`: request and upstream series in the
   Prometheus text format (the ``/metrics`` endpoint is wired in

@@ -4,7 +4,8 @@ The JSON form is one object per line (``time``, ``level``, ``logger``, ``pid``,
 ``message``, and ``exception`` when there is one), so that a log shipper needs
 no parsing rules; :func:`json.dumps` escapes control characters, so a request
 path cannot forge a line.  The text form escapes them too (CVE-2020-7694 was
-an access log that wrote a decoded ``%1b[`` to a terminal).
+an access log that wrote a decoded ``%1b[`` to a terminal).  Repeated lines are
+summarised (:mod:`thor_gateway.operations.log_limit`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import os
 import sys
 import time
 import tomllib
+
+from thor_gateway.operations.log_limit import RepeatFilter, summarise_repeats
 
 __all__ = ["JsonFormatter", "TextFormatter", "apply_config_file", "configure", "escape"]
 
@@ -67,17 +70,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(level: str, form: str, path: str | None = None) -> None:
+def configure(level: str, form: str, path: str | None = None, repeat_limit: int = 10) -> None:
     """Send the ``thor`` and ``thor_gateway`` loggers to standard error, or to ``path``.
 
     A file is reopened when it has been moved or removed (``logrotate``), as the
-    access log is on SIGUSR1; raises ``OSError`` when it cannot be opened.
+    access log is on SIGUSR1; raises ``OSError`` when it cannot be opened.  Alike lines
+    past ``repeat_limit`` per 10 s are summarised (a 503 per refused request under
+    saturation); 0 writes every line.
     """
-    handler: logging.Handler
+    handler: logging.StreamHandler  # type: ignore[type-arg]
     if path is None or path == "-":
         handler = logging.StreamHandler(sys.stderr)
     else:
         handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    if repeat_limit > 0:
+        summarise_repeats(handler, RepeatFilter(repeat_limit))
     handler.setFormatter(JsonFormatter() if form == "json" else TextFormatter())
     for name in ("thor", "thor_gateway"):
         logger = logging.getLogger(name)

@@ -234,7 +234,12 @@ def configure_logs(settings: Settings) -> None:
     from thor_gateway.operations import logs
 
     try:
-        logs.configure(settings.log_level, settings.log_format, settings.error_logfile)
+        logs.configure(
+            settings.log_level,
+            settings.log_format,
+            settings.error_logfile,
+            settings.log_repeat_limit,
+        )
     except OSError as error:
         raise ConfigError("--error-logfile", error.strerror or str(error)) from None
     if settings.log_config is not None:

@@ -271,6 +271,48 @@ class LimitSettings:
         kind=Kind.SECONDS,
         section="Limits and timeouts",
     )
+    wsgi_input: str = opt(
+        "buffered",
+        "--wsgi-input",
+        help="How a WSGI app gets a request body: buffered (received whole on the event loop "
+        "before the app runs, so a slow upload never holds a thread) or streamed (read "
+        "as it arrives, in the app's thread).",
+        kind=Kind.CHOICE,
+        choices=("buffered", "streamed"),
+        section="Limits and timeouts",
+    )
+    wsgi_input_memory: int = opt(
+        1024 * 1024,
+        "--wsgi-input-memory",
+        help="A buffered WSGI request body is kept in memory up to this size, then in a "
+        "temporary file (bounded by --max-body-size).",
+        kind=Kind.SIZE,
+        section="Limits and timeouts",
+    )
+    min_body_rate: int = opt(
+        240,
+        "--min-body-rate",
+        help="Cut (408) a request body arriving slower than this many bytes per second, "
+        "measured over each --min-rate-window; 0: off.",
+        kind=Kind.INT,
+        section="Limits and timeouts",
+    )
+    min_rate_window: float = opt(
+        5.0,
+        "--min-rate-window",
+        help="The window over which minimum data rates are measured; the first one is the "
+        "grace period.",
+        kind=Kind.SECONDS,
+        section="Limits and timeouts",
+    )
+    min_response_rate: int = opt(
+        240,
+        "--min-response-rate",
+        help="Cut a client that takes its response slower than this many bytes per second "
+        "while the server's write buffer is full, over each --min-rate-window; 0: off.",
+        kind=Kind.INT,
+        section="Limits and timeouts",
+    )
 
 
 @dataclass
@@ -386,5 +428,13 @@ class OperationSettings:
         help="Configure logging from a file: dictConfig in .json or .toml, fileConfig in .ini.",
         kind=Kind.PATH,
         metavar="PATH",
+        section="Operations",
+    )
+    log_repeat_limit: int = opt(
+        10,
+        "--log-repeat-limit",
+        help="Alike error-log lines written per 10 s; the rest are counted in one line "
+        "('[repeated N more times]'). 0: write every line.",
+        kind=Kind.INT,
         section="Operations",
     )

@@ -191,6 +191,8 @@ def build_handler(
     threads: int,
     max_queue: int,
     lifespan: str,
+    buffer_input: bool = True,
+    input_memory: int = 1024 * 1024,
     multiprocess: bool = False,
     where: str = "app",
 ) -> Any:
@@ -201,7 +203,13 @@ def build_handler(
         return obj
     if interface == "wsgi":
         return _adapter("hosting.wsgi", "WsgiHandler", where)(
-            obj, threads=threads, max_queue=max_queue, loop=loop, multiprocess=multiprocess
+            obj,
+            threads=threads,
+            max_queue=max_queue,
+            loop=loop,
+            multiprocess=multiprocess,
+            buffer_input=buffer_input,
+            input_memory=input_memory,
         )
     if interface == "asgi":
         return _adapter("hosting.asgi", "AsgiHandler", where)(obj, loop=loop, lifespan=lifespan)

@@ -127,6 +127,9 @@ def server_limits(settings: Settings) -> dict[str, Any]:
         "max_body_size": settings.max_body_size or None,
         "server_header": b"thor" if settings.server_header else b"",
         "date_header": settings.date_header,
+        "min_body_rate": settings.min_body_rate,
+        "min_response_rate": settings.min_response_rate,
+        "min_rate_window": settings.min_rate_window,
     }
 
 
@@ -249,6 +252,8 @@ class Gateway:
             loop=self.loop,
             threads=s.threads,
             max_queue=s.max_queue,
+            buffer_input=s.wsgi_input == "buffered",
+            input_memory=s.wsgi_input_memory,
             lifespan=s.lifespan,
             multiprocess=self.multiprocess,
             where=f"{mount.prefix}={mount.app}",

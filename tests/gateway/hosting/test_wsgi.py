@@ -31,6 +31,12 @@ from tests.gateway.adapter_helpers import (
 TEXT = [("Content-Type", "text/plain")]
 
 
+def streamed(live: Any) -> Any:
+    """The handler streams request bodies to the app (``buffer_input=False``)."""
+    live.wsgi.buffer_input = False
+    return live
+
+
 def environ_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     shown = {k: v for k, v in environ.items() if type(v) is str}
     shown["wsgi.version"] = list(environ["wsgi.version"])
@@ -165,7 +171,7 @@ def test_chunked_request_body_is_streamed_to_the_app(wsgi_server: Any) -> None:
         start_response("200 OK", TEXT)
         return [first, b"|", rest]
 
-    live = wsgi_server(app)
+    live = streamed(wsgi_server(app))
     with connect(live.port) as sock:
         sock.sendall(
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
@@ -211,7 +217,7 @@ def test_expect_100_continue_is_sent_only_when_the_app_reads(wsgi_server: Any) -
         start_response("200 OK", TEXT)
         return [body]
 
-    live = wsgi_server(app)
+    live = streamed(wsgi_server(app))
     with connect(live.port) as sock:
         sock.sendall(
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n"
@@ -313,7 +319,7 @@ def test_truncated_body_makes_read_raise_and_never_200(
     wsgi_server: Any, request_bytes: bytes
 ) -> None:
     recorder = Recorder()
-    live = wsgi_server(reading_app(recorder))
+    live = streamed(wsgi_server(reading_app(recorder)))
     raw = exchange_raw(live.port, request_bytes, half_close=True)
     wait_for(lambda: recorder.errors, what="the app's read() to fail")
     assert isinstance(recorder.errors[0], OSError)
@@ -343,7 +349,7 @@ def test_small_truncated_body_never_reaches_the_app(wsgi_server: Any) -> None:
 
 def test_body_timeout_surfaces_as_read_error(wsgi_server: Any) -> None:
     recorder = Recorder()
-    live = wsgi_server(reading_app(recorder), body_timeout=0.3)
+    live = streamed(wsgi_server(reading_app(recorder), body_timeout=0.3))
     with connect(live.port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\nabc")
         raw = read_until_close(sock)
@@ -422,7 +428,7 @@ def test_request_body_backpressure_holds_the_client(wsgi_server: Any) -> None:
         start_response("200 OK", TEXT)
         return [b"%d" % (len(first) + len(rest))]
 
-    live = wsgi_server(app)
+    live = streamed(wsgi_server(app))
     raw = push_held_upload(live.port, total, release)
     assert body_of(raw) == b"%d" % total
 

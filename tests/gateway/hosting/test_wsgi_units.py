@@ -350,7 +350,7 @@ def test_remembered_headers_come_as_a_new_list_each_time() -> None:
 
 
 def test_a_full_cache_starts_again() -> None:
-    from thor_gateway.hosting import wsgi
+    from thor_gateway.hosting import wsgi_output as wsgi
 
     for i in range(wsgi._CACHE_SIZE + 10):
         assert encode_headers([("X-N", str(i))]) == [(b"X-N", str(i).encode())]

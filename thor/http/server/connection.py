@@ -55,6 +55,9 @@ class ServerOwner(ServerSide, Protocol):
     max_field_section: int
     max_fields: int
     max_body_size: int | None
+    min_body_rate: float
+    min_response_rate: float
+    min_rate_window: float
 
     def emit(self, event: str, *args: Any) -> None: ...
     def connection_closed(self, conn: Any) -> None: ...
@@ -115,6 +118,10 @@ class HttpServerConnection(EventEmitter):
         self._out_size = 0
         self._wait = _REQUEST
         self._deadline = self.loop.time() + server.idle_timeout
+        # The request body's rate window: since when, and the body bytes delivered then.
+        self._rate_since = 0.0
+        self._rate_bytes = 0
+        self._rate_exchange: HttpServerExchange | None = None  # whose output is measured
         self._timer: thor.loop.ScheduledEvent | None = self.loop.schedule(
             server.idle_timeout, self._on_timer
         )
@@ -143,14 +150,98 @@ class HttpServerConnection(EventEmitter):
                 timer.delete()
             self._timer = self.loop.schedule(seconds, self._on_timer)
 
+    def _expect_body(self, exchange: HttpServerExchange) -> None:
+        """Wait for the request body: progress within ``body_timeout``, and at least
+        ``min_body_rate`` bytes per second over each ``min_rate_window`` (the first
+        window is the grace period; Kestrel's MinRequestBodyDataRate)."""
+        server = self.server
+        self.expect(_BODY, server.body_timeout)
+        if server.min_body_rate > 0:
+            # The window starts now (or again after a pause: time the application did not
+            # read is not the client's).
+            self._start_rate_window(exchange.req_body_bytes)
+
+    def _start_rate_window(self, progress: int) -> None:
+        """Measure a data rate from now, ``progress`` being the count of bytes moved so far.
+
+        The rate is checked when the timer fires (:meth:`_check_rate`), never per chunk:
+        data that moves in time costs nothing more."""
+        now = self.loop.time()
+        self._rate_since = now
+        self._rate_bytes = progress
+        window = self.server.min_rate_window
+        timer = self._timer
+        if timer is None or timer.callback is None or timer.when > now + window:
+            if timer is not None:
+                timer.delete()
+            self._timer = self.loop.schedule(window, self._on_timer)
+
+    def _check_rate(self, now: float, rate: float, progress: int) -> bool:
+        """Whether ``progress`` (bytes moved so far) kept ``rate`` since the window began;
+        a window that is over starts again."""
+        elapsed = now - self._rate_since
+        if elapsed < self.server.min_rate_window:
+            return True
+        if progress - self._rate_bytes < rate * elapsed:
+            return False
+        self._rate_since = now
+        self._rate_bytes = progress
+        return True
+
+    def _output_progress(self) -> int:
+        """Response bytes the client has taken: what the exchange wrote, less what waits."""
+        exchange = self.exchange
+        written = exchange.res_bytes if exchange is not None else 0
+        return written - self.tcp_conn.write_buffer_size
+
+    def _rate_kept(self, wait: Wait, now: float) -> bool:
+        """The minimum data rate check of the body or output wait; False: cut."""
+        server = self.server
+        if wait is _BODY:
+            exchange = self._reading
+            if exchange is None or self._check_rate(
+                now, server.min_body_rate, exchange.req_body_bytes
+            ):
+                return True
+            # Each byte is progress, so body_timeout never fires for a client that trickles
+            # one every few seconds: the rate does (issue 16, finding 1).
+            self._reject(
+                error.RequestTimeoutError(
+                    f"request body slower than {server.min_body_rate:g} bytes/s"
+                )
+            )
+            return False
+        if self.exchange is not self._rate_exchange:  # another response: measure it afresh
+            self._rate_exchange = self.exchange
+            self._rate_since = now
+            self._rate_bytes = self._output_progress()
+            return True
+        if self._check_rate(now, server.min_response_rate, self._output_progress()):
+            return True
+        log.info(
+            "client %r reads its response slower than %g bytes/s; aborting",
+            self.tcp_conn.address,
+            server.min_response_rate,
+        )
+        self.abort(ClientGoneError("response read too slowly"))
+        return False
+
     def _on_timer(self) -> None:
         self._timer = None
         wait = self._wait
         if wait is _NOTHING or self.tcp_conn.state is _CLOSED:
             return
         now = self.loop.time()
-        if now < self._deadline:
-            self._timer = self.loop.schedule(self._deadline - now, self._on_timer)
+        deadline = self._deadline
+        if now < deadline:
+            server = self.server
+            if (wait is _BODY and server.min_body_rate > 0) or (
+                wait is _OUTPUT and server.min_response_rate > 0
+            ):
+                if not self._rate_kept(wait, now):
+                    return
+                deadline = min(deadline, self._rate_since + server.min_rate_window)
+            self._timer = self.loop.schedule(deadline - now, self._on_timer)
             return
         if wait is _REQUEST:
             self.close()
@@ -235,7 +326,7 @@ class HttpServerConnection(EventEmitter):
             # request_start and keep the connection (request_done still follows).
             exchange.req_complete = True
         if framing is _FRAMING_LENGTH or framing is _FRAMING_CHUNKED:
-            self.expect(_BODY, self.server.body_timeout)
+            self._expect_body(exchange)
         else:
             self._wait = _NOTHING
         try:
@@ -299,7 +390,7 @@ class HttpServerConnection(EventEmitter):
         if exchange is not None and not exchange.req_complete:
             if self.protocol.state is _EXPECTING:
                 self.write(self.protocol.send_continue())
-            self.expect(_BODY, self.server.body_timeout)
+            self._expect_body(exchange)
         self._dispatch()
 
     def _on_peer_close(self) -> None:
@@ -377,15 +468,31 @@ class HttpServerConnection(EventEmitter):
     def flush(self) -> None:
         """Hand what is queued to the TCP connection now."""
         self._flush_scheduled = False
+        size = self._out_size
         self._out_size = 0
         out = self._out
         if out:
-            self.tcp_conn.write(out[0] if len(out) == 1 else b"".join(out))
+            if len(out) == 1:
+                self.tcp_conn.write(out[0])
+            elif size <= 65536:
+                self.tcp_conn.write(b"".join(out))  # small: one buffer, one send
+            else:
+                # A large body is handed over by reference: joining it to its head would
+                # copy it per connection, and a slow reader would hold that copy (issue 16,
+                # finding 2: 1000 slow readers of one 1 MiB response held 1.7 GB).
+                write = self.tcp_conn.write
+                for piece in out:
+                    write(piece)
             out.clear()
 
     def _on_output_pause(self, paused: bool) -> None:
         if paused:
             self.expect(_OUTPUT, self.server.write_timeout)
+            if self.server.min_response_rate > 0:
+                # Kestrel's MinResponseDataRate: while our buffer is full, the client must
+                # take min_response_rate bytes/s, however often it reads a few.
+                self._rate_exchange = self.exchange
+                self._start_rate_window(self._output_progress())
         elif self._wait is _OUTPUT:
             self._wait = _NOTHING if self.exchange is not None else _REQUEST
             if self.exchange is None:

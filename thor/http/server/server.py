@@ -16,7 +16,9 @@ response is one ``send``.
 One timer per connection watches a deadline whose meaning follows what the
 connection waits for (:class:`Wait`): the next request (``idle_timeout``),
 the rest of a request head (``header_timeout``), request body progress
-(``body_timeout``), or the client reading our output (``write_timeout``).
+(``body_timeout``, and ``min_body_rate`` bytes per second over each ``min_rate_window``,
+so a client trickling a byte at a time is cut however often it sends one), or the client
+reading our output (``write_timeout``, and ``min_response_rate`` while it is behind).
 Moving a deadline later costs an assignment; the timer re-arms itself when
 it fires early.
 
@@ -87,6 +89,12 @@ class HttpServer(EventEmitter):
     max_field_section: int = 32768
     max_fields: int = 100
     max_body_size: int | None = None
+    # A request body must come at min_body_rate bytes/s or more, and a client whose response
+    # fills our write buffer must take min_response_rate bytes/s or more, measured over each
+    # window of min_rate_window seconds (the first is a grace period); 0 turns a check off.
+    min_body_rate: float = 240.0
+    min_response_rate: float = 240.0
+    min_rate_window: float = 5.0
     server_header: bytes = b"thor"
     date_header: bool = True
     # The connection class per protocol, by ALPN name (RFC 7301): a TLS connection gets the
