@@ -171,6 +171,21 @@ class Settings:
         metavar="PATH",
         section="Apps",
     )
+    cache: bool = _opt(
+        False,
+        "--cache",
+        help="Cache the responses of every proxy route (RFC 9111, shared; see docs/cache.md). "
+        "A [[proxy]] table's cache = true or { max_size = ..., ... } does it per route.",
+        kind=Kind.BOOL,
+        section="Apps",
+    )
+    cache_size: int = _opt(
+        64 << 20,
+        "--cache-size",
+        help="Bytes each route's memory cache may hold (a [[proxy]] cache.max_size overrides it).",
+        kind=Kind.SIZE,
+        section="Apps",
+    )
     bind: list[Bind] = field(
         default_factory=list,
         metadata=_meta(

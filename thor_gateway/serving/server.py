@@ -32,6 +32,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -95,11 +96,14 @@ def preflight(settings: Settings) -> None:
         ProxyTrust(settings.forwarded_allow_ips)
     except ValueError as error:
         raise ConfigError("forwarded_allow_ips", str(error)) from None
+    from thor_gateway.cache.handler import cache_settings
     from thor_gateway.proxy.handler import check_route
 
     for route in settings.proxy:
         try:
-            check_route(route.upstreams, route.options)
+            options = dict(route.options)
+            cache_settings(options.pop("cache", None))
+            check_route(route.upstreams, options)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"proxy {route.prefix}", str(error)) from None
 
@@ -209,18 +213,33 @@ class Gateway:
         from thor_gateway.proxy.handler import ProxyHandler, settings_from_flags
 
         defaults = settings_from_flags(s.upstream_connect_timeout, s.upstream_timeout)
+        from thor_gateway.cache.handler import CacheHandler, cache_settings
+
+        caches: list[tuple[str, CacheHandler]] = []
         for proxy in s.proxy:
             options = {**defaults, **proxy.options}
+            cache = options.pop("cache", None)
             handler = build_proxy(proxy.upstreams, options, loop=self.loop)
+            try:
+                cached = cache_settings(
+                    s.cache if cache is None else cache, {"max_size": s.cache_size}
+                )
+            except TypeError as error:
+                raise ConfigError(f"proxy {proxy.prefix}", str(error)) from None
+            if cached is not None:
+                handler = CacheHandler(handler, loop=self.loop, **asdict(cached))
+                caches.append((proxy.prefix or "/", handler))
             routes.append(Route(_prefix(proxy.prefix), handler))
+        if caches:
+            self.metrics.caches = lambda: {prefix: handler.samples() for prefix, handler in caches}
         if s.static:
             routes += [Route(_prefix(r.prefix), static_handler(r)) for r in s.static]
         self.handlers = [r.handler for r in routes]
         # Proxies, whether from --proxy or mounted as apps, report their members in /metrics.
         proxies = [
-            (r.prefix.decode("utf-8", "replace") or "/", r.handler)
+            (r.prefix.decode("utf-8", "replace") or "/", _uncached(r.handler))
             for r in routes
-            if isinstance(r.handler, ProxyHandler)
+            if isinstance(_uncached(r.handler), ProxyHandler)
         ]
         if proxies:
             self.metrics.upstreams = lambda: {
@@ -397,6 +416,13 @@ class Gateway:
             self.access_log.close()
         log.info("stopped (pid %d)", os.getpid())
         self.loop.stop()
+
+
+def _uncached(handler: Any) -> Any:
+    """The handler a cache wraps (the proxy reports its members), else ``handler``."""
+    from thor_gateway.cache.handler import CacheHandler
+
+    return handler.inner if isinstance(handler, CacheHandler) else handler
 
 
 def log_routes(settings: Settings) -> None:
