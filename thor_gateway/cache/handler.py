@@ -52,15 +52,14 @@ from thor_gateway.cache.keys import (
     not_modified,
     primary_key,
     secondary_key,
-    validators_match,
     vary_names,
 )
 from thor_gateway.cache.rules import (
     Reuse,
     current_age,
-    directives,
     freshness_lifetime,
     request_directives,
+    response_directives,
     reuse,
     stale_if_error,
     storable,
@@ -76,6 +75,8 @@ _STALE = Reuse.STALE
 _SWR = Reuse.STALE_REVALIDATE
 _GET = b"GET"
 _HEAD = b"HEAD"
+# Edge Architecture 1.0: tells the origin Surrogate-Control may target this cache.
+_CAPABILITY = (b"Surrogate-Capability", b'thor="Surrogate/1.0"')
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 _STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
 
@@ -182,7 +183,7 @@ class CacheHandler:
         now = self.clock()
         entry = self._select(key, headers)
         if entry is not None:
-            res_cc = directives(entry.headers)
+            res_cc = response_directives(entry.headers)
             age = current_age(entry.headers, entry.request_time, entry.response_time, now)
             lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, res_cc)
             decision = reuse(req_cc, res_cc, lifetime, age)
@@ -275,6 +276,7 @@ class CacheHandler:
         req_cc: Mapping[bytes, bytes | None],
     ) -> None:
         headers = [(n, v) for n, v in request.headers if n.lower() not in CONDITIONAL]
+        headers.append(_CAPABILITY)
         if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
             etags = get_values(entry.headers, b"etag")
             if etags:
@@ -409,7 +411,9 @@ class Fetch(EventEmitter):
         now = cache.clock()
         entry = self.entry
         if entry is not None:
-            if code == 304 and validators_match(entry.headers, fields):
+            if code == 304:
+                # §4.3.4 selects stored responses by validator; this fetch validated one,
+                # and a 304 says it is current (fields that describe the content are kept).
                 fresh = Entry(
                     entry.key,
                     entry.vary,
@@ -428,7 +432,7 @@ class Fetch(EventEmitter):
                 self._serve_instead(entry, now, b"fwd=stale", b"fwd-status=%d" % code)
                 return
         request = self.request
-        res_cc = directives(fields)
+        res_cc = response_directives(fields)
         keep = storable(_GET, code, request.headers, fields, self.req_cc, res_cc)
         if keep:
             lengths = get_values(fields, b"content-length")
@@ -513,7 +517,7 @@ class Fetch(EventEmitter):
     # --- answering from the store after all ----------------------------------------------
 
     def _stale_on_error(self, entry: Entry, now: float) -> bool:
-        res_cc = directives(entry.headers)
+        res_cc = response_directives(entry.headers)
         age = current_age(entry.headers, entry.request_time, entry.response_time, now)
         lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, res_cc)
         return stale_if_error(self.req_cc, res_cc, lifetime, age)

@@ -52,7 +52,13 @@ _NOT_UPDATED = frozenset(
         b"proxy-authenticate",
         b"proxy-authorization",
         b"trailer",
+        # and what describes the stored content itself, which a 304 does not replace:
+        # its length, coding, digest, range and entity tag (http-cache-tests agrees).
         b"content-length",
+        b"content-encoding",
+        b"content-md5",
+        b"content-range",
+        b"etag",
     }
 )
 _COMMA_SPACE = re.compile(rb"[ \t]*,[ \t]*")
@@ -177,7 +183,9 @@ def not_modified(request_headers: Headers, stored: Headers) -> bool:
     ims = get_values(request_headers, b"if-modified-since")
     if ims:
         since = parse_http_date(ims[0])
-        modified = get_values(stored, b"last-modified")
+        # RFC 9110 §13.1.3: a cache may compare with the stored Date when there is no
+        # Last-Modified.
+        modified = get_values(stored, b"last-modified") or get_values(stored, b"date")
         when = parse_http_date(modified[0]) if modified else None
         return since is not None and when is not None and when <= since
     return False

@@ -36,6 +36,7 @@ __all__ = [
     "http_date",
     "parse_http_date",
     "request_directives",
+    "response_directives",
     "reuse",
     "storable",
 ]
@@ -58,6 +59,11 @@ HEURISTIC_FRACTION = 0.1
 # §1.2.2: a delta-seconds too large to represent is taken as 2^31.
 DELTA_MAX = 2147483648
 
+# This cache's device token (Surrogate-Capability: thor="Surrogate/1.0"): Surrogate-Control
+# directives may be targeted at it.
+DEVICE_TOKEN = b"thor"
+# The key :func:`response_directives` files a Surrogate-Control max-age under.
+SURROGATE_MAX_AGE = b" surrogate-max-age"
 _TOKEN_ARG = re.compile(rb'\s*([^\s=,]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?\s*')
 
 
@@ -99,6 +105,34 @@ def _split_members(value: bytes) -> list[bytes]:
             start = i + 1
     members.append(value[start:])
     return [m for m in members if m.strip()]
+
+
+def response_directives(headers: Headers) -> dict[bytes, bytes | None]:
+    """A response's Cache-Control, overridden by Surrogate-Control where it speaks.
+
+    Surrogate-Control (W3C Edge Architecture 1.0) addresses gateway caches: its
+    ``max-age`` beats every Cache-Control freshness and ``no-store``, its ``no-store``
+    beats a Cache-Control freshness.  A directive targeted at a device
+    (``max-age=60;edge1``) is for another cache, and ignored.
+    """
+    found = directives(headers)
+    if not get_values(headers, b"surrogate-control"):
+        return found
+    surrogate: dict[bytes, bytes | None] = {}
+    for name, value in directives(headers, b"surrogate-control").items():
+        name, _, name_target = name.partition(b";")
+        target = name_target
+        if value is not None and b";" in value:
+            value, _, target = value.partition(b";")
+        if target.strip() in (b"", DEVICE_TOKEN):
+            surrogate.setdefault(name, value)
+    if b"no-store" in surrogate:
+        found[b"no-store"] = None
+    elif b"max-age" in surrogate:
+        found.pop(b"no-store", None)
+        found.pop(b"private", None)
+        found[SURROGATE_MAX_AGE] = surrogate[b"max-age"]
+    return found
 
 
 def request_directives(headers: Headers) -> dict[bytes, bytes | None]:
@@ -203,12 +237,14 @@ def storable(
     if method != b"GET":  # the only method this cache stores (HEAD is answered from GET)
         return False
     req_cc = directives(request_headers) if req_cc is None else req_cc
-    res_cc = directives(response_headers) if res_cc is None else res_cc
+    res_cc = response_directives(response_headers) if res_cc is None else res_cc
     if b"must-understand" in res_cc:
         # §5.2.2.3: store only a status whose rules are understood; no-store is then ignored.
         if status not in UNDERSTOOD:
             return False
-    elif b"no-store" in res_cc or status not in UNDERSTOOD:
+    elif b"no-store" in res_cc or status < 200 or status in (206, 304):
+        # Any other final status is understood as far as storing goes (§3: its freshness
+        # comes from explicit directives below); a 206 is a part, a 304 has no content.
         return False
     if b"no-store" in req_cc:
         return False
@@ -223,6 +259,7 @@ def storable(
         return False  # §4.1: Vary: * never matches; storing it is useless
     return (
         b"public" in res_cc
+        or SURROGATE_MAX_AGE in res_cc
         or b"s-maxage" in res_cc
         or b"max-age" in res_cc
         or bool(get_values(response_headers, b"expires"))
@@ -246,8 +283,8 @@ def freshness_lifetime(
     Expires (§5.3: "MUST interpret invalid date formats ... as representing a time in the
     past").
     """
-    res_cc = directives(headers) if res_cc is None else res_cc
-    for name in (b"s-maxage", b"max-age"):
+    res_cc = response_directives(headers) if res_cc is None else res_cc
+    for name in (SURROGATE_MAX_AGE, b"s-maxage", b"max-age"):
         if name in res_cc:
             value = delta_seconds(res_cc[name])
             return 0.0 if value is None else float(value)
@@ -273,10 +310,15 @@ def current_age(headers: Headers, request_time: float, response_time: float, now
     date = _first_date(headers, b"date")
     date_value = response_time if date is None else date
     age_values = get_values(headers, b"age")
-    age_value = delta_seconds(age_values[0].strip()) if age_values else None
+    age_value = 0
+    if age_values:
+        # One line, one delta-seconds: anything else (a list, a sign, a fraction, a
+        # parameter) is not an Age this cache can trust, so the response counts as old.
+        parsed = delta_seconds(age_values[0].strip()) if len(age_values) == 1 else None
+        age_value = DELTA_MAX if parsed is None else parsed
     apparent_age = max(0.0, response_time - date_value)
     response_delay = max(0.0, response_time - request_time)
-    corrected_age_value = (age_value or 0) + response_delay
+    corrected_age_value = age_value + response_delay
     corrected_initial_age = max(apparent_age, corrected_age_value)
     return corrected_initial_age + max(0.0, now - response_time)
 

@@ -1,0 +1,54 @@
+// Summarise an http-cache-tests results file (the JSON `npm run cli` prints) the way
+// cache-tests.fyi counts it: required and optional ("optimal") tests, passed / failed /
+// skipped behind a failed dependency; "check" tests are informational and left out.
+//
+//   node summary.mjs PACKAGE_DIR RESULTS.json [--failures]
+import fs from 'fs'
+import path from 'path'
+import { pathToFileURL } from 'url'
+
+const [packageDir, resultsFile, ...flags] = process.argv.slice(2)
+const load = (rel) => import(pathToFileURL(path.join(packageDir, rel)).href)
+const suites = (await load('tests/index.mjs')).default
+suites.push((await load('tests/surrogate-control.mjs')).default)
+const results = JSON.parse(fs.readFileSync(resultsFile, 'utf8'))
+
+const tests = new Map()
+for (const suite of suites) for (const test of suite.tests) tests.set(test.id, test)
+
+// lib/display.mjs's determineTestResult, without the browser parts.
+function verdict (id) {
+  const test = tests.get(id)
+  const result = results[id]
+  if (result === undefined) return 'untested'
+  for (const dep of test.depends_on || []) {
+    if (!['pass', 'yes'].includes(verdict(dep))) return 'dependency'
+  }
+  if (Array.isArray(result) && result[0] === 'Setup') return 'setup'
+  if (result === false) return 'harness'
+  const kind = test.kind || 'required'
+  if (kind === 'check') return result === true ? 'yes' : 'no'
+  return result === true ? 'pass' : 'fail'
+}
+
+const counts = {}
+const failures = []
+for (const [id, test] of tests) {
+  const kind = test.kind || 'required'
+  const v = verdict(id)
+  if (kind === 'check' || v === 'untested') continue
+  counts[kind] = counts[kind] || {}
+  counts[kind][v] = (counts[kind][v] || 0) + 1
+  if (v !== 'pass' && v !== 'dependency') {
+    const detail = Array.isArray(results[id]) ? results[id].slice(0, 2).join(': ') : ''
+    failures.push(`${kind === 'required' ? 'REQUIRED' : 'optional'} ${v} ${id}: ${detail}`)
+  }
+}
+for (const kind of ['required', 'optimal']) {
+  const c = counts[kind] || {}
+  const total = Object.values(c).reduce((a, b) => a + b, 0)
+  const others = Object.entries(c).filter(([k]) => k !== 'pass' && k !== 'fail')
+  console.log(`${kind === 'optimal' ? 'optional' : kind}: ${c.pass || 0} of ${total} passed, ` +
+    `${c.fail || 0} failed` + others.map(([k, n]) => `, ${n} ${k}`).join(''))
+}
+if (flags.includes('--failures')) failures.sort().forEach(line => console.log(line))
