@@ -137,7 +137,7 @@ class CacheHandler:
         self.inner = inner
         self.settings = s = cache_settings(settings or True) or CacheSettings()
         self.store: Store = store if store is not None else MemoryStore(s.max_size)
-        self.loop = loop or thor.loop.default()
+        self.loop = loop  # the loop it serves on (kept for stores that need timers)
         self.clock = clock  # wall-clock seconds: compared with Date and Expires
         self.stats = CacheStats()
         self.pending: dict[bytes, Fetch] = {}

@@ -13,8 +13,6 @@
 
 from __future__ import annotations
 
-import re
-
 from thor.http.headers import get_values
 from thor_gateway.cache.rules import parse_http_date, strip_names
 
@@ -61,7 +59,6 @@ _NOT_UPDATED = frozenset(
         b"etag",
     }
 )
-_COMMA_SPACE = re.compile(rb"[ \t]*,[ \t]*")
 
 
 def primary_key(scheme: str, headers: Headers, target: bytes) -> bytes:
@@ -89,8 +86,8 @@ def secondary_key(names: tuple[bytes, ...], request_headers: Headers) -> Seconda
         if not values:
             out.append((name, None))
             continue
-        joined = b",".join(v.strip(b" \t") for v in values)
-        out.append((name, _COMMA_SPACE.sub(b",", joined)))
+        members = (m.strip(b" \t") for v in values for m in v.split(b","))
+        out.append((name, b",".join(m for m in members if m)))
     return tuple(out)
 
 

@@ -1,0 +1,341 @@
+"""The cache handler against a fake inner handler and fake exchanges: no sockets, a set clock.
+
+The inner handler counts what reaches it, so each test says exactly when the "origin" is
+asked; the clock is a number the test moves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from thor.events import EventEmitter
+from thor_gateway.cache import CacheHandler, MemoryStore
+from thor_gateway.cache.rules import http_date
+from thor_gateway.routing.request import Request, request_at_mount
+
+H = list[tuple[bytes, bytes]]
+T0 = 1_700_000_000.0
+
+
+class FakeExchange(EventEmitter):
+    """What a client sees: the response as the cache wrote it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status = 0
+        self.headers: H = []
+        self.body = b""
+        self.finished = False
+        self.aborted = False
+        self.started = False
+
+    def response_start(self, status: int, phrase: bytes, headers: H) -> None:
+        assert not self.started, "two response heads"
+        self.started = True
+        self.status = int(status)
+        self.headers = list(headers)
+
+    def response_body(self, chunk: bytes) -> None:
+        assert self.started
+        self.body += chunk
+
+    def response_done(self, trailers: H, close: bool = False) -> None:
+        assert not self.finished
+        self.finished = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def header(self, name: bytes) -> bytes | None:
+        found = [v for n, v in self.headers if n.lower() == name.lower()]
+        return found[0] if found else None
+
+
+Reply = tuple[int, H, bytes]
+
+
+class Origin:
+    """The inner handler: answers from ``reply(request)``, or holds the exchange if None."""
+
+    def __init__(self, reply: Callable[[Request], Reply | None]) -> None:
+        self.reply = reply
+        self.seen: list[Request] = []
+        self.held: list[tuple[Any, Request]] = []
+
+    def handle(self, exchange: Any, request: Request) -> None:
+        self.seen.append(request)
+        answer = self.reply(request)
+        if answer is None:
+            self.held.append((exchange, request))
+            return
+        send(exchange, answer)
+
+    def startup(self, done: Any) -> None:
+        done(None)
+
+    def shutdown(self, done: Any) -> None:
+        done(None)
+
+
+def send(exchange: Any, answer: Reply) -> None:
+    status, headers, body = answer
+    exchange.response_start(status, b"X", headers)
+    if body:
+        exchange.response_body(body)
+    exchange.response_done([])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make(
+    reply: Callable[[Request], Reply | None], clock: Clock, **settings: Any
+) -> tuple[CacheHandler, Origin]:
+    origin = Origin(reply)
+    cache = CacheHandler(origin, clock=clock, **settings)
+    return cache, origin
+
+
+def get(
+    cache: CacheHandler, target: bytes = b"/a", method: bytes = b"GET", *more: tuple[bytes, bytes]
+) -> FakeExchange:
+    exchange = FakeExchange()
+    headers = [(b"Host", b"example.com"), *more]
+    cache.handle(exchange, request_at_mount(exchange, method, target, headers))  # type: ignore[arg-type]
+    return exchange
+
+
+def fresh(seconds: int, clock: Clock, *more: tuple[bytes, bytes]) -> Callable[[Request], Reply]:
+    counter = iter(range(1, 1000))
+
+    def reply(request: Request) -> Reply:
+        headers = [
+            (b"Cache-Control", b"max-age=%d" % seconds),
+            (b"Date", http_date(clock.now)),
+            (b"ETag", b'"v1"'),
+            *more,
+        ]
+        return 200, headers, b"body %d" % next(counter)
+
+    return reply
+
+
+def test_a_hit_never_reaches_the_origin(clock: Clock) -> None:
+    cache, origin = make(fresh(60, clock), clock)
+    first = get(cache)
+    assert first.header(b"Cache-Status") == b"thor; fwd=miss; fwd-status=200; stored"
+    clock.now += 10
+    second = get(cache)
+    assert len(origin.seen) == 1
+    assert second.body == first.body == b"body 1"
+    assert second.header(b"Age") == b"10"
+    assert second.header(b"Cache-Status") == b"thor; hit"
+    assert second.header(b"Content-Length") == b"6"
+    assert cache.stats.hits == 1
+    assert cache.stats.misses == 1
+
+
+def test_head_is_answered_from_a_stored_get_and_fills_it(clock: Clock) -> None:
+    cache, origin = make(fresh(60, clock), clock)
+    head = get(cache, b"/a", b"HEAD")
+    assert [r.method for r in origin.seen] == [b"GET"]  # the GET a HEAD stands for
+    assert head.body == b""
+    assert head.status == 200
+    again = get(cache, b"/a", b"HEAD")
+    got = get(cache)
+    assert len(origin.seen) == 1
+    assert again.body == b""
+    assert got.body == b"body 1"
+
+
+def test_stale_is_validated_and_a_304_freshens_the_stored_response(clock: Clock) -> None:
+    def reply(request: Request) -> Reply:
+        conditional = dict((n.lower(), v) for n, v in request.headers).get(b"if-none-match")
+        if conditional == b'"v1"':
+            return 304, [(b"Cache-Control", b"max-age=100"), (b"X-New", b"1")], b""
+        return 200, [(b"Cache-Control", b"max-age=10"), (b"ETag", b'"v1"')], b"stored"
+
+    cache, origin = make(reply, clock)
+    get(cache)
+    clock.now += 20
+    second = get(cache)
+    assert len(origin.seen) == 2
+    assert second.status == 200
+    assert second.body == b"stored"
+    assert second.header(b"X-New") == b"1"
+    assert second.header(b"Cache-Status") == b"thor; fwd=stale; fwd-status=304"
+    clock.now += 50  # fresh again under the new max-age
+    third = get(cache)
+    assert len(origin.seen) == 2
+    assert third.header(b"Cache-Control") == b"max-age=100"
+
+
+def test_the_clients_own_conditional_is_answered_by_the_cache(clock: Clock) -> None:
+    cache, origin = make(fresh(60, clock), clock)
+    miss = get(cache, b"/a", b"GET", (b"If-None-Match", b'"v1"'))
+    # the origin was asked for the whole response (to store it), the client got its 304
+    assert not any(n.lower() == b"if-none-match" for n, _ in origin.seen[0].headers)
+    assert miss.status == 304
+    assert miss.body == b""
+    hit = get(cache, b"/a", b"GET", (b"If-None-Match", b'"v0"'))
+    assert hit.status == 200
+    assert len(origin.seen) == 1
+
+
+def test_no_store_private_and_authorization_are_not_stored(clock: Clock) -> None:
+    cache, origin = make(fresh(60, clock, (b"Cache-Control", b"private")), clock)
+    # the first Cache-Control wins for max-age, private still counts
+    get(cache)
+    get(cache)
+    assert len(origin.seen) == 2
+    cache, origin = make(fresh(60, clock), clock)
+    get(cache, b"/a", b"GET", (b"Authorization", b"Basic eDp5"))
+    get(cache, b"/a", b"GET", (b"Authorization", b"Basic eDp5"))
+    assert len(origin.seen) == 2
+    get(cache, b"/a", b"GET", (b"Cache-Control", b"no-store"))
+    get(cache)
+    assert len(origin.seen) == 4
+
+
+def test_request_directives(clock: Clock) -> None:
+    cache, origin = make(fresh(60, clock), clock)
+    get(cache)
+    clock.now += 30
+    get(cache, b"/a", b"GET", (b"Cache-Control", b"max-age=10"))
+    assert len(origin.seen) == 2
+    get(cache, b"/a", b"GET", (b"Cache-Control", b"no-cache"))
+    assert len(origin.seen) == 3
+    clock.now += 100
+    stale = get(cache, b"/a", b"GET", (b"Cache-Control", b"max-stale=200"))
+    assert len(origin.seen) == 3
+    assert stale.header(b"Cache-Status") == b"thor; hit"
+    missing = get(cache, b"/other", b"GET", (b"Cache-Control", b"only-if-cached"))
+    assert missing.status == 504
+    assert len(origin.seen) == 3
+
+
+def test_vary_keeps_one_response_per_variant(clock: Clock) -> None:
+    def reply(request: Request) -> Reply:
+        lang = dict((n.lower(), v) for n, v in request.headers).get(b"accept-language", b"-")
+        headers = [(b"Cache-Control", b"max-age=60"), (b"Vary", b"Accept-Language")]
+        return 200, headers, lang
+
+    cache, origin = make(reply, clock)
+    assert get(cache, b"/a", b"GET", (b"Accept-Language", b"fr")).body == b"fr"
+    assert get(cache, b"/a", b"GET", (b"Accept-Language", b"de")).body == b"de"
+    assert get(cache, b"/a", b"GET", (b"Accept-Language", b"fr")).body == b"fr"
+    assert get(cache).body == b"-"
+    assert len(origin.seen) == 3
+
+
+def test_unsafe_methods_invalidate(clock: Clock) -> None:
+    def reply(request: Request) -> Reply:
+        if request.method == b"POST":
+            return 201, [(b"Location", b"/b"), (b"Content-Length", b"0")], b""
+        return fresh(60, clock)(request)
+
+    cache, origin = make(reply, clock)
+    get(cache, b"/a")
+    get(cache, b"/b")
+    get(cache, b"/c")
+    post = get(cache, b"/a", b"POST")
+    assert post.status == 201
+    get(cache, b"/a")
+    get(cache, b"/b")
+    get(cache, b"/c")
+    assert [r.target for r in origin.seen] == [b"/a", b"/b", b"/c", b"/a", b"/a", b"/b"]
+    assert cache.stats.bypass == 1
+
+
+def test_collapsed_forwarding_waits_for_one_fetch(clock: Clock) -> None:
+    cache, origin = make(lambda request: None, clock)
+    clients = [get(cache) for _ in range(5)]
+    assert len(origin.seen) == 1
+    assert not any(c.started for c in clients[1:])
+    exchange, _ = origin.held.pop()
+    send(exchange, (200, [(b"Cache-Control", b"max-age=60")], b"once"))
+    assert [c.body for c in clients] == [b"once"] * 5
+    assert all(c.finished for c in clients)
+    assert len(origin.seen) == 1
+    assert cache.stats.hits == 4
+
+
+def test_waiters_go_on_their_own_when_the_response_is_not_stored(clock: Clock) -> None:
+    cache, origin = make(lambda request: None, clock)
+    clients = [get(cache) for _ in range(3)]
+    exchange, _ = origin.held.pop()
+    send(exchange, (200, [(b"Cache-Control", b"no-store")], b"private"))
+    assert clients[0].body == b"private"
+    assert len(origin.seen) == 3  # each waiter asked for itself, once
+    for exchange, _ in origin.held:
+        send(exchange, (200, [(b"Cache-Control", b"no-store")], b"again"))
+    assert [c.body for c in clients] == [b"private", b"again", b"again"]
+
+
+def test_bodies_larger_than_the_limit_stream_through_uncached(clock: Clock) -> None:
+    def reply(request: Request) -> Reply:
+        return 200, [(b"Cache-Control", b"max-age=60")], b"x" * 5000
+
+    cache, origin = make(reply, clock, max_object_size=1000)
+    assert len(get(cache).body) == 5000
+    assert len(get(cache).body) == 5000
+    assert len(origin.seen) == 2
+    assert cache.samples()["bytes"] == 0
+
+
+def test_the_byte_budget_evicts_the_least_recently_used(clock: Clock) -> None:
+    def reply(request: Request) -> Reply:
+        return 200, [(b"Cache-Control", b"max-age=60")], b"x" * 1000
+
+    cache, origin = make(reply, clock, max_size=3000)  # room for two such responses
+    for target in (b"/1", b"/2", b"/1", b"/3", b"/1", b"/2"):
+        get(cache, target)
+    # /1 was used after /2, so /3 evicted /2
+    assert [r.target for r in origin.seen] == [b"/1", b"/2", b"/3", b"/2"]
+    assert isinstance(cache.store, MemoryStore)
+    assert cache.store.bytes <= 3000
+
+
+def test_stale_while_revalidate_serves_and_refreshes_behind(clock: Clock) -> None:
+    counter = iter(range(1, 10))
+
+    def reply(request: Request) -> Reply:
+        cc = b"max-age=10, stale-while-revalidate=60"
+        return 200, [(b"Cache-Control", cc), (b"Date", http_date(clock.now))], b"%d" % next(counter)
+
+    cache, origin = make(reply, clock)
+    get(cache)
+    clock.now += 20
+    stale = get(cache)
+    assert stale.body == b"1"  # served at once, stale
+    assert len(origin.seen) == 2  # and fetched behind it
+    assert get(cache).body == b"2"
+
+
+def test_stale_if_error(clock: Clock) -> None:
+    answers = iter(
+        [
+            (200, [(b"Cache-Control", b"max-age=10, stale-if-error=60"), (b"ETag", b'"a"')], b"ok"),
+            (503, [(b"Content-Length", b"0")], b""),
+        ]
+    )
+    cache, origin = make(lambda request: next(answers), clock)
+    get(cache)
+    clock.now += 20
+    served = get(cache)
+    assert served.status == 200
+    assert served.body == b"ok"
+    assert served.header(b"Cache-Status") == b"thor; fwd=stale; fwd-status=503"
