@@ -163,7 +163,7 @@ def test_head_is_answered_from_a_stored_get_and_fills_it(clock: Clock) -> None:
 
 def test_stale_is_validated_and_a_304_freshens_the_stored_response(clock: Clock) -> None:
     def reply(request: Request) -> Reply:
-        conditional = dict((n.lower(), v) for n, v in request.headers).get(b"if-none-match")
+        conditional = {n.lower(): v for n, v in request.headers}.get(b"if-none-match")
         if conditional == b'"v1"':
             return 304, [(b"Cache-Control", b"max-age=100"), (b"X-New", b"1")], b""
         return 200, [(b"Cache-Control", b"max-age=10"), (b"ETag", b'"v1"')], b"stored"
@@ -229,7 +229,7 @@ def test_request_directives(clock: Clock) -> None:
 
 def test_vary_keeps_one_response_per_variant(clock: Clock) -> None:
     def reply(request: Request) -> Reply:
-        lang = dict((n.lower(), v) for n, v in request.headers).get(b"accept-language", b"-")
+        lang = {n.lower(): v for n, v in request.headers}.get(b"accept-language", b"-")
         headers = [(b"Cache-Control", b"max-age=60"), (b"Vary", b"Accept-Language")]
         return 200, headers, lang
 
@@ -332,7 +332,7 @@ def test_stale_if_error(clock: Clock) -> None:
             (503, [(b"Content-Length", b"0")], b""),
         ]
     )
-    cache, origin = make(lambda request: next(answers), clock)
+    cache, _origin = make(lambda request: next(answers), clock)
     get(cache)
     clock.now += 20
     served = get(cache)
