@@ -284,18 +284,21 @@ class CacheHandler:
             modified = get_values(entry.headers, b"last-modified")
             if modified:
                 headers.append((b"If-Modified-Since", modified[0]))
-        method = request.method
-        if method == _HEAD and entry is None:
-            method = _GET  # fill the store with the GET a HEAD stands for
-        upstream = replace(request, method=method, headers=headers)
+        # A HEAD goes as the GET it stands for: the answer fills (or freshens) the store.
+        upstream = replace(request, method=_GET, headers=headers)
         fetch = Fetch(self, key, client, origin, request, entry, req_cc, self.clock())
         if key not in self.pending:
             self.pending[key] = fetch
-        self.inner.handle(cast(Exchange, fetch), upstream)
+        try:
+            self.inner.handle(cast(Exchange, fetch), upstream)
+        except BaseException:
+            fetch.over = True
+            self.finished(fetch)  # the waiters must not wait for it
+            raise
         fetch.emit("request_done", [])
 
     def finished(self, fetch: Fetch) -> None:
-        """A fetch is over: wake the requests that waited for it."""
+        """A fetch is over, or will store nothing: wake the requests that waited for it."""
         if self.pending.get(fetch.key) is fetch:
             del self.pending[fetch.key]
         waiters, fetch.waiters = fetch.waiters, []
@@ -394,8 +397,17 @@ class Fetch(EventEmitter):
         if completed:
             return
         self.client_gone = True
-        if self.parts is None and not self.over:
-            self.emit("done", False)  # nobody wants the rest: let the inner handler cancel
+        if self.parts is None and not self.waiters:
+            self._give_up()
+
+    def _give_up(self) -> None:
+        """Nobody wants the rest: let the inner handler cancel (its ``done`` listener)."""
+        if self.over:
+            return
+        self.over = True
+        self.parts = None
+        self.emit("done", False)
+        self.cache.finished(self)
 
     # --- the response, from the inner handler ---------------------------------------------
 
@@ -445,8 +457,10 @@ class Fetch(EventEmitter):
         if keep:
             self.parts = []
             self.head = (code, phrase, fields, now)
-        elif entry is not None:
-            cache.store.remove(self.key)  # the stored response is superseded
+        else:
+            if entry is not None:
+                cache.store.remove(self.key)  # the stored response is superseded
+            cache.finished(self)  # waiters need not wait for a response that is not kept
         client = self.client
         if client is None or self.client_gone:
             return
@@ -468,8 +482,10 @@ class Fetch(EventEmitter):
             self.size += len(chunk)
             if self.size > self.cache.settings.max_object_size:
                 self.parts = None  # too big: the rest streams through, nothing is kept
+                self.cache.finished(self)
                 if self.client_gone:
-                    self.emit("done", False)
+                    self._give_up()
+                    return
             else:
                 parts.append(chunk)
         if self.client_body and not self.client_gone and self.client is not None:

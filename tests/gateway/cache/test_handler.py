@@ -339,3 +339,38 @@ def test_stale_if_error(clock: Clock) -> None:
     assert served.status == 200
     assert served.body == b"ok"
     assert served.header(b"Cache-Status") == b"thor; fwd=stale; fwd-status=503"
+
+
+def test_a_client_that_leaves_cancels_a_fetch_nobody_else_waits_for(clock: Clock) -> None:
+    cache, origin = make(lambda request: None, clock)
+    client = get(cache)
+    fetch, _ = origin.held.pop()
+    cancelled: list[bool] = []
+    fetch.on("done", cancelled.append)
+    client.emit("done", False)
+    assert cancelled == [False]
+    assert cache.pending == {}
+    get(cache)  # not stuck behind the abandoned fetch
+    assert len(origin.seen) == 2
+
+
+def test_a_fetch_others_wait_for_goes_on_when_its_client_leaves(clock: Clock) -> None:
+    cache, origin = make(lambda request: None, clock)
+    leaving = get(cache)
+    waiting = get(cache)
+    fetch, _ = origin.held.pop()
+    leaving.emit("done", False)
+    send(fetch, (200, [(b"Cache-Control", b"max-age=60")], b"kept"))
+    assert not leaving.started
+    assert waiting.body == b"kept"
+    assert len(origin.seen) == 1
+
+
+def test_an_inner_handler_that_raises_leaves_no_one_waiting(clock: Clock) -> None:
+    def reply(request: Request) -> Reply:
+        raise RuntimeError("broken")
+
+    cache, _ = make(reply, clock)
+    with pytest.raises(RuntimeError):
+        get(cache)
+    assert cache.pending == {}
