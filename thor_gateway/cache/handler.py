@@ -41,18 +41,17 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, cast
 
 import thor.loop
-from thor.events import EventEmitter
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
+from thor_gateway.cache.fetch import STRIPPED_ON_SERVE, Fetch, conditional
 from thor_gateway.cache.keys import (
     CONDITIONAL,
+    byte_range,
     cache_status,
-    freshen,
     invalidated,
     not_modified,
     primary_key,
     secondary_key,
-    vary_names,
 )
 from thor_gateway.cache.rules import (
     Reuse,
@@ -61,8 +60,6 @@ from thor_gateway.cache.rules import (
     request_directives,
     response_directives,
     reuse,
-    stale_if_error,
-    storable,
 )
 from thor_gateway.cache.store import Entry, MemoryStore, Store
 from thor_gateway.routing.request import Done, Handler, Request
@@ -78,7 +75,6 @@ _HEAD = b"HEAD"
 # Edge Architecture 1.0: tells the origin Surrogate-Control may target this cache.
 _CAPABILITY = (b"Surrogate-Capability", b'thor="Surrogate/1.0"')
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
-_STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
 
 
 @dataclass(slots=True)
@@ -174,14 +170,25 @@ class CacheHandler:
                 watcher = _Invalidating(exchange, self, method, key)
                 self.inner.handle(cast(Exchange, watcher), request)
             return
-        if _has_body(headers) or get_values(headers, b"range"):
-            self.stats.bypass += 1  # ranges of stored responses are not served (yet)
+        ranged = get_values(headers, b"range")
+        if _has_body(headers) or (ranged and get_values(headers, b"if-range")):
+            self.stats.bypass += 1
             self.inner.handle(exchange, request)
             return
         req_cc = request_directives(headers)
         key = primary_key(request.scheme, headers, request.target)
         now = self.clock()
         entry = self._select(key, headers)
+        if ranged:
+            # A range is served from a complete stored 200 that may answer; anything else
+            # goes to the inner handler as it came (a part is not stored).
+            if entry is not None and entry.status == 200 and self._usable(entry, req_cc, now):
+                self.stats.hits += 1
+                self.serve(exchange, request, entry, self._age(entry, now), b"hit", ranged)
+            else:
+                self.stats.bypass += 1
+                self.inner.handle(exchange, request)
+            return
         if entry is not None:
             res_cc = response_directives(entry.headers)
             age = current_age(entry.headers, entry.request_time, entry.response_time, now)
@@ -227,16 +234,50 @@ class CacheHandler:
                 best = entry
         return best
 
+    def _age(self, entry: Entry, now: float) -> float:
+        return current_age(entry.headers, entry.request_time, entry.response_time, now)
+
+    def _usable(self, entry: Entry, req_cc: Mapping[bytes, bytes | None], now: float) -> bool:
+        res_cc = response_directives(entry.headers)
+        lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, res_cc)
+        return reuse(req_cc, res_cc, lifetime, self._age(entry, now)) is not Reuse.VALIDATE
+
     def serve(
-        self, exchange: Exchange, request: Request, entry: Entry, age: float, status: bytes
+        self,
+        exchange: Exchange,
+        request: Request,
+        entry: Entry,
+        age: float,
+        status: bytes,
+        ranged: list[bytes] | None = None,
     ) -> None:
-        """Answer from ``entry``: with Age (§5.1), as a 304 if the client's condition holds."""
-        out = [(n, v) for n, v in entry.headers if n.lower() not in _STRIPPED_ON_SERVE]
+        """Answer from ``entry``: with Age (§5.1), as a 304 if the client's condition holds,
+        as a 206 or 416 if it asked for a range."""
+        out = [(n, v) for n, v in entry.headers if n.lower() not in STRIPPED_ON_SERVE]
         out.append((b"Age", b"%d" % age))
         out.append(cache_status(status))
+        if ranged:
+            length = len(entry.body)
+            part = byte_range(ranged, length)
+            if part is False:
+                out += [(b"Content-Range", b"bytes */%d" % length), (b"Content-Length", b"0")]
+                exchange.response_start(416, b"Range Not Satisfiable", out)
+                exchange.response_done([])
+                return
+            if isinstance(part, tuple):
+                first, last = part
+                out += [
+                    (b"Content-Range", b"bytes %d-%d/%d" % (first, last, length)),
+                    (b"Content-Length", b"%d" % (last - first + 1)),
+                ]
+                exchange.response_start(206, b"Partial Content", out)
+                if request.method != _HEAD:
+                    exchange.response_body(entry.body[first : last + 1])
+                exchange.response_done([])
+                return
         if (
             entry.status == 200
-            and _conditional(request.headers)
+            and conditional(request.headers)
             and not_modified(request.headers, entry.headers)
         ):
             exchange.response_start(304, b"Not Modified", out)
@@ -319,10 +360,6 @@ def _has_body(headers: Headers) -> bool:
     return False
 
 
-def _conditional(headers: Headers) -> bool:
-    return any(n.lower() in CONDITIONAL for n, _ in headers)
-
-
 def _as_bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("latin-1")
 
@@ -344,206 +381,3 @@ class _Invalidating:
         fields = [(_as_bytes(n), _as_bytes(v)) for n, v in headers]
         self._cache.invalidate(invalidated(self._method, int(status), self._key, fields))
         self._exchange.response_start(status, phrase, headers)
-
-
-class Fetch(EventEmitter):
-    """The exchange the inner handler answers when the cache asks it (module docstring)."""
-
-    def __init__(
-        self,
-        cache: CacheHandler,
-        key: bytes,
-        client: Exchange | None,
-        origin: Exchange,
-        request: Request,
-        entry: Entry | None,
-        req_cc: Mapping[bytes, bytes | None],
-        request_time: float,
-    ) -> None:
-        super().__init__()
-        self.cache = cache
-        self.key = key
-        self.client = client
-        self.origin = origin  # attributes (loop, addresses, scheme) come from here
-        self.request = request
-        self.entry = entry
-        self.req_cc = req_cc
-        self.request_time = request_time
-        self.waiters: list[tuple[Exchange, Request]] = []
-        self.started = False
-        self.over = False
-        self.client_gone = client is None
-        self.client_body = client is not None  # False once the client got a 304 or no body
-        self.head: tuple[int, bytes, Headers, float] | None = None
-        self.parts: list[bytes] | None = None
-        self.size = 0
-        if client is not None:
-            client.on("pause", self._client_pause)
-            client.on("done", self._client_done)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.origin, name)
-
-    # --- the request side, as the inner handler sees it ------------------------------------
-
-    def pause_request_body(self, paused: bool) -> None:
-        pass  # the cache sends no request body
-
-    def _client_pause(self, paused: bool) -> None:
-        if not self.over:
-            self.emit("pause", paused)
-
-    def _client_done(self, completed: bool) -> None:
-        if completed:
-            return
-        self.client_gone = True
-        if self.parts is None and not self.waiters:
-            self._give_up()
-
-    def _give_up(self) -> None:
-        """Nobody wants the rest: let the inner handler cancel (its ``done`` listener)."""
-        if self.over:
-            return
-        self.over = True
-        self.parts = None
-        self.emit("done", False)
-        self.cache.finished(self)
-
-    # --- the response, from the inner handler ---------------------------------------------
-
-    def response_nonfinal(self, status: Any, phrase: Any, headers: Any) -> None:
-        pass  # interim responses are not relayed through the cache
-
-    def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
-        self.started = True
-        code = int(status)
-        phrase = _as_bytes(phrase)
-        fields = [(_as_bytes(n), _as_bytes(v)) for n, v in headers]
-        cache = self.cache
-        now = cache.clock()
-        entry = self.entry
-        if entry is not None:
-            if code == 304:
-                # §4.3.4 selects stored responses by validator; this fetch validated one,
-                # and a 304 says it is current (fields that describe the content are kept).
-                fresh = Entry(
-                    entry.key,
-                    entry.vary,
-                    entry.secondary,
-                    entry.status,
-                    entry.phrase,
-                    freshen(entry.headers, fields),
-                    entry.body,
-                    self.request_time,
-                    now,
-                )
-                cache.store.put(fresh)
-                self._serve_instead(fresh, now, b"fwd=stale", b"fwd-status=304")
-                return
-            if code >= 500 and self._stale_on_error(entry, now):
-                self._serve_instead(entry, now, b"fwd=stale", b"fwd-status=%d" % code)
-                return
-        request = self.request
-        res_cc = response_directives(fields)
-        keep = storable(_GET, code, request.headers, fields, self.req_cc, res_cc)
-        if keep:
-            lengths = get_values(fields, b"content-length")
-            if (
-                lengths
-                and lengths[0].isdigit()
-                and int(lengths[0]) > cache.settings.max_object_size
-            ):
-                keep = False
-        if keep:
-            self.parts = []
-            self.head = (code, phrase, fields, now)
-        else:
-            if entry is not None:
-                cache.store.remove(self.key)  # the stored response is superseded
-            cache.finished(self)  # waiters need not wait for a response that is not kept
-        client = self.client
-        if client is None or self.client_gone:
-            return
-        forward = b"fwd=stale" if entry is not None else b"fwd=miss"
-        params = [forward, b"fwd-status=%d" % code] + ([b"stored"] if keep else [])
-        out = [*fields, cache_status(*params)]
-        if request.method == _HEAD:
-            self.client_body = False
-        if code == 200 and _conditional(request.headers) and not_modified(request.headers, fields):
-            out = [(n, v) for n, v in out if n.lower() not in _STRIPPED_ON_SERVE]
-            client.response_start(304, b"Not Modified", out)
-            self.client_body = False
-            return
-        client.response_start(code, phrase, out)
-
-    def response_body(self, chunk: bytes) -> None:
-        parts = self.parts
-        if parts is not None:
-            self.size += len(chunk)
-            if self.size > self.cache.settings.max_object_size:
-                self.parts = None  # too big: the rest streams through, nothing is kept
-                self.cache.finished(self)
-                if self.client_gone:
-                    self._give_up()
-                    return
-            else:
-                parts.append(chunk)
-        if self.client_body and not self.client_gone and self.client is not None:
-            self.client.response_body(chunk)
-
-    def response_done(self, trailers: Any = None, close: bool = False) -> None:
-        if self.over:
-            return
-        self.over = True
-        cache = self.cache
-        if self.parts is not None and self.head is not None:
-            code, phrase, fields, response_time = self.head
-            request = self.request
-            names = vary_names(fields)
-            stored = Entry(
-                self.key,
-                names,
-                secondary_key(names, request.headers),
-                code,
-                phrase,
-                fields,
-                b"".join(self.parts),
-                self.request_time,
-                response_time,
-            )
-            if cache.store.put(stored):
-                cache.stats.stored += 1
-        self.parts = None
-        client = self.client
-        if client is not None and not self.client_gone and self.started:
-            client.response_done([])
-        self.emit("done", True)
-        cache.finished(self)
-
-    def abort(self) -> None:
-        if self.over:
-            return
-        self.over = True
-        self.parts = None
-        client = self.client
-        if client is not None and not self.client_gone:
-            client.abort()
-        self.cache.finished(self)
-
-    # --- answering from the store after all ----------------------------------------------
-
-    def _stale_on_error(self, entry: Entry, now: float) -> bool:
-        res_cc = response_directives(entry.headers)
-        age = current_age(entry.headers, entry.request_time, entry.response_time, now)
-        lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, res_cc)
-        return stale_if_error(self.req_cc, res_cc, lifetime, age)
-
-    def _serve_instead(self, entry: Entry, now: float, *status: bytes) -> None:
-        """The inner handler's answer is not relayed; the stored response is."""
-        self.parts = None
-        self.client_body = False
-        client = self.client
-        if client is not None and not self.client_gone:
-            age = current_age(entry.headers, entry.request_time, entry.response_time, now)
-            self.cache.serve(client, self.request, entry, age, b"; ".join(status))
-            self.client_gone = True  # answered: nothing more of this fetch goes to it

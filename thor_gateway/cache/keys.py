@@ -8,6 +8,7 @@
 - :func:`invalidated`: §4.4, the URIs an unsafe request makes stale;
 - :func:`not_modified`: RFC 9110 §13.1.1, §13.1.3, §13.2.2: does a stored response satisfy the
   client's own conditional request (then the cache answers 304 itself);
+- :func:`byte_range`: the range a Range field asks of a stored response (RFC 9110 §14.2);
 - :func:`cache_status`: the Cache-Status field (RFC 9211).
 """
 
@@ -19,6 +20,7 @@ from thor_gateway.cache.rules import parse_http_date, strip_names
 __all__ = [
     "CONDITIONAL",
     "SecondaryKey",
+    "byte_range",
     "cache_status",
     "freshen",
     "invalidated",
@@ -186,6 +188,37 @@ def not_modified(request_headers: Headers, stored: Headers) -> bool:
         when = parse_http_date(modified[0]) if modified else None
         return since is not None and when is not None and when <= since
     return False
+
+
+def byte_range(values: list[bytes], length: int) -> tuple[int, int] | bool | None:
+    """The one byte range a Range field asks of a ``length``-byte representation.
+
+    RFC 9110 §14.2: ``(first, last)`` inclusive; False when unsatisfiable (416); None when
+    the field is to be ignored and the whole response sent (another unit, a malformed
+    spec, or several ranges, which this cache does not assemble).
+    """
+    if len(values) != 1:
+        return None
+    unit, _, spec = values[0].partition(b"=")
+    if unit.strip().lower() != b"bytes" or b"," in spec:
+        return None
+    first, dash, last = spec.strip().partition(b"-")
+    if not dash:
+        return None
+    if not first:  # a suffix: the last N bytes
+        if not last.isdigit():
+            return None
+        count = int(last)
+        return (max(0, length - count), length - 1) if count and length else False
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    end = int(last) if last else length - 1
+    if end < start:
+        return None
+    if start >= length:
+        return False
+    return (start, min(end, length - 1))
 
 
 def cache_status(*params: bytes) -> tuple[bytes, bytes]:

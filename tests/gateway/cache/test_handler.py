@@ -374,3 +374,27 @@ def test_an_inner_handler_that_raises_leaves_no_one_waiting(clock: Clock) -> Non
     with pytest.raises(RuntimeError):
         get(cache)
     assert cache.pending == {}
+
+
+def test_ranges_are_served_from_a_complete_stored_response(clock: Clock) -> None:
+    def reply(request: Request) -> Reply:
+        return 200, [(b"Cache-Control", b"max-age=60")], b"0123456789"
+
+    cache, origin = make(reply, clock)
+    ranged = get(cache, b"/a", b"GET", (b"Range", b"bytes=2-4"))
+    assert ranged.status == 200  # nothing stored yet: passed on as it came
+    assert origin.seen[0].headers[-1] == (b"Range", b"bytes=2-4")
+    get(cache)
+    part = get(cache, b"/a", b"GET", (b"Range", b"bytes=2-4"))
+    assert part.status == 206
+    assert part.body == b"234"
+    assert part.header(b"Content-Range") == b"bytes 2-4/10"
+    suffix = get(cache, b"/a", b"GET", (b"Range", b"bytes=-3"))
+    assert suffix.body == b"789"
+    beyond = get(cache, b"/a", b"GET", (b"Range", b"bytes=20-"))
+    assert beyond.status == 416
+    assert beyond.header(b"Content-Range") == b"bytes */10"
+    several = get(cache, b"/a", b"GET", (b"Range", b"bytes=0-1,3-4"))
+    assert several.status == 200
+    assert several.body == b"0123456789"
+    assert len(origin.seen) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from thor_gateway.cache.keys import (
+    byte_range,
     cache_status,
     freshen,
     invalidated,
@@ -109,3 +110,17 @@ def test_the_clients_conditionals_against_a_stored_response() -> None:
 def test_cache_status_names_this_cache() -> None:
     assert cache_status(b"hit") == (b"Cache-Status", b"thor; hit")
     assert cache_status(b"fwd=miss", b"stored")[1] == b"thor; fwd=miss; stored"
+
+
+def test_byte_ranges() -> None:
+    assert byte_range([b"bytes=0-4"], 10) == (0, 4)
+    assert byte_range([b"bytes=5-"], 10) == (5, 9)
+    assert byte_range([b"bytes=-3"], 10) == (7, 9)
+    assert byte_range([b"bytes=-30"], 10) == (0, 9)
+    assert byte_range([b"bytes=8-100"], 10) == (8, 9)
+    assert byte_range([b"bytes=10-"], 10) is False  # unsatisfiable: 416
+    assert byte_range([b"bytes=-0"], 10) is False
+    # ignored: the whole response is sent
+    for ignored in (b"bytes=0-1,4-5", b"items=0-1", b"bytes=5-2", b"bytes=x-", b"bytes"):
+        assert byte_range([ignored], 10) is None, ignored
+    assert byte_range([b"bytes=0-1", b"bytes=2-3"], 10) is None
