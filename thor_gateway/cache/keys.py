@@ -213,12 +213,11 @@ def byte_range(values: list[bytes], length: int) -> tuple[int, int] | bool | Non
     if not first.isdigit() or (last and not last.isdigit()):
         return None
     start = int(first)
-    end = int(last) if last else length - 1
-    if end < start:
-        return None
+    if last and int(last) < start:
+        return None  # invalid: ignored (§14.1.1)
     if start >= length:
         return False
-    return (start, min(end, length - 1))
+    return (start, min(int(last), length - 1) if last else length - 1)
 
 
 def cache_status(*params: bytes) -> tuple[bytes, bytes]:
