@@ -230,6 +230,7 @@ class Gateway:
                 handler = CacheHandler(handler, loop=self.loop, **asdict(cached))
                 caches.append((proxy.prefix or "/", handler))
             routes.append(Route(_prefix(proxy.prefix), handler))
+        self.caches = [handler for _, handler in caches]
         if caches:
             self.metrics.caches = lambda: {prefix: handler.samples() for prefix, handler in caches}
         if s.static:
@@ -320,8 +321,13 @@ class Gateway:
         if self.listeners.metrics is not None:
             shared = self.shared
             source = shared.collect if shared is not None else (lambda: self.metrics)
+            operations = [Route(b"/metrics", MetricsEndpoint(source))]
+            if self.caches:
+                from thor_gateway.cache.purge import PurgeEndpoint
+
+                operations.append(Route(b"/cache/purge", PurgeEndpoint(self.caches)))
             endpoint = Router(
-                [Route(b"/metrics", MetricsEndpoint(source))],
+                operations,
                 health_path=self.router.health_path,
                 ready_path=self.router.ready_path,
             )

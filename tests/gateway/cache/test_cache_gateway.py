@@ -182,3 +182,28 @@ def test_a_bad_cache_table_is_refused(start_gateway: Any, tmp_path: Path) -> Non
     gateway = start_gateway("-b", "127.0.0.1:0", "-c", str(config), ready=False)
     assert gateway.wait() != 0
     assert "unknown cache settings: size" in gateway.log
+
+
+def test_purge_on_the_metrics_listener(start_gateway: Any) -> None:
+    with origin() as up:
+        gateway = start_gateway(
+            *("-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"),
+            *("--proxy", f"/={up.url}", "--cache"),
+        )
+        for path in ("/fresh", "/p/1", "/p/2", "/fresh", "/p/1"):
+            requests.get(gateway.url + path, timeout=10)
+        assert up.counts == {"/fresh": 1, "/p/1": 1, "/p/2": 1}
+        purge = f"http://127.0.0.1:{gateway.metrics_port}/cache/purge"
+        site = gateway.url.replace("http", "HTTP")  # normalised as the cache keys it
+        assert requests.post(purge, params={"prefix": site + "/p/"}, timeout=10).json() == {
+            "purged": 2
+        }
+        assert requests.post(purge, params={"url": gateway.url + "/fresh"}, timeout=10).json() == {
+            "purged": 1
+        }
+        assert requests.get(purge, params={"url": gateway.url}, timeout=10).status_code == 405
+        assert requests.post(purge, params={"url": "/fresh"}, timeout=10).status_code == 400
+        for path in ("/fresh", "/p/1", "/p/2"):
+            requests.get(gateway.url + path, timeout=10)
+        assert up.counts == {"/fresh": 2, "/p/1": 2, "/p/2": 2}
+        assert gateway.stop() == 0
