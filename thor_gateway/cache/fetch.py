@@ -150,7 +150,7 @@ class Fetch(EventEmitter):
                 cache.store.put(fresh)
                 self._serve_instead(fresh, now, b"fwd=stale", b"fwd-status=304")
                 return
-            if code >= 500 and self._stale_on_error(entry, now):
+            if code >= 500 and self._stale_on_error(entry, now, code, fields):
                 self._serve_instead(entry, now, b"fwd=stale", b"fwd-status=%d" % code)
                 return
         request = self.request
@@ -242,11 +242,18 @@ class Fetch(EventEmitter):
 
     # --- answering from the store after all ----------------------------------------------
 
-    def _stale_on_error(self, entry: Entry, now: float) -> bool:
+    def _stale_on_error(self, entry: Entry, now: float, code: int, fields: Headers) -> bool:
         res_cc = response_directives(entry.headers)
         age = current_age(entry.headers, entry.request_time, entry.response_time, now)
         lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, res_cc)
-        return stale_if_error(self.req_cc, res_cc, lifetime, age)
+        # The proxy's own 502/503/504 (no upstream reached it: it carries no Via, which every
+        # relayed response does) means the origin is out of reach.
+        disconnected = (
+            self.cache.settings.stale_on_disconnect
+            and code in (502, 503, 504)
+            and not get_values(fields, b"via")
+        )
+        return stale_if_error(self.req_cc, res_cc, lifetime, age, disconnected=disconnected)
 
     def _serve_instead(self, entry: Entry, now: float, *status: bytes) -> None:
         """The inner handler's answer is not relayed; the stored response is."""

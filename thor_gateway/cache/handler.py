@@ -84,6 +84,7 @@ class CacheSettings:
     max_size: int = 64 << 20  # bytes the memory store may hold (bodies and headers)
     max_object_size: int = 8 << 20  # larger responses stream through uncached
     collapse: bool = True  # concurrent misses for one key wait for one fetch
+    stale_on_disconnect: bool = False  # serve stale when the upstream cannot be reached
 
     @classmethod
     def names(cls) -> set[str]:

@@ -33,6 +33,9 @@ __all__ = [
 
 Headers = list[tuple[bytes, bytes]]
 SecondaryKey = tuple[tuple[bytes, bytes | None], ...]
+# Fields whose values are case-insensitive tokens (RFC 9110 §12.5: codings, charsets,
+# language tags, media types), so ``eN`` and ``en`` select the same response.
+_CASELESS = frozenset({b"accept", b"accept-charset", b"accept-encoding", b"accept-language"})
 
 # Request fields the cache takes off a request it forwards to fill itself, and evaluates
 # against the response instead (so the stored response is a whole one).
@@ -89,7 +92,10 @@ def secondary_key(names: tuple[bytes, ...], request_headers: Headers) -> Seconda
             out.append((name, None))
             continue
         members = (m.strip(b" \t") for v in values for m in v.split(b","))
-        out.append((name, b",".join(m for m in members if m)))
+        value = b",".join(m for m in members if m)
+        if name in _CASELESS:
+            value = value.lower()
+        out.append((name, value))
     return tuple(out)
 
 

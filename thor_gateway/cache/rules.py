@@ -369,10 +369,30 @@ def reuse(
     return Reuse.VALIDATE
 
 
-def stale_if_error(req_cc: Directives, res_cc: Directives, lifetime: float, age: float) -> bool:
-    """RFC 5861 §4: may a stale response stand in for an error (5xx or no answer)?"""
-    if b"must-revalidate" in res_cc or b"proxy-revalidate" in res_cc or b"s-maxage" in res_cc:
+def stale_if_error(
+    req_cc: Directives,
+    res_cc: Directives,
+    lifetime: float,
+    age: float,
+    *,
+    disconnected: bool = False,
+) -> bool:
+    """May a stale response stand in for an error (RFC 5861 §4), or for no answer at all?
+
+    ``disconnected``: the origin could not be reached; RFC 9111 §4.2.4 lets a cache serve
+    stale then without being asked to.  Either way only where the response does not forbid
+    it: ``must-revalidate``, ``proxy-revalidate``, ``s-maxage`` (§4.2.4, §5.2.2.10) and
+    ``no-cache`` (§5.2.2.4: reuse needs a successful validation).
+    """
+    if (
+        b"must-revalidate" in res_cc
+        or b"proxy-revalidate" in res_cc
+        or b"s-maxage" in res_cc
+        or b"no-cache" in res_cc
+    ):
         return False
+    if disconnected:
+        return True
     staleness = age - lifetime
     for cc in (req_cc, res_cc):
         window = delta_seconds(cc.get(b"stale-if-error"))

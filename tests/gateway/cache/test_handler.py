@@ -398,3 +398,32 @@ def test_ranges_are_served_from_a_complete_stored_response(clock: Clock) -> None
     assert several.status == 200
     assert several.body == b"0123456789"
     assert len(origin.seen) == 2
+
+
+@pytest.mark.parametrize(
+    ("setting", "cache_control", "served"),
+    [
+        (True, b"max-age=10", 200),
+        (False, b"max-age=10", 502),
+        (True, b"max-age=10, must-revalidate", 502),
+        (True, b"max-age=10, no-cache", 502),
+    ],
+)
+def test_stale_when_the_upstream_cannot_be_reached(
+    clock: Clock, setting: bool, cache_control: bytes, served: int
+) -> None:
+    answers = iter(
+        [
+            (
+                200,
+                [(b"Cache-Control", cache_control), (b"ETag", b'"a"'), (b"Via", b"1.1 thor")],
+                b"ok",
+            ),
+            # the proxy's own 502: no upstream answered, so no Via
+            (502, [(b"Content-Length", b"0")], b""),
+        ]
+    )
+    cache, _ = make(lambda request: next(answers), clock, stale_on_disconnect=setting)
+    get(cache)
+    clock.now += 20
+    assert get(cache).status == served

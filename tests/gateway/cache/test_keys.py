@@ -124,3 +124,13 @@ def test_byte_ranges() -> None:
     for ignored in (b"bytes=0-1,4-5", b"items=0-1", b"bytes=5-2", b"bytes=x-", b"bytes"):
         assert byte_range([ignored], 10) is None, ignored
     assert byte_range([b"bytes=0-1", b"bytes=2-3"], 10) is None
+
+
+def test_accept_fields_are_compared_without_case() -> None:
+    names = (b"accept-language", b"x-custom")
+    assert secondary_key(names, [(b"Accept-Language", b"eN, De")]) == secondary_key(
+        names, [(b"Accept-Language", b"en,de")]
+    )
+    assert secondary_key(names, [(b"X-Custom", b"A")]) != secondary_key(
+        names, [(b"X-Custom", b"a")]
+    )
