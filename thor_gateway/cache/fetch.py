@@ -20,6 +20,7 @@ from thor.http.exchange import Exchange
 from thor.http.headers import get_values
 from thor_gateway.cache.keys import (
     CONDITIONAL,
+    byte_range,
     cache_status,
     freshen,
     not_modified,
@@ -39,13 +40,43 @@ from thor_gateway.routing.request import Request
 if TYPE_CHECKING:
     from thor_gateway.cache.handler import CacheHandler
 
-__all__ = ["STRIPPED_ON_SERVE", "Fetch", "conditional"]
+__all__ = ["PART", "STRIPPED_ON_SERVE", "Fetch", "conditional", "content_range", "part_range"]
 
 Headers = list[tuple[bytes, bytes]]
 _GET = b"GET"
 _HEAD = b"HEAD"
+# Stored parts (single-range 206 responses) live under their URL's key plus this (a
+# request-target has no space), apart from the complete responses.
+PART = b" part"
 # Fields a stored response is not served with as stored: the cache writes its own.
 STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
+
+
+def content_range(headers: Headers) -> tuple[int, int, int] | None:
+    """``(first, last, total)`` of a 206's one Content-Range (RFC 9110 §14.4), else None."""
+    values = get_values(headers, b"content-range")
+    if len(values) != 1:
+        return None
+    unit, _, spec = values[0].strip().partition(b" ")
+    span, _, total = spec.partition(b"/")
+    first, _, last = span.partition(b"-")
+    if unit.lower() != b"bytes" or not (first.isdigit() and last.isdigit() and total.isdigit()):
+        return None
+    a, b, n = int(first), int(last), int(total)
+    return (a, b, n) if a <= b < n else None
+
+
+def part_range(headers: Headers, ranged: list[bytes]) -> tuple[int, int, int, int] | None:
+    """The range asked for, if the stored part with ``headers`` holds all of it:
+    ``(first, last, total, offset in the part)``."""
+    held = content_range(headers)
+    if held is None:
+        return None
+    start, end, total = held
+    wanted = byte_range(ranged, total)
+    if not isinstance(wanted, tuple) or not (start <= wanted[0] and wanted[1] <= end):
+        return None
+    return (wanted[0], wanted[1], total, wanted[0] - start)
 
 
 def conditional(headers: Headers) -> bool:
@@ -80,6 +111,7 @@ class Fetch(EventEmitter):
         self.req_cc = req_cc
         self.request_time = request_time
         self.waiters: list[tuple[Exchange, Request]] = []
+        self.ranged = bool(get_values(request.headers, b"range"))
         self.started = False
         self.over = False
         self.client_gone = client is None
@@ -155,7 +187,16 @@ class Fetch(EventEmitter):
                 return
         request = self.request
         res_cc = response_directives(fields)
-        keep = storable(_GET, code, request.headers, fields, self.req_cc, res_cc)
+        if code == 206:
+            # A single part is kept apart, stored on the rules of the whole (RFC 9111 §3.3
+            # lets a cache store an incomplete response).
+            keep = (
+                self.ranged
+                and content_range(fields) is not None
+                and storable(_GET, 200, request.headers, fields, self.req_cc, res_cc)
+            )
+        else:
+            keep = storable(_GET, code, request.headers, fields, self.req_cc, res_cc)
         if keep:
             lengths = get_values(fields, b"content-length")
             if (
@@ -210,18 +251,23 @@ class Fetch(EventEmitter):
             code, phrase, fields, response_time = self.head
             request = self.request
             names = vary_names(fields)
+            body = b"".join(self.parts)
+            held = content_range(fields) if code == 206 else None
+            if held is not None and len(body) != held[1] - held[0] + 1:
+                held = None  # a part that is not what its Content-Range says
+                self.parts = None
             stored = Entry(
-                self.key,
+                self.key + PART if code == 206 else self.key,
                 names,
                 secondary_key(names, request.headers),
                 code,
                 phrase,
                 fields,
-                b"".join(self.parts),
+                body,
                 self.request_time,
                 response_time,
             )
-            if cache.store.put(stored):
+            if self.parts is not None and cache.store.put(stored):
                 cache.stats.stored += 1
         self.parts = None
         client = self.client

@@ -43,7 +43,7 @@ from typing import Any, cast
 import thor.loop
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
-from thor_gateway.cache.fetch import STRIPPED_ON_SERVE, Fetch, conditional
+from thor_gateway.cache.fetch import PART, STRIPPED_ON_SERVE, Fetch, conditional, part_range
 from thor_gateway.cache.keys import (
     CONDITIONAL,
     byte_range,
@@ -181,14 +181,7 @@ class CacheHandler:
         now = self.clock()
         entry = self._select(key, headers)
         if ranged:
-            # A range is served from a complete stored 200 that may answer; anything else
-            # goes to the inner handler as it came (a part is not stored).
-            if entry is not None and entry.status == 200 and self._usable(entry, req_cc, now):
-                self.stats.hits += 1
-                self.serve(exchange, request, entry, self._age(entry, now), b"hit", ranged)
-            else:
-                self.stats.bypass += 1
-                self.inner.handle(exchange, request)
+            self._range(exchange, request, key, entry, req_cc, now, ranged)
             return
         if entry is not None:
             res_cc = response_directives(entry.headers)
@@ -219,6 +212,35 @@ class CacheHandler:
         if pending is not None and self.settings.collapse and "thor.cache" not in request.state:
             # Collapsed forwarding: look again once the fetch in flight is over.
             pending.waiters.append((exchange, request))
+            return
+        self.stats.misses += 1
+        self._fetch(exchange, exchange, request, key, None, req_cc)
+
+    def _range(
+        self,
+        exchange: Exchange,
+        request: Request,
+        key: bytes,
+        entry: Entry | None,
+        req_cc: Mapping[bytes, bytes | None],
+        now: float,
+        ranged: list[bytes],
+    ) -> None:
+        # A range is served from a complete stored 200, or from a stored part that holds
+        # it; otherwise it is fetched with its Range (a single-part 206 is kept).
+        if entry is not None and entry.status == 200 and self._usable(entry, req_cc, now):
+            self.stats.hits += 1
+            self.serve(exchange, request, entry, self._age(entry, now), b"hit", ranged)
+            return
+        part = self._select(key + PART, request.headers)
+        if part is not None and self._usable(part, req_cc, now):
+            held = part_range(part.headers, ranged)
+            if held is not None:
+                self.stats.hits += 1
+                self._serve_part(exchange, request, part, held, self._age(part, now))
+                return
+        if b"only-if-cached" in req_cc:
+            self._gateway_timeout(exchange, request)
             return
         self.stats.misses += 1
         self._fetch(exchange, exchange, request, key, None, req_cc)
@@ -291,6 +313,32 @@ class CacheHandler:
             exchange.response_body(entry.body)
         exchange.response_done([])
 
+    def _serve_part(
+        self,
+        exchange: Exchange,
+        request: Request,
+        part: Entry,
+        held: tuple[int, int, int, int],
+        age: float,
+    ) -> None:
+        """A range that a stored 206 holds: bytes ``first``-``last`` of ``total``."""
+        first, last, total, offset = held
+        out = [
+            (n, v)
+            for n, v in part.headers
+            if n.lower() not in STRIPPED_ON_SERVE and n.lower() != b"content-range"
+        ]
+        out += [
+            (b"Age", b"%d" % age),
+            cache_status(b"hit"),
+            (b"Content-Range", b"bytes %d-%d/%d" % (first, last, total)),
+            (b"Content-Length", b"%d" % (last - first + 1)),
+        ]
+        exchange.response_start(206, b"Partial Content", out)
+        if request.method != _HEAD:
+            exchange.response_body(part.body[offset : offset + last - first + 1])
+        exchange.response_done([])
+
     def _gateway_timeout(self, exchange: Exchange, request: Request) -> None:
         body = b"" if request.method == _HEAD else b"not in the cache (only-if-cached)\n"
         exchange.response_start(
@@ -329,7 +377,7 @@ class CacheHandler:
         # A HEAD goes as the GET it stands for: the answer fills (or freshens) the store.
         upstream = replace(request, method=_GET, headers=headers)
         fetch = Fetch(self, key, client, origin, request, entry, req_cc, self.clock())
-        if key not in self.pending:
+        if key not in self.pending and not fetch.ranged:  # a range waits for no one
             self.pending[key] = fetch
         try:
             self.inner.handle(cast(Exchange, fetch), upstream)
@@ -348,9 +396,9 @@ class CacheHandler:
             request.state["thor.cache"] = True  # collapse once: never wait twice
             self.handle(exchange, request)
 
-    def invalidate(self, keys: list[bytes]) -> None:
-        for key in keys:
-            self.store.remove(key)
+    def invalidate(self, keys: list[bytes]) -> int:
+        """Drop the stored responses (and parts) of ``keys``; how many."""
+        return sum(self.store.remove(key) + self.store.remove(key + PART) for key in keys)
 
 
 def _has_body(headers: Headers) -> bool:

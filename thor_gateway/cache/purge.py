@@ -40,7 +40,7 @@ class PurgeEndpoint:
             return
         key = primary_key("http", [], (url or prefix).encode("latin-1"))
         purged = sum(
-            cache.store.remove(key) if url else cache.store.purge(key) for cache in self.caches
+            cache.invalidate([key]) if url else cache.store.purge(key) for cache in self.caches
         )
         self._answer(exchange, 200, {"purged": purged})
 
