@@ -52,6 +52,7 @@ from thor_gateway.cache.keys import (
     not_modified,
     primary_key,
     secondary_key,
+    vary_names,
 )
 from thor_gateway.cache.rules import (
     Reuse,
@@ -60,6 +61,7 @@ from thor_gateway.cache.rules import (
     request_directives,
     response_directives,
     reuse,
+    storable,
 )
 from thor_gateway.cache.store import Entry, MemoryStore, Store
 from thor_gateway.routing.request import Done, Handler, Request
@@ -168,7 +170,7 @@ class CacheHandler:
                 self.inner.handle(exchange, request)
             else:
                 key = primary_key(request.scheme, headers, request.target)
-                watcher = _Invalidating(exchange, self, method, key)
+                watcher = _Invalidating(exchange, self, request, key)
                 self.inner.handle(cast(Exchange, watcher), request)
             return
         ranged = get_values(headers, b"range")
@@ -414,13 +416,21 @@ def _as_bytes(value: Any) -> bytes:
 
 
 class _Invalidating:
-    """The client's exchange, watched for the status of an unsafe request (RFC 9111 §4.4)."""
+    """The client's exchange, watched for the status of an unsafe request (RFC 9111 §4.4).
 
-    def __init__(self, exchange: Any, cache: CacheHandler, method: bytes, key: bytes) -> None:
+    A POST response that names its own URL in Content-Location, with explicit freshness,
+    is also what a GET of that URL would get (RFC 9110 §9.3.3): it is kept for them.
+    """
+
+    def __init__(self, exchange: Any, cache: CacheHandler, request: Request, key: bytes) -> None:
         self._exchange = exchange
         self._cache = cache
-        self._method = method
+        self._request = request
         self._key = key
+        self._parts: list[bytes] | None = None
+        self._head: tuple[int, bytes, Headers, float] | None = None
+        self._size = 0
+        self._sent = cache.clock()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._exchange, name)
@@ -428,5 +438,55 @@ class _Invalidating:
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         headers = list(headers)
         fields = [(_as_bytes(n), _as_bytes(v)) for n, v in headers]
-        self._cache.invalidate(invalidated(self._method, int(status), self._key, fields))
+        code = int(status)
+        request = self._request
+        cache = self._cache
+        cache.invalidate(invalidated(request.method, code, self._key, fields))
+        if request.method == b"POST" and self._reusable(code, fields):
+            self._parts = []
+            self._head = (code, _as_bytes(phrase), fields, cache.clock())
         self._exchange.response_start(status, phrase, headers)
+
+    def _reusable(self, code: int, fields: Headers) -> bool:
+        res_cc = response_directives(fields)
+        explicit = b"max-age" in res_cc or b"s-maxage" in res_cc or get_values(fields, b"expires")
+        located = [
+            primary_key(self._request.scheme, self._request.headers, v.strip())
+            if v.strip()[:1] == b"/"
+            else primary_key("http", [], v.strip())
+            for v in get_values(fields, b"content-location")
+        ]
+        return (
+            bool(explicit)
+            and located == [self._key]
+            and storable(_GET, code, self._request.headers, fields, None, res_cc)
+        )
+
+    def response_body(self, chunk: bytes) -> None:
+        if self._parts is not None:
+            self._size += len(chunk)
+            if self._size > self._cache.settings.max_object_size:
+                self._parts = None
+            else:
+                self._parts.append(chunk)
+        self._exchange.response_body(chunk)
+
+    def response_done(self, trailers: Any = None, close: bool = False) -> None:
+        if self._parts is not None and self._head is not None:
+            code, phrase, fields, received = self._head
+            names = vary_names(fields)
+            entry = Entry(
+                self._key,
+                names,
+                secondary_key(names, self._request.headers),
+                code,
+                phrase,
+                fields,
+                b"".join(self._parts),
+                self._sent,
+                received,
+            )
+            if self._cache.store.put(entry):
+                self._cache.stats.stored += 1
+        self._parts = None
+        self._exchange.response_done(trailers or [], close)

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import re
+
 from thor.http.headers import get_values
 from thor_gateway.cache.rules import parse_http_date, strip_names
 
@@ -33,8 +35,9 @@ __all__ = [
 
 Headers = list[tuple[bytes, bytes]]
 SecondaryKey = tuple[tuple[bytes, bytes | None], ...]
-# Fields whose values are case-insensitive tokens (RFC 9110 §12.5: codings, charsets,
-# language tags, media types), so ``eN`` and ``en`` select the same response.
+# Fields whose values are lists of case-insensitive tokens with weights (RFC 9110 §12.5:
+# codings, charsets, language tags, media types): normalised further (below).
+_PARAM_BLANKS = re.compile(rb"[ \t]*([;=])[ \t]*")
 _CASELESS = frozenset({b"accept", b"accept-charset", b"accept-encoding", b"accept-language"})
 
 # Request fields the cache takes off a request it forwards to fill itself, and evaluates
@@ -91,11 +94,12 @@ def secondary_key(names: tuple[bytes, ...], request_headers: Headers) -> Seconda
         if not values:
             out.append((name, None))
             continue
-        members = (m.strip(b" \t") for v in values for m in v.split(b","))
-        value = b",".join(m for m in members if m)
+        members = [m.strip(b" \t") for v in values for m in v.split(b",")]
         if name in _CASELESS:
-            value = value.lower()
-        out.append((name, value))
+            # Case, the order of the members and blanks around ";" and "=" carry no meaning
+            # in these (preference is in the q parameters, RFC 9110 §12.4.2).
+            members = sorted(_PARAM_BLANKS.sub(rb"\1", m.lower()) for m in members)
+        out.append((name, b",".join(m for m in members if m)))
     return tuple(out)
 
 

@@ -460,3 +460,24 @@ def test_a_part_that_is_not_what_its_content_range_says_is_not_stored(clock: Clo
     get(cache, b"/a", b"GET", (b"Range", b"bytes=-6"))
     get(cache, b"/a", b"GET", (b"Range", b"bytes=6-8"))
     assert len(origin.seen) == 2
+
+
+def test_a_post_response_that_names_its_url_is_kept_for_gets(clock: Clock) -> None:
+    def reply(request: Request) -> Reply:
+        if request.method == b"POST":
+            located = request.target if request.target != b"/other" else b"/elsewhere"
+            return (
+                200,
+                [(b"Cache-Control", b"max-age=60"), (b"Content-Location", located)],
+                b"posted",
+            )
+        return fresh(60, clock)(request)
+
+    cache, origin = make(reply, clock)
+    assert get(cache, b"/a", b"POST").body == b"posted"
+    got = get(cache, b"/a")
+    assert got.body == b"posted"
+    assert got.header(b"Cache-Status") == b"thor; hit"
+    get(cache, b"/other", b"POST")
+    assert get(cache, b"/other").body == b"body 1"  # named another URL: not kept
+    assert len(origin.seen) == 3

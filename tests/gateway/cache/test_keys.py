@@ -126,10 +126,13 @@ def test_byte_ranges() -> None:
     assert byte_range([b"bytes=0-1", b"bytes=2-3"], 10) is None
 
 
-def test_accept_fields_are_compared_without_case() -> None:
+def test_accept_fields_are_compared_without_case_or_order() -> None:
     names = (b"accept-language", b"x-custom")
-    assert secondary_key(names, [(b"Accept-Language", b"eN, De")]) == secondary_key(
-        names, [(b"Accept-Language", b"en,de")]
+    assert secondary_key(names, [(b"Accept-Language", b"eN, De;Q = 0.5")]) == secondary_key(
+        names, [(b"Accept-Language", b"de;q=0.5,en")]
+    )
+    assert secondary_key(names, [(b"Accept-Language", b"en;q=0.5, de")]) != secondary_key(
+        names, [(b"Accept-Language", b"en, de;q=0.5")]
     )
     assert secondary_key(names, [(b"X-Custom", b"A")]) != secondary_key(
         names, [(b"X-Custom", b"a")]
