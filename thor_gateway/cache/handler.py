@@ -56,8 +56,6 @@ from thor_gateway.cache.keys import (
 )
 from thor_gateway.cache.rules import (
     Reuse,
-    current_age,
-    freshness_lifetime,
     request_directives,
     response_directives,
     reuse,
@@ -76,6 +74,22 @@ _GET = b"GET"
 _HEAD = b"HEAD"
 # Edge Architecture 1.0: tells the origin Surrogate-Control may target this cache.
 _CAPABILITY = (b"Surrogate-Capability", b'thor="Surrogate/1.0"')
+# Request fields that change what the cache does (directives, ranges, a body, conditionals).
+_SPECIAL = frozenset(
+    {
+        b"cache-control",
+        b"pragma",
+        b"range",
+        b"if-range",
+        b"content-length",
+        b"transfer-encoding",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-match",
+    }
+)
+_NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
+_HIT = cache_status(b"hit")
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 
@@ -173,12 +187,18 @@ class CacheHandler:
                 watcher = _Invalidating(exchange, self, request, key)
                 self.inner.handle(cast(Exchange, watcher), request)
             return
-        ranged = get_values(headers, b"range")
-        if _has_body(headers) or (ranged and get_values(headers, b"if-range")):
-            self.stats.bypass += 1
-            self.inner.handle(exchange, request)
-            return
-        req_cc = request_directives(headers)
+        # One pass over the names: most requests carry none of the fields that change what
+        # the cache does, and then nothing more of their header section is read.
+        ranged: list[bytes] = []
+        req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES
+        names = {n.lower() for n, _ in headers}
+        if not names.isdisjoint(_SPECIAL):
+            ranged = get_values(headers, b"range")
+            if _has_body(headers) or (ranged and b"if-range" in names):
+                self.stats.bypass += 1
+                self.inner.handle(exchange, request)
+                return
+            req_cc = request_directives(headers)
         key = primary_key(request.scheme, headers, request.target)
         now = self.clock()
         entry = self._select(key, headers)
@@ -186,14 +206,13 @@ class CacheHandler:
             self._range(exchange, request, key, entry, req_cc, now, ranged)
             return
         if entry is not None:
-            res_cc = response_directives(entry.headers)
-            age = current_age(entry.headers, entry.request_time, entry.response_time, now)
-            lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, res_cc)
-            decision = reuse(req_cc, res_cc, lifetime, age)
+            age = entry.age(now)
+            decision = reuse(req_cc, entry.res_cc, entry.lifetime, age)
             if decision is _FRESH or decision is _STALE or decision is _SWR:
                 self.stats.hits += 1
                 entry.hits += 1
-                self.serve(exchange, request, entry, age, b"hit")
+                asks = not names.isdisjoint(CONDITIONAL)
+                self.serve(exchange, request, entry, age, b"hit", None, asks)
                 if decision is _SWR and key not in self.pending:
                     self._fetch(None, exchange, request, key, entry, req_cc)
                 return
@@ -260,12 +279,11 @@ class CacheHandler:
         return best
 
     def _age(self, entry: Entry, now: float) -> float:
-        return current_age(entry.headers, entry.request_time, entry.response_time, now)
+        return entry.age(now)
 
     def _usable(self, entry: Entry, req_cc: Mapping[bytes, bytes | None], now: float) -> bool:
-        res_cc = response_directives(entry.headers)
-        lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, res_cc)
-        return reuse(req_cc, res_cc, lifetime, self._age(entry, now)) is not Reuse.VALIDATE
+        decision = reuse(req_cc, entry.res_cc, entry.lifetime, entry.age(now))
+        return decision is not Reuse.VALIDATE
 
     def serve(
         self,
@@ -275,12 +293,15 @@ class CacheHandler:
         age: float,
         status: bytes,
         ranged: list[bytes] | None = None,
+        asks: bool | None = None,
     ) -> None:
         """Answer from ``entry``: with Age (§5.1), as a 304 if the client's condition holds,
         as a 206 or 416 if it asked for a range."""
-        out = [(n, v) for n, v in entry.headers if n.lower() not in STRIPPED_ON_SERVE]
-        out.append((b"Age", b"%d" % age))
-        out.append(cache_status(status))
+        out = [
+            *entry.served,
+            (b"Age", b"%d" % age),
+            _HIT if status == b"hit" else cache_status(status),
+        ]
         if ranged:
             length = len(entry.body)
             part = byte_range(ranged, length)
@@ -300,11 +321,9 @@ class CacheHandler:
                     exchange.response_body(entry.body[first : last + 1])
                 exchange.response_done([])
                 return
-        if (
-            entry.status == 200
-            and conditional(request.headers)
-            and not_modified(request.headers, entry.headers)
-        ):
+        if asks is None:
+            asks = conditional(request.headers)
+        if asks and entry.status == 200 and not_modified(request.headers, entry.headers):
             exchange.response_start(304, b"Not Modified", out)
             exchange.response_done([])
             return

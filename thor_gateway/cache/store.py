@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from thor_gateway.cache.keys import SecondaryKey
+from thor_gateway.cache.rules import current_age, freshness_lifetime, response_directives
 
 __all__ = ["Entry", "MemoryStore", "Store"]
 
 Headers = list[tuple[bytes, bytes]]
+# The cache writes these itself when it serves a stored response.
+_NOT_SERVED = frozenset({b"age", b"content-length", b"transfer-encoding"})
 
 
 @dataclass(slots=True)
@@ -40,9 +43,25 @@ class Entry:
     response_time: float  # when its head arrived
     hits: int = 0
     size: int = field(init=False)
+    # Worked out once, so that a hit parses nothing of the stored header section:
+    res_cc: dict[bytes, bytes | None] = field(init=False)  # its directives
+    lifetime: float = field(init=False)  # its freshness lifetime (RFC 9111 §4.2.1)
+    initial_age: float = field(init=False)  # its age when received (§4.2.3)
+    served: Headers = field(init=False)  # the fields it is served with, Age and length aside
 
     def __post_init__(self) -> None:
-        self.size = len(self.body) + sum(len(n) + len(v) + 4 for n, v in self.headers) + 256
+        headers = self.headers
+        self.size = len(self.body) + sum(len(n) + len(v) + 4 for n, v in headers) + 256
+        self.res_cc = response_directives(headers)
+        self.lifetime = freshness_lifetime(self.status, headers, self.response_time, self.res_cc)
+        received = self.response_time
+        self.initial_age = current_age(headers, self.request_time, received, received)
+        self.served = [(n, v) for n, v in headers if n.lower() not in _NOT_SERVED]
+
+    def age(self, now: float) -> float:
+        """Its current age (§4.2.3): the age it arrived with and the time it has been here."""
+        resident = now - self.response_time
+        return self.initial_age + resident if resident > 0 else self.initial_age
 
 
 class Store(Protocol):
