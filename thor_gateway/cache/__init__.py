@@ -4,7 +4,9 @@
 - :mod:`~thor_gateway.cache.keys`: the cache key and Vary, 304 updates, invalidation,
   the client's conditionals, Cache-Status (RFC 9211);
 - :mod:`~thor_gateway.cache.store`: the :class:`Store` interface and :class:`MemoryStore`;
-- :mod:`~thor_gateway.cache.handler`: :class:`CacheHandler`, which wraps a route's handler.
+- :mod:`~thor_gateway.cache.handler`: :class:`CacheHandler`, which wraps a route's handler;
+- :mod:`~thor_gateway.cache.fetch`: what the wrapped handler answers on a miss;
+- :mod:`~thor_gateway.cache.purge`: ``POST /cache/purge`` for the metrics listener.
 
 May import: Thor's public API, routing and operations.  It sits between the router and
 what it wraps (the proxy, a mounted app) without knowing either; serving puts it there.
