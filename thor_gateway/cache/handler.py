@@ -219,6 +219,8 @@ class CacheHandler:
             if b"only-if-cached" in req_cc:
                 self._gateway_timeout(exchange, request)
                 return
+            if self._wait(key, exchange, request):
+                return  # a validation is in flight (when a popular response expires)
             self.stats.stale += 1
             self._fetch(exchange, exchange, request, key, entry, req_cc)
             return
@@ -229,10 +231,7 @@ class CacheHandler:
             self.stats.bypass += 1
             self.inner.handle(exchange, request)
             return
-        pending = self.pending.get(key)
-        if pending is not None and self.settings.collapse and "thor.cache" not in request.state:
-            # Collapsed forwarding: look again once the fetch in flight is over.
-            pending.waiters.append((exchange, request))
+        if self._wait(key, exchange, request):
             return
         self.stats.misses += 1
         self._fetch(exchange, exchange, request, key, None, req_cc)
@@ -265,6 +264,15 @@ class CacheHandler:
             return
         self.stats.misses += 1
         self._fetch(exchange, exchange, request, key, None, req_cc)
+
+    def _wait(self, key: bytes, exchange: Exchange, request: Request) -> bool:
+        """Collapsed forwarding: wait for the fetch in flight for ``key``, if any, and then
+        look again (once: a request never waits twice)."""
+        pending = self.pending.get(key)
+        if pending is None or not self.settings.collapse or "thor.cache" in request.state:
+            return False
+        pending.waiters.append((exchange, request))
+        return True
 
     # --- reading the store ---------------------------------------------------------------
 

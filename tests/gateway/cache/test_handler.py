@@ -481,3 +481,19 @@ def test_a_post_response_that_names_its_url_is_kept_for_gets(clock: Clock) -> No
     get(cache, b"/other", b"POST")
     assert get(cache, b"/other").body == b"body 1"  # named another URL: not kept
     assert len(origin.seen) == 3
+
+
+def test_requests_for_an_expired_response_wait_for_one_validation(clock: Clock) -> None:
+    answers: list[Reply | None] = [
+        (200, [(b"Cache-Control", b"max-age=10"), (b"ETag", b'"a"')], b"v")
+    ]
+    cache, origin = make(lambda request: answers.pop() if answers else None, clock)
+    get(cache)
+    clock.now += 20
+    clients = [get(cache) for _ in range(4)]
+    assert len(origin.seen) == 2  # one validation for the four
+    exchange, request = origin.held.pop()
+    assert (b"If-None-Match", b'"a"') in request.headers
+    send(exchange, (304, [(b"Cache-Control", b"max-age=10")], b""))
+    assert [c.body for c in clients] == [b"v"] * 4
+    assert len(origin.seen) == 2
