@@ -28,6 +28,7 @@ from thor_gateway.cache.keys import (
     vary_names,
 )
 from thor_gateway.cache.rules import (
+    Fields,
     current_age,
     freshness_lifetime,
     response_directives,
@@ -186,19 +187,20 @@ class Fetch(EventEmitter):
                 self._serve_instead(entry, now, b"fwd=stale", b"fwd-status=%d" % code)
                 return
         request = self.request
-        res_cc = response_directives(fields)
+        indexed = Fields(fields)  # one pass over the response's fields for every rule below
+        res_cc = response_directives(indexed)
         if code == 206:
             # A single part is kept apart, stored on the rules of the whole (RFC 9111 §3.3
             # lets a cache store an incomplete response).
             keep = (
                 self.ranged
                 and content_range(fields) is not None
-                and storable(_GET, 200, request.headers, fields, self.req_cc, res_cc)
+                and storable(_GET, 200, request.headers, indexed, self.req_cc, res_cc)
             )
         else:
-            keep = storable(_GET, code, request.headers, fields, self.req_cc, res_cc)
+            keep = storable(_GET, code, request.headers, indexed, self.req_cc, res_cc)
         if keep:
-            lengths = get_values(fields, b"content-length")
+            lengths = indexed.by_name.get(b"content-length")
             if (
                 lengths
                 and lengths[0].isdigit()

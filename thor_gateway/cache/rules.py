@@ -21,13 +21,14 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 
-from thor.http.headers import get_values
+from thor.http.headers import get_values as _scan
 
 __all__ = [
     "DEFAULT_CACHEABLE",
     "HEURISTIC_CAP",
     "UNDERSTOOD",
     "Directives",
+    "Fields",
     "Reuse",
     "current_age",
     "delta_seconds",
@@ -59,6 +60,41 @@ HEURISTIC_FRACTION = 0.1
 # §1.2.2: a delta-seconds too large to represent is taken as 2^31.
 DELTA_MAX = 2147483648
 
+
+class Fields:
+    """A header section indexed once by lower-cased name.
+
+    Every function here takes one in place of the list of pairs: a response is looked at
+    for a dozen fields when it arrives, and one pass beats a dozen.
+    """
+
+    __slots__ = ("by_name", "pairs")
+
+    def __init__(self, pairs: Headers) -> None:
+        self.pairs = pairs
+        by_name: dict[bytes, list[bytes]] = {}
+        for name, value in pairs:
+            lname = name.lower()
+            found = by_name.get(lname)
+            if found is None:
+                by_name[lname] = [value]
+            else:
+                found.append(value)
+        self.by_name = by_name
+
+
+AnyHeaders = Headers | Fields
+
+
+def _values(headers: AnyHeaders, name: bytes) -> list[bytes]:
+    if isinstance(headers, Fields):
+        return headers.by_name.get(name, _NONE)
+    return _scan(headers, name)
+
+
+_NONE: list[bytes] = []
+
+
 # This cache's device token (Surrogate-Capability: thor="Surrogate/1.0"): Surrogate-Control
 # directives may be targeted at it.
 DEVICE_TOKEN = b"thor"
@@ -67,14 +103,14 @@ SURROGATE_MAX_AGE = b" surrogate-max-age"
 _TOKEN_ARG = re.compile(rb'\s*([^\s=,]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"|[^\s,]*))?\s*')
 
 
-def directives(headers: Headers, name: bytes = b"cache-control") -> dict[bytes, bytes | None]:
+def directives(headers: AnyHeaders, name: bytes = b"cache-control") -> dict[bytes, bytes | None]:
     """Cache-Control directives, lower-cased names; the first of a repeated one wins.
 
     §4.2.1: with conflicting values "the first occurrence should be used".  A quoted
     argument is unquoted (§5.2: recipients accept both forms).
     """
     out: dict[bytes, bytes | None] = {}
-    for value in get_values(headers, name):
+    for value in _values(headers, name):
         for member in _split_members(value):
             match = _TOKEN_ARG.fullmatch(member)
             if match is None:
@@ -107,7 +143,7 @@ def _split_members(value: bytes) -> list[bytes]:
     return [m for m in members if m.strip()]
 
 
-def response_directives(headers: Headers) -> dict[bytes, bytes | None]:
+def response_directives(headers: AnyHeaders) -> dict[bytes, bytes | None]:
     """A response's Cache-Control, overridden by Surrogate-Control where it speaks.
 
     Surrogate-Control (W3C Edge Architecture 1.0) addresses gateway caches: its
@@ -116,7 +152,7 @@ def response_directives(headers: Headers) -> dict[bytes, bytes | None]:
     (``max-age=60;edge1``) is for another cache, and ignored.
     """
     found = directives(headers)
-    if not get_values(headers, b"surrogate-control"):
+    if not _values(headers, b"surrogate-control"):
         return found
     surrogate: dict[bytes, bytes | None] = {}
     for name, value in directives(headers, b"surrogate-control").items():
@@ -135,14 +171,14 @@ def response_directives(headers: Headers) -> dict[bytes, bytes | None]:
     return found
 
 
-def request_directives(headers: Headers) -> dict[bytes, bytes | None]:
+def request_directives(headers: AnyHeaders) -> dict[bytes, bytes | None]:
     """A request's directives; ``Pragma: no-cache`` counts when Cache-Control is absent.
 
     (RFC 9111 §5.4 deprecates Pragma, but §5.4 of RFC 7234 defined exactly this.)
     """
     found = directives(headers)
-    if not get_values(headers, b"cache-control"):
-        pragma = [p.strip().lower() for v in get_values(headers, b"pragma") for p in v.split(b",")]
+    if not _values(headers, b"cache-control"):
+        pragma = [p.strip().lower() for v in _values(headers, b"pragma") for p in v.split(b",")]
         if b"no-cache" in pragma:
             found[b"no-cache"] = None
     return found
@@ -217,8 +253,8 @@ def http_date(seconds: float) -> bytes:
     )
 
 
-def _first_date(headers: Headers, name: bytes) -> float | None:
-    values = get_values(headers, name)
+def _first_date(headers: AnyHeaders, name: bytes) -> float | None:
+    values = _values(headers, name)
     return parse_http_date(values[0]) if values else None
 
 
@@ -228,8 +264,8 @@ def _first_date(headers: Headers, name: bytes) -> float | None:
 def storable(
     method: bytes,
     status: int,
-    request_headers: Headers,
-    response_headers: Headers,
+    request_headers: AnyHeaders,
+    response_headers: AnyHeaders,
     req_cc: Directives | None = None,
     res_cc: Directives | None = None,
 ) -> bool:
@@ -250,7 +286,7 @@ def storable(
         return False
     if b"private" in res_cc:  # §5.2.2.7: a shared cache MUST NOT store it
         return False
-    if get_values(request_headers, b"authorization") and not (
+    if _values(request_headers, b"authorization") and not (
         # §3.5: only these let a shared cache store a response to an authorised request.
         b"must-revalidate" in res_cc or b"public" in res_cc or b"s-maxage" in res_cc
     ):
@@ -262,20 +298,20 @@ def storable(
         or SURROGATE_MAX_AGE in res_cc
         or b"s-maxage" in res_cc
         or b"max-age" in res_cc
-        or bool(get_values(response_headers, b"expires"))
+        or bool(_values(response_headers, b"expires"))
         or status in DEFAULT_CACHEABLE
     )
 
 
-def _vary_members(headers: Headers) -> list[bytes]:
-    return [m.strip() for v in get_values(headers, b"vary") for m in v.split(b",") if m.strip()]
+def _vary_members(headers: AnyHeaders) -> list[bytes]:
+    return [m.strip() for v in _values(headers, b"vary") for m in v.split(b",") if m.strip()]
 
 
 # --- freshness (§4.2) ------------------------------------------------------------------------
 
 
 def freshness_lifetime(
-    status: int, headers: Headers, response_time: float, res_cc: Directives | None = None
+    status: int, headers: AnyHeaders, response_time: float, res_cc: Directives | None = None
 ) -> float:
     """§4.2.1 for a shared cache: s-maxage, max-age, Expires - Date, else heuristic (§4.2.2).
 
@@ -288,7 +324,7 @@ def freshness_lifetime(
         if name in res_cc:
             value = delta_seconds(res_cc[name])
             return 0.0 if value is None else float(value)
-    expires_values = get_values(headers, b"expires")
+    expires_values = _values(headers, b"expires")
     if expires_values:
         expires = parse_http_date(expires_values[0])
         if expires is None:
@@ -305,11 +341,13 @@ def freshness_lifetime(
     return 0.0
 
 
-def current_age(headers: Headers, request_time: float, response_time: float, now: float) -> float:
+def current_age(
+    headers: AnyHeaders, request_time: float, response_time: float, now: float
+) -> float:
     """RFC 9111 §4.2.3, with the times this cache recorded when it sent and received."""
     date = _first_date(headers, b"date")
     date_value = response_time if date is None else date
-    age_values = get_values(headers, b"age")
+    age_values = _values(headers, b"age")
     age_value = 0
     if age_values:
         # One line, one delta-seconds: anything else (a list, a sign, a fraction, a

@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from thor_gateway.cache.keys import SecondaryKey
-from thor_gateway.cache.rules import current_age, freshness_lifetime, response_directives
+from thor_gateway.cache.rules import (
+    Fields,
+    current_age,
+    freshness_lifetime,
+    response_directives,
+)
 
 __all__ = ["Entry", "MemoryStore", "Store"]
 
@@ -52,10 +57,11 @@ class Entry:
     def __post_init__(self) -> None:
         headers = self.headers
         self.size = len(self.body) + sum(len(n) + len(v) + 4 for n, v in headers) + 256
-        self.res_cc = response_directives(headers)
-        self.lifetime = freshness_lifetime(self.status, headers, self.response_time, self.res_cc)
+        indexed = Fields(headers)
+        self.res_cc = response_directives(indexed)
+        self.lifetime = freshness_lifetime(self.status, indexed, self.response_time, self.res_cc)
         received = self.response_time
-        self.initial_age = current_age(headers, self.request_time, received, received)
+        self.initial_age = current_age(indexed, self.request_time, received, received)
         self.served = [(n, v) for n, v in headers if n.lower() not in _NOT_SERVED]
 
     def age(self, now: float) -> float:
