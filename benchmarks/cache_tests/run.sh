@@ -2,7 +2,10 @@
 # Run the public HTTP cache test suite (npm http-cache-tests, pinned) against
 # `thor-gateway --proxy /=<the suite's origin> --cache` (gateway.toml) on loopback, and print its summary.
 #
-#   benchmarks/cache_tests/run.sh [--failures] [TEST-ID]
+#   benchmarks/cache_tests/run.sh [--failures] [--check] [TEST-ID]
+#
+# --check exits 1 if a required test listed in baseline.txt (the required tests that
+# passed when it was written) fails now; .ci/run calls it so when THOR_CACHE_TESTS=1.
 #
 # Needs node and npm.  The package is installed once under $CACHE_TESTS_HOME
 # (default: ${TMPDIR:-/tmp}/thor-cache-tests).  With a TEST-ID, the suite prints that test's
@@ -17,10 +20,12 @@ PACKAGE=$HOME_DIR/node_modules/http-cache-tests
 ORIGIN_PORT=${ORIGIN_PORT:-18600}
 PROXY_PORT=${PROXY_PORT:-18601}
 FAILURES=
+CHECK=
 TEST_ID=
 for arg in "$@"; do
   case $arg in
     --failures) FAILURES=--failures ;;
+    --check) CHECK="--baseline $HERE/baseline.txt" ;;
     *) TEST_ID=$arg ;;
   esac
 done
@@ -62,4 +67,4 @@ if [ -n "$TEST_ID" ]; then
 fi
 npm_config_base="http://127.0.0.1:$PROXY_PORT" npm_package_config_id= node --no-warnings cli.mjs \
   >"$HOME_DIR/results.json"
-node "$HERE/summary.mjs" "$PACKAGE" "$HOME_DIR/results.json" $FAILURES
+node "$HERE/summary.mjs" "$PACKAGE" "$HOME_DIR/results.json" $FAILURES $CHECK

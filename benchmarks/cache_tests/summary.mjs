@@ -2,7 +2,10 @@
 // cache-tests.fyi counts it: required and optional ("optimal") tests, passed / failed /
 // skipped behind a failed dependency; "check" tests are informational and left out.
 //
-//   node summary.mjs PACKAGE_DIR RESULTS.json [--failures]
+//   node summary.mjs PACKAGE_DIR RESULTS.json [--failures] [--baseline FILE] [--write-baseline FILE]
+//
+// --baseline: exit 1 if a required test listed in FILE (one id a line) no longer passes.
+// --write-baseline: write the required tests that pass now to FILE.
 import fs from 'fs'
 import path from 'path'
 import { pathToFileURL } from 'url'
@@ -62,3 +65,20 @@ for (const [label, table] of [['', counts], [' (without Surrogate-Control)', cor
   }
 }
 if (flags.includes('--failures')) failures.sort().forEach(line => console.log(line))
+
+const option = (name) => {
+  const at = flags.indexOf(name)
+  return at >= 0 ? flags[at + 1] : undefined
+}
+const passing = [...tests].filter(([id, test]) =>
+  (test.kind || 'required') === 'required' && verdict(id) === 'pass').map(([id]) => id).sort()
+const writeTo = option('--write-baseline')
+if (writeTo) fs.writeFileSync(writeTo, passing.join('\n') + '\n')
+const baseline = option('--baseline')
+if (baseline) {
+  const now = new Set(passing)
+  const lost = fs.readFileSync(baseline, 'utf8').split('\n').filter(id => id && !now.has(id))
+  for (const id of lost) console.log(`REGRESSION: required test ${id} passed before and does not now`)
+  if (lost.length) process.exit(1)
+  console.log('no required test that passed before fails now')
+}
