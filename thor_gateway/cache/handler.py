@@ -12,13 +12,15 @@ and ``thor-gateway --proxy /=http://origin --cache``, or ``cache = true`` (or a 
 
 Theory of operation.  ``handle`` sorts each request:
 
-- unsafe methods go to the inner handler on the client's exchange, watched only for the
-  status, which invalidates the stored responses of the target (RFC 9111 §4.4); other
-  methods than GET and HEAD, requests with a body or a Range, pass through untouched
-  (``bypass``);
+- unsafe methods go to the inner handler on the client's exchange, watched for the status,
+  which invalidates the stored responses of the target (RFC 9111 §4.4), and for a POST
+  response that names its own URL (kept for GETs, RFC 9110 §9.3.3); other methods than GET
+  and HEAD, requests with a body or with If-Range, and ``no-store`` misses pass through
+  untouched (``bypass``);
 - GET and HEAD look up the target's variants, pick the one whose secondary key matches
   (§4.1), and ask :func:`~thor_gateway.cache.rules.reuse` whether it may answer: a hit is
-  written from memory and never touches the inner handler;
+  written from memory and never touches the inner handler (a Range is cut from a stored
+  200, or from a stored part that holds it);
 - otherwise a :class:`Fetch` goes to the inner handler in place of an exchange: it is the
   inner handler's exchange (it emits ``request_done`` at once, relays ``pause`` from the
   client), it receives the response, streams it to the client and keeps a copy that is
@@ -26,11 +28,12 @@ Theory of operation.  ``handle`` sorts each request:
   through uncached).  A Fetch for a stored response that must be validated carries
   If-None-Match / If-Modified-Since; a 304 freshens the stored response (§3.2, §4.3.4),
   which is served as the 200 it stands for.
-- collapsed forwarding: a miss for a key that a Fetch is already getting waits for it, then
-  looks again (a hit, usually); a waiter goes on its own if the response was not stored.
+- collapsed forwarding: a miss (or a stale hit) for a key that a Fetch is already getting
+  waits for it, then looks again (a hit, usually); the waiters go on their own as soon as
+  the response is known not to be stored.
 
 The Cache-Status field (RFC 9211) says what happened: ``thor; hit``, ``thor; fwd=miss;
-stored``, ``thor; fwd=stale; fwd-status=304``, ``thor; fwd=bypass``.
+fwd-status=200; stored``, ``thor; fwd=stale; fwd-status=304``.
 """
 
 from __future__ import annotations
@@ -227,7 +230,7 @@ class CacheHandler:
         if b"only-if-cached" in req_cc:  # RFC 9111 §5.2.1.7
             self._gateway_timeout(exchange, request)
             return
-        if b"no-store" in req_cc and method == _GET:
+        if b"no-store" in req_cc:  # §5.2.1.5: nothing of this exchange is stored
             self.stats.bypass += 1
             self.inner.handle(exchange, request)
             return
