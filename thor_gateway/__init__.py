@@ -11,6 +11,7 @@ The parts, bottom up (each may import only the ones before it, and Thor's public
 - :mod:`thor_gateway.proxy`: the reverse proxy (forwarding, balancing, upstreams, health,
   retries);
 - :mod:`thor_gateway.static`: static files from a folder (``--static``);
+- :mod:`thor_gateway.cache`: the HTTP cache (RFC 9111) in front of a route (``--cache``);
 - :mod:`thor_gateway.serving`: the command line, settings, app loading, listeners,
   the server process, workers and reload.
 """

@@ -50,7 +50,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "hosting": frozenset({"routing", "operations"}),
     "proxy": frozenset({"routing", "operations", "aggregation"}),
     "static": frozenset({"routing", "operations"}),
-    "serving": frozenset({"operations", "routing", "aggregation", "hosting", "proxy", "static"}),
+    "cache": frozenset({"routing", "operations"}),
+    "serving": frozenset(
+        {"operations", "routing", "aggregation", "hosting", "proxy", "static", "cache"}
+    ),
     "": frozenset({"serving"}),
 }
 

@@ -67,6 +67,15 @@ _UPSTREAM_METRICS = (
     ),
 )
 _UPSTREAM_COUNTERS = ("requests", "failures", "tunnel_sent", "tunnel_received")
+# HTTP caches, by route: (metric, type, help, field); all counters but the stored bytes.
+_CACHE_METRICS = (
+    ("cache_hits_total", "counter", "Requests answered from the cache.", "hits"),
+    ("cache_misses_total", "counter", "Requests the cache had nothing for.", "misses"),
+    ("cache_stale_total", "counter", "Stored responses validated with the upstream.", "stale"),
+    ("cache_bypass_total", "counter", "Requests the cache took no part in.", "bypass"),
+    ("cache_stored_total", "counter", "Responses stored.", "stored"),
+    ("cache_bytes", "gauge", "Bytes the cache holds (summed over workers).", "bytes"),
+)
 
 
 def upstream_labels(route: str, upstream: str) -> str:
@@ -91,6 +100,7 @@ class Metrics:
         self.bytes_received = 0
         self.connections: Callable[[], int] = lambda: 0
         self.upstreams: Callable[[], UpstreamSamples] = dict  # set when proxies are mounted
+        self.caches: Callable[[], dict[str, dict[str, int]]] = dict  # route -> cache numbers
         self.draining = False
 
     def started(self) -> None:
@@ -122,6 +132,7 @@ class Metrics:
             "connections": self.connections(),
             "draining": int(self.draining),
             "upstreams": self.upstreams(),
+            "caches": self.caches(),
         }
 
     @classmethod
@@ -147,8 +158,16 @@ class Metrics:
                 for name, value in values.items():
                     if alive or name in _UPSTREAM_COUNTERS:
                         sums[name] = sums.get(name, 0) + value
+        caches: dict[str, dict[str, int]] = {}
+        for snap, alive in [(s, True) for s in live] + [(s, False) for s in gone]:
+            for route, values in snap.get("caches", {}).items():
+                sums = caches.setdefault(route, dict.fromkeys(values, 0))
+                for name, value in values.items():
+                    if alive or name != "bytes":
+                        sums[name] = sums.get(name, 0) + value
         result.connections = lambda: connections
         result.upstreams = lambda: upstreams
+        result.caches = lambda: caches
         return result
 
     def render(self, labels: str = "") -> bytes:
@@ -204,6 +223,13 @@ class Metrics:
             out += [
                 f"thor_upstream_{name}{{{labels}{sep}{key}}} {values.get(field, 0)}"
                 for key, values in samples
+            ]
+        caches = sorted(self.caches().items())
+        for name, kind, text, field in _CACHE_METRICS if caches else ():
+            out += [f"# HELP thor_{name} {text}", f"# TYPE thor_{name} {kind}"]
+            out += [
+                f'thor_{name}{{{labels}{sep}route="{_escape(route)}"}} {values.get(field, 0)}'
+                for route, values in caches
             ]
         return ("\n".join(out) + "\n").encode("utf-8")
 

@@ -54,12 +54,15 @@ def check_settings(settings: Settings) -> None:
         ProxyTrust(settings.forwarded_allow_ips)
     except ValueError as error:
         raise ConfigError("forwarded_allow_ips", str(error)) from None
+    from thor_gateway.cache.handler import cache_settings
     from thor_gateway.proxy.handler import check_route, settings_from_flags
 
     defaults = settings_from_flags(settings.upstream_connect_timeout, settings.upstream_timeout)
     for route in settings.proxy:
         try:
-            check_route(route.upstreams, {**defaults, **route.options})
+            options = {**defaults, **route.options}
+            cache_settings(options.pop("cache", None))
+            check_route(route.upstreams, options)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"proxy {route.prefix}", str(error)) from None
     binds = settings.listen_addresses()

@@ -153,6 +153,21 @@ class AppSettings:
         metavar="PATH",
         section="Apps",
     )
+    cache: bool = opt(
+        False,
+        "--cache",
+        help="Cache the responses of every proxy route (RFC 9111, shared; see docs/cache.md). "
+        "A [[proxy]] table's cache = true or { max_size = ..., ... } does it per route.",
+        kind=Kind.BOOL,
+        section="Apps",
+    )
+    cache_size: int = opt(
+        64 << 20,
+        "--cache-size",
+        help="Bytes each route's memory cache may hold (a [[proxy]] cache.max_size overrides it).",
+        kind=Kind.SIZE,
+        section="Apps",
+    )
 
 
 @dataclass

@@ -32,6 +32,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -211,18 +212,34 @@ class Gateway:
         from thor_gateway.proxy.handler import ProxyHandler, settings_from_flags
 
         defaults = settings_from_flags(s.upstream_connect_timeout, s.upstream_timeout)
+        from thor_gateway.cache.handler import CacheHandler, cache_settings
+
+        caches: list[tuple[str, CacheHandler]] = []
         for proxy in s.proxy:
             options = {**defaults, **proxy.options}
+            cache = options.pop("cache", None)
             handler = build_proxy(proxy.upstreams, options, loop=self.loop)
+            try:
+                cached = cache_settings(
+                    s.cache if cache is None else cache, {"max_size": s.cache_size}
+                )
+            except TypeError as error:
+                raise ConfigError(f"proxy {proxy.prefix}", str(error)) from None
+            if cached is not None:
+                handler = CacheHandler(handler, loop=self.loop, **asdict(cached))
+                caches.append((proxy.prefix or "/", handler))
             routes.append(Route(_prefix(proxy.prefix), handler))
+        self.caches = [handler for _, handler in caches]
+        if caches:
+            self.metrics.caches = lambda: {prefix: handler.samples() for prefix, handler in caches}
         if s.static:
             routes += [Route(_prefix(r.prefix), static_handler(r)) for r in s.static]
         self.handlers = [r.handler for r in routes]
         # Proxies, whether from --proxy or mounted as apps, report their members in /metrics.
         proxies = [
-            (r.prefix.decode("utf-8", "replace") or "/", r.handler)
+            (r.prefix.decode("utf-8", "replace") or "/", _uncached(r.handler))
             for r in routes
-            if isinstance(r.handler, ProxyHandler)
+            if isinstance(_uncached(r.handler), ProxyHandler)
         ]
         if proxies:
             self.metrics.upstreams = lambda: {
@@ -311,8 +328,13 @@ class Gateway:
         if self.listeners.metrics is not None:
             shared = self.shared
             source = shared.collect if shared is not None else (lambda: self.metrics)
+            operations = [Route(b"/metrics", MetricsEndpoint(source))]
+            if self.caches:
+                from thor_gateway.cache.purge import PurgeEndpoint
+
+                operations.append(Route(b"/cache/purge", PurgeEndpoint(self.caches)))
             endpoint = Router(
-                [Route(b"/metrics", MetricsEndpoint(source))],
+                operations,
                 health_path=self.router.health_path,
                 ready_path=self.router.ready_path,
             )
@@ -407,6 +429,13 @@ class Gateway:
             self.access_log.close()
         log.info("stopped (pid %d)", os.getpid())
         self.loop.stop()
+
+
+def _uncached(handler: Any) -> Any:
+    """The handler a cache wraps (the proxy reports its members), else ``handler``."""
+    from thor_gateway.cache.handler import CacheHandler
+
+    return handler.inner if isinstance(handler, CacheHandler) else handler
 
 
 def log_routes(settings: Settings) -> None:

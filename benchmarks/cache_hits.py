@@ -1,0 +1,176 @@
+"""What a cache hit costs: thor-gateway --cache against the native hello handler, an
+uncached proxied request, and nginx proxy_cache (issue 15's benchmark).
+
+Usage::
+
+    python benchmarks/cache_hits.py [--seconds 5] [--connections 64]
+
+Each server in turn runs pinned to CPU 0 (``taskset``), wrk and the origin on CPU 1; for
+each the requests per second and the server process's user and system CPU per request
+(``/proc/PID/stat``) are printed.  CPU per request is the figure to compare on a shared
+machine: it does not depend on what else runs on the other core.
+
+- ``hello``: ``thor-gateway apps.hello_thor:handler``, the native floor;
+- ``hit 1k`` / ``hit 64k``: ``thor-gateway --proxy /=ORIGIN --cache``, warm;
+- ``miss 1k``: the same, for a response that is stale at once (``max-age=0``, no
+  validator): every request fetches and stores;
+- ``proxy 1k``: ``thor-gateway --proxy /=ORIGIN`` without the cache;
+- ``nginx hit 1k`` / ``64k``: nginx ``proxy_cache``, one process, when nginx is installed.
+
+The origin is nginx serving files (with ``expires 1h``) when installed, and the benchmark
+needs it. Linux, ``wrk``, ``taskset`` and ``nginx``; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proxy_layers import cpu_seconds, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NGINX_COMMON = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/{name}.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    keepalive_requests 100000000;
+    {http}
+}}
+"""
+ORIGIN = """
+    server {{
+        listen 127.0.0.1:{port};
+        root {dir}/files;
+        etag off;
+        if_modified_since off;
+        location /miss {{ add_header Cache-Control "max-age=0"; try_files /1k =404; }}
+        location / {{ expires 1h; }}
+    }}
+"""
+CACHE = """
+    proxy_cache_path {dir}/cache keys_zone=hits:10m max_size=64m;
+    upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_cache hits;
+        }}
+    }}
+"""
+
+
+def nginx(scratch: Path, name: str, http: str) -> list[str]:
+    conf = scratch / f"{name}.conf"
+    conf.write_text(NGINX_COMMON.format(dir=scratch, name=name, http=http))
+    return [shutil.which("nginx") or "/usr/sbin/nginx", "-e", "stderr", "-c", str(conf)]
+
+
+def wrk(port: int, path: str, connections: int, seconds: float) -> int:
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s",
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    for line in out.splitlines():
+        if "requests in" in line:
+            return int(line.split()[0])
+    raise SystemExit(f"wrk printed no count:\n{out}")
+
+
+def measure(name: str, cmd: list[str], port: int, path: str, args: argparse.Namespace) -> None:
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", *cmd], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for(port)
+        wrk(port, path, args.connections, 2)  # warm: the cache filled, connections pooled
+        user0, sys0 = cpu_seconds(server.pid)
+        count = wrk(port, path, args.connections, args.seconds)
+        user1, sys1 = cpu_seconds(server.pid)
+    finally:
+        server.terminate()
+        server.wait(10)
+    per = 1e6 / count
+    print(
+        f"{name:13} {count / args.seconds:9,.0f} req/s   user {(user1 - user0) * per:6.1f} µs/req"
+        f"   system {(sys1 - sys0) * per:6.1f} µs/req",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    for tool in ("wrk", "taskset", "nginx"):
+        if shutil.which(tool) is None and not (
+            tool == "nginx" and Path("/usr/sbin/nginx").exists()
+        ):
+            raise SystemExit(f"{tool} is needed")
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "files", "cache"):
+            (scratch / sub).mkdir()
+        (scratch / "files" / "1k").write_bytes(b"x" * 1024)
+        (scratch / "files" / "64k").write_bytes(b"x" * 65536)
+        origin_port = free_port()
+        origin = subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                "1",
+                *nginx(scratch, "origin", ORIGIN.format(port=origin_port, dir=scratch)),
+            ]
+        )
+        wait_for(origin_port)
+        upstream = f"/=http://127.0.0.1:{origin_port}"
+        gateway = [sys.executable, "-m", "thor_gateway"]
+        try:
+            runs: list[tuple[str, list[str], str]] = [
+                ("hello", [*gateway, "apps.hello_thor:handler"], "/"),
+                ("hit 1k", [*gateway, "--proxy", upstream, "--cache"], "/1k"),
+                ("hit 64k", [*gateway, "--proxy", upstream, "--cache"], "/64k"),
+                ("miss 1k", [*gateway, "--proxy", upstream, "--cache"], "/miss"),
+                ("proxy 1k", [*gateway, "--proxy", upstream], "/1k"),
+            ]
+            for name, cmd, path in runs:
+                port = free_port()
+                bound = [*cmd, "--bind", f"127.0.0.1:{port}"]
+                measure(name, bound, port, path, args)
+            for size in ("1k", "64k"):
+                port = free_port()
+                http = CACHE.format(dir=scratch, origin=origin_port, port=port)
+                measure(
+                    f"nginx hit {size}",
+                    nginx(scratch, f"cache{size}", http),
+                    port,
+                    f"/{size}",
+                    args,
+                )
+        finally:
+            origin.terminate()
+            origin.wait(10)
+
+
+if __name__ == "__main__":
+    main()

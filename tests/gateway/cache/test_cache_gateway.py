@@ -1,0 +1,209 @@
+"""thor-gateway --cache end to end: the CLI in a subprocess, an origin on loopback that counts.
+
+Each test asks the origin how many requests reached it: a hit must not be one of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.gateway.gateway_helpers import poll
+
+BIG = 200_000
+
+
+class Origin(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), OriginHandler)
+        self.counts: Counter[str] = Counter()
+        self.conditional: Counter[str] = Counter()
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class OriginHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Origin
+
+    def do_GET(self) -> None:
+        path = self.path
+        with self.server.lock:
+            self.server.counts[path] += 1
+            count = self.server.counts[path]
+            if self.headers.get("If-None-Match"):
+                self.server.conditional[path] += 1
+        if path == "/slow":
+            self.server.release.wait(5)  # bounded: the test sets it
+        if path == "/validated" and self.headers.get("If-None-Match") == '"v1"':
+            self.send_response(304)
+            self.send_header("Cache-Control", "max-age=0")
+            self.send_header("ETag", '"v1"')
+            self.end_headers()
+            return
+        body = b"x" * BIG if path == "/big" else b"%s %d" % (path.encode(), count)
+        self.send_response(200)
+        self.send_header("Cache-Control", "max-age=0" if path == "/validated" else "max-age=60")
+        self.send_header("ETag", '"v1"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def origin() -> Iterator[Origin]:
+    server = Origin()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def metric(port: int, name: str) -> float:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_the_cache_flag_answers_hits_without_the_origin(start_gateway: Any) -> None:
+    with origin() as up:
+        gateway = start_gateway(
+            "-b",
+            "127.0.0.1:0",
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--proxy",
+            f"/={up.url}",
+            "--cache",
+        )
+        with requests.Session() as session:
+            first = session.get(gateway.url + "/fresh", timeout=10)
+            assert first.headers["Cache-Status"] == "thor; fwd=miss; fwd-status=200; stored"
+            for _ in range(3):
+                again = session.get(gateway.url + "/fresh", timeout=10)
+                assert again.text == "/fresh 1"
+                assert again.headers["Cache-Status"] == "thor; hit"
+                assert int(again.headers["Age"]) >= 0
+            head = session.head(gateway.url + "/fresh", timeout=10)
+            assert head.status_code == 200
+            assert head.headers["Cache-Status"] == "thor; hit"
+            # a stale response is validated: the origin's 304 becomes the stored 200
+            assert session.get(gateway.url + "/validated", timeout=10).text == "/validated 1"
+            validated = session.get(gateway.url + "/validated", timeout=10)
+            assert validated.status_code == 200
+            assert validated.text == "/validated 1"
+            assert validated.headers["Cache-Status"] == "thor; fwd=stale; fwd-status=304"
+        assert up.counts == {"/fresh": 1, "/validated": 2}
+        assert up.conditional == {"/validated": 1}
+        assert metric(gateway.metrics_port, "thor_cache_hits_total") == 4
+        assert metric(gateway.metrics_port, "thor_cache_misses_total") == 2
+        assert metric(gateway.metrics_port, "thor_cache_stale_total") == 1
+        assert metric(gateway.metrics_port, "thor_cache_bytes") > 0
+        assert gateway.stop() == 0
+
+
+def test_concurrent_misses_share_one_fetch(start_gateway: Any) -> None:
+    with origin() as up:
+        gateway = start_gateway(
+            "-b",
+            "127.0.0.1:0",
+            "--metrics-bind",
+            "127.0.0.1:0",
+            "--proxy",
+            f"/={up.url}",
+            "--cache",
+        )
+        with ThreadPoolExecutor(6) as pool:
+            futures = [
+                pool.submit(requests.get, gateway.url + "/slow", timeout=10) for _ in range(6)
+            ]
+            # All six are in the gateway (one at the origin, five waiting for it) before the
+            # origin answers; without collapsing, six would reach the origin.
+            poll(
+                lambda: metric(gateway.metrics_port, "thor_requests_in_flight") == 6,
+                what="six requests in flight",
+            )
+            up.release.set()
+            bodies = [f.result().text for f in futures]
+        assert bodies == ["/slow 1"] * 6
+        assert up.counts["/slow"] == 1
+        assert gateway.stop() == 0
+
+
+def test_a_proxy_table_sets_the_cache_and_big_bodies_stream_through(
+    start_gateway: Any, tmp_path: Path
+) -> None:
+    with origin() as up:
+        config = tmp_path / "gateway.toml"
+        config.write_text(
+            f'[[proxy]]\nprefix = "/"\nupstreams = ["{up.url}"]\n'
+            f"cache = {{ max_object_size = {BIG // 2}, max_size = 10_000_000 }}\n"
+        )
+        gateway = start_gateway("-b", "127.0.0.1:0", "-c", str(config))
+        for _ in range(2):
+            big = requests.get(gateway.url + "/big", timeout=10)
+            assert len(big.content) == BIG
+            # its Content-Length says it is too big: not even buffered
+            assert big.headers["Cache-Status"] == "thor; fwd=miss; fwd-status=200"
+        for _ in range(2):
+            requests.get(gateway.url + "/fresh", timeout=10)
+        assert up.counts == {"/big": 2, "/fresh": 1}
+        assert gateway.stop() == 0
+
+
+def test_a_bad_cache_table_is_refused(start_gateway: Any, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        '[[proxy]]\nprefix = "/"\nupstreams = ["http://127.0.0.1:9"]\ncache = { size = 1 }\n'
+    )
+    gateway = start_gateway("-b", "127.0.0.1:0", "-c", str(config), ready=False)
+    assert gateway.wait() != 0
+    assert "unknown cache settings: size" in gateway.log
+
+
+def test_purge_on_the_metrics_listener(start_gateway: Any) -> None:
+    with origin() as up:
+        gateway = start_gateway(
+            *("-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"),
+            *("--proxy", f"/={up.url}", "--cache"),
+        )
+        for path in ("/fresh", "/p/1", "/p/2", "/fresh", "/p/1"):
+            requests.get(gateway.url + path, timeout=10)
+        assert up.counts == {"/fresh": 1, "/p/1": 1, "/p/2": 1}
+        purge = f"http://127.0.0.1:{gateway.metrics_port}/cache/purge"
+        site = gateway.url.replace("http", "HTTP")  # normalised as the cache keys it
+        assert requests.post(purge, params={"prefix": site + "/p/"}, timeout=10).json() == {
+            "purged": 2
+        }
+        assert requests.post(purge, params={"url": gateway.url + "/fresh"}, timeout=10).json() == {
+            "purged": 1
+        }
+        assert requests.get(purge, params={"url": gateway.url}, timeout=10).status_code == 405
+        assert requests.post(purge, params={"url": "/fresh"}, timeout=10).status_code == 400
+        for path in ("/fresh", "/p/1", "/p/2"):
+            requests.get(gateway.url + path, timeout=10)
+        assert up.counts == {"/fresh": 2, "/p/1": 2, "/p/2": 2}
+        assert gateway.stop() == 0

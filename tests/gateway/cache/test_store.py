@@ -1,0 +1,45 @@
+"""The memory store: variants per key, a byte budget, least recently used evicted first."""
+
+from __future__ import annotations
+
+from thor_gateway.cache.store import Entry, MemoryStore
+
+
+def entry(key: bytes, body: bytes = b"x" * 100, secondary: tuple = ()) -> Entry:  # type: ignore[type-arg]
+    return Entry(key, (), secondary, 200, b"OK", [], body, 0.0, 0.0)
+
+
+def test_put_replace_and_remove() -> None:
+    store = MemoryStore(10_000)
+    store.put(entry(b"a"))
+    store.put(entry(b"a", secondary=((b"accept", b"x"),)))
+    assert len(store.variants(b"a")) == 2
+    store.put(entry(b"a", b"y" * 10))  # replaces the variant with the same secondary key
+    assert sorted(len(e.body) for e in store.variants(b"a")) == [10, 100]
+    assert store.bytes == sum(e.size for e in store)
+    assert store.remove(b"a") == 2
+    assert store.bytes == 0
+    assert store.variants(b"a") == []
+
+
+def test_least_recently_used_goes_first() -> None:
+    one = entry(b"one").size
+    store = MemoryStore(3 * one)
+    for key in (b"a", b"b", b"c"):
+        assert store.put(entry(key))
+    store.variants(b"a")  # a used: b is now the oldest
+    store.put(entry(b"d"))
+    assert [e.key for e in store] == [b"c", b"a", b"d"]
+    assert store.evictions == 1
+    assert store.bytes <= store.max_bytes
+
+
+def test_too_big_is_refused_and_purge_by_prefix() -> None:
+    store = MemoryStore(1000)
+    assert not store.put(entry(b"big", b"z" * 2000))
+    assert len(store) == 0
+    store.max_bytes = 100_000
+    for key in (b"http://h/a/1", b"http://h/a/2", b"http://h/b"):
+        store.put(entry(key))
+    assert store.purge(b"http://h/a/") == 2
+    assert [e.key for e in store] == [b"http://h/b"]

@@ -1,0 +1,29 @@
+"""The HTTP cache (RFC 9111, shared): a handler that wraps another and answers from a store.
+
+- :mod:`~thor_gateway.cache.rules`: storing, freshness, age and reuse, as pure functions;
+- :mod:`~thor_gateway.cache.keys`: the cache key and Vary, 304 updates, invalidation,
+  the client's conditionals, Cache-Status (RFC 9211);
+- :mod:`~thor_gateway.cache.store`: the :class:`Store` interface and :class:`MemoryStore`;
+- :mod:`~thor_gateway.cache.handler`: :class:`CacheHandler`, which wraps a route's handler;
+- :mod:`~thor_gateway.cache.fetch`: what the wrapped handler answers on a miss;
+- :mod:`~thor_gateway.cache.purge`: ``POST /cache/purge`` for the metrics listener.
+
+May import: Thor's public API, routing and operations.  It sits between the router and
+what it wraps (the proxy, a mounted app) without knowing either; serving puts it there.
+See ``docs/cache.md``.
+"""
+
+from __future__ import annotations
+
+from thor_gateway.cache.handler import CacheHandler, CacheSettings, CacheStats, cache_settings
+from thor_gateway.cache.store import Entry, MemoryStore, Store
+
+__all__ = [
+    "CacheHandler",
+    "CacheSettings",
+    "CacheStats",
+    "Entry",
+    "MemoryStore",
+    "Store",
+    "cache_settings",
+]

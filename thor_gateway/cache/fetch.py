@@ -1,0 +1,314 @@
+"""The fetch: what the inner handler answers in place of an exchange when the cache asks.
+
+A :class:`Fetch` is the exchange a cache miss (or a validation, or a background refresh)
+hands to the wrapped handler.  Towards that handler it is a request that is complete at
+once (``request_done`` follows ``handle``) and whose client pauses and leaves like the
+real one; the response it receives goes to the client as it arrives, and a copy is kept
+until it is whole and stored (or grows beyond ``max_object_size``, and streams through).
+A 304 to a validation freshens the stored response (RFC 9111 §3.2, §4.3.4) and the stored
+response is served instead; so is a stale one when the answer is an error and
+``stale-if-error`` allows it (RFC 5861 §4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from thor.events import EventEmitter
+from thor.http.exchange import Exchange
+from thor.http.headers import get_values
+from thor_gateway.cache.keys import (
+    CONDITIONAL,
+    byte_range,
+    cache_status,
+    freshen,
+    not_modified,
+    secondary_key,
+    vary_names,
+)
+from thor_gateway.cache.rules import (
+    Fields,
+    current_age,
+    freshness_lifetime,
+    response_directives,
+    stale_if_error,
+    storable,
+)
+from thor_gateway.cache.store import Entry
+from thor_gateway.routing.request import Request
+
+if TYPE_CHECKING:
+    from thor_gateway.cache.handler import CacheHandler
+
+__all__ = ["PART", "STRIPPED_ON_SERVE", "Fetch", "conditional", "content_range", "part_range"]
+
+Headers = list[tuple[bytes, bytes]]
+_GET = b"GET"
+_HEAD = b"HEAD"
+# Stored parts (single-range 206 responses) live under their URL's key plus this (a
+# request-target has no space), apart from the complete responses.
+PART = b" part"
+# Fields a stored response is not served with as stored: the cache writes its own.
+STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
+
+
+def content_range(headers: Headers) -> tuple[int, int, int] | None:
+    """``(first, last, total)`` of a 206's one Content-Range (RFC 9110 §14.4), else None."""
+    values = get_values(headers, b"content-range")
+    if len(values) != 1:
+        return None
+    unit, _, spec = values[0].strip().partition(b" ")
+    span, _, total = spec.partition(b"/")
+    first, _, last = span.partition(b"-")
+    if unit.lower() != b"bytes" or not (first.isdigit() and last.isdigit() and total.isdigit()):
+        return None
+    a, b, n = int(first), int(last), int(total)
+    return (a, b, n) if a <= b < n else None
+
+
+def part_range(headers: Headers, ranged: list[bytes]) -> tuple[int, int, int, int] | None:
+    """The range asked for, if the stored part with ``headers`` holds all of it:
+    ``(first, last, total, offset in the part)``."""
+    held = content_range(headers)
+    if held is None:
+        return None
+    start, end, total = held
+    wanted = byte_range(ranged, total)
+    if not isinstance(wanted, tuple) or not (start <= wanted[0] and wanted[1] <= end):
+        return None
+    return (wanted[0], wanted[1], total, wanted[0] - start)
+
+
+def conditional(headers: Headers) -> bool:
+    return any(n.lower() in CONDITIONAL for n, _ in headers)
+
+
+def _as_bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("latin-1")
+
+
+class Fetch(EventEmitter):
+    """The exchange the inner handler answers when the cache asks it (module docstring)."""
+
+    def __init__(
+        self,
+        cache: CacheHandler,
+        key: bytes,
+        client: Exchange | None,
+        origin: Exchange,
+        request: Request,
+        entry: Entry | None,
+        req_cc: Mapping[bytes, bytes | None],
+        request_time: float,
+    ) -> None:
+        super().__init__()
+        self.cache = cache
+        self.key = key
+        self.client = client
+        self.origin = origin  # attributes (loop, addresses, scheme) come from here
+        self.request = request
+        self.entry = entry
+        self.req_cc = req_cc
+        self.request_time = request_time
+        self.waiters: list[tuple[Exchange, Request]] = []
+        self.ranged = bool(get_values(request.headers, b"range"))
+        self.started = False
+        self.over = False
+        self.client_gone = client is None
+        self.client_body = client is not None  # False once the client got a 304 or no body
+        self.head: tuple[int, bytes, Headers, float] | None = None
+        self.parts: list[bytes] | None = None
+        self.size = 0
+        if client is not None:
+            client.on("pause", self._client_pause)
+            client.on("done", self._client_done)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.origin, name)
+
+    # --- the request side, as the inner handler sees it ------------------------------------
+
+    def pause_request_body(self, paused: bool) -> None:
+        pass  # the cache sends no request body
+
+    def _client_pause(self, paused: bool) -> None:
+        if not self.over:
+            self.emit("pause", paused)
+
+    def _client_done(self, completed: bool) -> None:
+        if completed:
+            return
+        self.client_gone = True
+        if self.parts is None and not self.waiters:
+            self._give_up()
+
+    def _give_up(self) -> None:
+        """Nobody wants the rest: let the inner handler cancel (its ``done`` listener)."""
+        if self.over:
+            return
+        self.over = True
+        self.parts = None
+        self.emit("done", False)
+        self.cache.finished(self)
+
+    # --- the response, from the inner handler ---------------------------------------------
+
+    def response_nonfinal(self, status: Any, phrase: Any, headers: Any) -> None:
+        pass  # interim responses are not relayed through the cache
+
+    def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
+        self.started = True
+        code = int(status)
+        phrase = _as_bytes(phrase)
+        fields = [(_as_bytes(n), _as_bytes(v)) for n, v in headers]
+        cache = self.cache
+        now = cache.clock()
+        entry = self.entry
+        if entry is not None:
+            if code == 304:
+                # §4.3.4 selects stored responses by validator; this fetch validated one,
+                # and a 304 says it is current (fields that describe the content are kept).
+                fresh = Entry(
+                    entry.key,
+                    entry.vary,
+                    entry.secondary,
+                    entry.status,
+                    entry.phrase,
+                    freshen(entry.headers, fields),
+                    entry.body,
+                    self.request_time,
+                    now,
+                )
+                cache.store.put(fresh)
+                self._serve_instead(fresh, now, b"fwd=stale", b"fwd-status=304")
+                return
+            if code >= 500 and self._stale_on_error(entry, now, code, fields):
+                self._serve_instead(entry, now, b"fwd=stale", b"fwd-status=%d" % code)
+                return
+        request = self.request
+        indexed = Fields(fields)  # one pass over the response's fields for every rule below
+        res_cc = response_directives(indexed)
+        if code == 206:
+            # A single part is kept apart, stored on the rules of the whole (RFC 9111 §3.3
+            # lets a cache store an incomplete response).
+            keep = (
+                self.ranged
+                and content_range(fields) is not None
+                and storable(_GET, 200, request.headers, indexed, self.req_cc, res_cc)
+            )
+        else:
+            keep = storable(_GET, code, request.headers, indexed, self.req_cc, res_cc)
+        if keep:
+            lengths = indexed.by_name.get(b"content-length")
+            if (
+                lengths
+                and lengths[0].isdigit()
+                and int(lengths[0]) > cache.settings.max_object_size
+            ):
+                keep = False
+        if keep:
+            self.parts = []
+            self.head = (code, phrase, fields, now)
+        else:
+            if entry is not None:
+                cache.store.remove(self.key)  # the stored response is superseded
+            cache.finished(self)  # waiters need not wait for a response that is not kept
+        client = self.client
+        if client is None or self.client_gone:
+            return
+        forward = b"fwd=stale" if entry is not None else b"fwd=miss"
+        params = [forward, b"fwd-status=%d" % code] + ([b"stored"] if keep else [])
+        out = [*fields, cache_status(*params)]
+        if request.method == _HEAD:
+            self.client_body = False
+        if code == 200 and conditional(request.headers) and not_modified(request.headers, fields):
+            out = [(n, v) for n, v in out if n.lower() not in STRIPPED_ON_SERVE]
+            client.response_start(304, b"Not Modified", out)
+            self.client_body = False
+            return
+        client.response_start(code, phrase, out)
+
+    def response_body(self, chunk: bytes) -> None:
+        parts = self.parts
+        if parts is not None:
+            self.size += len(chunk)
+            if self.size > self.cache.settings.max_object_size:
+                self.parts = None  # too big: the rest streams through, nothing is kept
+                self.cache.finished(self)
+                if self.client_gone:
+                    self._give_up()
+                    return
+            else:
+                parts.append(chunk)
+        if self.client_body and not self.client_gone and self.client is not None:
+            self.client.response_body(chunk)
+
+    def response_done(self, trailers: Any = None, close: bool = False) -> None:
+        if self.over:
+            return
+        self.over = True
+        cache = self.cache
+        if self.parts is not None and self.head is not None:
+            code, phrase, fields, response_time = self.head
+            request = self.request
+            names = vary_names(fields)
+            body = b"".join(self.parts)
+            held = content_range(fields) if code == 206 else None
+            if held is not None and len(body) != held[1] - held[0] + 1:
+                held = None  # a part that is not what its Content-Range says
+                self.parts = None
+            stored = Entry(
+                self.key + PART if code == 206 else self.key,
+                names,
+                secondary_key(names, request.headers),
+                code,
+                phrase,
+                fields,
+                body,
+                self.request_time,
+                response_time,
+            )
+            if self.parts is not None and cache.store.put(stored):
+                cache.stats.stored += 1
+        self.parts = None
+        client = self.client
+        if client is not None and not self.client_gone and self.started:
+            client.response_done([])
+        self.emit("done", True)
+        cache.finished(self)
+
+    def abort(self) -> None:
+        if self.over:
+            return
+        self.over = True
+        self.parts = None
+        client = self.client
+        if client is not None and not self.client_gone:
+            client.abort()
+        self.cache.finished(self)
+
+    # --- answering from the store after all ----------------------------------------------
+
+    def _stale_on_error(self, entry: Entry, now: float, code: int, fields: Headers) -> bool:
+        res_cc = response_directives(entry.headers)
+        age = current_age(entry.headers, entry.request_time, entry.response_time, now)
+        lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, res_cc)
+        # The proxy's own 502/503/504 (no upstream reached it: it carries no Via, which every
+        # relayed response does) means the origin is out of reach.
+        disconnected = (
+            self.cache.settings.stale_on_disconnect
+            and code in (502, 503, 504)
+            and not get_values(fields, b"via")
+        )
+        return stale_if_error(self.req_cc, res_cc, lifetime, age, disconnected=disconnected)
+
+    def _serve_instead(self, entry: Entry, now: float, *status: bytes) -> None:
+        """The inner handler's answer is not relayed; the stored response is."""
+        self.parts = None
+        self.client_body = False
+        client = self.client
+        if client is not None and not self.client_gone:
+            age = current_age(entry.headers, entry.request_time, entry.response_time, now)
+            self.cache.serve(client, self.request, entry, age, b"; ".join(status))
+            self.client_gone = True  # answered: nothing more of this fetch goes to it

@@ -1,0 +1,522 @@
+"""The cache as a handler: it wraps another handler (a proxy route, a mounted app) and answers
+what it can from its store.
+
+Usage (Python)::
+
+    from thor_gateway.cache import CacheHandler
+    cached = CacheHandler(ProxyHandler(["http://10.0.0.5:8080"]), max_size=256 << 20)
+    cached.handle(exchange, request)
+
+and ``thor-gateway --proxy /=http://origin --cache``, or ``cache = true`` (or a table of
+:class:`CacheSettings`) in a ``[[proxy]]`` table.
+
+Theory of operation.  ``handle`` sorts each request:
+
+- unsafe methods go to the inner handler on the client's exchange, watched for the status,
+  which invalidates the stored responses of the target (RFC 9111 §4.4), and for a POST
+  response that names its own URL (kept for GETs, RFC 9110 §9.3.3); other methods than GET
+  and HEAD, requests with a body or with If-Range, and ``no-store`` misses pass through
+  untouched (``bypass``);
+- GET and HEAD look up the target's variants, pick the one whose secondary key matches
+  (§4.1), and ask :func:`~thor_gateway.cache.rules.reuse` whether it may answer: a hit is
+  written from memory and never touches the inner handler (a Range is cut from a stored
+  200, or from a stored part that holds it);
+- otherwise a :class:`Fetch` goes to the inner handler in place of an exchange: it is the
+  inner handler's exchange (it emits ``request_done`` at once, relays ``pause`` from the
+  client), it receives the response, streams it to the client and keeps a copy that is
+  stored when complete (unless it grows beyond ``max_object_size``: then it streams
+  through uncached).  A Fetch for a stored response that must be validated carries
+  If-None-Match / If-Modified-Since; a 304 freshens the stored response (§3.2, §4.3.4),
+  which is served as the 200 it stands for.
+- collapsed forwarding: a miss (or a stale hit) for a key that a Fetch is already getting
+  waits for it, then looks again (a hit, usually); the waiters go on their own as soon as
+  the response is known not to be stored.
+
+The Cache-Status field (RFC 9211) says what happened: ``thor; hit``, ``thor; fwd=miss;
+fwd-status=200; stored``, ``thor; fwd=stale; fwd-status=304``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, cast
+
+import thor.loop
+from thor.http.exchange import Exchange
+from thor.http.headers import get_values
+from thor_gateway.cache.fetch import PART, STRIPPED_ON_SERVE, Fetch, conditional, part_range
+from thor_gateway.cache.keys import (
+    CONDITIONAL,
+    byte_range,
+    cache_status,
+    invalidated,
+    not_modified,
+    primary_key,
+    secondary_key,
+    vary_names,
+)
+from thor_gateway.cache.rules import (
+    Reuse,
+    request_directives,
+    response_directives,
+    reuse,
+    storable,
+)
+from thor_gateway.cache.store import Entry, MemoryStore, Store
+from thor_gateway.routing.request import Done, Handler, Request
+
+__all__ = ["CacheHandler", "CacheSettings", "CacheStats", "cache_settings"]
+
+Headers = list[tuple[bytes, bytes]]
+_FRESH = Reuse.FRESH
+_STALE = Reuse.STALE
+_SWR = Reuse.STALE_REVALIDATE
+_GET = b"GET"
+_HEAD = b"HEAD"
+# Edge Architecture 1.0: tells the origin Surrogate-Control may target this cache.
+_CAPABILITY = (b"Surrogate-Capability", b'thor="Surrogate/1.0"')
+# Request fields that change what the cache does (directives, ranges, a body, conditionals).
+_SPECIAL = frozenset(
+    {
+        b"cache-control",
+        b"pragma",
+        b"range",
+        b"if-range",
+        b"content-length",
+        b"transfer-encoding",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-match",
+    }
+)
+_NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
+_HIT = cache_status(b"hit")
+_SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
+
+
+@dataclass(slots=True)
+class CacheSettings:
+    """The settings of one route's cache (the keys of a ``[[proxy]]`` ``cache`` table)."""
+
+    max_size: int = 64 << 20  # bytes the memory store may hold (bodies and headers)
+    max_object_size: int = 8 << 20  # larger responses stream through uncached
+    collapse: bool = True  # concurrent misses for one key wait for one fetch
+    stale_on_disconnect: bool = False  # serve stale when the upstream cannot be reached
+
+    @classmethod
+    def names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+def cache_settings(value: Any, defaults: Mapping[str, Any] | None = None) -> CacheSettings | None:
+    """The settings a ``cache`` key (true/false or a table) asks for; None when off."""
+    if value is None or value is False:
+        return None
+    table = dict(defaults or {})
+    if isinstance(value, Mapping):
+        table.update({k.replace("-", "_"): v for k, v in value.items()})
+    elif value is not True:
+        raise TypeError(f"cache must be true, false or a table, not {value!r}")
+    unknown = set(table) - CacheSettings.names()
+    if unknown:
+        raise TypeError(f"unknown cache settings: {', '.join(sorted(unknown))}")
+    return CacheSettings(**table)
+
+
+class CacheStats:
+    """Counters for ``/metrics``: what each request got."""
+
+    __slots__ = ("bypass", "hits", "misses", "stale", "stored")
+
+    def __init__(self) -> None:
+        self.hits = 0  # answered from the store, fresh (or stale where allowed)
+        self.misses = 0  # nothing usable stored: fetched
+        self.stale = 0  # a stored response was validated (or served stale)
+        self.bypass = 0  # not a request the cache takes part in
+        self.stored = 0  # responses stored
+
+
+class CacheHandler:
+    """A handler that answers from a store what it can, and asks ``inner`` for the rest."""
+
+    def __init__(
+        self,
+        inner: Handler,
+        *,
+        store: Store | None = None,
+        loop: thor.loop.Loop | None = None,
+        clock: Callable[[], float] = time.time,
+        **settings: Any,
+    ) -> None:
+        self.inner = inner
+        self.settings = s = cache_settings(settings or True) or CacheSettings()
+        self.store: Store = store if store is not None else MemoryStore(s.max_size)
+        self.loop = loop  # the loop it serves on (kept for stores that need timers)
+        self.clock = clock  # wall-clock seconds: compared with Date and Expires
+        self.stats = CacheStats()
+        self.pending: dict[bytes, Fetch] = {}
+
+    # --- the Handler interface -----------------------------------------------------------
+
+    def startup(self, done: Done) -> None:
+        self.inner.startup(done)
+
+    def shutdown(self, done: Done) -> None:
+        self.inner.shutdown(done)
+
+    def samples(self) -> dict[str, int]:
+        """The counters and the stored bytes, as ``/metrics`` shows them."""
+        stats = self.stats
+        return {
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "stale": stats.stale,
+            "bypass": stats.bypass,
+            "stored": stats.stored,
+            "bytes": int(getattr(self.store, "bytes", 0)),
+        }
+
+    def handle(self, exchange: Exchange, request: Request) -> None:
+        method = request.method
+        headers = request.headers
+        if method != _GET and method != _HEAD:
+            self.stats.bypass += 1
+            if method in _SAFE:
+                self.inner.handle(exchange, request)
+            else:
+                key = primary_key(request.scheme, headers, request.target)
+                watcher = _Invalidating(exchange, self, request, key)
+                self.inner.handle(cast(Exchange, watcher), request)
+            return
+        # One pass over the names: most requests carry none of the fields that change what
+        # the cache does, and then nothing more of their header section is read.
+        ranged: list[bytes] = []
+        req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES
+        names = {n.lower() for n, _ in headers}
+        if not names.isdisjoint(_SPECIAL):
+            ranged = get_values(headers, b"range")
+            if _has_body(headers) or (ranged and b"if-range" in names):
+                self.stats.bypass += 1
+                self.inner.handle(exchange, request)
+                return
+            req_cc = request_directives(headers)
+        key = primary_key(request.scheme, headers, request.target)
+        now = self.clock()
+        entry = self._select(key, headers)
+        if ranged:
+            self._range(exchange, request, key, entry, req_cc, now, ranged)
+            return
+        if entry is not None:
+            age = entry.age(now)
+            decision = reuse(req_cc, entry.res_cc, entry.lifetime, age)
+            if decision is _FRESH or decision is _STALE or decision is _SWR:
+                self.stats.hits += 1
+                entry.hits += 1
+                asks = not names.isdisjoint(CONDITIONAL)
+                self.serve(exchange, request, entry, age, b"hit", None, asks)
+                if decision is _SWR and key not in self.pending:
+                    self._fetch(None, exchange, request, key, entry, req_cc)
+                return
+            if b"only-if-cached" in req_cc:
+                self._gateway_timeout(exchange, request)
+                return
+            if self._wait(key, exchange, request):
+                return  # a validation is in flight (when a popular response expires)
+            self.stats.stale += 1
+            self._fetch(exchange, exchange, request, key, entry, req_cc)
+            return
+        if b"only-if-cached" in req_cc:  # RFC 9111 §5.2.1.7
+            self._gateway_timeout(exchange, request)
+            return
+        if b"no-store" in req_cc:  # §5.2.1.5: nothing of this exchange is stored
+            self.stats.bypass += 1
+            self.inner.handle(exchange, request)
+            return
+        if self._wait(key, exchange, request):
+            return
+        self.stats.misses += 1
+        self._fetch(exchange, exchange, request, key, None, req_cc)
+
+    def _range(
+        self,
+        exchange: Exchange,
+        request: Request,
+        key: bytes,
+        entry: Entry | None,
+        req_cc: Mapping[bytes, bytes | None],
+        now: float,
+        ranged: list[bytes],
+    ) -> None:
+        # A range is served from a complete stored 200, or from a stored part that holds
+        # it; otherwise it is fetched with its Range (a single-part 206 is kept).
+        if entry is not None and entry.status == 200 and self._usable(entry, req_cc, now):
+            self.stats.hits += 1
+            self.serve(exchange, request, entry, self._age(entry, now), b"hit", ranged)
+            return
+        part = self._select(key + PART, request.headers)
+        if part is not None and self._usable(part, req_cc, now):
+            held = part_range(part.headers, ranged)
+            if held is not None:
+                self.stats.hits += 1
+                self._serve_part(exchange, request, part, held, self._age(part, now))
+                return
+        if b"only-if-cached" in req_cc:
+            self._gateway_timeout(exchange, request)
+            return
+        self.stats.misses += 1
+        self._fetch(exchange, exchange, request, key, None, req_cc)
+
+    def _wait(self, key: bytes, exchange: Exchange, request: Request) -> bool:
+        """Collapsed forwarding: wait for the fetch in flight for ``key``, if any, and then
+        look again (once: a request never waits twice)."""
+        pending = self.pending.get(key)
+        if pending is None or not self.settings.collapse or "thor.cache" in request.state:
+            return False
+        pending.waiters.append((exchange, request))
+        return True
+
+    # --- reading the store ---------------------------------------------------------------
+
+    def _select(self, key: bytes, headers: Headers) -> Entry | None:
+        """The stored variant this request selects (RFC 9111 §4.1), the newest if several."""
+        best: Entry | None = None
+        for entry in self.store.variants(key):
+            if entry.vary and secondary_key(entry.vary, headers) != entry.secondary:
+                continue
+            if best is None or entry.response_time > best.response_time:
+                best = entry
+        return best
+
+    def _age(self, entry: Entry, now: float) -> float:
+        return entry.age(now)
+
+    def _usable(self, entry: Entry, req_cc: Mapping[bytes, bytes | None], now: float) -> bool:
+        decision = reuse(req_cc, entry.res_cc, entry.lifetime, entry.age(now))
+        return decision is not Reuse.VALIDATE
+
+    def serve(
+        self,
+        exchange: Exchange,
+        request: Request,
+        entry: Entry,
+        age: float,
+        status: bytes,
+        ranged: list[bytes] | None = None,
+        asks: bool | None = None,
+    ) -> None:
+        """Answer from ``entry``: with Age (§5.1), as a 304 if the client's condition holds,
+        as a 206 or 416 if it asked for a range."""
+        out = [
+            *entry.served,
+            (b"Age", b"%d" % age),
+            _HIT if status == b"hit" else cache_status(status),
+        ]
+        if ranged:
+            length = len(entry.body)
+            part = byte_range(ranged, length)
+            if part is False:
+                out += [(b"Content-Range", b"bytes */%d" % length), (b"Content-Length", b"0")]
+                exchange.response_start(416, b"Range Not Satisfiable", out)
+                exchange.response_done([])
+                return
+            if isinstance(part, tuple):
+                first, last = part
+                out += [
+                    (b"Content-Range", b"bytes %d-%d/%d" % (first, last, length)),
+                    (b"Content-Length", b"%d" % (last - first + 1)),
+                ]
+                exchange.response_start(206, b"Partial Content", out)
+                if request.method != _HEAD:
+                    exchange.response_body(entry.body[first : last + 1])
+                exchange.response_done([])
+                return
+        if asks is None:
+            asks = conditional(request.headers)
+        if asks and entry.status == 200 and not_modified(request.headers, entry.headers):
+            exchange.response_start(304, b"Not Modified", out)
+            exchange.response_done([])
+            return
+        if entry.status != 204:  # RFC 9110 §8.6: a 204 has no Content-Length
+            out.append((b"Content-Length", b"%d" % len(entry.body)))
+        exchange.response_start(entry.status, entry.phrase, out)
+        if request.method != _HEAD and entry.body:
+            exchange.response_body(entry.body)
+        exchange.response_done([])
+
+    def _serve_part(
+        self,
+        exchange: Exchange,
+        request: Request,
+        part: Entry,
+        held: tuple[int, int, int, int],
+        age: float,
+    ) -> None:
+        """A range that a stored 206 holds: bytes ``first``-``last`` of ``total``."""
+        first, last, total, offset = held
+        out = [
+            (n, v)
+            for n, v in part.headers
+            if n.lower() not in STRIPPED_ON_SERVE and n.lower() != b"content-range"
+        ]
+        out += [
+            (b"Age", b"%d" % age),
+            cache_status(b"hit"),
+            (b"Content-Range", b"bytes %d-%d/%d" % (first, last, total)),
+            (b"Content-Length", b"%d" % (last - first + 1)),
+        ]
+        exchange.response_start(206, b"Partial Content", out)
+        if request.method != _HEAD:
+            exchange.response_body(part.body[offset : offset + last - first + 1])
+        exchange.response_done([])
+
+    def _gateway_timeout(self, exchange: Exchange, request: Request) -> None:
+        body = b"" if request.method == _HEAD else b"not in the cache (only-if-cached)\n"
+        exchange.response_start(
+            504,
+            b"Gateway Timeout",
+            [
+                (b"Content-Type", b"text/plain"),
+                (b"Content-Length", b"%d" % len(body)),
+                cache_status(b"fwd=miss", b"detail=only-if-cached"),
+            ],
+        )
+        if body:
+            exchange.response_body(body)
+        exchange.response_done([])
+
+    # --- going to the inner handler --------------------------------------------------------
+
+    def _fetch(
+        self,
+        client: Exchange | None,
+        origin: Exchange,
+        request: Request,
+        key: bytes,
+        entry: Entry | None,
+        req_cc: Mapping[bytes, bytes | None],
+    ) -> None:
+        headers = [(n, v) for n, v in request.headers if n.lower() not in CONDITIONAL]
+        headers.append(_CAPABILITY)
+        if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
+            etags = get_values(entry.headers, b"etag")
+            if etags:
+                headers.append((b"If-None-Match", etags[0]))
+            modified = get_values(entry.headers, b"last-modified")
+            if modified:
+                headers.append((b"If-Modified-Since", modified[0]))
+        # A HEAD goes as the GET it stands for: the answer fills (or freshens) the store.
+        upstream = replace(request, method=_GET, headers=headers)
+        fetch = Fetch(self, key, client, origin, request, entry, req_cc, self.clock())
+        if key not in self.pending and not fetch.ranged:  # a range waits for no one
+            self.pending[key] = fetch
+        try:
+            self.inner.handle(cast(Exchange, fetch), upstream)
+        except BaseException:
+            fetch.over = True
+            self.finished(fetch)  # the waiters must not wait for it
+            raise
+        fetch.emit("request_done", [])
+
+    def finished(self, fetch: Fetch) -> None:
+        """A fetch is over, or will store nothing: wake the requests that waited for it."""
+        if self.pending.get(fetch.key) is fetch:
+            del self.pending[fetch.key]
+        waiters, fetch.waiters = fetch.waiters, []
+        for exchange, request in waiters:
+            request.state["thor.cache"] = True  # collapse once: never wait twice
+            self.handle(exchange, request)
+
+    def invalidate(self, keys: list[bytes]) -> int:
+        """Drop the stored responses (and parts) of ``keys``; how many."""
+        return sum(self.store.remove(key) + self.store.remove(key + PART) for key in keys)
+
+
+def _has_body(headers: Headers) -> bool:
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"transfer-encoding" or (lname == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+def _as_bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("latin-1")
+
+
+class _Invalidating:
+    """The client's exchange, watched for the status of an unsafe request (RFC 9111 §4.4).
+
+    A POST response that names its own URL in Content-Location, with explicit freshness,
+    is also what a GET of that URL would get (RFC 9110 §9.3.3): it is kept for them.
+    """
+
+    def __init__(self, exchange: Any, cache: CacheHandler, request: Request, key: bytes) -> None:
+        self._exchange = exchange
+        self._cache = cache
+        self._request = request
+        self._key = key
+        self._parts: list[bytes] | None = None
+        self._head: tuple[int, bytes, Headers, float] | None = None
+        self._size = 0
+        self._sent = cache.clock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._exchange, name)
+
+    def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
+        headers = list(headers)
+        fields = [(_as_bytes(n), _as_bytes(v)) for n, v in headers]
+        code = int(status)
+        request = self._request
+        cache = self._cache
+        cache.invalidate(invalidated(request.method, code, self._key, fields))
+        if request.method == b"POST" and self._reusable(code, fields):
+            self._parts = []
+            self._head = (code, _as_bytes(phrase), fields, cache.clock())
+        self._exchange.response_start(status, phrase, headers)
+
+    def _reusable(self, code: int, fields: Headers) -> bool:
+        res_cc = response_directives(fields)
+        explicit = b"max-age" in res_cc or b"s-maxage" in res_cc or get_values(fields, b"expires")
+        located = [
+            primary_key(self._request.scheme, self._request.headers, v.strip())
+            if v.strip()[:1] == b"/"
+            else primary_key("http", [], v.strip())
+            for v in get_values(fields, b"content-location")
+        ]
+        return (
+            bool(explicit)
+            and located == [self._key]
+            and storable(_GET, code, self._request.headers, fields, None, res_cc)
+        )
+
+    def response_body(self, chunk: bytes) -> None:
+        if self._parts is not None:
+            self._size += len(chunk)
+            if self._size > self._cache.settings.max_object_size:
+                self._parts = None
+            else:
+                self._parts.append(chunk)
+        self._exchange.response_body(chunk)
+
+    def response_done(self, trailers: Any = None, close: bool = False) -> None:
+        if self._parts is not None and self._head is not None:
+            code, phrase, fields, received = self._head
+            names = vary_names(fields)
+            entry = Entry(
+                self._key,
+                names,
+                secondary_key(names, self._request.headers),
+                code,
+                phrase,
+                fields,
+                b"".join(self._parts),
+                self._sent,
+                received,
+            )
+            if self._cache.store.put(entry):
+                self._cache.stats.stored += 1
+        self._parts = None
+        self._exchange.response_done(trailers or [], close)

@@ -1,0 +1,235 @@
+"""Which stored response a request selects, and how stored responses change: pure functions.
+
+- :func:`primary_key`: the target URI (RFC 9111 §2), scheme and authority included;
+- :func:`vary_names`, :func:`secondary_key`: §4.1's secondary key, the request's values of
+  the fields a response's Vary names, normalised (lines combined, whitespace around list
+  commas removed), so requests that differ only in spelling share one response;
+- :func:`freshen`: §3.2 / §4.3.4, a stored response's header section updated from a 304;
+- :func:`invalidated`: §4.4, the URIs an unsafe request makes stale;
+- :func:`not_modified`: RFC 9110 §13.1.1, §13.1.3, §13.2.2: does a stored response satisfy the
+  client's own conditional request (then the cache answers 304 itself);
+- :func:`byte_range`: the range a Range field asks of a stored response (RFC 9110 §14.2);
+- :func:`cache_status`: the Cache-Status field (RFC 9211).
+"""
+
+from __future__ import annotations
+
+import re
+
+from thor.http.headers import get_values
+from thor_gateway.cache.rules import parse_http_date, strip_names
+
+__all__ = [
+    "CONDITIONAL",
+    "SecondaryKey",
+    "byte_range",
+    "cache_status",
+    "freshen",
+    "invalidated",
+    "not_modified",
+    "primary_key",
+    "secondary_key",
+    "validators_match",
+    "vary_names",
+]
+
+Headers = list[tuple[bytes, bytes]]
+SecondaryKey = tuple[tuple[bytes, bytes | None], ...]
+# Fields whose values are lists of case-insensitive tokens with weights (RFC 9110 §12.5:
+# codings, charsets, language tags, media types): normalised further (below).
+_PARAM_BLANKS = re.compile(rb"[ \t]*([;=])[ \t]*")
+_CASELESS = frozenset({b"accept", b"accept-charset", b"accept-encoding", b"accept-language"})
+
+# Request fields the cache takes off a request it forwards to fill itself, and evaluates
+# against the response instead (so the stored response is a whole one).
+CONDITIONAL = frozenset({b"if-none-match", b"if-modified-since", b"if-match", b"if-range"})
+
+# §3.1: fields a cache does not store or update from a newer response: hop-by-hop fields
+# (RFC 9110 §7.6.1), and, for a 304, Content-Length (§3.2: it describes the 304's own empty
+# body, not the stored one).
+_NOT_UPDATED = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"trailer",
+        # and what describes the stored content itself, which a 304 does not replace:
+        # its length, coding, digest, range and entity tag (http-cache-tests agrees).
+        b"content-length",
+        b"content-encoding",
+        b"content-md5",
+        b"content-range",
+        b"etag",
+    }
+)
+
+
+def primary_key(scheme: str, headers: Headers, target: bytes) -> bytes:
+    """The target URI: ``scheme://host/path?query`` (the authority lower-cased)."""
+    lowered = target[:8].lower()
+    if lowered.startswith((b"http://", b"https://")):
+        scheme_part, _, rest = target.partition(b"://")
+        authority, slash, path = rest.partition(b"/")
+        return scheme_part.lower() + b"://" + authority.lower() + slash + path
+    hosts = get_values(headers, b"host")
+    host = hosts[0].strip().lower() if hosts else b""
+    return scheme.encode("ascii") + b"://" + host + target
+
+
+def vary_names(headers: Headers) -> tuple[bytes, ...]:
+    """The lower-cased names a response's Vary lists, sorted, without duplicates."""
+    return tuple(sorted(set(strip_names(get_values(headers, b"vary")))))
+
+
+def secondary_key(names: tuple[bytes, ...], request_headers: Headers) -> SecondaryKey:
+    """The request's normalised value of each field ``names`` lists (None when absent)."""
+    out: list[tuple[bytes, bytes | None]] = []
+    for name in names:
+        values = get_values(request_headers, name)
+        if not values:
+            out.append((name, None))
+            continue
+        members = [m.strip(b" \t") for v in values for m in v.split(b",")]
+        if name in _CASELESS:
+            # Case, the order of the members and blanks around ";" and "=" carry no meaning
+            # in these (preference is in the q parameters, RFC 9110 §12.4.2).
+            members = sorted(_PARAM_BLANKS.sub(rb"\1", m.lower()) for m in members)
+        out.append((name, b",".join(m for m in members if m)))
+    return tuple(out)
+
+
+def freshen(stored: Headers, fresh: Headers) -> Headers:
+    """The stored header section updated from a 304 (or HEAD) response (RFC 9111 §3.2).
+
+    Each field of the new response replaces the stored field of that name; stored fields it
+    does not name are kept.  Fields the new response's Connection names are not taken.
+    """
+    skip = _NOT_UPDATED | set(strip_names(get_values(fresh, b"connection")))
+    incoming = [(n, v) for n, v in fresh if n.lower() not in skip]
+    replaced = {n.lower() for n, _ in incoming}
+    return [(n, v) for n, v in stored if n.lower() not in replaced] + incoming
+
+
+def validators_match(stored: Headers, fresh: Headers) -> bool:
+    """RFC 9111 §4.3.4: does a 304 describe this stored response?
+
+    A strong ETag in the 304 selects stored responses with the same one; without an ETag
+    a Last-Modified must match when both have one.
+    """
+    new_tags = get_values(fresh, b"etag")
+    old_tags = get_values(stored, b"etag")
+    if new_tags:
+        return bool(old_tags) and _opaque(old_tags[0]) == _opaque(new_tags[0])
+    new_lm = get_values(fresh, b"last-modified")
+    old_lm = get_values(stored, b"last-modified")
+    if new_lm and old_lm:
+        return parse_http_date(new_lm[0]) == parse_http_date(old_lm[0])
+    return True
+
+
+def _opaque(tag: bytes) -> bytes:
+    tag = tag.strip()
+    return tag[2:] if tag[:2] == b"W/" else tag
+
+
+def invalidated(method: bytes, status: int, key: bytes, response_headers: Headers) -> list[bytes]:
+    """The primary keys an unsafe request's response makes stale (RFC 9111 §4.4).
+
+    Only a non-error response (2xx, 3xx) invalidates; Location and Content-Location count
+    when they share the target's origin (a cache MUST NOT invalidate another origin's URIs
+    on its word, §4.4).
+    """
+    if method in (b"GET", b"HEAD", b"OPTIONS", b"TRACE") or not 200 <= status < 400:
+        return []
+    origin_end = key.find(b"/", key.find(b"://") + 3)
+    origin = key if origin_end < 0 else key[:origin_end]
+    keys = [key]
+    for name in (b"location", b"content-location"):
+        for value in get_values(response_headers, name):
+            uri = _resolve(origin, key, value.strip())
+            if uri is not None and uri.startswith(origin + b"/") and uri not in keys:
+                keys.append(uri)
+    return keys
+
+
+def _resolve(origin: bytes, key: bytes, reference: bytes) -> bytes | None:
+    if b"://" in reference[:10]:
+        scheme, _, rest = reference.partition(b"://")
+        authority, slash, path = rest.partition(b"/")
+        return scheme.lower() + b"://" + authority.lower() + slash + path
+    if reference.startswith(b"//"):
+        return None  # another authority, or the same one spelled oddly: not trusted
+    if reference.startswith(b"/"):
+        return origin + reference
+    if not reference:
+        return None
+    base = key.partition(b"?")[0]
+    return base[: base.rfind(b"/") + 1] + reference
+
+
+def _weak_match(a: bytes, b: bytes) -> bool:
+    return _opaque(a) == _opaque(b)
+
+
+def not_modified(request_headers: Headers, stored: Headers) -> bool:
+    """Does the stored response let the cache answer the client's conditional GET with 304?
+
+    If-None-Match (weak comparison, RFC 9110 §13.1.2) decides when present; otherwise
+    If-Modified-Since against the stored Last-Modified (§13.1.3).
+    """
+    inm = get_values(request_headers, b"if-none-match")
+    if inm:
+        tags = [t.strip() for v in inm for t in v.split(b",") if t.strip()]
+        if b"*" in tags:
+            return True
+        etags = get_values(stored, b"etag")
+        return bool(etags) and any(_weak_match(etags[0], t) for t in tags)
+    ims = get_values(request_headers, b"if-modified-since")
+    if ims:
+        since = parse_http_date(ims[0])
+        # RFC 9110 §13.1.3: a cache may compare with the stored Date when there is no
+        # Last-Modified.
+        modified = get_values(stored, b"last-modified") or get_values(stored, b"date")
+        when = parse_http_date(modified[0]) if modified else None
+        return since is not None and when is not None and when <= since
+    return False
+
+
+def byte_range(values: list[bytes], length: int) -> tuple[int, int] | bool | None:
+    """The one byte range a Range field asks of a ``length``-byte representation.
+
+    RFC 9110 §14.2: ``(first, last)`` inclusive; False when unsatisfiable (416); None when
+    the field is to be ignored and the whole response sent (another unit, a malformed
+    spec, or several ranges, which this cache does not assemble).
+    """
+    if len(values) != 1:
+        return None
+    unit, _, spec = values[0].partition(b"=")
+    if unit.strip().lower() != b"bytes" or b"," in spec:
+        return None
+    first, dash, last = spec.strip().partition(b"-")
+    if not dash:
+        return None
+    if not first:  # a suffix: the last N bytes
+        if not last.isdigit():
+            return None
+        count = int(last)
+        return (max(0, length - count), length - 1) if count and length else False
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    if last and int(last) < start:
+        return None  # invalid: ignored (§14.1.1)
+    if start >= length:
+        return False
+    return (start, min(int(last), length - 1) if last else length - 1)
+
+
+def cache_status(*params: bytes) -> tuple[bytes, bytes]:
+    """The Cache-Status field naming this cache, ``thor`` (RFC 9211 §2)."""
+    return (b"Cache-Status", b"; ".join((b"thor", *params)))

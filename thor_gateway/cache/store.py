@@ -1,0 +1,150 @@
+"""Where responses are kept: the :class:`Store` interface and the in-memory store.
+
+A store maps a primary key (the target URI) to its variants, each a stored response with
+its secondary key (RFC 9111 §4.1).  The cache handler asks ``variants(key)`` and picks the
+one whose secondary key matches; it ``put``s a whole response once its body is complete,
+and ``remove``s a primary key (all its variants) on invalidation or purge.
+
+:class:`MemoryStore` keeps a byte budget: each entry counts its body and header bytes, and
+the least recently used entries go when a new one would overflow it (LRU, by
+``OrderedDict.move_to_end`` on every hit).  Another store (on disk, shared by workers, or
+across machines) implements the same four methods.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from thor_gateway.cache.keys import SecondaryKey
+from thor_gateway.cache.rules import (
+    Fields,
+    current_age,
+    freshness_lifetime,
+    response_directives,
+)
+
+__all__ = ["Entry", "MemoryStore", "Store"]
+
+Headers = list[tuple[bytes, bytes]]
+# The cache writes these itself when it serves a stored response.
+_NOT_SERVED = frozenset({b"age", b"content-length", b"transfer-encoding"})
+
+
+@dataclass(slots=True)
+class Entry:
+    """One stored response and what RFC 9111 needs to know about it."""
+
+    key: bytes  # the primary key
+    vary: tuple[bytes, ...]  # the names the response's Vary lists
+    secondary: SecondaryKey  # the request's values of those names
+    status: int
+    phrase: bytes
+    headers: Headers
+    body: bytes
+    request_time: float  # when the request that got it was sent (§4.2.3)
+    response_time: float  # when its head arrived
+    hits: int = 0
+    size: int = field(init=False)
+    # Worked out once, so that a hit parses nothing of the stored header section:
+    res_cc: dict[bytes, bytes | None] = field(init=False)  # its directives
+    lifetime: float = field(init=False)  # its freshness lifetime (RFC 9111 §4.2.1)
+    initial_age: float = field(init=False)  # its age when received (§4.2.3)
+    served: Headers = field(init=False)  # the fields it is served with, Age and length aside
+
+    def __post_init__(self) -> None:
+        headers = self.headers
+        self.size = len(self.body) + sum(len(n) + len(v) + 4 for n, v in headers) + 256
+        indexed = Fields(headers)
+        self.res_cc = response_directives(indexed)
+        self.lifetime = freshness_lifetime(self.status, indexed, self.response_time, self.res_cc)
+        received = self.response_time
+        self.initial_age = current_age(indexed, self.request_time, received, received)
+        self.served = [(n, v) for n, v in headers if n.lower() not in _NOT_SERVED]
+
+    def age(self, now: float) -> float:
+        """Its current age (§4.2.3): the age it arrived with and the time it has been here."""
+        resident = now - self.response_time
+        return self.initial_age + resident if resident > 0 else self.initial_age
+
+
+class Store(Protocol):
+    """The storage a :class:`~thor_gateway.cache.handler.CacheHandler` uses."""
+
+    def variants(self, key: bytes) -> list[Entry]:
+        """The stored responses for ``key`` (empty when none); marks them recently used."""
+
+    def put(self, entry: Entry) -> bool:
+        """Store ``entry``, replacing the variant with its secondary key; False if too big."""
+
+    def remove(self, key: bytes) -> int:
+        """Drop every variant of ``key``; how many there were."""
+
+    def purge(self, prefix: bytes) -> int:
+        """Drop every entry whose key starts with ``prefix``; how many."""
+
+
+class MemoryStore:
+    """Entries in memory within ``max_bytes``, least recently used evicted first."""
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evictions = 0
+        # (primary, secondary) -> entry, in use order (oldest first)
+        self._entries: OrderedDict[tuple[bytes, SecondaryKey], Entry] = OrderedDict()
+        self._by_key: dict[bytes, list[SecondaryKey]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(list(self._entries.values()))
+
+    def variants(self, key: bytes) -> list[Entry]:
+        secondaries = self._by_key.get(key)
+        if not secondaries:
+            return []
+        entries = self._entries
+        found = []
+        for secondary in secondaries:
+            slot = (key, secondary)
+            entries.move_to_end(slot)
+            found.append(entries[slot])
+        return found
+
+    def put(self, entry: Entry) -> bool:
+        if entry.size > self.max_bytes:
+            return False
+        slot = (entry.key, entry.secondary)
+        old = self._entries.pop(slot, None)
+        if old is not None:
+            self.bytes -= old.size
+        else:
+            self._by_key.setdefault(entry.key, []).append(entry.secondary)
+        self._entries[slot] = entry
+        self.bytes += entry.size
+        while self.bytes > self.max_bytes:
+            (key, secondary), victim = self._entries.popitem(last=False)
+            self._forget(key, secondary, victim)
+            self.evictions += 1
+        return True
+
+    def _forget(self, key: bytes, secondary: SecondaryKey, entry: Entry) -> None:
+        self.bytes -= entry.size
+        secondaries = self._by_key[key]
+        secondaries.remove(secondary)
+        if not secondaries:
+            del self._by_key[key]
+
+    def remove(self, key: bytes) -> int:
+        secondaries = self._by_key.pop(key, [])
+        for secondary in secondaries:
+            self.bytes -= self._entries.pop((key, secondary)).size
+        return len(secondaries)
+
+    def purge(self, prefix: bytes) -> int:
+        keys = [k for k in self._by_key if k.startswith(prefix)]
+        return sum(self.remove(k) for k in keys)
