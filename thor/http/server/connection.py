@@ -38,7 +38,22 @@ from thor.http.server.exchange import (
 )
 from thor.tcp import ConnState, TcpConnection
 
-__all__ = ["HttpServerConnection", "ServerOwner", "Wait"]
+__all__ = ["HttpServerConnection", "ServerOwner", "Wait", "h2c_upgrade_fields"]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
+
+# RFC 9113 §8.2.2 (and the fields RFC 7540 §3.2 spends on the upgrade itself).
+_HOP = frozenset(
+    (
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+        b"http2-settings",
+        b"te",
+    )
+)
 
 log = logging.getLogger("thor.http.server")
 
@@ -56,8 +71,18 @@ class ServerOwner(ServerSide, Protocol):
     max_fields: int
     max_body_size: int | None
 
+    h2c: bool
+    h2c_upgrade: bool
+    draining: bool
+
     def emit(self, event: str, *args: Any) -> None: ...
     def connection_closed(self, conn: Any) -> None: ...
+    def switch_to_h2(
+        self,
+        old: Any,
+        received: bytes,
+        upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None,
+    ) -> None: ...
 
 
 class Wait(enum.Enum):
@@ -118,7 +143,8 @@ class HttpServerConnection(EventEmitter):
         self._timer: thor.loop.ScheduledEvent | None = self.loop.schedule(
             server.idle_timeout, self._on_timer
         )
-        tcp_conn.on("data", self._on_data)
+        # The first read goes through _on_first_data (h2c prior knowledge), later ones not.
+        tcp_conn.on("data", self._on_first_data)
         tcp_conn.on("close", self._on_peer_close)
         tcp_conn.on("disconnect", self._on_disconnect)
         tcp_conn.on("pause", self._on_output_pause)
@@ -163,6 +189,19 @@ class HttpServerConnection(EventEmitter):
             self.abort(ClientGoneError("response not read in time"))
 
     # -------------------------------------------------------------- input
+
+    def _on_first_data(self, data: bytes) -> None:
+        """The connection's first bytes: the HTTP/2 preface (h2c with prior knowledge, RFC
+        9113 §3.3) hands it to HTTP/2; anything else is HTTP/1.1, read by ``_on_data`` from
+        now on (so the check costs once per connection, never per request)."""
+        tcp_conn = self.tcp_conn
+        tcp_conn.remove_listener("data", self._on_first_data)
+        tcp_conn.on("data", self._on_data)
+        if data[:4] == b"PRI " and self.server.h2c and PREFACE.startswith(data[:24]):
+            self.server.switch_to_h2(self, data)
+            self.detach()
+            return
+        self._on_data(data)
 
     def _on_data(self, data: bytes) -> None:
         self.protocol.receive_data(data)
@@ -234,6 +273,9 @@ class HttpServerConnection(EventEmitter):
             # No body: the request is whole already, so a handler may answer from
             # request_start and keep the connection (request_done still follows).
             exchange.req_complete = True
+            # An Upgrade request (the parser holds what follows it): maybe h2c.
+            if self.parser.state is _PARSER_HELD and self._upgrade_to_h2c(exchange, head):
+                return
         if framing is _FRAMING_LENGTH or framing is _FRAMING_CHUNKED:
             self.expect(_BODY, self.server.body_timeout)
         else:
@@ -260,6 +302,30 @@ class HttpServerConnection(EventEmitter):
             return
         if protocol.state is _EXPECTING and not self._body_paused:
             self.write(protocol.send_continue())  # RFC 9110 §10.1.1
+
+    def _upgrade_to_h2c(self, exchange: HttpServerExchange, head: RequestHead) -> bool:
+        """``Upgrade: h2c`` with one ``HTTP2-Settings`` (RFC 7540 §3.2): answer 101 and
+        serve the connection as HTTP/2, the request becoming stream 1.  Requests with a
+        body keep HTTP/1.1 (the server may ignore Upgrade, RFC 9110 §7.8)."""
+        server = self.server
+        if not server.h2c_upgrade or server.draining:
+            return False
+        fields = h2c_upgrade_fields(head)
+        if fields is None:
+            return False
+        settings, h2_fields = fields
+        self.protocol.end_request()
+        self._reading = None
+        exchange.response_start(
+            101, b"Switching Protocols", [(b"Connection", b"Upgrade"), (b"Upgrade", b"h2c")]
+        )
+        switched = exchange.take_over()
+        try:
+            server.switch_to_h2(self, switched.leftover, (settings, h2_fields))
+        except Exception as err:  # a bad HTTP2-Settings: too late for HTTP/1.1 (101 sent)
+            log.info("h2c upgrade from %r failed: %s", self.tcp_conn.address, err)
+            self.tcp_conn.abort()
+        return True
 
     def _request_done(self, trailers: Any) -> None:
         exchange = self._reading
@@ -460,9 +526,44 @@ class HttpServerConnection(EventEmitter):
         self.flush()
         self.tcp_conn.close()
 
+    def drain(self) -> None:
+        """Graceful shutdown began: close now if idle after a request, else after the
+        exchange in progress (``exchange_finished`` reads ``server.draining``)."""
+        if self.is_idle and self.served:
+            self.close()
+
     def abort(self, err: error.HttpError | None) -> None:
         """Close at once; the current exchange, if any, gets ``error``."""
         self.protocol.close()
         self._out.clear()
         self.tcp_conn.abort()
         del err
+
+
+def h2c_upgrade_fields(head: RequestHead) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+    """For a request asking ``Upgrade: h2c`` with one ``HTTP2-Settings`` (RFC 7540 §3.2):
+    the settings value and the request as HTTP/2 fields (pseudo-headers first, names
+    lowercase, connection fields left out); None for any other request."""
+    upgrade = settings = None
+    rest: list[tuple[bytes, bytes]] = []
+    host = b""
+    for name, value in head.headers:
+        lname = name.lower()
+        if lname == b"upgrade":
+            upgrade = value
+        elif lname == b"http2-settings":
+            if settings is not None:
+                return None
+            settings = value.strip()
+        elif lname == b"host":
+            host = value
+        elif lname not in _HOP:
+            rest.append((lname, value))
+    if upgrade is None or settings is None:
+        return None
+    if b"h2c" not in [token.strip().lower() for token in upgrade.split(b",")]:
+        return None
+    pseudo = [(b":method", head.method), (b":scheme", b"http"), (b":path", head.target)]
+    if host:
+        pseudo.append((b":authority", host))
+    return settings, pseudo + rest
