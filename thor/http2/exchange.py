@@ -220,7 +220,7 @@ class H2Exchange(EventEmitter):
             return
         if self.started:
             raise error.OutputStateError("response_start() called twice")
-        code = status if status.__class__ is int else int(status)  # type: ignore[call-overload]
+        code = status if status.__class__ is int else int(status)
         self.started = True
         self.res_status = code
         fields = response_fields(code, headers, self.http_conn.server_fields(headers))
@@ -328,7 +328,7 @@ class H2Exchange(EventEmitter):
             return
         if self.started:
             raise error.OutputStateError("response_start() called twice")
-        code = status if status.__class__ is int else int(status)  # type: ignore[call-overload]
+        code = status if status.__class__ is int else int(status)
         self.started = self.res_done = True
         self.res_status = code
         fields = response_fields(code, headers, self.http_conn.server_fields(headers))

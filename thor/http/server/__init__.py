@@ -14,9 +14,10 @@ import it, ``thor.events``, ``thor.loop``, ``thor.tcp`` (``thor.tls`` lazily) an
 
 from thor.http.server.connection import HttpServerConnection
 from thor.http.server.exchange import ClientGoneError, HttpServerExchange, SwitchedConnection
-from thor.http.server.server import HTTP11, HttpServer, ProtocolConnection
+from thor.http.server.server import H2, HTTP11, HttpServer, ProtocolConnection
 
 __all__ = [
+    "H2",
     "HTTP11",
     "ClientGoneError",
     "HttpServer",
