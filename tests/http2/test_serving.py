@@ -193,11 +193,12 @@ def test_tls_offers_h2_by_alpn(tls: tuple[ssl.SSLContext, trustme.CA, Path]) -> 
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     client_context.set_alpn_protocols(["h2", "http/1.1"])
-    with ServerThread(handler, tls_context=context) as srv:
-        with H2Client(srv.port, tls=client_context) as client:
-            assert client.sock.selected_alpn_protocol() == "h2"
-            assert client.get("/").body == b"secure"
-        # http2=False: only http/1.1 is offered.
+    with (
+        ServerThread(handler, tls_context=context) as srv,
+        H2Client(srv.port, tls=client_context) as client,
+    ):
+        assert client.sock.selected_alpn_protocol() == "h2"
+        assert client.get("/").body == b"secure"
     assert seen == [("https", "h2")]
 
 
@@ -288,4 +289,5 @@ def test_an_idle_connection_gets_goaway_then_closes() -> None:
     with ServerThread(hello, idle_timeout=0.2) as srv, H2Client(srv.port) as client:
         client.get("/")
         client.read_until_closed(5)
-    assert client.goaway is not None and client.goaway.error_code == 0
+    assert client.goaway is not None
+    assert client.goaway.error_code == 0
