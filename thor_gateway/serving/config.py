@@ -211,6 +211,18 @@ class Settings:
         kind=Kind.PATH,
         metavar="PATH",
     )
+    http2: bool = _opt(
+        True,
+        "--http2",
+        help="Offer HTTP/2 over TLS by ALPN (h2, then http/1.1); --no-http2: HTTP/1.1 only.",
+        kind=Kind.BOOL,
+    )
+    h2c: bool = _opt(
+        True,
+        "--h2c",
+        help="Serve cleartext HTTP/2: prior knowledge and Upgrade: h2c; --no-h2c: neither.",
+        kind=Kind.BOOL,
+    )
     workers: int = _opt(
         1,
         "-w",

@@ -130,6 +130,9 @@ def server_limits(settings: Settings) -> dict[str, Any]:
         "max_field_section": settings.limit_request_field_size,
         "max_fields": settings.limit_request_fields,
         "max_body_size": settings.max_body_size or None,
+        "http2": settings.http2,
+        "h2c": settings.h2c,
+        "h2c_upgrade": settings.h2c,
     }
 
 
