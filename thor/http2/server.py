@@ -169,7 +169,7 @@ class H2ServerConnection(EventEmitter):
                 has_server = has_server or lname in (b"server", "server")
         extra = self.server.extra_fields(has_date, has_server)
         cached = self._extra
-        if cached[0] is not extra:
+        if cached[0] != extra:  # the Date line changes once a second
             cached = self._extra = (extra, _server_field_lines(extra))
         return cached[1]
 
