@@ -119,8 +119,9 @@ def main() -> None:
             sys.exit(f"{tool} is missing (apt-get install nghttp2-client util-linux)")
     results: dict[tuple[str, str], float] = {}
     cpu: dict[tuple[str, str], float] = {}
-    port = free_port()
-    for name, command in servers(port, args.venv).items():
+    for name in servers(0, args.venv):
+        port = free_port()
+        command = servers(port, args.venv)[name]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         process = subprocess.Popen(
             ["taskset", "-c", "0", *command],
@@ -148,7 +149,6 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(10)
-        port = free_port()
     names = sorted({name for name, _ in results})
     for ours in ("thor-native", "gateway-asgi"):
         for other in names:

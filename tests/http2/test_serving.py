@@ -291,3 +291,30 @@ def test_an_idle_connection_gets_goaway_then_closes() -> None:
         client.read_until_closed(5)
     assert client.goaway is not None
     assert client.goaway.error_code == 0
+
+
+def test_a_head_response_carries_no_data() -> None:
+    def handler(ex: Any) -> None:
+        ex.respond(200, "OK", [("content-length", "5")], b"hello")
+
+    with ServerThread(handler) as srv, H2Client(srv.port) as client:
+        head = client.get("/", method="HEAD")
+        get = client.get("/")
+    assert (b"content-length", b"5") in head.headers
+    assert head.body == b""
+    assert get.body == b"hello"
+
+
+def test_a_streamed_piece_goes_out_before_the_response_ends() -> None:
+    """response_body holds its piece only until the end of the loop iteration."""
+
+    def handler(ex: Any) -> None:
+        ex.response_start(200, "OK", [])
+        ex.response_body(b"first")
+        ex.loop.schedule(0.5, ex.response_done)
+
+    with ServerThread(handler) as srv, H2Client(srv.port) as client:
+        sid = client.request("/")
+        client.wait(lambda: client.responses[sid].body == b"first")
+        assert not client.responses[sid].ended
+        client.wait(lambda: client.responses[sid].ended)

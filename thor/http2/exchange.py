@@ -53,6 +53,7 @@ class StreamOwner(Protocol):
     server: Any
 
     def changed(self) -> None: ...
+    def hold(self, exchange: H2Exchange) -> None: ...
     def stream_finished(self, exchange: H2Exchange) -> None: ...
     def blocked(self, exchange: H2Exchange, blocked: bool) -> None: ...
     def acknowledge(self, length: int, stream_id: int) -> None: ...
@@ -94,13 +95,30 @@ def request_head(fields: Fields) -> tuple[bytes, bytes, Fields]:
     return method, path, headers
 
 
+# Response field names as sent (bytes or str) -> the HTTP/2 name, or b"" for a dropped one;
+# applications use a handful of names, so the memo stays small (and is bounded anyway).
+_NAMES: dict[bytes | str, bytes] = {}
+
+
+def _h2_name(name: bytes | str) -> bytes:
+    lname = _as_bytes(name).lower()
+    if lname in CONNECTION_SPECIFIC:
+        lname = b""
+    if len(_NAMES) < 4096:
+        _NAMES[name] = lname
+    return lname
+
+
 def response_fields(status: int, headers: AnyHeaders, extra: Fields) -> Fields:
     """The HTTP/2 response head: ``:status``, lowercase names, no connection fields."""
     out: Fields = [(b":status", b"%d" % status)]
+    names = _NAMES
     for name, value in headers:
-        lname = _as_bytes(name).lower()
-        if lname not in CONNECTION_SPECIFIC:
-            out.append((lname, _as_bytes(value)))
+        lname = names.get(name)
+        if lname is None:
+            lname = _h2_name(name)
+        if lname:
+            out.append((lname, value if value.__class__ is bytes else _as_bytes(value)))
     out.extend(extra)
     return out
 
@@ -120,6 +138,7 @@ class H2Exchange(EventEmitter):
     expect_continue = False
     persistent = True
     body_paused = False
+    no_content = False  # a response to HEAD, or 204 / 304: no DATA may follow
 
     def __init__(self, conn: StreamOwner, stream_id: int, fields: Fields) -> None:
         EventEmitter.__init__(self)
@@ -132,6 +151,7 @@ class H2Exchange(EventEmitter):
         self.last_progress = self.start_time  # request body progress (body timeout)
         self.blocked_since = 0.0  # when the peer's window closed on our output; 0: open
         self._pending: list[bytes] = []  # response body waiting for the peer's window
+        self._tail: bytes | None = None  # the latest body piece, held (see response_body)
         self._pending_size = 0
         self._end: Fields | None = None  # the response's end, once asked: trailers or []
         self._held: list[tuple[bytes, int]] = []  # request body held by pause_request_body
@@ -223,6 +243,8 @@ class H2Exchange(EventEmitter):
         code = status if status.__class__ is int else int(status)
         self.started = True
         self.res_status = code
+        if self.method == b"HEAD" or code == 204 or code == 304:
+            self.no_content = True  # RFC 9110 §6.4.1: whatever the app writes is dropped
         fields = response_fields(code, headers, self.http_conn.server_fields(headers))
         self.res_hdrs = fields
         self._send_head(fields, False)
@@ -235,29 +257,55 @@ class H2Exchange(EventEmitter):
         self.http_conn.changed()
 
     def response_body(self, chunk: bytes) -> None:
+        """Send a piece of the body.  The latest piece is held until the end of this loop
+        iteration (or ``response_done``, which then ends the stream in the same DATA frame)."""
         if self.finished or not chunk:
             return
         if not self.started:
             raise error.OutputStateError("response_body() before response_start()")
+        if self.no_content:
+            return
         self.res_bytes += len(chunk)
         if self._pending:
             self._pending.append(chunk)
             self._pending_size += len(chunk)
             return
-        self._send(chunk)
+        tail = self._tail
+        self._tail = chunk
+        if tail is None:
+            self.http_conn.hold(self)
+        else:
+            self._send(tail)  # if the window closes, ``chunk`` waits behind the rest
 
-    def _send(self, chunk: bytes) -> None:
-        """Send what the windows allow; keep the rest and pause the producer."""
+    def release(self) -> None:
+        """The connection flushes: send the held piece (the stream stays open)."""
+        tail = self._tail
+        if tail is not None and not self.finished:
+            self._tail = None
+            self._send(tail)
+
+    def _send(self, chunk: bytes, end: bool = False) -> bool:
+        """Send what the windows allow; keep the rest and pause the producer.  True when
+        all of ``chunk`` went (and with ``end``, the stream ended with it)."""
         conn = self.http_conn
         try:
-            sent = conn.h2.send_data(self.stream_id, chunk)
+            sent = conn.h2.send_data(self.stream_id, chunk, end)
         except LocalProtocolError:
-            return
+            return True  # the stream is gone: nothing to keep
         conn.changed()
         if sent < len(chunk):
-            self._pending.append(chunk[sent:] if sent else chunk)
+            pending = self._pending
+            pending.append(chunk[sent:] if sent else chunk)
             self._pending_size += len(chunk) - sent
+            held = self._tail
+            if held is not None:  # the piece after this one waits behind it
+                self._tail = None
+                pending.append(held)
+                self._pending_size += len(held)
+            # Last, as listeners of ``pause`` may write or end the response meanwhile.
             conn.blocked(self, True)
+            return False
+        return True
 
     def window_opened(self) -> bool:
         """The peer's window grew: send what waits.  True once nothing waits."""
@@ -267,11 +315,11 @@ class H2Exchange(EventEmitter):
         data = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
         self._pending_size = 0
-        self._send(data)
-        if self._pending:
+        end = self._end
+        if not self._send(data, end == []):
             return False
-        if self._end is not None:
-            self._finish_response(self._end)
+        if end is not None:
+            self._finish_response(end, end == [])
         return True
 
     @property
@@ -289,18 +337,27 @@ class H2Exchange(EventEmitter):
             raise error.OutputStateError("response_done() before response_start()")
         self.res_done = True
         fields = [(_as_bytes(n).lower(), _as_bytes(v)) for n, v in trailers] if trailers else []
-        if self._pending:
+        tail = self._tail
+        if tail is not None:
+            self._tail = None
+            if not self._send(tail, not fields):  # the last piece ends the stream
+                self._end = fields
+                return
+            ended = not fields
+        elif self._pending:
             self._end = fields  # sent when the window lets the body out
             return
-        self._finish_response(fields)
+        else:
+            ended = False
+        self._finish_response(fields, ended)
 
-    def _finish_response(self, trailers: Fields) -> None:
+    def _finish_response(self, trailers: Fields, ended: bool = False) -> None:
         conn = self.http_conn
         h2 = conn.h2
         try:
             if trailers:
                 h2.send_trailers(self.stream_id, trailers)
-            else:
+            elif not ended:
                 h2.send_data(self.stream_id, b"", end_stream=True)
             if not self.req_complete and self.stream_id in h2.streams:
                 # §8.1: a response before the whole request; the rest is not wanted.
@@ -322,8 +379,26 @@ class H2Exchange(EventEmitter):
             return
         if body:
             self.response_start(status, phrase, headers)
+            if self.no_content or self.finished:
+                self.response_done()
+                return
             self.res_bytes += len(body)
-            self._send(body)
+            conn = self.http_conn
+            try:
+                sent = conn.h2.send_data(self.stream_id, body, end_stream=True)
+            except LocalProtocolError:
+                sent = -1
+            conn.changed()
+            if sent == len(body):  # the body and the end in one DATA frame
+                self.res_done = True
+                if not self.req_complete and self.stream_id in conn.h2.streams:
+                    conn.h2.reset_stream(self.stream_id, ErrorCode.NO_ERROR)
+                self.finish(True)
+                return
+            if sent >= 0:
+                self._pending.append(body[sent:])
+                self._pending_size += len(body) - sent
+                conn.blocked(self, True)
             self.response_done()
             return
         if self.started:
@@ -344,6 +419,7 @@ class H2Exchange(EventEmitter):
             return
         self.finished = True
         self._pending = []
+        self._tail = None
         self.http_conn.stream_finished(self)
         self.emit("done", completed)
 
@@ -351,6 +427,7 @@ class H2Exchange(EventEmitter):
         """Reset the stream (RST_STREAM CANCEL): the client sees the response cut short."""
         if self.finished:
             return
+        self.release()  # what was produced goes first
         h2 = self.http_conn.h2
         if self.stream_id in h2.streams:
             h2.reset_stream(self.stream_id, ErrorCode.CANCEL)

@@ -109,6 +109,7 @@ class H2ServerConnection(EventEmitter):
         self.exchanges: dict[int, H2Exchange] = {}
         self.served = 0
         self._blocked: dict[int, H2Exchange] = {}  # streams waiting for the peer's window
+        self._holding: list[H2Exchange] = []  # streams holding a body piece (see flush)
         self._dispatching = False
         self._flush_scheduled = False
         self._closing = False
@@ -188,16 +189,24 @@ class H2ServerConnection(EventEmitter):
 
     def _dispatch(self, event: Any) -> None:
         cls = event.__class__
-        if cls is DataReceived:
+        if cls is RequestReceived:
+            self._start_stream(event.stream_id, event.headers)
+        elif cls is StreamEnded:
+            exchange = self.exchanges.get(event.stream_id)
+            if exchange is not None and not exchange.req_complete:
+                try:
+                    exchange.receive_end([])
+                except Exception:
+                    self._app_failed(exchange)
+        elif cls is DataReceived:
             exchange = self.exchanges.get(event.stream_id)
             if exchange is None:
                 self.h2.acknowledge_received_data(event.flow_controlled_length, 0)
                 return
-            self._guarded(exchange, exchange.receive_body, event.data, event.flow_controlled_length)
-        elif cls is RequestReceived:
-            self._start_stream(event.stream_id, event.headers)
-        elif cls is StreamEnded:
-            self._end_request(event.stream_id, [])
+            try:
+                exchange.receive_body(event.data, event.flow_controlled_length)
+            except Exception:
+                self._app_failed(exchange)
         elif cls is TrailersReceived:
             self._end_request(event.stream_id, event.headers)
         elif cls is WindowUpdated or cls is SettingsChanged:
@@ -341,8 +350,18 @@ class H2ServerConnection(EventEmitter):
             self._flush_scheduled = True
             self.loop.call_soon(self.flush)
 
+    def hold(self, exchange: H2Exchange) -> None:
+        """``exchange`` holds a body piece: release it at the next flush."""
+        self._holding.append(exchange)
+        self.changed()
+
     def flush(self) -> None:
         self._flush_scheduled = False
+        holding = self._holding
+        if holding:
+            self._holding = []
+            for exchange in holding:
+                exchange.release()
         data = self.h2.data_to_send()
         if data and self.tcp_conn.state is not _CLOSED:
             self.tcp_conn.write(data)
