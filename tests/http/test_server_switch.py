@@ -181,9 +181,6 @@ class FakeH2:
     def abort(self, err: Any) -> None:
         self.tcp_conn.abort()
 
-    def drain(self) -> None:
-        self.close()
-
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:

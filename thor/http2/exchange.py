@@ -139,6 +139,7 @@ class H2Exchange(EventEmitter):
     persistent = True
     body_paused = False
     no_content = False  # a response to HEAD, or 204 / 304: no DATA may follow
+    request_ended = False  # request_done was emitted
 
     def __init__(self, conn: StreamOwner, stream_id: int, fields: Fields) -> None:
         EventEmitter.__init__(self)
@@ -196,7 +197,7 @@ class H2Exchange(EventEmitter):
         if self._held:
             self._end_held = trailers
             return
-        self.req_complete = True
+        self.req_complete = self.request_ended = True
         self.emit("request_done", trailers)
 
     _end_held: Fields | None = None

@@ -132,7 +132,7 @@ class H2ServerConnection(EventEmitter):
         )
         if upgrade is not None:
             self.h2.initiate_upgrade_connection(upgrade[0])
-            self._start_stream(1, upgrade[1], complete=True)
+            self._start_stream(1, upgrade[1], upgraded=True)
         else:
             self.h2.initiate_connection()
         if server.draining:
@@ -180,8 +180,17 @@ class H2ServerConnection(EventEmitter):
         self._dispatching = True
         try:
             events = self.h2.receive_data(data)
-            for event in events:
-                self._dispatch(event)
+            last = len(events) - 1
+            for index, event in enumerate(events):
+                if event.__class__ is RequestReceived:
+                    # A head with END_STREAM: the request is whole before the app sees it
+                    # (as HTTP/1.1 tells a bodiless request), so adapters skip body plumbing.
+                    sid = event.stream_id
+                    after = events[index + 1] if index < last else None
+                    whole = isinstance(after, StreamEnded) and after.stream_id == sid
+                    self._start_stream(sid, event.headers, whole)
+                else:
+                    self._dispatch(event)
         finally:
             self._dispatching = False
         self.flush()
@@ -189,11 +198,9 @@ class H2ServerConnection(EventEmitter):
 
     def _dispatch(self, event: Any) -> None:
         cls = event.__class__
-        if cls is RequestReceived:
-            self._start_stream(event.stream_id, event.headers)
-        elif cls is StreamEnded:
+        if cls is StreamEnded:
             exchange = self.exchanges.get(event.stream_id)
-            if exchange is not None and not exchange.req_complete:
+            if exchange is not None and not exchange.request_ended:
                 try:
                     exchange.receive_end([])
                 except Exception:
@@ -218,24 +225,30 @@ class H2ServerConnection(EventEmitter):
             self._on_terminated(event)
 
     def _start_stream(
-        self, stream_id: int, fields: list[tuple[bytes, bytes]], complete: bool = False
+        self,
+        stream_id: int,
+        fields: list[tuple[bytes, bytes]],
+        whole: bool = False,
+        upgraded: bool = False,
     ) -> None:
         self._preface_done = True
         exchange = H2Exchange(self, stream_id, fields)
+        if whole or upgraded:
+            exchange.req_complete = True
         self.exchanges[stream_id] = exchange
         self.served += 1
         server = self.server
         try:
             server.emit("exchange", exchange)
             exchange.emit("request_start", exchange.method, exchange.uri, exchange.req_hdrs)
-            if complete:
+            if upgraded:  # no StreamEnded will come: the HTTP/1.1 request was whole
                 exchange.receive_end([])
         except Exception:
             self._app_failed(exchange)
 
     def _end_request(self, stream_id: int, trailers: list[tuple[bytes, bytes]]) -> None:
         exchange = self.exchanges.get(stream_id)
-        if exchange is not None and not exchange.req_complete:
+        if exchange is not None and not exchange.request_ended:
             self._guarded(exchange, exchange.receive_end, trailers)
 
     def _guarded(self, exchange: H2Exchange, call: Any, *args: Any) -> None:

@@ -69,7 +69,9 @@ class ServedConnection(Protocol):
 
     def close(self) -> None: ...
     def abort(self, err: Any) -> None: ...
-    def drain(self) -> None: ...  # graceful shutdown began: finish what is in progress
+
+    # Optional: ``drain()``, called when graceful shutdown begins (finish what is in
+    # progress, then close).  A connection without it is closed if idle, as HTTP/1.1's are.
 
 
 class ProtocolConnection(Protocol):
@@ -248,7 +250,11 @@ class HttpServer(EventEmitter):
         self.draining = True
         self.tcp_server.stop_accepting(drain_backlog=True)
         for conn in list(self.connections):
-            conn.drain()
+            drain = getattr(conn, "drain", None)
+            if drain is not None:
+                drain()
+            elif conn.is_idle and conn.served:
+                conn.close()
         if not self.connections:
             self._stopped()
         elif timeout is not None:
