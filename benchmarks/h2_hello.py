@@ -51,10 +51,20 @@ def wait_for(port: int, timeout: float = 60.0) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its children so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of ``pid`` and its live descendants (Linux /proc): granian
+    and hypercorn serve from child processes."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:13])  # utime stime
+        todo += [int(child) for child in children]
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def h2load(port: int, load: list[str], requests: int, h1: bool = False) -> float:
@@ -136,7 +146,7 @@ def main() -> None:
             wait_for(port)
             h2load(port, LOADS["c16m10"], 2000)  # warm up
             runs = [(load, flags, False) for load, flags in LOADS.items()]
-            if name.startswith(("thor", "gateway")):
+            if name in ("thor-native", "gateway-asgi"):
                 runs.append(("h1-c16m10", LOADS["c16m10"], True))
             for load, flags, h1 in runs:
                 before = cpu_seconds(process.pid)
@@ -155,16 +165,22 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(10)
-    names = sorted({name for name, _ in results})
+    report(results, cpu)
+
+
+def report(results: dict[tuple[str, str], float], cpu: dict[tuple[str, str], float]) -> None:
+    """Thor's ratios to each other server: requests per second, and per CPU-second."""
+    others = sorted({name for name, _ in results} - {"thor-native", "gateway-asgi"})
     for ours in ("thor-native", "gateway-asgi"):
-        for other in names:
-            if other == ours or other.startswith(("thor", "gateway")):
-                continue
+        for other in others:
             for load in LOADS:
                 if (ours, load) in results and (other, load) in results:
                     ratio = results[ours, load] / results[other, load]
-                    print(f"{ours} / {other} at {load}: {ratio:.2f}x")
-    for ours in ("thor-native", "gateway-asgi"):
+                    print(f"{ours} / {other} at {load}: {ratio:.2f}x req/s", end="")
+                    if cpu.get((ours, load)) and cpu.get((other, load)):
+                        print(f", {cpu[other, load] / cpu[ours, load]:.2f}x per CPU-second")
+                    else:
+                        print()
         if (ours, "h1-c16m10") in cpu:
             ratio = cpu[ours, "h1-c16m10"] / cpu[ours, "c16m10"]
             print(f"{ours}: requests per CPU-second, h2c / HTTP/1.1 at c16m10: {ratio:.2f}x")
