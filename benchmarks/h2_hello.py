@@ -67,8 +67,8 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def h2load(port: int, load: list[str], requests: int, h1: bool = False) -> float:
-    """Requests per second that h2load (on CPU 1) measured."""
+def h2load(port: int, load: list[str], requests: int, h1: bool = False) -> tuple[float, int]:
+    """Requests per second that h2load (on CPU 1) measured, and how many succeeded."""
     command = ["taskset", "-c", "1", "h2load", "-n", str(requests), *load]
     if h1:
         command.append("--h1")
@@ -81,7 +81,8 @@ def h2load(port: int, load: list[str], requests: int, h1: bool = False) -> float
         raise RuntimeError(f"h2load failed:\n{out}")
     if failed and int(failed[1]):
         print(f"  ({failed[1]} of {requests} requests failed: req/s counts the rest)")
-    return float(match[1])
+    succeeded = re.search(r"(\d+) succeeded", out)
+    return float(match[1]), int(succeeded[1]) if succeeded else requests
 
 
 def servers(port: int, venv: Path) -> dict[str, list[str]]:
@@ -151,13 +152,13 @@ def main() -> None:
             for load, flags, h1 in runs:
                 before = cpu_seconds(process.pid)
                 try:
-                    rps = h2load(port, flags, args.requests, h1=h1)
+                    rps, done = h2load(port, flags, args.requests, h1=h1)
                 except (RuntimeError, subprocess.TimeoutExpired) as error:
                     print(f"{name:14} {load:10} failed: {str(error)[:200]}", flush=True)
                     continue
                 used = cpu_seconds(process.pid) - before
                 results[name, load] = rps
-                cpu[name, load] = used * 1e6 / args.requests
+                cpu[name, load] = used * 1e6 / max(done, 1)
                 print(
                     f"{name:14} {load:10} {rps:10.0f} req/s {cpu[name, load]:8.1f} us CPU/request",
                     flush=True,
