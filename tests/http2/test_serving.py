@@ -318,3 +318,20 @@ def test_a_streamed_piece_goes_out_before_the_response_ends() -> None:
         client.wait(lambda: client.responses[sid].body == b"first")
         assert not client.responses[sid].ended
         client.wait(lambda: client.responses[sid].ended)
+
+
+def test_a_connection_window_held_shut_ends_in_goaway() -> None:
+    """The stream window is open but the client never reopens the connection's."""
+
+    def handler(ex: Any) -> None:
+        ex.respond(200, "OK", [], b"x" * 100_000)
+
+    with (
+        ServerThread(handler, write_timeout=0.3) as srv,
+        H2Client(srv.port, settings={4: 1 << 20}, auto_ack=False) as client,
+    ):
+        client.request("/")
+        client.read_until_closed(10)
+    assert client.goaway is not None
+    assert client.goaway.error_code == 11  # ENHANCE_YOUR_CALM
+    assert len(client.responses[1].body) == 65535  # what the connection window allowed

@@ -423,7 +423,7 @@ class H2ServerConnection(EventEmitter):
                 # The zero-window stall (CVE-2019-9517): the peer keeps the window shut.
                 if self.h2.outbound_window <= 0:
                     log.info("HTTP/2 client %r keeps its window closed", self.tcp_conn.address)
-                    self._goaway(ErrorCode.FLOW_CONTROL_ERROR)
+                    self._goaway(ErrorCode.ENHANCE_YOUR_CALM)
                     return
                 log.info(
                     "HTTP/2 stream %d of %r: window closed too long; reset",
