@@ -335,3 +335,21 @@ def test_a_connection_window_held_shut_ends_in_goaway() -> None:
     assert client.goaway is not None
     assert client.goaway.error_code == 11  # ENHANCE_YOUR_CALM
     assert len(client.responses[1].body) == 65535  # what the connection window allowed
+
+
+def test_a_stalled_request_body_resets_the_stream(caplog: pytest.LogCaptureFixture) -> None:
+    errors: list[int] = []
+
+    def handler(ex: Any) -> None:
+        ex.on("error", lambda err: errors.append(err.status))
+
+    with (
+        caplog.at_level("INFO", logger="thor.http2.server"),
+        ServerThread(handler, body_timeout=0.3) as srv,
+        H2Client(srv.port) as client,
+    ):
+        sid = client.request("/", method="POST", end=False)
+        client.wait(lambda: client.responses[sid].reset is not None)
+    assert client.responses[sid].reset == 8  # CANCEL
+    assert errors == [408]
+    assert "request body stalled" in caplog.text
