@@ -179,7 +179,12 @@ class H2ServerConnection(EventEmitter):
     def _on_data(self, data: bytes) -> None:
         self._dispatching = True
         try:
-            events = self.h2.receive_data(data)
+            try:
+                events = self.h2.receive_data(data)
+            except Exception:  # a defect of the core: this connection cannot go on
+                log.exception("HTTP/2 input from %r failed", self.tcp_conn.address)
+                self.abort(None)
+                return
             last = len(events) - 1
             for index, event in enumerate(events):
                 if event.__class__ is RequestReceived:
