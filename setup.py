@@ -22,7 +22,7 @@ setup(
             "pytest-timeout",  # no test may hang the suite
             "hypothesis",  # property tests of the sans-IO parser
             "trustme",  # TLS certificates generated inside tests
-            "h2",  # an independent HTTP/2 peer and HPACK oracle for the sans-IO HTTP/2 core
+            "h2",  # an independent HTTP/2 peer and HPACK oracle; the client of the serving tests
             "kosoku",  # the Autobahn WebSocket cases (tests/websocket/test_autobahn.py)
             "websockets",  # an independent WebSocket client and server on each side of the proxy
             "requests",

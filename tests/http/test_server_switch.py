@@ -11,6 +11,7 @@ import trustme
 
 import thor.http.error
 from thor.http.server import HttpServer, HttpServerExchange, SwitchedConnection
+from thor.http.server.server import serve_h2
 from thor.tcp import TcpConnection
 from thor.tls import server_context
 
@@ -223,13 +224,13 @@ def test_the_alpn_protocol_picks_the_connection_class(
         result.append(read_all(s))
     assert result[0].startswith(expected)
     assert FakeH2.seen == (["h2"] if expected == b"fake h2\n" else [])
-    assert HttpServer.protocols == {"http/1.1": HttpServer.protocols["http/1.1"]}  # untouched
+    assert HttpServer.protocols["h2"] is serve_h2  # untouched
 
 
-def test_the_registry_is_public_and_names_http11() -> None:
-    from thor.http.server import HTTP11, HttpServerConnection
+def test_the_registry_is_public_and_names_http11_and_h2() -> None:
+    from thor.http.server import H2, HTTP11, HttpServerConnection
 
-    assert HttpServer.protocols == {HTTP11: HttpServerConnection}
+    assert HttpServer.protocols == {HTTP11: HttpServerConnection, H2: serve_h2}
 
 
 def test_what_follows_an_upgrade_answered_later_is_read_after_the_answer() -> None:

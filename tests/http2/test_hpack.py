@@ -299,3 +299,11 @@ def test_we_decode_any_sequence_the_hpack_package_encodes(lists: list) -> None:
     peer.header_table_size = 256  # evictions, and a size update at the start of a block
     for fields in lists:
         assert decoder.decode(peer.encode(fields)) == fields
+
+
+def test_a_block_ending_where_a_string_should_start_is_an_hpack_error() -> None:
+    # A literal with a new name (0x00) and nothing after it: found by the fuzz property.
+    with pytest.raises(HpackError):
+        Decoder().decode(b"\x00")
+    with pytest.raises(HpackError):
+        Decoder().decode(b"\x00\x01a")  # the name, then no value

@@ -1,10 +1,11 @@
 """The exchange contract: what a server hands an application for one request.
 
-An HTTP/1.1 exchange (:class:`thor.http.server.HttpServerExchange`) implements it today; an
-HTTP/2 stream will implement the same, so that native handlers, the gateway's WSGI and ASGI
-adapters, the proxy and aggregation serve every protocol without knowing which one carries
-the request.  Code outside the library types its handlers against :class:`Exchange`, never
-against a connection class: the connection is the protocol's business.
+An HTTP/1.1 exchange (:class:`thor.http.server.HttpServerExchange`) implements it, and so
+does an HTTP/2 stream (:class:`thor.http2.exchange.H2Exchange`), so that native handlers,
+the gateway's WSGI and ASGI adapters, the proxy and aggregation serve every protocol without
+knowing which one carries the request.  Code outside the library types its handlers
+against :class:`Exchange`, never against a connection class: the connection is the
+protocol's business.
 
 Events, in order (a grammar, as asyncio's ``protocols.py`` writes them)::
 

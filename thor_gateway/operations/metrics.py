@@ -102,10 +102,13 @@ class Metrics:
         self.upstreams: Callable[[], UpstreamSamples] = dict  # set when proxies are mounted
         self.caches: Callable[[], dict[str, dict[str, int]]] = dict  # route -> cache numbers
         self.draining = False
+        self.protocols: dict[str, int] = {}  # requests by HTTP version ("1.1", "2")
 
-    def started(self) -> None:
-        """A request arrived."""
+    def started(self, version: bytes = b"1.1") -> None:
+        """A request arrived, over HTTP/``version``."""
         self.in_flight += 1
+        name = version.decode("latin-1")
+        self.protocols[name] = self.protocols.get(name, 0) + 1
 
     def finished(self, status: int, completed: bool, seconds: float, sent: int, got: int) -> None:
         """A request is over (``completed`` False: aborted or the client left)."""
@@ -133,6 +136,7 @@ class Metrics:
             "draining": int(self.draining),
             "upstreams": self.upstreams(),
             "caches": self.caches(),
+            "protocols": dict(self.protocols),
         }
 
     @classmethod
@@ -146,6 +150,8 @@ class Metrics:
                 result.requests[cls_name] = result.requests.get(cls_name, 0) + count
             for name in _COUNTERS:
                 setattr(result, name, getattr(result, name) + snap[name])
+            for version, count in snap.get("protocols", {}).items():
+                result.protocols[version] = result.protocols.get(version, 0) + count
             result.bucket_counts = [
                 a + b for a, b in zip(result.bucket_counts, snap["buckets"], strict=True)
             ]
@@ -181,6 +187,15 @@ class Metrics:
             f'thor_requests_total{{{labels}{sep}status="{cls}"}} {n}'
             for cls, n in self.requests.items()
         ]
+        if self.protocols:
+            out += [
+                "# HELP thor_requests_by_protocol_total Requests received, by HTTP version.",
+                "# TYPE thor_requests_by_protocol_total counter",
+            ]
+            out += [
+                f'thor_requests_by_protocol_total{{{labels}{sep}protocol="HTTP/{name}"}} {n}'
+                for name, n in sorted(self.protocols.items())
+            ]
         out += _single(
             "requests_aborted_total", "counter", "Requests cut short.", labels, self.aborted
         )

@@ -124,7 +124,7 @@ class Router:
         """Route one request (called when its exchange arrives)."""
         metrics = self.metrics
         busy = metrics.in_flight
-        metrics.started()
+        metrics.started(exchange.req_version)
         client: list[tuple[str, int] | None] = [None]  # filled in once the client is known
         # "done" comes once per exchange: a plain listener is cheaper than once().
         exchange.on("done", lambda completed: self._finished(exchange, completed, client[0]))

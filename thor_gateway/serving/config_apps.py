@@ -256,3 +256,15 @@ class ServingSettings:
     date_header: bool = opt(
         True, "--date-header", help="Add a Date field when a response has none.", kind=Kind.BOOL
     )
+    http2: bool = opt(
+        True,
+        "--http2",
+        help="Offer HTTP/2 over TLS by ALPN (h2, then http/1.1); --no-http2: HTTP/1.1 only.",
+        kind=Kind.BOOL,
+    )
+    h2c: bool = opt(
+        True,
+        "--h2c",
+        help="Serve cleartext HTTP/2: prior knowledge and Upgrade: h2c; --no-h2c: neither.",
+        kind=Kind.BOOL,
+    )

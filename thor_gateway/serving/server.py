@@ -131,6 +131,9 @@ def server_limits(settings: Settings) -> dict[str, Any]:
         "min_body_rate": settings.min_body_rate,
         "min_response_rate": settings.min_response_rate,
         "min_rate_window": settings.min_rate_window,
+        "http2": settings.http2,
+        "h2c": settings.h2c,
+        "h2c_upgrade": settings.h2c,
     }
 
 

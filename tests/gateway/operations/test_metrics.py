@@ -43,9 +43,13 @@ def test_render_is_valid_and_cumulative() -> None:
     metrics.finished(200, True, 0.003, 10, 5)
     metrics.started()
     metrics.finished(503, True, 100.0, 0, 0)
-    metrics.started()
+    metrics.started(b"2")
     metrics.finished(0, False, 0.0005, 0, 0)
     samples = parse(metrics.render().decode())
+    assert samples[("thor_requests_by_protocol_total", 'protocol="HTTP/1.1"')] == 2
+    assert samples[("thor_requests_by_protocol_total", 'protocol="HTTP/2"')] == 1
+    total = Metrics.total([metrics.snapshot()], [metrics.snapshot()])
+    assert total.protocols == {"1.1": 4, "2": 2}
     assert samples[("thor_requests_total", 'status="2xx"')] == 1
     assert samples[("thor_requests_total", 'status="5xx"')] == 1
     assert samples[("thor_requests_aborted_total", "")] == 1

@@ -71,7 +71,9 @@ def test_h2c_is_not_offered_upstream(live_server: Callable[..., Live]) -> None:
         sock.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
 
     with raw_upstream(plain) as up:
-        live, _ = make_proxy(live_server, [up.url])
+        # The server's own h2c upgrade off, so the request reaches the proxy as HTTP/1.1 (with
+        # it on, the gateway itself answers 101 and speaks HTTP/2 to the client).
+        live, _ = make_proxy(live_server, [up.url], server={"h2c_upgrade": False})
         with socket.create_connection(("127.0.0.1", live.port), timeout=5) as sock:
             sock.sendall(
                 b"GET /ws/x HTTP/1.1\r\nHost: f\r\nUpgrade: h2c\r\n"

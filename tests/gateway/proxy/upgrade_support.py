@@ -87,10 +87,14 @@ def switch_and_echo(sock: socket.socket, head: bytes) -> None:
 
 
 def make_proxy(
-    live_server: Callable[..., Any], upstreams: list[Any], prefix: bytes = b"/ws", **settings: Any
+    live_server: Callable[..., Any],
+    upstreams: list[Any],
+    prefix: bytes = b"/ws",
+    server: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> tuple[Any, ProxyHandler]:
-    """A live server with a started ProxyHandler mounted at ``prefix``."""
-    live = live_server()
+    """A live server (``server``: its settings) with a started ProxyHandler at ``prefix``."""
+    live = live_server(**(server or {}))
     handler = ProxyHandler(upstreams, loop=live.loop, **settings)
     started = threading.Event()
     live.call(handler.startup, lambda exc: started.set())

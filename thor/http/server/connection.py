@@ -7,14 +7,15 @@ what it lets through to exchanges, writes what it returns, and watches one deadl
 (:class:`Wait`).  See :mod:`thor.http.server` for the theory of operation.
 
 Imports within the package: :mod:`thor.http.server.exchange` only (server -> connection ->
-exchange); the server is typed by :class:`ServerOwner`, what this module reads of it.
+exchange); the server is typed by :class:`~thor.http.server.exchange.ServerOwner`, what this module
+reads of it.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 import thor.loop
 from thor.events import EventEmitter
@@ -33,34 +34,16 @@ from thor.http.protocol.writer import closing_response
 from thor.http.server.exchange import (
     ClientGoneError,
     HttpServerExchange,
-    ServerSide,
+    ServerOwner,
     notify_error,
 )
+from thor.http.server.h2c import PREFACE, h2c_upgrade_fields
+from thor.http.server.rates import RateWindow
 from thor.tcp import ConnState, TcpConnection
 
-__all__ = ["HttpServerConnection", "ServerOwner", "Wait"]
+__all__ = ["HttpServerConnection", "Wait"]
 
 log = logging.getLogger("thor.http.server")
-
-
-class ServerOwner(ServerSide, Protocol):
-    """What a connection reads of its server (``HttpServer``)."""
-
-    loop: thor.loop.Loop
-    idle_timeout: float
-    header_timeout: float
-    body_timeout: float
-    write_timeout: float
-    max_request_line: int
-    max_field_section: int
-    max_fields: int
-    max_body_size: int | None
-    min_body_rate: float
-    min_response_rate: float
-    min_rate_window: float
-
-    def emit(self, event: str, *args: Any) -> None: ...
-    def connection_closed(self, conn: Any) -> None: ...
 
 
 class Wait(enum.Enum):
@@ -119,13 +102,12 @@ class HttpServerConnection(EventEmitter):
         self._wait = _REQUEST
         self._deadline = self.loop.time() + server.idle_timeout
         # The request body's rate window: since when, and the body bytes delivered then.
-        self._rate_since = 0.0
-        self._rate_bytes = 0
-        self._rate_exchange: HttpServerExchange | None = None  # whose output is measured
+        self._rate = RateWindow()  # the body's, or the output's of ``_rate.subject``
         self._timer: thor.loop.ScheduledEvent | None = self.loop.schedule(
             server.idle_timeout, self._on_timer
         )
-        tcp_conn.on("data", self._on_data)
+        # The first read goes through _on_first_data (h2c prior knowledge), later ones not.
+        tcp_conn.on("data", self._on_first_data)
         tcp_conn.on("close", self._on_peer_close)
         tcp_conn.on("disconnect", self._on_disconnect)
         tcp_conn.on("pause", self._on_output_pause)
@@ -161,32 +143,16 @@ class HttpServerConnection(EventEmitter):
             # read is not the client's).
             self._start_rate_window(exchange.req_body_bytes)
 
-    def _start_rate_window(self, progress: int) -> None:
-        """Measure a data rate from now, ``progress`` being the count of bytes moved so far.
-
-        The rate is checked when the timer fires (:meth:`_check_rate`), never per chunk:
-        data that moves in time costs nothing more."""
+    def _start_rate_window(self, progress: int, subject: Any = None) -> None:
+        """Measure a data rate from now, ``progress`` bytes having moved (see ``rates.py``)."""
         now = self.loop.time()
-        self._rate_since = now
-        self._rate_bytes = progress
+        self._rate.start(now, progress, subject)
         window = self.server.min_rate_window
         timer = self._timer
         if timer is None or timer.callback is None or timer.when > now + window:
             if timer is not None:
                 timer.delete()
             self._timer = self.loop.schedule(window, self._on_timer)
-
-    def _check_rate(self, now: float, rate: float, progress: int) -> bool:
-        """Whether ``progress`` (bytes moved so far) kept ``rate`` since the window began;
-        a window that is over starts again."""
-        elapsed = now - self._rate_since
-        if elapsed < self.server.min_rate_window:
-            return True
-        if progress - self._rate_bytes < rate * elapsed:
-            return False
-        self._rate_since = now
-        self._rate_bytes = progress
-        return True
 
     def _output_progress(self) -> int:
         """Response bytes the client has taken: what the exchange wrote, less what waits."""
@@ -199,8 +165,8 @@ class HttpServerConnection(EventEmitter):
         server = self.server
         if wait is _BODY:
             exchange = self._reading
-            if exchange is None or self._check_rate(
-                now, server.min_body_rate, exchange.req_body_bytes
+            if exchange is None or self._rate.kept(
+                now, server.min_body_rate, server.min_rate_window, exchange.req_body_bytes
             ):
                 return True
             # Each byte is progress, so body_timeout never fires for a client that trickles
@@ -211,12 +177,11 @@ class HttpServerConnection(EventEmitter):
                 )
             )
             return False
-        if self.exchange is not self._rate_exchange:  # another response: measure it afresh
-            self._rate_exchange = self.exchange
-            self._rate_since = now
-            self._rate_bytes = self._output_progress()
+        if self.exchange is not self._rate.subject:  # another response: measure it afresh
+            self._rate.start(now, self._output_progress(), self.exchange)
             return True
-        if self._check_rate(now, server.min_response_rate, self._output_progress()):
+        rate, window = server.min_response_rate, server.min_rate_window
+        if self._rate.kept(now, rate, window, self._output_progress()):
             return True
         log.info(
             "client %r reads its response slower than %g bytes/s; aborting",
@@ -240,7 +205,7 @@ class HttpServerConnection(EventEmitter):
             ):
                 if not self._rate_kept(wait, now):
                     return
-                deadline = min(deadline, self._rate_since + server.min_rate_window)
+                deadline = min(deadline, self._rate.since + server.min_rate_window)
             self._timer = self.loop.schedule(deadline - now, self._on_timer)
             return
         if wait is _REQUEST:
@@ -254,6 +219,19 @@ class HttpServerConnection(EventEmitter):
             self.abort(ClientGoneError("response not read in time"))
 
     # -------------------------------------------------------------- input
+
+    def _on_first_data(self, data: bytes) -> None:
+        """The connection's first bytes: the HTTP/2 preface (h2c with prior knowledge, RFC
+        9113 §3.3) hands it to HTTP/2; anything else is HTTP/1.1, read by ``_on_data`` from
+        now on (so the check costs once per connection, never per request)."""
+        tcp_conn = self.tcp_conn
+        tcp_conn.remove_listener("data", self._on_first_data)
+        tcp_conn.on("data", self._on_data)
+        if data[:4] == b"PRI " and self.server.h2c and PREFACE.startswith(data[:24]):
+            self.server.switch_to_h2(self, data)
+            self.detach()
+            return
+        self._on_data(data)
 
     def _on_data(self, data: bytes) -> None:
         self.protocol.receive_data(data)
@@ -325,6 +303,9 @@ class HttpServerConnection(EventEmitter):
             # No body: the request is whole already, so a handler may answer from
             # request_start and keep the connection (request_done still follows).
             exchange.req_complete = True
+            # An Upgrade request (the parser holds what follows it): maybe h2c.
+            if self.parser.state is _PARSER_HELD and self._upgrade_to_h2c(exchange, head):
+                return
         if framing is _FRAMING_LENGTH or framing is _FRAMING_CHUNKED:
             self._expect_body(exchange)
         else:
@@ -351,6 +332,30 @@ class HttpServerConnection(EventEmitter):
             return
         if protocol.state is _EXPECTING and not self._body_paused:
             self.write(protocol.send_continue())  # RFC 9110 §10.1.1
+
+    def _upgrade_to_h2c(self, exchange: HttpServerExchange, head: RequestHead) -> bool:
+        """``Upgrade: h2c`` with one ``HTTP2-Settings`` (RFC 7540 §3.2): answer 101 and
+        serve the connection as HTTP/2, the request becoming stream 1.  Requests with a
+        body keep HTTP/1.1 (the server may ignore Upgrade, RFC 9110 §7.8)."""
+        server = self.server
+        if not server.h2c_upgrade or server.draining:
+            return False
+        fields = h2c_upgrade_fields(head)
+        if fields is None:
+            return False
+        settings, h2_fields = fields
+        self.protocol.end_request()
+        self._reading = None
+        exchange.response_start(
+            101, b"Switching Protocols", [(b"Connection", b"Upgrade"), (b"Upgrade", b"h2c")]
+        )
+        switched = exchange.take_over()
+        try:
+            server.switch_to_h2(self, switched.leftover, (settings, h2_fields))
+        except Exception as err:  # a bad HTTP2-Settings: too late for HTTP/1.1 (101 sent)
+            log.info("h2c upgrade from %r failed: %s", self.tcp_conn.address, err)
+            self.tcp_conn.abort()
+        return True
 
     def _request_done(self, trailers: Any) -> None:
         exchange = self._reading
@@ -491,8 +496,7 @@ class HttpServerConnection(EventEmitter):
             if self.server.min_response_rate > 0:
                 # Kestrel's MinResponseDataRate: while our buffer is full, the client must
                 # take min_response_rate bytes/s, however often it reads a few.
-                self._rate_exchange = self.exchange
-                self._start_rate_window(self._output_progress())
+                self._start_rate_window(self._output_progress(), self.exchange)
         elif self._wait is _OUTPUT:
             self._wait = _NOTHING if self.exchange is not None else _REQUEST
             if self.exchange is None:
@@ -566,6 +570,12 @@ class HttpServerConnection(EventEmitter):
         self._wait = _NOTHING
         self.flush()
         self.tcp_conn.close()
+
+    def drain(self) -> None:
+        """Graceful shutdown began: close now if idle after a request, else after the
+        exchange in progress (``exchange_finished`` reads ``server.draining``)."""
+        if self.is_idle and self.served:
+            self.close()
 
     def abort(self, err: error.HttpError | None) -> None:
         """Close at once; the current exchange, if any, gets ``error``."""

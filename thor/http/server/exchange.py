@@ -32,6 +32,7 @@ __all__ = [
     "ClientGoneError",
     "ConnectionSide",
     "HttpServerExchange",
+    "ServerOwner",
     "ServerSide",
     "SwitchedConnection",
 ]
@@ -58,6 +59,36 @@ class ServerSide(Protocol):
     def server_address(self) -> Any: ...
 
     def extra_fields(self, has_date: bool, has_server: bool) -> bytes: ...
+
+
+class ServerOwner(ServerSide, Protocol):
+    """What a connection reads of its server (``HttpServer``)."""
+
+    loop: thor.loop.Loop
+    idle_timeout: float
+    header_timeout: float
+    body_timeout: float
+    write_timeout: float
+    max_request_line: int
+    max_field_section: int
+    max_fields: int
+    max_body_size: int | None
+    min_body_rate: float
+    min_response_rate: float
+    min_rate_window: float
+
+    h2c: bool
+    h2c_upgrade: bool
+    draining: bool
+
+    def emit(self, event: str, *args: Any) -> None: ...
+    def connection_closed(self, conn: Any) -> None: ...
+    def switch_to_h2(
+        self,
+        old: Any,
+        received: bytes,
+        upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None,
+    ) -> None: ...
 
 
 class ConnectionSide(Protocol):

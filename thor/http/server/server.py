@@ -44,11 +44,20 @@ from thor.http.server.connection import HttpServerConnection, Wait
 from thor.http.server.exchange import as_bytes
 from thor.tcp import TcpConnection, TcpServer
 
-__all__ = ["HTTP11", "HttpServer", "ProtocolConnection", "ServedConnection"]
+__all__ = ["H2", "HTTP11", "HttpServer", "ProtocolConnection", "ServedConnection"]
 
 log = logging.getLogger("thor.http.server")
 
 HTTP11 = "http/1.1"  # the ALPN name of HTTP/1.1 (RFC 7301 §6), and cleartext's protocol
+H2 = "h2"  # the ALPN name of HTTP/2 over TLS (RFC 9113 §3.2)
+
+
+def serve_h2(server: Any, tcp_conn: TcpConnection, **start: Any) -> Any:
+    """``protocols["h2"]``: HTTP/2's connection class, imported on first use (a server
+    that never sees HTTP/2 never loads the HPACK tables)."""
+    from thor.http2.server import H2ServerConnection
+
+    return H2ServerConnection(server, tcp_conn, **start)
 
 
 class ServedConnection(Protocol):
@@ -62,6 +71,9 @@ class ServedConnection(Protocol):
 
     def close(self) -> None: ...
     def abort(self, err: Any) -> None: ...
+
+    # Optional: ``drain()``, called when graceful shutdown begins (finish what is in
+    # progress, then close).  A connection without it is closed if idle, as HTTP/1.1's are.
 
 
 class ProtocolConnection(Protocol):
@@ -97,11 +109,17 @@ class HttpServer(EventEmitter):
     min_rate_window: float = 5.0
     server_header: bytes = b"thor"
     date_header: bool = True
+    # HTTP/2 (docs/http2.md, "Serving"): over TLS, offer ALPN "h2" before "http/1.1" (set
+    # on the TLS context given, which the server then owns); over cleartext, h2c with prior
+    # knowledge (RFC 9113 §3.3) and by "Upgrade: h2c" (RFC 7540 §3.2).
+    http2: bool = True
+    h2c: bool = True
+    h2c_upgrade: bool = True
+    h2_config: Any = None  # a thor.http2.protocol.H2Config: limits and defences
     # The connection class per protocol, by ALPN name (RFC 7301): a TLS connection gets the
     # class of the protocol the client and the server agreed on; cleartext and a TLS
-    # connection without ALPN get HTTP/1.1's. HTTP/2 adds "h2" here (and to the TLS
-    # context's ALPN list, see thor.tls); copy the dict before changing it for one server.
-    protocols: dict[str, ProtocolConnection] = {HTTP11: HttpServerConnection}
+    # connection without ALPN get HTTP/1.1's. Copy the dict before changing it for one server.
+    protocols: dict[str, ProtocolConnection] = {HTTP11: HttpServerConnection, H2: serve_h2}
 
     def __init__(
         self,
@@ -130,6 +148,9 @@ class HttpServer(EventEmitter):
         self.scheme = "https" if tls_context is not None else "http"
         if tls_context is not None:
             from thor.tls import TlsServer
+
+            # RFC 7301 §3.2: the server picks from the client's list by this preference.
+            tls_context.set_alpn_protocols([H2, HTTP11] if self.http2 else [HTTP11])
 
             self.tcp_server: TcpServer = TlsServer(
                 host,
@@ -204,6 +225,18 @@ class HttpServer(EventEmitter):
             # Accepted from the backlog while draining: serve its first request.
             conn.expect(Wait.REQUEST, min(self.idle_timeout, 2.0))
 
+    def switch_to_h2(
+        self,
+        old: ServedConnection,
+        received: bytes,
+        upgrade: tuple[bytes, list[tuple[bytes, bytes]]] | None = None,
+    ) -> None:
+        """Serve ``old``'s connection as HTTP/2 from now on: h2c with prior knowledge
+        (``received`` starts with the preface) or after a 101 to ``Upgrade: h2c``.  The
+        caller detaches ``old`` afterwards (so the server is never briefly empty)."""
+        make: Any = self.protocols[H2]
+        self.connections.add(make(self, old.tcp_conn, received=received, upgrade=upgrade))
+
     def connection_closed(self, conn: Any) -> None:
         """``conn`` is gone (or taken over by another protocol): forget it."""
         self.connections.discard(conn)
@@ -225,7 +258,10 @@ class HttpServer(EventEmitter):
         self.draining = True
         self.tcp_server.stop_accepting(drain_backlog=True)
         for conn in list(self.connections):
-            if conn.is_idle and conn.served:
+            drain = getattr(conn, "drain", None)
+            if drain is not None:
+                drain()
+            elif conn.is_idle and conn.served:
                 conn.close()
         if not self.connections:
             self._stopped()

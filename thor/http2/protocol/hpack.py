@@ -85,6 +85,8 @@ def decode_integer(data: bytes | memoryview, pos: int, prefix_bits: int) -> tupl
 
 def _decode_string(data: bytes | memoryview, pos: int) -> tuple[bytes, int]:
     """RFC 7541 §5.2: a string literal, Huffman-coded or not."""
+    if pos >= len(data):
+        raise HpackError("a string literal missing at the end of the block (RFC 7541 §5.2)")
     coded = data[pos] & 128
     length, pos = decode_integer(data, pos, 7)
     end = pos + length
