@@ -27,6 +27,7 @@ __all__ = [
     "TlsClient",
     "TlsServer",
     "UdpEndpoint",
+    "WebSocketClient",
     "__version__",
     "loop",
     "on",
@@ -56,6 +57,7 @@ _LAZY = {
     "TlsClient": "thor.tls",
     "TlsServer": "thor.tls",
     "UdpEndpoint": "thor.udp",
+    "WebSocketClient": "thor.websocket.client",
 }
 
 
