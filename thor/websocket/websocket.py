@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import thor.loop
@@ -109,6 +110,11 @@ class WebSocket(EventEmitter):
         self._ping_timer: thor.loop.ScheduledEvent | None = None
         self._pong_timer: thor.loop.ScheduledEvent | None = None
         self._close_timer: thor.loop.ScheduledEvent | None = None
+        # Set by an owner that answers messages later (another thread): called instead of
+        # failing at once; the owner then calls fail_now() (or close_timeout passes).
+        self.defer_failure: Callable[[], None] | None = None
+        self._deferred: tuple[int, str] | None = None
+        self._deferred_timer: thor.loop.ScheduledEvent | None = None
         tcp_conn.on("data", self._on_data)
         tcp_conn.on("close", self._on_eof)
         tcp_conn.on("disconnect", self._on_disconnect)
@@ -216,7 +222,7 @@ class WebSocket(EventEmitter):
                 elif cls is CloseReceived:
                     self._peer_closed()
                 elif cls is ProtocolError:
-                    self._fail(event.code, event.reason)  # type: ignore[attr-defined]
+                    self._protocol_error(event)  # type: ignore[arg-type]
                 elif cls is ConnectionLost:
                     self.tcp_conn.abort()
                 if self._paused and index + 1 < len(events):
@@ -241,6 +247,31 @@ class WebSocket(EventEmitter):
         self._fail_code = code
         self._write(self.conn.fail(code, reason))
         self._error(WebSocketError(code, reason))
+
+    def _protocol_error(self, event: ProtocolError) -> None:
+        if self.defer_failure is None:
+            self._fail(event.code, event.reason)
+        else:
+            self._defer_fail(event.code, event.reason)
+
+    def _defer_fail(self, code: int, reason: str) -> None:
+        # An owner that hands messages to another thread answers them late: it calls
+        # fail_now() once they are answered, so the replies go out before the close frame.
+        self._deferred = (code, reason)
+        self._deferred_timer = self.loop.schedule(self.close_timeout, self.fail_now)
+        assert self.defer_failure is not None
+        self.defer_failure()
+
+    def fail_now(self) -> None:
+        """Fail the connection for the protocol error ``defer_failure`` announced."""
+        deferred, self._deferred = self._deferred, None
+        if deferred is None or self.closed:
+            return
+        if self._deferred_timer is not None:
+            self._deferred_timer.delete()
+            self._deferred_timer = None
+        self._fail(*deferred)
+        self._finish_tcp()
 
     def _error(self, err: WebSocketError) -> None:
         log.debug("websocket failed: %s", err)
@@ -269,10 +300,10 @@ class WebSocket(EventEmitter):
         if self.closed:
             return
         self.closed = True
-        for timer in (self._ping_timer, self._pong_timer, self._close_timer):
+        for timer in (self._ping_timer, self._pong_timer, self._close_timer, self._deferred_timer):
             if timer is not None:
                 timer.delete()
-        self._ping_timer = self._pong_timer = self._close_timer = None
+        self._ping_timer = self._pong_timer = self._close_timer = self._deferred_timer = None
         if self._held:  # a paused reader's messages are dropped with the connection
             self._held.clear()
         conn = self.conn

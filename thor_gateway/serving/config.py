@@ -341,6 +341,42 @@ class Settings:
         kind=Kind.INT,
         section="Limits and timeouts",
     )
+    ws_max_size: int = _opt(
+        16 * 1024 * 1024,
+        "--ws-max-size",
+        help="Largest WebSocket message (and frame, and inflated message) an ASGI app "
+        "receives; beyond it the socket closes with 1009. Accepts k, m, g suffixes.",
+        kind=Kind.SIZE,
+        section="Limits and timeouts",
+    )
+    ws_ping_interval: float = _opt(
+        20.0,
+        "--ws-ping-interval",
+        help="Seconds between keepalive pings on a WebSocket (0: none).",
+        kind=Kind.SECONDS,
+        section="Limits and timeouts",
+    )
+    ws_ping_timeout: float = _opt(
+        20.0,
+        "--ws-ping-timeout",
+        help="Seconds to wait for a keepalive ping's pong before closing with 1011 (0: forever).",
+        kind=Kind.SECONDS,
+        section="Limits and timeouts",
+    )
+    ws_per_message_deflate: bool = _opt(
+        True,
+        "--ws-per-message-deflate",
+        help="Accept the permessage-deflate extension (RFC 7692) when a client offers it.",
+        kind=Kind.BOOL,
+        section="Limits and timeouts",
+    )
+    ws_close_timeout: float = _opt(
+        10.0,
+        "--ws-close-timeout",
+        help="Seconds to wait for the peer's close frame (and the TCP close) after ours.",
+        kind=Kind.SECONDS,
+        section="Limits and timeouts",
+    )
     forwarded_allow_ips: list[str] = field(
         default_factory=_default_allow_ips,
         metadata=_meta(

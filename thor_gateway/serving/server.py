@@ -243,7 +243,7 @@ class Gateway:
 
     def _handler(self, mount: Any) -> Any:
         s = self.settings
-        return build_handler(
+        handler = build_handler(
             import_app(mount.app, mount.factory),
             mount.interface,
             loop=self.loop,
@@ -253,6 +253,9 @@ class Gateway:
             multiprocess=self.multiprocess,
             where=f"{mount.prefix}={mount.app}",
         )
+        if hasattr(handler, "websocket_options"):  # ASGI: --ws-* settings
+            handler.websocket_options = websocket_options(s)
+        return handler
 
     # ----------------------------------------------------------- starting
 
@@ -397,6 +400,17 @@ class Gateway:
             self.access_log.close()
         log.info("stopped (pid %d)", os.getpid())
         self.loop.stop()
+
+
+def websocket_options(s: Settings) -> dict[str, Any]:
+    """The ``--ws-*`` settings as ``thor.websocket.accept``'s keyword arguments."""
+    return {
+        "max_message_size": s.ws_max_size or None,
+        "ping_interval": s.ws_ping_interval or None,
+        "ping_timeout": s.ws_ping_timeout or None,
+        "close_timeout": s.ws_close_timeout,
+        "deflate": s.ws_per_message_deflate,
+    }
 
 
 def log_routes(settings: Settings) -> None:
