@@ -349,12 +349,13 @@ class Gateway:
         pending = list(self.servers)
         if not pending:
             return  # still starting: _start_next stops what has started
+        deadline = self.loop.time() + self.settings.graceful_timeout
 
         def stopped(server: HttpServer) -> None:
             if server in pending:
                 pending.remove(server)
                 if not pending:
-                    self.loop.call_soon(self._stop_handlers, len(self.handlers))
+                    self.loop.call_soon(self._wait_for_websockets, deadline, False)
 
         for server in list(pending):
             server.on("stop", lambda server=server: stopped(server))
@@ -373,6 +374,27 @@ class Gateway:
     def _recycle(self) -> None:
         log.info("served %d requests: recycling this worker", self.router.served)
         self.drain()
+
+    def _wait_for_websockets(self, deadline: float, told: bool) -> None:
+        """Let open WebSockets end by themselves until ``deadline``, then close them with
+        1001 "going away" (RFC 6455 §7.4.1) and allow their closing handshakes
+        ``--ws-close-timeout``; then the shutdown hooks run (what is left is cut)."""
+        busy = [h for h in self.handlers if getattr(h, "websockets", None)]
+        if not busy:
+            self._stop_handlers(len(self.handlers))
+            return
+        now = self.loop.time()
+        if now >= deadline:
+            if told:
+                log.warning("cutting %d WebSockets left open", sum(len(h.websockets) for h in busy))
+                self._stop_handlers(len(self.handlers))
+                return
+            log.info("closing %d open WebSockets (1001)", sum(len(h.websockets) for h in busy))
+            for handler in busy:
+                handler.close_websockets(1001)
+            told, deadline = True, now + self.settings.ws_close_timeout
+        # Polled: WebSockets come and go on several handlers; 50 ms is nothing at shutdown.
+        self.loop.schedule(0.05, self._wait_for_websockets, deadline, told)
 
     def _stop_handlers(self, count: int) -> None:
         """Run the shutdown hooks of the first ``count`` handlers, last started first."""
