@@ -25,10 +25,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import thor.loop
+from tests.websocket.autobahn import DEFAULT_CASES, summarize
 from thor.websocket import WebSocket, WebSocketClient
 from thor.websocket.protocol import DeflateConfig
-
-from tests.websocket.autobahn import DEFAULT_CASES, summarize
 
 AGENT = "thor"
 
