@@ -3,6 +3,7 @@
 Standalone::
 
     python apps/ws_echo.py 127.0.0.1 8000        # ws://127.0.0.1:8000/
+    python apps/ws_echo.py 127.0.0.1 8000 0      # no keepalive pings (the Autobahn runs)
 
 or as a native app under thor-gateway::
 
@@ -21,6 +22,9 @@ import thor.websocket
 from thor.http.server import HttpServer
 from thor_gateway import native_app
 
+# accept()'s keyword arguments (main() may turn the keepalive pings off).
+OPTIONS: dict[str, Any] = {}
+
 
 @native_app
 def handler(exchange: Any) -> None:
@@ -32,7 +36,7 @@ def handler(exchange: Any) -> None:
             lambda trailers: exchange.respond(200, b"OK", [(b"Content-Type", b"text/plain")], body),
         )
         return
-    websocket = thor.websocket.accept(exchange)
+    websocket = thor.websocket.accept(exchange, **OPTIONS)
     if websocket is None:
         return  # refused (400 / 426), already answered
     # Echo: a message comes back the way it came.
@@ -44,12 +48,14 @@ def handler(exchange: Any) -> None:
     websocket.on("pause", websocket.pause)
 
 
-def main(host: str, port: int) -> None:
-    """Serve ``handler`` on host:port until interrupted."""
+def main(host: str, port: int, ping_interval: float | None = None) -> None:
+    """Serve ``handler`` on host:port until interrupted; pings every ``ping_interval`` s."""
+    if ping_interval is not None:
+        OPTIONS["ping_interval"] = ping_interval or None
     server = HttpServer(host, port)
     server.on("exchange", handler)
     thor.run()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]) if len(sys.argv) > 3 else None)
