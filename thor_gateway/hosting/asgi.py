@@ -205,6 +205,8 @@ class AsgiHandler:
     window = 1024 * 1024
     # accept()'s limits and timers for WebSockets (the gateway sets them from --ws-*).
     websocket_options: dict[str, Any] = {}
+    # Called with (exchange, request, websocket) when a WebSocket closed (the access log).
+    websocket_closed: Callable[..., None] | None = None
 
     def __init__(self, app: AsgiApp, *, loop: Loop, lifespan: str = "auto") -> None:
         self.app = app

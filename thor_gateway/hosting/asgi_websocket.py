@@ -84,6 +84,7 @@ class AsgiWebSocket:
     ) -> None:
         self.handler = handler
         self.exchange = exchange
+        self.request = request
         self.scope = scope
         self.websocket: WebSocket | None = None
         # Thor side.
@@ -174,6 +175,9 @@ class AsgiWebSocket:
     def t_close(self, code: int, reason: str) -> None:
         self.t_gone = True
         self.handler.websockets.discard(self)
+        report = self.handler.websocket_closed
+        if report is not None and self.websocket is not None:
+            report(self.exchange, self.request, self.websocket)
         self.handler.outbox.post(self.a_closed, code, reason)
 
     def t_send(self, data: str | bytes) -> None:

@@ -31,13 +31,14 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import thor.loop
 from thor.http.server import HttpServer
-from thor_gateway.operations.access_log import AccessLog
+from thor_gateway.operations.access_log import AccessLog, AccessRecord
 from thor_gateway.operations.metrics import Metrics, SharedMetrics
 from thor_gateway.routing.forwarded import ProxyTrust
 from thor_gateway.routing.router import Route, Router
@@ -187,6 +188,9 @@ class Gateway:
         self.shared = SharedMetrics(metrics_dir, self.metrics) if metrics_dir else None
         self.access_log: AccessLog | None = None
         self.router = self._router(max_requests)
+        self.metrics.websockets = lambda: sum(
+            len(getattr(h, "websockets", ())) for h in self.handlers
+        )
         self._metrics_server: HttpServer | None = None
         self._metrics_router: Router | None = None
         self._tls = tls_context(settings)
@@ -255,7 +259,36 @@ class Gateway:
         )
         if hasattr(handler, "websocket_options"):  # ASGI: --ws-* settings
             handler.websocket_options = websocket_options(s)
+            if self.access_log is not None:
+                handler.websocket_closed = self._log_websocket
         return handler
+
+    def _log_websocket(self, exchange: Any, request: Any, websocket: Any) -> None:
+        """The access log's line at a WebSocket's close (the 101 had its own line): status
+        101, ``b`` the bytes sent, the socket's lifetime, and as response fields the close
+        code and the bytes received (``%({x-websocket-close}o)s``,
+        ``%({x-websocket-received}o)s``)."""
+        assert self.access_log is not None
+        client = request.client
+        record = AccessRecord(
+            remote=client[0] if client else "unix",
+            method=exchange.method,
+            target=exchange.uri,
+            version=exchange.req_version,
+            status=101,
+            body_bytes=websocket.bytes_sent,
+            duration=max(0.0, self.loop.time() - websocket.started),
+            when=time.time(),
+            request_headers=exchange.req_hdrs,
+            response_headers=[
+                (b"X-WebSocket-Close", b"%d" % (websocket.close_code or 1006)),
+                (b"X-WebSocket-Received", b"%d" % websocket.bytes_received),
+            ],
+        )
+        try:
+            self.access_log.write(record)
+        except (OSError, ValueError) as error:  # a full disk must not stop the serving
+            log.error("access log write failed: %s", error)
 
     # ----------------------------------------------------------- starting
 

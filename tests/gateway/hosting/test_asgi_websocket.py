@@ -7,11 +7,13 @@ import json
 import signal
 import socket
 import struct
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.gateway.gateway_helpers import Gateway
+from tests.gateway.gateway_helpers import Gateway, poll
 
 websockets = pytest.importorskip("websockets")
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
@@ -174,3 +176,44 @@ def test_shutdown_closes_open_websockets_with_1001() -> None:
         gateway.wait_for_line("closing 1 open WebSockets")
     finally:
         gateway.close()
+
+
+def test_metrics_count_open_websockets_and_the_access_log_has_a_line_at_close(
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "access.log"
+    gateway = Gateway(
+        ECHO,
+        "--port",
+        "0",
+        "--metrics-bind",
+        "127.0.0.1:0",
+        "--access-logfile",
+        str(log_file),
+        "--access-logformat",
+        "%(s)s %(r)s %(b)s %({x-websocket-close}o)s %({x-websocket-received}o)s",
+    ).wait_ready()
+    try:
+        metrics = f"http://127.0.0.1:{gateway.metrics_port}/metrics"
+        with connect(ws_url(gateway, "/echo"), open_timeout=5, compression=None) as ws:
+            ws.send("x" * 100)
+            assert ws.recv(5) == "x" * 100
+            with urllib.request.urlopen(metrics, timeout=5) as response:
+                assert "thor_websockets_open 1" in response.read().decode()
+        poll(lambda: _close_lines(log_file), what="the access log line at close")
+        with urllib.request.urlopen(metrics, timeout=5) as response:
+            assert "thor_websockets_open 0" in response.read().decode()
+    finally:
+        gateway.stop()
+    [line] = _close_lines(log_file)
+    status, _, _, _, sent, code, received = line.split(" ")
+    assert (status, code) == ("101", "1000")
+    assert int(sent) >= 102  # the echo's frame and the close frame
+    assert int(received) >= 106 + 8  # the masked message and close frames
+
+
+def _close_lines(path: Path) -> list[str]:
+    """Access log lines of WebSocket closes (those with a close code)."""
+    if not path.exists():
+        return []
+    return [line for line in path.read_text().splitlines() if not line.endswith(" - -")]
