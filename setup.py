@@ -24,6 +24,9 @@ setup(
             "trustme",  # TLS certificates generated inside tests
             "h2",  # an independent HTTP/2 peer and HPACK oracle for the sans-IO HTTP/2 core
             "kosoku",  # the Autobahn WebSocket cases (tests/websocket/test_autobahn.py)
+            "websockets",  # an independent WebSocket client for the gateway's websocket scope
+            "starlette",  # real framework WebSocket endpoints behind the gateway
+            "fastapi",  # the same, FastAPI's way (path parameters, JSON helpers)
             "requests",
             "werkzeug",
             "flask",  # a real framework behind the gateway
