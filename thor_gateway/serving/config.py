@@ -76,6 +76,10 @@ def _opt(default: Any, *flags: str, help: str, kind: Kind, **more: Any) -> Any:
     return field(default=default, metadata=_meta(*flags, help=help, kind=kind, **more))
 
 
+def _ws(default: Any, flag: str, kind: Kind, text: str) -> Any:
+    return _opt(default, flag, help=f"WebSocket: {text}", kind=kind, section="Limits and timeouts")
+
+
 def _default_allow_ips() -> list[str]:
     return ["127.0.0.1", "::1"]
 
@@ -341,41 +345,19 @@ class Settings:
         kind=Kind.INT,
         section="Limits and timeouts",
     )
-    ws_max_size: int = _opt(
-        16 * 1024 * 1024,
-        "--ws-max-size",
-        help="Largest WebSocket message (and frame, and inflated message) an ASGI app "
-        "receives; beyond it the socket closes with 1009. Accepts k, m, g suffixes.",
-        kind=Kind.SIZE,
-        section="Limits and timeouts",
+    # WebSocket (uvicorn's spellings); docs/gateway.md "WebSocket" says more.
+    ws_max_size: int = _ws(16 * 1024 * 1024, "--ws-max-size", Kind.SIZE, "Largest message: 1009.")
+    ws_ping_interval: float = _ws(
+        20.0, "--ws-ping-interval", Kind.SECONDS, "Seconds between keepalive pings (0: none)."
     )
-    ws_ping_interval: float = _opt(
-        20.0,
-        "--ws-ping-interval",
-        help="Seconds between keepalive pings on a WebSocket (0: none).",
-        kind=Kind.SECONDS,
-        section="Limits and timeouts",
+    ws_ping_timeout: float = _ws(
+        20.0, "--ws-ping-timeout", Kind.SECONDS, "Seconds for a ping's pong, then 1011 (0: none)."
     )
-    ws_ping_timeout: float = _opt(
-        20.0,
-        "--ws-ping-timeout",
-        help="Seconds to wait for a keepalive ping's pong before closing with 1011 (0: forever).",
-        kind=Kind.SECONDS,
-        section="Limits and timeouts",
+    ws_per_message_deflate: bool = _ws(
+        True, "--ws-per-message-deflate", Kind.BOOL, "Accept permessage-deflate (RFC 7692)."
     )
-    ws_per_message_deflate: bool = _opt(
-        True,
-        "--ws-per-message-deflate",
-        help="Accept the permessage-deflate extension (RFC 7692) when a client offers it.",
-        kind=Kind.BOOL,
-        section="Limits and timeouts",
-    )
-    ws_close_timeout: float = _opt(
-        10.0,
-        "--ws-close-timeout",
-        help="Seconds to wait for the peer's close frame (and the TCP close) after ours.",
-        kind=Kind.SECONDS,
-        section="Limits and timeouts",
+    ws_close_timeout: float = _ws(
+        10.0, "--ws-close-timeout", Kind.SECONDS, "Seconds for the closing handshake."
     )
     forwarded_allow_ips: list[str] = field(
         default_factory=_default_allow_ips,

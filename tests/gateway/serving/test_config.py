@@ -200,7 +200,7 @@ def test_every_flag_reads_an_environment_variable() -> None:
         if option.kind in (*route_kinds, config.Kind.BINDS):
             continue
         sample = {
-            config.Kind.BOOL: "true",
+            config.Kind.BOOL: "false" if default is True else "true",
             config.Kind.CHOICE: option.choices[-1] if option.choices else "",
             config.Kind.LIST: "1.2.3.4",
         }.get(option.kind, "7")
