@@ -51,7 +51,8 @@ def server_command(name: str, port: int) -> list[str]:
             "0",
             "--no-ws-per-message-deflate",
         ]
-    if name == "uvicorn":
+    if name in ("uvicorn", "uvicorn-sansio"):
+        ws = "websockets" if name == "uvicorn" else "websockets-sansio"
         return [
             python,
             "-m",
@@ -60,7 +61,7 @@ def server_command(name: str, port: int) -> list[str]:
             "--port",
             str(port),
             "--ws",
-            "websockets",
+            ws,
             "--ws-ping-interval",
             "0",
             "--ws-per-message-deflate",

@@ -206,34 +206,40 @@ class WebSocket(EventEmitter):
             events = list(held)
             held.clear()
         out: list[bytes] = []
-        self._out = out
+        outer, self._out = self._out, out  # outer: a dispatch this one runs inside of
         try:
-            for index, event in enumerate(events):
-                cls = event.__class__
-                if cls is TextMessage or cls is BytesMessage:
-                    self.emit("message", event.data)  # type: ignore[attr-defined]
-                elif cls is Ping:
-                    if self.conn.state in CAN_SEND:
-                        self._write(self.conn.pong(event.payload))  # type: ignore[attr-defined]
-                    self.emit("ping", event.payload)  # type: ignore[attr-defined]
-                elif cls is Pong:
-                    self._got_pong()
-                    self.emit("pong", event.payload)  # type: ignore[attr-defined]
-                elif cls is CloseReceived:
-                    self._peer_closed()
-                elif cls is ProtocolError:
-                    self._protocol_error(event)  # type: ignore[arg-type]
-                elif cls is ConnectionLost:
-                    self.tcp_conn.abort()
-                if self._paused and index + 1 < len(events):
-                    self._held.extend(events[index + 1 :])
-                    break
+            self._deliver(events)
         finally:
-            self._out = None
-            if out:
+            self._out = outer
+            if outer is not None:
+                outer.extend(out)  # after what the outer dispatch gathered, in order
+            elif out:
                 self.tcp_conn.write(out[0] if len(out) == 1 else b"".join(out))
-        if self.conn.state is CLOSED and not self.closed and not self._held:
+        if self.conn.state is CLOSED and outer is None and not self.closed and not self._held:
             self._finish_tcp()
+
+    def _deliver(self, events: list[Event] | tuple[()]) -> None:
+        """Emit the events; those after a pause(True) wait in ``_held``."""
+        for index, event in enumerate(events):
+            cls = event.__class__
+            if cls is TextMessage or cls is BytesMessage:
+                self.emit("message", event.data)  # type: ignore[attr-defined]
+            elif cls is Ping:
+                if self.conn.state in CAN_SEND:
+                    self._write(self.conn.pong(event.payload))  # type: ignore[attr-defined]
+                self.emit("ping", event.payload)  # type: ignore[attr-defined]
+            elif cls is Pong:
+                self._got_pong()
+                self.emit("pong", event.payload)  # type: ignore[attr-defined]
+            elif cls is CloseReceived:
+                self._peer_closed()
+            elif cls is ProtocolError:
+                self._protocol_error(event)  # type: ignore[arg-type]
+            elif cls is ConnectionLost:
+                self.tcp_conn.abort()
+            if self._paused and index + 1 < len(events):
+                self._held.extend(events[index + 1 :])
+                break
 
     def _peer_closed(self) -> None:
         conn = self.conn
