@@ -38,3 +38,27 @@ def test_autobahn_gate(tmp_path: Path, target: str) -> None:
     assert len(results) == 247 + 48, "kosoku ran the whole selection"
     behaviours = {r["behavior"] for r in results.values()}
     assert behaviours <= {"OK", "INFORMATIONAL"}, out.stdout
+
+
+CLIENT_SCRIPT = Path(__file__).with_name("autobahn_client.py")
+# The same selection as the servers'; the rest through
+# `python tests/websocket/autobahn_client.py -i '*'`.
+CLIENT_CASES = CASES
+
+
+@pytest.mark.skipif(shutil.which("kosoku") is None, reason="kosoku is not installed")
+@pytest.mark.timeout(300)
+def test_autobahn_client_gate(tmp_path: Path) -> None:
+    """kosoku's fuzzingserver against thor.WebSocketClient, echoing."""
+    command = [sys.executable, str(CLIENT_SCRIPT), "-o", str(tmp_path)]
+    for case in CLIENT_CASES:
+        command += ["-i", case]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=280, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    results = {}
+    for run in ("main", "no-context-takeover"):  # see autobahn_client.groups
+        [found] = json.loads((tmp_path / run / "index.json").read_text()).values()
+        results.update(found)
+    assert len(results) == 247 + 48, "kosoku ran the whole selection"
+    behaviours = {r["behavior"] for r in results.values()}
+    assert behaviours <= {"OK", "INFORMATIONAL"}, out.stdout
