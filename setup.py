@@ -24,7 +24,9 @@ setup(
             "trustme",  # TLS certificates generated inside tests
             "h2",  # an independent HTTP/2 peer and HPACK oracle; the client of the serving tests
             "kosoku",  # the Autobahn WebSocket cases (tests/websocket/test_autobahn.py)
-            "websockets",  # an independent WebSocket client and server on each side of the proxy
+            "websockets",  # an independent WebSocket peer: the proxy's relay, the websocket scope
+            "starlette",  # real framework WebSocket endpoints behind the gateway
+            "fastapi",  # the same, FastAPI's way (path parameters, JSON helpers)
             "requests",
             "werkzeug",
             "flask",  # a real framework behind the gateway

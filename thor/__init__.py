@@ -27,6 +27,7 @@ __all__ = [
     "TlsClient",
     "TlsServer",
     "UdpEndpoint",
+    "WebSocketClient",
     "__version__",
     "loop",
     "on",
@@ -57,6 +58,7 @@ _LAZY = {
     "TlsClient": "thor.tls",
     "TlsServer": "thor.tls",
     "UdpEndpoint": "thor.udp",
+    "WebSocketClient": "thor.websocket.client",
 }
 
 

@@ -38,6 +38,10 @@ PUBLIC_LIBRARY = frozenset(
         "thor.http.exchange",
         "thor.http.protocol",
         "thor.http.protocol.abnf",
+        "thor.websocket",
+        "thor.websocket.protocol",
+        "thor.websocket.server",
+        "thor.websocket.websocket",
     }
 )
 

@@ -7,6 +7,8 @@ else. The IO WebSocket class comes later; this checks the core alone.
     python tests/websocket/autobahn.py                      # sections 1-7, 10, 12.1, 13.1
     python tests/websocket/autobahn.py -i '*'               # every case (slow: 9.* and 12/13)
     python tests/websocket/autobahn.py -i 6.* -o /tmp/ab    # a subset, reports kept in /tmp/ab
+    python tests/websocket/autobahn.py --target native      # apps/ws_echo.py (thor.websocket)
+    python tests/websocket/autobahn.py --target gateway     # thor-gateway hosting an ASGI echo
 
 It prints the count of each behaviour (OK, NON-STRICT, INFORMATIONAL, FAILED, UNIMPLEMENTED)
 and the cases that were not OK/INFORMATIONAL; the exit status is 1 if any was.
@@ -17,12 +19,14 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -41,6 +45,24 @@ from thor.websocket.protocol import (
     read_request,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
+# The servers a --target starts, on a free port given as {port}.
+TARGETS = {
+    # Keepalive pings off: a ping in a long case is a frame the case did not expect.
+    "native": [sys.executable, "apps/ws_echo.py", "127.0.0.1", "{port}", "0"],
+    "gateway": [
+        sys.executable,
+        "-m",
+        "thor_gateway",
+        "tests.websocket.asgi_echo:app",
+        "--bind",
+        "127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--ws-ping-interval",
+        "0",
+    ],
+}
 DEFAULT_CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*", "12.1.*", "13.1.*"]
 
 
@@ -113,6 +135,24 @@ def serve_guarded(sock: socket.socket) -> None:
         pass
 
 
+def start_target(target: str, port: int) -> subprocess.Popen[bytes]:
+    """Start the server of ``target`` on ``port``; return once it accepts connections."""
+    command = [part.format(port=port) for part in TARGETS[target]]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(command, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return child
+        except OSError:
+            if child.poll() is not None:
+                break
+            time.sleep(0.05)
+    child.kill()
+    raise SystemExit(f"{target} did not start on port {port}")
+
+
 def summarize(outdir: Path) -> tuple[collections.Counter[str], list[str]]:
     index = json.loads((outdir / "index.json").read_text())
     counts: collections.Counter[str] = collections.Counter()
@@ -133,6 +173,7 @@ def main() -> int:
     parser.add_argument("-x", "--exclude", action="append", default=[])
     parser.add_argument("-o", "--outdir", help="keep the reports here")
     parser.add_argument("-p", "--parallelism", type=int, default=2)
+    parser.add_argument("--target", choices=["core", *TARGETS], default="core")
     args = parser.parse_args()
     kosoku = shutil.which("kosoku")
     if kosoku is None:
@@ -140,7 +181,12 @@ def main() -> int:
         return 2
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    threading.Thread(target=serve, args=(listener,), daemon=True).start()
+    child = None
+    if args.target == "core":
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+    else:
+        listener.close()  # the port is free again for the child (a race we accept in tests)
+        child = start_target(args.target, port)
     outdir = Path(args.outdir or tempfile.mkdtemp(prefix="autobahn-"))
     command = [kosoku, "-m", "fuzzingclient", f"127.0.0.1:{port}", "-o", str(outdir)]
     command += ["-p", str(args.parallelism)]
@@ -148,8 +194,13 @@ def main() -> int:
         command += ["-i", case]
     for case in args.exclude:
         command += ["-x", case]
-    subprocess.run(command, check=False, stdout=subprocess.DEVNULL, timeout=3600)
-    listener.close()
+    try:
+        subprocess.run(command, check=False, stdout=subprocess.DEVNULL, timeout=3600)
+    finally:
+        listener.close()
+        if child is not None:
+            child.terminate()
+            child.wait(10)
     counts, bad = summarize(outdir)
     print(" ".join(f"{name}={n}" for name, n in sorted(counts.items())), f"reports: {outdir}")
     for line in bad:

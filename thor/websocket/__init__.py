@@ -6,6 +6,31 @@ permessage-deflate extension on the stdlib ``zlib``.  It does no IO, reads no cl
 starts no thread; the IO side (a ``WebSocket`` event emitter on top of the HTTP server's
 switch point, a client, the ASGI ``websocket`` scope) feeds it.
 
-This package imports nothing itself, so that importing the core loads no IO module.
-See docs/websocket.md.
+This package imports nothing at import time, so that importing the core loads no IO
+module; ``accept``, ``is_websocket_request``, ``WebSocket``, ``WebSocketError`` and
+``WebSocketClient`` are loaded on first use. See docs/websocket.md.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["WebSocket", "WebSocketClient", "WebSocketError", "accept", "is_websocket_request"]
+
+_LAZY = {
+    "WebSocket": "thor.websocket.websocket",
+    "WebSocketError": "thor.websocket.websocket",
+    "WebSocketClient": "thor.websocket.client",
+    "accept": "thor.websocket.server",
+    "is_websocket_request": "thor.websocket.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'thor.websocket' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

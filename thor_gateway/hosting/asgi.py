@@ -29,8 +29,8 @@ the client left raises :class:`ClientDisconnected` (an ``OSError``, ASGI spec
 2.4).  An app that raises gets a 500 if nothing was sent, else the connection
 is aborted; an app that returns without a complete response likewise.
 
-``Upgrade: websocket`` requests reach the app as plain ``http`` scopes (no
-``websocket`` scope is offered; the app answers them as it answers HTTP).
+A GET with ``Upgrade: websocket`` gets the ``websocket`` scope instead
+(:mod:`thor_gateway.hosting.asgi_websocket`, loaded on the first one).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from thor.loop import Loop
 from thor.memo import Memo
 from thor_gateway.hosting.lifespan import LifespanManager
 from thor_gateway.hosting.wsgi import abort_exchange, answer_failure
-from thor_gateway.routing.request import Done, Request
+from thor_gateway.routing.request import Done, Request, asks_websocket
 
 __all__ = ["AsgiHandler", "ClientDisconnected"]
 
@@ -203,6 +203,10 @@ class AsgiHandler:
 
     body_high_water = 256 * 1024
     window = 1024 * 1024
+    # accept()'s limits and timers for WebSockets (the gateway sets them from --ws-*).
+    websocket_options: dict[str, Any] = {}
+    # Called with (exchange, request, websocket) when a WebSocket closed (the access log).
+    websocket_closed: Callable[..., None] | None = None
 
     def __init__(self, app: AsgiApp, *, loop: Loop, lifespan: str = "auto") -> None:
         self.app = app
@@ -212,6 +216,7 @@ class AsgiHandler:
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._shut_down = False
         self._wake_scheduled = False  # asyncio thread only
+        self.websockets: set[Any] = set()  # AsgiWebSocket in progress (loop thread)
 
     def _asyncio_loop(self) -> asyncio.AbstractEventLoop:
         """The handler's asyncio loop, created and started in its thread on first use.
@@ -245,7 +250,18 @@ class AsgiHandler:
         state = (
             {**self.lifespan.state, **request.state} if request.state else dict(self.lifespan.state)
         )
-        _AsgiExchange(self, exchange, request, build_scope(request, state))
+        scope = build_scope(request, state)
+        if request.method == b"GET" and asks_websocket(request.headers):
+            from thor_gateway.hosting.asgi_websocket import AsgiWebSocket
+
+            AsgiWebSocket.serve(self, exchange, request, scope)
+            return
+        _AsgiExchange(self, exchange, request, scope)
+
+    def close_websockets(self, code: int) -> None:
+        """Close every open WebSocket with ``code`` (1001 at shutdown, RFC 6455 §7.4.1)."""
+        for websocket in list(self.websockets):
+            websocket.t_shutdown(code)
 
     def to_thor(self, fn: Callable[..., Any], *args: Any) -> None:
         """Post ``fn(*args)`` to the Thor loop from the asyncio side, waking it once per batch.

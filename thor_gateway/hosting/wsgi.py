@@ -57,7 +57,7 @@ from thor_gateway.hosting.wsgi_output import (
     has_length,
 )
 from thor_gateway.hosting.wsgi_spool import SpooledBody
-from thor_gateway.routing.request import Done, Request
+from thor_gateway.routing.request import Done, Request, asks_websocket
 
 __all__ = [
     "AppOutputError",
@@ -140,6 +140,9 @@ class WsgiHandler:
         """Start serving ``request`` (loop thread, as its exchange arrives)."""
         if self.pool.full:
             self._refuse(exchange, request)
+            return
+        if request.method == b"GET" and asks_websocket(request.headers):
+            refuse_websocket(exchange, request)
             return
         if exchange.req_complete:  # the server knows the framing: no body to come
             body = None
@@ -251,6 +254,24 @@ def abort_exchange(exchange: Exchange) -> None:
     already produced is flushed first: the client sees how far the response got.
     """
     exchange.abort()
+
+
+class WebSocketUnsupportedError(HttpError):
+    """A WebSocket handshake to a WSGI app: WSGI has no way to hold a connection open.
+
+    403, as RFC 6455 §4.2.2 suggests for a server that will not accept the connection
+    (426 would wrongly ask the client to upgrade, which it already did).
+    """
+
+    desc = "WSGI apps cannot serve WebSocket"
+    status = 403
+
+
+def refuse_websocket(exchange: Exchange, request: Request) -> None:
+    """Answer a WebSocket handshake to a WSGI route with 403, and log why (loop thread)."""
+    path = request.raw_path.decode("latin-1")
+    log.warning("WebSocket handshake for %s refused: WSGI apps cannot serve WebSocket", path)
+    exchange.respond(*WebSocketUnsupportedError().as_response())  # body: "403 WSGI apps..."
 
 
 def answer_failure(exchange: Exchange) -> None:

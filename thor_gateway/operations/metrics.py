@@ -99,6 +99,7 @@ class Metrics:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.connections: Callable[[], int] = lambda: 0
+        self.websockets: Callable[[], int] = lambda: 0  # open, handshakes included
         self.upstreams: Callable[[], UpstreamSamples] = dict  # set when proxies are mounted
         self.caches: Callable[[], dict[str, dict[str, int]]] = dict  # route -> cache numbers
         self.draining = False
@@ -133,6 +134,7 @@ class Metrics:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
             "connections": self.connections(),
+            "websockets": self.websockets(),
             "draining": int(self.draining),
             "upstreams": self.upstreams(),
             "caches": self.caches(),
@@ -144,6 +146,7 @@ class Metrics:
         """The sum of snapshots: counters from all, gauges from the ``live`` ones."""
         result = cls()
         connections = 0
+        websockets = 0
         upstreams: UpstreamSamples = {}
         for snap, alive in [(s, True) for s in live] + [(s, False) for s in gone]:
             for cls_name, count in snap["requests"].items():
@@ -158,6 +161,7 @@ class Metrics:
             if alive:
                 result.in_flight += snap["in_flight"]
                 connections += snap["connections"]
+                websockets += snap.get("websockets", 0)
                 result.draining = result.draining or bool(snap["draining"])
             for key, values in snap.get("upstreams", {}).items():
                 sums = upstreams.setdefault(key, dict.fromkeys(values, 0))
@@ -172,6 +176,7 @@ class Metrics:
                     if alive or name != "bytes":
                         sums[name] = sums.get(name, 0) + value
         result.connections = lambda: connections
+        result.websockets = lambda: websockets
         result.upstreams = lambda: upstreams
         result.caches = lambda: caches
         return result
@@ -204,6 +209,9 @@ class Metrics:
         )
         out += _single(
             "connections", "gauge", "Open client connections.", labels, self.connections()
+        )
+        out += _single(
+            "websockets_open", "gauge", "Open WebSockets of ASGI apps.", labels, self.websockets()
         )
         out += [
             "# HELP thor_request_duration_seconds Time from request start to response end.",

@@ -24,6 +24,7 @@ __all__ = [
     "Done",
     "Handler",
     "Request",
+    "asks_websocket",
     "request_at_mount",
     "split_target",
     "target_authority",
@@ -63,6 +64,14 @@ class Handler(Protocol):
 
     def shutdown(self, done: Done) -> None:
         """Clean up after draining (ASGI lifespan shutdown); then call ``done``."""
+
+
+def asks_websocket(headers: RawHeaders) -> bool:
+    """Whether a request's ``Upgrade`` field names websocket (RFC 6455 §4.1; GETs only)."""
+    for name, value in headers:
+        if len(name) == 7 and name.lower() == b"upgrade" and b"websocket" in value.lower():
+            return True
+    return False
 
 
 def address_of(value: object) -> tuple[str, int] | None:

@@ -6,6 +6,7 @@ Declared here, gathered into :class:`~thor_gateway.serving.config.Settings`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from thor_gateway.serving.config_values import (
     LOG_LEVELS,
@@ -17,6 +18,10 @@ from thor_gateway.serving.config_values import (
 )
 
 __all__ = ["LimitSettings", "OperationSettings", "ProcessSettings"]
+
+
+def _ws(default: Any, flag: str, kind: Kind, text: str) -> Any:
+    return opt(default, flag, help=f"WebSocket: {text}", kind=kind, section="Limits and timeouts")
 
 
 @dataclass
@@ -312,6 +317,20 @@ class LimitSettings:
         "while the server's write buffer is full, over each --min-rate-window; 0: off.",
         kind=Kind.INT,
         section="Limits and timeouts",
+    )
+    # WebSocket (uvicorn's spellings); docs/gateway.md "WebSocket" says more.
+    ws_max_size: int = _ws(16 * 1024 * 1024, "--ws-max-size", Kind.SIZE, "Largest message: 1009.")
+    ws_ping_interval: float = _ws(
+        20.0, "--ws-ping-interval", Kind.SECONDS, "Seconds between keepalive pings (0: none)."
+    )
+    ws_ping_timeout: float = _ws(
+        20.0, "--ws-ping-timeout", Kind.SECONDS, "Seconds for a ping's pong, then 1011 (0: none)."
+    )
+    ws_per_message_deflate: bool = _ws(
+        True, "--ws-per-message-deflate", Kind.BOOL, "Accept permessage-deflate (RFC 7692)."
+    )
+    ws_close_timeout: float = _ws(
+        10.0, "--ws-close-timeout", Kind.SECONDS, "Seconds for the closing handshake."
     )
 
 

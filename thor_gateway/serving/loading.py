@@ -32,7 +32,12 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from thor_gateway.serving.config_values import ConfigError
+
+if TYPE_CHECKING:
+    from thor_gateway.serving.config import Settings, StaticRoute
 
 __all__ = ["AppLoadError", "detect_interface", "import_app", "native_app", "parse_spec"]
 
@@ -233,3 +238,30 @@ def build_proxy(upstreams: tuple[Any, ...], options: dict[str, Any], *, loop: An
         return proxy_handler(list(upstreams), loop=loop, **options)
     except (TypeError, ValueError) as error:  # unknown setting / bad value or URL
         raise AppLoadError("proxy", str(error)) from None
+
+
+def static_handler(route: StaticRoute) -> Any:
+    """The handler of a ``--static`` / ``[[static]]`` route."""
+    from thor_gateway.static import StaticHandler
+
+    try:
+        return StaticHandler(
+            route.path,
+            cache_control=route.cache_control,
+            follow_symlinks=route.follow_symlinks,
+            index=route.index,
+            precompressed=route.precompressed,
+        )
+    except OSError as error:
+        raise ConfigError("static", f"{route.prefix}={route.path}: {error}") from None
+
+
+def websocket_options(s: Settings) -> dict[str, Any]:
+    """The ``--ws-*`` settings as ``thor.websocket.accept``'s keyword arguments."""
+    return {
+        "max_message_size": s.ws_max_size or None,
+        "ping_interval": s.ws_ping_interval or None,
+        "ping_timeout": s.ws_ping_timeout or None,
+        "close_timeout": s.ws_close_timeout,
+        "deflate": s.ws_per_message_deflate,
+    }

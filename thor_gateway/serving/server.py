@@ -31,6 +31,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -38,14 +39,21 @@ from urllib.parse import unquote_to_bytes
 
 import thor.loop
 from thor.http.server import HttpServer
-from thor_gateway.operations.access_log import AccessLog
+from thor_gateway.operations.access_log import AccessLog, AccessRecord
 from thor_gateway.operations.metrics import Metrics, SharedMetrics
 from thor_gateway.routing.deadline import Deadline
 from thor_gateway.routing.forwarded import ProxyTrust
 from thor_gateway.routing.router import Route, Router
 from thor_gateway.serving.binds import describe, open_listener
-from thor_gateway.serving.config import ConfigError, Settings, StaticRoute
-from thor_gateway.serving.loading import AppLoadError, build_handler, build_proxy, import_app
+from thor_gateway.serving.config import ConfigError, Settings
+from thor_gateway.serving.loading import (
+    AppLoadError,
+    build_handler,
+    build_proxy,
+    import_app,
+    static_handler,
+    websocket_options,
+)
 from thor_gateway.serving.process_setup import drop_privileges
 
 __all__ = [
@@ -191,6 +199,9 @@ class Gateway:
         self.shared = SharedMetrics(metrics_dir, self.metrics) if metrics_dir else None
         self.access_log: AccessLog | None = None
         self.router = self._router(max_requests)
+        self.metrics.websockets = lambda: sum(
+            len(getattr(h, "websockets", ())) for h in self.handlers
+        )
         self._metrics_server: HttpServer | None = None
         self._metrics_router: Router | None = None
         self._tls = tls_context(settings)
@@ -278,9 +289,40 @@ class Gateway:
             multiprocess=self.multiprocess,
             where=f"{mount.prefix}={mount.app}",
         )
+        if hasattr(handler, "websocket_options"):  # ASGI: --ws-* settings
+            handler.websocket_options = websocket_options(s)
+            if self.access_log is not None:
+                handler.websocket_closed = self._log_websocket
         if s.request_timeout and handler is not app:  # apps, not ready-made handlers (proxies)
             return Deadline(handler, s.request_timeout, self.loop)
         return handler
+
+    def _log_websocket(self, exchange: Any, request: Any, websocket: Any) -> None:
+        """The access log's line at a WebSocket's close (the 101 had its own line): status
+        101, ``b`` the bytes sent, the socket's lifetime, and as response fields the close
+        code and the bytes received (``%({x-websocket-close}o)s``,
+        ``%({x-websocket-received}o)s``)."""
+        assert self.access_log is not None
+        client = request.client
+        record = AccessRecord(
+            remote=client[0] if client else "unix",
+            method=exchange.method,
+            target=exchange.uri,
+            version=exchange.req_version,
+            status=101,
+            body_bytes=websocket.bytes_sent,
+            duration=max(0.0, self.loop.time() - websocket.started),
+            when=time.time(),
+            request_headers=exchange.req_hdrs,
+            response_headers=[
+                (b"X-WebSocket-Close", b"%d" % (websocket.close_code or 1006)),
+                (b"X-WebSocket-Received", b"%d" % websocket.bytes_received),
+            ],
+        )
+        try:
+            self.access_log.write(record)
+        except (OSError, ValueError) as error:  # a full disk must not stop the serving
+            log.error("access log write failed: %s", error)
 
     # ----------------------------------------------------------- starting
 
@@ -381,12 +423,13 @@ class Gateway:
         pending = list(self.servers)
         if not pending:
             return  # still starting: _start_next stops what has started
+        deadline = self.loop.time() + self.settings.graceful_timeout
 
         def stopped(server: HttpServer) -> None:
             if server in pending:
                 pending.remove(server)
                 if not pending:
-                    self.loop.call_soon(self._stop_handlers, len(self.handlers))
+                    self.loop.call_soon(self._wait_for_websockets, deadline, False)
 
         for server in list(pending):
             server.on("stop", lambda server=server: stopped(server))
@@ -405,6 +448,27 @@ class Gateway:
     def _recycle(self) -> None:
         log.info("served %d requests: recycling this worker", self.router.served)
         self.drain()
+
+    def _wait_for_websockets(self, deadline: float, told: bool) -> None:
+        """Let open WebSockets end by themselves until ``deadline``, then close them with
+        1001 "going away" (RFC 6455 §7.4.1) and allow their closing handshakes
+        ``--ws-close-timeout``; then the shutdown hooks run (what is left is cut)."""
+        busy = [h for h in self.handlers if getattr(h, "websockets", None)]
+        if not busy:
+            self._stop_handlers(len(self.handlers))
+            return
+        now = self.loop.time()
+        if now >= deadline:
+            if told:
+                log.warning("cutting %d WebSockets left open", sum(len(h.websockets) for h in busy))
+                self._stop_handlers(len(self.handlers))
+                return
+            log.info("closing %d open WebSockets (1001)", sum(len(h.websockets) for h in busy))
+            for handler in busy:
+                handler.close_websockets(1001)
+            told, deadline = True, now + self.settings.ws_close_timeout
+        # Polled: WebSockets come and go on several handlers; 50 ms is nothing at shutdown.
+        self.loop.schedule(0.05, self._wait_for_websockets, deadline, told)
 
     def _stop_handlers(self, count: int) -> None:
         """Run the shutdown hooks of the first ``count`` handlers, last started first."""
@@ -532,19 +596,3 @@ def run_single(
         return serve(gateway)
     finally:
         listeners.close()
-
-
-def static_handler(route: StaticRoute) -> Any:
-    """The handler of a ``--static`` / ``[[static]]`` route."""
-    from thor_gateway.static import StaticHandler
-
-    try:
-        return StaticHandler(
-            route.path,
-            cache_control=route.cache_control,
-            follow_symlinks=route.follow_symlinks,
-            index=route.index,
-            precompressed=route.precompressed,
-        )
-    except OSError as error:
-        raise ConfigError("static", f"{route.prefix}={route.path}: {error}") from None

