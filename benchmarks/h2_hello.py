@@ -23,31 +23,14 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADS = {"c16m10": ["-c", "16", "-m", "10"], "c64m1": ["-c", "64", "-m", "1"]}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -144,7 +127,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for(port)
+            wait_for(port, 60.0)
             h2load(port, LOADS["c16m10"], 2000)  # warm up
             runs = [(load, flags, False) for load, flags in LOADS.items()]
             if name in ("thor-native", "gateway-asgi"):

@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from support import free_port, wait_for
 
 HERE = Path(__file__).resolve()
 BODY = b"x" * 1024
@@ -176,23 +176,6 @@ http {{
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port} after {timeout}s")
-
-
 def start_origin(scratch: Path) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     nginx = shutil.which("nginx") or (
@@ -205,7 +188,7 @@ def start_origin(scratch: Path) -> tuple[subprocess.Popen[bytes], int]:
     else:
         cmd = [sys.executable, "-c", ORIGIN, str(port)]
     origin = subprocess.Popen(["taskset", "-c", "1", *cmd])
-    wait_for(port)
+    wait_for(port, 10.0)
     return origin, port
 
 
@@ -241,7 +224,7 @@ def proxy_command(name: str, port: int, origin_port: int) -> list[str]:
 def measure(name: str, cmd: list[str], port: int, args: argparse.Namespace) -> None:
     proxy = subprocess.Popen(["taskset", "-c", "0", *cmd], stdout=subprocess.DEVNULL)
     try:
-        wait_for(port)
+        wait_for(port, 10.0)
         wrk(port, args.connections, 2)  # warm-up: connections pooled, code paths hot
         user0, sys0 = cpu_seconds(proxy.pid)
         count = wrk(port, args.connections, args.seconds)

@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from support import free_port, wait_for
+
 HERE = Path(__file__).resolve()
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 KEY = base64.b64encode(os.urandom(16))
@@ -101,23 +103,6 @@ while True:
     for key, mask in sel.select():
         key.data(key.fileobj, mask)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port} after {timeout}s")
 
 
 def frame(size: int) -> bytes:
