@@ -87,6 +87,10 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+# The versions a request arrives over, named once rather than decoded per request.
+_VERSION_NAMES = {b"1.1": "1.1", b"1.0": "1.0", b"2": "2"}
+
+
 class Metrics:
     """The numbers; :meth:`render` writes them out."""
 
@@ -108,7 +112,7 @@ class Metrics:
     def started(self, version: bytes = b"1.1") -> None:
         """A request arrived, over HTTP/``version``."""
         self.in_flight += 1
-        name = version.decode("latin-1")
+        name = _VERSION_NAMES.get(version) or version.decode("latin-1")
         self.protocols[name] = self.protocols.get(name, 0) + 1
 
     def finished(self, status: int, completed: bool, seconds: float, sent: int, got: int) -> None:

@@ -247,7 +247,7 @@ class Router:
             duration=duration,
             when=time.time(),
             request_headers=exchange.req_hdrs,
-            response_headers=getattr(exchange, "res_hdrs", []),
+            response_headers=exchange.res_hdrs,
         )
         try:
             assert self.access_log is not None

@@ -175,7 +175,8 @@ class _BodyWriter:
             return 0
         if self.framing is not FRAMING_LENGTH:
             return None
-        self.state = writer_transition(self.state, "body")
+        if self.state is not _BODY_SOURCE:  # writer_transition(state, "body"), as in body()
+            writer_transition(self.state, "body")  # raises
         self._sent += count
         if self._sent > self._length:
             raise error.OutputSyntaxError(f"body longer than Content-Length {self._length}")
