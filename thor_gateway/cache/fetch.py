@@ -41,7 +41,15 @@ from thor_gateway.routing.request import Request
 if TYPE_CHECKING:
     from thor_gateway.cache.handler import CacheHandler
 
-__all__ = ["PART", "STRIPPED_ON_SERVE", "Fetch", "conditional", "content_range", "part_range"]
+__all__ = [
+    "PART",
+    "STRIPPED_ON_SERVE",
+    "Fetch",
+    "as_bytes",
+    "conditional",
+    "content_range",
+    "part_range",
+]
 
 Headers = list[tuple[bytes, bytes]]
 _GET = b"GET"
@@ -84,7 +92,8 @@ def conditional(headers: Headers) -> bool:
     return any(n.lower() in CONDITIONAL for n, _ in headers)
 
 
-def _as_bytes(value: Any) -> bytes:
+def as_bytes(value: Any) -> bytes:
+    """A field name or value as bytes (str and other values in latin-1)."""
     return value if isinstance(value, bytes) else str(value).encode("latin-1")
 
 
@@ -160,8 +169,8 @@ class Fetch(EventEmitter):
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         self.started = True
         code = int(status)
-        phrase = _as_bytes(phrase)
-        fields = [(_as_bytes(n), _as_bytes(v)) for n, v in headers]
+        phrase = as_bytes(phrase)
+        fields = [(as_bytes(n), as_bytes(v)) for n, v in headers]
         cache = self.cache
         now = cache.clock()
         entry = self.entry

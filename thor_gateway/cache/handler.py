@@ -46,7 +46,14 @@ from typing import Any, cast
 import thor.loop
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
-from thor_gateway.cache.fetch import PART, STRIPPED_ON_SERVE, Fetch, conditional, part_range
+from thor_gateway.cache.fetch import (
+    PART,
+    STRIPPED_ON_SERVE,
+    Fetch,
+    as_bytes,
+    conditional,
+    part_range,
+)
 from thor_gateway.cache.keys import (
     CONDITIONAL,
     byte_range,
@@ -441,10 +448,6 @@ def _has_body(headers: Headers) -> bool:
     return False
 
 
-def _as_bytes(value: Any) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode("latin-1")
-
-
 class _Invalidating:
     """The client's exchange, watched for the status of an unsafe request (RFC 9111 §4.4).
 
@@ -467,14 +470,14 @@ class _Invalidating:
 
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         headers = list(headers)
-        fields = [(_as_bytes(n), _as_bytes(v)) for n, v in headers]
+        fields = [(as_bytes(n), as_bytes(v)) for n, v in headers]
         code = int(status)
         request = self._request
         cache = self._cache
         cache.invalidate(invalidated(request.method, code, self._key, fields))
         if request.method == b"POST" and self._reusable(code, fields):
             self._parts = []
-            self._head = (code, _as_bytes(phrase), fields, cache.clock())
+            self._head = (code, as_bytes(phrase), fields, cache.clock())
         self._exchange.response_start(status, phrase, headers)
 
     def _reusable(self, code: int, fields: Headers) -> bool:

@@ -97,19 +97,13 @@ class SummarisingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self, stream: object = None, repeat: RepeatFilter | None = None) -> None:
         super().__init__(stream)
         self.repeat = repeat or RepeatFilter()
-        self.repeat.emit_summary = self.handle
-        self.addFilter(self.repeat)
-
-    def close(self) -> None:
-        for summary in self.repeat.summaries():
-            self.handle(summary)
-        super().close()
+        summarise_repeats(self, self.repeat)
 
 
 def summarise_repeats(handler: logging.StreamHandler, repeat: RepeatFilter) -> None:  # type: ignore[type-arg]
     """Give any stream handler (standard error, a watched file) ``repeat``'s filter: what it
     holds back is reported at the next record after the interval, and when the handler
-    closes (at exit), as :class:`SummarisingHandler` does."""
+    closes (at exit)."""
     repeat.emit_summary = handler.handle
     handler.addFilter(repeat)
     close = handler.close
