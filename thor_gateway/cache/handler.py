@@ -148,6 +148,13 @@ class CacheStats:
 class CacheHandler:
     """A handler that answers from a store what it can, and asks ``inner`` for the rest."""
 
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (upstream_samples, settings...) is the wrapped handler's, as for
+        # routing.deadline.Deadline: /metrics finds a cached proxy's members through it.
+        if name == "inner":  # not set yet (during __init__): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     def __init__(
         self,
         inner: Handler,

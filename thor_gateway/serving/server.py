@@ -223,7 +223,7 @@ class Gateway:
         except ValueError as error:
             raise ConfigError("forwarded_allow_ips", str(error)) from None
         routes = [Route(_prefix(m.prefix), self._handler(m)) for m in s.all_mounts()]
-        from thor_gateway.proxy.handler import ProxyHandler, settings_from_flags
+        from thor_gateway.proxy.handler import settings_from_flags
 
         defaults = settings_from_flags(s.upstream_connect_timeout, s.upstream_timeout)
         from thor_gateway.cache.handler import CacheHandler, cache_settings
@@ -251,9 +251,9 @@ class Gateway:
         self.handlers = [r.handler for r in routes]
         # Proxies, whether from --proxy or mounted as apps, report their members in /metrics.
         proxies = [
-            (r.prefix.decode("utf-8", "replace") or "/", _uncached(r.handler))
+            (r.prefix.decode("utf-8", "replace") or "/", r.handler)
             for r in routes
-            if isinstance(_uncached(r.handler), ProxyHandler)
+            if hasattr(r.handler, "upstream_samples")  # a proxy, or a wrapper around one
         ]
         if proxies:
             self.metrics.upstreams = lambda: {
@@ -496,13 +496,6 @@ class Gateway:
             self.access_log.close()
         log.info("stopped (pid %d)", os.getpid())
         self.loop.stop()
-
-
-def _uncached(handler: Any) -> Any:
-    """The handler a cache wraps (the proxy reports its members), else ``handler``."""
-    from thor_gateway.cache.handler import CacheHandler
-
-    return handler.inner if isinstance(handler, CacheHandler) else handler
 
 
 def log_routes(settings: Settings) -> None:
