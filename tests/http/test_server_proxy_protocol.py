@@ -165,3 +165,14 @@ def test_over_tls_the_header_comes_before_the_handshake(tmp_path: Path) -> None:
                 sock.sendall(REQUEST)
                 answer = read_all(sock)
         assert body_of(answer) == b"('203.0.113.7', 40001)"
+
+
+def test_shutdown_closes_the_connections_still_sending_their_header() -> None:
+    with ServerThread(who, proxy_protocol=option()) as srv:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+            sock.sendall(V1[:10])
+            served(srv.port, V1 + REQUEST)  # a full round trip: the first one is reading
+            assert len(srv.server.tcp_server._header_reads) == 1
+            srv.call(srv.server.shutdown)
+            assert read_all(sock) == b""
+        assert not srv.server.tcp_server._header_reads
