@@ -7,6 +7,8 @@ import ipaddress
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from thor.proxy_protocol import (
     V2_SIGNATURE,
@@ -309,3 +311,21 @@ def test_a_larger_v2_limit_admits_larger_tlvs() -> None:
     header = ProxyHeaderParser(max_v2_length=6000).feed(big)
     assert header is not None
     assert header.tlvs == ((0x20, b"x" * 5000),)
+
+
+PREFIXES = st.sampled_from([b"", b"PROXY ", b"PROXY TCP4 ", V2_SIGNATURE, V2_SIGNATURE + b"\x21"])
+
+
+@given(PREFIXES, st.lists(st.binary(max_size=64), max_size=6))
+def test_any_bytes_give_none_a_header_or_a_proxy_protocol_error(
+    prefix: bytes, chunks: list[bytes]
+) -> None:
+    """The h11 fuzz invariant: nothing but None, a header, or ProxyProtocolError."""
+    parser = ProxyHeaderParser(max_v2_length=64)
+    try:
+        for chunk in [prefix, *chunks]:
+            result = parser.feed(chunk)
+            assert result is None or isinstance(result, ProxyHeader)
+            assert parser.room() >= 0
+    except ProxyProtocolError:
+        assert parser.stage is Stage.FAILED
