@@ -42,7 +42,12 @@ IO = {
 }
 # What a sans-IO core may use of the library besides its own package.
 CORE_SHARED = ("thor.http.error", "thor.http.headers", "thor.memo", "thor.http.protocol.abnf")
-CORES = ["thor/http/protocol", "thor/websocket/protocol", "thor/http2/protocol"]
+CORES = [
+    "thor/http/protocol",
+    "thor/websocket/protocol",
+    "thor/http2/protocol",
+    "thor/proxy_protocol",
+]
 
 
 def imports_of(path: Path, package: str | None = None) -> list[str]:

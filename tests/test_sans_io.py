@@ -41,7 +41,12 @@ print(json.dumps({{
 }}))
 """
 
-CORES = ["thor.http.protocol", "thor.http2.protocol", "thor.websocket.protocol"]
+CORES = [
+    "thor.http.protocol",
+    "thor.http2.protocol",
+    "thor.websocket.protocol",
+    "thor.proxy_protocol",
+]
 
 
 @pytest.mark.parametrize("module", CORES)

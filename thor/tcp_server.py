@@ -4,6 +4,10 @@ Accepting backs off (``accept_paused`` / ``accept_resumed``) when the process
 runs out of descriptors or memory, instead of spinning on a listening socket
 that stays readable.  ``stop_accepting()`` first accepts what the kernel has
 already queued, so that closing the listener resets no connection.
+
+With :attr:`TcpServer.proxy_protocol` set (a :class:`~thor.tcp.ProxyProtocol`), each
+accepted socket first goes through the PROXY header read (:mod:`thor.tcp_proxy_protocol`),
+which hands it on with the relayed client's address; unset, accepting is as it was.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import errno
 import logging
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import thor._sockets as _sockets
 import thor.loop
 from thor.events import EventEmitter
 from thor.tcp_connection import TcpConnection
+
+if TYPE_CHECKING:
+    from thor.tcp_proxy_protocol import HeaderRead, ProxyProtocol
 
 __all__ = ["TcpServer"]
 
@@ -44,6 +51,8 @@ class TcpServer(EventEmitter):
     connection_class: type[TcpConnection] = TcpConnection
     accept_backoff = 0.5
     accept_batch = 64
+    # Each connection starts with a PROXY header (HAProxy's protocol) from a trusted peer.
+    proxy_protocol: ProxyProtocol | None = None
 
     def __init__(
         self,
@@ -80,6 +89,7 @@ class TcpServer(EventEmitter):
         self.accepting = True
         self._stop_timer: thor.loop.ScheduledEvent | None = None
         self._backoff_timer: thor.loop.ScheduledEvent | None = None
+        self._header_reads: set[HeaderRead] = set()  # PROXY headers being read
         # Accept only after 'start' was emitted, so that 'connect' never comes first.
         self.loop.call_soon(self._start)
 
@@ -109,7 +119,12 @@ class TcpServer(EventEmitter):
             self._pause_accepting(error.errno or 0)
             return False
         _sockets.tune(sock)
-        self._accepted(sock, address)
+        if self.proxy_protocol is None:
+            self._accepted(sock, address)
+        else:
+            self.proxy_protocol.read_header(
+                sock, address, self.loop, self._accepted, self._header_reads
+            )
         return True
 
     def _pause_accepting(self, code: int) -> None:
@@ -155,6 +170,8 @@ class TcpServer(EventEmitter):
                 if not self._accept_one():
                     break
         self.accepting = False
+        for reading in list(self._header_reads):  # no connection yet: nothing to finish
+            reading.cancel()
         if self._backoff_timer is not None:
             self._backoff_timer.delete()
             self._backoff_timer = None

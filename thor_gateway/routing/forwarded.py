@@ -79,6 +79,13 @@ class ProxyTrust:
             self._seen.put(address, known)
         return known
 
+    def trusts_peer(self, address: object) -> bool:
+        """Whether a connection's peer, as ``accept()`` gave it (a tuple for IP, a string
+        for a UNIX socket), is a trusted proxy (``--proxy-protocol`` asks, per connection)."""
+        if address.__class__ is tuple:
+            return self.trusts(address[0])
+        return self.unix
+
     def _trusts(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address.partition("%")[0])

@@ -8,7 +8,8 @@ before it starts anything (the reloader, the master or the only process), and
 out only later -- in a worker, after the fork -- is checked here without side effects:
 
 - the TLS files load; the access-log format renders, and its file can be opened for
-  appending (its folder exists and is writable); the trusted-proxy list parses;
+  appending (its folder exists and is writable); the trusted-proxy list parses, and with
+  ``--proxy-protocol`` admits some peer of every listener;
 - every ``[[proxy]]`` route would build (upstreams, settings, balancer:
   :func:`thor_gateway.proxy.handler.check_route`);
 - every TCP bind's host resolves, and every UNIX socket's folder exists.  The ports are
@@ -29,6 +30,7 @@ import sys
 
 from thor_gateway.operations.access_log import AccessLog
 from thor_gateway.routing.forwarded import ProxyTrust
+from thor_gateway.serving.binds import check_proxy_protocol
 from thor_gateway.serving.config import Bind, ConfigError, Settings
 from thor_gateway.serving.loading import AppLoadError, detect_interface, import_app
 
@@ -54,6 +56,7 @@ def check_settings(settings: Settings) -> None:
         ProxyTrust(settings.forwarded_allow_ips)
     except ValueError as error:
         raise ConfigError("forwarded_allow_ips", str(error)) from None
+    check_proxy_protocol(settings)
     from thor_gateway.cache.handler import cache_settings
     from thor_gateway.proxy.handler import check_route, settings_from_flags
 

@@ -457,3 +457,12 @@ class OperationSettings:
         kind=Kind.INT,
         section="Operations",
     )
+    proxy_protocol: bool = opt(
+        False,
+        "--proxy-protocol",
+        help="Each connection to the HTTP listeners starts with a PROXY protocol header "
+        "(HAProxy's v1 or v2, read before TLS) naming the client; only --forwarded-allow-ips "
+        "peers may connect. See 'PROXY protocol'.",
+        kind=Kind.BOOL,
+        section="Operations",
+    )

@@ -44,7 +44,7 @@ from thor_gateway.operations.metrics import Metrics, SharedMetrics
 from thor_gateway.routing.deadline import Deadline
 from thor_gateway.routing.forwarded import ProxyTrust
 from thor_gateway.routing.router import Route, Router
-from thor_gateway.serving.binds import describe, open_listener
+from thor_gateway.serving.binds import describe, open_listener, proxy_protocol
 from thor_gateway.serving.config import ConfigError, Settings
 from thor_gateway.serving.loading import (
     AppLoadError,
@@ -142,6 +142,7 @@ def server_limits(settings: Settings) -> dict[str, Any]:
         "http2": settings.http2,
         "h2c": settings.h2c,
         "h2c_upgrade": settings.h2c,
+        "proxy_protocol": proxy_protocol(settings),  # None when off: accepting as without
     }
 
 

@@ -92,6 +92,18 @@ def test_trust_lists(allowed: list[str], peer: tuple[str, int] | None, trusted: 
     assert (info.scheme == "https") is trusted
 
 
+def test_trusts_peer_takes_what_accept_gives() -> None:
+    # --proxy-protocol asks per connection, with the address as accept() returned it.
+    trust = ProxyTrust(["10.0.0.0/8", "::1"])
+    assert trust.trusts_peer(("10.1.2.3", 5000))
+    assert trust.trusts_peer(("::ffff:10.1.2.3", 5000, 0, 0))  # dual-stack listener
+    assert trust.trusts_peer(("::1", 1, 0, 0))
+    assert not trust.trusts_peer(("192.0.2.1", 5000))
+    assert not trust.trusts_peer("")  # a UNIX socket's peer, without "unix" listed
+    assert ProxyTrust(["unix"]).trusts_peer("")
+    assert not ProxyTrust(["unix"]).trusts_peer(("127.0.0.1", 1))
+
+
 def test_bad_values_are_ignored() -> None:
     trust = ProxyTrust(["*"])
     info = trust.resolve(PEER, "http", H(("X-Forwarded-Proto", "gopher"), ("X-Forwarded-For", "x")))

@@ -120,6 +120,9 @@ class HttpServer(EventEmitter):
     # class of the protocol the client and the server agreed on; cleartext and a TLS
     # connection without ALPN get HTTP/1.1's. Copy the dict before changing it for one server.
     protocols: dict[str, ProtocolConnection] = {HTTP11: HttpServerConnection, H2: serve_h2}
+    # A thor.tcp.ProxyProtocol: every connection starts with a PROXY header (v1 or v2) from
+    # a trusted peer, whose client address the exchanges then report (before TLS, if any).
+    proxy_protocol: Any = None
 
     def __init__(
         self,
@@ -167,6 +170,8 @@ class HttpServer(EventEmitter):
             self.tcp_server = self.tcp_server_class(
                 host, port, sock, self.loop, backlog, path=path, fd=fd, reuse_port=reuse_port
             )
+        if self.proxy_protocol is not None:
+            self.tcp_server.proxy_protocol = self.proxy_protocol
         self.host = self.tcp_server.host
         self.port = self.tcp_server.port
         self.connections: set[ServedConnection] = set()  # one per connection, any protocol
