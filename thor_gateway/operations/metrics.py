@@ -22,12 +22,11 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from thor_gateway.operations.status import FINE_BOUNDS, RouteStats
+from thor_gateway.operations.status import BUCKETS, COARSE_OF, FINE_BOUNDS, RouteStats
 
 __all__ = ["BUCKETS", "Metrics", "SharedMetrics", "UpstreamSamples", "upstream_labels"]
 
-# Request duration buckets, seconds: 1 ms to 30 s.
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Request duration buckets, seconds, 1 ms to 30 s: BUCKETS (from operations/status.py).
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _COUNTERS = ("aborted", "duration_sum", "bytes_sent", "bytes_received")
 
@@ -136,10 +135,13 @@ class Metrics:
         else:
             kind = 0
             self.aborted += 1
-        if route is not None:  # the status page's numbers (operations/status.py)
+        if route is None:
+            self.bucket_counts[bisect_left(BUCKETS, seconds)] += 1
+        else:  # the status page's numbers too (operations/status.py)
+            fine = bisect_left(FINE_BOUNDS, seconds)
             route.classes[kind] += 1
-            route.window[bisect_left(FINE_BOUNDS, seconds)] += 1
-        self.bucket_counts[bisect_left(BUCKETS, seconds)] += 1
+            route.window[fine] += 1
+            self.bucket_counts[COARSE_OF[fine]] += 1
         self.duration_sum += seconds
         self.bytes_sent += sent
         self.bytes_received += got

@@ -16,7 +16,7 @@ from typing import Any
 
 from thor.loop import Loop
 from thor_gateway.operations.metrics import Metrics
-from thor_gateway.operations.status import StatusBoard, status_document
+from thor_gateway.operations.status import RouteStats, StatusBoard, status_document
 
 __all__ = ["StatusJson", "StatusPage", "page_html", "start_board", "status_routes"]
 
@@ -93,6 +93,8 @@ class StatusPage(_Endpoint):
 def start_board(routes: list[Any], metrics: Metrics, loop: Loop) -> StatusBoard:
     """A board for the app ``routes`` (``Route`` objects), ticking on ``loop`` until the
     metrics say the process drains; its snapshot goes into the metrics snapshot."""
+    for route in routes:
+        route.stats = RouteStats()  # from now on the router counts for the page
     board = StatusBoard(
         [(r.prefix.decode("utf-8", "replace") or "/", r.handler, r.stats) for r in routes],
         metrics,

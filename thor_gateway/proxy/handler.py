@@ -64,8 +64,9 @@ _SAMPLE_FIELDS = (
     "tunnel_received",
 )
 
+
 def _member_state(member: Upstream, now: float) -> str:
-    """"up", "down" (active checks), "ejected" or "probation" (passive ejection)."""
+    """ "up", "down" (active checks), "ejected" or "probation" (passive ejection)."""
     if not member.health.up:
         return "down"
     if not member.ejection.admits(now):

@@ -58,14 +58,15 @@ log = logging.getLogger("thor_gateway.routing")
 RawHeaders = list[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Route:
     """A handler under a prefix (decoded bytes without a trailing slash; ``b""`` = root)."""
 
     prefix: bytes
     handler: Any
-    # The status page's counters of this route (operations/status.py).
-    stats: RouteStats = field(default_factory=RouteStats, compare=False, repr=False)
+    # The status page's counters of this route, set when the page is served (--metrics-bind;
+    # operations/status_page.py): without it a request does not pay for them.
+    stats: RouteStats | None = field(default=None, compare=False, repr=False)
 
     @property
     def accepts_connect(self) -> bool:
