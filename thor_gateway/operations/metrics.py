@@ -66,8 +66,14 @@ _UPSTREAM_METRICS = (
         "Bytes relayed from a proxy member over switched connections.",
         "tunnel_received",
     ),
+    (
+        "ejections_total",
+        "counter",
+        "Times passive ejection took a proxy member out of service.",
+        "ejections",
+    ),
 )
-_UPSTREAM_COUNTERS = ("requests", "failures", "tunnel_sent", "tunnel_received")
+_UPSTREAM_COUNTERS = ("requests", "failures", "tunnel_sent", "tunnel_received", "ejections")
 # HTTP caches, by route: (metric, type, help, field); all counters but the stored bytes.
 _CACHE_METRICS = (
     ("cache_hits_total", "counter", "Requests answered from the cache.", "hits"),

@@ -62,6 +62,7 @@ _SAMPLE_FIELDS = (
     "tunnels",
     "tunnel_sent",
     "tunnel_received",
+    "ejections",
 )
 
 
@@ -283,6 +284,7 @@ class ProxyHandler:
             values["tunnels"] += member.tunnels
             values["tunnel_sent"] += member.tunnel_sent
             values["tunnel_received"] += member.tunnel_received
+            values["ejections"] += member.ejection.ejections
             if member in current:
                 values["in_service"] |= member.in_service(now)
         return samples

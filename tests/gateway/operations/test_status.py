@@ -194,6 +194,9 @@ def test_status_json_over_a_socket(start_gateway: Any, tmp_path: Any) -> None:
     assert upstreams[backend.url]["state"] == "up"
     assert upstreams[backend.url]["requests"] == 4
     assert upstreams[backend.url]["in_flight"] == 0
+    # /metrics counts the ejection too.
+    metrics = requests.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics", timeout=10).text
+    assert f'thor_upstream_ejections_total{{route="/api",upstream="{dead}"}} 1' in metrics
     assert requests.post(status_url + ".json", timeout=10).status_code == 405
     assert gateway.stop() == 0
 
