@@ -157,14 +157,7 @@ class StatusBoard:
             if count or errors:
                 p50, _, p99 = percentiles(_sparse(window), count)
                 routes[prefix] = [count, errors, p50, p99]
-        self.history.append(
-            {
-                "t": end,
-                "n": total - self.totals[1],
-                "connections": self.metrics.connections(),
-                "routes": routes,
-            }
-        )
+        self.history.append({"t": end, "n": total - self.totals[1], "routes": routes})
         self.ticks = [self.ticks[1], now]
         self.totals = [self.totals[1], total]
 
