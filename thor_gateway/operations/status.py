@@ -110,7 +110,7 @@ def route_kind(handler: Any) -> str:
     if hasattr(handler, "pool"):
         return "wsgi"
     name = type(getattr(handler, "handler", handler)).__name__.lower()
-    for kind in ("asgi", "static", "wsgi"):
+    for kind in ("asgi", "static", "wsgi", "native"):
         if kind in name:
             return kind
     return "app"

@@ -18,6 +18,7 @@ from thor_gateway.operations.status import (
     RouteStats,
     StatusBoard,
     percentiles,
+    route_kind,
     status_document,
 )
 from thor_gateway.operations.status_page import page_html
@@ -71,6 +72,25 @@ def test_percentiles_are_bucket_upper_bounds_within_9_percent() -> None:
         assert p50 == p90 == p99
         assert p50 is not None
         assert truth <= p50 <= truth * 2 ** (1 / 8) + 1e-6
+
+
+def test_route_kinds() -> None:
+    from thor_gateway.hosting.native import NativeHandler
+    from thor_gateway.routing.deadline import Deadline
+
+    class AsgiHandler:
+        pass
+
+    class Proxy:
+        def upstream_status(self) -> list[Any]:
+            return []
+
+    native = NativeHandler(lambda exchange: None)
+    assert route_kind(native) == "native"
+    assert route_kind(Deadline(AsgiHandler(), 5.0, None)) == "asgi"  # type: ignore[arg-type]
+    assert route_kind(WsgiLike()) == "wsgi"
+    assert route_kind(Proxy()) == "proxy"
+    assert route_kind(object()) == "app"
 
 
 def test_board_counts_per_route_and_closes_slots() -> None:
