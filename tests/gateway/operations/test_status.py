@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 import requests
@@ -181,8 +182,11 @@ def test_status_json_over_a_socket(start_gateway: Any, tmp_path: Any) -> None:
     )
     status_url = f"http://127.0.0.1:{gateway.metrics_port}/status"
     with requests.Session() as session:
+        took = []  # each request's time as the client saw it: the server's is shorter
         for _ in range(10):
+            began = time.monotonic()
             assert session.get(gateway.url + "/app/x?sleep=0.05", timeout=10).status_code == 200
+            took.append(time.monotonic() - began)
         for _ in range(4):
             assert session.get(gateway.url + "/api/y", timeout=10).status_code == 200
         assert session.get(gateway.url + "/elsewhere", timeout=10).status_code == 404
@@ -199,7 +203,9 @@ def test_status_json_over_a_socket(start_gateway: Any, tmp_path: Any) -> None:
     assert (app["kind"], api["kind"]) == ("wsgi", "proxy")
     assert app["classes"]["2xx"] == 10
     assert api["classes"]["2xx"] == 4
-    assert 0.050 <= app["p50"] <= 0.1  # the app sleeps 50 ms
+    # The app sleeps 50 ms; a percentile is its bucket's upper bound, at most 9 % above.
+    assert 0.050 <= app["p50"] <= sorted(took)[5] * 1.1
+    assert app["p99"] <= max(took) * 1.1
     assert app["p99"] >= app["p90"] >= app["p50"]
     assert app["rate"] > 0
     assert app["pool"]["threads"] >= 1
