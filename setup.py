@@ -13,7 +13,7 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     packages=find_packages(include=["thor", "thor.*", "thor_gateway", "thor_gateway.*"]),
-    package_data={"thor": ["py.typed"], "thor_gateway": ["py.typed"]},
+    package_data={"thor": ["py.typed"], "thor_gateway": ["py.typed", "operations/status.html"]},
     install_requires=[],  # the runtime needs only the standard library
     extras_require={
         "test": [

@@ -22,10 +22,11 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from thor_gateway.operations.status import BUCKETS, COARSE_OF, FINE_BOUNDS, RouteStats
+
 __all__ = ["BUCKETS", "Metrics", "SharedMetrics", "UpstreamSamples", "upstream_labels"]
 
-# Request duration buckets, seconds: 1 ms to 30 s.
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Request duration buckets, seconds, 1 ms to 30 s: BUCKETS (from operations/status.py).
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 _COUNTERS = ("aborted", "duration_sum", "bytes_sent", "bytes_received")
 
@@ -65,8 +66,14 @@ _UPSTREAM_METRICS = (
         "Bytes relayed from a proxy member over switched connections.",
         "tunnel_received",
     ),
+    (
+        "ejections_total",
+        "counter",
+        "Times passive ejection took a proxy member out of service.",
+        "ejections",
+    ),
 )
-_UPSTREAM_COUNTERS = ("requests", "failures", "tunnel_sent", "tunnel_received")
+_UPSTREAM_COUNTERS = ("requests", "failures", "tunnel_sent", "tunnel_received", "ejections")
 # HTTP caches, by route: (metric, type, help, field); all counters but the stored bytes.
 _CACHE_METRICS = (
     ("cache_hits_total", "counter", "Requests answered from the cache.", "hits"),
@@ -108,6 +115,7 @@ class Metrics:
         self.caches: Callable[[], dict[str, dict[str, int]]] = dict  # route -> cache numbers
         self.draining = False
         self.protocols: dict[str, int] = {}  # requests by HTTP version ("1.1", "2")
+        self.status: Callable[[], dict[str, Any]] = dict  # the status page's part (StatusBoard)
 
     def started(self, version: bytes = b"1.1") -> None:
         """A request arrived, over HTTP/``version``."""
@@ -115,14 +123,31 @@ class Metrics:
         name = _VERSION_NAMES.get(version) or version.decode("latin-1")
         self.protocols[name] = self.protocols.get(name, 0) + 1
 
-    def finished(self, status: int, completed: bool, seconds: float, sent: int, got: int) -> None:
-        """A request is over (``completed`` False: aborted or the client left)."""
+    def finished(
+        self,
+        status: int,
+        completed: bool,
+        seconds: float,
+        sent: int,
+        got: int,
+        route: RouteStats | None = None,
+    ) -> None:
+        """A request is over (``completed`` False: aborted or the client left); ``route``:
+        the counters of the route that took it (None: a probe, a 404...)."""
         self.in_flight -= 1
         if completed and 100 <= status < 600:
-            self.requests[STATUS_CLASSES[status // 100 - 1]] += 1
+            kind = status // 100
+            self.requests[STATUS_CLASSES[kind - 1]] += 1
         else:
+            kind = 0
             self.aborted += 1
-        self.bucket_counts[bisect_left(BUCKETS, seconds)] += 1
+        if route is None:
+            self.bucket_counts[bisect_left(BUCKETS, seconds)] += 1
+        else:  # the status page's numbers too (operations/status.py)
+            fine = bisect_left(FINE_BOUNDS, seconds)
+            route.classes[kind] += 1
+            route.window[fine] += 1
+            self.bucket_counts[COARSE_OF[fine]] += 1
         self.duration_sum += seconds
         self.bytes_sent += sent
         self.bytes_received += got
@@ -143,6 +168,7 @@ class Metrics:
             "upstreams": self.upstreams(),
             "caches": self.caches(),
             "protocols": dict(self.protocols),
+            "status": self.status(),
         }
 
     @classmethod
@@ -291,6 +317,14 @@ class SharedMetrics:
 
     def collect(self) -> Metrics:
         """The whole server's numbers, this worker's own fresh."""
+        return Metrics.total(*self.snapshots())
+
+    def live(self) -> list[dict[str, Any]]:
+        """The snapshots of the workers alive (the status page's)."""
+        return self.snapshots()[0]
+
+    def snapshots(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every worker's snapshot, this one's fresh: (alive, exited)."""
         self.dump()
         live: list[dict[str, Any]] = []
         gone: list[dict[str, Any]] = []
@@ -307,7 +341,7 @@ class SharedMetrics:
             except (OSError, ValueError):
                 continue
             (live if _alive(int(name[:-5])) else gone).append(snap)
-        return Metrics.total(live, gone)
+        return live, gone
 
 
 def _alive(pid: int) -> bool:

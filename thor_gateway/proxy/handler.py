@@ -62,7 +62,18 @@ _SAMPLE_FIELDS = (
     "tunnels",
     "tunnel_sent",
     "tunnel_received",
+    "ejections",
 )
+
+
+def _member_state(member: Upstream, now: float) -> str:
+    """ "up", "down" (active checks), "ejected" or "probation" (passive ejection)."""
+    if not member.health.up:
+        return "down"
+    if not member.ejection.admits(now):
+        return "ejected"
+    return member.ejection.state.value.replace("in service", "up")
+
 
 Pick = Callable[[Request, Sequence[Upstream]], "Upstream | None"]
 
@@ -273,9 +284,25 @@ class ProxyHandler:
             values["tunnels"] += member.tunnels
             values["tunnel_sent"] += member.tunnel_sent
             values["tunnel_received"] += member.tunnel_received
+            values["ejections"] += member.ejection.ejections
             if member in current:
                 values["in_service"] |= member.in_service(now)
         return samples
+
+    def upstream_status(self) -> list[dict[str, Any]]:
+        """The current members as the status page shows them (operations/status.py)."""
+        now = self.loop.time()
+        return [
+            {
+                "upstream": member.origin,
+                "state": _member_state(member, now),
+                "in_flight": member.active,
+                "requests": member.requests,
+                "failures": member.failures,
+                "ejections": member.ejection.ejections,
+            }
+            for member in self.upstreams.members
+        ]
 
     def startup(self, done: Done) -> None:
         """Resolve upstream names, start health checks, then ``done(None)``."""

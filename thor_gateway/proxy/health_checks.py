@@ -108,6 +108,7 @@ class PassiveEjection:
     __slots__ = (
         "base_time",
         "eject_time",
+        "ejections",
         "fails",
         "max_eject_time",
         "max_fails",
@@ -125,6 +126,7 @@ class PassiveEjection:
         self.state = Ejection.IN_SERVICE
         self.fails = 0
         self.until = 0.0
+        self.ejections = 0  # times ejected, ever (the status page shows it)
 
     def admits(self, now: float) -> bool:
         """May a request go to this upstream now?"""
@@ -153,6 +155,7 @@ class PassiveEjection:
             if relapse:
                 self.eject_time = min(self.eject_time * 2, self.max_eject_time)
             self.until = now + self.eject_time
+            self.ejections += 1
             log.warning("upstream ejected for %.1fs after %d failures", self.eject_time, self.fails)
         self.state = new
         self.fails = 0

@@ -28,12 +28,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from thor_gateway.operations.access_log import AccessLog, AccessRecord
 from thor_gateway.operations.metrics import Metrics
+from thor_gateway.operations.status import RouteStats
 from thor_gateway.routing.errors import (
     ConcurrencyLimitError,
     ConnectNotAllowedError,
@@ -57,12 +58,15 @@ log = logging.getLogger("thor_gateway.routing")
 RawHeaders = list[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Route:
     """A handler under a prefix (decoded bytes without a trailing slash; ``b""`` = root)."""
 
     prefix: bytes
     handler: Any
+    # The status page's counters of this route, set when the page is served (--metrics-bind;
+    # operations/status_page.py): without it a request does not pay for them.
+    stats: RouteStats | None = field(default=None, compare=False, repr=False)
 
     @property
     def accepts_connect(self) -> bool:
@@ -125,9 +129,10 @@ class Router:
         metrics = self.metrics
         busy = metrics.in_flight
         metrics.started(exchange.req_version)
-        client: list[tuple[str, int] | None] = [None]  # filled in once the client is known
+        # [client, route stats]: filled in once the client and the route are known.
+        known: list[Any] = [None, None]
         # "done" comes once per exchange: a plain listener is cheaper than once().
-        exchange.on("done", lambda completed: self._finished(exchange, completed, client[0]))
+        exchange.on("done", lambda completed: self._finished(exchange, completed, known))
         raw_path, query = split_target(target)
         if target[:1] != b"/" and method != b"CONNECT":
             authority = target_authority(target)
@@ -141,6 +146,7 @@ class Router:
         if found is None:
             return
         route, path = found
+        known[1] = route.stats
         if self.limit_concurrency and busy >= self.limit_concurrency:
             respond(exchange, ConcurrencyLimitError(), extra=[(b"Retry-After", b"1")])
             return
@@ -151,7 +157,7 @@ class Router:
             peer, scheme = info.client, info.scheme
             if info.host is not None:
                 headers = with_host(headers, info.host)
-        client[0] = peer
+        known[0] = peer
         request = Request(
             method=method,
             target=target,
@@ -221,14 +227,14 @@ class Router:
         exchange.response_body(body)
         exchange.response_done([])
 
-    def _finished(self, exchange: Any, completed: bool, client: tuple[str, int] | None) -> None:
+    def _finished(self, exchange: Any, completed: bool, known: list[Any]) -> None:
         duration = max(0.0, exchange.loop.time() - exchange.start_time)
         status = exchange.res_status
         self.metrics.finished(
-            status, completed, duration, exchange.res_bytes, exchange.req_body_bytes
+            status, completed, duration, exchange.res_bytes, exchange.req_body_bytes, known[1]
         )
         if self.access_log is not None:
-            self._log(exchange, completed, duration, client)
+            self._log(exchange, completed, duration, known[0])
         self.served += 1
         if self.max_requests and self.served == self.max_requests and self.on_max_requests:
             self.on_max_requests()

@@ -390,7 +390,10 @@ class OperationSettings:
         default=None,
         metadata=meta(
             "--metrics-bind",
-            help="Serve /metrics (Prometheus text format), health and readiness on this address.",
+            help=(
+                "Serve /metrics (Prometheus text format), the /status page, health and"
+                " readiness on this address."
+            ),
             kind=Kind.BINDS,
             metavar="ADDRESS",
             section="Operations",

@@ -41,6 +41,7 @@ import thor.loop
 from thor.http.server import HttpServer
 from thor_gateway.operations.access_log import AccessLog, AccessRecord
 from thor_gateway.operations.metrics import Metrics, SharedMetrics
+from thor_gateway.operations.status_page import status_routes
 from thor_gateway.routing.deadline import Deadline
 from thor_gateway.routing.forwarded import ProxyTrust
 from thor_gateway.routing.router import Route, Router
@@ -375,6 +376,9 @@ class Gateway:
             shared = self.shared
             source = shared.collect if shared is not None else (lambda: self.metrics)
             operations = [Route(b"/metrics", MetricsEndpoint(source))]
+            live = shared.live if shared is not None else None
+            status = status_routes(self.router.routes, self.metrics, self.loop, live)
+            operations += [Route(path, handler) for path, handler in status]
             if self.caches:
                 from thor_gateway.cache.purge import PurgeEndpoint
 
