@@ -103,6 +103,7 @@ class ProxySettings:
     tls_cert_file: str | None = None  # a client certificate for mutual TLS
     tls_key_file: str | None = None
     transforms: Sequence[Transform] = field(default_factory=tuple)
+    http2: bool = False  # https upstreams: offer HTTP/2 by ALPN (h2c:// ones always use it)
 
     @classmethod
     def names(cls) -> set[str]:
@@ -199,8 +200,12 @@ class ProxyHandler:
                 read_timeout=s.upstream_timeout,
                 max_server_conn=s.max_connections or s.max_idle_connections,
                 retry_limit=0,  # retries go to another member, decided here
+                http2=s.http2,
             )
         self.client = client
+        # Upstreams that may speak HTTP/2 get the client's "TE: trailers" (gRPC needs it:
+        # RFC 9113 §8.2.2 lets it through, and the proxy relays trailers both ways).
+        self.speaks_h2 = s.http2 or any(t.scheme == "h2c" for t in self.upstreams.targets)
         self.health: ActiveHealthChecker | None = None
         if s.health_check_path:
             self.health = ActiveHealthChecker(
