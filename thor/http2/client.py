@@ -363,12 +363,13 @@ class H2OriginPool:
     The same face as ``OriginPool`` to the client (``acquire``, ``withdraw``,
     ``close_idle``, ``live``, ``idle``)."""
 
-    __slots__ = ("client", "conn", "connecting", "live", "origin", "waiting")
+    __slots__ = ("client", "conn", "connecting", "conns", "live", "origin", "waiting")
 
     def __init__(self, client: HttpClient, origin: Origin) -> None:
         self.client = client
         self.origin = origin
         self.conn: H2ClientConnection | None = None  # the one new streams go on
+        self.conns: set[H2ClientConnection] = set()  # open, draining ones included
         self.waiting: deque[HttpClientExchange] = deque()
         self.live = 0  # connections open or being opened (a draining one counts)
         self.connecting = False
@@ -380,6 +381,11 @@ class H2OriginPool:
     def idle(self) -> list[H2ClientConnection]:
         conn = self.conn
         return [conn] if conn is not None and not conn.exchanges else []
+
+    @property
+    def streams(self) -> int:
+        """Exchanges on a stream now (metrics)."""
+        return sum(len(conn.exchanges) for conn in self.conns)
 
     def acquire(self, exchange: HttpClientExchange) -> None:
         conn = self.conn
@@ -429,6 +435,7 @@ class H2OriginPool:
 
     def forget(self, conn: H2ClientConnection) -> None:
         self.live -= 1
+        self.conns.discard(conn)
         self.gone(conn)
         if self.live <= 0 and not self.waiting and not self.connecting:
             self.client.drop_pool(self)
@@ -468,8 +475,9 @@ class H2OriginPool:
         self._connected(tcp)
 
     def _connected(self, tcp: TcpConnection) -> None:
-        self.conn = H2ClientConnection(self, tcp)
-        self.room(self.conn)
+        self.conn = conn = H2ClientConnection(self, tcp)
+        self.conns.add(conn)
+        self.room(conn)
 
     def _on_connect_error(self, kind: str, code: int, message: str) -> None:
         self.connecting = False

@@ -62,6 +62,9 @@ _SAMPLE_FIELDS = (
     "tunnels",
     "tunnel_sent",
     "tunnel_received",
+    "connections_http1",
+    "connections_http2",
+    "streams_http2",
 )
 
 Pick = Callable[[Request, Sequence[Upstream]], "Upstream | None"]
@@ -280,7 +283,22 @@ class ProxyHandler:
             values["tunnel_received"] += member.tunnel_received
             if member in current:
                 values["in_service"] |= member.in_service(now)
+                self._connection_samples(member, values)
         return samples
+
+    def _connection_samples(self, member: Upstream, values: dict[str, int]) -> None:
+        """The client's connections to ``member``, by protocol, and its HTTP/2 streams."""
+        target = member.target
+        pools = getattr(self.client, "pools", None)
+        pool = pools.get((target.scheme, member.address.lower(), target.port)) if pools else None
+        if pool is None:
+            return
+        streams = getattr(pool, "streams", None)
+        if streams is None:
+            values["connections_http1"] += pool.live
+        else:
+            values["connections_http2"] += pool.live
+            values["streams_http2"] += streams
 
     def startup(self, done: Done) -> None:
         """Resolve upstream names, start health checks, then ``done(None)``."""

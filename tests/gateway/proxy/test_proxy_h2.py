@@ -63,7 +63,10 @@ def upstream() -> Iterator[Upstream]:
 
 @pytest.fixture(scope="module")
 def gateway(upstream: Upstream) -> Iterator[Gateway]:
-    gw = Gateway("-b", "127.0.0.1:0", "--proxy", f"/=h2c://127.0.0.1:{upstream.port}")
+    gw = Gateway(
+        *("-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"),
+        *("--proxy", f"/=h2c://127.0.0.1:{upstream.port}"),
+    )
     try:
         yield gw.wait_ready()
     finally:
@@ -147,3 +150,23 @@ def test_grpc_through_a_toml_route(grpc_service: int, tmp_path: Path) -> None:
     finally:
         gw.stop()
     assert lines[2] == "INVALID_ARGUMENT: no such thing: x"
+
+
+def test_metrics_count_connections_and_streams_by_protocol(
+    gateway: Gateway, upstream: Upstream
+) -> None:
+    with H2Client(gateway.port) as client:
+        sid = client.request("/m", headers=[("te", "trailers")])
+        client.wait(lambda: client.responses[sid].ended)
+        with socket.create_connection(("127.0.0.1", gateway.metrics_port), timeout=5) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+            text = b""
+            while chunk := sock.recv(65536):
+                text += chunk
+    lines = text.decode().splitlines()
+    assert 'thor_connections_by_protocol{protocol="HTTP/2"} 1' in lines
+    assert 'thor_requests_by_protocol_total{protocol="HTTP/2"}' in text.decode()
+    member = f'route="/",upstream="h2c://127.0.0.1:{upstream.port}"'
+    assert f'thor_upstream_connections{{{member},protocol="HTTP/2"}} 1' in lines
+    assert f'thor_upstream_connections{{{member},protocol="HTTP/1.1"}} 0' in lines
+    assert f"thor_upstream_http2_streams{{{member}}} 0" in lines
