@@ -170,7 +170,10 @@ class H2ClientConnection:
         return sid
 
     def send_data(self, stream_id: int, data: bytes, end: bool) -> int:
-        sent = self.h2.send_data(stream_id, data, end)
+        try:
+            sent = self.h2.send_data(stream_id, data, end)
+        except LocalProtocolError:  # the server closed its side: nothing more is wanted
+            return len(data)
         if sent < len(data):
             self.blocked.add(stream_id)
         self._write()
@@ -178,7 +181,10 @@ class H2ClientConnection:
 
     def send_trailers(self, stream_id: int, trailers: Fields) -> None:
         fields = [(n.lower(), v) for n, v in trailers if n.lower() not in _DROPPED]
-        self.h2.send_trailers(stream_id, fields)
+        try:
+            self.h2.send_trailers(stream_id, fields)
+        except LocalProtocolError:
+            return
         self._write()
 
     def consumed(self, stream_id: int, length: int) -> None:

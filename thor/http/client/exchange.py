@@ -20,6 +20,7 @@ the sans-IO ``ClientConnection`` (``conn.proto``): this class writes its bytes a
 its ``state``. ``Phase`` says where the exchange is; that state, where the messages are.
 Body chunks are kept until written, and up to ``retry_body_limit`` bytes after, to replay
 the request on another connection (one *attempt* per connection; rules in ``retry.py``).
+An origin spoken to in HTTP/2 carries the exchange on a stream instead (``on_stream.py``).
 """
 
 from __future__ import annotations
