@@ -50,8 +50,8 @@ def block(
     return bytes(hpack.Encoder().encode([*base, *extra]))
 
 
-def post(stream_id: int, *, end_stream: bool = False) -> bytes:
-    fields = [(":method", "POST"), (":scheme", "http"), (":path", "/"), (":authority", "l")]
+def post(stream_id: int, *, end_stream: bool = False, path: str = "/") -> bytes:
+    fields = [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "l")]
     return frame(HEADERS, END_HEADERS | (END_STREAM if end_stream else 0), stream_id, block(fields))
 
 
@@ -77,6 +77,8 @@ PING_PROBE = frame(PING, 0, 0, b"probe!!!")
 
 
 def answer(ex: Any) -> None:
+    if ex.uri == b"/hold":  # a reader that takes nothing: the stream window stays closed
+        ex.pause_request_body(True)
     body: list[bytes] = []
     ex.on("request_body", body.append)
     ex.on("request_done", lambda t: ex.respond(200, "OK", [], b"ok:%d" % len(b"".join(body))))
@@ -340,7 +342,7 @@ STREAM_ERRORS = [
     ),
     (
         "6.9.1 DATA beyond the stream window",
-        post(1)
+        post(1, path="/hold")
         + b"".join(frame(DATA, 0, 1, b"d" * 16384) for _ in range(4))
         + frame(DATA, 0, 1, b"d" * 10),
         1,
