@@ -26,10 +26,16 @@ def clients(loop: thor.loop.Loop) -> Iterator[Clients]:
     made.close()
 
 
+HELD: list[Any] = []  # exchanges of /hold, whose request body is not read until resumed
+
+
 def echo(ex: Any) -> None:
     """Answers with the method, target, version, body and request trailers; trailers back."""
     body: list[bytes] = []
     ex.on("request_body", body.append)
+    if ex.uri == b"/hold":
+        ex.pause_request_body(True)
+        HELD.append(ex)
 
     def done(trailers: list[tuple[bytes, bytes]]) -> None:
         te = dict(ex.req_hdrs).get(b"te", b"-")
@@ -198,3 +204,24 @@ def test_https_with_alpn_h2_when_the_client_offers_it(
         srv.shutdown()
         for conn in list(srv.connections):
             conn.tcp_conn.abort()
+
+
+def test_an_upload_the_server_does_not_read_pauses_the_caller(
+    loop: thor.loop.Loop, clients: Clients, server: HttpServer
+) -> None:
+    client = clients()
+    ex = client.exchange()
+    result = Result(ex, loop, stop=False)
+    ex.request_start("POST", f"h2c://127.0.0.1:{server.port}/hold", [])
+    chunk = b"u" * 65536
+    sent = 0
+    for _ in range(10):  # 640 KiB against a 64 KiB stream window
+        ex.request_body(chunk)
+        sent += len(chunk)
+    ex.request_done([])
+    run_until(loop, lambda: bool(HELD) and True in result.pauses)
+    assert result.pauses == [True]
+    HELD.pop().pause_request_body(False)
+    run_until(loop, lambda: result.finished)
+    assert result.body.startswith(b"POST /hold 2 te=- ")
+    assert len(result.body) > sent
