@@ -31,6 +31,7 @@ setup(
             "werkzeug",
             "flask",  # a real framework behind the gateway
             "django",  # its collected admin static files served by --static
+            "grpcio",  # a real gRPC server and client through the proxy (apps/grpc_proxy.py)
             "ruff",
             "mypy",
         ],

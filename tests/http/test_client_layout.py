@@ -10,7 +10,17 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "thor" / "http" / "client"
 MODULES = sorted(PACKAGE.glob("*.py"))
 # The documented order (thor/http/client/__init__.py): each module imports only earlier ones.
-ORDER = ["url", "retry", "phase", "connection", "exchange", "pool", "client", "__init__"]
+ORDER = [
+    "url",
+    "retry",
+    "phase",
+    "on_stream",
+    "connection",
+    "exchange",
+    "pool",
+    "client",
+    "__init__",
+]
 # Private names that are not another object's state (NamedTuple's API).
 ALLOWED = {"_replace"}
 

@@ -156,6 +156,7 @@ class H2Exchange(EventEmitter):
         self._pending_size = 0
         self._end: Fields | None = None  # the response's end, once asked: trailers or []
         self._held: list[tuple[bytes, int]] = []  # request body held by pause_request_body
+        self._head: Fields | None = None  # the response head, held (see response_start)
 
     @property
     def loop(self) -> thor.loop.Loop:
@@ -248,7 +249,17 @@ class H2Exchange(EventEmitter):
             self.no_content = True  # RFC 9110 §6.4.1: whatever the app writes is dropped
         fields = response_fields(code, headers, self.http_conn.server_fields(headers))
         self.res_hdrs = fields
-        self._send_head(fields, False)
+        # Held until the first DATA, the end, or the next flush: a response that ends at
+        # once goes as one HEADERS frame with END_STREAM (gRPC's Trailers-Only form, whose
+        # grpc-status a proxy relays as a head and an end, in the same read).
+        self._head = fields
+        self.http_conn.hold(self)
+
+    def _flush_head(self) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._send_head(head, False)
 
     def _send_head(self, fields: Fields, end: bool) -> None:
         try:
@@ -280,6 +291,8 @@ class H2Exchange(EventEmitter):
 
     def release(self) -> None:
         """The connection flushes: send the held piece (the stream stays open)."""
+        if self._head is not None:
+            self._flush_head()
         tail = self._tail
         if tail is not None and not self.finished:
             self._tail = None
@@ -288,6 +301,8 @@ class H2Exchange(EventEmitter):
     def _send(self, chunk: bytes, end: bool = False) -> bool:
         """Send what the windows allow; keep the rest and pause the producer.  True when
         all of ``chunk`` went (and with ``end``, the stream ended with it)."""
+        if self._head is not None:
+            self._flush_head()
         conn = self.http_conn
         try:
             sent = conn.h2.send_data(self.stream_id, chunk, end)
@@ -348,11 +363,17 @@ class H2Exchange(EventEmitter):
         elif self._pending:
             self._end = fields  # sent when the window lets the body out
             return
+        elif self._head is not None and not fields:
+            head, self._head = self._head, None
+            self._send_head(head, True)  # the whole response in one HEADERS frame
+            ended = True
         else:
             ended = False
         self._finish_response(fields, ended)
 
     def _finish_response(self, trailers: Fields, ended: bool = False) -> None:
+        if self._head is not None:
+            self._flush_head()
         conn = self.http_conn
         h2 = conn.h2
         try:
@@ -384,6 +405,7 @@ class H2Exchange(EventEmitter):
                 self.response_done()
                 return
             self.res_bytes += len(body)
+            self._flush_head()
             conn = self.http_conn
             try:
                 sent = conn.h2.send_data(self.stream_id, body, end_stream=True)
@@ -421,6 +443,7 @@ class H2Exchange(EventEmitter):
         self.finished = True
         self._pending = []
         self._tail = None
+        self._head = None
         self.http_conn.stream_finished(self)
         self.emit("done", completed)
 

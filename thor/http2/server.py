@@ -94,6 +94,8 @@ class H2ServerConnection(EventEmitter):
     HTTP/1.1 request's fields (as HTTP/2 fields), which become stream 1.
     """
 
+    http_version = "2"  # what metrics count it as (an HTTP/1.1 connection has none)
+
     def __init__(
         self,
         server: Any,

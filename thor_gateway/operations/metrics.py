@@ -24,7 +24,14 @@ from typing import Any
 
 from thor_gateway.operations.status import BUCKETS, COARSE_OF, FINE_BOUNDS, RouteStats
 
-__all__ = ["BUCKETS", "Metrics", "SharedMetrics", "UpstreamSamples", "upstream_labels"]
+__all__ = [
+    "BUCKETS",
+    "Metrics",
+    "SharedMetrics",
+    "UpstreamSamples",
+    "connections_by_version",
+    "upstream_labels",
+]
 
 # Request duration buckets, seconds, 1 ms to 30 s: BUCKETS (from operations/status.py).
 STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
@@ -72,7 +79,10 @@ _UPSTREAM_METRICS = (
         "Times passive ejection took a proxy member out of service.",
         "ejections",
     ),
+    ("http2_streams", "gauge", "HTTP/2 streams open to a proxy member.", "streams_http2"),
 )
+# Connections to a proxy member, one sample per protocol: (label value, field).
+_UPSTREAM_CONNECTIONS = (("HTTP/1.1", "connections_http1"), ("HTTP/2", "connections_http2"))
 _UPSTREAM_COUNTERS = ("requests", "failures", "tunnel_sent", "tunnel_received", "ejections")
 # HTTP caches, by route: (metric, type, help, field); all counters but the stored bytes.
 _CACHE_METRICS = (
@@ -88,6 +98,17 @@ _CACHE_METRICS = (
 def upstream_labels(route: str, upstream: str) -> str:
     """The label set of one proxy member, escaped as the text format requires."""
     return f'route="{_escape(route)}",upstream="{_escape(upstream)}"'
+
+
+def connections_by_version(servers: Iterable[Any]) -> dict[str, int]:
+    """The open connections of ``servers`` (``HttpServer``s), by HTTP version: an HTTP/2
+    connection says so (``http_version``); the others carry HTTP/1.x."""
+    counts: dict[str, int] = {}
+    for server in servers:
+        for conn in server.connections:
+            version = getattr(conn, "http_version", "1.1")
+            counts[version] = counts.get(version, 0) + 1
+    return counts
 
 
 def _escape(value: str) -> str:
@@ -110,6 +131,7 @@ class Metrics:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.connections: Callable[[], int] = lambda: 0
+        self.connections_by_protocol: Callable[[], dict[str, int]] = dict  # "1.1", "2"
         self.websockets: Callable[[], int] = lambda: 0  # open, handshakes included
         self.upstreams: Callable[[], UpstreamSamples] = dict  # set when proxies are mounted
         self.caches: Callable[[], dict[str, dict[str, int]]] = dict  # route -> cache numbers
@@ -163,6 +185,7 @@ class Metrics:
             "bytes_sent": self.bytes_sent,
             "bytes_received": self.bytes_received,
             "connections": self.connections(),
+            "connections_by_protocol": self.connections_by_protocol(),
             "websockets": self.websockets(),
             "draining": int(self.draining),
             "upstreams": self.upstreams(),
@@ -176,6 +199,7 @@ class Metrics:
         """The sum of snapshots: counters from all, gauges from the ``live`` ones."""
         result = cls()
         connections = 0
+        by_protocol: dict[str, int] = {}
         websockets = 0
         upstreams: UpstreamSamples = {}
         for snap, alive in [(s, True) for s in live] + [(s, False) for s in gone]:
@@ -191,6 +215,8 @@ class Metrics:
             if alive:
                 result.in_flight += snap["in_flight"]
                 connections += snap["connections"]
+                for version, count in snap.get("connections_by_protocol", {}).items():
+                    by_protocol[version] = by_protocol.get(version, 0) + count
                 websockets += snap.get("websockets", 0)
                 result.draining = result.draining or bool(snap["draining"])
             for key, values in snap.get("upstreams", {}).items():
@@ -206,6 +232,7 @@ class Metrics:
                     if alive or name != "bytes":
                         sums[name] = sums.get(name, 0) + value
         result.connections = lambda: connections
+        result.connections_by_protocol = lambda: by_protocol
         result.websockets = lambda: websockets
         result.upstreams = lambda: upstreams
         result.caches = lambda: caches
@@ -240,6 +267,16 @@ class Metrics:
         out += _single(
             "connections", "gauge", "Open client connections.", labels, self.connections()
         )
+        by_protocol = sorted(self.connections_by_protocol().items())
+        if by_protocol:
+            out += [
+                "# HELP thor_connections_by_protocol Open client connections, by HTTP version.",
+                "# TYPE thor_connections_by_protocol gauge",
+            ]
+            out += [
+                f'thor_connections_by_protocol{{{labels}{sep}protocol="HTTP/{name}"}} {n}'
+                for name, n in by_protocol
+            ]
         out += _single(
             "websockets_open", "gauge", "Open WebSockets of ASGI apps.", labels, self.websockets()
         )
@@ -276,6 +313,17 @@ class Metrics:
             out += [
                 f"thor_upstream_{name}{{{labels}{sep}{key}}} {values.get(field, 0)}"
                 for key, values in samples
+            ]
+        if samples:
+            out += [
+                "# HELP thor_upstream_connections Connections open to a proxy member, by protocol.",
+                "# TYPE thor_upstream_connections gauge",
+            ]
+            out += [
+                f'thor_upstream_connections{{{labels}{sep}{key},protocol="{protocol}"}} '
+                f"{values.get(field, 0)}"
+                for key, values in samples
+                for protocol, field in _UPSTREAM_CONNECTIONS
             ]
         caches = sorted(self.caches().items())
         for name, kind, text, field in _CACHE_METRICS if caches else ():

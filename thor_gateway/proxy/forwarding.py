@@ -40,6 +40,7 @@ from thor.http.protocol.abnf import token_re as _token_re
 from thor.memo import Memo
 
 __all__ = [
+    "asks_for_trailers",
     "forwarded_element",
     "max_forwards",
     "relay_response_headers",
@@ -190,6 +191,18 @@ def request_headers(
         if host:
             out.append((b"X-Forwarded-Host", host))
     return out
+
+
+def asks_for_trailers(headers: Headers) -> bool:
+    """Does the request say ``TE: trailers`` (RFC 9110 §10.1.4)?  TE is hop-by-hop, so
+    ``request_headers`` drops it; a proxy that relays trailers may say it again on the next
+    hop, and must for gRPC over HTTP/2, whose servers require it."""
+    return any(
+        len(name) == 2
+        and name.lower() == b"te"
+        and b"trailers" in {t.lower() for t in split_list(value)}
+        for name, value in headers
+    )
 
 
 def _switch_offer(headers: Headers) -> list[bytes]:

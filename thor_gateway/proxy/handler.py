@@ -63,6 +63,9 @@ _SAMPLE_FIELDS = (
     "tunnel_sent",
     "tunnel_received",
     "ejections",
+    "connections_http1",
+    "connections_http2",
+    "streams_http2",
 )
 
 
@@ -114,6 +117,7 @@ class ProxySettings:
     tls_cert_file: str | None = None  # a client certificate for mutual TLS
     tls_key_file: str | None = None
     transforms: Sequence[Transform] = field(default_factory=tuple)
+    http2: bool = False  # https upstreams: offer HTTP/2 by ALPN (h2c:// ones always use it)
 
     @classmethod
     def names(cls) -> set[str]:
@@ -210,8 +214,12 @@ class ProxyHandler:
                 read_timeout=s.upstream_timeout,
                 max_server_conn=s.max_connections or s.max_idle_connections,
                 retry_limit=0,  # retries go to another member, decided here
+                http2=s.http2,
             )
         self.client = client
+        # Upstreams that may speak HTTP/2 get the client's "TE: trailers" (gRPC needs it:
+        # RFC 9113 §8.2.2 lets it through, and the proxy relays trailers both ways).
+        self.speaks_h2 = s.http2 or any(t.scheme == "h2c" for t in self.upstreams.targets)
         self.health: ActiveHealthChecker | None = None
         if s.health_check_path:
             self.health = ActiveHealthChecker(
@@ -287,6 +295,7 @@ class ProxyHandler:
             values["ejections"] += member.ejection.ejections
             if member in current:
                 values["in_service"] |= member.in_service(now)
+                self._connection_samples(member, values)
         return samples
 
     def upstream_status(self) -> list[dict[str, Any]]:
@@ -303,6 +312,20 @@ class ProxyHandler:
             }
             for member in self.upstreams.members
         ]
+
+    def _connection_samples(self, member: Upstream, values: dict[str, int]) -> None:
+        """The client's connections to ``member``, by protocol, and its HTTP/2 streams."""
+        target = member.target
+        pools = getattr(self.client, "pools", None)
+        pool = pools.get((target.scheme, member.address.lower(), target.port)) if pools else None
+        if pool is None:
+            return
+        streams = getattr(pool, "streams", None)
+        if streams is None:
+            values["connections_http1"] += pool.live
+        else:
+            values["connections_http2"] += pool.live
+            values["streams_http2"] += streams
 
     def startup(self, done: Done) -> None:
         """Resolve upstream names, start health checks, then ``done(None)``."""

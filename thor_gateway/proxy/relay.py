@@ -188,6 +188,8 @@ class ProxiedExchange:
             x_forwarded=settings.x_forwarded,
             upgrades=upgrades,
         )
+        if proxy.speaks_h2 and forwarding.asks_for_trailers(request.headers):
+            self.headers.append((b"TE", b"trailers"))
         # The protocols to offer upstream (RFC 9110 §7.8), if the client asked to switch and
         # its connection can be handed over after a 101 (an HTTP/2 stream cannot).
         self.upgrade: bytes | None = None

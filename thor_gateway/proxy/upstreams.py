@@ -18,7 +18,9 @@ health verdicts), so ``departed`` holds at most one member per address ever seen
 first answer, a name is one member that connects by name.
 
 ``https`` targets are not expanded: the TLS client must connect with the name for SNI and
-certificate checks, so they stay one member each and the client resolves them.
+certificate checks, so they stay one member each and the client resolves them.  ``h2c``
+targets (cleartext HTTP/2 with prior knowledge, RFC 9113 §3.3) are expanded as ``http``
+ones are.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ def parse_target(spec: str | Mapping[str, Any]) -> Target:
         options = dict(spec)
         url = str(options.pop("url"))
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"upstream {url!r}: need an http:// or https:// URL with a host")
+    if parts.scheme not in ("http", "https", "h2c") or not parts.hostname:
+        raise ValueError(f"upstream {url!r}: need an http://, https:// or h2c:// URL with a host")
     if parts.query or parts.fragment:
         raise ValueError(f"upstream {url!r}: no query or fragment allowed")
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -178,7 +180,7 @@ class UpstreamSet:
         self.resolutions = 0
 
     def _resolvable(self, target: Target) -> bool:
-        return target.scheme == "http" and not target.is_literal
+        return target.scheme != "https" and not target.is_literal
 
     def start(self, done: Callable[[], None] | None = None) -> None:
         """Resolve every name now (``done()`` once all answered), then at the interval."""

@@ -233,8 +233,8 @@ def _urls(upstreams: tuple[Any, ...]) -> tuple[Any, ...]:
     """
     for upstream in upstreams:
         url = upstream.get("url", "") if isinstance(upstream, Mapping) else upstream
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ValueError(f"an upstream is an http:// or https:// URL: {upstream!r}")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://", "h2c://")):
+            raise ValueError(f"an upstream is an http://, https:// or h2c:// URL: {upstream!r}")
     return upstreams
 
 

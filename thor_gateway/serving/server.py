@@ -40,7 +40,7 @@ from urllib.parse import unquote_to_bytes
 import thor.loop
 from thor.http.server import HttpServer
 from thor_gateway.operations.access_log import AccessLog, AccessRecord
-from thor_gateway.operations.metrics import Metrics, SharedMetrics
+from thor_gateway.operations.metrics import Metrics, SharedMetrics, connections_by_version
 from thor_gateway.operations.status_page import status_routes
 from thor_gateway.routing.deadline import Deadline
 from thor_gateway.routing.forwarded import ProxyTrust
@@ -198,6 +198,7 @@ class Gateway:
         self.on_ready: Callable[[], None] = lambda: None
         self.metrics = Metrics()
         self.metrics.connections = lambda: sum(len(s.connections) for s in self.servers)
+        self.metrics.connections_by_protocol = lambda: connections_by_version(self.servers)
         self.shared = SharedMetrics(metrics_dir, self.metrics) if metrics_dir else None
         self.access_log: AccessLog | None = None
         self.router = self._router(max_requests)

@@ -35,6 +35,9 @@ from thor.http.client.url import Origin
 if TYPE_CHECKING:
     import ssl
 
+    from thor.http2.client import H2OriginPool
+    from thor.http2.protocol import H2Config
+
 __all__ = ["HttpClient", "HttpClientExchange"]
 
 
@@ -46,7 +49,7 @@ UNSET = _Unset.UNSET
 
 
 class HttpClient:
-    """An HTTP/1.1 client; ``exchange()`` makes a request."""
+    """An HTTP/1.1 (and HTTP/2) client; ``exchange()`` makes a request."""
 
     # Thor 0.17 names and defaults.
     idle_timeout: float | None = 60.0  # seconds an idle connection is kept; 0/None: no reuse
@@ -65,6 +68,10 @@ class HttpClient:
     # closed it since the loop last looked: always for non-idempotent requests, and for the
     # others once it has been idle this long (a GET on a dead connection is retried at once).
     stale_check_after: float = 1.0
+    # HTTP/2 (thor.http2.client): h2c:// URLs always use it (prior knowledge); https://
+    # origins are offered it by ALPN when ``http2`` is set, and use it if the server agrees.
+    http2: bool = False
+    h2_config: H2Config | None = None  # the HTTP/2 limits and windows; None: the defaults
 
     exchange_class: type[HttpClientExchange] = HttpClientExchange
 
@@ -84,6 +91,8 @@ class HttpClient:
         expect_continue_timeout: float | _Unset = UNSET,
         preserve_host: bool | _Unset = UNSET,
         stale_check_after: float | _Unset = UNSET,
+        http2: bool | _Unset = UNSET,
+        h2_config: H2Config | _Unset | None = UNSET,
     ) -> None:
         self.loop = loop or thor.loop.default()
         given: dict[str, Any] = {
@@ -99,13 +108,16 @@ class HttpClient:
             "expect_continue_timeout": expect_continue_timeout,
             "preserve_host": preserve_host,
             "stale_check_after": stale_check_after,
+            "http2": http2,
+            "h2_config": h2_config,
         }
         for name, value in given.items():
             if value is not UNSET:
                 setattr(self, name, value)
         if self.max_server_conn < 1:
             raise ValueError("max_server_conn must be at least 1")
-        self.pools: dict[Origin, OriginPool] = {}  # read-only outside this class
+        # Read-only outside this class; an origin spoken to in HTTP/2 has an H2OriginPool.
+        self.pools: dict[Origin, OriginPool | H2OriginPool] = {}
 
     def exchange(self) -> HttpClientExchange:
         """A new exchange; attach listeners, then call ``request_start``."""
@@ -132,18 +144,24 @@ class HttpClient:
 
     # --- the pools' owner: what exchanges and pools call --------------------------------------
 
-    def pool_for(self, origin: Origin) -> OriginPool:
+    def pool_for(self, origin: Origin) -> OriginPool | H2OriginPool:
         """The pool of ``origin``, made on first use."""
         pool = self.pools.get(origin)
         if pool is None:
-            pool = self.pools[origin] = OriginPool(self, origin)
+            if origin[0] == "h2c":
+                from thor.http2.client import H2OriginPool
+
+                pool = self.pools[origin] = H2OriginPool(self, origin)
+            else:
+                pool = self.pools[origin] = OriginPool(self, origin)
         return pool
 
-    def adopt_pool(self, pool: OriginPool) -> None:
-        """``pool`` has work again (it may have been dropped while it had none)."""
+    def adopt_pool(self, pool: OriginPool | H2OriginPool) -> None:
+        """``pool`` has work again (it may have been dropped while it had none), or takes
+        the place of another (an HTTP/2 pool, once ALPN chose ``h2``)."""
         self.pools[pool.origin] = pool
 
-    def drop_pool(self, pool: OriginPool) -> None:
+    def drop_pool(self, pool: OriginPool | H2OriginPool) -> None:
         """``pool`` has no connection and no waiting exchange: forget it."""
         if self.pools.get(pool.origin) is pool:
             del self.pools[pool.origin]

@@ -20,6 +20,7 @@ the sans-IO ``ClientConnection`` (``conn.proto``): this class writes its bytes a
 its ``state``. ``Phase`` says where the exchange is; that state, where the messages are.
 Body chunks are kept until written, and up to ``retry_body_limit`` bytes after, to replay
 the request on another connection (one *attempt* per connection; rules in ``retry.py``).
+An origin spoken to in HTTP/2 carries the exchange on a stream instead (``on_stream.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from thor.events import EventEmitter
 from thor.http import error
+from thor.http.client.on_stream import StreamCarried
 from thor.http.client.phase import ATTACHED as _ATTACHED
 from thor.http.client.phase import DONE as _DONE
 from thor.http.client.phase import NEW as _NEW
@@ -73,7 +75,7 @@ PENDING_HIGH_WATER = 256 * 1024
 _JOIN_LIMIT = 16 * 1024
 
 
-class HttpClientExchange(EventEmitter):
+class HttpClientExchange(StreamCarried, EventEmitter):
     """One HTTP request/response; see the module docstring for its events."""
 
     # Defaults, as class attributes: an instance sets only what changes. An exchange is made
@@ -200,6 +202,8 @@ class HttpClientExchange(EventEmitter):
             self._sent = 0
         if self.conn is not None:
             self._flush()
+        elif self.stream_conn is not None:
+            self.flush_stream()
         self._update_pause()
 
     def request_done(self, trailers: list[tuple[bytes | str, bytes | str]] | None = None) -> None:
@@ -211,6 +215,8 @@ class HttpClientExchange(EventEmitter):
             self._trailers = [(to_bytes(n, "latin-1"), to_bytes(v, "latin-1")) for n, v in trailers]
         if self.conn is not None:
             self._flush()
+        elif self.stream_conn is not None:
+            self.flush_stream()
 
     def res_body_pause(self, paused: bool) -> None:
         """Stop (True) or resume (False) reading the response from the server."""
@@ -220,6 +226,8 @@ class HttpClientExchange(EventEmitter):
             conn.tcp.pause(paused)
             if not paused:
                 self._last_activity = self.loop.time()
+        elif not paused and self._held:
+            self.resume_stream()
 
     def cancel(self) -> None:
         """Abandon the exchange: its connection is closed, and no more events are emitted."""
@@ -493,18 +501,6 @@ class HttpClientExchange(EventEmitter):
         self._write_paused = False
         self._stop_timers()
 
-    def _retry(self, delay: float) -> None:
-        # Even an immediate retry runs from a timer, after the loop's next poll: idle
-        # connections that died with this one (a server restart) are noticed and dropped
-        # before the pool is asked again.
-        self._phase = _QUEUED
-        self._retry_timer = self.loop.schedule(delay, self._requeue)
-
-    def _requeue(self) -> None:
-        self._retry_timer = None
-        if self._phase is _QUEUED and self.origin is not None:
-            self.client.pool_for(self.origin).acquire(self)
-
     # --- reading the response -----------------------------------------------------------------
 
     def _on_head(self, conn: PooledConnection, head: ResponseHead) -> None:
@@ -581,6 +577,8 @@ class HttpClientExchange(EventEmitter):
         if conn is not None:
             conn.exchange = None
             self.conn = None
+        elif self.stream_conn is not None:
+            self.leave_stream()
 
     def _fail(self, err: error.HttpError) -> None:
         """End with ``err``: the connection (if any) is closed, ``error`` is the last event."""

@@ -155,6 +155,8 @@ class OriginPool:
                 client.tls_context,
                 server_hostname=host,
                 handshake_timeout=client.connect_timeout or 10.0,
+                # RFC 9113 §3.2: HTTP/2 over TLS is chosen by ALPN, if the client offers it.
+                alpn_protocols=["h2", "http/1.1"] if client.http2 else None,
             )
         else:
             connector = TcpClient(client.loop)
@@ -166,7 +168,25 @@ class OriginPool:
 
     def _on_connect(self, tcp: TcpConnection) -> None:
         self.connecting -= 1
+        if getattr(tcp, "alpn_protocol", None) == "h2":
+            self._to_http2(tcp)
+            return
         self._dispatch(PooledConnection(self, tcp))
+
+    def _to_http2(self, tcp: TcpConnection) -> None:
+        """The server chose HTTP/2: an HTTP/2 pool takes this origin's place in the client,
+        with this connection and the exchanges waiting here."""
+        from thor.http2.client import H2OriginPool
+
+        self.live -= 1
+        pool = self.client.pools.get(self.origin)
+        if not isinstance(pool, H2OriginPool):
+            pool = H2OriginPool(self.client, self.origin)
+            self.client.adopt_pool(pool)
+        waiting, self.waiting = self.waiting, deque()
+        pool.adopt(tcp, waiting)
+        if self.live == 0 and self.client.pools.get(self.origin) is self:
+            self.client.drop_pool(self)
 
     def _on_connect_error(self, kind: str, code: int, message: str) -> None:
         self.connecting -= 1

@@ -1,6 +1,7 @@
 """What the HTTP client does to a request before sending it: the URL and the header fields.
 
-- ``parse_url``: absolute ``http``/``https`` URIs only (RFC 9110 §4.2), no userinfo
+- ``parse_url``: absolute ``http``/``https`` URIs only (RFC 9110 §4.2), and ``h2c`` (an
+  ``http`` origin spoken to in HTTP/2 with prior knowledge, RFC 9113 §3.3), no userinfo
   (§4.2.4: a sender MUST NOT generate it), IPv6 literals in brackets (RFC 3986 §3.2.2);
   the fragment is dropped (RFC 9110 §4.2.5: never sent).
 - ``outgoing_headers``: ``Host`` from the authority (RFC 9112 §3.2: it MUST be sent, and
@@ -37,14 +38,14 @@ __all__ = [
 # RFC 9110 §9.2.2.
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"TRACE"})
 
-Origin = tuple[str, str, int]  # ("http" | "https", host (lower case, no brackets), port)
+Origin = tuple[str, str, int]  # ("http" | "https" | "h2c", host (lower case, no brackets), port)
 
 _SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3986 §3.2.2 reg-name = *( unreserved / pct-encoded / sub-delims )
 _REG_NAME = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%]+")
 _PORT = re.compile(rb"[0-9]{1,5}")
 _TARGET = abnf.target_re  # never empty here: "/" stands for it
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "h2c": 80}
 # A proxy talks to few origins with many paths: the origin part of a URI is parsed once.
 _ORIGIN_CACHE_SIZE = 1024
 _origins: Memo[tuple[bytes, bytes], tuple[str, str, int]] = Memo(_ORIGIN_CACHE_SIZE)
@@ -55,7 +56,7 @@ _urls: Memo[bytes, Url] = Memo(_URL_CACHE_SIZE)
 
 
 class Url(NamedTuple):
-    scheme: str  # "http" or "https"
+    scheme: str  # "http", "https" or "h2c"
     host: str  # lower case, without brackets: what to connect to
     port: int
     authority: bytes  # as written, for the Host field

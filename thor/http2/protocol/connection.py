@@ -368,6 +368,12 @@ class H2Connection(Sender):
         if stream is not None:
             headers.on_later_headers(self, stream, fields, frame, events)
             return
+        if self.client_side and sid & 1 and sid < self.next_local_stream_id:
+            # A response on a stream this side reset (or closed long ago) crossed the
+            # RST_STREAM: ignored, its block decoded for HPACK's sake (§5.1, closed).
+            if self.closed_streams.get(sid, True):
+                return
+            raise StreamClosedError(sid, f"HEADERS on closed stream {sid} (§5.1)")
         if self.client_side or not sid & 1:
             raise H2ConnectionError(
                 f"HEADERS opening stream {sid}, not the client's to open (§5.1.1)"
