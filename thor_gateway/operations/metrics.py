@@ -215,7 +215,11 @@ class Metrics:
             "connections", "gauge", "Open client connections.", labels, self.connections()
         )
         out += _single(
-            "websockets_open", "gauge", "Open WebSockets of ASGI apps.", labels, self.websockets()
+            "websockets_open",
+            "gauge",
+            "Open WebSockets of hosted apps (ASGI, native).",
+            labels,
+            self.websockets(),
         )
         out += [
             "# HELP thor_request_duration_seconds Time from request start to response end.",

@@ -291,8 +291,8 @@ class Gateway:
         )
         if hasattr(handler, "websocket_options"):  # ASGI: --ws-* settings
             handler.websocket_options = websocket_options(s)
-            if self.access_log is not None:
-                handler.websocket_closed = self._log_websocket
+        if self.access_log is not None and hasattr(handler, "websocket_closed"):  # ASGI, native
+            handler.websocket_closed = self._log_websocket
         if s.request_timeout and handler is not app:  # apps, not ready-made handlers (proxies)
             return Deadline(handler, s.request_timeout, self.loop)
         return handler
