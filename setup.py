@@ -31,6 +31,7 @@ setup(
             "werkzeug",
             "flask",  # a real framework behind the gateway
             "django",  # its collected admin static files served by --static
+            "channels",  # Django Channels consumers over the gateway's websocket scope
             "ruff",
             "mypy",
         ],
