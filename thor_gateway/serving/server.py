@@ -450,22 +450,26 @@ class Gateway:
         self.drain()
 
     def _wait_for_websockets(self, deadline: float, told: bool) -> None:
-        """Let open WebSockets end by themselves until ``deadline``, then close them with
-        1001 "going away" (RFC 6455 §7.4.1) and allow their closing handshakes
-        ``--ws-close-timeout``; then the shutdown hooks run (what is left is cut)."""
-        busy = [h for h in self.handlers if getattr(h, "websockets", None)]
+        """Let open WebSockets (and the proxy's tunnels) end by themselves until ``deadline``,
+        then close them: WebSockets with 1001 "going away" (RFC 6455 §7.4.1), allowed their
+        closing handshakes ``--ws-close-timeout``; tunnels (bytes, not frames) by closing
+        TCP. Then the shutdown hooks run (what is left is cut)."""
+        busy = [h for h in self.handlers if _open_sockets(h)]
         if not busy:
             self._stop_handlers(len(self.handlers))
             return
         now = self.loop.time()
         if now >= deadline:
             if told:
-                log.warning("cutting %d WebSockets left open", sum(len(h.websockets) for h in busy))
+                log.warning("cutting %d WebSockets left open", sum(map(_open_sockets, busy)))
                 self._stop_handlers(len(self.handlers))
                 return
-            log.info("closing %d open WebSockets (1001)", sum(len(h.websockets) for h in busy))
+            log.info("closing %d open WebSockets (1001) and tunnels", sum(map(_open_sockets, busy)))
             for handler in busy:
-                handler.close_websockets(1001)
+                if getattr(handler, "websockets", None):
+                    handler.close_websockets(1001)
+                for tunnel in list(getattr(handler, "tunnels", ())):
+                    tunnel.close("shutting down")
             told, deadline = True, now + self.settings.ws_close_timeout
         # Polled: WebSockets come and go on several handlers; 50 ms is nothing at shutdown.
         self.loop.schedule(0.05, self._wait_for_websockets, deadline, told)
@@ -496,6 +500,10 @@ class Gateway:
             self.access_log.close()
         log.info("stopped (pid %d)", os.getpid())
         self.loop.stop()
+
+
+def _open_sockets(handler: Any) -> int:  # WebSockets (ASGI, native apps), tunnels (proxy)
+    return len(getattr(handler, "websockets", ())) + len(getattr(handler, "tunnels", ()))
 
 
 def log_routes(settings: Settings) -> None:
