@@ -32,6 +32,7 @@ setup(
             "flask",  # a real framework behind the gateway
             "django",  # its collected admin static files served by --static
             "grpcio",  # a real gRPC server and client through the proxy (apps/grpc_proxy.py)
+            "channels",  # Django Channels consumers over the gateway's websocket scope
             "ruff",
             "mypy",
         ],

@@ -9,6 +9,7 @@ else. The IO WebSocket class comes later; this checks the core alone.
     python tests/websocket/autobahn.py -i 6.* -o /tmp/ab    # a subset, reports kept in /tmp/ab
     python tests/websocket/autobahn.py --target native      # apps/ws_echo.py (thor.websocket)
     python tests/websocket/autobahn.py --target gateway     # thor-gateway hosting an ASGI echo
+    python tests/websocket/autobahn.py --target proxy       # thor-gateway --proxy before native
 
 It prints the count of each behaviour (OK, NON-STRICT, INFORMATIONAL, FAILED, UNIMPLEMENTED)
 and the cases that were not OK/INFORMATIONAL; the exit status is 1 if any was.
@@ -62,7 +63,21 @@ TARGETS = {
         "--ws-ping-interval",
         "0",
     ],
+    # Set-up (c): thor-gateway relaying to the native echo, which listens on {upstream}.
+    "proxy": [
+        sys.executable,
+        "-m",
+        "thor_gateway",
+        "--proxy",
+        "/=http://127.0.0.1:{upstream}",
+        "--bind",
+        "127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+    ],
 }
+# The targets that need another server behind them: the target it stands in front of.
+BEHIND = {"proxy": "native"}
 DEFAULT_CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*", "12.1.*", "13.1.*"]
 
 
@@ -135,9 +150,14 @@ def serve_guarded(sock: socket.socket) -> None:
         pass
 
 
-def start_target(target: str, port: int) -> subprocess.Popen[bytes]:
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return int(probe.getsockname()[1])
+
+
+def start_target(target: str, port: int, upstream: int = 0) -> subprocess.Popen[bytes]:
     """Start the server of ``target`` on ``port``; return once it accepts connections."""
-    command = [part.format(port=port) for part in TARGETS[target]]
+    command = [part.format(port=port, upstream=upstream) for part in TARGETS[target]]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(command, cwd=ROOT, env=env)
     deadline = time.monotonic() + 30
@@ -181,12 +201,16 @@ def main() -> int:
         return 2
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    child = None
+    children = []
     if args.target == "core":
         threading.Thread(target=serve, args=(listener,), daemon=True).start()
     else:
         listener.close()  # the port is free again for the child (a race we accept in tests)
-        child = start_target(args.target, port)
+        upstream = 0
+        if args.target in BEHIND:
+            upstream = free_port()
+            children.append(start_target(BEHIND[args.target], upstream))
+        children.append(start_target(args.target, port, upstream))
     outdir = Path(args.outdir or tempfile.mkdtemp(prefix="autobahn-"))
     command = [kosoku, "-m", "fuzzingclient", f"127.0.0.1:{port}", "-o", str(outdir)]
     command += ["-p", str(args.parallelism)]
@@ -198,7 +222,7 @@ def main() -> int:
         subprocess.run(command, check=False, stdout=subprocess.DEVNULL, timeout=3600)
     finally:
         listener.close()
-        if child is not None:
+        for child in children:
             child.terminate()
             child.wait(10)
     counts, bad = summarize(outdir)

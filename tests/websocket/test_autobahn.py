@@ -1,5 +1,6 @@
 """The Autobahn gate (kosoku's fuzzingclient), when kosoku is installed: against the core,
-a native Thor echo handler and thor-gateway hosting an ASGI echo app.
+a native Thor echo handler, thor-gateway hosting an ASGI echo app, and thor-gateway
+``--proxy`` relaying to the native echo.
 
 Sections 1-7 and 10, and the first four cases (16 to 1,024-byte messages) of every
 permessage-deflate option set in 12 and 13. The full run is ``python
@@ -24,10 +25,11 @@ CASES += [f"13.{s}.{n}" for s in range(1, 8) for n in range(1, 5)]
 
 @pytest.mark.skipif(shutil.which("kosoku") is None, reason="kosoku is not installed")
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("target", ["core", "native", "gateway"])
+@pytest.mark.parametrize("target", ["core", "native", "gateway", "proxy"])
 def test_autobahn_gate(tmp_path: Path, target: str) -> None:
     """``core``: the sans-IO core alone; ``native``: apps/ws_echo.py on thor.websocket;
-    ``gateway``: thor-gateway hosting the ASGI echo of tests/websocket/asgi_echo.py."""
+    ``gateway``: thor-gateway hosting the ASGI echo of tests/websocket/asgi_echo.py;
+    ``proxy``: thor-gateway ``--proxy`` in front of ``native`` (frames relayed, not parsed)."""
     command = [sys.executable, str(SCRIPT), "-o", str(tmp_path), "--target", target]
     for case in CASES:
         command += ["-i", case]

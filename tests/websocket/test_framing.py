@@ -15,7 +15,7 @@ from thor.websocket.protocol import (
     TextMessage,
     WebSocketStateError,
 )
-from thor.websocket.protocol.frames import mask
+from thor.websocket.protocol.frames import mask, mask_range
 
 from .helpers import KEY, client, client_frame, feed, server, server_frame, splits, xor
 
@@ -25,6 +25,13 @@ def test_mask_matches_the_obvious_loop(size: int) -> None:
     data = bytes((i * 31) & 0xFF for i in range(size))
     assert mask(data, KEY) == xor(data, KEY)
     assert mask(mask(data, KEY), KEY) == data
+
+
+@pytest.mark.parametrize("size", [0, 5, 2047, 2048, 2051, 65536])
+@pytest.mark.parametrize("start", [0, 1, 2, 3, 14])
+def test_mask_range_is_mask_of_the_slice(size: int, start: int) -> None:
+    buf = bytes((i * 7 + 3) & 0xFF for i in range(start + size + 5))
+    assert mask_range(buf, start, start + size, KEY) == xor(buf[start : start + size], KEY)
 
 
 @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])

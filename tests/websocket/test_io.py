@@ -389,3 +389,24 @@ def test_the_close_handshake_from_the_client_side() -> None:
             assert read_close(sock, rest) == 4001  # echoed (§5.5.1), then the server closes TCP
         peer.server.wait_for(lambda: ("close", 4001) in peer.events)
         assert ("reason", "bye") in peer.events
+
+
+def test_the_exchange_tells_the_listeners_set_before_accept_of_its_websocket(
+    loop: thor.loop.Loop,
+) -> None:
+    server = HttpServer("127.0.0.1", 0, loop)
+    heard: list[Any] = []
+    returned: list[Any] = []
+
+    def exchange(ex: Any) -> None:
+        ex.on("websocket", heard.append)  # as the gateway does, to close them when it stops
+        returned.append(thor.websocket.accept(ex))
+
+    server.on("exchange", exchange)
+    errors = connect(loop, server.port, lambda websocket: loop.stop())
+    run_for(loop, 5)
+    assert not errors
+    assert len(returned) == 1
+    assert isinstance(returned[0], WebSocket)
+    assert heard == returned  # the same object, once
+    server.shutdown()

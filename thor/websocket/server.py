@@ -5,6 +5,10 @@ Switching Protocols``, takes the connection over (``exchange.take_over()``, docs
 and returns the open :class:`~thor.websocket.websocket.WebSocket`. A request that is not a
 valid handshake is refused with the core's status (400, or 426 with
 ``Sec-WebSocket-Version: 13`` for another version, §4.4) and ``None`` is returned.
+
+The exchange emits ``websocket(websocket)`` when it has become one: to the listeners set
+before ``accept`` (a server that must close its WebSockets when it stops, for example),
+since taking the connection over drops the exchange's listeners.
 """
 
 from __future__ import annotations
@@ -78,11 +82,15 @@ def accept(
     config = DeflateConfig() if deflate is True else deflate or None
     answer = accept_request(request, subprotocols=subprotocols, deflate=config, headers=headers)
     exchange.response_start(101, b"Switching Protocols", answer.headers)
+    # take_over() forgets the exchange's listeners: note who waits for the WebSocket first.
+    watchers = exchange.listeners("websocket")  # type: ignore[attr-defined]
     switched = exchange.take_over()  # type: ignore[attr-defined]
     conn = Connection("server", deflate=answer.deflate, **limits)
     websocket = WebSocket(
         switched.tcp_conn, conn, loop=switched.loop, subprotocol=answer.subprotocol, **timers
     )
+    for watch in watchers:
+        watch(websocket)
     if switched.leftover:
         # Bytes after the handshake: read once the caller has set its listeners.
         switched.loop.call_soon(websocket.start, switched.leftover)

@@ -278,7 +278,11 @@ class Metrics:
                 for name, n in by_protocol
             ]
         out += _single(
-            "websockets_open", "gauge", "Open WebSockets of ASGI apps.", labels, self.websockets()
+            "websockets_open",
+            "gauge",
+            "Open WebSockets of hosted apps (ASGI, native).",
+            labels,
+            self.websockets(),
         )
         out += [
             "# HELP thor_request_duration_seconds Time from request start to response end.",

@@ -56,6 +56,7 @@ from thor_gateway.serving.loading import (
     websocket_options,
 )
 from thor_gateway.serving.process_setup import drop_privileges
+from thor_gateway.serving.route_log import log_routes
 
 __all__ = [
     "EXIT_STARTUP_ERROR",
@@ -294,8 +295,8 @@ class Gateway:
         )
         if hasattr(handler, "websocket_options"):  # ASGI: --ws-* settings
             handler.websocket_options = websocket_options(s)
-            if self.access_log is not None:
-                handler.websocket_closed = self._log_websocket
+        if self.access_log is not None and hasattr(handler, "websocket_closed"):  # ASGI, native
+            handler.websocket_closed = self._log_websocket
         if s.request_timeout and handler is not app:  # apps, not ready-made handlers (proxies)
             return Deadline(handler, s.request_timeout, self.loop)
         return handler
@@ -456,22 +457,26 @@ class Gateway:
         self.drain()
 
     def _wait_for_websockets(self, deadline: float, told: bool) -> None:
-        """Let open WebSockets end by themselves until ``deadline``, then close them with
-        1001 "going away" (RFC 6455 §7.4.1) and allow their closing handshakes
-        ``--ws-close-timeout``; then the shutdown hooks run (what is left is cut)."""
-        busy = [h for h in self.handlers if getattr(h, "websockets", None)]
+        """Let open WebSockets (and the proxy's tunnels) end by themselves until ``deadline``,
+        then close them: WebSockets with 1001 "going away" (RFC 6455 §7.4.1), allowed their
+        closing handshakes ``--ws-close-timeout``; tunnels (bytes, not frames) by closing
+        TCP. Then the shutdown hooks run (what is left is cut)."""
+        busy = [h for h in self.handlers if _open_sockets(h)]
         if not busy:
             self._stop_handlers(len(self.handlers))
             return
         now = self.loop.time()
         if now >= deadline:
             if told:
-                log.warning("cutting %d WebSockets left open", sum(len(h.websockets) for h in busy))
+                log.warning("cutting %d WebSockets left open", sum(map(_open_sockets, busy)))
                 self._stop_handlers(len(self.handlers))
                 return
-            log.info("closing %d open WebSockets (1001)", sum(len(h.websockets) for h in busy))
+            log.info("closing %d open WebSockets (1001) and tunnels", sum(map(_open_sockets, busy)))
             for handler in busy:
-                handler.close_websockets(1001)
+                if getattr(handler, "websockets", None):
+                    handler.close_websockets(1001)
+                for tunnel in list(getattr(handler, "tunnels", ())):
+                    tunnel.close("shutting down")
             told, deadline = True, now + self.settings.ws_close_timeout
         # Polled: WebSockets come and go on several handlers; 50 ms is nothing at shutdown.
         self.loop.schedule(0.05, self._wait_for_websockets, deadline, told)
@@ -504,24 +509,8 @@ class Gateway:
         self.loop.stop()
 
 
-def log_routes(settings: Settings) -> None:
-    """Log where each prefix goes, in the order the settings list them."""
-    for mount in settings.all_mounts():
-        kind = "" if mount.interface == "auto" else f" ({mount.interface})"
-        log.info("Serving %s -> %s%s", mount.prefix, mount.app, kind)
-    for route in settings.proxy:
-        upstreams = ", ".join(map(_describe_upstream, route.upstreams))
-        log.info("Serving %s -> proxy to %s", route.prefix, upstreams)
-    for static in settings.static:
-        log.info("Serving %s -> files in %s", static.prefix, static.path)
-
-
-def _describe_upstream(upstream: Any) -> str:
-    """A URL as it is; a table as ``URL (weight 3, max_connections 10)``."""
-    if isinstance(upstream, str):
-        return upstream
-    options = ", ".join(f"{k} {v}" for k, v in upstream.items() if k != "url")
-    return f"{upstream.get('url')} ({options})" if options else str(upstream.get("url"))
+def _open_sockets(handler: Any) -> int:  # WebSockets (ASGI, native apps), tunnels (proxy)
+    return len(getattr(handler, "websockets", ())) + len(getattr(handler, "tunnels", ()))
 
 
 def startup_failed(error: BaseException) -> int:

@@ -3,7 +3,9 @@ through the proxy: in-process, and through ``thor-gateway --proxy`` as issue 12 
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -14,6 +16,7 @@ from tests.gateway.proxy.upgrade_support import make_proxy, open_tunnels
 from tests.gateway.proxy_support import wait_for
 
 websockets = pytest.importorskip("websockets")
+from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 from websockets.sync.server import Server, ServerConnection, serve  # noqa: E402
 
@@ -87,6 +90,30 @@ def test_the_gateway_cli_relays_websocket(start_gateway: Any) -> None:
                 assert ws.recv(timeout=5) == f"n{i}"
         assert ws.close_code == 1000
         assert gateway.stop() == 0
+
+
+def test_shutdown_keeps_tunnels_until_the_graceful_timeout_then_closes_them(
+    start_gateway: Any,
+) -> None:
+    with ws_server() as upstream:
+        gateway = start_gateway(
+            "-b", "127.0.0.1:0", "--proxy", f"/={http_url(upstream)}", "--graceful-timeout", "1"
+        )
+        url = gateway.url.replace("http://", "ws://") + "/socket"
+        with connect(url, open_timeout=5) as ws:
+            ws.send("before")
+            assert ws.recv(timeout=5) == "before"
+            signalled = time.monotonic()
+            gateway.signal(signal.SIGTERM)
+            gateway.wait_for_line("draining")
+            ws.send("while draining")  # still relayed until the graceful timeout ends
+            assert ws.recv(timeout=5) == "while draining"
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+            # Bytes, not frames: the proxy closes TCP, it cannot send a close frame.
+            assert time.monotonic() - signalled >= 0.9, "cut before the graceful timeout"
+        assert gateway.wait(20) == 0
+        gateway.wait_for_line("closing 1 open WebSockets")
 
 
 def test_tls_on_both_hops(live_server: Callable[..., Live], tmp_path: Any) -> None:

@@ -78,7 +78,7 @@ STEPS = [
     "thor_gateway.serving.server:Gateway._router",  # build the handlers and the router
     "thor_gateway.proxy:ProxyHandler.startup",  # a startup hook that raises
     "thor_gateway.proxy.upstreams:UpstreamSet._update",  # a loop callback of a startup hook
-    "thor_gateway.serving.server:log_routes",  # where issue 17's TypeError was raised
+    "thor_gateway.serving.route_log:log_routes",  # where issue 17's TypeError was raised
     "thor_gateway.serving.server:settle_gc",  # the last step before ready
 ]
 WORKER_STEPS = [

@@ -60,6 +60,7 @@ from thor.websocket.protocol.frames import (
     close_payload,
     frame_header,
     mask,
+    mask_range,
 )
 from thor.websocket.protocol.state import CAN_SEND, CLOSED, transition
 
@@ -317,7 +318,7 @@ class Connection:
                     raise _Fail(1009, "message too big")
                 if first & FIN and end - start >= length and not self._fragments:
                     pos = start + length
-                    self._whole_message(opcode, first & RSV1, buf[start:pos], key, events)
+                    self._whole_message(opcode, first & RSV1, buf, start, pos, key, events)
                     continue
                 self._msg_opcode = opcode
                 self._msg_compressed = bool(first & RSV1)
@@ -336,11 +337,18 @@ class Connection:
                 self._payload(b"", events)
 
     def _whole_message(
-        self, opcode: int, compressed: int, payload: bytes, key: bytes | None, events: list[Event]
+        self,
+        opcode: int,
+        compressed: int,
+        buf: bytes,
+        start: int,
+        stop: int,
+        key: bytes | None,
+        events: list[Event],
     ) -> None:
-        """The fast path: an unfragmented message, all there."""
-        if key is not None:
-            payload = mask(payload, key)
+        """The fast path: an unfragmented message, all there (``buf[start:stop]``)."""
+        # Unmasked straight from buf: no copy of the masked slice first.
+        payload = buf[start:stop] if key is None else mask_range(buf, start, stop, key)
         if compressed:
             payload = self._inflate(payload, True, self._max_inflated)
         if opcode == OP_TEXT:

@@ -102,8 +102,7 @@ def mask(data: bytes, key: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``key`` repeated (§5.3); masking and unmasking alike.
 
     Small payloads: one XOR of two big integers (CPython does it in C, word by word). Large
-    ones: each of the four byte lanes (``data[i::4]``) goes through ``bytes.translate`` with
-    the XOR table of its key byte, all in C, at about twice the speed.
+    ones: see ``mask_range``.
     """
     n = len(data)
     if not n:
@@ -111,14 +110,29 @@ def mask(data: bytes, key: bytes) -> bytes:
     if n >= _TRANSLATE_FROM:
         if type(data) is not bytes:
             data = bytes(data)  # a memoryview has no translate()
-        out = bytearray(data)
-        for lane in range(4):
-            out[lane::4] = data[lane::4].translate(_xor_table(key[lane]))
-        return bytes(out)
+        return mask_range(data, 0, n, key)
     keys = key * ((n + 3) >> 2)
     if len(keys) != n:
         keys = keys[:n]
     return (int.from_bytes(data, "little") ^ int.from_bytes(keys, "little")).to_bytes(n, "little")
+
+
+def mask_range(buf: bytes, start: int, stop: int, key: bytes) -> bytes:
+    """``mask(buf[start:stop], key)`` without copying the slice out of ``buf`` first.
+
+    Large payloads: each of the four byte lanes (``buf[start + i:stop:4]``) goes through
+    ``bytes.translate`` with the XOR table of its key byte, all in C, at about twice the speed
+    of big integers. This is most of the CPU a server spends on a large message (about 21
+    instructions a byte: the strided slice, the translation, the strided store), hence the
+    slices straight from the read buffer.
+    """
+    n = stop - start
+    if n < _TRANSLATE_FROM:
+        return mask(buf[start:stop], key)
+    out = bytearray(n)
+    for lane in range(4):
+        out[lane::4] = buf[start + lane : stop : 4].translate(_xor_table(key[lane]))
+    return bytes(out)
 
 
 def frame_header(first: int, length: int, mask_key: bytes | None) -> bytes:
