@@ -125,6 +125,28 @@ def test_the_cache_flag_answers_hits_without_the_origin(start_gateway: Any) -> N
         assert gateway.stop() == 0
 
 
+def test_cache_status_in_the_access_log(start_gateway: Any, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    with origin() as up:
+        gateway = start_gateway(
+            *("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache"),
+            *("--access-logfile", str(log), "--access-logformat", '"%(r)s" %(s)s "%(C)s"'),
+        )
+        with requests.Session() as session:
+            for path in ("/fresh", "/fresh", "/validated", "/validated"):
+                session.get(gateway.url + path, timeout=10)
+            session.post(gateway.url + "/fresh", timeout=10)
+        poll(lambda: log.exists() and log.read_text().count("\n") >= 5, 10, "five log lines")
+        assert log.read_text().splitlines() == [
+            '"GET /fresh HTTP/1.1" 200 "thor; fwd=miss; fwd-status=200; stored"',
+            '"GET /fresh HTTP/1.1" 200 "thor; hit"',
+            '"GET /validated HTTP/1.1" 200 "thor; fwd=miss; fwd-status=200; stored"',
+            '"GET /validated HTTP/1.1" 200 "thor; fwd=stale; fwd-status=304"',
+            '"POST /fresh HTTP/1.1" 501 "-"',  # the cache takes no part: no Cache-Status
+        ]
+        assert gateway.stop() == 0
+
+
 def test_concurrent_misses_share_one_fetch(start_gateway: Any) -> None:
     with origin() as up:
         gateway = start_gateway(
