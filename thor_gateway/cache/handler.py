@@ -46,6 +46,7 @@ from typing import Any, cast
 import thor.loop
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
+from thor_gateway.cache.disk import DiskStore
 from thor_gateway.cache.fetch import (
     PART,
     STRIPPED_ON_SERVE,
@@ -111,6 +112,7 @@ class CacheSettings:
     max_object_size: int = 8 << 20  # larger responses stream through uncached
     collapse: bool = True  # concurrent misses for one key wait for one fetch
     stale_on_disconnect: bool = False  # serve stale when the upstream cannot be reached
+    dir: str | None = None  # a folder: the store is on disk (DiskStore), shared by workers
 
     @classmethod
     def names(cls) -> set[str]:
@@ -166,7 +168,9 @@ class CacheHandler:
     ) -> None:
         self.inner = inner
         self.settings = s = cache_settings(settings or True) or CacheSettings()
-        self.store: Store = store if store is not None else MemoryStore(s.max_size)
+        if store is None:
+            store = DiskStore(s.dir, s.max_size) if s.dir else MemoryStore(s.max_size)
+        self.store: Store = store
         self.loop = loop  # the loop it serves on (kept for stores that need timers)
         self.clock = clock  # wall-clock seconds: compared with Date and Expires
         self.stats = CacheStats()
