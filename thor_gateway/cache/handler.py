@@ -60,6 +60,7 @@ from thor_gateway.cache.keys import (
     byte_range,
     cache_status,
     invalidated,
+    language_chosen,
     not_modified,
     primary_key,
     secondary_key,
@@ -101,6 +102,7 @@ _SPECIAL = frozenset(
 )
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
 _HIT = cache_status(b"hit")
+_LANGUAGE = (b"accept-language",)
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 
@@ -300,11 +302,16 @@ class CacheHandler:
     def _select(self, key: bytes, headers: Headers) -> Entry | None:
         """The stored variant this request selects (RFC 9111 §4.1), the newest if several."""
         best: Entry | None = None
-        for entry in self.store.variants(key):
+        variants = self.store.variants(key)
+        for entry in variants:
             if entry.vary and secondary_key(entry.vary, headers) != entry.secondary:
                 continue
             if best is None or entry.response_time > best.response_time:
                 best = entry
+        if best is None:  # §4.1: a language the request would choose by its q-values
+            for entry in variants:
+                if entry.vary == _LANGUAGE and language_chosen(entry.headers, headers):
+                    return entry
         return best
 
     def _age(self, entry: Entry, now: float) -> float:
