@@ -43,6 +43,7 @@ SecondaryKey = tuple[tuple[bytes, bytes | None], ...]
 _PARAM_BLANKS = re.compile(rb"[ \t]*([;=])[ \t]*")
 # RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
 _QVALUE = re.compile(rb"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
+_SCHEMES = {"http": b"http", "https": b"https"}
 _CASELESS = frozenset({b"accept", b"accept-charset", b"accept-encoding", b"accept-language"})
 
 # Request fields the cache takes off a request it forwards to fill itself, and evaluates
@@ -76,14 +77,18 @@ _NOT_UPDATED = frozenset(
 
 def primary_key(scheme: str, headers: Headers, target: bytes) -> bytes:
     """The target URI: ``scheme://host/path?query`` (the authority lower-cased)."""
-    lowered = target[:8].lower()
-    if lowered.startswith((b"http://", b"https://")):
+    if target[:1] != b"/" and target[:8].lower().startswith((b"http://", b"https://")):
         scheme_part, _, rest = target.partition(b"://")
         authority, slash, path = rest.partition(b"/")
         return scheme_part.lower() + b"://" + authority.lower() + slash + path
-    hosts = get_values(headers, b"host")
-    host = hosts[0].strip().lower() if hosts else b""
-    return scheme.encode("ascii") + b"://" + host + target
+    for name, value in headers:  # the first Host (one pass, no list)
+        if len(name) == 4 and name.lower() == b"host":
+            return b"%s://%s%s" % (
+                _SCHEMES.get(scheme) or scheme.encode(),
+                value.strip().lower(),
+                target,
+            )
+    return (_SCHEMES.get(scheme) or scheme.encode()) + b"://" + target
 
 
 def vary_names(headers: Headers) -> tuple[bytes, ...]:
