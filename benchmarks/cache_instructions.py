@@ -107,7 +107,7 @@ def run(python: str, args: list[str], count: int, unique: bool, path: bytes) -> 
             command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            wait_for(port, 120)
+            wait_for(port, 400)
             _requests(port, count, unique, path)
         finally:
             server.send_signal(signal.SIGTERM)
