@@ -4,6 +4,7 @@
 - :mod:`~thor_gateway.cache.keys`: the cache key and Vary, 304 updates, invalidation,
   the client's conditionals, Cache-Status (RFC 9211);
 - :mod:`~thor_gateway.cache.store`: the :class:`Store` interface and :class:`MemoryStore`;
+- :mod:`~thor_gateway.cache.disk`: :class:`DiskStore`, on disk, shared by workers;
 - :mod:`~thor_gateway.cache.handler`: :class:`CacheHandler`, which wraps a route's handler;
 - :mod:`~thor_gateway.cache.fetch`: what the wrapped handler answers on a miss;
 - :mod:`~thor_gateway.cache.purge`: ``POST /cache/purge`` for the metrics listener.
@@ -15,6 +16,7 @@ See ``docs/cache.md``.
 
 from __future__ import annotations
 
+from thor_gateway.cache.disk import DiskStore
 from thor_gateway.cache.handler import CacheHandler, CacheSettings, CacheStats, cache_settings
 from thor_gateway.cache.store import Entry, MemoryStore, Store
 
@@ -22,6 +24,7 @@ __all__ = [
     "CacheHandler",
     "CacheSettings",
     "CacheStats",
+    "DiskStore",
     "Entry",
     "MemoryStore",
     "Store",

@@ -128,6 +128,7 @@ class Fetch(EventEmitter):
         self.client_body = client is not None  # False once the client got a 304 or no body
         self.head: tuple[int, bytes, Headers, float] | None = None
         self.parts: list[bytes] | None = None
+        self.indexed: tuple[Fields, dict[bytes, bytes | None]] | None = None
         self.size = 0
         if client is not None:
             client.on("pause", self._client_pause)
@@ -170,7 +171,10 @@ class Fetch(EventEmitter):
         self.started = True
         code = int(status)
         phrase = as_bytes(phrase)
-        fields = [(as_bytes(n), as_bytes(v)) for n, v in headers]
+        fields = [
+            (n, v) if n.__class__ is bytes and v.__class__ is bytes else (as_bytes(n), as_bytes(v))
+            for n, v in headers
+        ]
         cache = self.cache
         now = cache.clock()
         entry = self.entry
@@ -219,6 +223,7 @@ class Fetch(EventEmitter):
         if keep:
             self.parts = []
             self.head = (code, phrase, fields, now)
+            self.indexed = (indexed, res_cc)
         else:
             if entry is not None:
                 cache.store.remove(self.key)  # the stored response is superseded
@@ -258,25 +263,28 @@ class Fetch(EventEmitter):
             return
         self.over = True
         cache = self.cache
-        if self.parts is not None and self.head is not None:
+        if self.parts is not None and self.head is not None and self.indexed is not None:
             code, phrase, fields, response_time = self.head
             request = self.request
             names = vary_names(fields)
-            body = b"".join(self.parts)
+            body = b"".join(self.parts)  # (one chunk: that chunk itself, not a copy)
             held = content_range(fields) if code == 206 else None
             if held is not None and len(body) != held[1] - held[0] + 1:
                 held = None  # a part that is not what its Content-Range says
                 self.parts = None
+            indexed, res_cc = self.indexed
             stored = Entry(
                 self.key + PART if code == 206 else self.key,
                 names,
-                secondary_key(names, request.headers),
+                secondary_key(names, request.headers) if names else (),
                 code,
                 phrase,
                 fields,
                 body,
                 self.request_time,
                 response_time,
+                indexed=indexed,
+                directives=res_cc,
             )
             if self.parts is not None and cache.store.put(stored):
                 cache.stats.stored += 1

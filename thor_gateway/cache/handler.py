@@ -40,12 +40,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import thor.loop
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
+from thor_gateway.cache.disk import DiskStore
 from thor_gateway.cache.fetch import (
     PART,
     STRIPPED_ON_SERVE,
@@ -59,6 +60,7 @@ from thor_gateway.cache.keys import (
     byte_range,
     cache_status,
     invalidated,
+    language_chosen,
     not_modified,
     primary_key,
     secondary_key,
@@ -100,6 +102,8 @@ _SPECIAL = frozenset(
 )
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
 _HIT = cache_status(b"hit")
+_NO_TRAILERS: Headers = []
+_LANGUAGE = (b"accept-language",)
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 
 
@@ -111,6 +115,7 @@ class CacheSettings:
     max_object_size: int = 8 << 20  # larger responses stream through uncached
     collapse: bool = True  # concurrent misses for one key wait for one fetch
     stale_on_disconnect: bool = False  # serve stale when the upstream cannot be reached
+    dir: str | None = None  # a folder: the store is on disk (DiskStore), shared by workers
 
     @classmethod
     def names(cls) -> set[str]:
@@ -166,7 +171,9 @@ class CacheHandler:
     ) -> None:
         self.inner = inner
         self.settings = s = cache_settings(settings or True) or CacheSettings()
-        self.store: Store = store if store is not None else MemoryStore(s.max_size)
+        if store is None:
+            store = DiskStore(s.dir, s.max_size) if s.dir else MemoryStore(s.max_size)
+        self.store: Store = store
         self.loop = loop  # the loop it serves on (kept for stores that need timers)
         self.clock = clock  # wall-clock seconds: compared with Date and Expires
         self.stats = CacheStats()
@@ -196,50 +203,43 @@ class CacheHandler:
         method = request.method
         headers = request.headers
         if method != _GET and method != _HEAD:
-            self.stats.bypass += 1
-            if method in _SAFE:
-                self.inner.handle(exchange, request)
-            else:
-                key = primary_key(request.scheme, headers, request.target)
-                watcher = _Invalidating(exchange, self, request, key)
-                self.inner.handle(cast(Exchange, watcher), request)
+            self._other_method(exchange, request)
             return
         # One pass over the names: most requests carry none of the fields that change what
         # the cache does, and then nothing more of their header section is read.
         ranged: list[bytes] = []
         req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES
         names = {n.lower() for n, _ in headers}
-        if not names.isdisjoint(_SPECIAL):
+        key = primary_key(request.scheme, headers, request.target)
+        now = self.clock()
+        if names.isdisjoint(_SPECIAL):
+            entry = self._select(key, headers)
+            if entry is not None and now < entry.fresh_until:
+                # The common hit: fresh, and nothing in the request asks for more (no
+                # directives, conditionals or range), so reuse() would say FRESH.
+                self.stats.hits += 1
+                entry.hits += 1
+                resident = now - entry.response_time
+                age = entry.initial_age + resident if resident > 0 else entry.initial_age
+                out = [*entry.served, (b"Age", b"%d" % age), _HIT, *entry.length]
+                exchange.response_start(entry.status, entry.phrase, out)
+                if method == _GET:  # (an empty body is not written)
+                    exchange.response_body(entry.body)
+                exchange.response_done(_NO_TRAILERS)
+                return
+        else:
             ranged = get_values(headers, b"range")
             if _has_body(headers) or (ranged and b"if-range" in names):
                 self.stats.bypass += 1
                 self.inner.handle(exchange, request)
                 return
             req_cc = request_directives(headers)
-        key = primary_key(request.scheme, headers, request.target)
-        now = self.clock()
-        entry = self._select(key, headers)
+            entry = self._select(key, headers)
         if ranged:
             self._range(exchange, request, key, entry, req_cc, now, ranged)
             return
         if entry is not None:
-            age = entry.age(now)
-            decision = reuse(req_cc, entry.res_cc, entry.lifetime, age)
-            if decision is _FRESH or decision is _STALE or decision is _SWR:
-                self.stats.hits += 1
-                entry.hits += 1
-                asks = not names.isdisjoint(CONDITIONAL)
-                self.serve(exchange, request, entry, age, b"hit", None, asks)
-                if decision is _SWR and key not in self.pending:
-                    self._fetch(None, exchange, request, key, entry, req_cc)
-                return
-            if b"only-if-cached" in req_cc:
-                self._gateway_timeout(exchange, request)
-                return
-            if self._wait(key, exchange, request):
-                return  # a validation is in flight (when a popular response expires)
-            self.stats.stale += 1
-            self._fetch(exchange, exchange, request, key, entry, req_cc)
+            self._stored(exchange, request, key, entry, req_cc, now, names)
             return
         if b"only-if-cached" in req_cc:  # RFC 9111 §5.2.1.7
             self._gateway_timeout(exchange, request)
@@ -252,6 +252,45 @@ class CacheHandler:
             return
         self.stats.misses += 1
         self._fetch(exchange, exchange, request, key, None, req_cc)
+
+    def _other_method(self, exchange: Exchange, request: Request) -> None:
+        """Neither GET nor HEAD: passed on; an unsafe method's answer invalidates (§4.4)."""
+        self.stats.bypass += 1
+        if request.method in _SAFE:
+            self.inner.handle(exchange, request)
+            return
+        key = primary_key(request.scheme, request.headers, request.target)
+        watcher = _Invalidating(exchange, self, request, key)
+        self.inner.handle(cast(Exchange, watcher), request)
+
+    def _stored(
+        self,
+        exchange: Exchange,
+        request: Request,
+        key: bytes,
+        entry: Entry,
+        req_cc: Mapping[bytes, bytes | None],
+        now: float,
+        names: set[bytes],
+    ) -> None:
+        """A stored response was selected: served, or validated (§4.2, §4.3)."""
+        age = entry.age(now)
+        decision = reuse(req_cc, entry.res_cc, entry.lifetime, age)
+        if decision is _FRESH or decision is _STALE or decision is _SWR:
+            self.stats.hits += 1
+            entry.hits += 1
+            asks = not names.isdisjoint(CONDITIONAL)
+            self.serve(exchange, request, entry, age, b"hit", None, asks)
+            if decision is _SWR and key not in self.pending:
+                self._fetch(None, exchange, request, key, entry, req_cc)
+            return
+        if b"only-if-cached" in req_cc:
+            self._gateway_timeout(exchange, request)
+            return
+        if self._wait(key, exchange, request):
+            return  # a validation is in flight (when a popular response expires)
+        self.stats.stale += 1
+        self._fetch(exchange, exchange, request, key, entry, req_cc)
 
     def _range(
         self,
@@ -296,11 +335,16 @@ class CacheHandler:
     def _select(self, key: bytes, headers: Headers) -> Entry | None:
         """The stored variant this request selects (RFC 9111 §4.1), the newest if several."""
         best: Entry | None = None
-        for entry in self.store.variants(key):
+        variants = self.store.variants(key)
+        for entry in variants:
             if entry.vary and secondary_key(entry.vary, headers) != entry.secondary:
                 continue
             if best is None or entry.response_time > best.response_time:
                 best = entry
+        if best is None:  # §4.1: a language the request would choose by its q-values
+            for entry in variants:
+                if entry.vary == _LANGUAGE and language_chosen(entry.headers, headers):
+                    return entry
         return best
 
     def _age(self, entry: Entry, now: float) -> float:
@@ -352,8 +396,7 @@ class CacheHandler:
             exchange.response_start(304, b"Not Modified", out)
             exchange.response_done([])
             return
-        if entry.status != 204:  # RFC 9110 §8.6: a 204 has no Content-Length
-            out.append((b"Content-Length", b"%d" % len(entry.body)))
+        out += entry.length
         exchange.response_start(entry.status, entry.phrase, out)
         if request.method != _HEAD and entry.body:
             exchange.response_body(entry.body)
@@ -421,7 +464,21 @@ class CacheHandler:
             if modified:
                 headers.append((b"If-Modified-Since", modified[0]))
         # A HEAD goes as the GET it stands for: the answer fills (or freshens) the store.
-        upstream = replace(request, method=_GET, headers=headers)
+        r = request  # (dataclasses.replace, without its generic work per call)
+        upstream = Request(
+            _GET,
+            r.target,
+            r.raw_path,
+            r.query,
+            r.script_name,
+            r.path_info,
+            headers,
+            r.http_version,
+            r.scheme,
+            r.client,
+            r.server,
+            r.state,
+        )
         fetch = Fetch(self, key, client, origin, request, entry, req_cc, self.clock())
         if key not in self.pending and not fetch.ranged:  # a range waits for no one
             self.pending[key] = fetch

@@ -4,6 +4,8 @@
 - :func:`vary_names`, :func:`secondary_key`: §4.1's secondary key, the request's values of
   the fields a response's Vary names, normalised (lines combined, whitespace around list
   commas removed), so requests that differ only in spelling share one response;
+- :func:`language_chosen`: a response negotiated on Accept-Language that a request with
+  other values would get all the same (§4.1, by the field's q-values);
 - :func:`freshen`: §3.2 / §4.3.4, a stored response's header section updated from a 304;
 - :func:`invalidated`: §4.4, the URIs an unsafe request makes stale;
 - :func:`not_modified`: RFC 9110 §13.1.1, §13.1.3, §13.2.2: does a stored response satisfy the
@@ -26,6 +28,7 @@ __all__ = [
     "cache_status",
     "freshen",
     "invalidated",
+    "language_chosen",
     "not_modified",
     "primary_key",
     "secondary_key",
@@ -38,6 +41,9 @@ SecondaryKey = tuple[tuple[bytes, bytes | None], ...]
 # Fields whose values are lists of case-insensitive tokens with weights (RFC 9110 §12.5:
 # codings, charsets, language tags, media types): normalised further (below).
 _PARAM_BLANKS = re.compile(rb"[ \t]*([;=])[ \t]*")
+# RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+_QVALUE = re.compile(rb"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
+_SCHEMES = {"http": b"http", "https": b"https"}
 _CASELESS = frozenset({b"accept", b"accept-charset", b"accept-encoding", b"accept-language"})
 
 # Request fields the cache takes off a request it forwards to fill itself, and evaluates
@@ -71,14 +77,18 @@ _NOT_UPDATED = frozenset(
 
 def primary_key(scheme: str, headers: Headers, target: bytes) -> bytes:
     """The target URI: ``scheme://host/path?query`` (the authority lower-cased)."""
-    lowered = target[:8].lower()
-    if lowered.startswith((b"http://", b"https://")):
+    if target[:1] != b"/" and target[:8].lower().startswith((b"http://", b"https://")):
         scheme_part, _, rest = target.partition(b"://")
         authority, slash, path = rest.partition(b"/")
         return scheme_part.lower() + b"://" + authority.lower() + slash + path
-    hosts = get_values(headers, b"host")
-    host = hosts[0].strip().lower() if hosts else b""
-    return scheme.encode("ascii") + b"://" + host + target
+    for name, value in headers:  # the first Host (one pass, no list)
+        if len(name) == 4 and name.lower() == b"host":
+            return b"%s://%s%s" % (
+                _SCHEMES.get(scheme) or scheme.encode(),
+                value.strip().lower(),
+                target,
+            )
+    return (_SCHEMES.get(scheme) or scheme.encode()) + b"://" + target
 
 
 def vary_names(headers: Headers) -> tuple[bytes, ...]:
@@ -101,6 +111,43 @@ def secondary_key(names: tuple[bytes, ...], request_headers: Headers) -> Seconda
             members = sorted(_PARAM_BLANKS.sub(rb"\1", m.lower()) for m in members)
         out.append((name, b",".join(m for m in members if m)))
     return tuple(out)
+
+
+def language_chosen(stored: Headers, request_headers: Headers) -> bool:
+    """Would the request choose the stored response's language over every other one?
+
+    RFC 9111 §4.1 lets a cache use a selecting field's own mechanism (q-values) to pick a
+    stored response.  A response that varies on Accept-Language alone, in one language
+    (its one Content-Language tag), answers a request whose Accept-Language gives that tag
+    a weight above every other range (RFC 9110 §12.4.2, §12.5.4): the origin offers that
+    language, and proactive negotiation picks it whatever else it offers.
+    """
+    languages = [m.strip() for v in get_values(stored, b"content-language") for m in v.split(b",")]
+    if len(languages) != 1 or not languages[0]:
+        return False
+    tag = languages[0].lower()
+    best = -1.0
+    other = -1.0
+    for value in get_values(request_headers, b"accept-language"):
+        for member in value.split(b","):
+            name, _, params = member.partition(b";")
+            weight = _weight(params)
+            if weight is None:
+                return False  # a q the field does not allow: no guess
+            if name.strip().lower() == tag:
+                best = max(best, weight)
+            elif name.strip():
+                other = max(other, weight)
+    return best > 0 and best > other
+
+
+def _weight(params: bytes) -> float | None:
+    name, _, value = params.strip().partition(b"=")
+    if not name:
+        return 1.0
+    if name.strip().lower() != b"q" or not _QVALUE.fullmatch(value.strip()):
+        return None
+    return float(value)
 
 
 def freshen(stored: Headers, fresh: Headers) -> Headers:

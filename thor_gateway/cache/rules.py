@@ -124,6 +124,8 @@ def directives(headers: AnyHeaders, name: bytes = b"cache-control") -> dict[byte
 
 
 def _split_members(value: bytes) -> list[bytes]:
+    if b'"' not in value:  # no quoted argument: every comma separates
+        return [m for m in value.split(b",") if m.strip()]
     # Commas inside a quoted argument (no-cache="a, b") do not separate directives.
     members: list[bytes] = []
     start = 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Protocol
 
 from thor_gateway.cache.keys import SecondaryKey
@@ -47,22 +47,38 @@ class Entry:
     request_time: float  # when the request that got it was sent (§4.2.3)
     response_time: float  # when its head arrived
     hits: int = 0
+    # What the caller already worked out from ``headers`` (a Fetch has, when it decided to
+    # store): not done twice.
+    indexed: InitVar[Fields | None] = None
+    directives: InitVar[dict[bytes, bytes | None] | None] = None
     size: int = field(init=False)
     # Worked out once, so that a hit parses nothing of the stored header section:
     res_cc: dict[bytes, bytes | None] = field(init=False)  # its directives
     lifetime: float = field(init=False)  # its freshness lifetime (RFC 9111 §4.2.1)
     initial_age: float = field(init=False)  # its age when received (§4.2.3)
     served: Headers = field(init=False)  # the fields it is served with, Age and length aside
+    length: Headers = field(init=False)  # its Content-Length field (none for a 204)
+    # Until when it is fresh for a request without directives (§4.2: lifetime > age), and
+    # may be served without validation (no no-cache): a hit compares one number.
+    fresh_until: float = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(
+        self, indexed: Fields | None, directives: dict[bytes, bytes | None] | None
+    ) -> None:
         headers = self.headers
         self.size = len(self.body) + sum(len(n) + len(v) + 4 for n, v in headers) + 256
-        indexed = Fields(headers)
-        self.res_cc = response_directives(indexed)
-        self.lifetime = freshness_lifetime(self.status, indexed, self.response_time, self.res_cc)
+        if indexed is None:
+            indexed = Fields(headers)
+        self.res_cc = res_cc = response_directives(indexed) if directives is None else directives
+        self.lifetime = freshness_lifetime(self.status, indexed, self.response_time, res_cc)
         received = self.response_time
         self.initial_age = current_age(indexed, self.request_time, received, received)
         self.served = [(n, v) for n, v in headers if n.lower() not in _NOT_SERVED]
+        # RFC 9110 §8.6: a 204 has no Content-Length
+        self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % len(self.body))]
+        fresh_for = self.lifetime - self.initial_age
+        usable = fresh_for > 0 and b"no-cache" not in res_cc
+        self.fresh_until = received + fresh_for if usable else float("-inf")
 
     def age(self, now: float) -> float:
         """Its current age (§4.2.3): the age it arrived with and the time it has been here."""

@@ -9,7 +9,7 @@ existing formats work unchanged::
     H  protocol (HTTP/1.1)     s  status                b  body bytes or '-'
     B  body bytes              f  Referer               a  User-Agent
     T  seconds (integer)       D  microseconds          M  milliseconds
-    L  seconds (decimal)       p  process id
+    L  seconds (decimal)       p  process id            C  Cache-Status (Thor's member)
     {name}i  request header    {name}o  response header {name}e  environment variable
 
 Everything that comes from the client is escaped before it is written
@@ -112,6 +112,19 @@ def _clf_time(r: AccessRecord) -> str:
     return time.strftime("[%d/%b/%Y:%H:%M:%S +0000]", time.gmtime(r.when))
 
 
+def _cache_status(r: AccessRecord) -> str:
+    # RFC 9211 §2: Cache-Status is a list, one member per cache, the nearest to the client
+    # last; upstream caches may have added theirs.  Thor's member is the one named thor.
+    found = b""
+    for name, value in r.response_headers:
+        if len(name) == 12 and name.lower() == b"cache-status":
+            for member in value.split(b","):
+                member = member.strip()
+                if member[:4].lower() == b"thor" and member[4:5] in (b"", b";", b" "):
+                    found = member
+    return escape_bytes(found) if found else "-"
+
+
 def _path(r: AccessRecord) -> str:
     return escape_bytes(r.target.partition(b"?")[0])
 
@@ -136,6 +149,7 @@ _SIMPLE: dict[str, Any] = {
     "M": lambda r: str(int(r.duration * 1000)),
     "L": lambda r: f"{r.duration:.6f}",
     "p": lambda r: f"<{os.getpid()}>",
+    "C": _cache_status,
 }
 
 
@@ -195,6 +209,7 @@ def _json_fields(r: AccessRecord) -> dict[str, object]:
         "referer": atoms["f"],
         "user_agent": atoms["a"],
         "pid": os.getpid(),
+        "cache_status": atoms["C"],
     }
 
 

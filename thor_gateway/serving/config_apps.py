@@ -168,6 +168,15 @@ class AppSettings:
         kind=Kind.SIZE,
         section="Apps",
     )
+    cache_dir: str | None = opt(
+        None,
+        "--cache-dir",
+        help="Keep cached responses on disk under this folder (one sub-folder per route), "
+        "shared by the workers and kept across restarts; memory when unset.",
+        kind=Kind.PATH,
+        metavar="DIR",
+        section="Apps",
+    )
 
 
 @dataclass

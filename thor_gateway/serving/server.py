@@ -230,6 +230,7 @@ class Gateway:
         from thor_gateway.proxy.handler import settings_from_flags
 
         defaults = settings_from_flags(s.upstream_connect_timeout, s.upstream_timeout)
+        from thor_gateway.cache.disk import route_dir
         from thor_gateway.cache.handler import CacheHandler, cache_settings
 
         caches: list[tuple[str, CacheHandler]] = []
@@ -238,8 +239,9 @@ class Gateway:
             cache = options.pop("cache", None)
             handler = build_proxy(proxy.upstreams, options, loop=self.loop)
             try:
+                folder = s.cache_dir and route_dir(s.cache_dir, proxy.prefix)
                 cached = cache_settings(
-                    s.cache if cache is None else cache, {"max_size": s.cache_size}
+                    s.cache if cache is None else cache, {"max_size": s.cache_size, "dir": folder}
                 )
             except TypeError as error:
                 raise ConfigError(f"proxy {proxy.prefix}", str(error)) from None

@@ -125,6 +125,28 @@ def test_the_cache_flag_answers_hits_without_the_origin(start_gateway: Any) -> N
         assert gateway.stop() == 0
 
 
+def test_cache_status_in_the_access_log(start_gateway: Any, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    with origin() as up:
+        gateway = start_gateway(
+            *("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache"),
+            *("--access-logfile", str(log), "--access-logformat", '"%(r)s" %(s)s "%(C)s"'),
+        )
+        with requests.Session() as session:
+            for path in ("/fresh", "/fresh", "/validated", "/validated"):
+                session.get(gateway.url + path, timeout=10)
+            session.post(gateway.url + "/fresh", timeout=10)
+        poll(lambda: log.exists() and log.read_text().count("\n") >= 5, 10, "five log lines")
+        assert log.read_text().splitlines() == [
+            '"GET /fresh HTTP/1.1" 200 "thor; fwd=miss; fwd-status=200; stored"',
+            '"GET /fresh HTTP/1.1" 200 "thor; hit"',
+            '"GET /validated HTTP/1.1" 200 "thor; fwd=miss; fwd-status=200; stored"',
+            '"GET /validated HTTP/1.1" 200 "thor; fwd=stale; fwd-status=304"',
+            '"POST /fresh HTTP/1.1" 501 "-"',  # the cache takes no part: no Cache-Status
+        ]
+        assert gateway.stop() == 0
+
+
 def test_concurrent_misses_share_one_fetch(start_gateway: Any) -> None:
     with origin() as up:
         gateway = start_gateway(
@@ -206,4 +228,42 @@ def test_purge_on_the_metrics_listener(start_gateway: Any) -> None:
         for path in ("/fresh", "/p/1", "/p/2"):
             requests.get(gateway.url + path, timeout=10)
         assert up.counts == {"/fresh": 2, "/p/1": 2, "/p/2": 2}
+        assert gateway.stop() == 0
+
+
+def test_the_disk_store_survives_a_restart(start_gateway: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    with origin() as up:
+        args = ("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache", "--cache-dir")
+        for run in range(2):
+            gateway = start_gateway(*args, str(folder))
+            # the same Host both times: the second gateway listens on another port
+            answer = requests.get(gateway.url + "/fresh", headers={"Host": "a.test"}, timeout=10)
+            assert answer.text == "/fresh 1"
+            status = "thor; hit" if run else "thor; fwd=miss; fwd-status=200; stored"
+            assert answer.headers["Cache-Status"] == status
+            assert gateway.stop() == 0
+        assert up.counts == {"/fresh": 1}
+        assert (folder / "_root").is_dir()  # one folder per route
+
+
+def test_workers_share_the_disk_store(start_gateway: Any, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    with origin() as up:
+        gateway = start_gateway(
+            *("-b", "127.0.0.1:0", "-w", "2", "--proxy", f"/={up.url}", "--cache"),
+            *("--cache-dir", str(tmp_path / "cache"), "--access-logfile", str(log)),
+            *("--access-logformat", "%(p)s %(C)s"),
+        )
+        # Each request on a new connection: the kernel spreads them over the two workers.
+        # Only one of them fetched; the other must hit what the first stored.
+        for count in range(1, 61):
+            requests.get(gateway.url + "/fresh", headers={"Connection": "close"}, timeout=10)
+            poll(lambda n=count: log.read_text().count("\n") >= n, 10, "a log line")  # type: ignore[misc]
+            if len({line.split(" ")[0] for line in log.read_text().splitlines()}) == 2:
+                break
+        lines = [line.split(" ", 1) for line in log.read_text().splitlines()]
+        assert len({pid for pid, _ in lines}) == 2, "one worker took every connection"
+        assert [status for _, status in lines].count("thor; hit") == len(lines) - 1
+        assert up.counts == {"/fresh": 1}
         assert gateway.stop() == 0

@@ -241,6 +241,23 @@ def test_vary_keeps_one_response_per_variant(clock: Clock) -> None:
     assert len(origin.seen) == 3
 
 
+def test_a_stored_language_answers_requests_that_would_choose_it(clock: Clock) -> None:
+    def reply(request: Request) -> Reply:
+        headers = [
+            (b"Cache-Control", b"max-age=60"),
+            (b"Vary", b"Accept-Language"),
+            (b"Content-Language", b"de"),
+        ]
+        return 200, headers, b"de %d" % len(origin.seen)
+
+    cache, origin = make(reply, clock)
+    assert get(cache, b"/a", b"GET", (b"Accept-Language", b"en, de")).body == b"de 1"
+    again = get(cache, b"/a", b"GET", (b"Accept-Language", b"fr;q=0.5, de;q=1.0"))
+    assert (again.body, again.header(b"Cache-Status")) == (b"de 1", b"thor; hit")
+    assert get(cache, b"/a", b"GET", (b"Accept-Language", b"fr, de")).body == b"de 2"
+    assert len(origin.seen) == 2
+
+
 def test_unsafe_methods_invalidate(clock: Clock) -> None:
     def reply(request: Request) -> Reply:
         if request.method == b"POST":

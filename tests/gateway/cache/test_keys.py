@@ -7,6 +7,7 @@ from thor_gateway.cache.keys import (
     cache_status,
     freshen,
     invalidated,
+    language_chosen,
     not_modified,
     primary_key,
     secondary_key,
@@ -137,3 +138,24 @@ def test_accept_fields_are_compared_without_case_or_order() -> None:
     assert secondary_key(names, [(b"X-Custom", b"A")]) != secondary_key(
         names, [(b"X-Custom", b"a")]
     )
+
+
+def test_a_language_the_request_would_choose() -> None:
+    de = [(b"Content-Language", b"de"), (b"Vary", b"Accept-Language")]
+
+    def chosen(stored: list[tuple[bytes, bytes]], value: bytes) -> bool:
+        return language_chosen(stored, [(b"Accept-Language", value)])
+
+    assert chosen(de, b"fr;q=0.5, de;q=1.0")
+    assert chosen(de, b"DE, fr;q=0.999")
+    assert chosen(de, b"*;q=0.1, de")
+    assert not chosen(de, b"fr, de")  # equal weights: the origin may choose fr
+    assert not chosen(de, b"fr;q=0.5, de;q=0.5")
+    assert not chosen(de, b"fr;q=0.5, *;q=0.9, de;q=0.8")  # any other language beats it
+    assert not chosen(de, b"de;q=0, fr;q=0")  # not acceptable at all
+    assert not chosen(de, b"en")
+    assert not chosen(de, b"de;q=2, fr;q=0.5")  # a weight the field does not allow
+    assert not chosen(de, b"de-AT")  # another tag, even if it would match by prefix
+    assert not chosen([(b"Content-Language", b"de, en")], b"de")  # two languages
+    assert not chosen([], b"de")
+    assert not language_chosen(de, [])

@@ -58,6 +58,20 @@ def test_every_atom() -> None:
     assert AccessLog("-", "%(b)s").line(record(body_bytes=0)) == "-"
 
 
+def test_cache_status_is_thors_member() -> None:
+    log = AccessLog("-", "%(C)s")
+    assert log.line(record()) == "-"
+    upstream = (b"Cache-Status", b"edge; hit, thorn; fwd=miss")
+    ours = (b"cache-status", b"thor; fwd=miss; fwd-status=200; stored")
+    assert log.line(record(response_headers=[upstream])) == "-"  # not ours: thorn is not thor
+    assert log.line(record(response_headers=[upstream, ours])) == (
+        "thor; fwd=miss; fwd-status=200; stored"
+    )
+    escaped = log.line(record(response_headers=[(b"Cache-Status", b'thor; hit; x="\x1b"')]))
+    assert escaped == r"thor; hit; x=\"\x1b\""
+    assert json.loads(AccessLog("-", "", json_lines=True).line(record()))["cache_status"] == "-"
+
+
 def test_basic_auth_user() -> None:
     log = AccessLog("-", "%(u)s")
     headers = [(b"Authorization", b"Basic YWxpY2U6c2VjcmV0")]  # alice:secret

@@ -1,0 +1,146 @@
+"""Instructions per request of the cache's paths, counted by callgrind (issue 15's targets).
+
+Usage::
+
+    python benchmarks/cache_instructions.py [--python PYTHON] [--only NAME ...]
+
+Each scenario runs ``thor-gateway`` under ``valgrind --tool=callgrind`` twice, for 200 and
+for 1200 sequential requests on one keep-alive connection from a raw socket; the difference
+of the two totals over 1000 is what one request costs, start-up and shutdown cancelled out.
+Instruction counts do not depend on what else runs on the machine (wall-clock rates do).
+
+- ``hello``: ``apps.hello_thor:handler``, the native floor;
+- ``hit``: ``--proxy /=ORIGIN --cache``, a fresh stored 1 KiB response;
+- ``proxy``: ``--proxy /=ORIGIN``, no cache, the same 1 KiB response;
+- ``miss-ns``: ``--proxy /=ORIGIN --cache``, a response with ``Cache-Control: no-store``
+  (fetched every time, not stored): compare with ``proxy``;
+- ``proxy-u`` / ``miss-u``: every request for a new URL, without and with the cache (each
+  fetched and stored): the proxy's own per-URL memos miss too, so compare the two.
+
+The origin is a Python server outside valgrind (its cost is not counted).  Needs valgrind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+BODY = b"x" * 1024
+
+
+class _Origin(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body are two writes: no 40 ms delayed ACK
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Cache-Control", "no-store" if self.path == "/ns" else "max-age=3600")
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _requests(port: int, count: int, unique: bool, path: bytes = b"/1k") -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        buffered = b""
+        for i in range(count):
+            target = b"/u/%d" % i if unique else path
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % target)
+            while b"\r\n\r\n" not in buffered:
+                buffered += sock.recv(65536)
+            head, _, buffered = buffered.partition(b"\r\n\r\n")
+            found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            assert found, head
+            length = int(found.group(1))
+            while len(buffered) < length:
+                buffered += sock.recv(65536)
+            buffered = buffered[length:]
+
+
+def _instructions(out_dir: Path) -> int:
+    total = 0
+    for path in out_dir.glob("cg.*"):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith(("summary:", "totals:")):
+                total += int(line.split()[1])
+                break
+    return total
+
+
+def run(python: str, args: list[str], count: int, unique: bool, path: bytes) -> int:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}/cg.%p",
+            python,
+            "-P",
+            "-m",
+            "thor_gateway",
+            "-b",
+            f"127.0.0.1:{port}",
+            *args,
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_for(port, 400)
+            _requests(port, count, unique, path)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(120)
+        return _instructions(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--only", nargs="*", default=None, help="scenario names")
+    options = parser.parse_args()
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), _Origin)
+    origin.daemon_threads = True
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    upstream = f"/=http://127.0.0.1:{origin.server_address[1]}"
+    cached = ["--proxy", upstream, "--cache"]
+    scenarios = {
+        "hello": (["apps.hello_thor:handler"], False, b"/1k"),
+        "hit": (cached, False, b"/1k"),
+        "proxy": (["--proxy", upstream], False, b"/1k"),
+        "miss-ns": (cached, False, b"/ns"),
+        "proxy-u": (["--proxy", upstream], True, b""),
+        "miss-u": (cached, True, b""),
+    }
+    for name, (args, unique, path) in scenarios.items():
+        if options.only and name not in options.only:
+            continue
+        few = run(options.python, args, 200, unique, path)
+        many = run(options.python, args, 1200, unique, path)
+        print(f"{name:8} {(many - few) / 1000:>12,.0f} instructions/request", flush=True)
+    origin.shutdown()
+
+
+if __name__ == "__main__":
+    main()

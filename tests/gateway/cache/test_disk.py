@@ -1,0 +1,125 @@
+"""The disk store: entries as files that survive the process, within a byte budget, shared by
+processes; damaged files are misses."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+from thor_gateway.cache.disk import DiskStore, read_entry, route_dir
+from thor_gateway.cache.store import Entry
+
+
+def entry(key: bytes, body: bytes = b"x" * 100, secondary: tuple = ()) -> Entry:  # type: ignore[type-arg]
+    headers = [(b"Cache-Control", b"max-age=60"), (b"X-\xe9", b"caf\xe9")]
+    vary = tuple(n for n, _ in secondary)
+    return Entry(key, vary, secondary, 200, b"OK", headers, body, 1.5, 2.5)
+
+
+def files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and p.name != "sweep.lock"]
+
+
+def test_entries_survive_a_new_store_on_the_folder(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path)
+    assert store.variants(b"http://h/a") == []
+    assert store.put(entry(b"http://h/a", b"one"))
+    assert store.put(entry(b"http://h/a", b"two", ((b"accept", b"x"),)))
+    assert store.put(entry(b"http://h/a", b"uno"))  # replaces the variant with that key
+    again = DiskStore(tmp_path)  # a restart, or another worker
+    found = sorted(again.variants(b"http://h/a"), key=lambda e: e.body)
+    assert [e.body for e in found] == [b"two", b"uno"]
+    first = found[1]
+    assert (first.status, first.phrase, first.request_time, first.response_time) == (
+        200,
+        b"OK",
+        1.5,
+        2.5,
+    )
+    assert first.headers == [(b"Cache-Control", b"max-age=60"), (b"X-\xe9", b"caf\xe9")]
+    assert first.lifetime == 60
+    assert found[0].secondary == ((b"accept", b"x"),)
+    assert again.remove(b"http://h/a") == 2
+    assert store.variants(b"http://h/a") == []  # the first store sees it gone too
+    assert files(tmp_path) == []
+
+
+def test_a_change_by_another_process_is_seen(tmp_path: Path) -> None:
+    one, two = DiskStore(tmp_path), DiskStore(tmp_path)
+    one.put(entry(b"k", b"old"))
+    assert [e.body for e in two.variants(b"k")] == [b"old"]  # now held parsed in two
+    one.put(entry(b"k", b"newer"))
+    assert [e.body for e in two.variants(b"k")] == [b"newer"]
+
+
+def test_the_budget_is_kept_least_recently_used_first(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path, max_bytes=10_000)
+    assert not store.put(entry(b"huge", b"z" * 20_000))
+    for i in range(40):
+        assert store.put(entry(b"k%d" % i, b"y" * 1000))
+        assert sum(p.stat().st_size for p in files(tmp_path)) <= 10_000
+        if i == 5:
+            # k0 is the oldest but was read last (its access time is later than any other's)
+            for n, t in ((0, 2_000_000_000), (1, 1_000)):
+                for p in files(tmp_path):
+                    if read_entry(str(p))[1].key == b"k%d" % n:  # type: ignore[index]
+                        os.utime(p, (t, p.stat().st_mtime))
+    assert store.evictions > 0
+    assert store.variants(b"k39") != []
+    assert store.variants(b"k0") != []
+    assert store.variants(b"k1") == []
+
+
+def test_damaged_files_are_misses_and_removed(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path)
+    for key in (b"a", b"b", b"c", b"d"):
+        store.put(entry(key))
+    paths = {read_entry(str(p))[1].key: p for p in files(tmp_path)}  # type: ignore[index]
+    paths[b"a"].write_bytes(paths[b"a"].read_bytes()[:-10])  # truncated
+    paths[b"b"].write_bytes(b"garbage\n")
+    data = paths[b"c"].read_bytes()
+    paths[b"c"].write_bytes(data.replace(b'"status":200', b'"status":"2"'))  # same length
+    fresh = DiskStore(tmp_path)
+    for key in (b"a", b"b", b"c"):
+        assert fresh.variants(key) == []
+        assert not paths[key].exists()
+    assert [e.body for e in fresh.variants(b"d")] == [b"x" * 100]
+
+
+def test_purge_by_prefix_and_route_folders(tmp_path: Path) -> None:
+    store = DiskStore(tmp_path)
+    for key in (b"http://h/a/1", b"http://h/a/2", b"http://h/b"):
+        store.put(entry(key))
+    assert store.purge(b"http://h/a/") == 2
+    assert store.variants(b"http://h/a/1") == []
+    assert len(store.variants(b"http://h/b")) == 1
+    assert route_dir("/c", "/") == "/c/_root"
+    assert route_dir("/c", "/api/v1") == "/c/api_v1"
+    assert route_dir("/c", "/../x") == "/c/.._x"  # one level: no separator survives
+
+
+def _writer(root: str, tag: int) -> None:
+    store = DiskStore(root, max_bytes=1 << 30)
+    for i in range(150):
+        store.put(entry(b"k%d" % (i % 5), bytes([65 + tag]) * (1000 + 997 * i)))
+
+
+def test_concurrent_writers_leave_whole_files(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_writer, args=(str(tmp_path), n)) for n in range(3)]
+    for p in procs:
+        p.start()
+    reader = DiskStore(tmp_path)
+    seen = 0
+    while any(p.is_alive() for p in procs) and seen < 10_000:
+        for e in reader.variants(b"k%d" % (seen % 5)):
+            assert len(set(e.body)) == 1  # one writer's body, never a mix
+            assert (len(e.body) - 1000) % 997 == 0
+        seen += 1
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert len(files(tmp_path)) == 5  # no temporary file left behind
+    for p in files(tmp_path):
+        assert read_entry(str(p)) is not None
