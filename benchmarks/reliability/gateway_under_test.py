@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support import free_port, wait_for  # noqa: E402
+from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,6 +76,7 @@ upstreams = ["http://127.0.0.1:{origin}"]
 """
 
 ROUTES = ("wsgi", "asgi", "proxy")
+PYTHON_GATEWAY = (sys.executable, "-m", "thor_gateway")
 
 
 def raise_fd_limit(need: int) -> int:
@@ -108,16 +109,15 @@ class Gateway:
         self.log = workdir / f"{log_name}.log"
         with self.log.open("wb") as log:
             self.origin = subprocess.Popen(
-                [sys.executable, "-m", "thor_gateway", "reliability_apps:wsgi"]
-                + ["--port", str(origin), "--backlog", "4096"],
+                [*PYTHON_GATEWAY, "reliability_apps:wsgi", "--port", str(origin)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "thor_gateway", "-c", str(config)],
+                [*PYTHON_GATEWAY, "-c", str(config)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        wait_for(origin)
-        wait_for(self.port)
+        wait_for(origin, 90)  # generous: a loaded machine starts Python slowly
+        wait_for(self.port, 90)
 
     def url(self, route: str, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}/{route}{path}"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_under_test import ROUTES, gateway, raise_fd_limit, rss_kib  # noqa: E402
+from gateway_under_test import ROUTES, gateway, raise_fd_limit, rss_kib
 
 
 def read_response(sock: socket.socket) -> None:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_under_test import ROUTES, Probe, RssSampler, gateway, raise_fd_limit  # noqa: E402
+from gateway_under_test import ROUTES, Probe, RssSampler, gateway, raise_fd_limit
 
 # slowhttptest flags per attack: -i seconds between follow-up pieces, -x their size bound.
 ATTACKS = {
