@@ -208,7 +208,7 @@ CHECKS: dict[str, Check] = {
 # --- running ----------------------------------------------------------------------------------
 
 
-def run_one(name: str, check: Check, r: grammar.Choices, outcomes: Counter[str]) -> str | None:
+def run_one(check: Check, r: grammar.Choices, outcomes: Counter[str]) -> str | None:
     """Run one input; return a finding's description, or None."""
     try:
         outcomes[check(r)] += 1
@@ -218,25 +218,40 @@ def run_one(name: str, check: Check, r: grammar.Choices, outcomes: Counter[str])
     return None
 
 
+def run_inputs(
+    name: str, inputs: int, seed: int, first: int = 0
+) -> tuple[Counter[str], list[tuple[int, str]]]:
+    """Inputs ``first`` .. ``first + inputs - 1`` of ``seed``: how they ended, and findings."""
+    check = CHECKS[name]
+    outcomes: Counter[str] = Counter()
+    findings: list[tuple[int, str]] = []
+    for i in range(first, first + inputs):
+        r = grammar.Seeded(seed * 1_000_003 + i)  # each input reproducible on its own
+        finding = run_one(check, r, outcomes)
+        if finding is not None:
+            findings.append((i, finding))
+    return outcomes, findings
+
+
 def fuzz(name: str, inputs: int, seed: int, findings_dir: Path | None) -> int:
     """Fuzz one parser with ``inputs`` inputs; print its figures; return the findings count."""
-    check = CHECKS[name]
     outcomes: Counter[str] = Counter()
     found = 0
     start = time.perf_counter()
-    for i in range(inputs):
-        r = grammar.Seeded(seed * 1_000_003 + i)  # each input reproducible on its own
-        finding = run_one(name, check, r, outcomes)
-        if i and i % 100_000 == 0:
-            rate = i / (time.perf_counter() - start)
-            print(f"{name}: {i} inputs, {found} findings, {rate:,.0f}/s", flush=True)
-        if finding is not None:
+    for first in range(0, inputs, 100_000):
+        more, findings = run_inputs(name, min(100_000, inputs - first), seed, first)
+        outcomes += more
+        for i, finding in findings:
             found += 1
             if found <= 5:
                 print(f"FINDING {name} input {i} (seed {seed}):\n{finding}", flush=True)
             if findings_dir is not None:
                 findings_dir.mkdir(parents=True, exist_ok=True)
                 (findings_dir / f"{name}-{seed}-{i}.txt").write_text(finding)
+        done = first + min(100_000, inputs - first)
+        if done < inputs:
+            rate = done / (time.perf_counter() - start)
+            print(f"{name}: {done} inputs, {found} findings, {rate:,.0f}/s", flush=True)
     elapsed = time.perf_counter() - start
     top = ", ".join(f"{k}: {v}" for k, v in outcomes.most_common(8))
     print(
