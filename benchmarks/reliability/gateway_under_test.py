@@ -97,6 +97,15 @@ def rss_kib(pid: int) -> int:
     return int(match[1]) if match else 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far (/proc/PID/stat fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Gateway:
     """thor-gateway (from this tree) with the three routes, and a Thor origin for the proxy."""
 

@@ -30,7 +30,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_under_test import ROUTES, Probe, RssSampler, gateway, raise_fd_limit
+from gateway_under_test import (
+    ROUTES,
+    Probe,
+    RssSampler,
+    cpu_seconds,
+    gateway,
+    raise_fd_limit,
+)
 
 # slowhttptest flags per attack: -i seconds between follow-up pieces, -x their size bound.
 ATTACKS = {
@@ -70,15 +77,17 @@ def run(attack: str, route: str, args: argparse.Namespace, workdir: Path) -> str
         command = ["slowhttptest", "-c", str(args.conns), "-r", str(args.rate)]
         command += ["-l", str(args.seconds), "-u", gw.url(route, path[len(route) + 1 :])]
         command += ["-g", "-o", str(stats), "-p", "3", *ATTACKS[attack]]
+        cpu = cpu_seconds(gw.proc.pid)
         rss.start()
         probe.start()
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         probe.stop()
         after = rss.stop()
+        cpu = cpu_seconds(gw.proc.pid) - cpu
     return (
         f"{NAMES[attack]:>20} on /{route:<5}: {probe.summary()}; RSS {rss.before / 1024:.1f} MB "
         f"before, peak {rss.peak / 1024:.1f} MB, {after / 1024:.1f} MB after; "
-        + cut_stats(stats.with_suffix(".csv"))
+        f"gateway CPU {cpu:.1f} s; " + cut_stats(stats.with_suffix(".csv"))
     )
 
 
