@@ -33,11 +33,13 @@ does not turn into a reset that destroys the last response in flight
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import logging
 import os
 import socket
+import struct
 from collections import deque
 from typing import Any
 
@@ -84,6 +86,8 @@ _CLOSED = ConnState.CLOSED
 # The write queue of every connection with nothing queued. Never appended to: a write that
 # the kernel does not take whole gives its connection a deque of its own first.
 _NO_QUEUE: deque[bytes | memoryview | FileSegment] = deque()
+# SO_LINGER on, 0 seconds: close() sends RST and discards the send queue.
+_LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 class TcpConnection(EventEmitter):
@@ -369,6 +373,16 @@ class TcpConnection(EventEmitter):
         """Close now, dropping anything not yet sent."""
         if self.state is not _CLOSED:
             self._destroy()
+
+    def reset(self) -> None:
+        """Close now with a reset (RFC 9293 §3.10.7.1, ABORT): unlike ``abort``, what the
+        kernel has taken but not delivered is dropped too, instead of trickling on to a
+        client that reads slowly (and holding kernel memory meanwhile)."""
+        if self.state is _CLOSED:
+            return
+        with contextlib.suppress(OSError):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        self._destroy()
 
     def _lost(self, error: OSError, deferred: bool = False) -> None:
         if self.state is _CLOSED:
