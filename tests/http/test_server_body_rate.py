@@ -158,3 +158,37 @@ def test_a_client_that_sips_its_response_is_cut() -> None:
 def test_the_response_rate_check_can_be_turned_off() -> None:
     with ServerThread(big_response, min_response_rate=0, min_rate_window=0.3) as live:
         assert served_while_sipping(live, 1.5) is None
+
+
+def test_a_client_cut_for_sipping_gets_no_more_of_what_the_kernel_holds() -> None:
+    # The cut resets the connection: the bytes the kernel already took are dropped with it,
+    # else they trickle on to the client (and fill the kernel's memory: 1000 slow readers
+    # of 1 MiB held a gigabyte of socket buffers, issue 16) long after the server let go.
+    with ServerThread(big_response, min_response_rate=100_000, min_rate_window=0.5) as live:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(5)
+        with sock:
+            sock.connect(("127.0.0.1", live.port))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            wait_for(lambda: bool(live.server.connections))
+            start = time.monotonic()
+            while live.server.connections and time.monotonic() - start < 5:
+                sock.recv(100)  # 1 KB/s
+                time.sleep(0.1)
+            assert not live.server.connections, "the server still serves the client"
+            # Now read fast: what is in our receive buffer, then the reset (not the rest of
+            # the kernel's send queue and a FIN).
+            cut = time.monotonic()
+            received, ended = 0, "nothing"
+            while time.monotonic() - cut < 3:
+                try:
+                    data = sock.recv(65536)
+                except ConnectionResetError:
+                    ended = "a reset"
+                    break
+                if not data:
+                    ended = "a close"
+                    break
+                received += len(data)
+            assert ended == "a reset", f"{ended} after {received} more bytes"

@@ -162,6 +162,7 @@ class ServerConnection:
             self.state = CYCLE_TRANSITIONS[state, action]
         except KeyError:
             raise _illegal(state, action) from None
+        self.head = None  # needed no more: an idle connection keeps no request (issue 16)
 
     # --- output ---------------------------------------------------------------------------
 
@@ -228,8 +229,9 @@ class ServerConnection:
             self.state = target = CYCLE_TRANSITIONS[state, action]
         except KeyError:
             raise _illegal(state, action) from None
-        # (head and writer stay until the next request: a request without body may still
-        # have its End to deliver.)
+        # The writer is done; the head stays until the request's End is delivered (a
+        # request without body may have it still to deliver).
+        self.writer = None
         if target is _IDLE and self.parser.state is PARSER_HELD:
             # RFC 9110 §7.8: the server did not switch; what followed is HTTP.
             self.pending.extend(self.parser.resume())

@@ -188,7 +188,8 @@ class HttpServerConnection(EventEmitter):
             self.tcp_conn.address,
             server.min_response_rate,
         )
-        self.abort(ClientGoneError("response read too slowly"))
+        # A reset, so the kernel drops what it holds for this client too (issue 16).
+        self.abort(ClientGoneError("response read too slowly"), reset=True)
         return False
 
     def _on_timer(self) -> None:
@@ -577,9 +578,13 @@ class HttpServerConnection(EventEmitter):
         if self.is_idle and self.served:
             self.close()
 
-    def abort(self, err: error.HttpError | None) -> None:
-        """Close at once; the current exchange, if any, gets ``error``."""
+    def abort(self, err: error.HttpError | None, reset: bool = False) -> None:
+        """Close at once; the current exchange, if any, gets ``error``. ``reset``: with a TCP
+        reset, dropping what the kernel still holds for the client as well."""
         self.protocol.close()
         self._out.clear()
-        self.tcp_conn.abort()
+        if reset:
+            self.tcp_conn.reset()
+        else:
+            self.tcp_conn.abort()
         del err

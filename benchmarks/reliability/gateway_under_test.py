@@ -1,0 +1,220 @@
+"""What the reliability scripts share: the apps, a gateway with a WSGI, an ASGI and a proxy
+route, a probe, and resident-memory samples. Loopback only; Linux (reads /proc)."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The same app behind every route: a small answer, or the SAME 1 MiB object at .../big (so a
+# per-connection copy would show in memory); request bodies are read whole.
+APPS = """
+BIG = b"x" * (1 << 20)
+SMALL = b"ok\\n"
+
+
+def wsgi(environ, start_response):
+    if environ["REQUEST_METHOD"] == "POST":
+        environ["wsgi.input"].read()
+    body = BIG if environ["PATH_INFO"].endswith("/big") else SMALL
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+async def asgi(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+        if message["type"] == "http.disconnect":
+            return
+    body = BIG if scope["path"].endswith("/big") else SMALL
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+CONFIG = """
+bind = ["127.0.0.1:{port}"]
+{extra}
+
+[[mount]]
+prefix = "/wsgi"
+app = "reliability_apps:wsgi"
+interface = "wsgi"
+
+[[mount]]
+prefix = "/asgi"
+app = "reliability_apps:asgi"
+interface = "asgi"
+
+[[proxy]]
+prefix = "/proxy"
+upstreams = ["http://127.0.0.1:{origin}"]
+"""
+
+ROUTES = ("wsgi", "asgi", "proxy")
+PYTHON_GATEWAY = (sys.executable, "-m", "thor_gateway")
+
+
+def raise_fd_limit(need: int) -> int:
+    """Raise the soft descriptor limit to at least ``need`` (up to the hard limit); return it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < need:
+        soft = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return soft
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"VmRSS:\s+(\d+) kB", text)
+    return int(match[1]) if match else 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far (/proc/PID/stat fields 14 and 15)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Gateway:
+    """thor-gateway (from this tree) with the three routes, and a Thor origin for the proxy."""
+
+    def __init__(self, workdir: Path, extra_config: str = "", log_name: str = "gateway") -> None:
+        (workdir / "reliability_apps.py").write_text(APPS)
+        self.port, origin = free_port(), free_port()
+        config = workdir / "gateway.toml"
+        config.write_text(CONFIG.format(port=self.port, origin=origin, extra=extra_config))
+        env = {**os.environ, "PYTHONPATH": f"{workdir}{os.pathsep}{ROOT}"}
+        self.log = workdir / f"{log_name}.log"
+        with self.log.open("wb") as log:
+            self.origin = subprocess.Popen(
+                [*PYTHON_GATEWAY, "reliability_apps:wsgi", "--port", str(origin)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            self.proc = subprocess.Popen(
+                [*PYTHON_GATEWAY, "-c", str(config)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_for(origin, 90)  # generous: a loaded machine starts Python slowly
+        wait_for(self.port, 90)
+
+    def url(self, route: str, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}/{route}{path}"
+
+    def stop(self) -> None:
+        for proc in (self.proc, self.origin):
+            proc.terminate()
+        for proc in (self.proc, self.origin):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextmanager
+def gateway(workdir: Path, extra_config: str = "") -> Iterator[Gateway]:
+    gw = Gateway(workdir, extra_config)
+    try:
+        yield gw
+    finally:
+        gw.stop()
+
+
+def get(port: int, path: str, timeout: float) -> int:
+    """One GET on a new connection, read to the end of its body; the status (0: failed)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n".encode()
+            )
+            data = bytearray()
+            while chunk := sock.recv(65536):
+                data += chunk
+    except OSError:
+        return 0
+    match = re.match(rb"HTTP/1\.1 (\d{3})", data)
+    return int(match[1]) if match else 0
+
+
+class Probe(threading.Thread):
+    """GET ``path`` every ``interval`` seconds until stopped; keeps status and latency."""
+
+    def __init__(self, port: int, path: str, interval: float, timeout: float = 5.0) -> None:
+        super().__init__(daemon=True)
+        self.port, self.path, self.interval, self.timeout = port, path, interval, timeout
+        self.results: list[tuple[int, float]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            start = time.perf_counter()
+            status = get(self.port, self.path, self.timeout)
+            self.results.append((status, time.perf_counter() - start))
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(self.timeout + 1)
+
+    def summary(self) -> str:
+        ok = sorted(t for status, t in self.results if status == 200)
+        if not ok:
+            return f"probes 0/{len(self.results)} answered"
+        p50, p99 = ok[len(ok) // 2], ok[min(len(ok) - 1, int(len(ok) * 0.99))]
+        return (
+            f"probes {len(ok)}/{len(self.results)} answered, "
+            f"p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {ok[-1] * 1000:.1f} ms"
+        )
+
+
+class RssSampler(threading.Thread):
+    """The peak resident memory of ``pid``, sampled every 0.1 s until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.before = rss_kib(pid)
+        self.peak = self.before
+        self.samples: list[int] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            rss = rss_kib(self.pid)
+            self.samples.append(rss)
+            self.peak = max(self.peak, rss)
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join(2)
+        return rss_kib(self.pid)

@@ -1,0 +1,114 @@
+"""Slow-header, slow-body and slow-read attacks on each route, with a probe (issue 16).
+
+    python benchmarks/reliability/slow_attacks.py [--conns 1000] [--seconds 30]
+        [--attacks H,B,X] [--routes wsgi,asgi,proxy] [--probe-interval 0.2] [--rate 200]
+
+For each attack and route: starts ``thor-gateway`` from this tree (one worker, default
+settings) with a WSGI route (/wsgi), an ASGI route (/asgi) and a proxy route (/proxy, to a
+Thor origin), runs ``slowhttptest`` against the route with ``--conns`` connections
+(``-H`` slow headers; ``-B`` a slow POST body; ``-X`` slow reads of the route's 1 MiB
+response), probes the same route with a fresh GET every ``--probe-interval`` seconds, and
+samples the gateway's resident memory. Prints per run: probes answered, p50/p99 probe
+latency, the gateway's RSS before and at its peak, and from slowhttptest's statistics the
+most connections it held open at once and when the server first cut one (the limits:
+``--header-timeout`` 10 s; ``--min-body-rate`` / ``--min-response-rate`` 240 B/s over
+``--min-rate-window`` 5 s; ``--write-timeout`` 30 s).
+
+Needs ``slowhttptest`` (``apt-get install slowhttptest``); raises the soft descriptor limit.
+Targets: every probe answered, p99 under 100 ms, slow-read peak RSS under 100 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway_under_test import (
+    ROUTES,
+    Probe,
+    RssSampler,
+    cpu_seconds,
+    gateway,
+    raise_fd_limit,
+)
+
+# slowhttptest flags per attack: -i seconds between follow-up pieces, -x their size bound.
+ATTACKS = {
+    "H": ["-H", "-i", "5", "-x", "24"],  # Slowloris: a header line every 5 s, never the end
+    "B": ["-B", "-i", "5", "-x", "10", "-s", "65536"],  # a 64 KiB body, a few bytes every 5 s
+    "X": ["-X", "-k", "1", "-n", "1", "-w", "512", "-y", "1024", "-z", "32"],  # slow reads
+}
+NAMES = {"H": "slow headers", "B": "slow body", "X": "slow read of 1 MiB"}
+
+
+def cut_stats(csv_path: Path) -> str:
+    """From slowhttptest's CSV (seconds, closed, pending, connected, service available)."""
+    try:
+        rows = list(csv.reader(csv_path.open()))[1:]
+    except OSError:
+        return "no slowhttptest statistics"
+    rows = [[int(x) for x in row[:4]] for row in rows if row and row[0].isdigit()]
+    if not rows:
+        return "no slowhttptest statistics"
+    peak = max(r[3] for r in rows)
+    first_cut = next((r[0] for r in rows if r[1] > 0), None)
+    last = rows[-1]
+    when = f"first cut at {first_cut} s" if first_cut is not None else "none cut"
+    return (
+        f"slow conns: peak {peak} open, {when}, at {last[0]} s {last[3]} open / "
+        f"{last[1]} closed by the server"
+    )
+
+
+def run(attack: str, route: str, args: argparse.Namespace, workdir: Path) -> str:
+    with gateway(workdir) as gw:
+        time.sleep(0.5)
+        path = f"/{route}/big" if attack == "X" else f"/{route}/"
+        rss = RssSampler(gw.proc.pid)
+        probe = Probe(gw.port, f"/{route}/", args.probe_interval)
+        stats = workdir / f"stats-{attack}-{route}"
+        command = ["slowhttptest", "-c", str(args.conns), "-r", str(args.rate)]
+        command += ["-l", str(args.seconds), "-u", gw.url(route, path[len(route) + 1 :])]
+        command += ["-g", "-o", str(stats), "-p", "3", *ATTACKS[attack]]
+        cpu = cpu_seconds(gw.proc.pid)
+        rss.start()
+        probe.start()
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        probe.stop()
+        after = rss.stop()
+        cpu = cpu_seconds(gw.proc.pid) - cpu
+    return (
+        f"{NAMES[attack]:>20} on /{route:<5}: {probe.summary()}; RSS {rss.before / 1024:.1f} MB "
+        f"before, peak {rss.peak / 1024:.1f} MB, {after / 1024:.1f} MB after; "
+        f"gateway CPU {cpu:.1f} s; " + cut_stats(stats.with_suffix(".csv"))
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--conns", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--rate", type=int, default=200, help="new slow connections per second")
+    parser.add_argument("--attacks", default="H,B,X")
+    parser.add_argument("--routes", default=",".join(ROUTES))
+    parser.add_argument("--probe-interval", type=float, default=0.2)
+    args = parser.parse_args()
+    if shutil.which("slowhttptest") is None:
+        raise SystemExit("slowhttptest is not installed (apt-get install slowhttptest)")
+    raise_fd_limit(args.conns * 3 + 1024)  # slowhttptest, the gateway and its upstreams
+    print(f"{args.conns} connections per attack, {args.seconds} s each", flush=True)
+    for attack in args.attacks.split(","):
+        for route in args.routes.split(","):
+            with tempfile.TemporaryDirectory() as workdir:
+                print(run(attack, route, args, Path(workdir)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
