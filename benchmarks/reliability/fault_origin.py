@@ -1,7 +1,7 @@
 """A faulty origin behind ``thor-gateway --proxy``: memory and upstream sockets (issue 16, point 4).
 
     python benchmarks/reliability/fault_origin.py [--seconds 120] [--clients 16]
-        [--mix ok=40,reset=12,stall=12,drip=12,garbage=12,early=12] [--idle-timeout 5]
+        [--mix ok=40,reset=12,stall=12,drip=12,garbage=12,early=12] [--idle-timeout S]
         [--root DIR] [-- GATEWAY ARGS...]
     python benchmarks/reliability/fault_origin.py --serve PORT [--mix ...]   # the origin alone
 
@@ -405,7 +405,9 @@ def main() -> None:
     parser.add_argument("--mix", default=DEFAULT_MIX)
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--idle-timeout", type=float, default=5.0)
+    parser.add_argument(
+        "--idle-timeout", type=float, help="the proxy's idle_timeout (default: its own, 60 s)"
+    )
     parser.add_argument("--max-growth", type=float, default=5.0)
     parser.add_argument(
         "--inspect", action="store_true", help="trace allocations in the gateway (slower)"
