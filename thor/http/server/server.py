@@ -73,7 +73,8 @@ class ServedConnection(Protocol):
     def abort(self, err: Any) -> None: ...
 
     # Optional: ``drain()``, called when graceful shutdown begins (finish what is in
-    # progress, then close).  A connection without it is closed if idle, as HTTP/1.1's are.
+    # progress, then close; HTTP/1.1's also answer an idle connection's next request).  A
+    # connection without it is closed at once if idle.
 
 
 class ProtocolConnection(Protocol):
