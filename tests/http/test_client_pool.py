@@ -11,7 +11,16 @@ import pytest
 
 import thor.loop
 
-from .client_support import Clients, Result, fetch, raw_server, read_head, run_until, stdlib_server
+from .client_support import (
+    Clients,
+    Result,
+    fetch,
+    raw_server,
+    read_head,
+    run_until,
+    stdlib_server,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -227,3 +236,48 @@ def test_young_stale_connection_get_is_retried_at_once(
         assert r.status == b"200", r.error
         assert time.monotonic() - start < 2
         assert srv.accepted == 2
+
+
+def test_faulty_answers_leave_no_connection_behind(loop: thor.loop.Loop, clients: Clients) -> None:
+    # Issue 16, finding 4 (idle upstream sockets after a fault mix): every connection that
+    # stalled, was cut mid-body or answered garbage is closed and out of the pool at once,
+    # and the pooled ones close at the idle timeout; the server sees each one end.
+    ended: list[bytes] = []
+    lock = threading.Lock()
+
+    def handler(sock: socket.socket) -> None:
+        buf = None
+        path = b""
+        try:
+            while True:
+                head, buf = read_head(sock, buf)
+                path = head.split(b" ")[1]
+                if path == b"/ok":
+                    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    continue
+                if path == b"/early":
+                    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+                    sock.shutdown(socket.SHUT_WR)
+                elif path == b"/garbage":
+                    sock.sendall(b"no status line\r\n\r\n")
+                sock.settimeout(5)
+                while sock.recv(4096):  # /stall answers nothing: the client gives up
+                    pass
+                break
+        except (ConnectionError, TimeoutError):
+            pass
+        with lock:
+            ended.append(path)
+
+    client = clients(idle_timeout=0.3, read_timeout=0.2, retry_limit=0)
+    with raw_server(handler) as srv:  # type: ignore[arg-type]
+        base = f"http://127.0.0.1:{srv.port}"
+        for path in ("/ok", "/stall", "/ok", "/early", "/garbage", "/ok"):
+            result = fetch(loop, client, "GET", base + path)
+            assert (result.status == b"200" and result.body == b"ok") == (path == "/ok")
+            assert sum(client.idle_counts().values()) <= 1  # only a sound one is kept
+        run_until(loop, lambda: not client.conn_counts, 3)  # the idle timeout
+        wait_for(lambda: len(ended) == srv.accepted, 3)
+    assert sorted(ended) == sorted({b"/ok", b"/stall", b"/early", b"/garbage"})
+    assert srv.accepted == 4  # the three /ok shared one connection
+    assert client.pools == {}

@@ -8,8 +8,10 @@ or the only process)::
               metrics listener -> "Listening at ..." / ready
     drain():  (SIGTERM, SIGINT, --max-requests) readiness turns 503 -> every
               HttpServer.graceful_shutdown(--graceful-timeout): stop accepting
-              after serving what waits in the listen backlog, close idle
-              connections, finish in-flight requests with Connection: close
+              after serving what waits in the listen backlog, finish in-flight
+              requests with Connection: close, and answer the next request of
+              each idle keep-alive connection the same way (an idle one closes
+              at its keep-alive deadline)
               -> the handlers' shutdown hooks -> the loop stops, exit status 0
 
 A second SIGTERM/SIGINT while draining aborts what is left (exit status 1).

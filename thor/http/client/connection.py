@@ -168,6 +168,7 @@ class PooledConnection:
     def _on_disconnect(self) -> None:
         exchange = self.exchange
         self.proto.close()
+        self.proto.parser.close()  # the socket is gone: free the parser of its own cycle
         self.retire()
         if exchange is not None:
             exchange.connection_lost(self)

@@ -213,10 +213,21 @@ class BaseParser:
             events += self.feed_eof()
         return events
 
-    def _die(self, events: list[Event], err: error.HttpError) -> None:
-        events.append(Invalid(err))
+    def close(self) -> None:
+        """The connection is gone: read nothing more (what HELD or TUNNEL kept stays for
+        ``take_leftover``).  The reader in place is a bound method of the parser, a
+        reference cycle that only the garbage collector would free; ``_halt`` is not."""
         self.state = PARSER_DONE
-        self._reader = self._halt
+        self._reader = _halt
+        self._buf = bytearray()
+
+    def _die(self, events: list[Event], err: error.HttpError) -> None:
+        # Without its traceback: the frames it holds refer to ``events``, which hold the
+        # error, a cycle only the garbage collector frees (its place in the parser says
+        # nothing the message does not).
+        events.append(Invalid(err.with_traceback(None)))
+        self.state = PARSER_DONE
+        self._reader = _halt
         self._buf = bytearray()
 
     # --- transitions ----------------------------------------------------------------------
@@ -241,7 +252,7 @@ class BaseParser:
             self._reader = self._read_close
         elif framing is FRAMING_TUNNEL:
             self.state = PARSER_TUNNEL
-            self._reader = self._halt
+            self._reader = _halt
         else:  # NONE, or a zero Content-Length
             self._finish(events, [])
 
@@ -252,17 +263,13 @@ class BaseParser:
             # not switch; keep it unparsed until the response tells (resume / take_leftover).
             self._hold = False
             self.state = PARSER_HELD
-            self._reader = self._halt
+            self._reader = _halt
         elif self._keep_alive:
             self.state = PARSER_IDLE
             self._reader = self._read_head
         else:
             self.state = PARSER_DONE
-            self._reader = self._halt
-
-    def _halt(self, buf: Buffer, pos: int, events: list[Event]) -> int:
-        """The reader after DONE or TUNNEL: consumes nothing."""
-        return pos
+            self._reader = _halt
 
     # --- body readers ---------------------------------------------------------------------
 
@@ -380,3 +387,9 @@ def _slice(buf: Buffer, start: int, stop: int) -> bytes:
     if isinstance(buf, bytes):
         return buf[start:stop]
     return bytes(buf[start:stop])
+
+
+def _halt(buf: Buffer, pos: int, events: list[Event]) -> int:
+    """The reader after DONE or TUNNEL: consumes nothing.  A function, not a method: the
+    parser keeps its reader, and a finished parser must not refer to itself."""
+    return pos

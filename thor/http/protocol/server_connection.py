@@ -252,3 +252,4 @@ class ServerConnection:
     def close(self) -> None:
         """No more HTTP on this connection (an error, a timeout, the server closing)."""
         self.state = Cycle.CLOSED
+        self.parser.close()

@@ -156,8 +156,7 @@ class HttpServerConnection(EventEmitter):
 
     def _output_progress(self) -> int:
         """Response bytes the client has taken: what the exchange wrote, less what waits."""
-        exchange = self.exchange
-        written = exchange.res_bytes if exchange is not None else 0
+        written = self.exchange.res_bytes if self.exchange is not None else 0
         return written - self.tcp_conn.write_buffer_size
 
     def _rate_kept(self, wait: Wait, now: float) -> bool:
@@ -573,10 +572,21 @@ class HttpServerConnection(EventEmitter):
         self.tcp_conn.close()
 
     def drain(self) -> None:
-        """Graceful shutdown began: close now if idle after a request, else after the
-        exchange in progress (``exchange_finished`` reads ``server.draining``)."""
-        if self.is_idle and self.served:
-            self.close()
+        """Graceful shutdown began.  The exchange in progress, if any, ends with
+        ``Connection: close`` (``exchange_finished`` reads ``server.draining``).
+
+        An idle keep-alive connection is not closed now: its client may be sending the
+        next request at this moment, and a FIN crossing it loses that request (the client
+        sees the connection end unanswered; issue 16, point 3: the read errors of wrk
+        across SIGHUP).  It stays until that request comes, which is answered with
+        ``Connection: close``, or until its keep-alive deadline, when it would have been
+        closed anyway -- the race left is the one of every idle close, which clients
+        handle by retrying on a new connection (RFC 9112 §9.3.1) -- but no later than
+        the server's ``drain_idle_until``."""
+        if self.is_idle and self._wait is _REQUEST:
+            limit = self.server.drain_idle_until
+            if self._deadline > limit:
+                self.expect(_REQUEST, max(0.0, limit - self.loop.time()))
 
     def abort(self, err: error.HttpError | None, reset: bool = False) -> None:
         """Close at once; the current exchange, if any, gets ``error``. ``reset``: with a TCP

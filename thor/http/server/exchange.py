@@ -80,6 +80,7 @@ class ServerOwner(ServerSide, Protocol):
     h2c: bool
     h2c_upgrade: bool
     draining: bool
+    drain_idle_until: float  # loop time: while draining, idle connections close by then
 
     def emit(self, event: str, *args: Any) -> None: ...
     def connection_closed(self, conn: Any) -> None: ...

@@ -73,7 +73,8 @@ class ServedConnection(Protocol):
     def abort(self, err: Any) -> None: ...
 
     # Optional: ``drain()``, called when graceful shutdown begins (finish what is in
-    # progress, then close).  A connection without it is closed if idle, as HTTP/1.1's are.
+    # progress, then close; HTTP/1.1's also answer an idle connection's next request).  A
+    # connection without it is closed at once if idle.
 
 
 class ProtocolConnection(Protocol):
@@ -176,6 +177,7 @@ class HttpServer(EventEmitter):
         self.port = self.tcp_server.port
         self.connections: set[ServedConnection] = set()  # one per connection, any protocol
         self.draining = False
+        self.drain_idle_until = float("inf")  # set by graceful_shutdown
         self._stop_emitted = False
         self._drain_timer: thor.loop.ScheduledEvent | None = None
         self._date = b""
@@ -255,12 +257,17 @@ class HttpServer(EventEmitter):
         self.emit("stop")
 
     def graceful_shutdown(self, timeout: float | None = None) -> None:
-        """Stop accepting (serving what waits in the backlog), close idle connections,
-        finish in-flight exchanges (closing after each), then emit ``stop``.
-        Connections still open after ``timeout`` seconds are aborted."""
+        """Stop accepting (serving what waits in the backlog), finish in-flight exchanges
+        (closing after each), answer the next request of each idle keep-alive connection
+        with ``Connection: close`` (or close it when its keep-alive time ends, at the
+        latest half ``timeout`` from now), then emit ``stop``.  Connections still open
+        after ``timeout`` seconds are aborted."""
         if self.draining:
             return
         self.draining = True
+        if timeout is not None:
+            # Idle connections close gracefully (lingering) well before the abort below.
+            self.drain_idle_until = self.loop.time() + timeout / 2
         self.tcp_server.stop_accepting(drain_backlog=True)
         for conn in list(self.connections):
             drain = getattr(conn, "drain", None)
