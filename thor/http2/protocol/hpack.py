@@ -260,8 +260,15 @@ class Encoder:
         if static is not None:
             out += static
             return
-        if field in self._by_field:
-            out += encode_integer(self._index_of(self._by_field[field]), 7, 0x80)
+        inserted = self._by_field.get(field)
+        if inserted is not None:
+            # §6.1 indexed field; a response head's repeated fields land here, and their
+            # indices (62 + the dynamic table's few entries) fit the 7-bit prefix.
+            index = STATIC_LENGTH + 1 + self._inserted - inserted
+            if index < 127:
+                out.append(0x80 | index)
+            else:
+                out += encode_integer(index, 7, 0x80)
             return
         name_index = STATIC_BY_NAME.get(name)
         if name_index is None and name in self._by_name:
