@@ -77,3 +77,40 @@ def test_parse_url_cache_gives_the_same_answers_and_stays_bounded() -> None:
         parse_url(b"http://h/a b")
     with pytest.raises(error.UrlError):
         parse_url(b"http://h/a b")
+
+
+def test_prepared_fields_are_remembered_as_copies() -> None:
+    given = [("X-A", "1"), (b"Connection", b"x-b"), (b"X-B", b"2"), (b"Expect", b"100-continue")]
+    first = prepare_headers(list(given), b"h", False, True)
+    assert first == (
+        [(b"X-A", b"1"), *given[1:]],
+        [(b"Host", b"h"), (b"X-A", b"1"), *given[3:]],
+        True,
+    )
+    first[0].clear()
+    first[1].append((b"Mutated", b"yes"))  # the caller's lists: the memo does not share them
+    again = prepare_headers(list(given), b"h", False, True)
+    assert again == (
+        [(b"X-A", b"1"), *given[1:]],
+        [(b"Host", b"h"), (b"X-A", b"1"), *given[3:]],
+        True,
+    )
+    assert again[0] is not first[0]
+    assert again[1] is not first[1]
+    # The same fields for another authority, or without keep-alive, are another answer.
+    assert prepare_headers(list(given), b"other", False, True)[1][0] == (b"Host", b"other")
+    assert prepare_headers(list(given), b"h", False, False)[1][-1] == (b"Connection", b"close")
+    # An iterator is read once, as it always was.
+    assert prepare_headers(iter(given), b"h", False, True) == again
+
+
+def test_prepared_fields_memo_is_bounded() -> None:
+    for i in range(client_url._prepared.size + 10):
+        prepare_headers([(b"X", b"%d" % i)], b"h", False, True)
+        assert len(client_url._prepared) <= client_url._prepared.size
+    big = [(b"X", b"v" * client_url._PREPARED_MAX_BYTES)]
+    prepare_headers(big, b"h", False, True)
+    assert (b"h", False, True, *big) not in client_url._prepared
+    unhashable = [[b"X", b"1"]]  # worked out every time
+    for _ in range(2):
+        assert prepare_headers(unhashable, b"h", False, True)[1] == [(b"Host", b"h"), (b"X", b"1")]  # type: ignore[arg-type]

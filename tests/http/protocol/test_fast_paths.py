@@ -183,3 +183,48 @@ def test_pairs_of_the_wrong_size_are_refused() -> None:
         head_of(200, b"OK", [(b"A", b"b"), (b"C", b"d", b"e")])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="unpack"):
         head_of(200, b"OK", [(b"A", b"b", b"c")])  # type: ignore[list-item]
+
+
+def test_remembered_fields_are_framed_per_message() -> None:
+    fields = [(b"Content-Type", b"text/plain"), (b"Content-Length", b"5")]
+    for _ in range(2):  # the second time from the memo: the same heads
+        get11 = ResponseWriter(b"GET", b"1.1", True)
+        assert get11.start(200, b"OK", list(fields)) == (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        )
+        assert get11.framing is Framing.LENGTH
+        with pytest.raises(error.OutputSyntaxError):
+            get11.body(b"too long")  # the remembered length is enforced
+        head10 = ResponseWriter(b"HEAD", b"1.0", True)
+        assert head10.start(200, b"OK", list(fields), b"X: y\r\n") == (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX: y\r\nContent-Length: 5\r\n"
+            b"Connection: keep-alive\r\n\r\n"
+        )
+        assert head10.framing is Framing.NONE
+
+
+def test_a_101_keeps_upgrade_though_the_same_fields_were_remembered() -> None:
+    fields = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")]
+    assert head_of(200, b"OK", list(fields)).endswith(b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert b"Upgrade" not in head_of(200, b"OK", list(fields))
+    switched = head_of(101, b"Switching Protocols", list(fields))
+    assert switched == (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+
+
+def test_fields_memo_is_bounded_and_skips_big_or_invalid_fields() -> None:
+    for i in range(writer._FIELDS.size + 10):
+        head_of(200, b"OK", [(b"X", b"%d" % i)])
+        assert len(writer._FIELDS) <= writer._FIELDS.size
+    big = [(b"X", b"v" * writer._FIELDS_MAX_BYTES)]
+    head_of(200, b"OK", big)
+    assert tuple(big) not in writer._FIELDS
+    bad = [(b"X", b"v\x00")]
+    for _ in range(2):
+        with pytest.raises(error.OutputSyntaxError):
+            head_of(200, b"OK", bad)
+    assert tuple(bad) not in writer._FIELDS
+    unhashable = [(b"A", bytearray(b"b"))]  # worked out every time
+    for _ in range(2):
+        assert head_of(200, b"OK", unhashable).startswith(b"HTTP/1.1 200 OK\r\nA: b\r\n")  # type: ignore[arg-type]

@@ -245,8 +245,6 @@ class HttpClientExchange(StreamCarried, EventEmitter):
         """Write what the current connection can take of the request."""
         conn = self.conn
         assert conn is not None
-        proto = conn.proto
-        parts: list[bytes] = []
         if self._phase is _ATTACHED:  # the head is not written on this connection yet
             if self._has_body is None:
                 if self._chunks:
@@ -258,10 +256,12 @@ class HttpClientExchange(StreamCarried, EventEmitter):
                 else:
                     return  # the framing is not known yet (see the module docstring)
             if self._has_body is False and not self._expect_continue:
-                self._send_bodiless(conn)
+                self._send_bodiless(conn)  # the usual GET: no parts to gather
                 return
-            if not self._start_request(proto, parts):
-                return
+        proto = conn.proto
+        parts: list[bytes] = []
+        if self._phase is _ATTACHED and not self._start_request(proto, parts):
+            return
         state = proto.state
         if state is CLIENT_SENDING or state is CLIENT_EARLY:
             try:

@@ -195,8 +195,40 @@ def prepare_headers(
     """(the caller's fields as bytes, the fields to send, whether 100-continue is expected).
 
     What :func:`outgoing_headers` does, in one pass over the fields that also encodes them
-    (this runs for every request a proxy or a fan-out makes).
+    (this runs for every request a proxy or a fan-out makes). The result for a list of fields
+    is remembered (small ones, bounded): a proxy forwards the same fields from the same
+    clients again and again. The lists returned are the caller's own.
     """
+    key: tuple[object, ...] | None = None
+    if headers.__class__ is list:  # (an iterator would be used up by the key)
+        key = (authority, preserve_host, keep_alive, *headers)
+        try:
+            known = _prepared.get(key)
+        except TypeError:  # a [name, value] list, say: worked out every time
+            key = known = None
+        if known is not None:
+            return list(known[0]), list(known[1]), known[2]
+    given, out, expect_continue = _prepare_headers(headers, authority, preserve_host, keep_alive)
+    if key is not None and sum([len(n) + len(v) for n, v in given]) <= _PREPARED_MAX_BYTES:
+        _prepared.put(key, (tuple(given), tuple(out), expect_continue))
+    return given, out, expect_continue
+
+
+# Fields -> what prepare_headers made of them, for lists of at most _PREPARED_MAX_BYTES.
+_PREPARED_MAX_BYTES = 2048
+_prepared: Memo[
+    tuple[object, ...],
+    tuple[tuple[tuple[bytes, bytes], ...], tuple[tuple[bytes, bytes], ...], bool],
+] = Memo(256)
+
+
+def _prepare_headers(
+    headers: Iterable[tuple[bytes | str, bytes | str]],
+    authority: bytes,
+    preserve_host: bool,
+    keep_alive: bool,
+) -> tuple[RawHeaderListType, RawHeaderListType, bool]:
+    """prepare_headers' work, without the memo."""
     given: RawHeaderListType = []
     out: RawHeaderListType = []
     host: bytes | None = None

@@ -163,7 +163,9 @@ class BaseParser:
             del self._buf[:pos]
         else:
             self._buf = bytearray(memoryview(buf)[pos:])
-        if not stopped and self._reader == self._read_head:
+        # Not stopped, and not in a body: the head reader is installed (state and reader
+        # change together, see _start_body and _finish); cheaper than comparing bound methods.
+        if not stopped and state is not PARSER_BODY:
             # HEAD: part of a head is buffered, or a final response must follow an interim one.
             self.state = PARSER_HEAD if self._buf or self._interim else PARSER_IDLE
 

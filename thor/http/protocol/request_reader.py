@@ -17,7 +17,7 @@ from thor.http.protocol.framing import (
     request_framing,
     upgrade_offered,
 )
-from thor.http.protocol.head import Buffer, HeadScanner
+from thor.http.protocol.head import Buffer, HeadScanner, strip_values
 from thor.http.protocol.messages import (
     FRAMING_CHUNKED,
     FRAMING_LENGTH,
@@ -142,7 +142,7 @@ class RequestParser(BaseParser):
         pairs = abnf.field_pairs_re.findall(buf, fstart, fend)
         if len(pairs) > head.max_fields:
             raise error.TooManyFieldsError(f"more than {head.max_fields} fields")
-        headers = [(n, v.rstrip(b" \t")) for n, v in pairs]
+        headers = strip_values(pairs, buf, fstart, fend)
         self._head.reset()  # a no-op unless an earlier head left its state
         self._emit_head(events, method, target, version, headers, collect(headers))
         return end

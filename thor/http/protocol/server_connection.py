@@ -192,14 +192,14 @@ class ServerConnection:
         CONNECT, switches protocols: ``take_over`` is then legal."""
         state = self.state
         action = "start"
-        if status == 101 or (200 <= status < 300 and state is _READING):
-            pstate = self.parser.state
-            # HELD: this very request asked to upgrade and is complete (the parser stopped
-            # after it); TUNNEL: it is a CONNECT.
-            if (status == 101 and state is _READ and pstate is PARSER_HELD) or (
-                status != 101 and pstate is PARSER_TUNNEL
-            ):
+        # A switch: a 101 to a complete Upgrade request (the parser is HELD: it stopped after
+        # it), or a 2xx to a CONNECT (the parser is in the TUNNEL). The common READ-and-not-101
+        # case is tested first.
+        if state is _READ:
+            if status == 101 and self.parser.state is PARSER_HELD:
                 action = "start_switch"
+        elif state is _READING and 200 <= status < 300 and self.parser.state is PARSER_TUNNEL:
+            action = "start_switch"
         try:
             target = CYCLE_TRANSITIONS[state, action]
         except KeyError:
@@ -221,7 +221,7 @@ class ServerConnection:
             raise _illegal(self.state, "done")
         tail = writer.end(trailers)
         state = self.state
-        if state is _SWITCHING or (writer.keep_alive and not close and state is _SENDING):
+        if (state is _SENDING and writer.keep_alive and not close) or state is _SWITCHING:
             action = "done"
         else:
             action = "done_close"
@@ -232,7 +232,7 @@ class ServerConnection:
         # The writer is done; the head stays until the request's End is delivered (a
         # request without body may have it still to deliver).
         self.writer = None
-        if target is _IDLE and self.parser.state is PARSER_HELD:
+        if self.parser.state is PARSER_HELD and target is _IDLE:
             # RFC 9110 §7.8: the server did not switch; what followed is HTTP.
             self.pending.extend(self.parser.resume())
         return tail

@@ -88,6 +88,12 @@ _FRAMING_OR_HOP = HOP_BY_HOP | {b"content-length"}
 
 _NO_LENGTHS: list[bytes] = []  # never mutated
 
+# A response's fields (as a tuple) -> (the fields as written, the Content-Length they give),
+# for valid fields only; bounded in entries and in the size of each.
+_FIELDS: Memo[tuple[tuple[bytes, bytes], ...], tuple[bytes, int | None]] = Memo(256)
+_FIELDS_GET = _FIELDS.get
+_FIELDS_MAX_BYTES = 2048
+
 # RFC 9112 §4 status lines of the registered statuses with their usual phrases, serialized
 # once; any other (status, phrase) is checked and formatted per call.
 _STATUS_LINES: dict[int, tuple[bytes, bytes]] = {
@@ -239,17 +245,29 @@ class ResponseWriter(_BodyWriter):
         if 100 <= status < 200 and status != 101:
             raise error.OutputStateError("use nonfinal() for interim responses")
         status_line = _status_line(status, phrase)
-        lnames = _check_fields(headers)
-        kept, lengths = headers, _NO_LENGTHS
-        if not _FRAMING_OR_HOP.isdisjoint(lnames):
-            kept, lengths = _strip_fields(status, headers, lnames)
-        framing_lines = self._decide(status, lengths)
-        return b"%s%s%s%s\r\n" % (status_line, _fields(kept), extra, framing_lines)
+        # What the fields come to does not depend on the message (but for a 101's, which
+        # keep Upgrade and Connection): remembered for the same fields, which applications
+        # send again and again. A list holding an unhashable item is worked out every time.
+        key: tuple[tuple[bytes, bytes], ...] | None = tuple(headers)
+        try:
+            known = _FIELDS_GET(key)  # type: ignore[arg-type]
+        except TypeError:
+            key = known = None
+        if known is None or status == 101:
+            lnames = _check_fields(headers)
+            kept, lengths = headers, _NO_LENGTHS
+            if not _FRAMING_OR_HOP.isdisjoint(lnames):
+                kept, lengths = _strip_fields(status, headers, lnames)
+            known = _fields(kept), _content_length(lengths) if lengths else None
+            if key is not None and status != 101 and len(known[0]) <= _FIELDS_MAX_BYTES:
+                _FIELDS.put(key, known)
+        fields, length = known
+        return b"%s%s%s%s\r\n" % (status_line, fields, extra, self._decide(status, length))
 
-    def _decide(self, status: int, lengths: list[bytes]) -> bytes:
-        """Choose the framing (RFC 9112 §6.3) and return the fields that announce it."""
+    def _decide(self, status: int, length: int | None) -> bytes:
+        """Choose the framing (RFC 9112 §6.3) and return the fields that announce it;
+        ``length`` is the Content-Length the application gave, if any."""
         out = b""
-        length = _content_length(lengths) if lengths else None
         if status == 101 or (self._method == b"CONNECT" and 200 <= status < 300):
             # RFC 9110 §15.2.2 / §9.3.6: after the head the connection is a tunnel; a 2xx to
             # CONNECT carries no Content-Length or Transfer-Encoding.

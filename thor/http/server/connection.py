@@ -37,7 +37,7 @@ from thor.http.server.exchange import (
     ServerOwner,
     notify_error,
 )
-from thor.http.server.h2c import PREFACE, h2c_upgrade_fields
+from thor.http.server.h2c import PREFACE, SWITCH_FIELDS, h2c_upgrade_fields
 from thor.http.server.rates import RateWindow
 from thor.tcp import ConnState, TcpConnection
 
@@ -282,16 +282,16 @@ class HttpServerConnection(EventEmitter):
                 del pending[:done]
             if self._out:
                 self.flush()
-        if protocol.state is not _SWITCHED:  # else the connection is its new owner's
-            pstate = self.parser.state
-            # Read no more while events wait, the body is paused, or the parser holds what
-            # follows an Upgrade / CONNECT request for the response to decide (bounded).
-            self.tcp_conn.pause(
-                bool(pending)
-                or self._body_paused
-                or pstate is _PARSER_HELD
-                or pstate is _PARSER_TUNNEL
-            )
+        # Read no more while events wait, the body is paused, or the parser holds what
+        # follows an Upgrade / CONNECT request for the response to decide (bounded). Once
+        # switched (which only a HELD or TUNNEL parser allows), the connection is its new
+        # owner's: leave its reading alone.
+        pstate = self.parser.state
+        if pstate is _PARSER_HELD or pstate is _PARSER_TUNNEL:
+            if protocol.state is not _SWITCHED:
+                self.tcp_conn.pause(True)
+        else:
+            self.tcp_conn.pause(bool(pending) or self._body_paused)
 
     def _request_start(self, head: RequestHead) -> None:
         protocol = self.protocol
@@ -306,7 +306,8 @@ class HttpServerConnection(EventEmitter):
             # An Upgrade request (the parser holds what follows it): maybe h2c.
             if self.parser.state is _PARSER_HELD and self._upgrade_to_h2c(exchange, head):
                 return
-        if framing is _FRAMING_LENGTH or framing is _FRAMING_CHUNKED:
+            self._wait = _NOTHING
+        elif framing is _FRAMING_LENGTH or framing is _FRAMING_CHUNKED:
             self._expect_body(exchange)
         else:
             self._wait = _NOTHING
@@ -316,6 +317,8 @@ class HttpServerConnection(EventEmitter):
         except Exception:
             self._app_failed(exchange)
             return
+        if framing is _FRAMING_NONE:
+            return  # complete at its head: neither a tunnel nor a 100 Continue to send
         if framing is _FRAMING_TUNNEL:
             # CONNECT reaches an HTTP server that is no proxy: RFC 9110 §9.3.6 lets it refuse.
             # A handler that serves it answers (a 2xx, then take_over) from request_start.
@@ -343,15 +346,12 @@ class HttpServerConnection(EventEmitter):
         fields = h2c_upgrade_fields(head)
         if fields is None:
             return False
-        settings, h2_fields = fields
         self.protocol.end_request()
         self._reading = None
-        exchange.response_start(
-            101, b"Switching Protocols", [(b"Connection", b"Upgrade"), (b"Upgrade", b"h2c")]
-        )
+        exchange.response_start(101, b"Switching Protocols", list(SWITCH_FIELDS))
         switched = exchange.take_over()
         try:
-            server.switch_to_h2(self, switched.leftover, (settings, h2_fields))
+            server.switch_to_h2(self, switched.leftover, fields)
         except Exception as err:  # a bad HTTP2-Settings: too late for HTTP/1.1 (101 sent)
             log.info("h2c upgrade from %r failed: %s", self.tcp_conn.address, err)
             self.tcp_conn.abort()

@@ -317,7 +317,8 @@ class HttpServerExchange(EventEmitter):
         conn = self.http_conn
         if tail:
             conn.write(tail)
-        self.finish(True)
+        self.finished = True  # finish(True), inline: once per request
+        self.emit("done", True)
         conn.exchange_finished(self)
 
     def respond(

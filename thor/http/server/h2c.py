@@ -10,9 +10,11 @@ from __future__ import annotations
 from thor.http.headers import HOP_BY_HOP
 from thor.http.protocol import RequestHead
 
-__all__ = ["PREFACE", "h2c_upgrade_fields"]
+__all__ = ["PREFACE", "SWITCH_FIELDS", "h2c_upgrade_fields"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
+# The 101 that accepts ``Upgrade: h2c`` (RFC 7540 §3.2).
+SWITCH_FIELDS = ((b"Connection", b"Upgrade"), (b"Upgrade", b"h2c"))
 
 # RFC 9113 §8.2.2: no connection-specific field crosses into HTTP/2 (the one hop-by-hop set),
 # nor the field RFC 7540 §3.2 spends on the upgrade itself.

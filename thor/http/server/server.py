@@ -175,6 +175,8 @@ class HttpServer(EventEmitter):
             self.tcp_server.proxy_protocol = self.proxy_protocol
         self.host = self.tcp_server.host
         self.port = self.tcp_server.port
+        # The address the server listens on (an attribute: exchanges read it per request).
+        self.server_address: Any = self.tcp_server.address
         self.connections: set[ServedConnection] = set()  # one per connection, any protocol
         self.draining = False
         self.drain_idle_until = float("inf")  # set by graceful_shutdown
@@ -200,11 +202,6 @@ class HttpServer(EventEmitter):
         if not has_server:
             out += self._server_line
         return out
-
-    @property
-    def server_address(self) -> Any:
-        """The address the server listens on."""
-        return self.tcp_server.address
 
     def connection_class_for(self, tcp_conn: TcpConnection) -> ProtocolConnection:
         """The class that serves ``tcp_conn``: by the ALPN protocol TLS agreed on, else
