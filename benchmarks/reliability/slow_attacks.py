@@ -102,8 +102,11 @@ class ServerSide(threading.Thread):
         self.join(5)
         counts = self.counts or [0]
         peak = max(counts)
+        at = counts.index(peak)
+        cut = next((i + 1 for i in range(at, len(counts)) if counts[i] <= peak // 10), None)
+        when = f"under 10 % of it at {cut} s" if cut is not None else "never under 10 % of it"
         return (
-            f"server side: peak {peak} established at {counts.index(peak) + 1} s, "
+            f"server side: peak {peak} established at {at + 1} s, {when}, "
             f"{counts[-1]} at the end"
         )
 
