@@ -10,7 +10,8 @@ Thor origin), runs ``slowhttptest`` against the route with ``--conns`` connectio
 response), probes the same route with a fresh GET every ``--probe-interval`` seconds, and
 samples the gateway's resident memory. Prints per run: probes answered, p50/p99 probe
 latency, the gateway's RSS before and at its peak, and from slowhttptest's statistics the
-most connections it held open at once and when the server first cut one (the limits:
+most connections it held open at once and when the server first cut one, and the gateway's
+own count of established connections (slowhttptest misses resets during -X) (the limits:
 ``--header-timeout`` 10 s; ``--min-body-rate`` / ``--min-response-rate`` 240 B/s over
 ``--min-rate-window`` 5 s; ``--write-timeout`` 30 s).
 
