@@ -107,8 +107,7 @@ class ServerSide(threading.Thread):
         cut = next((i + 1 for i in range(at, len(counts)) if counts[i] <= peak // 10), None)
         when = f"under 10 % of it at {cut} s" if cut is not None else "never under 10 % of it"
         return (
-            f"server side: peak {peak} established at {at + 1} s, {when}, "
-            f"{counts[-1]} at the end"
+            f"server side: peak {peak} established at {at + 1} s, {when}, {counts[-1]} at the end"
         )
 
 
