@@ -40,6 +40,7 @@ import logging
 import os
 import socket
 import struct
+import sys
 from collections import deque
 from typing import Any
 
@@ -89,6 +90,16 @@ _NO_QUEUE: deque[bytes | memoryview | FileSegment] = deque()
 # SO_LINGER on, 0 seconds: close() sends RST and discards the send queue.
 _LINGER_RESET = struct.pack("ii", 1, 0)
 
+# Linux's SIOCOUTQ (= TIOCOUTQ): the bytes in a TCP socket's send queue that the peer has
+# not acknowledged, i.e. not taken. Elsewhere None: nothing is known of the kernel's queue.
+_SIOCOUTQ: int | None = None
+if sys.platform.startswith("linux"):  # pragma: no branch
+    import fcntl
+    import termios
+
+    _SIOCOUTQ = termios.TIOCOUTQ
+    _ioctl = fcntl.ioctl
+
 
 class TcpConnection(EventEmitter):
     """A connected stream socket.  See the module docstring for its events."""
@@ -133,6 +144,19 @@ class TcpConnection(EventEmitter):
     def write_buffer_size(self) -> int:
         """Bytes written but not yet handed to the kernel."""
         return self._buffered
+
+    def unsent(self) -> int:
+        """Bytes the kernel has taken but the peer not yet acknowledged (0 where unknown).
+
+        A send buffer that grows to megabytes (loopback) takes a whole large response at
+        once: ``write_buffer_size`` is then 0 while the client has read next to nothing.
+        One system call: for rate checks on a timer, not for every write."""
+        if _SIOCOUTQ is None or self.state is _CLOSED:
+            return 0
+        try:
+            return int.from_bytes(_ioctl(self._fd, _SIOCOUTQ, b"\0\0\0\0"), sys.byteorder)
+        except OSError:
+            return 0
 
     def set_write_buffer_limits(self, high: int, low: int | None = None) -> None:
         """Set the water marks of write flow control (low defaults to high / 4)."""

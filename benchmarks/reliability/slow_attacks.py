@@ -10,7 +10,8 @@ Thor origin), runs ``slowhttptest`` against the route with ``--conns`` connectio
 response), probes the same route with a fresh GET every ``--probe-interval`` seconds, and
 samples the gateway's resident memory. Prints per run: probes answered, p50/p99 probe
 latency, the gateway's RSS before and at its peak, and from slowhttptest's statistics the
-most connections it held open at once and when the server first cut one (the limits:
+most connections it held open at once and when the server first cut one, and the gateway's
+own count of established connections (slowhttptest misses resets during -X) (the limits:
 ``--header-timeout`` 10 s; ``--min-body-rate`` / ``--min-response-rate`` 240 B/s over
 ``--min-rate-window`` 5 s; ``--write-timeout`` 30 s).
 
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +69,48 @@ def cut_stats(csv_path: Path) -> str:
     )
 
 
+class ServerSide(threading.Thread):
+    """The gateway's established connections on ``port``, from /proc/net/tcp once a second.
+
+    slowhttptest's own count does not see a reset during a slow read (it goes on counting
+    the connection as open), so whether the server cut the slow readers is read here."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = f":{port:04X}"
+        self.counts: list[int] = []
+        self.done = threading.Event()
+
+    def count(self) -> int:
+        n = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if fields[1].endswith(self.port) and fields[3] == "01":  # ESTABLISHED
+                    n += 1
+        return n
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            self.counts.append(self.count())
+
+    def stop(self) -> str:
+        self.done.set()
+        self.join(5)
+        counts = self.counts or [0]
+        peak = max(counts)
+        at = counts.index(peak)
+        cut = next((i + 1 for i in range(at, len(counts)) if counts[i] <= peak // 10), None)
+        when = f"under 10 % of it at {cut} s" if cut is not None else "never under 10 % of it"
+        return (
+            f"server side: peak {peak} established at {at + 1} s, {when}, {counts[-1]} at the end"
+        )
+
+
 def run(attack: str, route: str, args: argparse.Namespace, workdir: Path) -> str:
     with gateway(workdir) as gw:
         time.sleep(0.5)
@@ -78,16 +122,19 @@ def run(attack: str, route: str, args: argparse.Namespace, workdir: Path) -> str
         command += ["-l", str(args.seconds), "-u", gw.url(route, path[len(route) + 1 :])]
         command += ["-g", "-o", str(stats), "-p", "3", *ATTACKS[attack]]
         cpu = cpu_seconds(gw.proc.pid)
+        server_side = ServerSide(gw.port)
         rss.start()
         probe.start()
+        server_side.start()
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         probe.stop()
+        held = server_side.stop()
         after = rss.stop()
         cpu = cpu_seconds(gw.proc.pid) - cpu
     return (
         f"{NAMES[attack]:>20} on /{route:<5}: {probe.summary()}; RSS {rss.before / 1024:.1f} MB "
         f"before, peak {rss.peak / 1024:.1f} MB, {after / 1024:.1f} MB after; "
-        f"gateway CPU {cpu:.1f} s; " + cut_stats(stats.with_suffix(".csv"))
+        f"gateway CPU {cpu:.1f} s; " + cut_stats(stats.with_suffix(".csv")) + f"; {held}"
     )
 
 

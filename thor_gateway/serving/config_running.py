@@ -313,8 +313,9 @@ class LimitSettings:
     min_response_rate: int = opt(
         240,
         "--min-response-rate",
-        help="Cut a client that takes its response slower than this many bytes per second "
-        "while the server's write buffer is full, over each --min-rate-window; 0: off.",
+        help="Cut (reset) a client that takes its response slower than this many bytes per "
+        "second while the server's write buffer or the kernel's send queue holds some of it, "
+        "over each --min-rate-window; 0: off.",
         kind=Kind.INT,
         section="Limits and timeouts",
     )

@@ -17,6 +17,7 @@ import enum
 import logging
 from typing import Any
 
+import thor.http.server.rates as rates
 import thor.loop
 from thor.events import EventEmitter
 from thor.http import error
@@ -31,14 +32,9 @@ from thor.http.protocol import (
 from thor.http.protocol.server_connection import DELIVERS
 from thor.http.protocol.state import Cycle
 from thor.http.protocol.writer import closing_response
-from thor.http.server.exchange import (
-    ClientGoneError,
-    HttpServerExchange,
-    ServerOwner,
-    notify_error,
-)
+from thor.http.server.exchange import ClientGoneError, HttpServerExchange, ServerOwner, notify_error
 from thor.http.server.h2c import PREFACE, SWITCH_FIELDS, h2c_upgrade_fields
-from thor.http.server.rates import RateWindow
+from thor.http.server.rates import WATCH_AFTER, RateWindow
 from thor.tcp import ConnState, TcpConnection
 
 __all__ = ["HttpServerConnection", "Wait"]
@@ -54,6 +50,7 @@ class Wait(enum.Enum):
     HEAD = "head"  # the rest of a request head (slowloris)
     BODY = "body"  # more of the request body
     OUTPUT = "output"  # the client to read what we sent
+    DRAIN = "drain"  # the client to take what the kernel holds of a whole response
 
 
 # Module constants: in CPython 3.11 reading ``Wait.BODY`` costs ~8 times a global.
@@ -62,6 +59,7 @@ _REQUEST = Wait.REQUEST
 _HEAD = Wait.HEAD
 _BODY = Wait.BODY
 _OUTPUT = Wait.OUTPUT
+_DRAIN = Wait.DRAIN
 _FRAMING_LENGTH = Framing.LENGTH
 _FRAMING_CHUNKED = Framing.CHUNKED
 _FRAMING_NONE = Framing.NONE
@@ -101,7 +99,6 @@ class HttpServerConnection(EventEmitter):
         self._out_size = 0
         self._wait = _REQUEST
         self._deadline = self.loop.time() + server.idle_timeout
-        # The request body's rate window: since when, and the body bytes delivered then.
         self._rate = RateWindow()  # the body's, or the output's of ``_rate.subject``
         self._timer: thor.loop.ScheduledEvent | None = self.loop.schedule(
             server.idle_timeout, self._on_timer
@@ -154,11 +151,6 @@ class HttpServerConnection(EventEmitter):
                 timer.delete()
             self._timer = self.loop.schedule(window, self._on_timer)
 
-    def _output_progress(self) -> int:
-        """Response bytes the client has taken: what the exchange wrote, less what waits."""
-        written = self.exchange.res_bytes if self.exchange is not None else 0
-        return written - self.tcp_conn.write_buffer_size
-
     def _rate_kept(self, wait: Wait, now: float) -> bool:
         """The minimum data rate check of the body or output wait; False: cut."""
         server = self.server
@@ -168,28 +160,34 @@ class HttpServerConnection(EventEmitter):
                 now, server.min_body_rate, server.min_rate_window, exchange.req_body_bytes
             ):
                 return True
-            # Each byte is progress, so body_timeout never fires for a client that trickles
-            # one every few seconds: the rate does (issue 16, finding 1).
-            self._reject(
-                error.RequestTimeoutError(
-                    f"request body slower than {server.min_body_rate:g} bytes/s"
-                )
-            )
+            # Each byte is progress, so body_timeout never fires for a trickle: the rate does.
+            slow = f"request body slower than {server.min_body_rate:g} bytes/s"
+            self._reject(error.RequestTimeoutError(slow))
             return False
-        if self.exchange is not self._rate.subject:  # another response: measure it afresh
-            self._rate.start(now, self._output_progress(), self.exchange)
+        tcp_conn, exchange = self.tcp_conn, self.exchange
+        if wait is _DRAIN and not rates.kernel_holds(tcp_conn):  # the client has it all: done
+            if self.protocol.state is _IDLE and not server.draining:
+                self.expect(_REQUEST, server.idle_timeout)
+            else:
+                self.close()
+            return False
+        if exchange is not None and exchange is not self._rate.subject:  # measure it afresh
+            self._rate.start(now, rates.output_progress(tcp_conn, exchange), exchange)
             return True
         rate, window = server.min_response_rate, server.min_rate_window
-        if self._rate.kept(now, rate, window, self._output_progress()):
-            return True
-        log.info(
-            "client %r reads its response slower than %g bytes/s; aborting",
-            self.tcp_conn.address,
-            server.min_response_rate,
-        )
+        if rates.response_rate_kept(self._rate, tcp_conn, rate, window, now):
+            return True  # (a finished response goes on being measured until delivered)
         # A reset, so the kernel drops what it holds for this client too (issue 16).
         self.abort(ClientGoneError("response read too slowly"), reset=True)
         return False
+
+    def _watch_drain(self, exchange: HttpServerExchange | None) -> bool:
+        """If the kernel holds some of a response handed over whole, watch it (``rates.py``)."""
+        if self.server.min_response_rate <= 0 or exchange is None or not self.tcp_conn.unsent():
+            return False
+        self._wait, self._deadline = _DRAIN, float("inf")  # the rate is the limit
+        self._start_rate_window(rates.output_progress(self.tcp_conn, exchange), exchange)
+        return True
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -201,7 +199,7 @@ class HttpServerConnection(EventEmitter):
         if now < deadline:
             server = self.server
             if (wait is _BODY and server.min_body_rate > 0) or (
-                wait is _OUTPUT and server.min_response_rate > 0
+                (wait is _OUTPUT or wait is _DRAIN) and server.min_response_rate > 0
             ):
                 if not self._rate_kept(wait, now):
                     return
@@ -491,17 +489,17 @@ class HttpServerConnection(EventEmitter):
             out.clear()
 
     def _on_output_pause(self, paused: bool) -> None:
+        exchange = self.exchange
         if paused:
             self.expect(_OUTPUT, self.server.write_timeout)
             if self.server.min_response_rate > 0:
                 # Kestrel's MinResponseDataRate: while our buffer is full, the client must
                 # take min_response_rate bytes/s, however often it reads a few.
-                self._start_rate_window(self._output_progress(), self.exchange)
+                self._start_rate_window(rates.output_progress(self.tcp_conn, exchange), exchange)
         elif self._wait is _OUTPUT:
-            self._wait = _NOTHING if self.exchange is not None else _REQUEST
-            if self.exchange is None:
+            self._wait = _NOTHING if exchange is not None else _REQUEST
+            if exchange is None and not self._watch_drain(self._rate.subject):
                 self.expect(_REQUEST, self.server.idle_timeout)
-        exchange = self.exchange
         if exchange is not None:
             try:
                 exchange.emit("pause", paused)
@@ -519,10 +517,12 @@ class HttpServerConnection(EventEmitter):
             exchange.forget_listeners()
         self._body_paused = False
         protocol = self.protocol
+        watch = exchange.res_bytes > WATCH_AFTER  # see _watch_drain
         if protocol.state is not _IDLE or (self.server.draining and not protocol.pending):
-            self.close()
+            if not (watch and self._watch_drain(exchange)):
+                self.close()
             return
-        if self._wait is not _OUTPUT:
+        if self._wait is not _OUTPUT and not (watch and self._watch_drain(exchange)):
             self.expect(_REQUEST, self.server.idle_timeout)
         if not self._dispatching:
             self._dispatch()
