@@ -223,7 +223,7 @@ class HttpClientExchange(StreamCarried, EventEmitter):
         self._res_paused = paused
         conn = self.conn
         if conn is not None:
-            conn.tcp.pause(paused)
+            conn.pause_reading(paused)
             if not paused:
                 self._last_activity = self.loop.time()
         elif not paused and self._held:
