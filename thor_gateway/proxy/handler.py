@@ -119,8 +119,7 @@ class ProxySettings:
     transforms: Sequence[Transform] = field(default_factory=tuple)
     http2: bool = False  # https upstreams: offer HTTP/2 by ALPN (h2c:// ones always use it)
     # Response bytes held per proxied response for a client that reads slowly (nginx's
-    # proxy_buffers): half as the client's write high-water mark, half as the upstream read
-    # once that client has paused.
+    # proxy_buffers): half as the client's write high-water mark, half as the upstream read.
     buffer_size: int = 64 * 1024
 
     @classmethod
@@ -219,7 +218,7 @@ class ProxyHandler:
                 max_server_conn=s.max_connections or s.max_idle_connections,
                 retry_limit=0,  # retries go to another member, decided here
                 http2=s.http2,
-                paused_read_size=max(s.buffer_size // 2, 4096),  # = write_limit
+                read_size=max(s.buffer_size // 2, 4096),  # = write_limit
             )
         self.client = client
         # Upstreams that may speak HTTP/2 get the client's "TE: trailers" (gRPC needs it:

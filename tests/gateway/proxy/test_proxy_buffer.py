@@ -53,24 +53,15 @@ def test_a_slow_reader_holds_at_most_the_buffer_size(
             slow.connect(("127.0.0.1", live.port))
             slow.sendall(b"GET /api/big HTTP/1.1\r\nHost: x\r\n\r\n")
             assert b"200 OK" in read_head(slow)
-            first: list[int] = []  # while the first read before a pause may still be held
-            steady: list[int] = []
-            start = time.monotonic()
-            slow.setblocking(False)
-            while time.monotonic() - start < 2.0:  # the client reads 4 KiB per 10 ms
-                try:
-                    slow.recv(4096)
-                except BlockingIOError:
-                    pass
+            peak = 0
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline:  # the client reads nothing meanwhile
                 size = live.call(lambda: seen[0].http_conn.tcp_conn.write_buffer_size)
-                (first if time.monotonic() - start < 1.0 else steady).append(size)
+                peak = max(peak, size)
                 time.sleep(0.01)
-            assert max(steady) > 0, "the gateway's buffer never filled: the test shows nothing"
-            # The bound: the client's write mark (32 KiB) plus one upstream read (32 KiB, once
-            # the client has paused); until it drains what it held at its first pause, one
-            # read of the transport's size (120 KiB) may be there instead.
-            assert max(steady) <= 64 * 1024, steady
-            assert max(first) <= 32 * 1024 + 120 * 1024, first
+            assert peak > 0, "the gateway's buffer never filled: the test shows nothing"
+            # The bound: the client's write mark (32 KiB) plus one upstream read (32 KiB).
+            assert peak <= 64 * 1024, peak
             slow.close()
 
             fast = socket.create_connection(("127.0.0.1", live.port))

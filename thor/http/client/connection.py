@@ -45,17 +45,7 @@ _PEEK_FLAGS = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 class PooledConnection:
     """A connection to an origin server, owned by an ``OriginPool``."""
 
-    __slots__ = (
-        "exchange",
-        "idle_since",
-        "pool",
-        "proto",
-        "reads_small",
-        "retired",
-        "reused",
-        "tcp",
-        "timer",
-    )
+    __slots__ = ("exchange", "idle_since", "pool", "proto", "retired", "reused", "tcp", "timer")
 
     def __init__(self, pool: OriginPool, tcp: TcpConnection) -> None:
         self.pool = pool
@@ -66,7 +56,6 @@ class PooledConnection:
         self.idle_since = 0.0  # when it last went idle in its pool
         self.reused = False  # has carried an exchange before the current one
         self.retired = False
-        self.reads_small = False  # the response's reader paused: see pause_reading
         tcp.on("data", self._on_data)
         tcp.on("close", self._on_close)
         tcp.on("disconnect", self._on_disconnect)
@@ -183,24 +172,6 @@ class PooledConnection:
         self.retire()
         if exchange is not None:
             exchange.connection_lost(self)
-
-    def pause_reading(self, paused: bool) -> None:
-        """The exchange's reader paused (True) or resumed the response.  Once it has paused,
-        reads are ``client.paused_read_size`` for the rest of the response: a reader that
-        keeps up is read in large chunks; one that does not gets at most that much on top
-        of what it holds, each time it resumes."""
-        tcp = self.tcp
-        tcp.pause(paused)
-        if paused and not self.reads_small:
-            size = self.pool.client.paused_read_size
-            if size:
-                self.reads_small = True
-                tcp.read_bufsize = size
-
-    def read_normally(self) -> None:
-        """Back to the transport's read size, for the connection's next exchange."""
-        self.reads_small = False
-        del self.tcp.read_bufsize  # the instance's own, set above: the class's shows again
 
     def _on_write_pause(self, paused: bool) -> None:
         exchange = self.exchange

@@ -223,7 +223,7 @@ class HttpClientExchange(StreamCarried, EventEmitter):
         self._res_paused = paused
         conn = self.conn
         if conn is not None:
-            conn.pause_reading(paused)
+            conn.tcp.pause(paused)
             if not paused:
                 self._last_activity = self.loop.time()
         elif not paused and self._held:

@@ -109,8 +109,6 @@ class OriginPool:
             conn.abort()
             return
         conn.reused = True
-        if conn.reads_small:
-            conn.read_normally()
         conn.tcp.pause(False)  # an idle connection must read, to notice the server's FIN
         self._dispatch(conn)
 
@@ -170,6 +168,9 @@ class OriginPool:
 
     def _on_connect(self, tcp: TcpConnection) -> None:
         self.connecting -= 1
+        read_size = self.client.read_size
+        if read_size:  # once per connection: each response read in chunks of this size
+            tcp.read_bufsize = read_size
         if getattr(tcp, "alpn_protocol", None) == "h2":
             self._to_http2(tcp)
             return
