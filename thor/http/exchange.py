@@ -100,6 +100,13 @@ class Exchange(Protocol):
         self, status: int | bytes | str, phrase: str | bytes, headers: Any, body: bytes = ...
     ) -> None: ...
     def pause_request_body(self, paused: bool) -> None: ...
+    def set_write_buffer_limit(self, high: int) -> None:
+        """Bound the response bytes held for the client before ``pause(True)``, for the rest
+        of this exchange (a relay's per-response buffer).  HTTP/1.1 sets the connection's
+        write high-water mark until ``done``; HTTP/2 keeps what the peer's stream window
+        does not take, which already bounds it."""
+        ...
+
     def abort(self) -> None:
         """End the exchange now, its response incomplete: what was already produced is sent,
         then the transport says the response is cut (a closed connection, a reset stream)."""

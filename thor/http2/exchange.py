@@ -342,6 +342,10 @@ class H2Exchange(EventEmitter):
     def output_blocked(self) -> bool:
         return bool(self._pending)
 
+    def set_write_buffer_limit(self, high: int) -> None:
+        """Nothing to set: what the peer's stream window does not take waits here and pauses
+        the producer at once (RFC 9113 §5.2), so the window is this stream's bound."""
+
     def response_file(self, fd: int, offset: int, count: int) -> bool:
         """HTTP/2 frames every byte: write the file's bytes with ``response_body``."""
         return False

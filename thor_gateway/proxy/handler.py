@@ -118,6 +118,9 @@ class ProxySettings:
     tls_key_file: str | None = None
     transforms: Sequence[Transform] = field(default_factory=tuple)
     http2: bool = False  # https upstreams: offer HTTP/2 by ALPN (h2c:// ones always use it)
+    # Response bytes held per proxied response for a client that reads slowly (nginx's
+    # proxy_buffers): half as the client's write high-water mark, half as the upstream read.
+    buffer_size: int = 64 * 1024
 
     @classmethod
     def names(cls) -> set[str]:
@@ -215,10 +218,13 @@ class ProxyHandler:
                 max_server_conn=s.max_connections or s.max_idle_connections,
                 retry_limit=0,  # retries go to another member, decided here
                 http2=s.http2,
+                read_size=max(s.buffer_size // 2, 4096),  # = write_limit
             )
         self.client = client
         # Upstreams that may speak HTTP/2 get the client's "TE: trailers" (gRPC needs it:
         # RFC 9113 §8.2.2 lets it through, and the proxy relays trailers both ways).
+        # Half of a response's buffer is the client's write mark, half one upstream read.
+        self.write_limit = max(s.buffer_size // 2, 4096)
         self.speaks_h2 = s.http2 or any(t.scheme == "h2c" for t in self.upstreams.targets)
         self.health: ActiveHealthChecker | None = None
         if s.health_check_path:

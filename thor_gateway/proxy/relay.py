@@ -302,7 +302,12 @@ class ProxiedExchange:
         self.replay = None  # no retry from here on
         if self.transformer is not None:
             out = self.transformer.start(code, out)
-        self.exchange.response_start(code, phrase, out)
+        exchange = self.exchange
+        # A bound per response (nginx's proxy_buffers): a client that stops reading holds
+        # at most this mark plus one upstream read (the client's read_size); the rest waits
+        # in the upstream socket.  Without it the connection's 256 KiB mark applies.
+        exchange.set_write_buffer_limit(self.proxy.write_limit)
+        exchange.response_start(code, phrase, out)
 
     def response_body(self, chunk: bytes) -> None:
         transformer = self.transformer

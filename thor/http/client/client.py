@@ -72,6 +72,10 @@ class HttpClient:
     # origins are offered it by ALPN when ``http2`` is set, and use it if the server agrees.
     http2: bool = False
     h2_config: H2Config | None = None  # the HTTP/2 limits and windows; None: the defaults
+    # Bytes asked of the socket per read (None: TcpConnection.read_bufsize, 120 KiB).  A
+    # relay that passes responses on sets it small, so that what one read brings in on top
+    # of a paused client's buffer stays small (thor_gateway's proxy buffer_size).
+    read_size: int | None = None
 
     exchange_class: type[HttpClientExchange] = HttpClientExchange
 
@@ -93,6 +97,7 @@ class HttpClient:
         stale_check_after: float | _Unset = UNSET,
         http2: bool | _Unset = UNSET,
         h2_config: H2Config | _Unset | None = UNSET,
+        read_size: int | _Unset | None = UNSET,
     ) -> None:
         self.loop = loop or thor.loop.default()
         given: dict[str, Any] = {
@@ -110,6 +115,7 @@ class HttpClient:
             "stale_check_after": stale_check_after,
             "http2": http2,
             "h2_config": h2_config,
+            "read_size": read_size,
         }
         for name, value in given.items():
             if value is not UNSET:

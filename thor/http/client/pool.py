@@ -168,6 +168,9 @@ class OriginPool:
 
     def _on_connect(self, tcp: TcpConnection) -> None:
         self.connecting -= 1
+        read_size = self.client.read_size
+        if read_size:  # once per connection: each response read in chunks of this size
+            tcp.read_bufsize = read_size
         if getattr(tcp, "alpn_protocol", None) == "h2":
             self._to_http2(tcp)
             return

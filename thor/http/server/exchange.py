@@ -387,6 +387,18 @@ class HttpServerExchange(EventEmitter):
         if not self.finished:
             self.http_conn.req_body_pause(paused)
 
+    def set_write_buffer_limit(self, high: int) -> None:
+        """Pause the producer once more than ``high`` bytes wait for this client, until the
+        exchange is done; then the connection's own marks come back (a keep-alive
+        connection's next response is not bound by this one's relay)."""
+        if self.finished:
+            return
+        tcp = self.http_conn.tcp_conn
+        before = (tcp.write_high_water, tcp.write_low_water)
+        tcp.set_write_buffer_limits(high)
+        # A listener only when asked: the hot path pays nothing for it.
+        self.once("done", lambda completed: tcp.set_write_buffer_limits(*before))
+
 
 if TYPE_CHECKING:
     # mypy checks here that an HTTP/1.1 exchange keeps the exchange contract.
