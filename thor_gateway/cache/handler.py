@@ -212,7 +212,8 @@ class CacheHandler:
         names = {n.lower() for n, _ in headers}
         key = primary_key(request.scheme, headers, request.target)
         now = self.clock()
-        if names.isdisjoint(_SPECIAL):
+        plain = names.isdisjoint(_SPECIAL)
+        if plain:
             entry = self._select(key, headers)
             if entry is not None and now < entry.fresh_until:
                 # The common hit: fresh, and nothing in the request asks for more (no
@@ -251,7 +252,7 @@ class CacheHandler:
         if self._wait(key, exchange, request):
             return
         self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, req_cc)
+        self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain)
 
     def _other_method(self, exchange: Exchange, request: Request) -> None:
         """Neither GET nor HEAD: passed on; an unsafe method's answer invalidates (§4.4)."""
@@ -282,7 +283,7 @@ class CacheHandler:
             asks = not names.isdisjoint(CONDITIONAL)
             self.serve(exchange, request, entry, age, b"hit", None, asks)
             if decision is _SWR and key not in self.pending:
-                self._fetch(None, exchange, request, key, entry, req_cc)
+                self._fetch(None, exchange, request, key, entry, req_cc, now)
             return
         if b"only-if-cached" in req_cc:
             self._gateway_timeout(exchange, request)
@@ -290,7 +291,7 @@ class CacheHandler:
         if self._wait(key, exchange, request):
             return  # a validation is in flight (when a popular response expires)
         self.stats.stale += 1
-        self._fetch(exchange, exchange, request, key, entry, req_cc)
+        self._fetch(exchange, exchange, request, key, entry, req_cc, now)
 
     def _range(
         self,
@@ -319,7 +320,7 @@ class CacheHandler:
             self._gateway_timeout(exchange, request)
             return
         self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, req_cc)
+        self._fetch(exchange, exchange, request, key, None, req_cc, now, ranged=True)
 
     def _wait(self, key: bytes, exchange: Exchange, request: Request) -> bool:
         """Collapsed forwarding: wait for the fetch in flight for ``key``, if any, and then
@@ -453,9 +454,20 @@ class CacheHandler:
         key: bytes,
         entry: Entry | None,
         req_cc: Mapping[bytes, bytes | None],
+        now: float,
+        ranged: bool = False,
+        plain: bool = False,
     ) -> None:
-        headers = [(n, v) for n, v in request.headers if n.lower() not in CONDITIONAL]
-        headers.append(_CAPABILITY)
+        """Ask the inner handler (a miss, a validation, a refresh); ``now`` is when the
+        request came, the request time of what it brings (RFC 9111 §4.2.3); ``plain``: the
+        request has none of the fields in _SPECIAL."""
+        if plain:
+            headers = [*request.headers, _CAPABILITY]
+            asks = False
+        else:
+            headers = [(n, v) for n, v in request.headers if n.lower() not in CONDITIONAL]
+            asks = len(headers) != len(request.headers)  # the client's own conditionals
+            headers.append(_CAPABILITY)
         if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
             etags = get_values(entry.headers, b"etag")
             if etags:
@@ -479,11 +491,11 @@ class CacheHandler:
             r.server,
             r.state,
         )
-        fetch = Fetch(self, key, client, origin, request, entry, req_cc, self.clock())
-        if key not in self.pending and not fetch.ranged:  # a range waits for no one
+        fetch = Fetch(self, key, client, origin, request, entry, req_cc, now, ranged, asks)
+        if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
         try:
-            self.inner.handle(cast(Exchange, fetch), upstream)
+            self.inner.handle(fetch, upstream)  # type: ignore[arg-type]  # (cast: a call)
         except BaseException:
             fetch.over = True
             self.finished(fetch)  # the waiters must not wait for it
