@@ -43,11 +43,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PART",
+    "STATUS",
     "STRIPPED_ON_SERVE",
     "Fetch",
     "as_bytes",
     "conditional",
     "content_range",
+    "fetch_status",
     "part_range",
 ]
 
@@ -59,7 +61,7 @@ _HEAD = b"HEAD"
 PART = b" part"
 # The Cache-Status field of a fetch, by (validating a stored response, status, stored):
 # worked out once each.
-_STATUS: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
+STATUS: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
 # Fields a stored response is not served with as stored: the cache writes its own.
 STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
 
@@ -100,12 +102,12 @@ def as_bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("latin-1")
 
 
-def _status(entry: Entry | None, code: int, keep: bool) -> tuple[bytes, bytes]:
-    """The Cache-Status field of a fetch's answer (RFC 9211 §2), kept in ``_STATUS``."""
+def fetch_status(entry: Entry | None, code: int, keep: bool) -> tuple[bytes, bytes]:
+    """The Cache-Status field of a fetch's answer (RFC 9211 §2), kept in ``STATUS``."""
     forward = b"fwd=stale" if entry is not None else b"fwd=miss"
     status = cache_status(forward, b"fwd-status=%d" % code, *([b"stored"] if keep else []))
     if 100 <= code <= 999:  # (a bounded set of keys)
-        _STATUS[(entry is not None, code, keep)] = status
+        STATUS[(entry is not None, code, keep)] = status
     return status
 
 
@@ -235,12 +237,14 @@ class Fetch(EventEmitter):
             # for it than the plain proxy), and nobody need wait for it.
             if entry is not None:
                 cache.store.remove(self.key)  # the stored response is superseded
+            if code != 206:
+                cache.mark_pass(self.key, indexed, res_cc)  # (passing.py)
             if self.waiters or cache.pending.get(self.key) is self:
                 cache.finished(self)
         client = self.client
         if client is None or self.client_gone:
             return
-        status = _STATUS.get((entry is not None, code, keep)) or _status(entry, code, keep)
+        status = STATUS.get((entry is not None, code, keep)) or fetch_status(entry, code, keep)
         if keep:
             out = [*fields, status]
         else:
