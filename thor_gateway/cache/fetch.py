@@ -229,6 +229,7 @@ class Fetch(EventEmitter):
             ):
                 keep = False
         if keep:
+            cache.passes.pop(self.key, None)  # (a marked URL has nothing stored)
             self.parts = []
             self.head = (code, phrase, fields, cache.clock())
             self.indexed = (indexed, res_cc)

@@ -31,6 +31,9 @@ Theory of operation.  ``handle`` sorts each request:
 - collapsed forwarding: a miss (or a stale hit) for a key that a Fetch is already getting
   waits for it, then looks again (a hit, usually); the waiters go on their own as soon as
   the response is known not to be stored.
+- a URL whose last response said ``no-store`` or ``private`` is passed: a plain GET for it
+  goes to the inner handler on a :class:`~thor_gateway.cache.passing.Passing` (the client's
+  exchange, with Cache-Status added), no Fetch, until its Cache-Control changes.
 
 The Cache-Status field (RFC 9211) says what happened: ``thor; hit``, ``thor; fwd=miss;
 fwd-status=200; stored``, ``thor; fwd=stale; fwd-status=304``.
@@ -214,6 +217,12 @@ class CacheHandler:
         now = self.clock()
         plain = names.isdisjoint(_SPECIAL)
         if plain:
+            mark = self.passes.get(key)
+            if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
+                self.stats.misses += 1
+                passing = Passing(exchange, self, key, mark)
+                self.inner.handle(passing, self._upstream(request))  # type: ignore[arg-type]
+                return
             entry = self._select(key, headers)
             if entry is not None and now < entry.fresh_until:
                 # The common hit: fresh, and nothing in the request asks for more (no
@@ -252,11 +261,6 @@ class CacheHandler:
         if self._wait(key, exchange, request):
             return
         self.stats.misses += 1
-        mark = self.passes.get(key) if plain and method == _GET else None
-        if mark is not None:
-            passing = Passing(exchange, self, key, mark)
-            self.inner.handle(passing, self._upstream(request))  # type: ignore[arg-type]
-            return
         self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain)
 
     def _other_method(self, exchange: Exchange, request: Request) -> None:

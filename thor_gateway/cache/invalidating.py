@@ -97,6 +97,7 @@ class Invalidating:
                 self._sent,
                 received,
             )
+            self._cache.passes.pop(self._key, None)  # (a marked URL has nothing stored)
             if self._cache.store.put(entry):
                 self._cache.stats.stored += 1
         self._parts = None

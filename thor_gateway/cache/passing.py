@@ -72,7 +72,8 @@ class Passing:
         code = int(status)
         found: list[bytes] = []
         for name, value in headers:
-            if len(name) == 13 or len(name) == 17:
+            size = len(name)
+            if size == 13 or size == 17:
                 lname = name.lower()
                 if lname == _CC:
                     found.append(value)

@@ -572,3 +572,15 @@ def test_only_the_responses_own_directives_make_a_pass(clock: Clock) -> None:
     cache, _ = make(fresh(60, clock), clock)
     get(cache, b"/a", b"GET", (b"Cache-Control", b"no-store"))
     assert cache.passes == {}
+
+
+def test_a_fetch_that_stores_ends_the_pass(clock: Clock) -> None:
+    # A marked URL has nothing stored (handle() looks for the mark before the store).
+    control = [b"no-store"]
+    cache, _ = make(lambda request: (200, [(b"Cache-Control", control[0])], b"x"), clock)
+    get(cache)
+    assert cache.passes
+    control[0] = b"max-age=60"
+    get(cache, b"/a", b"GET", (b"If-None-Match", b'"x"'))  # not plain: a Fetch, which stores
+    assert cache.passes == {}
+    assert get(cache).header(b"Cache-Status") == b"thor; hit"
