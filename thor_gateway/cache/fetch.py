@@ -43,11 +43,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PART",
+    "STATUS",
     "STRIPPED_ON_SERVE",
     "Fetch",
     "as_bytes",
     "conditional",
     "content_range",
+    "fetch_status",
     "part_range",
 ]
 
@@ -57,6 +59,9 @@ _HEAD = b"HEAD"
 # Stored parts (single-range 206 responses) live under their URL's key plus this (a
 # request-target has no space), apart from the complete responses.
 PART = b" part"
+# The Cache-Status field of a fetch, by (validating a stored response, status, stored):
+# worked out once each.
+STATUS: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
 # Fields a stored response is not served with as stored: the cache writes its own.
 STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
 
@@ -97,6 +102,15 @@ def as_bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("latin-1")
 
 
+def fetch_status(entry: Entry | None, code: int, keep: bool) -> tuple[bytes, bytes]:
+    """The Cache-Status field of a fetch's answer (RFC 9211 §2), kept in ``STATUS``."""
+    forward = b"fwd=stale" if entry is not None else b"fwd=miss"
+    status = cache_status(forward, b"fwd-status=%d" % code, *([b"stored"] if keep else []))
+    if 100 <= code <= 999:  # (a bounded set of keys)
+        STATUS[(entry is not None, code, keep)] = status
+    return status
+
+
 class Fetch(EventEmitter):
     """The exchange the inner handler answers when the cache asks it (module docstring)."""
 
@@ -110,6 +124,8 @@ class Fetch(EventEmitter):
         entry: Entry | None,
         req_cc: Mapping[bytes, bytes | None],
         request_time: float,
+        ranged: bool = False,
+        asks: bool = False,
     ) -> None:
         super().__init__()
         self.cache = cache
@@ -121,7 +137,8 @@ class Fetch(EventEmitter):
         self.req_cc = req_cc
         self.request_time = request_time
         self.waiters: list[tuple[Exchange, Request]] = []
-        self.ranged = bool(get_values(request.headers, b"range"))
+        self.ranged = ranged  # the request has a Range
+        self.asks = asks  # the client's request is conditional (If-None-Match...)
         self.started = False
         self.over = False
         self.client_gone = client is None
@@ -136,6 +153,16 @@ class Fetch(EventEmitter):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.origin, name)
+
+    # What the proxy reads of every exchange it is handed: a property is found at once,
+    # where __getattr__ comes only after a failed lookup.
+    @property
+    def client_address(self) -> Any:
+        return self.origin.client_address
+
+    @property
+    def scheme(self) -> Any:
+        return self.origin.scheme
 
     # --- the request side, as the inner handler sees it ------------------------------------
 
@@ -170,35 +197,16 @@ class Fetch(EventEmitter):
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         self.started = True
         code = int(status)
-        phrase = as_bytes(phrase)
+        if phrase.__class__ is not bytes:
+            phrase = as_bytes(phrase)
         fields = [
             (n, v) if n.__class__ is bytes and v.__class__ is bytes else (as_bytes(n), as_bytes(v))
             for n, v in headers
         ]
         cache = self.cache
-        now = cache.clock()
         entry = self.entry
-        if entry is not None:
-            if code == 304:
-                # §4.3.4 selects stored responses by validator; this fetch validated one,
-                # and a 304 says it is current (fields that describe the content are kept).
-                fresh = Entry(
-                    entry.key,
-                    entry.vary,
-                    entry.secondary,
-                    entry.status,
-                    entry.phrase,
-                    freshen(entry.headers, fields),
-                    entry.body,
-                    self.request_time,
-                    now,
-                )
-                cache.store.put(fresh)
-                self._serve_instead(fresh, now, b"fwd=stale", b"fwd-status=304")
-                return
-            if code >= 500 and self._stale_on_error(entry, now, code, fields):
-                self._serve_instead(entry, now, b"fwd=stale", b"fwd-status=%d" % code)
-                return
+        if entry is not None and self._answered(entry, code, fields):
+            return
         request = self.request
         indexed = Fields(fields)  # one pass over the response's fields for every rule below
         res_cc = response_directives(indexed)
@@ -221,27 +229,62 @@ class Fetch(EventEmitter):
             ):
                 keep = False
         if keep:
+            cache.passes.pop(self.key, None)  # (a marked URL has nothing stored)
             self.parts = []
-            self.head = (code, phrase, fields, now)
+            self.head = (code, phrase, fields, cache.clock())
             self.indexed = (indexed, res_cc)
         else:
+            # Not stored: the body is relayed as it comes (response_body does nothing more
+            # for it than the plain proxy), and nobody need wait for it.
             if entry is not None:
                 cache.store.remove(self.key)  # the stored response is superseded
-            cache.finished(self)  # waiters need not wait for a response that is not kept
+            if code != 206:
+                cache.mark_pass(self.key, indexed, res_cc)  # (passing.py)
+            if self.waiters or cache.pending.get(self.key) is self:
+                cache.finished(self)
         client = self.client
         if client is None or self.client_gone:
             return
-        forward = b"fwd=stale" if entry is not None else b"fwd=miss"
-        params = [forward, b"fwd-status=%d" % code] + ([b"stored"] if keep else [])
-        out = [*fields, cache_status(*params)]
+        status = STATUS.get((entry is not None, code, keep)) or fetch_status(entry, code, keep)
+        if keep:
+            out = [*fields, status]
+        else:
+            out = fields  # (a list of our own, not kept: no copy)
+            out.append(status)
         if request.method == _HEAD:
             self.client_body = False
-        if code == 200 and conditional(request.headers) and not_modified(request.headers, fields):
+        if code == 200 and self.asks and not_modified(request.headers, fields):
             out = [(n, v) for n, v in out if n.lower() not in STRIPPED_ON_SERVE]
             client.response_start(304, b"Not Modified", out)
             self.client_body = False
             return
         client.response_start(code, phrase, out)
+
+    def _answered(self, entry: Entry, code: int, fields: Headers) -> bool:
+        """The answer to a validation: is the stored response served instead?"""
+        cache = self.cache
+        now = cache.clock()
+        if code == 304:
+            # §4.3.4 selects stored responses by validator; this fetch validated one,
+            # and a 304 says it is current (fields that describe the content are kept).
+            fresh = Entry(
+                entry.key,
+                entry.vary,
+                entry.secondary,
+                entry.status,
+                entry.phrase,
+                freshen(entry.headers, fields),
+                entry.body,
+                self.request_time,
+                now,
+            )
+            cache.store.put(fresh)
+            self._serve_instead(fresh, now, b"fwd=stale", b"fwd-status=304")
+            return True
+        if code >= 500 and self._stale_on_error(entry, now, code, fields):
+            self._serve_instead(entry, now, b"fwd=stale", b"fwd-status=%d" % code)
+            return True
+        return False
 
     def response_body(self, chunk: bytes) -> None:
         parts = self.parts
@@ -293,7 +336,8 @@ class Fetch(EventEmitter):
         if client is not None and not self.client_gone and self.started:
             client.response_done([])
         self.emit("done", True)
-        cache.finished(self)
+        if self.waiters or cache.pending.get(self.key) is self:
+            cache.finished(self)
 
     def abort(self) -> None:
         if self.over:

@@ -31,6 +31,9 @@ Theory of operation.  ``handle`` sorts each request:
 - collapsed forwarding: a miss (or a stale hit) for a key that a Fetch is already getting
   waits for it, then looks again (a hit, usually); the waiters go on their own as soon as
   the response is known not to be stored.
+- a URL whose last response said ``no-store`` or ``private`` is passed: a plain GET for it
+  goes to the inner handler on a :class:`~thor_gateway.cache.passing.Passing` (the client's
+  exchange, with Cache-Status added), no Fetch, until its Cache-Control changes.
 
 The Cache-Status field (RFC 9211) says what happened: ``thor; hit``, ``thor; fwd=miss;
 fwd-status=200; stored``, ``thor; fwd=stale; fwd-status=304``.
@@ -51,27 +54,25 @@ from thor_gateway.cache.fetch import (
     PART,
     STRIPPED_ON_SERVE,
     Fetch,
-    as_bytes,
     conditional,
     part_range,
 )
+from thor_gateway.cache.invalidating import Invalidating
 from thor_gateway.cache.keys import (
     CONDITIONAL,
     byte_range,
     cache_status,
-    invalidated,
     language_chosen,
     not_modified,
     primary_key,
     secondary_key,
-    vary_names,
 )
+from thor_gateway.cache.passing import Mark, Passing, pass_mark
 from thor_gateway.cache.rules import (
+    Fields,
     Reuse,
     request_directives,
-    response_directives,
     reuse,
-    storable,
 )
 from thor_gateway.cache.store import Entry, MemoryStore, Store
 from thor_gateway.routing.request import Done, Handler, Request
@@ -105,6 +106,7 @@ _HIT = cache_status(b"hit")
 _NO_TRAILERS: Headers = []
 _LANGUAGE = (b"accept-language",)
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
+_PASSES = 4096  # URLs remembered as not stored
 
 
 @dataclass(slots=True)
@@ -178,6 +180,7 @@ class CacheHandler:
         self.clock = clock  # wall-clock seconds: compared with Date and Expires
         self.stats = CacheStats()
         self.pending: dict[bytes, Fetch] = {}
+        self.passes: dict[bytes, Mark] = {}  # URLs whose responses are not stored: passing.py
 
     # --- the Handler interface -----------------------------------------------------------
 
@@ -212,7 +215,14 @@ class CacheHandler:
         names = {n.lower() for n, _ in headers}
         key = primary_key(request.scheme, headers, request.target)
         now = self.clock()
-        if names.isdisjoint(_SPECIAL):
+        plain = names.isdisjoint(_SPECIAL)
+        if plain:
+            mark = self.passes.get(key)
+            if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
+                self.stats.misses += 1
+                passing = Passing(exchange, self, key, mark)
+                self.inner.handle(passing, self._upstream(request))  # type: ignore[arg-type]
+                return
             entry = self._select(key, headers)
             if entry is not None and now < entry.fresh_until:
                 # The common hit: fresh, and nothing in the request asks for more (no
@@ -251,7 +261,7 @@ class CacheHandler:
         if self._wait(key, exchange, request):
             return
         self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, req_cc)
+        self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain)
 
     def _other_method(self, exchange: Exchange, request: Request) -> None:
         """Neither GET nor HEAD: passed on; an unsafe method's answer invalidates (§4.4)."""
@@ -260,7 +270,7 @@ class CacheHandler:
             self.inner.handle(exchange, request)
             return
         key = primary_key(request.scheme, request.headers, request.target)
-        watcher = _Invalidating(exchange, self, request, key)
+        watcher = Invalidating(exchange, self, request, key)
         self.inner.handle(cast(Exchange, watcher), request)
 
     def _stored(
@@ -282,7 +292,7 @@ class CacheHandler:
             asks = not names.isdisjoint(CONDITIONAL)
             self.serve(exchange, request, entry, age, b"hit", None, asks)
             if decision is _SWR and key not in self.pending:
-                self._fetch(None, exchange, request, key, entry, req_cc)
+                self._fetch(None, exchange, request, key, entry, req_cc, now)
             return
         if b"only-if-cached" in req_cc:
             self._gateway_timeout(exchange, request)
@@ -290,7 +300,7 @@ class CacheHandler:
         if self._wait(key, exchange, request):
             return  # a validation is in flight (when a popular response expires)
         self.stats.stale += 1
-        self._fetch(exchange, exchange, request, key, entry, req_cc)
+        self._fetch(exchange, exchange, request, key, entry, req_cc, now)
 
     def _range(
         self,
@@ -306,20 +316,20 @@ class CacheHandler:
         # it; otherwise it is fetched with its Range (a single-part 206 is kept).
         if entry is not None and entry.status == 200 and self._usable(entry, req_cc, now):
             self.stats.hits += 1
-            self.serve(exchange, request, entry, self._age(entry, now), b"hit", ranged)
+            self.serve(exchange, request, entry, entry.age(now), b"hit", ranged)
             return
         part = self._select(key + PART, request.headers)
         if part is not None and self._usable(part, req_cc, now):
             held = part_range(part.headers, ranged)
             if held is not None:
                 self.stats.hits += 1
-                self._serve_part(exchange, request, part, held, self._age(part, now))
+                self._serve_part(exchange, request, part, held, part.age(now))
                 return
         if b"only-if-cached" in req_cc:
             self._gateway_timeout(exchange, request)
             return
         self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, req_cc)
+        self._fetch(exchange, exchange, request, key, None, req_cc, now, ranged=True)
 
     def _wait(self, key: bytes, exchange: Exchange, request: Request) -> bool:
         """Collapsed forwarding: wait for the fetch in flight for ``key``, if any, and then
@@ -346,9 +356,6 @@ class CacheHandler:
                 if entry.vary == _LANGUAGE and language_chosen(entry.headers, headers):
                     return entry
         return best
-
-    def _age(self, entry: Entry, now: float) -> float:
-        return entry.age(now)
 
     def _usable(self, entry: Entry, req_cc: Mapping[bytes, bytes | None], now: float) -> bool:
         decision = reuse(req_cc, entry.res_cc, entry.lifetime, entry.age(now))
@@ -453,9 +460,20 @@ class CacheHandler:
         key: bytes,
         entry: Entry | None,
         req_cc: Mapping[bytes, bytes | None],
+        now: float,
+        ranged: bool = False,
+        plain: bool = False,
     ) -> None:
-        headers = [(n, v) for n, v in request.headers if n.lower() not in CONDITIONAL]
-        headers.append(_CAPABILITY)
+        """Ask the inner handler (a miss, a validation, a refresh); ``now`` is when the
+        request came, the request time of what it brings (RFC 9111 §4.2.3); ``plain``: the
+        request has none of the fields in _SPECIAL."""
+        if plain:
+            headers = [*request.headers, _CAPABILITY]
+            asks = False
+        else:
+            headers = [(n, v) for n, v in request.headers if n.lower() not in CONDITIONAL]
+            asks = len(headers) != len(request.headers)  # the client's own conditionals
+            headers.append(_CAPABILITY)
         if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
             etags = get_values(entry.headers, b"etag")
             if etags:
@@ -463,9 +481,25 @@ class CacheHandler:
             modified = get_values(entry.headers, b"last-modified")
             if modified:
                 headers.append((b"If-Modified-Since", modified[0]))
-        # A HEAD goes as the GET it stands for: the answer fills (or freshens) the store.
-        r = request  # (dataclasses.replace, without its generic work per call)
-        upstream = Request(
+        upstream = self._upstream(request, headers)
+        fetch = Fetch(self, key, client, origin, request, entry, req_cc, now, ranged, asks)
+        if not ranged and key not in self.pending:  # a range waits for no one
+            self.pending[key] = fetch
+        try:
+            self.inner.handle(fetch, upstream)  # type: ignore[arg-type]  # (cast: a call)
+        except BaseException:
+            fetch.over = True
+            self.finished(fetch)  # the waiters must not wait for it
+            raise
+        fetch.emit("request_done", [])
+
+    def _upstream(self, r: Request, headers: Headers | None = None) -> Request:
+        """What goes to the inner handler: a GET (a HEAD goes as the GET it stands for, whose
+        answer fills the store), with Surrogate-Capability (dataclasses.replace, without its
+        generic work per call)."""
+        if headers is None:
+            headers = [*r.headers, _CAPABILITY]
+        return Request(
             _GET,
             r.target,
             r.raw_path,
@@ -479,16 +513,14 @@ class CacheHandler:
             r.server,
             r.state,
         )
-        fetch = Fetch(self, key, client, origin, request, entry, req_cc, self.clock())
-        if key not in self.pending and not fetch.ranged:  # a range waits for no one
-            self.pending[key] = fetch
-        try:
-            self.inner.handle(cast(Exchange, fetch), upstream)
-        except BaseException:
-            fetch.over = True
-            self.finished(fetch)  # the waiters must not wait for it
-            raise
-        fetch.emit("request_done", [])
+
+    def mark_pass(self, key: bytes, indexed: Fields, res_cc: Mapping[bytes, bytes | None]) -> None:
+        """A response for ``key`` was not stored: pass the next plain GETs (passing.py)."""
+        mark = pass_mark(indexed, res_cc)
+        if mark is not None:
+            if len(self.passes) >= _PASSES:
+                self.passes.clear()  # (bounded: endless distinct URLs cost one store each)
+            self.passes[key] = mark
 
     def finished(self, fetch: Fetch) -> None:
         """A fetch is over, or will store nothing: wake the requests that waited for it."""
@@ -510,80 +542,3 @@ def _has_body(headers: Headers) -> bool:
         if lname == b"transfer-encoding" or (lname == b"content-length" and value.strip() != b"0"):
             return True
     return False
-
-
-class _Invalidating:
-    """The client's exchange, watched for the status of an unsafe request (RFC 9111 §4.4).
-
-    A POST response that names its own URL in Content-Location, with explicit freshness,
-    is also what a GET of that URL would get (RFC 9110 §9.3.3): it is kept for them.
-    """
-
-    def __init__(self, exchange: Any, cache: CacheHandler, request: Request, key: bytes) -> None:
-        self._exchange = exchange
-        self._cache = cache
-        self._request = request
-        self._key = key
-        self._parts: list[bytes] | None = None
-        self._head: tuple[int, bytes, Headers, float] | None = None
-        self._size = 0
-        self._sent = cache.clock()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._exchange, name)
-
-    def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
-        headers = list(headers)
-        fields = [(as_bytes(n), as_bytes(v)) for n, v in headers]
-        code = int(status)
-        request = self._request
-        cache = self._cache
-        cache.invalidate(invalidated(request.method, code, self._key, fields))
-        if request.method == b"POST" and self._reusable(code, fields):
-            self._parts = []
-            self._head = (code, as_bytes(phrase), fields, cache.clock())
-        self._exchange.response_start(status, phrase, headers)
-
-    def _reusable(self, code: int, fields: Headers) -> bool:
-        res_cc = response_directives(fields)
-        explicit = b"max-age" in res_cc or b"s-maxage" in res_cc or get_values(fields, b"expires")
-        located = [
-            primary_key(self._request.scheme, self._request.headers, v.strip())
-            if v.strip()[:1] == b"/"
-            else primary_key("http", [], v.strip())
-            for v in get_values(fields, b"content-location")
-        ]
-        return (
-            bool(explicit)
-            and located == [self._key]
-            and storable(_GET, code, self._request.headers, fields, None, res_cc)
-        )
-
-    def response_body(self, chunk: bytes) -> None:
-        if self._parts is not None:
-            self._size += len(chunk)
-            if self._size > self._cache.settings.max_object_size:
-                self._parts = None
-            else:
-                self._parts.append(chunk)
-        self._exchange.response_body(chunk)
-
-    def response_done(self, trailers: Any = None, close: bool = False) -> None:
-        if self._parts is not None and self._head is not None:
-            code, phrase, fields, received = self._head
-            names = vary_names(fields)
-            entry = Entry(
-                self._key,
-                names,
-                secondary_key(names, self._request.headers),
-                code,
-                phrase,
-                fields,
-                b"".join(self._parts),
-                self._sent,
-                received,
-            )
-            if self._cache.store.put(entry):
-                self._cache.stats.stored += 1
-        self._parts = None
-        self._exchange.response_done(trailers or [], close)

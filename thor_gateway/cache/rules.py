@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from thor.http.headers import get_values as _scan
+from thor.memo import Memo
 
 __all__ = [
     "DEFAULT_CACHEABLE",
@@ -145,6 +146,9 @@ def _split_members(value: bytes) -> list[bytes]:
     return [m for m in members if m.strip()]
 
 
+_RESPONSE_CC: Memo[bytes, dict[bytes, bytes | None]] = Memo(256)
+
+
 def response_directives(headers: AnyHeaders) -> dict[bytes, bytes | None]:
     """A response's Cache-Control, overridden by Surrogate-Control where it speaks.
 
@@ -153,9 +157,18 @@ def response_directives(headers: AnyHeaders) -> dict[bytes, bytes | None]:
     beats a Cache-Control freshness.  A directive targeted at a device
     (``max-age=60;edge1``) is for another cache, and ignored.
     """
-    found = directives(headers)
     if not _values(headers, b"surrogate-control"):
-        return found
+        values = _values(headers, b"cache-control")
+        if len(values) == 1:
+            # Responses from an origin carry the same few Cache-Control values: parsed once
+            # each (the dict is shared, so no caller changes it).
+            known = _RESPONSE_CC.get(values[0])
+            if known is None:
+                known = directives(headers)
+                _RESPONSE_CC.put(values[0], known)
+            return known
+        return directives(headers)
+    found = directives(headers)
     surrogate: dict[bytes, bytes | None] = {}
     for name, value in directives(headers, b"surrogate-control").items():
         name, _, name_target = name.partition(b";")

@@ -514,3 +514,73 @@ def test_requests_for_an_expired_response_wait_for_one_validation(clock: Clock) 
     send(exchange, (304, [(b"Cache-Control", b"max-age=10")], b""))
     assert [c.body for c in clients] == [b"v"] * 4
     assert len(origin.seen) == 2
+
+
+def test_a_url_whose_responses_are_not_stored_is_passed_until_they_change(clock: Clock) -> None:
+    # passing.py: after a no-store response, the next plain GETs go to the origin with the
+    # client's own exchange (no Fetch); a different Cache-Control ends that.
+    control = [b"no-store"]
+
+    def reply(request: Request) -> Reply:
+        return 200, [(b"Cache-Control", control[0]), (b"Date", http_date(clock.now))], b"hi"
+
+    cache, origin = make(reply, clock)
+    kinds: list[str] = []
+    handle = origin.handle
+
+    def watched(exchange: Any, request: Request) -> None:
+        kinds.append(type(exchange).__name__)
+        handle(exchange, request)
+
+    origin.handle = watched  # type: ignore[method-assign]
+    first = get(cache)
+    assert cache.passes == {b"http://example.com/a": (b"no-store",)}
+    second = get(cache)
+    assert kinds == ["Fetch", "Passing"]
+    assert len(origin.seen) == 2
+    assert second.body == b"hi"
+    assert second.finished
+    for client in (first, second):
+        assert client.header(b"Cache-Status") == b"thor; fwd=miss; fwd-status=200"
+    # the passed request still goes upstream as the cache's own (Surrogate-Capability)
+    assert (b"Surrogate-Capability", b'thor="Surrogate/1.0"') in origin.seen[1].headers
+    assert cache.pending == {}
+    # a client that asks something of the cache (a conditional) gets a full Fetch
+    get(cache, b"/a", b"GET", (b"If-None-Match", b'"x"'))
+    assert cache.passes  # the same answer: still passed
+    control[0] = b"max-age=60"
+    changed = get(cache)  # relayed unstored, the mark dropped
+    assert changed.header(b"Cache-Status") == b"thor; fwd=miss; fwd-status=200"
+    assert cache.passes == {}
+    assert get(cache).header(b"Cache-Status") == b"thor; fwd=miss; fwd-status=200; stored"
+    assert get(cache).header(b"Cache-Status") == b"thor; hit"
+    assert len(origin.seen) == 5
+    assert kinds == ["Fetch", "Passing", "Fetch", "Passing", "Fetch"]
+
+
+def test_only_the_responses_own_directives_make_a_pass(clock: Clock) -> None:
+    # must-understand makes no-store depend on the status, Surrogate-Control may override
+    # it: neither is remembered; nor is a response the request's no-store kept out.
+    for more in [
+        [(b"Cache-Control", b"no-store, must-understand")],
+        [(b"Cache-Control", b"no-store"), (b"Surrogate-Control", b"max-age=0")],
+        [(b"Cache-Control", b"max-age=0, no-cache")],
+    ]:
+        cache, _ = make(lambda request, more=more: (200, more, b"x"), clock)  # type: ignore[misc]
+        get(cache)
+        assert cache.passes == {}, more
+    cache, _ = make(fresh(60, clock), clock)
+    get(cache, b"/a", b"GET", (b"Cache-Control", b"no-store"))
+    assert cache.passes == {}
+
+
+def test_a_fetch_that_stores_ends_the_pass(clock: Clock) -> None:
+    # A marked URL has nothing stored (handle() looks for the mark before the store).
+    control = [b"no-store"]
+    cache, _ = make(lambda request: (200, [(b"Cache-Control", control[0])], b"x"), clock)
+    get(cache)
+    assert cache.passes
+    control[0] = b"max-age=60"
+    get(cache, b"/a", b"GET", (b"If-None-Match", b'"x"'))  # not plain: a Fetch, which stores
+    assert cache.passes == {}
+    assert get(cache).header(b"Cache-Status") == b"thor; hit"

@@ -1,0 +1,88 @@
+"""Passing: a miss for a URL whose responses are not stored, relayed with no cache work.
+
+When a fetched response may not be stored because of its own Cache-Control (``no-store``
+or ``private``: RFC 9111 §3, §5.2.2.5, §5.2.2.7), the cache remembers that field value for
+the URL (:func:`pass_mark`).  The next plain GET for it (no directives, conditionals or
+range in the request) goes to the inner handler on a :class:`Passing` in place of a
+:class:`~thor_gateway.cache.fetch.Fetch`: the request's events are the client exchange's
+own, the response goes to the client as it comes with its Cache-Status, and nothing is
+copied, stored or waited for (nobody waits for it either: it will not be stored).  If the
+response's Cache-Control is not the remembered one (or a Surrogate-Control appears), the
+mark is dropped, and the next request is a miss that may store again; this one is relayed
+unstored, which a cache may always do (§3: "MAY store").  Like Varnish's hit-for-miss,
+without its timer: the response itself says when the mark no longer holds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from thor.http.exchange import Exchange
+from thor_gateway.cache.fetch import STATUS, fetch_status
+from thor_gateway.cache.rules import Fields
+
+if TYPE_CHECKING:
+    from thor_gateway.cache.handler import CacheHandler
+
+__all__ = ["Passing", "pass_mark"]
+
+Mark = tuple[bytes, ...]
+_CC = b"cache-control"
+_SC = b"surrogate-control"
+
+
+def pass_mark(indexed: Fields, res_cc: Any) -> Mark | None:
+    """The Cache-Control values that alone make a response unstorable, or None."""
+    if (
+        (b"no-store" in res_cc or b"private" in res_cc)
+        and b"must-understand" not in res_cc  # (it would make no-store depend on the status)
+        and _SC not in indexed.by_name
+    ):
+        return tuple(indexed.by_name.get(_CC, ()))
+    return None
+
+
+class Passing:
+    """The client's exchange, as the inner handler sees it for a passed miss."""
+
+    __slots__ = ("_cache", "_exchange", "_key", "_mark", "on", "response_body", "response_done")
+
+    def __init__(self, exchange: Exchange, cache: CacheHandler, key: bytes, mark: Mark) -> None:
+        self._exchange = exchange
+        self._cache = cache
+        self._key = key
+        self._mark = mark
+        # The client's own methods: the request's events and the body go with no frame here.
+        self.on = exchange.on
+        self.response_body = exchange.response_body
+        self.response_done = exchange.response_done
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._exchange, name)
+
+    @property
+    def client_address(self) -> Any:
+        return self._exchange.client_address
+
+    @property
+    def scheme(self) -> Any:
+        return self._exchange.scheme
+
+    def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
+        code = int(status)
+        found: list[bytes] = []
+        for name, value in headers:
+            size = len(name)
+            if size == 13 or size == 17:
+                lname = name.lower()
+                if lname == _CC:
+                    found.append(value)
+                elif lname == _SC:
+                    found.append(b"")  # (never a mark: one is made only without it)
+        if tuple(found) != self._mark:
+            self._cache.passes.pop(self._key, None)  # ask again next time
+        self._exchange.response_start(
+            code,
+            phrase,
+            [*headers, STATUS.get((False, code, False)) or fetch_status(None, code, False)],
+        )
