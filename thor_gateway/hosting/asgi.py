@@ -69,6 +69,8 @@ Start = tuple[int, bytes, list[tuple[bytes, bytes]]]
 _NAME_RE = re.compile(abnf.TOKEN + rb"\Z")
 _VALUE_RE = re.compile(abnf.FIELD_CHAR + rb"*\Z")
 _PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+# Seconds the app's tasks get to end after the lifespan shutdown, then again once cancelled.
+TASK_GRACE = 1.0
 # Valid header lists of http.response.start, encoded, by value (thor_gateway.memo).
 _HEADER_LISTS: Memo[tuple[object, ...], tuple[tuple[bytes, bytes], ...]] = Memo(256)
 
@@ -303,11 +305,31 @@ class AsgiHandler:
         self._shut_down = True
 
         def stopped(exc: BaseException | None) -> None:
-            if not self.outbox.inline:  # an inline loop is the server's: not ours to stop
+            if self.outbox.inline:  # an inline loop is the server's: not ours to stop
+                done(exc)
+                return
+
+            def ended(_: BaseException | None) -> None:
                 aloop.call_soon_threadsafe(aloop.stop)
-            done(exc)
+                done(exc)
+
+            self._run_coroutine(_end_tasks(TASK_GRACE), ended)
 
         self._run_coroutine(self.lifespan.shutdown(), stopped)
+
+
+async def _end_tasks(grace: float) -> None:
+    """Let what the app still runs end before its loop closes: a WebSocket consumer told of
+    its disconnect may still be unwinding. Waited for ``grace`` seconds, then cancelled and
+    waited for again; a task the closed loop destroyed would log a spurious traceback."""
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=grace)
 
 
 class _AsgiExchange:
