@@ -35,6 +35,8 @@ from typing import Any
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from support import cpu_seconds  # noqa: E402 (benchmarks/ is the script's folder)
+
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 BODY = b"Hello, World!"
 
@@ -184,13 +186,6 @@ def micro(variant: str, threads: int, inflight: int, rounds: int) -> float:
 
 
 # ------------------------------------------------------------------ client side
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(port: int, pid: int, conns: int, seconds: float, warmup: float) -> tuple[float, float]:

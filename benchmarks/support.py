@@ -1,9 +1,12 @@
-"""What the benchmark scripts share: a free loopback port, and waiting for a listener."""
+"""What the benchmark scripts share: a free loopback port, waiting for a listener, and a
+process's CPU time."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -23,3 +26,13 @@ def wait_for(port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"nothing listens on port {port} after {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads; /proc/PID/stat fields 14
+    and 15), 0.0 once it is gone or where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -37,11 +37,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from support import free_port, wait_for
+from support import cpu_seconds, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "tests.websocket.asgi_echo:app"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def server_command(name: str, port: int, upstream: int, uvicorn_python: str) -> list[str]:
@@ -73,12 +72,6 @@ def server_command(name: str, port: int, upstream: int, uvicorn_python: str) -> 
             "off",
         ]
     raise SystemExit(f"unknown server {name}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (fields 14 and 15 of /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def open_ws(port: int) -> socket.socket:

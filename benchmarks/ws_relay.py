@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from support import free_port, wait_for
+from support import cpu_seconds, free_port, wait_for
 
 HERE = Path(__file__).resolve()
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
@@ -170,12 +170,6 @@ def run_load(port: int, connections: int, size: int, window: int, seconds: float
         sel.unregister(sock)
         sock.close()
     return done / elapsed
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its children that were waited for."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def serving_pid(gateway: subprocess.Popen[bytes]) -> int:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support import free_port, wait_for
+from support import cpu_seconds, free_port, wait_for  # noqa: F401 (cpu_seconds: for slow_attacks.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,15 +95,6 @@ def rss_kib(pid: int) -> int:
         return 0
     match = re.search(r"VmRSS:\s+(\d+) kB", text)
     return int(match[1]) if match else 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of ``pid`` so far (/proc/PID/stat fields 14 and 15)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Gateway:
