@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,22 @@ def read_all(sock: socket.socket) -> bytes:
             break
         chunks.append(data)
     return b"".join(chunks)
+
+
+def how_it_ends(sock: socket.socket, seconds: float = 3.0) -> tuple[str, int]:
+    """Read fast until the connection ends: ("a reset" | "a close" | "nothing" within
+    ``seconds``, the bytes received before that)."""
+    deadline = time.monotonic() + seconds
+    received = 0
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            return "a reset", received
+        if not data:
+            return "a close", received
+        received += len(data)
+    return "nothing", received
 
 
 def hello(ex: HttpServerExchange) -> None:

@@ -13,7 +13,7 @@ import threading
 import time
 
 from tests.http.client_support import wait_for
-from tests.http.server_helpers import ServerThread, read_all
+from tests.http.server_helpers import ServerThread, how_it_ends, read_all
 from thor.http.server import HttpServerExchange
 
 
@@ -179,16 +179,5 @@ def test_a_client_cut_for_sipping_gets_no_more_of_what_the_kernel_holds() -> Non
             assert not live.server.connections, "the server still serves the client"
             # Now read fast: what is in our receive buffer, then the reset (not the rest of
             # the kernel's send queue and a FIN).
-            cut = time.monotonic()
-            received, ended = 0, "nothing"
-            while time.monotonic() - cut < 3:
-                try:
-                    data = sock.recv(65536)
-                except ConnectionResetError:
-                    ended = "a reset"
-                    break
-                if not data:
-                    ended = "a close"
-                    break
-                received += len(data)
+            ended, received = how_it_ends(sock)
             assert ended == "a reset", f"{ended} after {received} more bytes"
