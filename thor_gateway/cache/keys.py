@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from thor.http.headers import get_values
+from thor.http.protocol.abnf import parse_byte_ranges
 from thor_gateway.cache.rules import parse_http_date, strip_names
 
 __all__ = [
@@ -256,25 +257,10 @@ def byte_range(values: list[bytes], length: int) -> tuple[int, int] | bool | Non
     """
     if len(values) != 1:
         return None
-    unit, _, spec = values[0].partition(b"=")
-    if unit.strip().lower() != b"bytes" or b"," in spec:
+    ranges = parse_byte_ranges(values[0], length, 1)  # more than one spec: ignored
+    if ranges is None:
         return None
-    first, dash, last = spec.strip().partition(b"-")
-    if not dash:
-        return None
-    if not first:  # a suffix: the last N bytes
-        if not last.isdigit():
-            return None
-        count = int(last)
-        return (max(0, length - count), length - 1) if count and length else False
-    if not first.isdigit() or (last and not last.isdigit()):
-        return None
-    start = int(first)
-    if last and int(last) < start:
-        return None  # invalid: ignored (§14.1.1)
-    if start >= length:
-        return False
-    return (start, min(int(last), length - 1) if last else length - 1)
+    return ranges[0] if ranges else False
 
 
 def cache_status(*params: bytes) -> tuple[bytes, bytes]:

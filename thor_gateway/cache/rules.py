@@ -15,13 +15,12 @@ every answer is a plain value, so the rules are tested without sockets
 
 from __future__ import annotations
 
-import calendar
 import enum
 import re
-import time
 from collections.abc import Iterable, Mapping
 
 from thor.http.headers import get_values as _scan
+from thor.http.protocol.abnf import http_date, parse_http_date
 from thor.memo import Memo
 
 __all__ = [
@@ -208,64 +207,8 @@ def delta_seconds(argument: bytes | None) -> int | None:
 
 # --- HTTP dates (RFC 9110 §5.6.7) -----------------------------------------------------------
 
-_MONTHS = {
-    m: i for i, m in enumerate(b"jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)
-}
-_IMF = re.compile(rb"[a-z]{3}, (\d\d) ([a-z]{3}) (\d{4}) (\d\d):(\d\d):(\d\d) gmt")
-_RFC850 = re.compile(rb"[a-z]{6,9}, (\d\d)-([a-z]{3})-(\d\d) (\d\d):(\d\d):(\d\d) gmt")
-_ASCTIME = re.compile(rb"[a-z]{3} ([a-z]{3}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})")
-
-
-def parse_http_date(value: bytes, now: float | None = None) -> float | None:
-    """Seconds since the epoch of an HTTP-date, or None if it is not one.
-
-    All three formats are read (§5.6.7: recipients MUST accept the obsolete ones); a
-    two-digit RFC 850 year more than 50 years ahead of ``now`` is taken in the past.
-    """
-    text = value.strip().lower()
-    try:
-        if (m := _IMF.fullmatch(text)) is not None:
-            day, month, year, hh, mm, ss = m.groups()
-        elif (m := _RFC850.fullmatch(text)) is not None:
-            day, month, yy, hh, mm, ss = m.groups()
-            year = b"%d" % _century(int(yy), now)
-        elif (m := _ASCTIME.fullmatch(text)) is not None:
-            month, day, hh, mm, ss, year = m.groups()
-        else:
-            return None
-        number = _MONTHS.get(month)
-        if number is None:
-            return None
-        stamp = (int(year), number, int(day), int(hh), int(mm), int(ss))
-        if not (1 <= stamp[2] <= 31 and stamp[3] < 24 and stamp[4] < 60 and stamp[5] < 61):
-            return None
-        return float(calendar.timegm((*stamp, 0, 0, 0)))
-    except (ValueError, OverflowError):
-        return None
-
-
-def _century(yy: int, now: float | None) -> int:
-    this_year = 2000 if now is None else int(1970 + now // 31556952)
-    year = this_year - this_year % 100 + yy
-    return year - 100 if year > this_year + 50 else year
-
-
-_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
-_MONTH_NAMES = b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
-
-
-def http_date(seconds: float) -> bytes:
-    """The IMF-fixdate of ``seconds`` since the epoch."""
-    g = time.gmtime(int(seconds))  # arithmetic on the argument; no clock is read
-    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
-        _DAYS[g.tm_wday],
-        g.tm_mday,
-        _MONTH_NAMES[g.tm_mon - 1],
-        g.tm_year,
-        g.tm_hour,
-        g.tm_min,
-        g.tm_sec,
-    )
+# parse_http_date and http_date are thor.http.protocol.abnf's (one reader and writer of
+# HTTP-dates for the library and every part of the gateway), re-exported here.
 
 
 def _first_date(headers: AnyHeaders, name: bytes) -> float | None:

@@ -12,10 +12,11 @@ Nothing here does IO; :mod:`thor_gateway.static.handler` opens the files and str
 
 from __future__ import annotations
 
-import email.utils
 import enum
 import mimetypes
 import re
+
+from thor.http.protocol.abnf import http_date, parse_byte_ranges, parse_http_date
 
 __all__ = [
     "Precondition",
@@ -67,6 +68,9 @@ def safe_relative(path_info: bytes) -> tuple[bytes, bool] | None:
 
 # ------------------------------------------------------------------ validators
 
+# http_date and parse_http_date (RFC 9110 §5.6.7) are thor.http.protocol.abnf's, the one
+# writer and reader of HTTP-dates, re-exported here.
+
 
 def entity_tag(mtime_ns: int, size: int, coding: bytes = b"") -> bytes:
     """A strong entity tag from the file's modification time and size.
@@ -75,28 +79,6 @@ def entity_tag(mtime_ns: int, size: int, coding: bytes = b"") -> bytes:
     """
     suffix = b"-" + coding if coding else b""
     return b'"%x-%x%s"' % (mtime_ns, size, suffix)
-
-
-def http_date(seconds: float) -> bytes:
-    """An IMF-fixdate (RFC 9110 §5.6.7)."""
-    return email.utils.formatdate(int(seconds), usegmt=True).encode("ascii")
-
-
-def parse_http_date(value: bytes) -> int | None:
-    """Seconds since the epoch of an HTTP-date (the three formats of §5.6.7); None if invalid.
-
-    A recipient MUST ignore a conditional field whose date is invalid (§13.1.3, §13.1.4).
-    """
-    try:
-        parsed = email.utils.parsedate_tz(value.decode("latin-1"))
-    except (ValueError, TypeError, IndexError):
-        return None
-    if parsed is None or parsed[9] not in (0, None):
-        return None  # an HTTP-date is always GMT
-    try:
-        return int(email.utils.mktime_tz(parsed))
-    except (OverflowError, ValueError):
-        return None
 
 
 def _tags(value: bytes) -> list[bytes]:
@@ -177,7 +159,6 @@ def _if_range_holds(value: bytes, etag: bytes, mtime: int) -> bool:
 
 # More ranges than this in one request is an abuse (§14.2 lets a server ignore them).
 MAX_RANGES = 16
-_RANGE_SPEC = re.compile(rb"\s*(\d*)\s*-\s*(\d*)\s*")
 
 
 class RangeResult(enum.Enum):
@@ -193,37 +174,10 @@ def parse_range(value: bytes, length: int) -> list[tuple[int, int]] | RangeResul
     A field in another unit, or that does not parse, is ignored (§14.2: the recipient
     MUST ignore a Range it does not understand); one with no satisfiable range is 416.
     """
-    unit, sep, specs = value.partition(b"=")
-    if not sep or unit.strip().lower() != b"bytes":
+    ranges = parse_byte_ranges(value, length, MAX_RANGES)
+    if ranges is None:
         return RangeResult.IGNORE
-    ranges: list[tuple[int, int]] = []
-    count = 0
-    for spec in specs.split(b","):
-        if not spec.strip():
-            continue  # empty list elements are allowed (§5.6.1)
-        count += 1
-        match = _RANGE_SPEC.fullmatch(spec)
-        if match is None or count > MAX_RANGES:
-            return RangeResult.IGNORE
-        first_text, last_text = match[1], match[2]
-        if first_text:
-            first = int(first_text)
-            last = int(last_text) if last_text else length - 1
-            if last_text and last < first:
-                return RangeResult.IGNORE  # invalid, so the whole field is (§14.1.1)
-            if first < length:
-                ranges.append((first, min(last, length - 1)))
-        elif last_text:
-            suffix = int(last_text)
-            if suffix > 0 and length > 0:
-                ranges.append((max(0, length - suffix), length - 1))
-        else:
-            return RangeResult.IGNORE
-    if not count:
-        return RangeResult.IGNORE
-    if not ranges:
-        return RangeResult.UNSATISFIABLE
-    return ranges
+    return ranges if ranges else RangeResult.UNSATISFIABLE
 
 
 # ------------------------------------------------------------------ content
