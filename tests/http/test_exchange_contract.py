@@ -76,3 +76,48 @@ def test_tls_info_names_the_negotiated_protocol(tmp_path: Path) -> None:
     assert info.version == version
     assert info.cipher
     assert info.peer_certificate is None  # the client sent none
+
+
+def test_a_write_buffer_limit_holds_for_its_exchange_only() -> None:
+    """set_write_buffer_limit bounds one response; the connection's marks come back as the
+    exchange ends (completed or not), with no ``done`` listener added for it."""
+    seen: list[tuple[str, int, int]] = []
+
+    def marks(ex: Exchange, when: str) -> None:
+        tcp = ex.http_conn.tcp_conn  # type: ignore[attr-defined]
+        seen.append((when, tcp.write_high_water, tcp.write_low_water))
+
+    def handler(ex: Exchange) -> None:
+        marks(ex, "start")
+        if ex.uri == b"/bound":
+            ex.set_write_buffer_limit(1000)
+            ex.set_write_buffer_limit(2000)  # a second bound; the first marks still return
+            marks(ex, "bound")
+            assert ex.listeners("done") == []  # type: ignore[attr-defined]
+        if ex.uri == b"/unfinished":
+            ex.set_write_buffer_limit(1000)
+            ex.on("done", lambda completed: marks(ex, f"done {completed}"))
+            ex.response_start(200, "OK", [("Content-Length", "10")])
+            ex.abort()  # the connection ends the exchange: finish(False)
+            return
+        ex.respond(200, "OK", [("Content-Length", "2")], b"ok")
+        marks(ex, "after")
+
+    with (
+        ServerThread(handler) as srv,
+        socket.create_connection(("127.0.0.1", srv.port), timeout=3) as sock,
+    ):
+        sock.sendall(b"GET /bound HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(b"GET /unfinished HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_all(sock)
+    start = seen[0][1:]
+    assert start[0] > 2000
+    assert seen == [
+        ("start", *start),
+        ("bound", 2000, 500),
+        ("after", *start),  # response_done put the marks back
+        ("start", *start),  # so the next exchange on the connection is not bound
+        ("after", *start),
+        ("start", *start),
+        ("done False", *start),  # and so did an exchange cut short, before its done
+    ]

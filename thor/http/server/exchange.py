@@ -192,6 +192,9 @@ class HttpServerExchange(EventEmitter):
     res_bytes = 0
     res_hdrs: RawHeaderListType = []  # the response's fields once started (access logs)
     finished = False  # ``done`` was emitted: nothing more happens to this exchange
+    # The connection's write marks while set_write_buffer_limit's bound holds; put back as
+    # the exchange ends, by a test here rather than a ``done`` listener per bound response.
+    _marks_before: tuple[int, int] | None = None
 
     def __init__(self, conn: ConnectionSide, head: RequestHead, writer: ResponseWriter) -> None:
         EventEmitter.__init__(self)
@@ -318,6 +321,8 @@ class HttpServerExchange(EventEmitter):
         if tail:
             conn.write(tail)
         self.finished = True  # finish(True), inline: once per request
+        if self._marks_before is not None:
+            self._restore_marks()
         self.emit("done", True)
         conn.exchange_finished(self)
 
@@ -347,6 +352,8 @@ class HttpServerExchange(EventEmitter):
     def finish(self, completed: bool) -> None:
         """Emit ``done`` (the connection calls this when the exchange ends otherwise)."""
         self.finished = True
+        if self._marks_before is not None:
+            self._restore_marks()
         self.emit("done", completed)
 
     # ---------------------------------------------------------- switching
@@ -394,10 +401,16 @@ class HttpServerExchange(EventEmitter):
         if self.finished:
             return
         tcp = self.http_conn.tcp_conn
-        before = (tcp.write_high_water, tcp.write_low_water)
+        if self._marks_before is None:  # a second call keeps the connection's own marks
+            self._marks_before = (tcp.write_high_water, tcp.write_low_water)
         tcp.set_write_buffer_limits(high)
-        # A listener only when asked: the hot path pays nothing for it.
-        self.once("done", lambda completed: tcp.set_write_buffer_limits(*before))
+
+    def _restore_marks(self) -> None:
+        """The connection's own write marks back, as the exchange ends."""
+        marks = self._marks_before
+        assert marks is not None
+        self._marks_before = None
+        self.http_conn.tcp_conn.set_write_buffer_limits(*marks)
 
 
 if TYPE_CHECKING:
