@@ -142,6 +142,25 @@ def test_a_large_body_both_ways_respects_the_windows(
     assert len(down.body) == size
 
 
+def test_read_size_bounds_each_read_of_an_h2c_connection(
+    loop: thor.loop.Loop, clients: Clients, server: HttpServer
+) -> None:
+    client = clients(read_size=4096)
+    base = f"h2c://127.0.0.1:{server.port}"
+    assert fetch(loop, client, "GET", base + "/first").status == b"200"
+    pool = client.pools[("h2c", "127.0.0.1", server.port)]
+    assert isinstance(pool, H2OriginPool)
+    assert pool.conn is not None
+    tcp = pool.conn.tcp
+    assert tcp.read_bufsize == 4096
+    reads: list[int] = []
+    tcp.on("data", lambda data: reads.append(len(data)))
+    size = 256 * 1024
+    assert len(fetch(loop, client, "GET", f"{base}/big{size}").body) == size
+    assert sum(reads) > size  # the body came in those reads (and the frames around it)
+    assert max(reads) <= 4096
+
+
 def test_a_paused_reader_holds_the_body_until_it_resumes(
     loop: thor.loop.Loop, clients: Clients, server: HttpServer
 ) -> None:

@@ -474,6 +474,9 @@ class H2OriginPool:
 
     def _on_connect(self, tcp: TcpConnection) -> None:
         self.connecting = False
+        read_size = self.client.read_size
+        if read_size:  # as on an HTTP/1.1 connection (thor.http.client.pool): per read
+            tcp.read_bufsize = read_size
         if self.origin[0] == "https" and getattr(tcp, "alpn_protocol", None) != "h2":
             tcp.abort()
             self._connect_failed("ssl", "the server did not agree to HTTP/2 (ALPN h2)")
