@@ -20,7 +20,8 @@ so trees are capped at ``MAX_FILES`` files.
 
 A change: SIGTERM to the child (which drains), then a new child.  A child whose
 app cannot be loaded (a syntax error, say) does not exit: it answers every
-request with 500 and the error (:func:`serve_load_error`), so that a browser
+request with 500 and the error (:func:`serve_load_error`, on the listeners' own
+settings: TLS, ``--proxy-protocol``, limits), so that a browser
 shows what is wrong instead of waiting on a socket nobody accepts from, until
 the next change restarts it.  A child that exits by itself is started again at
 the next change.  SIGTERM/SIGINT to the supervisor stop the child and end with
@@ -34,6 +35,7 @@ import importlib.util
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,11 +47,12 @@ from thor.http.server import HttpServer
 from thor_gateway.routing.router import Route, Router
 from thor_gateway.serving.config import Settings
 from thor_gateway.serving.process_setup import drop_privileges
-from thor_gateway.serving.server import Listeners
+from thor_gateway.serving.server import Listeners, server_limits, tls_context
 
 __all__ = [
     "LISTEN_FDS",
     "METRICS_FD",
+    "load_error_servers",
     "serve_load_error",
     "snapshot",
     "supervise",
@@ -197,13 +200,32 @@ class LoadErrorPage:
         done(None)
 
 
-def serve_load_error(listeners: Listeners, error: Exception) -> int:
+def load_error_servers(
+    settings: Settings, listeners: Listeners, error: Exception, loop: thor.loop.Loop
+) -> list[HttpServer]:
+    """The servers that stand in for the app on its listeners, each request answered 500
+    with ``error``: the listeners' own HTTP settings (TLS, ``--proxy-protocol``, limits), so
+    a connection opens as the gateway's would (a balancer's PROXY header first, say)."""
+    router = Router([Route(b"", LoadErrorPage(str(error)))], health_path=b"", ready_path=b"")
+    limits = server_limits(settings)
+    tls = tls_context(settings)
+    servers = []
+    for sock in listeners.app:
+        server = HttpServer(
+            sock=sock,
+            loop=loop,
+            tls_context=tls if sock.family != socket.AF_UNIX else None,
+            **limits,
+        )
+        server.on("exchange", router.on_exchange)
+        servers.append(server)
+    return servers
+
+
+def serve_load_error(settings: Settings, listeners: Listeners, error: Exception) -> int:
     """In the reloader's child: answer 500 with ``error`` until told to stop (a change)."""
     loop = thor.loop.default()
-    router = Router([Route(b"", LoadErrorPage(str(error)))], health_path=b"", ready_path=b"")
-    servers = [HttpServer(sock=sock, loop=loop) for sock in listeners.app]
-    for server in servers:
-        server.on("exchange", router.on_exchange)
+    servers = load_error_servers(settings, listeners, error, loop)
 
     pending = list(servers)
 

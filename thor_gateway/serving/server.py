@@ -568,12 +568,12 @@ def serve(gateway: Gateway) -> int:
 
 def run_single(
     settings: Settings,
-    on_load_error: Callable[[Listeners, AppLoadError], int] | None = None,
+    on_load_error: Callable[[Settings, Listeners, AppLoadError], int] | None = None,
 ) -> int:
     """Serve in this process (no master, no workers).
 
-    ``on_load_error``: what to do, on the same sockets, when an app cannot be loaded
-    (the reloader's child answers 500 with the error); by default the error is raised.
+    ``on_load_error``: what to do, on the same sockets and settings, when an app cannot be
+    loaded (the reloader's child answers 500 with the error); by default it is raised.
     """
     listeners = Listeners(settings)
     try:
@@ -584,7 +584,7 @@ def run_single(
             if on_load_error is None:
                 raise
             sys.stderr.write(f"thor-gateway: error: {error}\n")
-            return on_load_error(listeners, error)
+            return on_load_error(settings, listeners, error)
         return serve(gateway)
     finally:
         listeners.close()
