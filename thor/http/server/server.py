@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import logging
 import ssl
-from email.utils import formatdate
 from time import time as wall_time
 from typing import Any, Protocol
 
 import thor.loop
 from thor.events import EventEmitter
 from thor.http import error
+from thor.http.protocol.abnf import http_date
 from thor.http.protocol.writer import closing_response
 from thor.http.server.connection import HttpServerConnection, Wait
 from thor.http.server.exchange import as_bytes
@@ -197,7 +197,7 @@ class HttpServer(EventEmitter):
             now = int(wall_time())
             if now != self._date_second:
                 self._date_second = now
-                self._date = b"Date: %s\r\n" % formatdate(now, usegmt=True).encode()
+                self._date = b"Date: %s\r\n" % http_date(now)
             out = self._date
         if not has_server:
             out += self._server_line
