@@ -79,6 +79,11 @@ def test_an_rfc850_year_more_than_50_years_ahead_is_in_the_past() -> None:
     for yy, year in expected.items():
         text = b"Friday, 01-Jan-%02d 00:00:00 GMT" % yy
         assert parse_http_date(text, now=in_2026) == calendar.timegm((year, 1, 1, 0, 0, 0))
+    # The year of ``now`` is its calendar year, to the second.
+    new_year = calendar.timegm((2026, 1, 1, 0, 0, 0))
+    text = b"Friday, 01-Jan-76 00:00:00 GMT"
+    assert parse_http_date(text, now=new_year) == calendar.timegm((2076, 1, 1, 0, 0, 0))
+    assert parse_http_date(text, now=new_year - 1) == calendar.timegm((1976, 1, 1, 0, 0, 0))
     # Without a clock reading, the century is chosen as in 2000: 1951 to 2050.
     assert parse_http_date(b"Friday, 01-Jan-50 00:00:00 GMT") == calendar.timegm(
         (2050, 1, 1, 0, 0, 0)

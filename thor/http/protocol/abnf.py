@@ -120,7 +120,7 @@ def parse_http_date(value: bytes, now: float | None = None) -> int | None:
         number = int(year)
     elif (m := rfc850_date_re.fullmatch(text)) is not None:
         day, month, yy, hh, mm, ss = m.groups()
-        this_year = 2000 if now is None else 1970 + int(now // 31_556_952)
+        this_year = 2000 if now is None else _civil(int(now) // 86400)[0]
         number = this_year - this_year % 100 + int(yy)
         if number > this_year + 50:
             number -= 100
@@ -151,9 +151,8 @@ def parse_http_date(value: bytes, now: float | None = None) -> int | None:
     return days * 86400 + hour * 3600 + minute * 60 + second
 
 
-def http_date(seconds: float) -> bytes:
-    """The IMF-fixdate (§5.6.7, what a sender generates) of ``seconds`` since the epoch."""
-    days, rest = divmod(int(seconds), 86400)
+def _civil(days: int) -> tuple[int, int, int]:
+    """(year, month from 0, day of the month) of a count of days since 1970-01-01."""
     # The proleptic Gregorian date of a day count, by 400-year eras of 146097 days counted
     # from 0000-03-01 (so a leap day ends its year); 719468 days lie between it and 1970.
     era, day_of_era = divmod(days + 719_468, 146_097)
@@ -164,7 +163,13 @@ def http_date(seconds: float) -> bytes:
     shifted = (5 * day_of_year + 2) // 153  # months from March
     mday = day_of_year - (153 * shifted + 2) // 5 + 1
     month = shifted + 2 if shifted < 10 else shifted - 10  # 0 is January
-    year = year_of_era + era * 400 + (month < 2)
+    return year_of_era + era * 400 + (month < 2), month, mday
+
+
+def http_date(seconds: float) -> bytes:
+    """The IMF-fixdate (§5.6.7, what a sender generates) of ``seconds`` since the epoch."""
+    days, rest = divmod(int(seconds), 86400)
+    year, month, mday = _civil(days)
     return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
         _DAY_NAMES[(days + 3) % 7],  # 1970-01-01 was a Thursday
         mday,
