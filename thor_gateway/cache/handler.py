@@ -49,6 +49,7 @@ from typing import Any, cast
 import thor.loop
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
+from thor_gateway.cache.body import GONE, open_stored, send_stored, vanished
 from thor_gateway.cache.disk import DiskStore
 from thor_gateway.cache.fetch import (
     PART,
@@ -224,7 +225,7 @@ class CacheHandler:
                 self.inner.handle(passing, self._upstream(request))  # type: ignore[arg-type]
                 return
             entry = self._select(key, headers)
-            if entry is not None and now < entry.fresh_until:
+            if entry is not None and now < entry.fresh_until and entry.file is None:
                 # The common hit: fresh, and nothing in the request asks for more (no
                 # directives, conditionals or range), so reuse() would say FRESH.
                 self.stats.hits += 1
@@ -237,6 +238,10 @@ class CacheHandler:
                     exchange.response_body(entry.body)
                 exchange.response_done(_NO_TRAILERS)
                 return
+            if entry is not None and entry.file is not None and now < entry.fresh_until:
+                if self._hit_from_file(exchange, entry, method, now):
+                    return
+                entry = None  # its file was replaced or removed since it was listed: a miss
         else:
             ranged = get_values(headers, b"range")
             if _has_body(headers) or (ranged and b"if-range" in names):
@@ -262,6 +267,20 @@ class CacheHandler:
             return
         self.stats.misses += 1
         self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain)
+
+    def _hit_from_file(self, exchange: Exchange, entry: Entry, method: bytes, now: float) -> bool:
+        """The common hit (as in ``handle``) for a body kept in a file: False (nothing
+        sent) if that file is no longer the entry's."""
+        source = open_stored(entry, method)
+        if source == GONE:
+            return False
+        self.stats.hits += 1
+        entry.hits += 1
+        age = entry.age(now)
+        out = [*entry.served, (b"Age", b"%d" % age), _HIT, *entry.length]
+        exchange.response_start(entry.status, entry.phrase, out)
+        send_stored(exchange, entry, source, 0, entry.body_size)
+        return True
 
     def _other_method(self, exchange: Exchange, request: Request) -> None:
         """Neither GET nor HEAD: passed on; an unsafe method's answer invalidates (§4.4)."""
@@ -379,7 +398,7 @@ class CacheHandler:
             _HIT if status == b"hit" else cache_status(status),
         ]
         if ranged:
-            length = len(entry.body)
+            length = entry.body_size
             part = byte_range(ranged, length)
             if part is False:
                 out += [(b"Content-Range", b"bytes */%d" % length), (b"Content-Length", b"0")]
@@ -388,14 +407,16 @@ class CacheHandler:
                 return
             if isinstance(part, tuple):
                 first, last = part
+                source = open_stored(entry, request.method)
+                if source == GONE:
+                    vanished(exchange)
+                    return
                 out += [
                     (b"Content-Range", b"bytes %d-%d/%d" % (first, last, length)),
                     (b"Content-Length", b"%d" % (last - first + 1)),
                 ]
                 exchange.response_start(206, b"Partial Content", out)
-                if request.method != _HEAD:
-                    exchange.response_body(entry.body[first : last + 1])
-                exchange.response_done([])
+                send_stored(exchange, entry, source, first, last - first + 1)
                 return
         if asks is None:
             asks = conditional(request.headers)
@@ -404,10 +425,12 @@ class CacheHandler:
             exchange.response_done([])
             return
         out += entry.length
+        source = open_stored(entry, request.method)
+        if source == GONE:
+            vanished(exchange)
+            return
         exchange.response_start(entry.status, entry.phrase, out)
-        if request.method != _HEAD and entry.body:
-            exchange.response_body(entry.body)
-        exchange.response_done([])
+        send_stored(exchange, entry, source, 0, entry.body_size)
 
     def _serve_part(
         self,
@@ -419,6 +442,10 @@ class CacheHandler:
     ) -> None:
         """A range that a stored 206 holds: bytes ``first``-``last`` of ``total``."""
         first, last, total, offset = held
+        source = open_stored(part, request.method)
+        if source == GONE:
+            vanished(exchange)
+            return
         out = [
             (n, v)
             for n, v in part.headers
@@ -431,9 +458,7 @@ class CacheHandler:
             (b"Content-Length", b"%d" % (last - first + 1)),
         ]
         exchange.response_start(206, b"Partial Content", out)
-        if request.method != _HEAD:
-            exchange.response_body(part.body[offset : offset + last - first + 1])
-        exchange.response_done([])
+        send_stored(exchange, part, source, offset, last - first + 1)
 
     def _gateway_timeout(self, exchange: Exchange, request: Request) -> None:
         body = b"" if request.method == _HEAD else b"not in the cache (only-if-cached)\n"
