@@ -325,7 +325,8 @@ class Fetch(EventEmitter):
         if self.parts is not None and self.head is not None and self.indexed is not None:
             code, phrase, fields, response_time = self.head
             request = self.request
-            names = vary_names(fields)
+            indexed, res_cc = self.indexed
+            names = vary_names(fields) if b"vary" in indexed.by_name else ()
             spool = self.spool
             # (one chunk: that chunk itself, not a copy; spooled: in the store's file)
             body = b"".join(self.parts) if spool is None else b""
@@ -334,7 +335,6 @@ class Fetch(EventEmitter):
                 held = None  # a part that is not what its Content-Range says
                 self._drop()
                 spool = None
-            indexed, res_cc = self.indexed
             stored = Entry(
                 self.key + PART if code == 206 else self.key,
                 names,

@@ -319,7 +319,8 @@ class CacheHandler:
         if self._wait(key, exchange, request):
             return  # a validation is in flight (when a popular response expires)
         self.stats.stale += 1
-        self._fetch(exchange, exchange, request, key, entry, req_cc, now)
+        plain = names.isdisjoint(_SPECIAL)  # (then no conditionals to take out)
+        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain=plain)
 
     def _range(
         self,
@@ -500,12 +501,7 @@ class CacheHandler:
             asks = len(headers) != len(request.headers)  # the client's own conditionals
             headers.append(_CAPABILITY)
         if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
-            etags = get_values(entry.headers, b"etag")
-            if etags:
-                headers.append((b"If-None-Match", etags[0]))
-            modified = get_values(entry.headers, b"last-modified")
-            if modified:
-                headers.append((b"If-Modified-Since", modified[0]))
+            headers += entry.validators
         upstream = self._upstream(request, headers)
         fetch = Fetch(self, key, client, origin, request, entry, req_cc, now, ranged, asks)
         if not ranged and key not in self.pending:  # a range waits for no one

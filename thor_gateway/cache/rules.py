@@ -216,12 +216,30 @@ _RFC850 = re.compile(rb"[a-z]{6,9}, (\d\d)-([a-z]{3})-(\d\d) (\d\d):(\d\d):(\d\d
 _ASCTIME = re.compile(rb"[a-z]{3} ([a-z]{3}) ([ \d]\d) (\d\d):(\d\d):(\d\d) (\d{4})")
 
 
+# The dates last parsed: an origin's responses carry the same Date within a second, and the
+# same Last-Modified or Expires for long.  (Bounded: cleared when full.)
+_DATES: dict[bytes, float | None] = {}
+_DATES_MAX = 256
+
+
 def parse_http_date(value: bytes, now: float | None = None) -> float | None:
     """Seconds since the epoch of an HTTP-date, or None if it is not one.
 
     All three formats are read (§5.6.7: recipients MUST accept the obsolete ones); a
     two-digit RFC 850 year more than 50 years ahead of ``now`` is taken in the past.
     """
+    if now is None:
+        known = _DATES.get(value, _DATES)
+        if known is not _DATES:
+            return known  # type: ignore[return-value]
+        if len(_DATES) >= _DATES_MAX:
+            _DATES.clear()
+        _DATES[value] = parsed = _parse_http_date(value, None)
+        return parsed
+    return _parse_http_date(value, now)
+
+
+def _parse_http_date(value: bytes, now: float | None) -> float | None:
     text = value.strip().lower()
     try:
         if (m := _IMF.fullmatch(text)) is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import InitVar, dataclass, field
+from itertools import chain
 from typing import Protocol
 
 from thor_gateway.cache.keys import SecondaryKey
@@ -87,6 +88,8 @@ class Entry:
     initial_age: float = field(init=False)  # its age when received (§4.2.3)
     served: Headers = field(init=False)  # the fields it is served with, Age and length aside
     length: Headers = field(init=False)  # its Content-Length field (none for a 204)
+    # If-None-Match and If-Modified-Since from its validators, to validate it (§4.3.1)
+    validators: Headers = field(init=False)
     # Until when it is fresh for a request without directives (§4.2: lifetime > age), and
     # may be served without validation (no no-cache): a hit compares one number.
     fresh_until: float = field(init=False)
@@ -96,7 +99,9 @@ class Entry:
     ) -> None:
         headers = self.headers
         self.body_size = body_size = len(self.body) if self.file is None else self.file.length
-        self.size = len(self.body) + sum(len(n) + len(v) + 4 for n, v in headers) + 256
+        # (map and chain: no Python frame per field)
+        self.size = len(self.body) + sum(map(len, chain.from_iterable(headers)))
+        self.size += 4 * len(headers) + 256
         if indexed is None:
             indexed = Fields(headers)
         self.res_cc = res_cc = response_directives(indexed) if directives is None else directives
@@ -106,6 +111,13 @@ class Entry:
         self.served = [(n, v) for n, v in headers if n.lower() not in _NOT_SERVED]
         # RFC 9110 §8.6: a 204 has no Content-Length
         self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % body_size)]
+        by_name = indexed.by_name
+        etags = by_name.get(b"etag")
+        modified = by_name.get(b"last-modified")
+        self.validators = [
+            *([(b"If-None-Match", etags[0])] if etags else ()),
+            *([(b"If-Modified-Since", modified[0])] if modified else ()),
+        ]
         fresh_for = self.lifetime - self.initial_age
         usable = fresh_for > 0 and b"no-cache" not in res_cc
         self.fresh_until = received + fresh_for if usable else float("-inf")
