@@ -216,7 +216,11 @@ class Fetch(EventEmitter):
         ]
         cache = self.cache
         entry = self.entry
-        if entry is not None and self._answered(entry, code, fields):
+        if (
+            entry is not None
+            and (code == 304 or code >= 500)
+            and self._answered(entry, code, fields)
+        ):
             return
         request = self.request
         indexed = Fields(fields)  # one pass over the response's fields for every rule below
