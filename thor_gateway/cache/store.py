@@ -31,6 +31,7 @@ from thor_gateway.cache.rules import (
     Fields,
     current_age,
     freshness_lifetime,
+    parse_http_date,
     response_directives,
 )
 
@@ -39,6 +40,7 @@ __all__ = ["BodyFile", "Entry", "MemoryStore", "Spool", "Store"]
 Headers = list[tuple[bytes, bytes]]
 # The cache writes these itself when it serves a stored response.
 _NOT_SERVED = frozenset({b"age", b"content-length", b"transfer-encoding"})
+_NO_VALIDATORS: list[tuple[bytes, bytes]] = []  # (shared: only ever read)
 
 
 @dataclass(slots=True, frozen=True)
@@ -107,17 +109,28 @@ class Entry:
         self.res_cc = res_cc = response_directives(indexed) if directives is None else directives
         self.lifetime = freshness_lifetime(self.status, indexed, self.response_time, res_cc)
         received = self.response_time
-        self.initial_age = current_age(indexed, self.request_time, received, received)
+        by_name = indexed.by_name
+        if b"age" in by_name:
+            self.initial_age = current_age(indexed, self.request_time, received, received)
+        else:  # current_age() without an Age field: the apparent age or the response delay
+            dates = by_name.get(b"date")
+            date = parse_http_date(dates[0]) if dates else None
+            apparent = 0.0 if date is None else received - date
+            delay = received - self.request_time
+            self.initial_age = max(apparent, delay, 0.0)
         self.served = [(n, v) for n, v in headers if n.lower() not in _NOT_SERVED]
         # RFC 9110 §8.6: a 204 has no Content-Length
         self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % body_size)]
-        by_name = indexed.by_name
         etags = by_name.get(b"etag")
         modified = by_name.get(b"last-modified")
-        self.validators = [
-            *([(b"If-None-Match", etags[0])] if etags else ()),
-            *([(b"If-Modified-Since", modified[0])] if modified else ()),
-        ]
+        self.validators = (
+            [
+                *([(b"If-None-Match", etags[0])] if etags else ()),
+                *([(b"If-Modified-Since", modified[0])] if modified else ()),
+            ]
+            if etags or modified
+            else _NO_VALIDATORS
+        )
         fresh_for = self.lifetime - self.initial_age
         usable = fresh_for > 0 and b"no-cache" not in res_cc
         self.fresh_until = received + fresh_for if usable else float("-inf")
