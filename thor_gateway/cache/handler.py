@@ -232,7 +232,12 @@ class CacheHandler:
                 entry.hits += 1
                 resident = now - entry.response_time
                 age = entry.initial_age + resident if resident > 0 else entry.initial_age
-                out = [*entry.served, (b"Age", b"%d" % age), _HIT, *entry.length]
+                out = [
+                    *(entry.served or entry.serving()),
+                    (b"Age", b"%d" % age),
+                    _HIT,
+                    *entry.length,
+                ]
                 exchange.response_start(entry.status, entry.phrase, out)
                 if method == _GET:  # (an empty body is not written)
                     exchange.response_body(entry.body)
@@ -277,7 +282,7 @@ class CacheHandler:
         self.stats.hits += 1
         entry.hits += 1
         age = entry.age(now)
-        out = [*entry.served, (b"Age", b"%d" % age), _HIT, *entry.length]
+        out = [*(entry.served or entry.serving()), (b"Age", b"%d" % age), _HIT, *entry.length]
         exchange.response_start(entry.status, entry.phrase, out)
         send_stored(exchange, entry, source, 0, entry.body_size)
         return True
@@ -394,7 +399,7 @@ class CacheHandler:
         """Answer from ``entry``: with Age (§5.1), as a 304 if the client's condition holds,
         as a 206 or 416 if it asked for a range."""
         out = [
-            *entry.served,
+            *(entry.served or entry.serving()),
             (b"Age", b"%d" % age),
             _HIT if status == b"hit" else cache_status(status),
         ]

@@ -88,7 +88,9 @@ class Entry:
     res_cc: dict[bytes, bytes | None] = field(init=False)  # its directives
     lifetime: float = field(init=False)  # its freshness lifetime (RFC 9111 §4.2.1)
     initial_age: float = field(init=False)  # its age when received (§4.2.3)
-    served: Headers = field(init=False)  # the fields it is served with, Age and length aside
+    # The fields it is served with, Age and length aside: worked out at its first use (a
+    # response stored and never served costs no pass over its fields), by serving().
+    served: Headers | None = field(init=False, default=None)
     length: Headers = field(init=False)  # its Content-Length field (none for a 204)
     # If-None-Match and If-Modified-Since from its validators, to validate it (§4.3.1)
     validators: Headers = field(init=False)
@@ -101,8 +103,8 @@ class Entry:
     ) -> None:
         headers = self.headers
         self.body_size = body_size = len(self.body) if self.file is None else self.file.length
-        # (map and chain: no Python frame per field)
-        self.size = len(self.body) + sum(map(len, chain.from_iterable(headers)))
+        # (one join in C: no Python frame per field)
+        self.size = len(self.body) + len(b"".join(chain.from_iterable(headers)))
         self.size += 4 * len(headers) + 256
         if indexed is None:
             indexed = Fields(headers)
@@ -118,7 +120,6 @@ class Entry:
             apparent = 0.0 if date is None else received - date
             delay = received - self.request_time
             self.initial_age = max(apparent, delay, 0.0)
-        self.served = [(n, v) for n, v in headers if n.lower() not in _NOT_SERVED]
         # RFC 9110 §8.6: a 204 has no Content-Length
         self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % body_size)]
         etags = by_name.get(b"etag")
@@ -134,6 +135,13 @@ class Entry:
         fresh_for = self.lifetime - self.initial_age
         usable = fresh_for > 0 and b"no-cache" not in res_cc
         self.fresh_until = received + fresh_for if usable else float("-inf")
+
+    def serving(self) -> Headers:
+        """``served``, worked out now if it was not yet."""
+        served = self.served
+        if served is None:
+            served = self.served = [(n, v) for n, v in self.headers if n.lower() not in _NOT_SERVED]
+        return served
 
     def age(self, now: float) -> float:
         """Its current age (§4.2.3): the age it arrived with and the time it has been here."""
