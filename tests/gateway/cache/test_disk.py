@@ -7,9 +7,14 @@ import multiprocessing
 import os
 import time
 from pathlib import Path
+from typing import Any
 
+from tests.gateway.cache.test_handler import Clock, FakeExchange, Origin
+from thor_gateway.cache import CacheHandler
 from thor_gateway.cache.disk import SMALL, DiskStore, open_body, read_entry, route_dir
+from thor_gateway.cache.rules import http_date
 from thor_gateway.cache.store import BodyFile, Entry
+from thor_gateway.routing.request import request_at_mount
 
 
 def entry(key: bytes, body: bytes = b"x" * 100, secondary: tuple = ()) -> Entry:  # type: ignore[type-arg]
@@ -205,3 +210,54 @@ def test_a_spooled_body_is_written_as_it_comes_and_read_back_in_its_file(tmp_pat
     assert store.variants(b"http://h/wrong") == []
     assert store.variants(b"http://h/gone") == []
     assert not [p for p in files(tmp_path) if p.name.endswith(".tmp")]
+
+
+class ChunkedExchange(FakeExchange):
+    """A client exchange without ``response_file`` (as over TLS): a body kept in a file is
+    read to it in chunks; it counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.chunks = 0
+
+    def response_body(self, chunk: bytes) -> None:
+        self.chunks += 1
+        super().response_body(chunk)
+
+    def response_done(self, trailers: Any = None, close: bool = False) -> None:
+        super().response_done(trailers or [], close)
+
+
+def test_the_handler_stores_to_disk_and_serves_from_the_file_in_chunks(tmp_path: Path) -> None:
+    body = bytes(range(251)) * 1200  # 301,200 bytes: five 64 KiB reads
+    clock = Clock()
+
+    def reply(request: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        return 200, [(b"Cache-Control", b"max-age=60"), (b"Date", http_date(clock.now))], body
+
+    origin = Origin(reply)
+    cache = CacheHandler(origin, clock=clock, dir=str(tmp_path))
+
+    def ask(method: bytes = b"GET", *more: tuple[bytes, bytes]) -> ChunkedExchange:
+        exchange = ChunkedExchange()
+        headers = [(b"Host", b"example.com"), *more]
+        cache.handle(exchange, request_at_mount(exchange, method, b"/big", headers))  # type: ignore[arg-type]
+        return exchange
+
+    first = ask()
+    assert first.body == body
+    assert first.header(b"Cache-Status") == b"thor; fwd=miss; fwd-status=200; stored"
+    stored = [p for p in files(tmp_path) if not p.name.endswith(".tmp")]
+    assert len(stored) == 1
+    assert stored[0].read_bytes()[: len(body)] == body
+    clock.now += 1
+    hit = ask()
+    assert (hit.status, hit.header(b"Cache-Status"), hit.finished) == (200, b"thor; hit", True)
+    assert hit.body == body
+    assert hit.chunks == 5  # read from the file, 64 KiB at a time, not whole
+    ranged = ask(b"GET", (b"Range", b"bytes=100000-100009"))
+    assert (ranged.status, ranged.body) == (206, body[100_000:100_010])
+    head = ask(b"HEAD")
+    assert (head.status, head.body, head.finished) == (200, b"", True)
+    assert head.header(b"Content-Length") == b"%d" % len(body)
+    assert len(origin.seen) == 1
