@@ -1,13 +1,14 @@
 """What a cache hit costs: thor-gateway --cache against the native hello handler, an
-uncached proxied request, and nginx proxy_cache (issue 15's benchmark).
+uncached proxied request, nginx proxy_cache and Varnish (issue 15's benchmark).
 
 Usage::
 
-    python benchmarks/cache_hits.py [--seconds 5] [--connections 64]
+    python benchmarks/cache_hits.py [--seconds 5] [--connections 64] [--only NAME ...]
 
 Each server in turn runs pinned to CPU 0 (``taskset``), wrk and the origin on CPU 1; for
 each the requests per second and the server process's user and system CPU per request
-(``/proc/PID/stat``) are printed.  CPU per request is the figure to compare on a shared
+(``/proc/PID/stat``, summed over the process and its children: Varnish works in a child
+of its manager) are printed.  CPU per request is the figure to compare on a shared
 machine: it does not depend on what else runs on the other core.
 
 - ``hello``: ``thor-gateway apps.hello_thor:handler``, the native floor;
@@ -15,7 +16,10 @@ machine: it does not depend on what else runs on the other core.
 - ``miss 1k``: the same, for a response that is stale at once (``max-age=0``, no
   validator): every request fetches and stores;
 - ``proxy 1k``: ``thor-gateway --proxy /=ORIGIN`` without the cache;
-- ``nginx hit 1k`` / ``64k``: nginx ``proxy_cache``, one process, when nginx is installed.
+- ``nginx hit 1k`` / ``64k``: nginx ``proxy_cache``, one process;
+- ``varnish hit 1k`` / ``64k``: ``varnishd -F -b ORIGIN -s malloc`` with the built-in VCL
+  (it caches by the RFC's defaults; nothing added), one thread pool, when Varnish is
+  installed (``apt-get install varnish``).
 
 The origin is nginx serving files (with ``expires 1h``) when installed, and the benchmark
 needs it. Linux, ``wrk``, ``taskset`` and ``nginx``; loopback only.
@@ -24,6 +28,7 @@ needs it. Linux, ``wrk``, ``taskset`` and ``nginx``; loopback only.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +36,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proxy_layers import cpu_seconds, free_port, wait_for
+from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,6 +89,45 @@ def nginx(scratch: Path, name: str, http: str) -> list[str]:
     return [shutil.which("nginx") or "/usr/sbin/nginx", "-e", "stderr", "-c", str(conf)]
 
 
+def varnish(scratch: Path, name: str, port: int, origin: int) -> list[str]:
+    """varnishd in the foreground with the built-in VCL in front of ``origin``: it stores
+    what the RFC's defaults allow (a GET without Authorization or Cookie, a response
+    without no-store or private), fresh for its max-age."""
+    return [
+        shutil.which("varnishd") or "/usr/sbin/varnishd",
+        "-F", "-j", "none", "-n", str(scratch / f"varnish-{name}"),
+        "-a", f"127.0.0.1:{port}", "-b", f"127.0.0.1:{origin}", "-s", "malloc,64m",
+        # One pool; enough threads for wrk's connections (a keep-alive connection holds
+        # a thread for timeout_linger after each request).
+        "-p", "thread_pools=1", "-p", "thread_pool_min=80", "-p", "thread_pool_max=200",
+    ]  # fmt: skip
+
+
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid`` and its live descendants."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = fields
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        found = stats.get(current)
+        if found is not None:
+            user += int(found[11]) / tick
+            system += int(found[12]) / tick
+        todo.extend(children.get(current, []))
+    return user, system
+
+
 def wrk(port: int, path: str, connections: int, seconds: float) -> int:
     out = subprocess.run(
         ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s",
@@ -103,15 +147,15 @@ def measure(name: str, cmd: list[str], port: int, path: str, args: argparse.Name
     try:
         wait_for(port)
         wrk(port, path, args.connections, 2)  # warm: the cache filled, connections pooled
-        user0, sys0 = cpu_seconds(server.pid)
+        user0, sys0 = tree_cpu(server.pid)
         count = wrk(port, path, args.connections, args.seconds)
-        user1, sys1 = cpu_seconds(server.pid)
+        user1, sys1 = tree_cpu(server.pid)
     finally:
         server.terminate()
         server.wait(10)
     per = 1e6 / count
     print(
-        f"{name:13} {count / args.seconds:9,.0f} req/s   user {(user1 - user0) * per:6.1f} µs/req"
+        f"{name:15} {count / args.seconds:9,.0f} req/s   user {(user1 - user0) * per:6.1f} µs/req"
         f"   system {(sys1 - sys0) * per:6.1f} µs/req",
         flush=True,
     )
@@ -121,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--only", nargs="*", default=None, help="run names (as printed)")
     args = parser.parse_args()
     for tool in ("wrk", "taskset", "nginx"):
         if shutil.which(tool) is None and not (
@@ -153,20 +198,24 @@ def main() -> None:
                 ("miss 1k", [*gateway, "--proxy", upstream, "--cache"], "/miss"),
                 ("proxy 1k", [*gateway, "--proxy", upstream], "/1k"),
             ]
+            wanted = set(args.only or [])
             for name, cmd, path in runs:
+                if wanted and name not in wanted:
+                    continue
                 port = free_port()
                 bound = [*cmd, "--bind", f"127.0.0.1:{port}"]
                 measure(name, bound, port, path, args)
+            has_varnish = shutil.which("varnishd") or Path("/usr/sbin/varnishd").exists()
             for size in ("1k", "64k"):
-                port = free_port()
-                http = CACHE.format(dir=scratch, origin=origin_port, port=port)
-                measure(
-                    f"nginx hit {size}",
-                    nginx(scratch, f"cache{size}", http),
-                    port,
-                    f"/{size}",
-                    args,
-                )
+                if not wanted or f"nginx hit {size}" in wanted:
+                    port = free_port()
+                    http = CACHE.format(dir=scratch, origin=origin_port, port=port)
+                    cmd = nginx(scratch, f"cache{size}", http)
+                    measure(f"nginx hit {size}", cmd, port, f"/{size}", args)
+                if has_varnish and (not wanted or f"varnish hit {size}" in wanted):
+                    port = free_port()
+                    cmd = varnish(scratch, size, port, origin_port)
+                    measure(f"varnish hit {size}", cmd, port, f"/{size}", args)
         finally:
             origin.terminate()
             origin.wait(10)

@@ -14,6 +14,9 @@ Instruction counts do not depend on what else runs on the machine (wall-clock ra
 - ``proxy``: ``--proxy /=ORIGIN``, no cache, the same 1 KiB response;
 - ``miss-ns``: ``--proxy /=ORIGIN --cache``, a response with ``Cache-Control: no-store``
   (fetched every time, not stored): compare with ``proxy``;
+- ``miss-0``: ``--proxy /=ORIGIN --cache``, a response with ``Cache-Control: max-age=0``
+  and no validator: stale at once, so every request fetches it and stores it again (a
+  storing miss): compare with ``proxy``;
 - ``proxy-u`` / ``miss-u``: every request for a new URL, without and with the cache (each
   fetched and stored): the proxy's own per-URL memos miss too, so compare the two.
 
@@ -40,6 +43,7 @@ from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = b"x" * 1024
+_CONTROL = {"/ns": "no-store", "/m0": "max-age=0"}
 
 
 class _Origin(BaseHTTPRequestHandler):
@@ -48,7 +52,7 @@ class _Origin(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.send_response(200)
-        self.send_header("Cache-Control", "no-store" if self.path == "/ns" else "max-age=3600")
+        self.send_header("Cache-Control", _CONTROL.get(self.path, "max-age=3600"))
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(BODY)))
         self.end_headers()
@@ -130,6 +134,7 @@ def main() -> None:
         "hit": (cached, False, b"/1k"),
         "proxy": (["--proxy", upstream], False, b"/1k"),
         "miss-ns": (cached, False, b"/ns"),
+        "miss-0": (cached, False, b"/m0"),
         "proxy-u": (["--proxy", upstream], True, b""),
         "miss-u": (cached, True, b""),
     }

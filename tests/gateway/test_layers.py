@@ -54,7 +54,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "hosting": frozenset({"routing", "operations"}),
     "proxy": frozenset({"routing", "operations", "aggregation"}),
     "static": frozenset({"routing", "operations"}),
-    "cache": frozenset({"routing", "operations"}),
+    "cache": frozenset({"routing", "operations", "static"}),  # (static.body sends files)
     "serving": frozenset(
         {"operations", "routing", "aggregation", "hosting", "proxy", "static", "cache"}
     ),

@@ -5,12 +5,15 @@
   the client's conditionals, Cache-Status (RFC 9211);
 - :mod:`~thor_gateway.cache.store`: the :class:`Store` interface and :class:`MemoryStore`;
 - :mod:`~thor_gateway.cache.disk`: :class:`DiskStore`, on disk, shared by workers;
+- :mod:`~thor_gateway.cache.body`: a stored body to the client, from memory or its file;
 - :mod:`~thor_gateway.cache.handler`: :class:`CacheHandler`, which wraps a route's handler;
 - :mod:`~thor_gateway.cache.fetch`: what the wrapped handler answers on a miss;
 - :mod:`~thor_gateway.cache.purge`: ``POST /cache/purge`` for the metrics listener.
 
-May import: Thor's public API, routing and operations.  It sits between the router and
-what it wraps (the proxy, a mounted app) without knowing either; serving puts it there.
+May import: Thor's public API, routing, operations, and static (a body kept in a file is
+sent as a static file is: :func:`thor_gateway.static.body.send_pieces`).  It sits between
+the router and what it wraps (the proxy, a mounted app) without knowing either; serving
+puts it there.
 See ``docs/cache.md``.
 """
 

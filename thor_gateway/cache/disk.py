@@ -3,13 +3,19 @@
 Layout: one file per stored response (variant), ``ROOT/ab/<primary hash>/<secondary
 hash>``, the hashes SHA-256 of the primary key and of the secondary key (RFC 9111 §4.1),
 so that a primary key's variants are one directory listing and its removal one directory.
-A file is a line ``THOR-CACHE/1 META BODY\\n`` (two lengths), then META, the JSON of what
-an :class:`~thor_gateway.cache.store.Entry` holds besides its body, then the body.
+A file is the body, then META, the JSON of what an :class:`~thor_gateway.cache.store.Entry`
+holds besides its body, then a trailer ``THOR-CACHE/2 META BODY\\n`` (the two lengths, 20
+digits each, so the trailer is found at a fixed distance from the end).  The body comes
+first so that it can be written as it arrives (``spool``: a temporary file the Fetch writes
+each chunk to, in the entry's directory), before the header section is complete with
+everything the entry needs; a body larger than ``SMALL`` is never read whole: the entry
+refers to the file (a :class:`~thor_gateway.cache.store.BodyFile`) and a hit sends it from
+there in 64 KiB chunks or by ``sendfile`` (``thor_gateway/static/body.py``).
 
 Theory of operation, for several processes on one directory without a lock per access:
 
-- a write goes to a temporary file in the entry's directory that is then renamed over the
-  entry (``os.replace`` is atomic on POSIX): a reader sees the old file or the new one,
+- a write goes to a temporary file in the entry's directory (``*.tmp``) that is then renamed
+  over the entry (``os.replace`` is atomic on POSIX): a reader sees the old file or the new one,
   never half of one, and concurrent writers of one entry leave whichever renamed last;
 - a file that does not parse, or whose lengths do not match its size (damaged, truncated),
   is ignored and removed: a miss, never a wrong answer;
@@ -23,7 +29,9 @@ Theory of operation, for several processes on one directory without a lock per a
   its budget by what the other workers wrote since.
 - each process keeps the entries it read last (within ``hot_bytes``) parsed in memory,
   checked against the file's inode, size and modification time on every use: a hit costs a
-  directory listing and a ``stat`` per variant, not a read and a parse.
+  directory listing and a ``stat`` per variant, not a read and a parse.  A body sent from
+  its file is opened and checked against the same signature (``open_body``): a file
+  replaced between the listing and the open is not sent as the entry's body.
 """
 
 from __future__ import annotations
@@ -38,17 +46,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from thor_gateway.cache.keys import SecondaryKey
-from thor_gateway.cache.store import Entry
+from thor_gateway.cache.store import BodyFile, Entry, Spool
+from thor_gateway.static.body import CHUNK
 
-__all__ = ["DiskStore", "route_dir"]
+__all__ = ["SMALL", "DiskSpool", "DiskStore", "open_body", "read_entry", "route_dir"]
 
-_MAGIC = b"THOR-CACHE/1 "
+_MAGIC = b"THOR-CACHE/2 "
+_TRAILER = len(_MAGIC) + 42  # the magic, two 20-digit lengths, a blank and a newline
 _TOUCH_EVERY = 60.0  # seconds between two access-time updates of one entry
 _LOW_WATER = 0.9  # a sweep removes entries until the directory holds this much of its budget
 _TMP = ".tmp"
 _ORPHAN_AGE = 3600.0  # a temporary file this old belongs to a writer that died
+# A body up to this is read whole (one pread) and held with its entry; a larger one stays in
+# its file and is sent from there in chunks (thor_gateway/static/body.py's CHUNK).
+SMALL = CHUNK
 Signature = tuple[int, int, int]
 
 
@@ -67,8 +81,8 @@ def _text(value: bytes) -> str:
     return value.decode("latin-1")
 
 
-def encode(entry: Entry) -> tuple[bytes, bytes]:
-    """The line and META of ``entry``'s file (its body follows them)."""
+def encode(entry: Entry) -> bytes:
+    """The META and trailer that follow ``entry``'s body in its file."""
     meta = {
         "key": _text(entry.key),
         "vary": [_text(n) for n in entry.vary],
@@ -80,7 +94,7 @@ def encode(entry: Entry) -> tuple[bytes, bytes]:
         "response_time": entry.response_time,
     }
     data = json.dumps(meta, separators=(",", ":")).encode("ascii")
-    return _MAGIC + b"%d %d\n" % (len(data), len(entry.body)), data
+    return data + _MAGIC + b"%020d %020d\n" % (len(data), entry.body_size)
 
 
 def _raw(value: object) -> bytes:
@@ -89,7 +103,7 @@ def _raw(value: object) -> bytes:
     return value.encode("latin-1")
 
 
-def decode(meta: bytes, body: bytes) -> Entry:
+def decode(meta: bytes, body: bytes, file: BodyFile | None = None) -> Entry:
     """The entry a file's META and body stand for; ValueError (or a subclass) if damaged."""
     m = json.loads(meta)
     secondary: SecondaryKey = tuple(
@@ -109,32 +123,88 @@ def decode(meta: bytes, body: bytes) -> Entry:
         body,
         float(times[0]),
         float(times[1]),
+        file=file,
     )
 
 
-def read_entry(path: str) -> tuple[Signature, Entry] | None:
-    """The entry in the file at ``path`` and its signature; None if absent or damaged."""
+def read_entry(path: str, small: int = SMALL) -> tuple[Signature, Entry] | None:
+    """The entry in the file at ``path`` and its signature; None if absent or damaged.
+
+    Its body is read when it is at most ``small`` bytes; otherwise the entry refers to the
+    file (:class:`BodyFile`) and nothing of the body is read."""
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            line = f.readline(64)
-            if not line.startswith(_MAGIC) or not line.endswith(b"\n"):
-                raise ValueError("not a cache file")
-            meta_len, body_len = (int(n) for n in line[len(_MAGIC) :].split())
-            if len(line) + meta_len + body_len != st.st_size:
-                raise ValueError("truncated or grown")  # written by no one but os.replace
-            meta = f.read(meta_len)
-            body = f.read(body_len)
-            if len(meta) != meta_len or len(body) != body_len:
-                raise ValueError("short read")
-            entry = decode(meta, body)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None  # removed since it was listed
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        size = st.st_size
+        tail = os.pread(fd, _TRAILER, size - _TRAILER) if size >= _TRAILER else b""
+        if len(tail) != _TRAILER or not tail.startswith(_MAGIC) or tail[-1:] != b"\n":
+            raise ValueError("not a cache file")
+        meta_len, body_len = (int(n) for n in tail[len(_MAGIC) :].split())
+        if body_len + meta_len + _TRAILER != size:
+            raise ValueError("truncated or grown")  # written by no one but os.replace
+        signature = (st.st_ino, size, st.st_mtime_ns)
+        meta = os.pread(fd, meta_len, body_len)
+        if body_len <= small:
+            body, file = os.pread(fd, body_len, 0), None
+            if len(body) != body_len:
+                raise ValueError("short read")
+        else:
+            body, file = b"", BodyFile(path, body_len, signature)
+        if len(meta) != meta_len:
+            raise ValueError("short read")
+        entry = decode(meta, body, file)
     except (OSError, ValueError, KeyError, TypeError):
         with contextlib.suppress(OSError):
             os.unlink(path)  # damaged: a miss from now on, and its bytes back
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns), entry
+    finally:
+        os.close(fd)
+    return signature, entry
+
+
+def open_body(file: BodyFile) -> int:
+    """A descriptor of the file a stored body is in, or -1 when that file is no longer the
+    one the entry was read from (replaced by a newer response, or removed)."""
+    try:
+        fd = os.open(file.path, os.O_RDONLY)
+    except OSError:
+        return -1
+    st = os.fstat(fd)
+    if (st.st_ino, st.st_size, st.st_mtime_ns) != file.signature:
+        os.close(fd)
+        return -1
+    return fd
+
+
+class DiskSpool:
+    """A body written to a temporary file in its entry's directory as it arrives."""
+
+    __slots__ = ("file", "path", "size")
+
+    def __init__(self, path: str, file: BinaryIO) -> None:
+        self.path = path
+        self.file = file
+        self.size = 0
+
+    def write(self, chunk: bytes) -> bool:
+        try:
+            self.file.write(chunk)  # (buffered: small chunks are written together)
+        except OSError:
+            self.discard()
+            return False
+        self.size += len(chunk)
+        return True
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 class DiskStore:
@@ -219,37 +289,92 @@ class DiskStore:
             _, (_, gone) = self._hot.popitem(last=False)
             self._hot_size -= gone.size
 
-    def put(self, entry: Entry) -> bool:
-        line, meta = encode(entry)
-        size = len(line) + len(meta) + len(entry.body)
-        if size > self.max_bytes:
-            return False
-        folder = self._dir(entry.key)
-        path = os.path.join(folder, _hash(repr(entry.secondary).encode()))
+    def spool(self, key: bytes) -> DiskSpool | None:
+        """A temporary file in ``key``'s directory for a body as it arrives; None if the
+        directory cannot be written (then nothing is stored)."""
+        folder = self._dir(key)
         self._writes += 1
-        temp = f"{path}.{os.getpid()}.{self._writes}{_TMP}"
+        temp = os.path.join(folder, f"{os.getpid()}.{self._writes}{_TMP}")
         for attempt in (1, 2):
             try:
-                with open(temp, "wb") as f:
-                    f.write(line)
-                    f.write(meta)
-                    f.write(entry.body)
-                    st = os.fstat(f.fileno())
-                os.replace(temp, path)
-                break
+                return DiskSpool(temp, open(temp, "w+b", buffering=CHUNK))
             except FileNotFoundError:
                 if attempt == 2:
-                    return False
-                os.makedirs(folder, exist_ok=True)  # first variant, or a sweep removed it
-            except OSError:
+                    return None
                 with contextlib.suppress(OSError):
-                    os.unlink(temp)
+                    os.makedirs(folder, exist_ok=True)  # first variant, or swept away
+            except OSError:
+                return None
+        return None
+
+    def put(self, entry: Entry, spool: Spool | None = None) -> bool:
+        meta = encode(entry)
+        size = entry.body_size + len(meta)
+        if size + _TRAILER > self.max_bytes:
+            if spool is not None:
+                spool.discard()
+            return False
+        if spool is None:
+            spool = self._write_body(entry)
+            if spool is None:
                 return False
-        self._remember(path, (st.st_ino, st.st_size, st.st_mtime_ns), entry)
-        self.bytes += size
+        assert isinstance(spool, DiskSpool)
+        if spool.size != entry.body_size or not spool.write(meta):
+            spool.discard()
+            return False
+        path = os.path.join(self._dir(entry.key), _hash(repr(entry.secondary).encode()))
+        body = b""
+        try:
+            spool.file.flush()
+            fd = spool.file.fileno()
+            st = os.fstat(fd)
+            os.replace(spool.path, path)
+            if entry.file is not None and entry.body_size <= SMALL:
+                body = os.pread(fd, entry.body_size, 0)  # (a spooled body; the page cache)
+            spool.file.close()
+        except OSError:  # the directory was removed meanwhile (a purge), or the disk is full
+            spool.discard()
+            return False
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if len(body) == entry.body_size and entry.file is not None:
+            entry.body, entry.file = body, None  # small: held with the entry
+            entry.size += len(body)
+        elif entry.file is not None:
+            entry.file = BodyFile(path, entry.body_size, signature)
+        self._remember(path, signature, entry)
+        self.bytes += st.st_size
         if self.bytes > self.max_bytes or self.clock() - self._swept_at > self.sweep_interval:
             self.sweep()
         return True
+
+    def _write_body(self, entry: Entry) -> DiskSpool | None:
+        """A spool holding ``entry``'s body, from memory or copied from the file it is in (a
+        304 freshens the header section of an entry whose body stays as it was)."""
+        spool = self.spool(entry.key)
+        if spool is None:
+            return None
+        if entry.file is None:
+            if spool.write(entry.body):
+                return spool
+            return None
+        source = open_body(entry.file)
+        if source < 0:
+            spool.discard()
+            return None
+        try:
+            offset = 0
+            while offset < entry.body_size:
+                data = os.pread(source, min(CHUNK, entry.body_size - offset), offset)
+                if not data or not spool.write(data):
+                    spool.discard()
+                    return None
+                offset += len(data)
+        except OSError:
+            spool.discard()
+            return None
+        finally:
+            os.close(source)
+        return spool
 
     def remove(self, key: bytes) -> int:
         folder = self._dir(key)
@@ -264,7 +389,7 @@ class DiskStore:
     def purge(self, prefix: bytes) -> int:
         count = 0
         for path, _, _ in self._files():
-            read = read_entry(path)
+            read = read_entry(path, small=0)  # (the key is all that is needed)
             if read is not None and read[1].key.startswith(prefix):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)

@@ -4,7 +4,9 @@ A :class:`Fetch` is the exchange a cache miss (or a validation, or a background 
 hands to the wrapped handler.  Towards that handler it is a request that is complete at
 once (``request_done`` follows ``handle``) and whose client pauses and leaves like the
 real one; the response it receives goes to the client as it arrives, and a copy is kept
-until it is whole and stored (or grows beyond ``max_object_size``, and streams through).
+until it is whole and stored (or grows beyond ``max_object_size``, and streams through):
+in memory, or, when the store spools (the disk store), written to the store's temporary file
+as each chunk arrives, so that a body is never held whole.
 A 304 to a validation freshens the stored response (RFC 9111 §3.2, §4.3.4) and the stored
 response is served instead; so is a stale one when the answer is an error and
 ``stale-if-error`` allows it (RFC 5861 §4).
@@ -35,7 +37,7 @@ from thor_gateway.cache.rules import (
     stale_if_error,
     storable,
 )
-from thor_gateway.cache.store import Entry
+from thor_gateway.cache.store import BodyFile, Entry, Spool
 from thor_gateway.routing.request import Request
 
 if TYPE_CHECKING:
@@ -144,7 +146,8 @@ class Fetch(EventEmitter):
         self.client_gone = client is None
         self.client_body = client is not None  # False once the client got a 304 or no body
         self.head: tuple[int, bytes, Headers, float] | None = None
-        self.parts: list[bytes] | None = None
+        self.parts: list[bytes] | None = None  # None: nothing (more) is kept
+        self.spool: Spool | None = None  # where the body goes instead of parts (store.py)
         self.indexed: tuple[Fields, dict[bytes, bytes | None]] | None = None
         self.size = 0
         if client is not None:
@@ -180,12 +183,20 @@ class Fetch(EventEmitter):
         if self.parts is None and not self.waiters:
             self._give_up()
 
+    def _drop(self) -> None:
+        """Keep nothing more of the response: it will not be stored."""
+        self.parts = None
+        spool = self.spool
+        if spool is not None:
+            self.spool = None
+            spool.discard()
+
     def _give_up(self) -> None:
         """Nobody wants the rest: let the inner handler cancel (its ``done`` listener)."""
         if self.over:
             return
         self.over = True
-        self.parts = None
+        self._drop()
         self.emit("done", False)
         self.cache.finished(self)
 
@@ -205,7 +216,11 @@ class Fetch(EventEmitter):
         ]
         cache = self.cache
         entry = self.entry
-        if entry is not None and self._answered(entry, code, fields):
+        if (
+            entry is not None
+            and (code == 304 or code >= 500)
+            and self._answered(entry, code, fields)
+        ):
             return
         request = self.request
         indexed = Fields(fields)  # one pass over the response's fields for every rule below
@@ -231,6 +246,7 @@ class Fetch(EventEmitter):
         if keep:
             cache.passes.pop(self.key, None)  # (a marked URL has nothing stored)
             self.parts = []
+            self.spool = cache.store.spool(self.key + PART if code == 206 else self.key)
             self.head = (code, phrase, fields, cache.clock())
             self.indexed = (indexed, res_cc)
         else:
@@ -277,6 +293,7 @@ class Fetch(EventEmitter):
                 entry.body,
                 self.request_time,
                 now,
+                file=entry.file,
             )
             cache.store.put(fresh)
             self._serve_instead(fresh, now, b"fwd=stale", b"fwd-status=304")
@@ -290,13 +307,16 @@ class Fetch(EventEmitter):
         parts = self.parts
         if parts is not None:
             self.size += len(chunk)
-            if self.size > self.cache.settings.max_object_size:
-                self.parts = None  # too big: the rest streams through, nothing is kept
+            spool = self.spool
+            if self.size > self.cache.settings.max_object_size or (
+                spool is not None and not spool.write(chunk)
+            ):
+                self._drop()  # too big (or unwritable): the rest streams through, not kept
                 self.cache.finished(self)
                 if self.client_gone:
                     self._give_up()
                     return
-            else:
+            elif spool is None:
                 parts.append(chunk)
         if self.client_body and not self.client_gone and self.client is not None:
             self.client.response_body(chunk)
@@ -309,13 +329,16 @@ class Fetch(EventEmitter):
         if self.parts is not None and self.head is not None and self.indexed is not None:
             code, phrase, fields, response_time = self.head
             request = self.request
-            names = vary_names(fields)
-            body = b"".join(self.parts)  # (one chunk: that chunk itself, not a copy)
-            held = content_range(fields) if code == 206 else None
-            if held is not None and len(body) != held[1] - held[0] + 1:
-                held = None  # a part that is not what its Content-Range says
-                self.parts = None
             indexed, res_cc = self.indexed
+            names = vary_names(fields) if b"vary" in indexed.by_name else ()
+            spool = self.spool
+            # (one chunk: that chunk itself, not a copy; spooled: in the store's file)
+            body = b"".join(self.parts) if spool is None else b""
+            held = content_range(fields) if code == 206 else None
+            if held is not None and self.size != held[1] - held[0] + 1:
+                held = None  # a part that is not what its Content-Range says
+                self._drop()
+                spool = None
             stored = Entry(
                 self.key + PART if code == 206 else self.key,
                 names,
@@ -326,12 +349,14 @@ class Fetch(EventEmitter):
                 body,
                 self.request_time,
                 response_time,
+                file=None if spool is None else BodyFile("", self.size),
                 indexed=indexed,
                 directives=res_cc,
             )
-            if self.parts is not None and cache.store.put(stored):
+            self.spool = None  # (put uses it up)
+            if self.parts is not None and cache.store.put(stored, spool):
                 cache.stats.stored += 1
-        self.parts = None
+        self._drop()
         client = self.client
         if client is not None and not self.client_gone and self.started:
             client.response_done([])
@@ -343,7 +368,7 @@ class Fetch(EventEmitter):
         if self.over:
             return
         self.over = True
-        self.parts = None
+        self._drop()
         client = self.client
         if client is not None and not self.client_gone:
             client.abort()
@@ -366,7 +391,7 @@ class Fetch(EventEmitter):
 
     def _serve_instead(self, entry: Entry, now: float, *status: bytes) -> None:
         """The inner handler's answer is not relayed; the stored response is."""
-        self.parts = None
+        self._drop()
         self.client_body = False
         client = self.client
         if client is not None and not self.client_gone:

@@ -49,6 +49,7 @@ from typing import Any, cast
 import thor.loop
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
+from thor_gateway.cache.body import GONE, open_stored, send_stored, vanished
 from thor_gateway.cache.disk import DiskStore
 from thor_gateway.cache.fetch import (
     PART,
@@ -224,19 +225,28 @@ class CacheHandler:
                 self.inner.handle(passing, self._upstream(request))  # type: ignore[arg-type]
                 return
             entry = self._select(key, headers)
-            if entry is not None and now < entry.fresh_until:
+            if entry is not None and now < entry.fresh_until and entry.file is None:
                 # The common hit: fresh, and nothing in the request asks for more (no
                 # directives, conditionals or range), so reuse() would say FRESH.
                 self.stats.hits += 1
                 entry.hits += 1
                 resident = now - entry.response_time
                 age = entry.initial_age + resident if resident > 0 else entry.initial_age
-                out = [*entry.served, (b"Age", b"%d" % age), _HIT, *entry.length]
+                out = [
+                    *(entry.served or entry.serving()),
+                    (b"Age", b"%d" % age),
+                    _HIT,
+                    *entry.length,
+                ]
                 exchange.response_start(entry.status, entry.phrase, out)
                 if method == _GET:  # (an empty body is not written)
                     exchange.response_body(entry.body)
                 exchange.response_done(_NO_TRAILERS)
                 return
+            if entry is not None and entry.file is not None and now < entry.fresh_until:
+                if self._hit_from_file(exchange, entry, method, now):
+                    return
+                entry = None  # its file was replaced or removed since it was listed: a miss
         else:
             ranged = get_values(headers, b"range")
             if _has_body(headers) or (ranged and b"if-range" in names):
@@ -262,6 +272,20 @@ class CacheHandler:
             return
         self.stats.misses += 1
         self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain)
+
+    def _hit_from_file(self, exchange: Exchange, entry: Entry, method: bytes, now: float) -> bool:
+        """The common hit (as in ``handle``) for a body kept in a file: False (nothing
+        sent) if that file is no longer the entry's."""
+        source = open_stored(entry, method)
+        if source == GONE:
+            return False
+        self.stats.hits += 1
+        entry.hits += 1
+        age = entry.age(now)
+        out = [*(entry.served or entry.serving()), (b"Age", b"%d" % age), _HIT, *entry.length]
+        exchange.response_start(entry.status, entry.phrase, out)
+        send_stored(exchange, entry, source, 0, entry.body_size)
+        return True
 
     def _other_method(self, exchange: Exchange, request: Request) -> None:
         """Neither GET nor HEAD: passed on; an unsafe method's answer invalidates (§4.4)."""
@@ -300,7 +324,8 @@ class CacheHandler:
         if self._wait(key, exchange, request):
             return  # a validation is in flight (when a popular response expires)
         self.stats.stale += 1
-        self._fetch(exchange, exchange, request, key, entry, req_cc, now)
+        plain = names.isdisjoint(_SPECIAL)  # (then no conditionals to take out)
+        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain=plain)
 
     def _range(
         self,
@@ -374,12 +399,12 @@ class CacheHandler:
         """Answer from ``entry``: with Age (§5.1), as a 304 if the client's condition holds,
         as a 206 or 416 if it asked for a range."""
         out = [
-            *entry.served,
+            *(entry.served or entry.serving()),
             (b"Age", b"%d" % age),
             _HIT if status == b"hit" else cache_status(status),
         ]
         if ranged:
-            length = len(entry.body)
+            length = entry.body_size
             part = byte_range(ranged, length)
             if part is False:
                 out += [(b"Content-Range", b"bytes */%d" % length), (b"Content-Length", b"0")]
@@ -388,14 +413,16 @@ class CacheHandler:
                 return
             if isinstance(part, tuple):
                 first, last = part
+                source = open_stored(entry, request.method)
+                if source == GONE:
+                    vanished(exchange)
+                    return
                 out += [
                     (b"Content-Range", b"bytes %d-%d/%d" % (first, last, length)),
                     (b"Content-Length", b"%d" % (last - first + 1)),
                 ]
                 exchange.response_start(206, b"Partial Content", out)
-                if request.method != _HEAD:
-                    exchange.response_body(entry.body[first : last + 1])
-                exchange.response_done([])
+                send_stored(exchange, entry, source, first, last - first + 1)
                 return
         if asks is None:
             asks = conditional(request.headers)
@@ -404,10 +431,12 @@ class CacheHandler:
             exchange.response_done([])
             return
         out += entry.length
+        source = open_stored(entry, request.method)
+        if source == GONE:
+            vanished(exchange)
+            return
         exchange.response_start(entry.status, entry.phrase, out)
-        if request.method != _HEAD and entry.body:
-            exchange.response_body(entry.body)
-        exchange.response_done([])
+        send_stored(exchange, entry, source, 0, entry.body_size)
 
     def _serve_part(
         self,
@@ -419,6 +448,10 @@ class CacheHandler:
     ) -> None:
         """A range that a stored 206 holds: bytes ``first``-``last`` of ``total``."""
         first, last, total, offset = held
+        source = open_stored(part, request.method)
+        if source == GONE:
+            vanished(exchange)
+            return
         out = [
             (n, v)
             for n, v in part.headers
@@ -431,9 +464,7 @@ class CacheHandler:
             (b"Content-Length", b"%d" % (last - first + 1)),
         ]
         exchange.response_start(206, b"Partial Content", out)
-        if request.method != _HEAD:
-            exchange.response_body(part.body[offset : offset + last - first + 1])
-        exchange.response_done([])
+        send_stored(exchange, part, source, offset, last - first + 1)
 
     def _gateway_timeout(self, exchange: Exchange, request: Request) -> None:
         body = b"" if request.method == _HEAD else b"not in the cache (only-if-cached)\n"
@@ -475,12 +506,7 @@ class CacheHandler:
             asks = len(headers) != len(request.headers)  # the client's own conditionals
             headers.append(_CAPABILITY)
         if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
-            etags = get_values(entry.headers, b"etag")
-            if etags:
-                headers.append((b"If-None-Match", etags[0]))
-            modified = get_values(entry.headers, b"last-modified")
-            if modified:
-                headers.append((b"If-Modified-Since", modified[0]))
+            headers += entry.validators
         upstream = self._upstream(request, headers)
         fetch = Fetch(self, key, client, origin, request, entry, req_cc, now, ranged, asks)
         if not ranged and key not in self.pending:  # a range waits for no one

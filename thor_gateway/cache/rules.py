@@ -20,7 +20,8 @@ import re
 from collections.abc import Iterable, Mapping
 
 from thor.http.headers import get_values as _scan
-from thor.http.protocol.abnf import http_date, parse_http_date
+from thor.http.protocol.abnf import http_date
+from thor.http.protocol.abnf import parse_http_date as _parse_http_date
 from thor.memo import Memo
 
 __all__ = [
@@ -207,8 +208,24 @@ def delta_seconds(argument: bytes | None) -> int | None:
 
 # --- HTTP dates (RFC 9110 §5.6.7) -----------------------------------------------------------
 
-# parse_http_date and http_date are thor.http.protocol.abnf's (one reader and writer of
-# HTTP-dates for the library and every part of the gateway), re-exported here.
+# The reader and writer of HTTP-dates are thor.http.protocol.abnf's (one for the library and
+# every part of the gateway). The cache reads through a small memo: an origin's responses
+# carry the same Date within a second, and the same Last-Modified or Expires for long.
+_DATES: dict[bytes, float | None] = {}
+_DATES_MAX = 256  # bounded: cleared when full
+
+
+def parse_http_date(value: bytes, now: float | None = None) -> float | None:
+    """Seconds since the epoch of an HTTP-date, or None if it is not one (RFC 9110 §5.6.7)."""
+    if now is None:
+        known = _DATES.get(value, _DATES)
+        if known is not _DATES:
+            return known  # type: ignore[return-value]
+        if len(_DATES) >= _DATES_MAX:
+            _DATES.clear()
+        _DATES[value] = parsed = _parse_http_date(value)
+        return parsed
+    return _parse_http_date(value, now)
 
 
 def _first_date(headers: AnyHeaders, name: bytes) -> float | None:

@@ -5,6 +5,13 @@ its secondary key (RFC 9111 §4.1).  The cache handler asks ``variants(key)`` an
 one whose secondary key matches; it ``put``s a whole response once its body is complete,
 and ``remove``s a primary key (all its variants) on invalidation or purge.
 
+A store may take a body as it arrives instead of whole: ``spool(key)`` gives a
+:class:`Spool` the body's chunks are written to (the disk store's is a temporary file), and
+``put(entry, spool)`` then stores the entry with that body.  A store that keeps bodies in
+memory answers ``spool`` with None and gets the body whole in ``put``.  An entry whose body
+stayed in a file has ``file`` set (a :class:`BodyFile`) and an empty ``body``; the handler
+streams it from the file.
+
 :class:`MemoryStore` keeps a byte budget: each entry counts its body and header bytes, and
 the least recently used entries go when a new one would overflow it (LRU, by
 ``OrderedDict.move_to_end`` on every hit).  Another store (on disk, shared by workers, or
@@ -16,6 +23,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import InitVar, dataclass, field
+from itertools import chain
 from typing import Protocol
 
 from thor_gateway.cache.keys import SecondaryKey
@@ -23,14 +31,36 @@ from thor_gateway.cache.rules import (
     Fields,
     current_age,
     freshness_lifetime,
+    parse_http_date,
     response_directives,
 )
 
-__all__ = ["Entry", "MemoryStore", "Store"]
+__all__ = ["BodyFile", "Entry", "MemoryStore", "Spool", "Store"]
 
 Headers = list[tuple[bytes, bytes]]
 # The cache writes these itself when it serves a stored response.
 _NOT_SERVED = frozenset({b"age", b"content-length", b"transfer-encoding"})
+_NO_VALIDATORS: list[tuple[bytes, bytes]] = []  # (shared: only ever read)
+
+
+@dataclass(slots=True, frozen=True)
+class BodyFile:
+    """Where a stored body that is not held in memory is: bytes 0 to ``length`` of the file
+    at ``path``, as long as that file is the one with ``signature`` (inode, size, mtime)."""
+
+    path: str
+    length: int
+    signature: tuple[int, int, int] = (0, 0, 0)
+
+
+class Spool(Protocol):
+    """Where a body goes as it arrives, before its entry is stored (``Store.spool``)."""
+
+    def write(self, chunk: bytes) -> bool:
+        """Keep ``chunk``; False if it could not (then nothing of this body is stored)."""
+
+    def discard(self) -> None:
+        """Forget the body (the response is not stored after all)."""
 
 
 @dataclass(slots=True)
@@ -47,17 +77,23 @@ class Entry:
     request_time: float  # when the request that got it was sent (§4.2.3)
     response_time: float  # when its head arrived
     hits: int = 0
+    file: BodyFile | None = None  # the body is in this file, not in ``body``
     # What the caller already worked out from ``headers`` (a Fetch has, when it decided to
     # store): not done twice.
     indexed: InitVar[Fields | None] = None
     directives: InitVar[dict[bytes, bytes | None] | None] = None
-    size: int = field(init=False)
+    size: int = field(init=False)  # bytes held in memory
+    body_size: int = field(init=False)  # bytes of the body (in ``body`` or in ``file``)
     # Worked out once, so that a hit parses nothing of the stored header section:
     res_cc: dict[bytes, bytes | None] = field(init=False)  # its directives
     lifetime: float = field(init=False)  # its freshness lifetime (RFC 9111 §4.2.1)
     initial_age: float = field(init=False)  # its age when received (§4.2.3)
-    served: Headers = field(init=False)  # the fields it is served with, Age and length aside
+    # The fields it is served with, Age and length aside: worked out at its first use (a
+    # response stored and never served costs no pass over its fields), by serving().
+    served: Headers | None = field(init=False, default=None)
     length: Headers = field(init=False)  # its Content-Length field (none for a 204)
+    # If-None-Match and If-Modified-Since from its validators, to validate it (§4.3.1)
+    validators: Headers = field(init=False)
     # Until when it is fresh for a request without directives (§4.2: lifetime > age), and
     # may be served without validation (no no-cache): a hit compares one number.
     fresh_until: float = field(init=False)
@@ -66,19 +102,46 @@ class Entry:
         self, indexed: Fields | None, directives: dict[bytes, bytes | None] | None
     ) -> None:
         headers = self.headers
-        self.size = len(self.body) + sum(len(n) + len(v) + 4 for n, v in headers) + 256
+        self.body_size = body_size = len(self.body) if self.file is None else self.file.length
+        # (one join in C: no Python frame per field)
+        self.size = len(self.body) + len(b"".join(chain.from_iterable(headers)))
+        self.size += 4 * len(headers) + 256
         if indexed is None:
             indexed = Fields(headers)
         self.res_cc = res_cc = response_directives(indexed) if directives is None else directives
         self.lifetime = freshness_lifetime(self.status, indexed, self.response_time, res_cc)
         received = self.response_time
-        self.initial_age = current_age(indexed, self.request_time, received, received)
-        self.served = [(n, v) for n, v in headers if n.lower() not in _NOT_SERVED]
+        by_name = indexed.by_name
+        if b"age" in by_name:
+            self.initial_age = current_age(indexed, self.request_time, received, received)
+        else:  # current_age() without an Age field: the apparent age or the response delay
+            dates = by_name.get(b"date")
+            date = parse_http_date(dates[0]) if dates else None
+            apparent = 0.0 if date is None else received - date
+            delay = received - self.request_time
+            self.initial_age = max(apparent, delay, 0.0)
         # RFC 9110 §8.6: a 204 has no Content-Length
-        self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % len(self.body))]
+        self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % body_size)]
+        etags = by_name.get(b"etag")
+        modified = by_name.get(b"last-modified")
+        self.validators = (
+            [
+                *([(b"If-None-Match", etags[0])] if etags else ()),
+                *([(b"If-Modified-Since", modified[0])] if modified else ()),
+            ]
+            if etags or modified
+            else _NO_VALIDATORS
+        )
         fresh_for = self.lifetime - self.initial_age
         usable = fresh_for > 0 and b"no-cache" not in res_cc
         self.fresh_until = received + fresh_for if usable else float("-inf")
+
+    def serving(self) -> Headers:
+        """``served``, worked out now if it was not yet."""
+        served = self.served
+        if served is None:
+            served = self.served = [(n, v) for n, v in self.headers if n.lower() not in _NOT_SERVED]
+        return served
 
     def age(self, now: float) -> float:
         """Its current age (§4.2.3): the age it arrived with and the time it has been here."""
@@ -92,8 +155,15 @@ class Store(Protocol):
     def variants(self, key: bytes) -> list[Entry]:
         """The stored responses for ``key`` (empty when none); marks them recently used."""
 
-    def put(self, entry: Entry) -> bool:
-        """Store ``entry``, replacing the variant with its secondary key; False if too big."""
+    def put(self, entry: Entry, spool: Spool | None = None) -> bool:
+        """Store ``entry``, replacing the variant with its secondary key; False if too big.
+
+        With ``spool`` (from :meth:`spool`), its body is what was written there, and the
+        spool is used up whatever the answer."""
+
+    def spool(self, key: bytes) -> Spool | None:
+        """Somewhere to write the body of a response for ``key`` as it arrives; None when
+        the store takes bodies whole (in ``put``)."""
 
     def remove(self, key: bytes) -> int:
         """Drop every variant of ``key``; how many there were."""
@@ -131,7 +201,10 @@ class MemoryStore:
             found.append(entries[slot])
         return found
 
-    def put(self, entry: Entry) -> bool:
+    def spool(self, key: bytes) -> None:
+        return None  # bodies come whole, in put
+
+    def put(self, entry: Entry, spool: Spool | None = None) -> bool:
         if entry.size > self.max_bytes:
             return False
         slot = (entry.key, entry.secondary)

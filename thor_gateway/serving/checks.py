@@ -11,7 +11,9 @@ out only later -- in a worker, after the fork -- is checked here without side ef
   appending (its folder exists and is writable); the trusted-proxy list parses, and with
   ``--proxy-protocol`` admits some peer of every listener;
 - every ``[[proxy]]`` route would build (upstreams, settings, balancer:
-  :func:`thor_gateway.proxy.handler.check_route`);
+  :func:`thor_gateway.proxy.handler.check_route`), and the folder of a route's disk cache
+  (``--cache-dir``, or ``dir`` in its ``cache`` table) is a writable folder or can be
+  created (its nearest existing parent is a writable folder); nothing is created here;
 - every TCP bind's host resolves, and every UNIX socket's folder exists.  The ports are
   not bound: checking a configuration while the server it describes runs is normal.
 
@@ -57,17 +59,26 @@ def check_settings(settings: Settings) -> None:
     except ValueError as error:
         raise ConfigError("forwarded_allow_ips", str(error)) from None
     check_proxy_protocol(settings)
+    from thor_gateway.cache.disk import route_dir
     from thor_gateway.cache.handler import cache_settings
     from thor_gateway.proxy.handler import check_route, settings_from_flags
 
     defaults = settings_from_flags(settings.upstream_connect_timeout, settings.upstream_timeout)
     for route in settings.proxy:
+        folder = settings.cache_dir and route_dir(settings.cache_dir, route.prefix)
         try:
             options = {**defaults, **route.options}
-            cache_settings(options.pop("cache", None))
+            cache = options.pop("cache", None)
+            cached = cache_settings(
+                settings.cache if cache is None else cache,
+                {"max_size": settings.cache_size, "dir": folder},
+            )  # (as the server builds it)
             check_route(route.upstreams, options)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"proxy {route.prefix}", str(error)) from None
+        if cached is not None and cached.dir:
+            name = "cache_dir" if cached.dir == folder else f"proxy {route.prefix}"
+            _check_cache_dir(name, cached.dir)
     binds = settings.listen_addresses()
     if settings.metrics_bind is not None:
         binds.append(settings.metrics_bind)
@@ -86,6 +97,28 @@ def _check_writable(name: str, path: str) -> None:
         raise ConfigError(name, f"the folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(name, f"cannot create a file in {folder!r}")
+
+
+def _check_cache_dir(name: str, path: str) -> None:
+    """``path`` is a folder the disk cache can write in, or one it can create (the store
+    makes it with its parents at start)."""
+    path = os.path.abspath(path)
+    existing = path
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise ConfigError(
+            name, f"cannot create the cache folder {path!r}: {existing!r} is not a folder"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == path:
+            raise ConfigError(name, f"cannot write in the cache folder {path!r}")
+        raise ConfigError(
+            name, f"cannot create the cache folder {path!r}: {existing!r} is not writable"
+        )
 
 
 def _check_bind(bind: Bind) -> None:

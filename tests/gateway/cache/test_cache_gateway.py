@@ -5,6 +5,7 @@ Each test asks the origin how many requests reached it: a hit must not be one of
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import requests
 from tests.gateway.gateway_helpers import poll
 
 BIG = 200_000
+LARGE = random.Random(15).randbytes(3_000_000)  # (no period: an offset error shows)
 
 
 class Origin(ThreadingHTTPServer):
@@ -49,6 +51,18 @@ class OriginHandler(BaseHTTPRequestHandler):
                 self.server.conditional[path] += 1
         if path == "/slow":
             self.server.release.wait(5)  # bounded: the test sets it
+        if path in ("/large", "/trickle"):
+            self.send_response(200)
+            self.send_header("Cache-Control", "max-age=60")
+            self.send_header("Content-Length", str(len(LARGE)))
+            self.end_headers()
+            half = len(LARGE) // 2
+            self.wfile.write(LARGE[:half])
+            self.wfile.flush()
+            if path == "/trickle":
+                self.server.release.wait(5)  # bounded: the test sets it
+            self.wfile.write(LARGE[half:])
+            return
         if path == "/validated" and self.headers.get("If-None-Match") == '"v1"':
             self.send_response(304)
             self.send_header("Cache-Control", "max-age=0")
@@ -267,3 +281,86 @@ def test_workers_share_the_disk_store(start_gateway: Any, tmp_path: Path) -> Non
         assert [status for _, status in lines].count("thor; hit") == len(lines) - 1
         assert up.counts == {"/fresh": 1}
         assert gateway.stop() == 0
+
+
+def _entry_files(folder: Path, suffix: str = "") -> list[Path]:
+    return [
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != "sweep.lock" and p.name.endswith(suffix)
+    ]
+
+
+def test_a_large_body_is_stored_on_disk_as_it_arrives(start_gateway: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    with origin() as up:
+        gateway = start_gateway(
+            *("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache", "--cache-dir"),
+            str(folder),
+        )
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(requests.get, gateway.url + "/trickle", timeout=20)
+            # Half the body came and the rest waits: the half is in the entry's temporary
+            # file already (but for a write buffer of 64 KiB), not held until it is whole.
+            half = len(LARGE) // 2 - 65536
+            poll(
+                lambda: any(p.stat().st_size >= half for p in _entry_files(folder, ".tmp")),
+                10,
+                "the first half in a temporary file",
+            )
+            assert [p for p in _entry_files(folder) if not p.name.endswith(".tmp")] == []
+            up.release.set()
+            assert answer.result().content == LARGE
+        stored = _entry_files(folder)
+        assert len(stored) == 1
+        assert not stored[0].name.endswith(".tmp")
+        assert stored[0].read_bytes()[: len(LARGE)] == LARGE  # the body first, then META
+        hit = requests.get(gateway.url + "/trickle", timeout=20)
+        assert hit.headers["Cache-Status"] == "thor; hit"
+        assert hit.content == LARGE
+        assert up.counts == {"/trickle": 1}
+        assert gateway.stop() == 0
+
+
+def test_a_large_body_on_disk_survives_a_restart_and_serves_workers(
+    start_gateway: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "cache"
+    log = tmp_path / "access.log"
+    with origin() as up:
+        args = (
+            *("-b", "127.0.0.1:0", "-w", "2", "--proxy", f"/={up.url}", "--cache"),
+            *("--cache-dir", str(folder), "--access-logfile", str(log)),
+            *("--access-logformat", "%(p)s %(C)s"),
+        )
+        first = start_gateway(*args)
+        # New connections until both workers answered (the kernel spreads them).
+        for count in range(1, 41):
+            got = requests.get(
+                first.url + "/large", headers={"Host": "a.test", "Connection": "close"}, timeout=20
+            )
+            assert got.content == LARGE
+            poll(lambda n=count: log.read_text().count("\n") >= n, 10, "a log line")  # type: ignore[misc]
+            if len({line.split(" ")[0] for line in log.read_text().splitlines()}) == 2:
+                break
+        lines = [line.split(" ", 1) for line in log.read_text().splitlines()]
+        assert len({pid for pid, _ in lines}) == 2, "one worker took every connection"
+        assert [status for _, status in lines].count("thor; hit") == len(lines) - 1
+        assert first.stop() == 0
+        second = start_gateway(*args)  # a restart: the store is the folder
+        with requests.Session() as session:
+            hit = session.get(second.url + "/large", headers={"Host": "a.test"}, timeout=20)
+            assert hit.headers["Cache-Status"] == "thor; hit"
+            assert hit.content == LARGE
+            ranged = session.get(
+                second.url + "/large",
+                headers={"Host": "a.test", "Range": "bytes=1000000-1000099"},
+                timeout=20,
+            )
+            assert ranged.status_code == 206
+            assert ranged.content == LARGE[1_000_000:1_000_100]
+            head = session.head(second.url + "/large", headers={"Host": "a.test"}, timeout=20)
+            assert head.headers["Content-Length"] == str(len(LARGE))
+            assert head.content == b""
+        assert up.counts == {"/large": 1}
+        assert second.stop() == 0

@@ -22,7 +22,31 @@ def proxy_config(folder: Path, extra: str) -> list[str]:
     return ["--config", str(path), "-b", "127.0.0.1:0"]
 
 
+def under_a_file(folder: Path) -> str:
+    """A cache folder that cannot be created: its parent is a file."""
+    (folder / "a-file").write_text("not a folder\n")
+    return str(folder / "a-file" / "cache")
+
+
 CASES = {
+    "cache-dir-not-creatable": (
+        lambda folder: [
+            *("--proxy", f"/={UPSTREAM}", "--cache", "--cache-dir", under_a_file(folder)),
+            *("-b", "127.0.0.1:0"),
+        ],
+        "cache_dir: cannot create the cache folder",
+    ),
+    "cache-dir-a-file": (
+        lambda folder: [
+            *("--proxy", f"/={UPSTREAM}", "--cache", "--cache-dir"),
+            *(under_a_file(folder).rsplit("/", 1)[0], "-b", "127.0.0.1:0"),
+        ],
+        "is not a folder",
+    ),
+    "cache-table-dir-not-creatable": (
+        lambda folder: proxy_config(folder, f'cache = {{ dir = "{under_a_file(folder)}" }}'),
+        "proxy /a: cannot create the cache folder",
+    ),
     "unknown-balancer": (
         lambda folder: proxy_config(folder, 'balancer = "fastest"'),
         "proxy /a: unknown balancer 'fastest'",
@@ -77,3 +101,11 @@ def test_a_good_configuration_is_ok(tmp_path: Path) -> None:
     checked = run_cli(*args, "--access-logfile", str(log), "--check-config")
     assert (checked.returncode, checked.stdout) == (0, "configuration OK\n"), checked.stderr
     assert not log.exists(), "checking creates nothing"
+
+
+def test_a_cache_folder_that_can_be_created_is_ok_and_not_created(tmp_path: Path) -> None:
+    folder = tmp_path / "new" / "cache"
+    args = ("--proxy", f"/={UPSTREAM}", "--cache", "--cache-dir", str(folder), "-b", "127.0.0.1:0")
+    checked = run_cli(*args, "--check-config")
+    assert (checked.returncode, checked.stdout) == (0, "configuration OK\n"), checked.stderr
+    assert not (tmp_path / "new").exists(), "checking creates nothing"
