@@ -1,5 +1,6 @@
 """What the reliability scripts share: the apps, a gateway with a WSGI, an ASGI and a proxy
-route, a probe, and resident-memory samples. Loopback only; Linux (reads /proc)."""
+route, a probe, and resident-memory samples. Loopback only; Linux (reads /proc). The peers
+run on the same apps are in ``peers.py``."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from support import cpu_seconds, free_port, wait_for  # noqa: F401 (cpu_seconds: for slow_attacks.py)
+from support import cpu_seconds, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,26 +97,63 @@ def rss_kib(pid: int) -> int:
     return int(match[1]) if match else 0
 
 
+def tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a master and its workers: gunicorn, nginx, Thor's -w N)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            tasks = Path(f"/proc/{pids[i]}/task").iterdir()
+            pids += [int(c) for t in tasks for c in (t / "children").read_text().split()]
+        except OSError:
+            pass
+        i += 1
+    return pids
+
+
+def tree_rss_kib(pid: int) -> int:
+    """The resident memory of ``pid`` and its descendants, summed (shared pages counted in
+    each process, as ``ps`` does)."""
+    return sum(rss_kib(p) for p in tree(pid))
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its living descendants."""
+    return sum(cpu_seconds(p) for p in tree(pid))
+
+
+def start_origin(env: dict[str, str], log: IO[bytes]) -> tuple[subprocess.Popen[bytes], int]:
+    """The proxy routes' upstream: Thor (from this tree) serving the WSGI app; its process
+    and port, once it listens."""
+    port = free_port()
+    origin = subprocess.Popen(
+        [*PYTHON_GATEWAY, "reliability_apps:wsgi", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    wait_for(port, 90)  # generous: a loaded machine starts Python slowly
+    return origin, port
+
+
+def apps_env(workdir: Path) -> dict[str, str]:
+    """Write the apps module into ``workdir``; the environment that imports it (and Thor)."""
+    (workdir / "reliability_apps.py").write_text(APPS)
+    return {**os.environ, "PYTHONPATH": f"{workdir}{os.pathsep}{ROOT}"}
+
+
 class Gateway:
     """thor-gateway (from this tree) with the three routes, and a Thor origin for the proxy."""
 
     def __init__(self, workdir: Path, extra_config: str = "", log_name: str = "gateway") -> None:
-        (workdir / "reliability_apps.py").write_text(APPS)
-        self.port, origin = free_port(), free_port()
-        config = workdir / "gateway.toml"
-        config.write_text(CONFIG.format(port=self.port, origin=origin, extra=extra_config))
-        env = {**os.environ, "PYTHONPATH": f"{workdir}{os.pathsep}{ROOT}"}
+        env = apps_env(workdir)
+        self.port = free_port()
         self.log = workdir / f"{log_name}.log"
         with self.log.open("wb") as log:
-            self.origin = subprocess.Popen(
-                [*PYTHON_GATEWAY, "reliability_apps:wsgi", "--port", str(origin)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            self.origin, origin = start_origin(env, log)
+            config = workdir / "gateway.toml"
+            config.write_text(CONFIG.format(port=self.port, origin=origin, extra=extra_config))
             self.proc = subprocess.Popen(
                 [*PYTHON_GATEWAY, "-c", str(config)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        wait_for(origin, 90)  # generous: a loaded machine starts Python slowly
         wait_for(self.port, 90)
 
     def url(self, route: str, path: str = "/") -> str:
@@ -131,15 +168,6 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-
-@contextmanager
-def gateway(workdir: Path, extra_config: str = "") -> Iterator[Gateway]:
-    gw = Gateway(workdir, extra_config)
-    try:
-        yield gw
-    finally:
-        gw.stop()
 
 
 def get(port: int, path: str, timeout: float) -> int:
@@ -189,23 +217,23 @@ class Probe(threading.Thread):
 
 
 class RssSampler(threading.Thread):
-    """The peak resident memory of ``pid``, sampled every 0.1 s until stopped."""
+    """The peak resident memory of ``pid`` and its workers, sampled every 0.1 s until stopped."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
-        self.before = rss_kib(pid)
+        self.before = tree_rss_kib(pid)
         self.peak = self.before
         self.samples: list[int] = []
         self.done = threading.Event()
 
     def run(self) -> None:
         while not self.done.wait(0.1):
-            rss = rss_kib(self.pid)
+            rss = tree_rss_kib(self.pid)
             self.samples.append(rss)
             self.peak = max(self.peak, rss)
 
     def stop(self) -> int:
         self.done.set()
         self.join(2)
-        return rss_kib(self.pid)
+        return tree_rss_kib(self.pid)

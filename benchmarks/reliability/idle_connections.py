@@ -1,7 +1,7 @@
 """Memory per idle keep-alive connection: N clients each make one request, then stay idle.
 
     python benchmarks/reliability/idle_connections.py [--conns 10000] [--route wsgi]
-                                                     [--hold 5]
+                                                     [--hold 5] [--server thor]
 
 Starts ``thor-gateway`` from this tree (one worker, ``--keep-alive 600`` so the idle
 connections are held, not timed out) with the WSGI, ASGI and proxy routes, opens
@@ -9,7 +9,9 @@ connections are held, not timed out) with the WSGI, ASGI and proxy routes, opens
 kept-alive connection between requests, the state that lasts), waits ``--hold`` seconds,
 and prints the gateway's resident memory before and after and the difference per
 connection. Raises the soft descriptor limit (``ulimit -n``) for itself and the gateway.
-Target: 4 KB per connection or less.
+Target: 4 KB per connection or less. ``--server`` measures a peer instead (``peers.py``, on
+its route; its keep-alive timeout set to 600 s too, as uvicorn's default is 5 s), the RSS of
+its process tree.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_under_test import ROUTES, gateway, raise_fd_limit, rss_kib
+from gateway_under_test import raise_fd_limit, tree_rss_kib
+from peers import SERVERS, check_installed, server
 
 
 def read_response(sock: socket.socket) -> None:
@@ -42,9 +45,14 @@ def read_response(sock: socket.socket) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--conns", type=int, default=10_000)
-    parser.add_argument("--route", choices=ROUTES, default="wsgi")
+    parser.add_argument("--route", help="default: wsgi (a peer: its route)")
     parser.add_argument("--hold", type=float, default=5.0)
+    parser.add_argument("--server", choices=SERVERS, default="thor")
     args = parser.parse_args()
+    args.route = args.route or SERVERS[args.server][0]
+    if args.route not in SERVERS[args.server]:
+        parser.error(f"{args.server} has no route {args.route}")
+    check_installed(args.server)
     limit = raise_fd_limit(args.conns + 512)
     if limit < args.conns + 64:
         raise SystemExit(f"the descriptor limit is {limit}: too low for {args.conns} connections")
@@ -52,14 +60,14 @@ def main() -> None:
     socks: list[socket.socket] = []
     with (
         tempfile.TemporaryDirectory() as workdir,
-        gateway(Path(workdir), "keep_alive = 600\nbacklog = 4096") as gw,
+        server(args.server, Path(workdir), keep_alive=600, backlog=4096) as gw,
     ):
         sock = socket.create_connection(("127.0.0.1", gw.port))
         sock.sendall(request)  # one request first: every lazy import and cache is warm
         read_response(sock)
         socks.append(sock)
         time.sleep(1)
-        before = rss_kib(gw.proc.pid)
+        before = tree_rss_kib(gw.proc.pid)
         start = time.monotonic()
         try:
             for _ in range(args.conns - 1):
@@ -69,15 +77,15 @@ def main() -> None:
                 socks.append(sock)
             opened = time.monotonic() - start
             time.sleep(args.hold)
-            after = rss_kib(gw.proc.pid)
+            after = tree_rss_kib(gw.proc.pid)
             alive = sum(1 for s in socks if _open(s))
         finally:
             for sock in socks:
                 sock.close()
     per_conn = (after - before) / max(1, len(socks) - 1)
     print(
-        f"{len(socks)} idle keep-alive connections on /{args.route} (opened in {opened:.1f} s, "
-        f"{alive} still open after {args.hold:g} s; ulimit -n {limit}): gateway RSS "
+        f"{args.server}: {len(socks)} idle keep-alive connections on /{args.route} (opened in "
+        f"{opened:.1f} s, {alive} still open after {args.hold:g} s; ulimit -n {limit}): RSS "
         f"{before / 1024:.1f} MB before, {after / 1024:.1f} MB after, "
         f"{per_conn:.2f} KB per connection"
     )

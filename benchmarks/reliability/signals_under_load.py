@@ -1,7 +1,8 @@
 """Reloads and stops under load: failed requests across SIGHUP and SIGTERM (issue 16, point 3).
 
     python benchmarks/reliability/signals_under_load.py [--routes wsgi,asgi,proxy]
-        [--seconds 10] [--connections 32] [--workers 2] [--root DIR] [-- GATEWAY ARGS...]
+        [--seconds 10] [--connections 32] [--workers 2] [--root DIR] [--server thor]
+        [-- GATEWAY ARGS...]
 
 For each route (a WSGI hello, an ASGI hello, and a proxy to a Thor origin) a fresh
 ``python -m thor_gateway -w 2`` is started (from ``--root``, default this tree, so two trees
@@ -22,6 +23,11 @@ can be compared) and ``wrk -c32`` loads that route in two phases:
   before sending anything.  wrk connects without blocking, so it counts a refusal as a
   *write* error; this phase runs wrk under ``strace`` (if installed) to tell them apart:
   the failed ``write()`` calls with ECONNREFUSED are the ``refused`` column.
+
+``--server gunicorn`` (sync worker, ``apps.hello_wsgi``, on /wsgi) or ``--server uvicorn``
+(``--workers``, ``apps.hello_asgi``, on /asgi; its supervisor replaces the workers one at a
+time on SIGHUP) runs the same phases on a peer, with its defaults (no access log, as Thor
+here).
 
 Prints wrk's socket errors and non-2xx count per phase and route, and exits 1 if any
 phase failed.  Needs ``wrk`` on PATH; loopback only; bounded in time.
@@ -45,6 +51,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support import free_port, wait_for
 
 ROUTES = {"wsgi": "/wsgi/", "asgi": "/asgi/", "proxy": "/proxy/"}
+# Per server: its routes, and the log line of a worker starting (one per worker).
+SERVERS = {
+    "thor": (("wsgi", "asgi", "proxy"), r"worker \d+ is listening"),
+    "gunicorn": (("wsgi",), r"Booting worker with pid: \d+"),
+    "uvicorn": (("asgi",), r"Started server process \[\d+\]"),
+}
 WRK_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 WRK_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 WRK_REQUESTS = re.compile(r"(\d+) requests in")
@@ -83,14 +95,20 @@ def parse_wrk(name: str, text: str) -> Phase:
 
 
 class Gateway:
-    """The gateway under test: a master with ``--workers`` workers; its log kept."""
+    """The server under test (thor_gateway, or a peer: ``server``), a master with
+    ``--workers`` workers; its log kept."""
 
-    def __init__(self, root: Path, args: list[str], log_path: Path) -> None:
+    def __init__(self, root: Path, args: list[str], log_path: Path, server: str = "thor") -> None:
         self.port = free_port()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.log = log_path.open("ab")
+        self.listening = SERVERS[server][1]
+        bind = ["-b", f"127.0.0.1:{self.port}"]
+        if server == "uvicorn":
+            bind = ["--host", "127.0.0.1", "--port", str(self.port)]
+        module = "thor_gateway" if server == "thor" else server
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "thor_gateway", "-b", f"127.0.0.1:{self.port}", *args],
+            [sys.executable, "-m", module, *bind, *args],
             cwd=root,
             env=env,
             stdout=self.log,
@@ -141,10 +159,10 @@ def reload_phase(gateway: Gateway, url: str, args: argparse.Namespace) -> Phase:
         gateway.proc.send_signal(signal.SIGHUP)
         listening += workers
         # Both replacements done before the next signal (a SIGHUP during one is queued).
-        gateway.wait_lines(r"worker \d+ is listening", listening, args.seconds)
+        gateway.wait_lines(gateway.listening, listening, args.seconds)
     out, _ = wrk.communicate(timeout=args.seconds + 30)
     phase = parse_wrk("reload", out)
-    if gateway.count(r"worker \d+ is listening") < 3 * workers:
+    if gateway.count(gateway.listening) < 3 * workers:
         phase.notes.append("not every worker was replaced in time")
     return phase
 
@@ -194,8 +212,14 @@ def start_origin(root: Path, log_dir: Path) -> Gateway:
     return origin
 
 
-def one_route(route: str, origin_port: int, args: argparse.Namespace, log_dir: Path) -> list[Phase]:
-    gateway_args = [
+def server_args(origin_port: int, args: argparse.Namespace) -> list[str]:
+    """The command-line arguments after the bind address, per server."""
+    if args.server == "gunicorn":
+        return ["-w", str(args.workers), "apps.hello_wsgi:app", *args.gateway_args]
+    if args.server == "uvicorn":
+        workers = ["--workers", str(args.workers), "--no-access-log"]
+        return ["apps.hello_asgi:app", *workers, *args.gateway_args]
+    return [
         "--mount",
         "/wsgi=apps.hello_wsgi:app",
         "--mount",
@@ -209,9 +233,14 @@ def one_route(route: str, origin_port: int, args: argparse.Namespace, log_dir: P
         "10",
         *args.gateway_args,
     ]
-    gateway = Gateway(args.root, gateway_args, log_dir / f"gateway-{route}.log")
+
+
+def one_route(route: str, origin_port: int, args: argparse.Namespace, log_dir: Path) -> list[Phase]:
+    gateway_args = server_args(origin_port, args)
+    log = log_dir / f"{args.server}-{route}.log"
+    gateway = Gateway(args.root, gateway_args, log, args.server)
     try:
-        if not gateway.wait_lines(r"worker \d+ is listening", args.workers, 20):
+        if not gateway.wait_lines(gateway.listening, args.workers, 20):
             raise SystemExit(f"the gateway did not start; see {gateway.log_path}")
         url = f"http://127.0.0.1:{gateway.port}{ROUTES[route]}"
         return [reload_phase(gateway, url, args), stop_phase(gateway, url, args, log_dir)]
@@ -221,7 +250,8 @@ def one_route(route: str, origin_port: int, args: argparse.Namespace, log_dir: P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--routes", default="wsgi,asgi,proxy")
+    parser.add_argument("--routes", help="default: all the server's (thor: wsgi,asgi,proxy)")
+    parser.add_argument("--server", choices=SERVERS, default="thor")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
@@ -230,10 +260,11 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, help="keep the gateways' logs in this folder")
     parser.add_argument("gateway_args", nargs="*")
     args = parser.parse_args()
-    routes = [r for r in args.routes.split(",") if r]
+    own = SERVERS[args.server][0]
+    routes = [r for r in args.routes.split(",") if r] if args.routes else list(own)
     for route in routes:
-        if route not in ROUTES:
-            parser.error(f"unknown route {route!r}; choose from {', '.join(ROUTES)}")
+        if route not in own:
+            parser.error(f"unknown route {route!r}; choose from {', '.join(own)}")
     with tempfile.TemporaryDirectory() as tmp:
         log_dir = args.logs or Path(tmp)
         log_dir.mkdir(parents=True, exist_ok=True)

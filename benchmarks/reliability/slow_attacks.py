@@ -2,6 +2,7 @@
 
     python benchmarks/reliability/slow_attacks.py [--conns 1000] [--seconds 30]
         [--attacks H,B,X] [--routes wsgi,asgi,proxy] [--probe-interval 0.2] [--rate 200]
+        [--server thor|uvicorn|gunicorn|waitress|nginx]
 
 For each attack and route: starts ``thor-gateway`` from this tree (one worker, default
 settings) with a WSGI route (/wsgi), an ASGI route (/asgi) and a proxy route (/proxy, to a
@@ -14,6 +15,10 @@ most connections it held open at once and when the server first cut one, and the
 own count of established connections (slowhttptest misses resets during -X) (the limits:
 ``--header-timeout`` 10 s; ``--min-body-rate`` / ``--min-response-rate`` 240 B/s over
 ``--min-rate-window`` 5 s; ``--write-timeout`` 30 s).
+
+``--server`` runs the same attacks on a peer instead (``peers.py``: uvicorn on /asgi,
+gunicorn and waitress on /wsgi, nginx on /proxy), with its own defaults; RSS and CPU are
+those of the server's process tree (master and workers).
 
 Needs ``slowhttptest`` (``apt-get install slowhttptest``); raises the soft descriptor limit.
 Targets: every probe answered, p99 under 100 ms, slow-read peak RSS under 100 MB.
@@ -32,14 +37,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gateway_under_test import (
-    ROUTES,
-    Probe,
-    RssSampler,
-    cpu_seconds,
-    gateway,
-    raise_fd_limit,
-)
+from gateway_under_test import Probe, RssSampler, raise_fd_limit, tree_cpu_seconds
+from peers import SERVERS, check_installed, server
 
 # slowhttptest flags per attack: -i seconds between follow-up pieces, -x their size bound.
 ATTACKS = {
@@ -112,8 +111,8 @@ class ServerSide(threading.Thread):
 
 
 def run(attack: str, route: str, args: argparse.Namespace, workdir: Path) -> str:
-    with gateway(workdir) as gw:
-        time.sleep(0.5)
+    with server(args.server, workdir) as gw:
+        time.sleep(1.0)  # a forking server's worker has started
         path = f"/{route}/big" if attack == "X" else f"/{route}/"
         rss = RssSampler(gw.proc.pid)
         probe = Probe(gw.port, f"/{route}/", args.probe_interval)
@@ -121,7 +120,7 @@ def run(attack: str, route: str, args: argparse.Namespace, workdir: Path) -> str
         command = ["slowhttptest", "-c", str(args.conns), "-r", str(args.rate)]
         command += ["-l", str(args.seconds), "-u", gw.url(route, path[len(route) + 1 :])]
         command += ["-g", "-o", str(stats), "-p", "3", *ATTACKS[attack]]
-        cpu = cpu_seconds(gw.proc.pid)
+        cpu = tree_cpu_seconds(gw.proc.pid)
         server_side = ServerSide(gw.port)
         rss.start()
         probe.start()
@@ -130,11 +129,11 @@ def run(attack: str, route: str, args: argparse.Namespace, workdir: Path) -> str
         probe.stop()
         held = server_side.stop()
         after = rss.stop()
-        cpu = cpu_seconds(gw.proc.pid) - cpu
+        cpu = tree_cpu_seconds(gw.proc.pid) - cpu
     return (
-        f"{NAMES[attack]:>20} on /{route:<5}: {probe.summary()}; RSS {rss.before / 1024:.1f} MB "
-        f"before, peak {rss.peak / 1024:.1f} MB, {after / 1024:.1f} MB after; "
-        f"gateway CPU {cpu:.1f} s; " + cut_stats(stats.with_suffix(".csv")) + f"; {held}"
+        f"{args.server} {NAMES[attack]:>20} on /{route:<5}: {probe.summary()}; RSS "
+        f"{rss.before / 1024:.1f} MB before, peak {rss.peak / 1024:.1f} MB, {after / 1024:.1f} MB "
+        f"after; server CPU {cpu:.1f} s; " + cut_stats(stats.with_suffix(".csv")) + f"; {held}"
     )
 
 
@@ -144,15 +143,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--rate", type=int, default=200, help="new slow connections per second")
     parser.add_argument("--attacks", default="H,B,X")
-    parser.add_argument("--routes", default=",".join(ROUTES))
+    parser.add_argument("--routes", help="default: all the server's (thor: wsgi,asgi,proxy)")
     parser.add_argument("--probe-interval", type=float, default=0.2)
+    parser.add_argument("--server", choices=SERVERS, default="thor")
     args = parser.parse_args()
+    routes = args.routes.split(",") if args.routes else list(SERVERS[args.server])
+    if unknown := set(routes) - set(SERVERS[args.server]):
+        parser.error(f"{args.server} has no route {', '.join(sorted(unknown))}")
+    check_installed(args.server)
     if shutil.which("slowhttptest") is None:
         raise SystemExit("slowhttptest is not installed (apt-get install slowhttptest)")
     raise_fd_limit(args.conns * 3 + 1024)  # slowhttptest, the gateway and its upstreams
     print(f"{args.conns} connections per attack, {args.seconds} s each", flush=True)
     for attack in args.attacks.split(","):
-        for route in args.routes.split(","):
+        for route in routes:
             with tempfile.TemporaryDirectory() as workdir:
                 print(run(attack, route, args, Path(workdir)), flush=True)
 
