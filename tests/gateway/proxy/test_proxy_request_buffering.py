@@ -70,14 +70,14 @@ def test_slow_uploads_leave_the_upstream_connections_to_others(
 ) -> None:
     with raw_upstream(answer_with_body_length) as up:
         live = live_server()
-        seen = proxy(live, up.url, max_idle_connections=2)  # two pooled connections
+        seen = proxy(live, up.url, max_connections=2)  # two requests in flight upstream
         slow = [post(live.port, 1000, b"0123456789") for _ in range(SLOW)]
         try:
             assert wait_for(lambda: len(seen) == SLOW)  # each is being proxied
             probe = socket.create_connection(("127.0.0.1", live.port), timeout=5)
             probe.sendall(b"GET /api/probe HTTP/1.1\r\nHost: x\r\n\r\n")
-            # Before: the two connections carried trickling bodies, the probe queued behind
-            # the other two, and nothing came until a body was done or cut.
+            # Before: two trickling bodies were in flight upstream, and the probe was refused
+            # (503) until a body was done or cut.
             answer = read_head(probe, timeout=2.0)
             assert answer.startswith(b"HTTP/1.1 200"), answer
             assert up.connections == 1  # the probe's: no slow body took one
