@@ -264,10 +264,10 @@ class ProxiedExchange:
         if self.attempts > 1 and self.replay:
             for chunk in self.replay:
                 cx.request_body(chunk)
-        elif self.held:
+        elif self.held is not None:  # the body held until now (start)
             for chunk in self.held:
                 cx.request_body(chunk)
-        self.held = None
+            self.held = None
         if self.req_done:
             cx.request_done(self.req_trailers)
 
@@ -281,7 +281,7 @@ class ProxiedExchange:
                 self.replay = None
         if self.cx is not None and self.phase is not _DONE:
             self.cx.request_body(chunk)
-        elif self.held is not None:
+        elif self.held is not None and self.phase is _WAITING:
             self.held.append(chunk)
             self.held_size += len(chunk)
             if (
@@ -295,7 +295,7 @@ class ProxiedExchange:
         self.req_trailers = trailers
         if self.cx is not None and self.phase is not _DONE:
             self.cx.request_done(trailers)
-        elif self.held is not None and self.upstream is not None:
+        elif self.held is not None and self.phase is _WAITING and self.upstream is not None:
             self._send(self.upstream)  # the whole body is here
 
     def pause(self, paused: bool) -> None:
@@ -498,7 +498,6 @@ class ProxiedExchange:
         if self.phase is _DONE:
             return
         self._release()
-        self.held = None
         self.phase = _DONE
 
     def _name(self) -> str:
