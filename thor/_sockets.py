@@ -6,13 +6,31 @@ connection and make system calls only, with no loop and no events.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
 import stat
 from typing import Any
 
-__all__ = ["listening_socket", "text", "tune", "unix_listening_socket"]
+__all__ = [
+    "UNSENT_LIMIT",
+    "limit_unsent",
+    "listening_socket",
+    "text",
+    "tune",
+    "unix_listening_socket",
+]
+
+# What a connection's kernel send queue may hold beyond the bytes in flight (Linux and
+# macOS TCP_NOTSENT_LOWAT).  Without it a send buffer that autotunes to megabytes (4 MiB on
+# loopback) takes a whole large response in one send(): a millisecond or more of the
+# loop's time per call, and the kernel's memory, even for a client that reads 32 bytes a
+# second; 1000 such readers kept the loop busy for seconds (issue 16).  Bytes in flight
+# are not counted, so a fast client's throughput does not depend on it; the rest of a
+# response waits in the connection's own buffer (by reference: no copy) until it is
+# nearly sent.
+UNSENT_LIMIT = 128 * 1024
 
 
 def text(host: str | bytes | None) -> str | None:
@@ -40,6 +58,16 @@ def listening_socket(host: str | None, port: int, backlog: int, reuse_port: bool
         sock.close()
         raise
     return sock
+
+
+def limit_unsent(sock: socket.socket) -> None:
+    """Bound the unsent bytes of ``sock``'s send queue to :data:`UNSENT_LIMIT`, where the
+    platform can.  Set on a listening socket, once: Linux copies it to every accepted one."""
+    option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    if option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):  # an old kernel: the send buffer's own limit stays
+        sock.setsockopt(socket.IPPROTO_TCP, option, UNSENT_LIMIT)
 
 
 def _any_address_socket(port: int) -> tuple[socket.socket, Any]:

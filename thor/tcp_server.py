@@ -78,6 +78,7 @@ class TcpServer(EventEmitter):
         self.path = path
         self.backlog = backlog
         sock.setblocking(False)
+        _sockets.limit_unsent(sock)  # inherited by accepted sockets: nothing per connection
         address = sock.getsockname()
         self.address = address
         if isinstance(address, tuple):

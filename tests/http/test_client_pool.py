@@ -76,6 +76,25 @@ def test_concurrent_requests_respect_max_server_conn(
     client.close()
 
 
+def test_idle_connections_beyond_max_idle_conn_are_closed(
+    loop: thor.loop.Loop, clients: Clients
+) -> None:
+    client = clients(max_server_conn=6, max_idle_conn=2)
+    results: list[Result] = []
+    with raw_server(keep_alive_handler(delay=0.05)) as srv:  # type: ignore[arg-type]
+        for i in range(6):  # six at once: six connections, all busy
+            ex = client.exchange()
+            results.append(Result(ex, loop, stop=False))
+            ex.request_start("GET", f"http://127.0.0.1:{srv.port}/{i}", [])
+            ex.request_done([])
+        run_until(loop, lambda: all(r.finished for r in results), 10)
+        assert [r.body for r in results] == [b"ok /%d" % i for i in range(6)]
+        assert srv.accepted == 6
+        assert client.idle_counts() == {("http", "127.0.0.1", srv.port): 2}
+        assert sum(client.conn_counts.values()) == 2
+    client.close()
+
+
 def test_max_server_conn_one_serves_fifo(loop: thor.loop.Loop, clients: Clients) -> None:
     client = clients(max_server_conn=1)
     order: list[int] = []

@@ -27,6 +27,7 @@ or keeps several handlers and calls the right one's ``handle``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -94,7 +95,7 @@ class ProxySettings:
     retries: int = 1  # extra attempts on another member (see proxy_exchange._retryable)
     retry_budget: float = 0.2  # retries at most this share of requests (plus 3/s)
     max_connections: int | None = None  # requests in flight per member (default for all)
-    max_idle_connections: int = 512  # connections per member (busy or idle) without a limit
+    max_idle_connections: int = 512  # idle connections kept per member
     idle_timeout: float = 60.0  # seconds an idle upstream connection is kept
     tunnel_idle_timeout: float = (
         300.0  # seconds without a byte either way closes a tunnel (0: never)
@@ -121,6 +122,10 @@ class ProxySettings:
     # Response bytes held per proxied response for a client that reads slowly (nginx's
     # proxy_buffers): half as the client's write high-water mark, half as the upstream read.
     buffer_size: int = 64 * 1024
+    # Request body bytes received before the request takes an upstream connection (HAProxy's
+    # http-buffer-request): the whole body up to this size, the first this-many of a larger
+    # one; 0 streams the body upstream as it comes (see relay.ProxiedExchange.start).
+    request_buffer_size: int = 64 * 1024
 
     @classmethod
     def names(cls) -> set[str]:
@@ -215,7 +220,11 @@ class ProxyHandler:
                 idle_timeout=s.idle_timeout,
                 connect_timeout=s.connect_timeout,
                 read_timeout=s.upstream_timeout,
-                max_server_conn=s.max_connections or s.max_idle_connections,
+                # Without max_connections, busy connections follow demand (as nginx's do):
+                # under a cap, 512 slow readers of large responses held every connection
+                # and everyone else queued behind them (issue 16). Idle ones are bounded.
+                max_server_conn=s.max_connections or sys.maxsize,
+                max_idle_conn=s.max_idle_connections,
                 retry_limit=0,  # retries go to another member, decided here
                 http2=s.http2,
                 read_size=max(s.buffer_size // 2, 4096),  # = write_limit

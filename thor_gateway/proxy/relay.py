@@ -10,8 +10,10 @@ response) and moves events across, both ways, in bounded memory:
 
 Flow control is the four signals of Thor's API, wired end to end: the upstream connection
 stops taking the body -> client ex ``pause`` -> ``exchange.pause_request_body``; the client
-stops reading -> server ex ``pause`` -> ``res_body_pause``.  Nothing is buffered here, so
-memory stays at the sockets' water marks whatever the size of the bodies.
+stops reading -> server ex ``pause`` -> ``res_body_pause``.  Nothing is buffered here but
+the start of a request body (``request_buffer_size``, held before the upstream is asked, so
+that a slow upload holds no upstream connection), so memory stays at the sockets' water
+marks whatever the size of the bodies.
 
 States (:class:`Phase`)::
 
@@ -119,6 +121,8 @@ class ProxiedExchange:
         "exchange",
         "failed",
         "headers",
+        "held",
+        "held_size",
         "key",
         "method",
         "phase",
@@ -157,6 +161,10 @@ class ProxiedExchange:
         # that a failed attempt can be replayed on another member; None once too large.
         self.replay: list[bytes] | None = []
         self.replay_size = 0
+        # The body received before an upstream connection is asked for (request buffering,
+        # see start); None once it went upstream, or when it is not held at all.
+        self.held: list[bytes] | None = None
+        self.held_size = 0
         self.failed = False
         self.transformer: ResponseTransformer | None = None
         settings = proxy.settings
@@ -215,6 +223,19 @@ class ProxiedExchange:
                 ServiceUnavailableError(), [(b"Retry-After", b"1")], b"no upstream available\n"
             )
             return
+        if (
+            not self.exchange.req_complete
+            and self.upgrade is None
+            and self.proxy.settings.request_buffer_size
+        ):
+            # Request buffering (HAProxy's http-buffer-request): a body comes whole, or
+            # request_buffer_size of it, before the request takes an upstream connection.
+            # Streamed at once, each slow upload held a pooled connection while it trickled:
+            # some 500 of them took all the member's connections, and every other request
+            # queued behind them until they were cut (issue 16). A client that trickles is
+            # cut here by the server's minimum body rate, having cost only its bytes.
+            self.held = []
+            return
         self._send(upstream)
 
     def _send(self, upstream: Upstream) -> None:
@@ -243,6 +264,10 @@ class ProxiedExchange:
         if self.attempts > 1 and self.replay:
             for chunk in self.replay:
                 cx.request_body(chunk)
+        elif self.held is not None:  # the body held until now (start)
+            for chunk in self.held:
+                cx.request_body(chunk)
+            self.held = None
         if self.req_done:
             cx.request_done(self.req_trailers)
 
@@ -256,12 +281,22 @@ class ProxiedExchange:
                 self.replay = None
         if self.cx is not None and self.phase is not _DONE:
             self.cx.request_body(chunk)
+        elif self.held is not None and self.phase is _WAITING:
+            self.held.append(chunk)
+            self.held_size += len(chunk)
+            if (
+                self.held_size >= self.proxy.settings.request_buffer_size
+                and self.upstream is not None
+            ):
+                self._send(self.upstream)  # a large body: the rest streams
 
     def _on_request_done(self, trailers: Headers) -> None:
         self.req_done = True
         self.req_trailers = trailers
         if self.cx is not None and self.phase is not _DONE:
             self.cx.request_done(trailers)
+        elif self.held is not None and self.phase is _WAITING and self.upstream is not None:
+            self._send(self.upstream)  # the whole body is here
 
     def pause(self, paused: bool) -> None:
         # The upstream is not taking the body as fast as the client sends it.

@@ -24,6 +24,7 @@ See docs/http-client.md.
 from __future__ import annotations
 
 import enum
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,10 @@ class HttpClient:
     # relay that passes responses on sets it small, so that what one read brings in on top
     # of a paused client's buffer stays small (thor_gateway's proxy buffer_size).
     read_size: int | None = None
+    # Idle connections kept per origin; one released beyond it is closed.  A relay leaves
+    # max_server_conn unbounded (busy connections follow demand, as nginx's do) and bounds
+    # only these, so that slow clients holding busy ones never make others queue.
+    max_idle_conn: int = sys.maxsize
 
     exchange_class: type[HttpClientExchange] = HttpClientExchange
 
@@ -98,6 +103,7 @@ class HttpClient:
         http2: bool | _Unset = UNSET,
         h2_config: H2Config | _Unset | None = UNSET,
         read_size: int | _Unset | None = UNSET,
+        max_idle_conn: int | _Unset = UNSET,
     ) -> None:
         self.loop = loop or thor.loop.default()
         given: dict[str, Any] = {
@@ -116,6 +122,7 @@ class HttpClient:
             "http2": http2,
             "h2_config": h2_config,
             "read_size": read_size,
+            "max_idle_conn": max_idle_conn,
         }
         for name, value in given.items():
             if value is not UNSET:

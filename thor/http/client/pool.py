@@ -3,6 +3,7 @@
 Theory of operation (the rules of Thor 0.17, kept):
 
 - at most ``max_server_conn`` connections, *counting those being opened* (``live``);
+- at most ``max_idle_conn`` of them idle: one released beyond that is closed;
 - idle connections are reused last-in first-out (the most recently used one is the least
   likely to have been closed by the server's idle timeout) and closed after ``idle_timeout``;
 - an exchange that finds no idle connection waits in a first-in first-out queue; a connection
@@ -103,6 +104,9 @@ class OriginPool:
             or conn.retired
             or conn.proto.state is not CLIENT_IDLE  # RFC 9112 §9.3: both complete, nothing over
             or not self.client.idle_timeout
+            # Enough kept already (there is no waiter then: idle ones and waiters never
+            # coexist).
+            or len(self.idle) >= self.client.max_idle_conn
         ):
             # Closed at once, not lingering: the response is read, and whatever of the request
             # is still unsent is not wanted any more.
