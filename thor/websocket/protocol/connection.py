@@ -60,7 +60,7 @@ from thor.websocket.protocol.frames import (
     close_payload,
     frame_header,
     mask,
-    mask_range,
+    unmask,
 )
 from thor.websocket.protocol.state import CAN_SEND, CLOSED, transition
 
@@ -229,7 +229,7 @@ class Connection:
                 if not take:
                     return pos
                 self._frame_left -= take
-                self._payload(buf[pos : pos + take], events)
+                self._payload(buf, pos, pos + take, events)
                 pos += take
                 continue
             if end - pos < 2:
@@ -334,7 +334,7 @@ class Connection:
             self._mask_pos = 0
             self._frame_left = length
             if not length:
-                self._payload(b"", events)
+                self._payload(buf, pos, pos, events)
 
     def _whole_message(
         self,
@@ -347,8 +347,9 @@ class Connection:
         events: list[Event],
     ) -> None:
         """The fast path: an unfragmented message, all there (``buf[start:stop]``)."""
-        # Unmasked straight from buf: no copy of the masked slice first.
-        payload = buf[start:stop] if key is None else mask_range(buf, start, stop, key)
+        # Unmasked straight from buf: no copy of the masked slice first. A large payload comes
+        # back as a bytearray, which text is decoded from without a copy to bytes.
+        payload = buf[start:stop] if key is None else unmask(buf, start, stop, key)
         if compressed:
             payload = self._inflate(payload, True, self._max_inflated)
         if opcode == OP_TEXT:
@@ -357,17 +358,21 @@ class Connection:
             except UnicodeDecodeError:
                 raise _Fail(1007, "text is not UTF-8") from None  # §8.1
         else:
-            events.append(BytesMessage(payload))
+            events.append(BytesMessage(payload if type(payload) is bytes else bytes(payload)))
 
-    def _payload(self, chunk: bytes, events: list[Event]) -> None:
-        """A piece of a data frame's payload (all of it if ``_frame_left`` is now 0)."""
+    def _payload(self, buf: bytes, start: int, stop: int, events: list[Event]) -> None:
+        """A piece of a data frame's payload, ``buf[start:stop]`` (all of it if
+        ``_frame_left`` is now 0); unmasked straight from ``buf``, without a slice first."""
         key = self._frame_mask
+        chunk: bytes | bytearray
         if key is not None:
             offset = self._mask_pos & 3
             if offset:
                 key = key[offset:] + key[:offset]
-            self._mask_pos += len(chunk)
-            chunk = mask(chunk, key)
+            self._mask_pos += stop - start
+            chunk = unmask(buf, start, stop, key)
+        else:
+            chunk = buf[start:stop]
         frame_done = not self._frame_left
         message_done = frame_done and self._frame_fin
         if self._msg_compressed:
@@ -403,7 +408,7 @@ class Connection:
             self._msg_opcode = 0
             self._decoder.reset()
 
-    def _inflate(self, data: bytes, end: bool, room: int) -> bytes:
+    def _inflate(self, data: bytes | bytearray, end: bool, room: int) -> bytes:
         try:
             return self._inflater.inflate(data, end, room)  # type: ignore[union-attr]
         except InflateTooBig:
@@ -513,4 +518,4 @@ class Connection:
             index = 0
         key = self._mask_pool[index : index + 4]
         self._mask_index = index + 4
-        return frame_header(first, len(payload), key) + mask(payload, key)
+        return frame_header(first, len(payload), key) + unmask(payload, 0, len(payload), key)
