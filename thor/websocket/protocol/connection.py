@@ -447,25 +447,38 @@ class Connection:
 
     def send_text(self, text: str, final: bool = True) -> bytes:
         """A text message, or one fragment of it with ``final=False`` (§5.4)."""
-        return self._frame(*self._send_data(OP_TEXT, text.encode("utf-8"), final))
+        return self._send_data(OP_TEXT, text.encode("utf-8"), final)
 
     def send_bytes(self, data: bytes | bytearray | memoryview, final: bool = True) -> bytes:
         """A binary message, or one fragment of it with ``final=False``."""
-        return self._frame(*self._send_data(OP_BINARY, bytes(data), final))
+        return self._send_data(OP_BINARY, bytes(data), final)
 
     def send_parts(self, data: str | bytes, final: bool = True) -> list[bytes]:
         """``send_text`` (``str``) or ``send_bytes`` as the frame's pieces, for a gathering
         write (``sendmsg``): a large payload is not copied behind its header."""
         if isinstance(data, str):
-            first, payload = self._send_data(OP_TEXT, data.encode("utf-8"), final)
+            first = self._data_first(OP_TEXT, final)
+            payload = data.encode("utf-8")
         else:
-            first, payload = self._send_data(OP_BINARY, bytes(data), final)
+            first = self._data_first(OP_BINARY, final)
+            payload = bytes(data)
+        if self._send_compressed:
+            payload = self._deflater.compress(payload, final)  # type: ignore[union-attr]
         if self._is_client:
             return [self._frame(first, payload)]  # masked: a copy anyway
         return [frame_header(first, len(payload), None), payload]
 
-    def _send_data(self, opcode: int, data: bytes, final: bool) -> tuple[int, bytes]:
-        """The first header byte and the payload of a data frame; the state checks."""
+    def _send_data(self, opcode: int, data: bytes, final: bool) -> bytes:
+        first = self._data_first(opcode, final)
+        if self._send_compressed:
+            data = self._deflater.compress(data, final)  # type: ignore[union-attr]
+        if self._is_client:
+            return self._frame(first, data)
+        return frame_header(first, len(data), None) + data
+
+    def _data_first(self, opcode: int, final: bool) -> int:
+        """The first header byte of a data frame (FIN, RSV1, opcode), after the state checks;
+        notes a fragmented message's opcode and whether it is compressed."""
         if self.state not in CAN_SEND:
             raise WebSocketStateError(f"cannot send in state {self.state.name}")
         first = FIN if final else 0
@@ -477,10 +490,8 @@ class Connection:
             self._send_compressed = self._deflater is not None
             if self._send_compressed:
                 first |= RSV1  # RFC 7692 §6: RSV1 on the first frame only
-        if self._send_compressed:
-            data = self._deflater.compress(data, final)  # type: ignore[union-attr]
         self._send_opcode = 0 if final else opcode
-        return first, data
+        return first
 
     def ping(self, payload: bytes = b"") -> bytes:
         """A ping frame (§5.5.2); at most 125 bytes of payload."""
