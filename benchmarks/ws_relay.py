@@ -129,24 +129,39 @@ class Load:
             sock.close()
 
 
+def system_seconds(pid: int) -> float:
+    """System CPU time of process ``pid`` (/proc/PID/stat field 15): the kernel's part."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
 def own_cpu() -> float:
     times = os.times()
     return times.user + times.system
 
 
 def measure(port: int, pids: dict[str, int], size: int, args: argparse.Namespace) -> list[float]:
-    """[messages per second, then CPU microseconds per message of each of ``pids``, client]."""
+    """[messages per second, then CPU microseconds per message of each of ``pids``, client,
+    then the share of the last of ``pids`` (the gateway) that was system time]."""
     load = Load(port, args.connections, size)
     try:
         load.run(1.0)  # warm-up
+        gateway = list(pids.values())[-1]
         before = [cpu_seconds(pid) for pid in pids.values()] + [own_cpu()]
+        system = system_seconds(gateway)
         started = time.monotonic()
         done = load.run(args.seconds)
         elapsed = time.monotonic() - started
         after = [cpu_seconds(pid) for pid in pids.values()] + [own_cpu()]
+        system = system_seconds(gateway) - system
     finally:
         load.close()
-    return [done / elapsed] + [(b - a) * 1e6 / done for a, b in zip(before, after, strict=True)]
+    per_message = [(b - a) * 1e6 / done for a, b in zip(before, after, strict=True)]
+    relay = after[-2] - before[-2]
+    return [done / elapsed, *per_message, system / relay if relay else 0.0]
 
 
 def serving_pid(gateway: subprocess.Popen[bytes]) -> int:
@@ -180,11 +195,11 @@ def layout(name: str, args: argparse.Namespace) -> None:
         wait_for(up_port)
         wait_for(gw_port)
         pids = {"echo": upstream.pid, "gateway": serving_pid(gateway)}
-        where = f"gateway on CPU {gateway_cpu}" if args.pin else "not pinned"
-        print(f"\n{name}: echo server CPU 0, client CPU 1, {where}; load {load_average()}")
+        where = f"echo server CPU 0, client CPU 1, gateway CPU {gateway_cpu}"
+        print(f"\n{name}: {where if args.pin else 'not pinned'}; load {load_average()}")
         print(
             f"{'size':>6} {'route':<8} {'msg/s':>9} {'ratio':>6}   CPU us/msg:"
-            f" {'echo':>6} {'relay':>6} {'client':>6}   echo/relay"
+            f" {'echo':>6} {'relay':>6} {'client':>6}   echo/relay  relay in kernel"
         )
         for size in args.sizes:
             direct = measure(up_port, pids, size, args)
@@ -192,7 +207,9 @@ def layout(name: str, args: argparse.Namespace) -> None:
             for route, row in (("direct", direct), ("proxied", proxied)):
                 ratio = f"{row[0] / direct[0]:6.2f}" if route == "proxied" else " " * 6
                 relay = f"{row[2]:6.1f}" if route == "proxied" else " " * 6
-                tail = f"{row[1] / row[2]:10.2f}" if route == "proxied" and row[2] else ""
+                tail = ""
+                if route == "proxied" and row[2]:
+                    tail = f"{row[1] / row[2]:10.2f}  {row[4]:14.0%}"
                 print(
                     f"{size:>6} {route:<8} {row[0]:>9,.0f} {ratio}   {'':>11}"
                     f" {row[1]:6.1f} {relay} {row[3]:6.1f}   {tail}",
