@@ -306,3 +306,18 @@ def test_events_before_an_error_can_still_be_answered() -> None:
     assert isinstance(events[1], ProtocolError)
     assert s.send_text("hi") == server_frame(0x1, b"hi")
     assert s.fail(events[1].code) == server_frame(0x8, b"\x03\xea")
+
+
+@pytest.mark.parametrize("data", ["é" * 5000, b"\x00\x01" * 40_000, b""])
+def test_send_parts_is_the_frame_in_pieces(data: str | bytes) -> None:
+    # A server's frame as [header, payload], for a gathering write; a client's is masked,
+    # so it comes whole. Joined, each is the frame send_text/send_bytes would have made.
+    expected = server().send_text(data) if isinstance(data, str) else server().send_bytes(data)
+    parts = server().send_parts(data)
+    assert len(parts) == 2
+    assert b"".join(parts) == expected
+    [message] = client().receive_data(b"".join(parts))
+    assert message.data == data  # type: ignore[union-attr]
+    [frame] = client().send_parts(data)
+    [message] = server().receive_data(frame)
+    assert message.data == data  # type: ignore[union-attr]
