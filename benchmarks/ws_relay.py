@@ -167,7 +167,7 @@ def measure(port: int, pids: dict[str, int], size: int, args: argparse.Namespace
 def serving_pid(gateway: subprocess.Popen[bytes]) -> int:
     """The process that serves: the gateway's worker when it forked one, else itself."""
     children = Path(f"/proc/{gateway.pid}/task/{gateway.pid}/children")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 1
     while time.monotonic() < deadline:
         pids = children.read_text().split() if children.exists() else []
         if pids:
