@@ -2,23 +2,32 @@
 
 Usage::
 
-    python benchmarks/ws_relay.py [--seconds 5] [--connections 16] [--no-pin]
+    python benchmarks/ws_relay.py [--seconds 5] [--connections 64] [--sizes 64,65536]
+        [--layouts split,shared] [--no-pin]
 
 Issue 12's target: the proxy relays WebSocket traffic at >= 0.8x the messages per second of
-a direct connection.  Two runs, one after the other, with the same client and upstream:
+a direct connection.  For each size, two runs one after the other with the same client and
+the same upstream, the native Thor echo server (``apps/ws_echo.py``, no keepalive pings):
 
-- ``direct``: the client connects to the upstream;
+- ``direct``: the client connects to the echo server;
 - ``proxied``: the client connects to ``thor-gateway --proxy /=UPSTREAM`` (one worker), which
   relays the handshake and then the bytes (``thor_gateway/proxy/tunnel.py``).
 
-The client (in this process) opens ``--connections`` WebSocket connections, then on each
-keeps a window of masked binary frames in flight and counts the frames that come back: at
-64 B (64 in flight per connection) and at 64 KiB (4 in flight).  The upstream answers the
-handshake (RFC 6455 §4.2.2) and then echoes the bytes as they come.  It does not parse the
-frames: neither does the proxy, and a frame parser upstream would add the same cost to both
-runs, making the ratio look better than the relay is.  With pinning (the default) the proxy
-has CPU 0 and the client and the upstream share CPU 1, in both runs: the question is whether
-the relay keeps up with the pair it sits between.  Needs Linux and ``taskset``; loopback only.
+The client (this process, plain ``selectors``) opens ``--connections`` WebSocket connections
+and on each keeps a window of masked binary frames in flight, counting the echoes that come
+back: 64 in flight per connection at 64 B, 4 at 64 KiB.  Each run reports messages per
+second and every process's CPU time per message (user + system, ``/proc/PID/stat``): the
+echo server's, the gateway's (the relay's own cost) and the client's.  CPU per message holds
+steady on a shared machine where messages per second do not; and on two cores the relay
+competes for CPU with the echo server or the load generator, so the ratio of the wall-clock
+rates depends on where it runs.  ``echo / relay`` is the share of a direct connection's rate a
+proxy on a core of its own would keep (1.0 and above: the relay is not the bottleneck).
+
+Pinning (``taskset``; two cores): the echo server always has CPU 0 and the client CPU 1, in
+both runs.  The gateway goes with the client (``split``, the fair layout: the echo server's
+core is the same in both runs, and the client costs a fraction of the echo per message) or
+with the echo server (``shared``, the worst case: the relay takes CPU from the server it
+fronts).  Linux only; loopback only.
 """
 
 from __future__ import annotations
@@ -36,73 +45,10 @@ from pathlib import Path
 
 from support import cpu_seconds, free_port, wait_for
 
-HERE = Path(__file__).resolve()
+ROOT = Path(__file__).resolve().parents[1]
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 KEY = base64.b64encode(os.urandom(16))
-
-UPSTREAM = r"""
-import base64, hashlib, selectors, socket, sys
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-sel = selectors.DefaultSelector()
-listener = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=1024)
-listener.setblocking(False)
-heads, pending = {}, {}
-
-def accept(sock):
-    conn, _ = sock.accept()
-    conn.setblocking(False)
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    heads[conn] = b""
-    sel.register(conn, selectors.EVENT_READ, readable)
-
-def send(conn, data):
-    data = pending.pop(conn, b"") + data
-    try:
-        sent = conn.send(data)
-    except BlockingIOError:
-        sent = 0
-    except OSError:  # the client left at the end of a run
-        pending.pop(conn, None)
-        return
-    if sent < len(data):
-        pending[conn] = data[sent:]
-        sel.modify(conn, selectors.EVENT_READ | selectors.EVENT_WRITE, readable)
-
-def readable(conn, mask):
-    if mask & selectors.EVENT_WRITE:
-        sel.modify(conn, selectors.EVENT_READ, readable)
-        send(conn, b"")
-        if not mask & selectors.EVENT_READ:
-            return
-    try:
-        data = conn.recv(262144)
-    except ConnectionError:
-        data = b""
-    if not data:
-        sel.unregister(conn)
-        conn.close()
-        return
-    if conn in heads:
-        head = heads[conn] + data
-        if b"\r\n\r\n" not in head:
-            heads[conn] = head
-            return
-        del heads[conn]
-        head, _, data = head.partition(b"\r\n\r\n")
-        key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
-               if l.lower().startswith(b"sec-websocket-key:")][0]
-        accept_value = base64.b64encode(hashlib.sha1(key + GUID).digest())
-        send(conn, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept_value + b"\r\n\r\n")
-        if not data:
-            return
-    send(conn, data)
-
-sel.register(listener, selectors.EVENT_READ, lambda s, m: accept(s))
-while True:
-    for key, mask in sel.select():
-        key.data(key.fileobj, mask)
-"""
+WINDOWS = {64: 64, 65536: 4}  # frames in flight per connection, by size
 
 
 def frame(size: int) -> bytes:
@@ -133,95 +79,167 @@ def handshake(port: int) -> socket.socket:
         head += chunk
     if not head.startswith(b"HTTP/1.1 101"):
         raise SystemExit(f"no switch: {head[:80]!r}")
-    expected = base64.b64encode(hashlib.sha1(KEY + GUID).digest())
-    if expected not in head:
+    if base64.b64encode(hashlib.sha1(KEY + GUID).digest()) not in head:
         raise SystemExit("wrong Sec-WebSocket-Accept")
+    if head.index(b"\r\n\r\n") + 4 != len(head):
+        raise SystemExit("bytes after the 101")
     sock.setblocking(False)
     return sock
 
 
-def run_load(port: int, connections: int, size: int, window: int, seconds: float) -> float:
-    """Frames echoed per second over ``seconds``, ``window`` in flight per connection."""
-    batch = frame(size) * window
-    sel = selectors.DefaultSelector()
-    waiting: dict[socket.socket, int] = {}
-    for _ in range(connections):
-        sock = handshake(port)
-        sock.sendall(batch)
-        waiting[sock] = len(batch)
-        sel.register(sock, selectors.EVENT_READ)
-    done = 0
-    started = time.monotonic()
-    deadline = started + seconds
-    while time.monotonic() < deadline:
-        for key, _ in sel.select(1.0):
-            sock = key.fileobj  # type: ignore[assignment]
-            data = sock.recv(1 << 20)
-            if not data:
-                raise SystemExit("a connection closed during the run")
-            left = waiting[sock] - len(data)
-            if left <= 0:
-                done += window
-                left += len(batch)
-                sock.sendall(batch)  # small enough for the kernel's buffer
-            waiting[sock] = left
-    elapsed = time.monotonic() - started
-    for sock in waiting:
-        sel.unregister(sock)
-        sock.close()
-    return done / elapsed
+class Load:
+    """``connections`` connections, each keeping ``window`` frames of ``size`` in flight."""
+
+    def __init__(self, port: int, connections: int, size: int) -> None:
+        window = WINDOWS.get(size, 4)
+        self.window = window
+        self.batch = frame(size) * window
+        self.echo = (len(self.batch) // window - 4) * window  # the echoes carry no mask key
+        self.sel = selectors.DefaultSelector()
+        self.waiting: dict[socket.socket, int] = {}
+        for _ in range(connections):
+            sock = handshake(port)
+            sock.sendall(self.batch)
+            self.waiting[sock] = self.echo
+            self.sel.register(sock, selectors.EVENT_READ)
+
+    def run(self, seconds: float) -> int:
+        """Messages echoed in ``seconds``."""
+        done = 0
+        waiting, window, batch, echo = self.waiting, self.window, self.batch, self.echo
+        into = memoryview(bytearray(1 << 20))  # recv(n) would allocate n bytes a call
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for key, _ in self.sel.select(1.0):
+                sock = key.fileobj
+                got = sock.recv_into(into)  # type: ignore[union-attr]
+                if not got:
+                    raise SystemExit("a connection closed during the run")
+                left = waiting[sock] - got  # type: ignore[index]
+                if left <= 0:  # a whole window came back: send the next
+                    done += window
+                    left += echo
+                    sock.sendall(batch)  # type: ignore[union-attr]
+                waiting[sock] = left  # type: ignore[index]
+        return done
+
+    def close(self) -> None:
+        for sock in self.waiting:
+            self.sel.unregister(sock)
+            sock.close()
+
+
+def system_seconds(pid: int) -> float:
+    """System CPU time of process ``pid`` (/proc/PID/stat field 15): the kernel's part."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def measure(port: int, pids: dict[str, int], size: int, args: argparse.Namespace) -> list[float]:
+    """[messages per second, then CPU microseconds per message of each of ``pids``, client,
+    then the share of the last of ``pids`` (the gateway) that was system time]."""
+    load = Load(port, args.connections, size)
+    try:
+        load.run(1.0)  # warm-up
+        gateway = list(pids.values())[-1]
+        before = [cpu_seconds(pid) for pid in pids.values()] + [own_cpu()]
+        system = system_seconds(gateway)
+        started = time.monotonic()
+        done = load.run(args.seconds)
+        elapsed = time.monotonic() - started
+        after = [cpu_seconds(pid) for pid in pids.values()] + [own_cpu()]
+        system = system_seconds(gateway) - system
+    finally:
+        load.close()
+    per_message = [(b - a) * 1e6 / done for a, b in zip(before, after, strict=True)]
+    relay = after[-2] - before[-2]
+    return [done / elapsed, *per_message, system / relay if relay else 0.0]
 
 
 def serving_pid(gateway: subprocess.Popen[bytes]) -> int:
     """The process that serves: the gateway's worker when it forked one, else itself."""
     children = Path(f"/proc/{gateway.pid}/task/{gateway.pid}/children")
-    pids = children.read_text().split() if children.exists() else []
-    return int(pids[0]) if pids else gateway.pid
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        pids = children.read_text().split() if children.exists() else []
+        if pids:
+            return int(pids[0])
+        time.sleep(0.05)
+    return gateway.pid
 
 
-def pinned(cpu: str, cmd: list[str], pin: bool) -> list[str]:
-    return ["taskset", "-c", cpu, *cmd] if pin else cmd
+def pinned(cpu: int, cmd: list[str], pin: bool) -> list[str]:
+    return ["taskset", "-c", str(cpu), *cmd] if pin else cmd
+
+
+def layout(name: str, args: argparse.Namespace) -> None:
+    gateway_cpu = 1 if name == "split" else 0
+    up_port, gw_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    echo_cmd = [sys.executable, "apps/ws_echo.py", "127.0.0.1", str(up_port), "0"]
+    gateway_cmd = [
+        sys.executable, "-m", "thor_gateway", "--bind", f"127.0.0.1:{gw_port}",
+        "--log-level", "warning", "--proxy", f"/=http://127.0.0.1:{up_port}",
+    ]  # fmt: skip
+    upstream = subprocess.Popen(pinned(0, echo_cmd, args.pin), cwd=ROOT, env=env)
+    gateway = subprocess.Popen(pinned(gateway_cpu, gateway_cmd, args.pin), cwd=ROOT, env=env)
+    try:
+        wait_for(up_port)
+        wait_for(gw_port)
+        pids = {"echo": upstream.pid, "gateway": serving_pid(gateway)}
+        where = f"echo server CPU 0, client CPU 1, gateway CPU {gateway_cpu}"
+        print(f"\n{name}: {where if args.pin else 'not pinned'}; load {load_average()}")
+        print(
+            f"{'size':>6} {'route':<8} {'msg/s':>9} {'ratio':>6}   CPU us/msg:"
+            f" {'echo':>6} {'relay':>6} {'client':>6}   echo/relay  relay in kernel"
+        )
+        for size in args.sizes:
+            direct = measure(up_port, pids, size, args)
+            proxied = measure(gw_port, pids, size, args)
+            for route, row in (("direct", direct), ("proxied", proxied)):
+                ratio = f"{row[0] / direct[0]:6.2f}" if route == "proxied" else " " * 6
+                relay = f"{row[2]:6.1f}" if route == "proxied" else " " * 6
+                tail = ""
+                if route == "proxied" and row[2]:
+                    tail = f"{row[1] / row[2]:10.2f}  {row[4]:14.0%}"
+                print(
+                    f"{size:>6} {route:<8} {row[0]:>9,.0f} {ratio}   {'':>11}"
+                    f" {row[1]:6.1f} {relay} {row[3]:6.1f}   {tail}",
+                    flush=True,
+                )
+    finally:
+        for proc in (gateway, upstream):
+            proc.terminate()
+            proc.wait(10)
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--sizes", default="64,65536", type=lambda s: [int(x) for x in s.split(",")]
+    )
+    parser.add_argument("--layouts", default="split,shared")
     parser.add_argument("--no-pin", dest="pin", action="store_false")
     args = parser.parse_args()
     if args.pin:
-        os.sched_setaffinity(0, {1})  # the client shares CPU 1 with the upstream
-    up_port, gw_port = free_port(), free_port()
-    upstream = subprocess.Popen(
-        pinned("1", [sys.executable, "-c", UPSTREAM, str(up_port)], args.pin)
-    )
-    gateway_cmd = [
-        sys.executable, "-m", "thor_gateway", "--bind", f"127.0.0.1:{gw_port}",
-        "--proxy", f"/=http://127.0.0.1:{up_port}",
-    ]  # fmt: skip
-    gateway = subprocess.Popen(
-        pinned("0", gateway_cmd, args.pin), cwd=HERE.parents[1], stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_for(up_port)
-        wait_for(gw_port)
-        print(f"{args.connections} connections, {args.seconds:g} s per run, pinned: {args.pin}")
-        for size, window in ((64, 64), (65536, 4)):
-            run_load(up_port, args.connections, size, window, 1.0)  # warm-up
-            direct = run_load(up_port, args.connections, size, window, args.seconds)
-            run_load(gw_port, args.connections, size, window, 1.0)
-            pid = serving_pid(gateway)
-            cpu0 = cpu_seconds(pid)
-            proxied = run_load(gw_port, args.connections, size, window, args.seconds)
-            busy = (cpu_seconds(pid) - cpu0) / args.seconds
-            print(
-                f"{size:>6} B  direct {direct:10,.0f} msg/s   proxied {proxied:10,.0f} msg/s"
-                f"   ratio {proxied / direct:.2f}   proxy CPU {busy:.0%}"
-            )
-    finally:
-        for proc in (gateway, upstream):
-            proc.terminate()
-            proc.wait(10)
+        os.sched_setaffinity(0, {1})  # the load generator
+    print(f"{args.connections} connections, {args.seconds:g} s per run")
+    for name in args.layouts.split(","):
+        layout(name, args)
 
 
 if __name__ == "__main__":

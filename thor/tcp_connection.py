@@ -237,6 +237,39 @@ class TcpConnection(EventEmitter):
             self._write_paused = True
             self.emit("pause", True)
 
+    def write_many(self, buffers: list[bytes | memoryview]) -> None:
+        """``write`` the buffers in order, as one gathering ``sendmsg`` when nothing waits: a
+        frame's header and its large payload go out without being joined (copied) first."""
+        if self.state is not _OPEN or self._write_shut:
+            return
+        if self._buffer:  # behind what waits: queued as they are
+            for data in buffers:
+                self.write(data)
+            return
+        if len(buffers) > _MAX_IOV:
+            self.write(b"".join(buffers))
+            return
+        try:
+            sent = self._send_many(buffers)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as error:
+            self._lost(error, deferred=True)  # as write() does
+            return
+        for index, data in enumerate(buffers):
+            if sent < len(data):  # the rest waits, in order, from this piece on
+                self._loop.add_writer(self._fd, self._on_writable)
+                queue: deque[bytes | memoryview | FileSegment] = deque(buffers[index:])
+                self._buffer = queue
+                if sent:
+                    queue[0] = memoryview(data)[sent:]
+                self._buffered += sum(map(len, queue))
+                if not self._write_paused and self._buffered > self.write_high_water:
+                    self._write_paused = True
+                    self.emit("pause", True)
+                return
+            sent -= len(data)
+
     def sendfile(self, fd: int, offset: int, count: int) -> None:
         """Send ``count`` bytes of the file ``fd`` from ``offset``, after what is buffered.
 

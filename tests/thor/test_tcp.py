@@ -514,6 +514,45 @@ def test_write_pause_events_follow_water_marks(net: Net) -> None:
         conns[0].set_write_buffer_limits(10, 20)
 
 
+def test_write_many_keeps_order_when_the_kernel_takes_part(net: Net) -> None:
+    """write_many: one sendmsg while nothing waits; what the kernel does not take (a reader
+    that has not read yet) is queued from the cut on, behind it more writes and write_many
+    calls, and every byte arrives in order; the water marks see the queued pieces."""
+    server = net.server("127.0.0.1", 0)
+    pauses: list[bool] = []
+    conns: list[thor.TcpConnection] = []
+    pieces = [bytes([i % 251]) * (1000 + i * 297) for i in range(400)]  # odd sizes: cuts
+    expected = b"".join(pieces) + b"tail"
+
+    def on_server_conn(conn: thor.TcpConnection) -> None:
+        conn.set_write_buffer_limits(256 * 1024, 64 * 1024)
+        conn.on("pause", pauses.append)
+        conns.append(conn)
+        conn.write_many([b"", *pieces[:3]])  # an empty piece is nothing
+        for i in range(3, 400, 3):
+            conn.write_many(pieces[i : i + 3])
+        conn.write_many([b"ta", b"il"])
+
+    server.on("connect", on_server_conn)
+    raw = net.sock(socket.create_connection(("127.0.0.1", server.port), timeout=2))
+    run_until(net.loop, lambda: bool(pauses), 2)
+    assert pauses == [True]  # 24 MB cannot all go at once: queued, and said so
+    raw.setblocking(False)
+    got = bytearray()
+
+    def drain() -> None:
+        try:
+            got.extend(raw.recv(1 << 20))
+        except BlockingIOError:
+            pass
+
+    net.loop.add_reader(raw.fileno(), drain)
+    run_until(net.loop, lambda: len(got) >= len(expected), 20)
+    assert bytes(got) == expected
+    assert pauses == [True, False]
+    assert conns[0].write_buffer_size == 0
+
+
 def test_read_pause_stops_data_events(net: Net) -> None:
     server = net.server("127.0.0.1", 0)
     got = bytearray()

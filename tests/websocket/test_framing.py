@@ -15,7 +15,7 @@ from thor.websocket.protocol import (
     TextMessage,
     WebSocketStateError,
 )
-from thor.websocket.protocol.frames import mask, mask_range
+from thor.websocket.protocol.frames import mask, mask_range, unmask
 
 from .helpers import KEY, client, client_frame, feed, server, server_frame, splits, xor
 
@@ -32,6 +32,31 @@ def test_mask_matches_the_obvious_loop(size: int) -> None:
 def test_mask_range_is_mask_of_the_slice(size: int, start: int) -> None:
     buf = bytes((i * 7 + 3) & 0xFF for i in range(start + size + 5))
     assert mask_range(buf, start, start + size, KEY) == xor(buf[start : start + size], KEY)
+
+
+@pytest.mark.parametrize("size", [5, 2047, 2048, 2051, 65536])
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_unmask_leaves_its_input_alone(size: int, kind: type) -> None:
+    # Large payloads are unmasked in a copy (a bytearray, handed on without a copy to bytes);
+    # the read buffer they come from must not change, whatever its type.
+    original = bytes((i * 7 + 3) & 0xFF for i in range(size + 7))
+    buf = kind(bytearray(original)) if kind is memoryview else kind(original)
+    out = unmask(buf, 3, 3 + size, KEY)
+    assert out == xor(original[3 : 3 + size], KEY)
+    assert type(out) is (bytearray if size >= 2048 else bytes)
+    assert bytes(buf) == original
+
+
+@pytest.mark.parametrize("size", [2048, 65536])
+def test_large_messages_are_bytes_and_str(size: int) -> None:
+    # The unmasked bytearray becomes bytes for a binary message, str for a text one.
+    data = bytes(range(256)) * (size // 256)
+    [binary] = server().receive_data(client_frame(0x2, data))
+    assert type(binary.data) is bytes
+    assert binary.data == data
+    text = "é" * (size // 2)
+    [message] = server().receive_data(client_frame(0x1, text.encode()))
+    assert message == TextMessage(text)
 
 
 @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
@@ -281,3 +306,18 @@ def test_events_before_an_error_can_still_be_answered() -> None:
     assert isinstance(events[1], ProtocolError)
     assert s.send_text("hi") == server_frame(0x1, b"hi")
     assert s.fail(events[1].code) == server_frame(0x8, b"\x03\xea")
+
+
+@pytest.mark.parametrize("data", ["é" * 5000, b"\x00\x01" * 40_000, b""])
+def test_send_parts_is_the_frame_in_pieces(data: str | bytes) -> None:
+    # A server's frame as [header, payload], for a gathering write; a client's is masked,
+    # so it comes whole. Joined, each is the frame send_text/send_bytes would have made.
+    expected = server().send_text(data) if isinstance(data, str) else server().send_bytes(data)
+    parts = server().send_parts(data)
+    assert len(parts) == 2
+    assert b"".join(parts) == expected
+    [message] = client().receive_data(b"".join(parts))
+    assert message.data == data  # type: ignore[union-attr]
+    [frame] = client().send_parts(data)
+    [message] = server().receive_data(frame)
+    assert message.data == data  # type: ignore[union-attr]

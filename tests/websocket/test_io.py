@@ -240,6 +240,60 @@ def test_a_paused_reader_pauses_the_sender_then_gets_everything(loop: thor.loop.
     server.shutdown()
 
 
+def test_large_messages_from_the_server_to_a_paused_client_arrive_whole_and_in_order(
+    loop: thor.loop.Loop,
+) -> None:
+    """A server's large frames go out as header and payload in one sendmsg, unjoined; when
+    the client stops reading, what the kernel does not take is queued from the cut on. Every
+    message arrives whole, in order, text and binary alike."""
+    received: list[str | bytes] = []
+    client_side: list[WebSocket] = []
+    pauses: list[bool] = []
+    sent: list[str | bytes] = []
+
+    def server_open(websocket: WebSocket) -> None:
+        def pause(paused: bool) -> None:
+            pauses.append(paused)
+            if paused:
+                client_side[0].pause(False)  # the reader catches up
+            else:
+                websocket.close()
+
+        websocket.on("pause", pause)
+
+        def fill() -> None:
+            # Bounded: 2,000 messages of ~40 KiB (80 MB) is far more than the socket buffers.
+            while not pauses and len(sent) < 2000:
+                n = len(sent)
+                if n % 2:
+                    message: str | bytes = bytes([n % 256]) * (40_000 + n)
+                    websocket.send_bytes(message)
+                else:
+                    message = chr(0x400 + n % 200) * (20_000 + n)  # two bytes a character
+                    websocket.send_text(message)
+                sent.append(message)
+                if len(sent) % 16 == 0:
+                    loop.schedule(0, fill)  # let the loop run: the client must not read
+                    return
+
+        fill()
+
+    server = serve(loop, server_open, deflate=False)
+
+    def client_open(websocket: WebSocket) -> None:
+        client_side.append(websocket)
+        websocket.pause(True)
+        websocket.on("message", received.append)
+        websocket.on("close", lambda code, reason: loop.stop())
+
+    connect(loop, server.port, client_open, deflate=False)
+    run_for(loop, 20)
+    assert pauses == [True, False]
+    assert len(received) == len(sent)
+    assert received == sent
+    server.shutdown()
+
+
 # --- a raw socket as the peer ------------------------------------------------------------
 
 

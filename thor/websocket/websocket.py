@@ -56,6 +56,9 @@ ABNORMAL = 1006
 # §7.4.1: 1011, "an unexpected condition": the keepalive pong did not come.
 INTERNAL_ERROR = 1011
 _UNSET: Any = object()  # a keyword not given: the class attribute applies
+# From this payload size a frame's header and payload are written with one gathering sendmsg
+# instead of being joined first (a copy of the payload); below it, joining is cheaper.
+_GATHER_FROM = 8192
 
 
 class WebSocketError(Exception):
@@ -104,6 +107,7 @@ class WebSocket(EventEmitter):
         self.bytes_sent = 0
         self.started = self.loop.time()
         self._out: list[bytes] | None = None  # sends gathered while events are delivered
+        self._gather = False  # _out holds a large payload: sendmsg it, do not join it
         self._held: deque[Event] = deque()  # events read while paused
         self._paused = False
         self._fail_code: int | None = None
@@ -139,12 +143,18 @@ class WebSocket(EventEmitter):
     def send_text(self, text: str) -> None:
         """Send a text message (dropped once the WebSocket is closing or closed)."""
         if self.open:
-            self._write(self.conn.send_text(text))
+            if len(text) < _GATHER_FROM:
+                self._write(self.conn.send_text(text))
+            else:
+                self._write_parts(self.conn.send_parts(text))
 
     def send_bytes(self, data: bytes | bytearray | memoryview) -> None:
         """Send a binary message (dropped once the WebSocket is closing or closed)."""
         if self.open:
-            self._write(self.conn.send_bytes(data))
+            if len(data) < _GATHER_FROM:
+                self._write(self.conn.send_bytes(data))
+            else:
+                self._write_parts(self.conn.send_parts(bytes(data)))
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a ping (at most 125 bytes); the pong comes as a ``pong`` event."""
@@ -184,6 +194,16 @@ class WebSocket(EventEmitter):
         else:
             self.tcp_conn.write(data)
 
+    def _write_parts(self, parts: list[bytes]) -> None:
+        """A frame in pieces (header, large payload): gathered, never joined."""
+        self.bytes_sent += sum(map(len, parts))
+        out = self._out
+        if out is not None:
+            out.extend(parts)
+            self._gather = True
+        else:
+            self.tcp_conn.write_many(parts)  # type: ignore[arg-type]
+
     # ------------------------------------------------------------------ receiving
 
     def _on_data(self, data: bytes) -> None:
@@ -214,7 +234,13 @@ class WebSocket(EventEmitter):
             if outer is not None:
                 outer.extend(out)  # after what the outer dispatch gathered, in order
             elif out:
-                self.tcp_conn.write(out[0] if len(out) == 1 else b"".join(out))
+                if len(out) == 1:
+                    self.tcp_conn.write(out[0])
+                elif self._gather:
+                    self._gather = False
+                    self.tcp_conn.write_many(out)  # type: ignore[arg-type]
+                else:
+                    self.tcp_conn.write(b"".join(out))
         if self.conn.state is CLOSED and outer is None and not self.closed and not self._held:
             self._finish_tcp()
 

@@ -60,7 +60,7 @@ from thor.websocket.protocol.frames import (
     close_payload,
     frame_header,
     mask,
-    mask_range,
+    unmask,
 )
 from thor.websocket.protocol.state import CAN_SEND, CLOSED, transition
 
@@ -229,7 +229,7 @@ class Connection:
                 if not take:
                     return pos
                 self._frame_left -= take
-                self._payload(buf[pos : pos + take], events)
+                self._payload(buf, pos, pos + take, events)
                 pos += take
                 continue
             if end - pos < 2:
@@ -334,7 +334,7 @@ class Connection:
             self._mask_pos = 0
             self._frame_left = length
             if not length:
-                self._payload(b"", events)
+                self._payload(buf, pos, pos, events)
 
     def _whole_message(
         self,
@@ -347,8 +347,9 @@ class Connection:
         events: list[Event],
     ) -> None:
         """The fast path: an unfragmented message, all there (``buf[start:stop]``)."""
-        # Unmasked straight from buf: no copy of the masked slice first.
-        payload = buf[start:stop] if key is None else mask_range(buf, start, stop, key)
+        # Unmasked straight from buf: no copy of the masked slice first. A large payload comes
+        # back as a bytearray, which text is decoded from without a copy to bytes.
+        payload = buf[start:stop] if key is None else unmask(buf, start, stop, key)
         if compressed:
             payload = self._inflate(payload, True, self._max_inflated)
         if opcode == OP_TEXT:
@@ -357,17 +358,21 @@ class Connection:
             except UnicodeDecodeError:
                 raise _Fail(1007, "text is not UTF-8") from None  # §8.1
         else:
-            events.append(BytesMessage(payload))
+            events.append(BytesMessage(payload if type(payload) is bytes else bytes(payload)))
 
-    def _payload(self, chunk: bytes, events: list[Event]) -> None:
-        """A piece of a data frame's payload (all of it if ``_frame_left`` is now 0)."""
+    def _payload(self, buf: bytes, start: int, stop: int, events: list[Event]) -> None:
+        """A piece of a data frame's payload, ``buf[start:stop]`` (all of it if
+        ``_frame_left`` is now 0); unmasked straight from ``buf``, without a slice first."""
         key = self._frame_mask
+        chunk: bytes | bytearray
         if key is not None:
             offset = self._mask_pos & 3
             if offset:
                 key = key[offset:] + key[:offset]
-            self._mask_pos += len(chunk)
-            chunk = mask(chunk, key)
+            self._mask_pos += stop - start
+            chunk = unmask(buf, start, stop, key)
+        else:
+            chunk = buf[start:stop]
         frame_done = not self._frame_left
         message_done = frame_done and self._frame_fin
         if self._msg_compressed:
@@ -403,7 +408,7 @@ class Connection:
             self._msg_opcode = 0
             self._decoder.reset()
 
-    def _inflate(self, data: bytes, end: bool, room: int) -> bytes:
+    def _inflate(self, data: bytes | bytearray, end: bool, room: int) -> bytes:
         try:
             return self._inflater.inflate(data, end, room)  # type: ignore[union-attr]
         except InflateTooBig:
@@ -448,7 +453,32 @@ class Connection:
         """A binary message, or one fragment of it with ``final=False``."""
         return self._send_data(OP_BINARY, bytes(data), final)
 
+    def send_parts(self, data: str | bytes, final: bool = True) -> list[bytes]:
+        """``send_text`` (``str``) or ``send_bytes`` as the frame's pieces, for a gathering
+        write (``sendmsg``): a large payload is not copied behind its header."""
+        if isinstance(data, str):
+            first = self._data_first(OP_TEXT, final)
+            payload = data.encode("utf-8")
+        else:
+            first = self._data_first(OP_BINARY, final)
+            payload = bytes(data)
+        if self._send_compressed:
+            payload = self._deflater.compress(payload, final)  # type: ignore[union-attr]
+        if self._is_client:
+            return [self._frame(first, payload)]  # masked: a copy anyway
+        return [frame_header(first, len(payload), None), payload]
+
     def _send_data(self, opcode: int, data: bytes, final: bool) -> bytes:
+        first = self._data_first(opcode, final)
+        if self._send_compressed:
+            data = self._deflater.compress(data, final)  # type: ignore[union-attr]
+        if self._is_client:
+            return self._frame(first, data)
+        return frame_header(first, len(data), None) + data
+
+    def _data_first(self, opcode: int, final: bool) -> int:
+        """The first header byte of a data frame (FIN, RSV1, opcode), after the state checks;
+        notes a fragmented message's opcode and whether it is compressed."""
         if self.state not in CAN_SEND:
             raise WebSocketStateError(f"cannot send in state {self.state.name}")
         first = FIN if final else 0
@@ -460,10 +490,8 @@ class Connection:
             self._send_compressed = self._deflater is not None
             if self._send_compressed:
                 first |= RSV1  # RFC 7692 §6: RSV1 on the first frame only
-        if self._send_compressed:
-            data = self._deflater.compress(data, final)  # type: ignore[union-attr]
         self._send_opcode = 0 if final else opcode
-        return self._frame(first, data)
+        return first
 
     def ping(self, payload: bytes = b"") -> bytes:
         """A ping frame (§5.5.2); at most 125 bytes of payload."""
@@ -513,4 +541,4 @@ class Connection:
             index = 0
         key = self._mask_pool[index : index + 4]
         self._mask_index = index + 4
-        return frame_header(first, len(payload), key) + mask(payload, key)
+        return frame_header(first, len(payload), key) + unmask(payload, 0, len(payload), key)

@@ -264,7 +264,7 @@ class Inflater:
         self._window_bits = -max(window_bits, 9)
         self._decompressor = zlib.decompressobj(self._window_bits)
 
-    def inflate(self, data: bytes, end: bool, room: int) -> bytes:
+    def inflate(self, data: bytes | bytearray, end: bool, room: int) -> bytes:
         """Inflate one frame's payload, at most ``room`` bytes out; ``end`` ends the message.
 
         Raises ``InflateTooBig`` past ``room`` and ``zlib.error`` on corrupt data.
