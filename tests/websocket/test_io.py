@@ -276,8 +276,11 @@ def test_large_messages_from_the_server_to_a_paused_client_arrive_whole_and_in_o
                     loop.schedule(0, fill)  # let the loop run: the client must not read
                     return
 
-        fill()
+        # Filled once the client is open and paused: the kernel may take little before
+        # pausing the writer (TCP_NOTSENT_LOWAT), perhaps before the client's handshake ends.
+        start_fill.append(fill)
 
+    start_fill: list[Callable[[], None]] = []
     server = serve(loop, server_open, deflate=False)
 
     def client_open(websocket: WebSocket) -> None:
@@ -285,6 +288,7 @@ def test_large_messages_from_the_server_to_a_paused_client_arrive_whole_and_in_o
         websocket.pause(True)
         websocket.on("message", received.append)
         websocket.on("close", lambda code, reason: loop.stop())
+        loop.schedule(0, lambda: start_fill[0]())  # the server opened before the client did
 
     connect(loop, server.port, client_open, deflate=False)
     run_for(loop, 20)
