@@ -15,11 +15,13 @@ response is served instead; so is a stale one when the answer is an error and
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from thor.events import EventEmitter
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
+from thor_gateway.cache.heads import Head, analyse
 from thor_gateway.cache.keys import (
     CONDITIONAL,
     byte_range,
@@ -27,7 +29,6 @@ from thor_gateway.cache.keys import (
     freshen,
     not_modified,
     secondary_key,
-    vary_names,
 )
 from thor_gateway.cache.rules import (
     Fields,
@@ -128,6 +129,7 @@ class Fetch(EventEmitter):
         request_time: float,
         ranged: bool = False,
         asks: bool = False,
+        authorized: bool | None = None,
     ) -> None:
         super().__init__()
         self.cache = cache
@@ -148,7 +150,8 @@ class Fetch(EventEmitter):
         self.head: tuple[int, bytes, Headers, float] | None = None
         self.parts: list[bytes] | None = None  # None: nothing (more) is kept
         self.spool: Spool | None = None  # where the body goes instead of parts (store.py)
-        self.indexed: tuple[Fields, dict[bytes, bytes | None]] | None = None
+        self.analysis: tuple[Head, int] | None = None  # the stored head's, and its bytes
+        self.authorized = authorized  # the request has Authorization (None: not looked)
         self.size = 0
         if client is not None:
             client.on("pause", self._client_pause)
@@ -210,10 +213,12 @@ class Fetch(EventEmitter):
         code = int(status)
         if phrase.__class__ is not bytes:
             phrase = as_bytes(phrase)
-        fields = [
-            (n, v) if n.__class__ is bytes and v.__class__ is bytes else (as_bytes(n), as_bytes(v))
-            for n, v in headers
-        ]
+        try:  # bytes pairs (the proxy's): the list is taken as it is, and measured in C
+            header_bytes = len(b"".join(chain.from_iterable(headers)))
+            fields = headers if headers.__class__ is list else list(headers)
+        except TypeError:
+            header_bytes = -1
+            fields = [(as_bytes(n), as_bytes(v)) for n, v in headers]
         cache = self.cache
         entry = self.entry
         if (
@@ -223,50 +228,28 @@ class Fetch(EventEmitter):
         ):
             return
         request = self.request
-        indexed = Fields(fields)  # one pass over the response's fields for every rule below
-        res_cc = response_directives(indexed)
-        if code == 206:
-            # A single part is kept apart, stored on the rules of the whole (RFC 9111 §3.3
-            # lets a cache store an incomplete response).
-            keep = (
-                self.ranged
-                and content_range(fields) is not None
-                and storable(_GET, 200, request.headers, indexed, self.req_cc, res_cc)
-            )
-        else:
-            keep = storable(_GET, code, request.headers, indexed, self.req_cc, res_cc)
-        if keep:
-            lengths = indexed.by_name.get(b"content-length")
-            if (
-                lengths
-                and lengths[0].isdigit()
-                and int(lengths[0]) > cache.settings.max_object_size
-            ):
-                keep = False
+        head = analyse(code, fields)  # the decisions, once per head shape (heads.py)
+        keep = self._keeps(code, fields, head)
         if keep:
             cache.passes.pop(self.key, None)  # (a marked URL has nothing stored)
             self.parts = []
             self.spool = cache.store.spool(self.key + PART if code == 206 else self.key)
             self.head = (code, phrase, fields, cache.clock())
-            self.indexed = (indexed, res_cc)
+            self.analysis = (head, header_bytes)
         else:
             # Not stored: the body is relayed as it comes (response_body does nothing more
             # for it than the plain proxy), and nobody need wait for it.
             if entry is not None:
                 cache.store.remove(self.key)  # the stored response is superseded
-            if code != 206:
-                cache.mark_pass(self.key, indexed, res_cc)  # (passing.py)
+            if code != 206 and head.mark is not None:
+                cache.remember_pass(self.key, head.mark)  # (passing.py)
             if self.waiters or cache.pending.get(self.key) is self:
                 cache.finished(self)
         client = self.client
         if client is None or self.client_gone:
             return
         status = STATUS.get((entry is not None, code, keep)) or fetch_status(entry, code, keep)
-        if keep:
-            out = [*fields, status]
-        else:
-            out = fields  # (a list of our own, not kept: no copy)
-            out.append(status)
+        out = [*fields, status]  # (fields may be the inner handler's list, or stored)
         if request.method == _HEAD:
             self.client_body = False
         if code == 200 and self.asks and not_modified(request.headers, fields):
@@ -275,6 +258,34 @@ class Fetch(EventEmitter):
             self.client_body = False
             return
         client.response_start(code, phrase, out)
+
+    def _keeps(self, code: int, fields: Headers, head: Head) -> bool:
+        """Is the response stored (RFC 9111 §3)? The head's decision, unless the request
+        has directives or Authorization, or it is a part."""
+        request = self.request
+        if code == 206:
+            # A single part is kept apart, stored on the rules of the whole (RFC 9111 §3.3
+            # lets a cache store an incomplete response).
+            keep = (
+                self.ranged
+                and content_range(fields) is not None
+                and storable(_GET, 200, request.headers, Fields(fields), self.req_cc, head.res_cc)
+            )
+        elif self.req_cc or (not head.auth_ok and self._authorized()):
+            keep = storable(_GET, code, request.headers, Fields(fields), self.req_cc, head.res_cc)
+        else:
+            keep = head.keep
+        if not keep:
+            return False
+        at = head.shape.content_length
+        length = fields[at][1] if at >= 0 else b""
+        return not (length.isdigit() and int(length) > self.cache.settings.max_object_size)
+
+    def _authorized(self) -> bool:
+        authorized = self.authorized
+        if authorized is None:
+            authorized = self.authorized = bool(get_values(self.request.headers, b"authorization"))
+        return authorized
 
     def _answered(self, entry: Entry, code: int, fields: Headers) -> bool:
         """The answer to a validation: is the stored response served instead?"""
@@ -326,11 +337,11 @@ class Fetch(EventEmitter):
             return
         self.over = True
         cache = self.cache
-        if self.parts is not None and self.head is not None and self.indexed is not None:
+        if self.parts is not None and self.head is not None and self.analysis is not None:
             code, phrase, fields, response_time = self.head
             request = self.request
-            indexed, res_cc = self.indexed
-            names = vary_names(fields) if b"vary" in indexed.by_name else ()
+            head, header_bytes = self.analysis
+            names = head.vary
             spool = self.spool
             # (one chunk: that chunk itself, not a copy; spooled: in the store's file)
             body = b"".join(self.parts) if spool is None else b""
@@ -350,8 +361,8 @@ class Fetch(EventEmitter):
                 self.request_time,
                 response_time,
                 file=None if spool is None else BodyFile("", self.size),
-                indexed=indexed,
-                directives=res_cc,
+                head=head,
+                header_bytes=header_bytes,
             )
             self.spool = None  # (put uses it up)
             if self.parts is not None and cache.store.put(stored, spool):

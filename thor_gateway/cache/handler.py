@@ -271,7 +271,7 @@ class CacheHandler:
         if self._wait(key, exchange, request):
             return
         self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain)
+        self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain, names=names)
 
     def _hit_from_file(self, exchange: Exchange, entry: Entry, method: bytes, now: float) -> bool:
         """The common hit (as in ``handle``) for a body kept in a file: False (nothing
@@ -325,7 +325,7 @@ class CacheHandler:
             return  # a validation is in flight (when a popular response expires)
         self.stats.stale += 1
         plain = names.isdisjoint(_SPECIAL)  # (then no conditionals to take out)
-        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain=plain)
+        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain=plain, names=names)
 
     def _range(
         self,
@@ -494,10 +494,11 @@ class CacheHandler:
         now: float,
         ranged: bool = False,
         plain: bool = False,
+        names: set[bytes] | None = None,
     ) -> None:
         """Ask the inner handler (a miss, a validation, a refresh); ``now`` is when the
         request came, the request time of what it brings (RFC 9111 §4.2.3); ``plain``: the
-        request has none of the fields in _SPECIAL."""
+        request has none of the fields in _SPECIAL; ``names``: its lower-cased field names."""
         if plain:
             headers = [*request.headers, _CAPABILITY]
             asks = False
@@ -508,7 +509,10 @@ class CacheHandler:
         if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
             headers += entry.validators
         upstream = self._upstream(request, headers)
-        fetch = Fetch(self, key, client, origin, request, entry, req_cc, now, ranged, asks)
+        authorized = None if names is None else b"authorization" in names
+        fetch = Fetch(
+            self, key, client, origin, request, entry, req_cc, now, ranged, asks, authorized
+        )
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
         try:
@@ -544,9 +548,13 @@ class CacheHandler:
         """A response for ``key`` was not stored: pass the next plain GETs (passing.py)."""
         mark = pass_mark(indexed, res_cc)
         if mark is not None:
-            if len(self.passes) >= _PASSES:
-                self.passes.clear()  # (bounded: endless distinct URLs cost one store each)
-            self.passes[key] = mark
+            self.remember_pass(key, mark)
+
+    def remember_pass(self, key: bytes, mark: Mark) -> None:
+        """Pass the next plain GETs for ``key`` while its Cache-Control is ``mark``."""
+        if len(self.passes) >= _PASSES:
+            self.passes.clear()  # (bounded: endless distinct URLs cost one store each)
+        self.passes[key] = mark
 
     def finished(self, fetch: Fetch) -> None:
         """A fetch is over, or will store nothing: wake the requests that waited for it."""

@@ -21,10 +21,10 @@ across machines) implements the same four methods.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import InitVar, dataclass, field
 from itertools import chain
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from thor_gateway.cache.keys import SecondaryKey
 from thor_gateway.cache.rules import (
@@ -34,6 +34,9 @@ from thor_gateway.cache.rules import (
     parse_http_date,
     response_directives,
 )
+
+if TYPE_CHECKING:
+    from thor_gateway.cache.heads import Head
 
 __all__ = ["BodyFile", "Entry", "MemoryStore", "Spool", "Store"]
 
@@ -82,6 +85,10 @@ class Entry:
     # store): not done twice.
     indexed: InitVar[Fields | None] = None
     directives: InitVar[dict[bytes, bytes | None] | None] = None
+    # Or its head's analysis, from the memo of head shapes (heads.py), and its header
+    # bytes (-1: not counted yet).
+    head: InitVar[Head | None] = None
+    header_bytes: InitVar[int] = -1
     size: int = field(init=False)  # bytes held in memory
     body_size: int = field(init=False)  # bytes of the body (in ``body`` or in ``file``)
     # Worked out once, so that a hit parses nothing of the stored header section:
@@ -99,13 +106,48 @@ class Entry:
     fresh_until: float = field(init=False)
 
     def __post_init__(
-        self, indexed: Fields | None, directives: dict[bytes, bytes | None] | None
+        self,
+        indexed: Fields | None,
+        directives: dict[bytes, bytes | None] | None,
+        head: Head | None,
+        header_bytes: int,
     ) -> None:
         headers = self.headers
         self.body_size = body_size = len(self.body) if self.file is None else self.file.length
-        # (one join in C: no Python frame per field)
-        self.size = len(self.body) + len(b"".join(chain.from_iterable(headers)))
-        self.size += 4 * len(headers) + 256
+        if header_bytes < 0:  # (one join in C: no Python frame per field)
+            header_bytes = len(b"".join(chain.from_iterable(headers)))
+        self.size = len(self.body) + header_bytes + 4 * len(headers) + 256
+        # RFC 9110 §8.6: a 204 has no Content-Length
+        self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % body_size)]
+        if head is not None and head.lifetime is not None and head.shape.age < 0:
+            # The lifetime a directive gives and no Age field: read by index (heads.py).
+            shape = head.shape
+            self.res_cc = res_cc = head.res_cc
+            self.lifetime = head.lifetime
+            received = self.response_time
+            date = parse_http_date(headers[shape.date][1]) if shape.date >= 0 else None
+            apparent = 0.0 if date is None else received - date
+            delay = received - self.request_time
+            self.initial_age = max(apparent, delay, 0.0)
+            at_etag = shape.etag
+            at_modified = shape.last_modified
+            if at_etag < 0 and at_modified < 0:
+                self.validators = _NO_VALIDATORS
+            else:
+                self.validators = [
+                    *([(b"If-None-Match", headers[at_etag][1])] if at_etag >= 0 else ()),
+                    *(
+                        [(b"If-Modified-Since", headers[at_modified][1])]
+                        if at_modified >= 0
+                        else ()
+                    ),
+                ]
+            fresh_for = self.lifetime - self.initial_age
+            usable = fresh_for > 0 and b"no-cache" not in res_cc
+            self.fresh_until = received + fresh_for if usable else float("-inf")
+            return
+        if head is not None:
+            directives = head.res_cc
         if indexed is None:
             indexed = Fields(headers)
         self.res_cc = res_cc = response_directives(indexed) if directives is None else directives
@@ -120,8 +162,6 @@ class Entry:
             apparent = 0.0 if date is None else received - date
             delay = received - self.request_time
             self.initial_age = max(apparent, delay, 0.0)
-        # RFC 9110 §8.6: a 204 has no Content-Length
-        self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % body_size)]
         etags = by_name.get(b"etag")
         modified = by_name.get(b"last-modified")
         self.validators = (
@@ -132,9 +172,12 @@ class Entry:
             if etags or modified
             else _NO_VALIDATORS
         )
+        self._until(res_cc)
+
+    def _until(self, res_cc: Mapping[bytes, bytes | None]) -> None:
         fresh_for = self.lifetime - self.initial_age
         usable = fresh_for > 0 and b"no-cache" not in res_cc
-        self.fresh_until = received + fresh_for if usable else float("-inf")
+        self.fresh_until = self.response_time + fresh_for if usable else float("-inf")
 
     def serving(self) -> Headers:
         """``served``, worked out now if it was not yet."""
