@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import thor.loop
@@ -75,6 +74,7 @@ from thor_gateway.cache.rules import (
     request_directives,
     reuse,
 )
+from thor_gateway.cache.settings import CacheSettings, CacheStats, cache_settings
 from thor_gateway.cache.store import Entry, MemoryStore, Store
 from thor_gateway.routing.request import Done, Handler, Request
 
@@ -108,49 +108,6 @@ _NO_TRAILERS: Headers = []
 _LANGUAGE = (b"accept-language",)
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 _PASSES = 4096  # URLs remembered as not stored
-
-
-@dataclass(slots=True)
-class CacheSettings:
-    """The settings of one route's cache (the keys of a ``[[proxy]]`` ``cache`` table)."""
-
-    max_size: int = 64 << 20  # bytes the memory store may hold (bodies and headers)
-    max_object_size: int = 8 << 20  # larger responses stream through uncached
-    collapse: bool = True  # concurrent misses for one key wait for one fetch
-    stale_on_disconnect: bool = False  # serve stale when the upstream cannot be reached
-    dir: str | None = None  # a folder: the store is on disk (DiskStore), shared by workers
-
-    @classmethod
-    def names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
-
-
-def cache_settings(value: Any, defaults: Mapping[str, Any] | None = None) -> CacheSettings | None:
-    """The settings a ``cache`` key (true/false or a table) asks for; None when off."""
-    if value is None or value is False:
-        return None
-    table = dict(defaults or {})
-    if isinstance(value, Mapping):
-        table.update({k.replace("-", "_"): v for k, v in value.items()})
-    elif value is not True:
-        raise TypeError(f"cache must be true, false or a table, not {value!r}")
-    unknown = set(table) - CacheSettings.names()
-    if unknown:
-        raise TypeError(f"unknown cache settings: {', '.join(sorted(unknown))}")
-    return CacheSettings(**table)
-
-
-class CacheStats:
-    """Counters for ``/metrics``: what each request got."""
-
-    __slots__ = ("bypass", "hits", "misses", "stale", "stored")
-
-    def __init__(self) -> None:
-        self.hits = 0  # answered from the store, fresh (or stale where allowed)
-        self.misses = 0  # nothing usable stored: fetched
-        self.stale = 0  # a stored response was validated (or served stale)
-        self.bypass = 0  # not a request the cache takes part in
-        self.stored = 0  # responses stored
 
 
 class CacheHandler:
@@ -243,6 +200,11 @@ class CacheHandler:
                     exchange.response_body(entry.body)
                 exchange.response_done(_NO_TRAILERS)
                 return
+            if entry is not None and now > entry.serve_until:
+                # Stale past any window: reuse() would say VALIDATE (§4.3), so it is fetched
+                # (with the stored validators) without asking it.
+                self._validate(exchange, request, key, entry, req_cc, now, names)
+                return
             if entry is not None and entry.file is not None and now < entry.fresh_until:
                 if self._hit_from_file(exchange, entry, method, now):
                     return
@@ -261,17 +223,25 @@ class CacheHandler:
         if entry is not None:
             self._stored(exchange, request, key, entry, req_cc, now, names)
             return
-        if b"only-if-cached" in req_cc:  # RFC 9111 §5.2.1.7
-            self._gateway_timeout(exchange, request)
-            return
-        if b"no-store" in req_cc:  # §5.2.1.5: nothing of this exchange is stored
-            self.stats.bypass += 1
-            self.inner.handle(exchange, request)
+        if req_cc and self._refused(exchange, request, req_cc):
             return
         if self._wait(key, exchange, request):
             return
         self.stats.misses += 1
         self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain, names=names)
+
+    def _refused(
+        self, exchange: Exchange, request: Request, req_cc: Mapping[bytes, bytes | None]
+    ) -> bool:
+        """A miss the request's directives answer without a fetch that is stored."""
+        if b"only-if-cached" in req_cc:  # RFC 9111 §5.2.1.7
+            self._gateway_timeout(exchange, request)
+            return True
+        if b"no-store" in req_cc:  # §5.2.1.5: nothing of this exchange is stored
+            self.stats.bypass += 1
+            self.inner.handle(exchange, request)
+            return True
+        return False
 
     def _hit_from_file(self, exchange: Exchange, entry: Entry, method: bytes, now: float) -> bool:
         """The common hit (as in ``handle``) for a body kept in a file: False (nothing
@@ -321,8 +291,22 @@ class CacheHandler:
         if b"only-if-cached" in req_cc:
             self._gateway_timeout(exchange, request)
             return
+        self._validate(exchange, request, key, entry, req_cc, now, names)
+
+    def _validate(
+        self,
+        exchange: Exchange,
+        request: Request,
+        key: bytes,
+        entry: Entry,
+        req_cc: Mapping[bytes, bytes | None],
+        now: float,
+        names: set[bytes],
+    ) -> None:
+        """Fetch with the stored response's validators (§4.3.1), or wait for the fetch in
+        flight (when a popular response expires)."""
         if self._wait(key, exchange, request):
-            return  # a validation is in flight (when a popular response expires)
+            return
         self.stats.stale += 1
         plain = names.isdisjoint(_SPECIAL)  # (then no conditionals to take out)
         self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain=plain, names=names)

@@ -30,6 +30,7 @@ from thor_gateway.cache.keys import SecondaryKey
 from thor_gateway.cache.rules import (
     Fields,
     current_age,
+    delta_seconds,
     freshness_lifetime,
     parse_http_date,
     response_directives,
@@ -104,6 +105,10 @@ class Entry:
     # Until when it is fresh for a request without directives (§4.2: lifetime > age), and
     # may be served without validation (no no-cache): a hit compares one number.
     fresh_until: float = field(init=False)
+    # After when a request without directives must validate it (§4.3): stale, and not
+    # within a stale-while-revalidate window (RFC 5861 §3); -inf with no-cache.  Before
+    # then, reuse() says what to do.
+    serve_until: float = field(init=False)
 
     def __post_init__(
         self,
@@ -142,9 +147,7 @@ class Entry:
                         else ()
                     ),
                 ]
-            fresh_for = self.lifetime - self.initial_age
-            usable = fresh_for > 0 and b"no-cache" not in res_cc
-            self.fresh_until = received + fresh_for if usable else float("-inf")
+            self._until(res_cc)
             return
         if head is not None:
             directives = head.res_cc
@@ -175,9 +178,21 @@ class Entry:
         self._until(res_cc)
 
     def _until(self, res_cc: Mapping[bytes, bytes | None]) -> None:
+        """``fresh_until`` and ``serve_until``, as reuse() decides for a request without
+        directives."""
         fresh_for = self.lifetime - self.initial_age
-        usable = fresh_for > 0 and b"no-cache" not in res_cc
-        self.fresh_until = self.response_time + fresh_for if usable else float("-inf")
+        if b"no-cache" in res_cc:
+            self.fresh_until = self.serve_until = float("-inf")
+            return
+        stale_at = self.response_time + fresh_for
+        self.fresh_until = stale_at if fresh_for > 0 else float("-inf")
+        window = delta_seconds(res_cc.get(b"stale-while-revalidate"))
+        if window is None or (
+            b"must-revalidate" in res_cc or b"proxy-revalidate" in res_cc or b"s-maxage" in res_cc
+        ):
+            self.serve_until = stale_at
+        else:
+            self.serve_until = stale_at + window
 
     def serving(self) -> Headers:
         """``served``, worked out now if it was not yet."""
