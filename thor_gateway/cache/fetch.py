@@ -117,6 +117,15 @@ def fetch_status(entry: Entry | None, code: int, keep: bool) -> tuple[bytes, byt
 class Fetch(EventEmitter):
     """The exchange the inner handler answers when the cache asks it (module docstring)."""
 
+    # Until set on the instance (no store per fetch for what most fetches never change):
+    started = False
+    over = False
+    head: tuple[int, bytes, Headers, float] | None = None
+    parts: list[bytes] | None = None  # None: nothing (more) is kept
+    spool: Spool | None = None  # where the body goes instead of parts (store.py)
+    analysis: tuple[Head, int] | None = None  # the stored head's, and its bytes
+    size = 0
+
     def __init__(
         self,
         cache: CacheHandler,
@@ -143,16 +152,9 @@ class Fetch(EventEmitter):
         self.waiters: list[tuple[Exchange, Request]] = []
         self.ranged = ranged  # the request has a Range
         self.asks = asks  # the client's request is conditional (If-None-Match...)
-        self.started = False
-        self.over = False
         self.client_gone = client is None
         self.client_body = client is not None  # False once the client got a 304 or no body
-        self.head: tuple[int, bytes, Headers, float] | None = None
-        self.parts: list[bytes] | None = None  # None: nothing (more) is kept
-        self.spool: Spool | None = None  # where the body goes instead of parts (store.py)
-        self.analysis: tuple[Head, int] | None = None  # the stored head's, and its bytes
         self.authorized = authorized  # the request has Authorization (None: not looked)
-        self.size = 0
         if client is not None:
             client.on("pause", self._client_pause)
             client.on("done", self._client_done)
@@ -350,24 +352,25 @@ class Fetch(EventEmitter):
                 held = None  # a part that is not what its Content-Range says
                 self._drop()
                 spool = None
-            stored = Entry(
-                self.key + PART if code == 206 else self.key,
-                names,
-                secondary_key(names, request.headers) if names else (),
-                code,
-                phrase,
-                fields,
-                body,
-                self.request_time,
-                response_time,
-                file=None if spool is None else BodyFile("", self.size),
-                head=head,
-                header_bytes=header_bytes,
-            )
+            key = self.key + PART if code == 206 else self.key
+            secondary = secondary_key(names, request.headers) if names else ()
+            if spool is None:
+                stored = Entry.fetched(
+                    key, names, secondary, code, phrase, fields, body, self.request_time,
+                    response_time, head, header_bytes,
+                )  # fmt: skip
+            else:
+                stored = Entry(
+                    key, names, secondary, code, phrase, fields, body, self.request_time,
+                    response_time, file=BodyFile("", self.size), head=head,
+                    header_bytes=header_bytes,
+                )  # fmt: skip
             self.spool = None  # (put uses it up)
             if self.parts is not None and cache.store.put(stored, spool):
                 cache.stats.stored += 1
-        self._drop()
+        self.parts = None
+        if self.spool is not None:
+            self._drop()
         client = self.client
         if client is not None and not self.client_gone and self.started:
             client.response_done([])

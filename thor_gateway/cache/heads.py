@@ -84,7 +84,17 @@ class Shape:
 class Head:
     """What RFC 9111 decides from a head's policy fields (status, directives, Vary)."""
 
-    __slots__ = ("auth_ok", "keep", "lifetime", "mark", "res_cc", "shape", "vary")
+    __slots__ = (
+        "auth_ok",
+        "keep",
+        "lifetime",
+        "mark",
+        "no_cache",
+        "res_cc",
+        "shape",
+        "vary",
+        "window",
+    )
 
     def __init__(self, code: int, fields: Headers, shape: Shape) -> None:
         indexed = Fields(fields)
@@ -97,6 +107,13 @@ class Head:
         self.vary = vary_names(fields) if b"vary" in indexed.by_name else ()
         self.mark: Mark | None = pass_mark(indexed, res_cc)
         self.lifetime = _directive_lifetime(res_cc)
+        # For Entry.serve_until: no-cache (always validated, §5.2.2.4), and the
+        # stale-while-revalidate window unless a directive forbids serving stale (§4.2.4).
+        self.no_cache = b"no-cache" in res_cc
+        window = delta_seconds(res_cc.get(b"stale-while-revalidate"))
+        if b"must-revalidate" in res_cc or b"proxy-revalidate" in res_cc or b"s-maxage" in res_cc:
+            window = None
+        self.window = window
 
 
 def _directive_lifetime(res_cc: Mapping[bytes, bytes | None]) -> float | None:

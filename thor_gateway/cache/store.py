@@ -45,6 +45,8 @@ Headers = list[tuple[bytes, bytes]]
 # The cache writes these itself when it serves a stored response.
 _NOT_SERVED = frozenset({b"age", b"content-length", b"transfer-encoding"})
 _NO_VALIDATORS: list[tuple[bytes, bytes]] = []  # (shared: only ever read)
+_NEVER = float("-inf")
+_new = object.__new__
 
 
 @dataclass(slots=True, frozen=True)
@@ -124,31 +126,6 @@ class Entry:
         self.size = len(self.body) + header_bytes + 4 * len(headers) + 256
         # RFC 9110 §8.6: a 204 has no Content-Length
         self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % body_size)]
-        if head is not None and head.lifetime is not None and head.shape.age < 0:
-            # The lifetime a directive gives and no Age field: read by index (heads.py).
-            shape = head.shape
-            self.res_cc = res_cc = head.res_cc
-            self.lifetime = head.lifetime
-            received = self.response_time
-            date = parse_http_date(headers[shape.date][1]) if shape.date >= 0 else None
-            apparent = 0.0 if date is None else received - date
-            delay = received - self.request_time
-            self.initial_age = max(apparent, delay, 0.0)
-            at_etag = shape.etag
-            at_modified = shape.last_modified
-            if at_etag < 0 and at_modified < 0:
-                self.validators = _NO_VALIDATORS
-            else:
-                self.validators = [
-                    *([(b"If-None-Match", headers[at_etag][1])] if at_etag >= 0 else ()),
-                    *(
-                        [(b"If-Modified-Since", headers[at_modified][1])]
-                        if at_modified >= 0
-                        else ()
-                    ),
-                ]
-            self._until(res_cc)
-            return
         if head is not None:
             directives = head.res_cc
         if indexed is None:
@@ -176,6 +153,75 @@ class Entry:
             else _NO_VALIDATORS
         )
         self._until(res_cc)
+
+    @classmethod
+    def fetched(
+        cls,
+        key: bytes,
+        vary: tuple[bytes, ...],
+        secondary: SecondaryKey,
+        status: int,
+        phrase: bytes,
+        headers: Headers,
+        body: bytes,
+        request_time: float,
+        response_time: float,
+        head: Head,
+        header_bytes: int,
+    ) -> Entry:
+        """A response fetched whole into memory, from its head's analysis (heads.py): what
+        ``__post_init__`` works out, read by index when a directive gives the lifetime and
+        there is no Age field (the fields' values that vary are read, nothing is parsed)."""
+        lifetime = head.lifetime
+        shape = head.shape
+        if lifetime is None or shape.age >= 0 or header_bytes < 0:
+            return cls(
+                key, vary, secondary, status, phrase, headers, body, request_time,
+                response_time, head=head, header_bytes=header_bytes,
+            )  # fmt: skip
+        self = _new(cls)
+        self.key = key
+        self.vary = vary
+        self.secondary = secondary
+        self.status = status
+        self.phrase = phrase
+        self.headers = headers
+        self.body = body
+        self.request_time = request_time
+        self.response_time = response_time
+        self.hits = 0
+        self.file = None
+        self.served = None
+        self.body_size = size = len(body)
+        self.size = size + header_bytes + 4 * len(headers) + 256
+        # RFC 9110 §8.6: a 204 has no Content-Length
+        self.length = [] if status == 204 else [(b"Content-Length", b"%d" % size)]
+        self.res_cc = head.res_cc
+        self.lifetime = lifetime
+        # current_age() without an Age field: the apparent age or the response delay
+        at = shape.date
+        date = parse_http_date(headers[at][1]) if at >= 0 else None
+        apparent = 0.0 if date is None else response_time - date
+        delay = response_time - request_time
+        self.initial_age = initial_age = max(apparent, delay, 0.0)
+        at = shape.etag
+        at_modified = shape.last_modified
+        if at < 0 and at_modified < 0:
+            self.validators = _NO_VALIDATORS
+        else:
+            self.validators = [
+                *([(b"If-None-Match", headers[at][1])] if at >= 0 else ()),
+                *([(b"If-Modified-Since", headers[at_modified][1])] if at_modified >= 0 else ()),
+            ]
+        if head.no_cache:
+            self.fresh_until = self.serve_until = _NEVER
+        else:  # as _until()
+            fresh_for = lifetime - initial_age
+            stale_at = response_time + fresh_for
+            self.fresh_until = stale_at if fresh_for > 0 else _NEVER
+            window = head.window
+            self.serve_until = stale_at if window is None else stale_at + window
+        return self
 
     def _until(self, res_cc: Mapping[bytes, bytes | None]) -> None:
         """``fresh_until`` and ``serve_until``, as reuse() decides for a request without
