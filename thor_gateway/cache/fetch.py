@@ -172,6 +172,11 @@ class Fetch(EventEmitter):
     def scheme(self) -> Any:
         return self.origin.scheme
 
+    def set_write_buffer_limit(self, limit: int) -> None:
+        # (the proxy's, per response: not through __getattr__, which comes after a failed
+        # lookup and its AttributeError)
+        self.origin.set_write_buffer_limit(limit)
+
     # --- the request side, as the inner handler sees it ------------------------------------
 
     def pause_request_body(self, paused: bool) -> None:
@@ -235,7 +240,8 @@ class Fetch(EventEmitter):
         if keep:
             cache.passes.pop(self.key, None)  # (a marked URL has nothing stored)
             self.parts = []
-            self.spool = cache.store.spool(self.key + PART if code == 206 else self.key)
+            if cache.spools:
+                self.spool = cache.store.spool(self.key + PART if code == 206 else self.key)
             self.head = (code, phrase, fields, cache.clock())
             self.analysis = (head, header_bytes)
         else:
@@ -273,7 +279,10 @@ class Fetch(EventEmitter):
                 and content_range(fields) is not None
                 and storable(_GET, 200, request.headers, Fields(fields), self.req_cc, head.res_cc)
             )
-        elif self.req_cc or (not head.auth_ok and self._authorized()):
+        elif self.req_cc or (
+            not head.auth_ok
+            and (self._authorized() if self.authorized is None else self.authorized)
+        ):
             keep = storable(_GET, code, request.headers, Fields(fields), self.req_cc, head.res_cc)
         else:
             keep = head.keep

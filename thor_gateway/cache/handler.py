@@ -134,6 +134,9 @@ class CacheHandler:
         if store is None:
             store = DiskStore(s.dir, s.max_size) if s.dir else MemoryStore(s.max_size)
         self.store: Store = store
+        # Whether the store takes bodies as they arrive (Store.spool): the memory store's
+        # spool() answers None, and a fetch need not ask it.
+        self.spools = getattr(type(store), "spool", None) is not MemoryStore.spool
         self.loop = loop  # the loop it serves on (kept for stores that need timers)
         self.clock = clock  # wall-clock seconds: compared with Date and Expires
         self.stats = CacheStats()
@@ -225,7 +228,7 @@ class CacheHandler:
             return
         if req_cc and self._refused(exchange, request, req_cc):
             return
-        if self._wait(key, exchange, request):
+        if key in self.pending and self._wait(key, exchange, request):
             return
         self.stats.misses += 1
         self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain, names=names)
@@ -305,7 +308,7 @@ class CacheHandler:
     ) -> None:
         """Fetch with the stored response's validators (§4.3.1), or wait for the fetch in
         flight (when a popular response expires)."""
-        if self._wait(key, exchange, request):
+        if key in self.pending and self._wait(key, exchange, request):  # (no frame: none)
             return
         self.stats.stale += 1
         plain = names.isdisjoint(_SPECIAL)  # (then no conditionals to take out)
