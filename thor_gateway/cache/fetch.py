@@ -62,6 +62,7 @@ _HEAD = b"HEAD"
 # Stored parts (single-range 206 responses) live under their URL's key plus this (a
 # request-target has no space), apart from the complete responses.
 PART = b" part"
+_NO_TRAILERS: Headers = []
 # The Cache-Status field of a fetch, by (validating a stored response, status, stored):
 # worked out once each.
 STATUS: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
@@ -120,10 +121,10 @@ class Fetch(EventEmitter):
     # Until set on the instance (no store per fetch for what most fetches never change):
     started = False
     over = False
-    head: tuple[int, bytes, Headers, float] | None = None
+    # (status, phrase, fields, response time, analysis, header bytes) of one to store
+    head: tuple[int, bytes, Headers, float, Head, int] | None = None
     parts: list[bytes] | None = None  # None: nothing (more) is kept
     spool: Spool | None = None  # where the body goes instead of parts (store.py)
-    analysis: tuple[Head, int] | None = None  # the stored head's, and its bytes
     size = 0
 
     def __init__(
@@ -242,8 +243,7 @@ class Fetch(EventEmitter):
             self.parts = []
             if cache.spools:
                 self.spool = cache.store.spool(self.key + PART if code == 206 else self.key)
-            self.head = (code, phrase, fields, cache.clock())
-            self.analysis = (head, header_bytes)
+            self.head = (code, phrase, fields, cache.clock(), head, header_bytes)
         else:
             # Not stored: the body is relayed as it comes (response_body does nothing more
             # for it than the plain proxy), and nobody need wait for it.
@@ -348,10 +348,10 @@ class Fetch(EventEmitter):
             return
         self.over = True
         cache = self.cache
-        if self.parts is not None and self.head is not None and self.analysis is not None:
-            code, phrase, fields, response_time = self.head
+        stored_head = self.head
+        if self.parts is not None and stored_head is not None:
+            code, phrase, fields, response_time, head, header_bytes = stored_head
             request = self.request
-            head, header_bytes = self.analysis
             names = head.vary
             spool = self.spool
             # (one chunk: that chunk itself, not a copy; spooled: in the store's file)
@@ -382,7 +382,7 @@ class Fetch(EventEmitter):
             self._drop()
         client = self.client
         if client is not None and not self.client_gone and self.started:
-            client.response_done([])
+            client.response_done(_NO_TRAILERS)
         self.emit("done", True)
         if self.waiters or cache.pending.get(self.key) is self:
             cache.finished(self)
