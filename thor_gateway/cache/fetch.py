@@ -141,7 +141,7 @@ class Fetch(EventEmitter):
         asks: bool = False,
         authorized: bool | None = None,
     ) -> None:
-        super().__init__()
+        EventEmitter.__init__(self)  # (no super object per fetch)
         self.cache = cache
         self.key = key
         self.client = client
