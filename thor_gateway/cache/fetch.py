@@ -209,6 +209,7 @@ class Fetch(EventEmitter):
         self.over = True
         self._drop()
         self.emit("done", False)
+        self.forget_listeners()  # (as in response_done)
         self.cache.finished(self)
 
     # --- the response, from the inner handler ---------------------------------------------
@@ -384,6 +385,9 @@ class Fetch(EventEmitter):
         if client is not None and not self.client_gone and self.started:
             client.response_done(_NO_TRAILERS)
         self.emit("done", True)
+        # The inner handler's listeners refer back to this fetch (as it to them): dropped,
+        # the two are freed by their counts, not left in a cycle for the collector.
+        self.forget_listeners()
         if self.waiters or cache.pending.get(self.key) is self:
             cache.finished(self)
 
