@@ -7,7 +7,10 @@
 - :mod:`~thor_gateway.cache.disk`: :class:`DiskStore`, on disk, shared by workers;
 - :mod:`~thor_gateway.cache.body`: a stored body to the client, from memory or its file;
 - :mod:`~thor_gateway.cache.handler`: :class:`CacheHandler`, which wraps a route's handler;
+- :mod:`~thor_gateway.cache.settings`: :class:`CacheSettings` and :class:`CacheStats`;
 - :mod:`~thor_gateway.cache.fetch`: what the wrapped handler answers on a miss;
+- :mod:`~thor_gateway.cache.heads`: a fetched response head's analysis, once per shape;
+- :mod:`~thor_gateway.cache.passing`: a miss for a URL whose responses are not stored;
 - :mod:`~thor_gateway.cache.purge`: ``POST /cache/purge`` for the metrics listener.
 
 May import: Thor's public API, routing, operations, and static (a body kept in a file is
@@ -20,7 +23,8 @@ See ``docs/cache.md``.
 from __future__ import annotations
 
 from thor_gateway.cache.disk import DiskStore
-from thor_gateway.cache.handler import CacheHandler, CacheSettings, CacheStats, cache_settings
+from thor_gateway.cache.handler import CacheHandler
+from thor_gateway.cache.settings import CacheSettings, CacheStats, cache_settings
 from thor_gateway.cache.store import Entry, MemoryStore, Store
 
 __all__ = [

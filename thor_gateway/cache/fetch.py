@@ -15,11 +15,13 @@ response is served instead; so is a stale one when the answer is an error and
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from thor.events import EventEmitter
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
+from thor_gateway.cache.heads import Head, analyse
 from thor_gateway.cache.keys import (
     CONDITIONAL,
     byte_range,
@@ -27,7 +29,6 @@ from thor_gateway.cache.keys import (
     freshen,
     not_modified,
     secondary_key,
-    vary_names,
 )
 from thor_gateway.cache.rules import (
     Fields,
@@ -61,6 +62,7 @@ _HEAD = b"HEAD"
 # Stored parts (single-range 206 responses) live under their URL's key plus this (a
 # request-target has no space), apart from the complete responses.
 PART = b" part"
+_NO_TRAILERS: Headers = []
 # The Cache-Status field of a fetch, by (validating a stored response, status, stored):
 # worked out once each.
 STATUS: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
@@ -116,6 +118,15 @@ def fetch_status(entry: Entry | None, code: int, keep: bool) -> tuple[bytes, byt
 class Fetch(EventEmitter):
     """The exchange the inner handler answers when the cache asks it (module docstring)."""
 
+    # Until set on the instance (no store per fetch for what most fetches never change):
+    started = False
+    over = False
+    # (status, phrase, fields, response time, analysis, header bytes) of one to store
+    head: tuple[int, bytes, Headers, float, Head, int] | None = None
+    parts: list[bytes] | None = None  # None: nothing (more) is kept
+    spool: Spool | None = None  # where the body goes instead of parts (store.py)
+    size = 0
+
     def __init__(
         self,
         cache: CacheHandler,
@@ -128,8 +139,9 @@ class Fetch(EventEmitter):
         request_time: float,
         ranged: bool = False,
         asks: bool = False,
+        authorized: bool | None = None,
     ) -> None:
-        super().__init__()
+        EventEmitter.__init__(self)  # (no super object per fetch)
         self.cache = cache
         self.key = key
         self.client = client
@@ -141,15 +153,9 @@ class Fetch(EventEmitter):
         self.waiters: list[tuple[Exchange, Request]] = []
         self.ranged = ranged  # the request has a Range
         self.asks = asks  # the client's request is conditional (If-None-Match...)
-        self.started = False
-        self.over = False
         self.client_gone = client is None
         self.client_body = client is not None  # False once the client got a 304 or no body
-        self.head: tuple[int, bytes, Headers, float] | None = None
-        self.parts: list[bytes] | None = None  # None: nothing (more) is kept
-        self.spool: Spool | None = None  # where the body goes instead of parts (store.py)
-        self.indexed: tuple[Fields, dict[bytes, bytes | None]] | None = None
-        self.size = 0
+        self.authorized = authorized  # the request has Authorization (None: not looked)
         if client is not None:
             client.on("pause", self._client_pause)
             client.on("done", self._client_done)
@@ -166,6 +172,11 @@ class Fetch(EventEmitter):
     @property
     def scheme(self) -> Any:
         return self.origin.scheme
+
+    def set_write_buffer_limit(self, limit: int) -> None:
+        # (the proxy's, per response: not through __getattr__, which comes after a failed
+        # lookup and its AttributeError)
+        self.origin.set_write_buffer_limit(limit)
 
     # --- the request side, as the inner handler sees it ------------------------------------
 
@@ -198,6 +209,7 @@ class Fetch(EventEmitter):
         self.over = True
         self._drop()
         self.emit("done", False)
+        self.forget_listeners()  # (as in response_done)
         self.cache.finished(self)
 
     # --- the response, from the inner handler ---------------------------------------------
@@ -210,10 +222,12 @@ class Fetch(EventEmitter):
         code = int(status)
         if phrase.__class__ is not bytes:
             phrase = as_bytes(phrase)
-        fields = [
-            (n, v) if n.__class__ is bytes and v.__class__ is bytes else (as_bytes(n), as_bytes(v))
-            for n, v in headers
-        ]
+        try:  # bytes pairs (the proxy's): the list is taken as it is, and measured in C
+            header_bytes = len(b"".join(chain.from_iterable(headers)))
+            fields = headers if headers.__class__ is list else list(headers)
+        except TypeError:
+            header_bytes = -1
+            fields = [(as_bytes(n), as_bytes(v)) for n, v in headers]
         cache = self.cache
         entry = self.entry
         if (
@@ -223,50 +237,28 @@ class Fetch(EventEmitter):
         ):
             return
         request = self.request
-        indexed = Fields(fields)  # one pass over the response's fields for every rule below
-        res_cc = response_directives(indexed)
-        if code == 206:
-            # A single part is kept apart, stored on the rules of the whole (RFC 9111 §3.3
-            # lets a cache store an incomplete response).
-            keep = (
-                self.ranged
-                and content_range(fields) is not None
-                and storable(_GET, 200, request.headers, indexed, self.req_cc, res_cc)
-            )
-        else:
-            keep = storable(_GET, code, request.headers, indexed, self.req_cc, res_cc)
-        if keep:
-            lengths = indexed.by_name.get(b"content-length")
-            if (
-                lengths
-                and lengths[0].isdigit()
-                and int(lengths[0]) > cache.settings.max_object_size
-            ):
-                keep = False
+        head = analyse(code, fields)  # the decisions, once per head shape (heads.py)
+        keep = self._keeps(code, fields, head)
         if keep:
             cache.passes.pop(self.key, None)  # (a marked URL has nothing stored)
             self.parts = []
-            self.spool = cache.store.spool(self.key + PART if code == 206 else self.key)
-            self.head = (code, phrase, fields, cache.clock())
-            self.indexed = (indexed, res_cc)
+            if cache.spools:
+                self.spool = cache.store.spool(self.key + PART if code == 206 else self.key)
+            self.head = (code, phrase, fields, cache.clock(), head, header_bytes)
         else:
             # Not stored: the body is relayed as it comes (response_body does nothing more
             # for it than the plain proxy), and nobody need wait for it.
             if entry is not None:
                 cache.store.remove(self.key)  # the stored response is superseded
-            if code != 206:
-                cache.mark_pass(self.key, indexed, res_cc)  # (passing.py)
+            if code != 206 and head.mark is not None:
+                cache.remember_pass(self.key, head.mark)  # (passing.py)
             if self.waiters or cache.pending.get(self.key) is self:
                 cache.finished(self)
         client = self.client
         if client is None or self.client_gone:
             return
         status = STATUS.get((entry is not None, code, keep)) or fetch_status(entry, code, keep)
-        if keep:
-            out = [*fields, status]
-        else:
-            out = fields  # (a list of our own, not kept: no copy)
-            out.append(status)
+        out = [*fields, status]  # (fields may be the inner handler's list, or stored)
         if request.method == _HEAD:
             self.client_body = False
         if code == 200 and self.asks and not_modified(request.headers, fields):
@@ -275,6 +267,37 @@ class Fetch(EventEmitter):
             self.client_body = False
             return
         client.response_start(code, phrase, out)
+
+    def _keeps(self, code: int, fields: Headers, head: Head) -> bool:
+        """Is the response stored (RFC 9111 §3)? The head's decision, unless the request
+        has directives or Authorization, or it is a part."""
+        request = self.request
+        if code == 206:
+            # A single part is kept apart, stored on the rules of the whole (RFC 9111 §3.3
+            # lets a cache store an incomplete response).
+            keep = (
+                self.ranged
+                and content_range(fields) is not None
+                and storable(_GET, 200, request.headers, Fields(fields), self.req_cc, head.res_cc)
+            )
+        elif self.req_cc or (
+            not head.auth_ok
+            and (self._authorized() if self.authorized is None else self.authorized)
+        ):
+            keep = storable(_GET, code, request.headers, Fields(fields), self.req_cc, head.res_cc)
+        else:
+            keep = head.keep
+        if not keep:
+            return False
+        at = head.shape.content_length
+        length = fields[at][1] if at >= 0 else b""
+        return not (length.isdigit() and int(length) > self.cache.settings.max_object_size)
+
+    def _authorized(self) -> bool:
+        authorized = self.authorized
+        if authorized is None:
+            authorized = self.authorized = bool(get_values(self.request.headers, b"authorization"))
+        return authorized
 
     def _answered(self, entry: Entry, code: int, fields: Headers) -> bool:
         """The answer to a validation: is the stored response served instead?"""
@@ -326,11 +349,11 @@ class Fetch(EventEmitter):
             return
         self.over = True
         cache = self.cache
-        if self.parts is not None and self.head is not None and self.indexed is not None:
-            code, phrase, fields, response_time = self.head
+        stored_head = self.head
+        if self.parts is not None and stored_head is not None:
+            code, phrase, fields, response_time, head, header_bytes = stored_head
             request = self.request
-            indexed, res_cc = self.indexed
-            names = vary_names(fields) if b"vary" in indexed.by_name else ()
+            names = head.vary
             spool = self.spool
             # (one chunk: that chunk itself, not a copy; spooled: in the store's file)
             body = b"".join(self.parts) if spool is None else b""
@@ -339,28 +362,32 @@ class Fetch(EventEmitter):
                 held = None  # a part that is not what its Content-Range says
                 self._drop()
                 spool = None
-            stored = Entry(
-                self.key + PART if code == 206 else self.key,
-                names,
-                secondary_key(names, request.headers) if names else (),
-                code,
-                phrase,
-                fields,
-                body,
-                self.request_time,
-                response_time,
-                file=None if spool is None else BodyFile("", self.size),
-                indexed=indexed,
-                directives=res_cc,
-            )
+            key = self.key + PART if code == 206 else self.key
+            secondary = secondary_key(names, request.headers) if names else ()
+            if spool is None:
+                stored = Entry.fetched(
+                    key, names, secondary, code, phrase, fields, body, self.request_time,
+                    response_time, head, header_bytes,
+                )  # fmt: skip
+            else:
+                stored = Entry(
+                    key, names, secondary, code, phrase, fields, body, self.request_time,
+                    response_time, file=BodyFile("", self.size), head=head,
+                    header_bytes=header_bytes,
+                )  # fmt: skip
             self.spool = None  # (put uses it up)
             if self.parts is not None and cache.store.put(stored, spool):
                 cache.stats.stored += 1
-        self._drop()
+        self.parts = None
+        if self.spool is not None:
+            self._drop()
         client = self.client
         if client is not None and not self.client_gone and self.started:
-            client.response_done([])
+            client.response_done(_NO_TRAILERS)
         self.emit("done", True)
+        # The inner handler's listeners refer back to this fetch (as it to them): dropped,
+        # the two are freed by their counts, not left in a cycle for the collector.
+        self.forget_listeners()
         if self.waiters or cache.pending.get(self.key) is self:
             cache.finished(self)
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import thor.loop
@@ -75,6 +74,7 @@ from thor_gateway.cache.rules import (
     request_directives,
     reuse,
 )
+from thor_gateway.cache.settings import CacheSettings, CacheStats, cache_settings
 from thor_gateway.cache.store import Entry, MemoryStore, Store
 from thor_gateway.routing.request import Done, Handler, Request
 
@@ -110,49 +110,6 @@ _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 _PASSES = 4096  # URLs remembered as not stored
 
 
-@dataclass(slots=True)
-class CacheSettings:
-    """The settings of one route's cache (the keys of a ``[[proxy]]`` ``cache`` table)."""
-
-    max_size: int = 64 << 20  # bytes the memory store may hold (bodies and headers)
-    max_object_size: int = 8 << 20  # larger responses stream through uncached
-    collapse: bool = True  # concurrent misses for one key wait for one fetch
-    stale_on_disconnect: bool = False  # serve stale when the upstream cannot be reached
-    dir: str | None = None  # a folder: the store is on disk (DiskStore), shared by workers
-
-    @classmethod
-    def names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
-
-
-def cache_settings(value: Any, defaults: Mapping[str, Any] | None = None) -> CacheSettings | None:
-    """The settings a ``cache`` key (true/false or a table) asks for; None when off."""
-    if value is None or value is False:
-        return None
-    table = dict(defaults or {})
-    if isinstance(value, Mapping):
-        table.update({k.replace("-", "_"): v for k, v in value.items()})
-    elif value is not True:
-        raise TypeError(f"cache must be true, false or a table, not {value!r}")
-    unknown = set(table) - CacheSettings.names()
-    if unknown:
-        raise TypeError(f"unknown cache settings: {', '.join(sorted(unknown))}")
-    return CacheSettings(**table)
-
-
-class CacheStats:
-    """Counters for ``/metrics``: what each request got."""
-
-    __slots__ = ("bypass", "hits", "misses", "stale", "stored")
-
-    def __init__(self) -> None:
-        self.hits = 0  # answered from the store, fresh (or stale where allowed)
-        self.misses = 0  # nothing usable stored: fetched
-        self.stale = 0  # a stored response was validated (or served stale)
-        self.bypass = 0  # not a request the cache takes part in
-        self.stored = 0  # responses stored
-
-
 class CacheHandler:
     """A handler that answers from a store what it can, and asks ``inner`` for the rest."""
 
@@ -177,6 +134,9 @@ class CacheHandler:
         if store is None:
             store = DiskStore(s.dir, s.max_size) if s.dir else MemoryStore(s.max_size)
         self.store: Store = store
+        # Whether the store takes bodies as they arrive (Store.spool): the memory store's
+        # spool() answers None, and a fetch need not ask it.
+        self.spools = getattr(type(store), "spool", None) is not MemoryStore.spool
         self.loop = loop  # the loop it serves on (kept for stores that need timers)
         self.clock = clock  # wall-clock seconds: compared with Date and Expires
         self.stats = CacheStats()
@@ -243,6 +203,11 @@ class CacheHandler:
                     exchange.response_body(entry.body)
                 exchange.response_done(_NO_TRAILERS)
                 return
+            if entry is not None and now > entry.serve_until:
+                # Stale past any window: reuse() would say VALIDATE (§4.3), so it is fetched
+                # (with the stored validators) without asking it.
+                self._validate(exchange, request, key, entry, req_cc, now, names)
+                return
             if entry is not None and entry.file is not None and now < entry.fresh_until:
                 if self._hit_from_file(exchange, entry, method, now):
                     return
@@ -261,17 +226,25 @@ class CacheHandler:
         if entry is not None:
             self._stored(exchange, request, key, entry, req_cc, now, names)
             return
+        if req_cc and self._refused(exchange, request, req_cc):
+            return
+        if key in self.pending and self._wait(key, exchange, request):
+            return
+        self.stats.misses += 1
+        self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain, names=names)
+
+    def _refused(
+        self, exchange: Exchange, request: Request, req_cc: Mapping[bytes, bytes | None]
+    ) -> bool:
+        """A miss the request's directives answer without a fetch that is stored."""
         if b"only-if-cached" in req_cc:  # RFC 9111 §5.2.1.7
             self._gateway_timeout(exchange, request)
-            return
+            return True
         if b"no-store" in req_cc:  # §5.2.1.5: nothing of this exchange is stored
             self.stats.bypass += 1
             self.inner.handle(exchange, request)
-            return
-        if self._wait(key, exchange, request):
-            return
-        self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain)
+            return True
+        return False
 
     def _hit_from_file(self, exchange: Exchange, entry: Entry, method: bytes, now: float) -> bool:
         """The common hit (as in ``handle``) for a body kept in a file: False (nothing
@@ -321,11 +294,25 @@ class CacheHandler:
         if b"only-if-cached" in req_cc:
             self._gateway_timeout(exchange, request)
             return
-        if self._wait(key, exchange, request):
-            return  # a validation is in flight (when a popular response expires)
+        self._validate(exchange, request, key, entry, req_cc, now, names)
+
+    def _validate(
+        self,
+        exchange: Exchange,
+        request: Request,
+        key: bytes,
+        entry: Entry,
+        req_cc: Mapping[bytes, bytes | None],
+        now: float,
+        names: set[bytes],
+    ) -> None:
+        """Fetch with the stored response's validators (§4.3.1), or wait for the fetch in
+        flight (when a popular response expires)."""
+        if key in self.pending and self._wait(key, exchange, request):  # (no frame: none)
+            return
         self.stats.stale += 1
         plain = names.isdisjoint(_SPECIAL)  # (then no conditionals to take out)
-        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain=plain)
+        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain=plain, names=names)
 
     def _range(
         self,
@@ -494,10 +481,11 @@ class CacheHandler:
         now: float,
         ranged: bool = False,
         plain: bool = False,
+        names: set[bytes] | None = None,
     ) -> None:
         """Ask the inner handler (a miss, a validation, a refresh); ``now`` is when the
         request came, the request time of what it brings (RFC 9111 §4.2.3); ``plain``: the
-        request has none of the fields in _SPECIAL."""
+        request has none of the fields in _SPECIAL; ``names``: its lower-cased field names."""
         if plain:
             headers = [*request.headers, _CAPABILITY]
             asks = False
@@ -508,7 +496,10 @@ class CacheHandler:
         if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
             headers += entry.validators
         upstream = self._upstream(request, headers)
-        fetch = Fetch(self, key, client, origin, request, entry, req_cc, now, ranged, asks)
+        authorized = None if names is None else b"authorization" in names
+        fetch = Fetch(
+            self, key, client, origin, request, entry, req_cc, now, ranged, asks, authorized
+        )
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
         try:
@@ -544,9 +535,13 @@ class CacheHandler:
         """A response for ``key`` was not stored: pass the next plain GETs (passing.py)."""
         mark = pass_mark(indexed, res_cc)
         if mark is not None:
-            if len(self.passes) >= _PASSES:
-                self.passes.clear()  # (bounded: endless distinct URLs cost one store each)
-            self.passes[key] = mark
+            self.remember_pass(key, mark)
+
+    def remember_pass(self, key: bytes, mark: Mark) -> None:
+        """Pass the next plain GETs for ``key`` while its Cache-Control is ``mark``."""
+        if len(self.passes) >= _PASSES:
+            self.passes.clear()  # (bounded: endless distinct URLs cost one store each)
+        self.passes[key] = mark
 
     def finished(self, fetch: Fetch) -> None:
         """A fetch is over, or will store nothing: wake the requests that waited for it."""

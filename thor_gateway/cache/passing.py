@@ -19,27 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from thor.http.exchange import Exchange
 from thor_gateway.cache.fetch import STATUS, fetch_status
-from thor_gateway.cache.rules import Fields
+from thor_gateway.cache.heads import Mark, pass_mark
 
 if TYPE_CHECKING:
     from thor_gateway.cache.handler import CacheHandler
 
-__all__ = ["Passing", "pass_mark"]
+__all__ = ["Mark", "Passing", "pass_mark"]
 
-Mark = tuple[bytes, ...]
 _CC = b"cache-control"
 _SC = b"surrogate-control"
-
-
-def pass_mark(indexed: Fields, res_cc: Any) -> Mark | None:
-    """The Cache-Control values that alone make a response unstorable, or None."""
-    if (
-        (b"no-store" in res_cc or b"private" in res_cc)
-        and b"must-understand" not in res_cc  # (it would make no-store depend on the status)
-        and _SC not in indexed.by_name
-    ):
-        return tuple(indexed.by_name.get(_CC, ()))
-    return None
 
 
 class Passing:

@@ -21,19 +21,23 @@ across machines) implements the same four methods.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import InitVar, dataclass, field
 from itertools import chain
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from thor_gateway.cache.keys import SecondaryKey
 from thor_gateway.cache.rules import (
     Fields,
     current_age,
+    delta_seconds,
     freshness_lifetime,
     parse_http_date,
     response_directives,
 )
+
+if TYPE_CHECKING:
+    from thor_gateway.cache.heads import Head
 
 __all__ = ["BodyFile", "Entry", "MemoryStore", "Spool", "Store"]
 
@@ -41,6 +45,8 @@ Headers = list[tuple[bytes, bytes]]
 # The cache writes these itself when it serves a stored response.
 _NOT_SERVED = frozenset({b"age", b"content-length", b"transfer-encoding"})
 _NO_VALIDATORS: list[tuple[bytes, bytes]] = []  # (shared: only ever read)
+_NEVER = float("-inf")
+_new = object.__new__
 
 
 @dataclass(slots=True, frozen=True)
@@ -82,6 +88,10 @@ class Entry:
     # store): not done twice.
     indexed: InitVar[Fields | None] = None
     directives: InitVar[dict[bytes, bytes | None] | None] = None
+    # Or its head's analysis, from the memo of head shapes (heads.py), and its header
+    # bytes (-1: not counted yet).
+    head: InitVar[Head | None] = None
+    header_bytes: InitVar[int] = -1
     size: int = field(init=False)  # bytes held in memory
     body_size: int = field(init=False)  # bytes of the body (in ``body`` or in ``file``)
     # Worked out once, so that a hit parses nothing of the stored header section:
@@ -97,15 +107,27 @@ class Entry:
     # Until when it is fresh for a request without directives (§4.2: lifetime > age), and
     # may be served without validation (no no-cache): a hit compares one number.
     fresh_until: float = field(init=False)
+    # After when a request without directives must validate it (§4.3): stale, and not
+    # within a stale-while-revalidate window (RFC 5861 §3); -inf with no-cache.  Before
+    # then, reuse() says what to do.
+    serve_until: float = field(init=False)
 
     def __post_init__(
-        self, indexed: Fields | None, directives: dict[bytes, bytes | None] | None
+        self,
+        indexed: Fields | None,
+        directives: dict[bytes, bytes | None] | None,
+        head: Head | None,
+        header_bytes: int,
     ) -> None:
         headers = self.headers
         self.body_size = body_size = len(self.body) if self.file is None else self.file.length
-        # (one join in C: no Python frame per field)
-        self.size = len(self.body) + len(b"".join(chain.from_iterable(headers)))
-        self.size += 4 * len(headers) + 256
+        if header_bytes < 0:  # (one join in C: no Python frame per field)
+            header_bytes = len(b"".join(chain.from_iterable(headers)))
+        self.size = len(self.body) + header_bytes + 4 * len(headers) + 256
+        # RFC 9110 §8.6: a 204 has no Content-Length
+        self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % body_size)]
+        if head is not None:
+            directives = head.res_cc
         if indexed is None:
             indexed = Fields(headers)
         self.res_cc = res_cc = response_directives(indexed) if directives is None else directives
@@ -120,8 +142,6 @@ class Entry:
             apparent = 0.0 if date is None else received - date
             delay = received - self.request_time
             self.initial_age = max(apparent, delay, 0.0)
-        # RFC 9110 §8.6: a 204 has no Content-Length
-        self.length = [] if self.status == 204 else [(b"Content-Length", b"%d" % body_size)]
         etags = by_name.get(b"etag")
         modified = by_name.get(b"last-modified")
         self.validators = (
@@ -132,9 +152,93 @@ class Entry:
             if etags or modified
             else _NO_VALIDATORS
         )
+        self._until(res_cc)
+
+    @classmethod
+    def fetched(
+        cls,
+        key: bytes,
+        vary: tuple[bytes, ...],
+        secondary: SecondaryKey,
+        status: int,
+        phrase: bytes,
+        headers: Headers,
+        body: bytes,
+        request_time: float,
+        response_time: float,
+        head: Head,
+        header_bytes: int,
+    ) -> Entry:
+        """A response fetched whole into memory, from its head's analysis (heads.py): what
+        ``__post_init__`` works out, read by index when a directive gives the lifetime and
+        there is no Age field (the fields' values that vary are read, nothing is parsed)."""
+        lifetime = head.lifetime
+        shape = head.shape
+        if lifetime is None or shape.age >= 0 or header_bytes < 0:
+            return cls(
+                key, vary, secondary, status, phrase, headers, body, request_time,
+                response_time, head=head, header_bytes=header_bytes,
+            )  # fmt: skip
+        self = _new(cls)
+        self.key = key
+        self.vary = vary
+        self.secondary = secondary
+        self.status = status
+        self.phrase = phrase
+        self.headers = headers
+        self.body = body
+        self.request_time = request_time
+        self.response_time = response_time
+        self.hits = 0
+        self.file = None
+        self.served = None
+        self.body_size = size = len(body)
+        self.size = size + header_bytes + 4 * len(headers) + 256
+        # RFC 9110 §8.6: a 204 has no Content-Length
+        self.length = [] if status == 204 else [(b"Content-Length", b"%d" % size)]
+        self.res_cc = head.res_cc
+        self.lifetime = lifetime
+        # current_age() without an Age field: the apparent age or the response delay
+        at = shape.date
+        date = parse_http_date(headers[at][1]) if at >= 0 else None
+        apparent = 0.0 if date is None else response_time - date
+        delay = response_time - request_time
+        self.initial_age = initial_age = max(apparent, delay, 0.0)
+        at = shape.etag
+        at_modified = shape.last_modified
+        if at < 0 and at_modified < 0:
+            self.validators = _NO_VALIDATORS
+        else:
+            self.validators = [
+                *([(b"If-None-Match", headers[at][1])] if at >= 0 else ()),
+                *([(b"If-Modified-Since", headers[at_modified][1])] if at_modified >= 0 else ()),
+            ]
+        if head.no_cache:
+            self.fresh_until = self.serve_until = _NEVER
+        else:  # as _until()
+            fresh_for = lifetime - initial_age
+            stale_at = response_time + fresh_for
+            self.fresh_until = stale_at if fresh_for > 0 else _NEVER
+            window = head.window
+            self.serve_until = stale_at if window is None else stale_at + window
+        return self
+
+    def _until(self, res_cc: Mapping[bytes, bytes | None]) -> None:
+        """``fresh_until`` and ``serve_until``, as reuse() decides for a request without
+        directives."""
         fresh_for = self.lifetime - self.initial_age
-        usable = fresh_for > 0 and b"no-cache" not in res_cc
-        self.fresh_until = received + fresh_for if usable else float("-inf")
+        if b"no-cache" in res_cc:
+            self.fresh_until = self.serve_until = float("-inf")
+            return
+        stale_at = self.response_time + fresh_for
+        self.fresh_until = stale_at if fresh_for > 0 else float("-inf")
+        window = delta_seconds(res_cc.get(b"stale-while-revalidate"))
+        if window is None or (
+            b"must-revalidate" in res_cc or b"proxy-revalidate" in res_cc or b"s-maxage" in res_cc
+        ):
+            self.serve_until = stale_at
+        else:
+            self.serve_until = stale_at + window
 
     def serving(self) -> Headers:
         """``served``, worked out now if it was not yet."""

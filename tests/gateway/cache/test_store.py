@@ -48,12 +48,25 @@ def test_too_big_is_refused_and_purge_by_prefix() -> None:
 def test_fresh_until_agrees_with_reuse() -> None:
     from thor_gateway.cache.rules import Reuse, reuse
 
-    for cc in (b"max-age=60", b"max-age=0", b"no-cache, max-age=60", b"s-maxage=5"):
+    for cc in (
+        b"max-age=60",
+        b"max-age=0",
+        b"no-cache, max-age=60",
+        b"s-maxage=5",
+        b"max-age=60, stale-while-revalidate=30",
+        b"max-age=0, stale-while-revalidate=30",
+        b"s-maxage=5, stale-while-revalidate=30",
+        b"max-age=60, must-revalidate, stale-while-revalidate=30",
+    ):
         for age_field in ([], [(b"Age", b"30")], [(b"Age", b"90")]):
             headers = [(b"Cache-Control", cc), *age_field]
             e = Entry(b"k", (), (), 200, b"OK", headers, b"", 1000.0, 1000.0)
             assert e.length == [(b"Content-Length", b"0")]
-            for now in (990.0, 1000.0, 1010.0, 1029.9, 1030.0, 1059.9, 1060.0, 2000.0):
-                fresh = reuse({}, e.res_cc, e.lifetime, e.age(now)) is Reuse.FRESH
-                assert (now < e.fresh_until) == fresh, (cc, age_field, now)
+            for now in (990.0, 1000.0, 1010.0, 1029.9, 1030.0, 1059.9, 1060.0, 1090.0, 2000.0):
+                decision = reuse({}, e.res_cc, e.lifetime, e.age(now))
+                assert (now < e.fresh_until) == (decision is Reuse.FRESH), (cc, age_field, now)
+                # serve_until: after it, a request without directives validates (the
+                # handler's shortcut past reuse()).
+                if now > e.serve_until:
+                    assert decision is Reuse.VALIDATE, (cc, age_field, now)
     assert Entry(b"k", (), (), 204, b"No Content", [], b"", 0.0, 0.0).length == []

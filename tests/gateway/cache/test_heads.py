@@ -1,0 +1,91 @@
+"""The memo of response head analyses (heads.py) against the rules it stands for."""
+
+from __future__ import annotations
+
+import pytest
+
+from thor_gateway.cache.heads import analyse, pass_mark
+from thor_gateway.cache.keys import vary_names
+from thor_gateway.cache.rules import (
+    Fields,
+    freshness_lifetime,
+    response_directives,
+    storable,
+)
+from thor_gateway.cache.store import Entry
+
+H = list[tuple[bytes, bytes]]
+DATE = (b"Date", b"Mon, 07 Dec 2026 06:20:00 GMT")
+
+HEADS: list[tuple[int, H]] = [
+    (200, [DATE, (b"Cache-Control", b"max-age=0"), (b"Content-Length", b"3")]),
+    (200, [DATE, (b"Cache-Control", b"max-age=60"), (b"ETag", b'"a"'), (b"Vary", b"Accept")]),
+    (200, [DATE, (b"Cache-Control", b"no-store")]),
+    (200, [DATE, (b"Cache-Control", b"private, max-age=60")]),
+    (200, [DATE, (b"cache-control", b"max-age=60"), (b"CACHE-CONTROL", b"no-cache")]),
+    (200, [DATE, (b"Surrogate-Control", b"max-age=30"), (b"Cache-Control", b"no-store")]),
+    (200, [DATE, (b"Expires", b"Mon, 07 Dec 2026 07:20:00 GMT")]),
+    (200, [DATE, (b"Last-Modified", b"Mon, 07 Dec 2025 06:20:00 GMT")]),
+    (200, [DATE, (b"Vary", b"*"), (b"Cache-Control", b"max-age=60")]),
+    (200, [(b"Cache-Control", b"s-maxage=5, stale-while-revalidate=30"), (b"Age", b"3")]),
+    (200, [(b"Cache-Control", b"max-age=5, stale-while-revalidate=30")]),
+    (302, [DATE]),
+    (302, [DATE, (b"Cache-Control", b"max-age=60")]),
+    (404, [DATE]),
+    (500, [DATE, (b"Cache-Control", b"must-understand, no-store, max-age=60")]),
+    (200, []),
+]
+
+
+@pytest.mark.parametrize(("code", "fields"), HEADS)
+def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
+    head = analyse(code, fields)
+    indexed = Fields(fields)
+    res_cc = response_directives(indexed)
+    assert head.res_cc == res_cc
+    assert head.keep == storable(b"GET", code, [], indexed, {}, res_cc)
+    assert head.vary == (vary_names(fields) if b"vary" in indexed.by_name else ())
+    assert head.mark == pass_mark(indexed, res_cc)
+    if head.lifetime is not None:
+        assert head.lifetime == freshness_lifetime(code, indexed, 0.0, res_cc)
+    # Entry.fetched (from the analysis) works out what Entry itself does.
+    args = (b"k", head.vary, (), code, b"X", fields, b"abc", 1000.0, 1001.0)
+    fetched = Entry.fetched(*args, head=head, header_bytes=len(b"".join(sum(fields, ()))))
+    plain = Entry(*args)
+    for name in (
+        "res_cc",
+        "lifetime",
+        "initial_age",
+        "validators",
+        "length",
+        "size",
+        "body_size",
+        "fresh_until",
+        "serve_until",
+        "file",
+        "served",
+        "hits",
+    ):
+        assert getattr(fetched, name) == getattr(plain, name), name
+
+
+def test_one_analysis_per_head_shape() -> None:
+    def fields(date: bytes, control: bytes) -> H:
+        return [(b"Date", date), (b"Cache-Control", control), (b"Content-Length", b"5")]
+
+    first = analyse(200, fields(b"Mon, 07 Dec 2026 06:20:00 GMT", b"max-age=7"))
+    # Another Date or length: the same shape and policy, the same analysis.
+    assert analyse(200, fields(b"Mon, 07 Dec 2026 06:20:01 GMT", b"max-age=7")) is first
+    # Another Cache-Control, another status or another order of names: analysed again.
+    assert analyse(200, fields(b"Mon, 07 Dec 2026 06:20:00 GMT", b"max-age=8")).lifetime == 8.0
+    assert analyse(203, fields(b"Mon, 07 Dec 2026 06:20:00 GMT", b"max-age=7")) is not first
+    swapped = [(b"Cache-Control", b"no-store"), (b"Date", b"x")]
+    assert analyse(200, swapped).keep is False
+    assert analyse(200, swapped).shape.date == 1
+
+
+def test_unhashable_pairs_are_analysed_not_remembered() -> None:
+    fields = [[b"Cache-Control", b"max-age=60"]]
+    head = analyse(200, fields)  # type: ignore[arg-type]
+    assert head.keep
+    assert head.lifetime == 60.0

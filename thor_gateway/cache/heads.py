@@ -1,0 +1,150 @@
+"""A response head's analysis, done once per head shape and not once per response.
+
+Every response a storing miss fetches is looked at for what RFC 9111 decides from its head:
+may it be stored (§3), its directives (§5.2.2), its Vary names (§4.1), its freshness
+lifetime when a directive gives it (§4.2.1), the mark that passes its URL (passing.py).
+Responses of one origin repeat a few head shapes: the same field names in the same order,
+and the same Cache-Control, Surrogate-Control, Vary and Expires values.  So the analysis is
+kept in two memos (``thor.memo.Memo``, bounded):
+
+- by the tuple of field names (built in C: ``map(itemgetter(0), ...)``): a :class:`Shape`,
+  where each field the cache reads sits in the list, so that reading the Date, Age, ETag,
+  Last-Modified or Content-Length of a response is one index, with no pass over its fields;
+- by (status, names, the policy fields' pairs): a :class:`Head`, the decisions themselves.
+
+What changes per response (Date, Age, ETag, Last-Modified, Content-Length) is read through
+the shape's indices; a lifetime that depends on dates (Expires, the heuristic of §4.2.2) is
+left to :func:`~thor_gateway.cache.rules.freshness_lifetime` per response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from operator import itemgetter
+from typing import Any
+
+from thor.memo import Memo
+from thor_gateway.cache.keys import vary_names
+from thor_gateway.cache.rules import (
+    SURROGATE_MAX_AGE,
+    Fields,
+    delta_seconds,
+    response_directives,
+    storable,
+)
+
+__all__ = ["Head", "Mark", "Shape", "analyse", "pass_mark"]
+
+Headers = list[tuple[bytes, bytes]]
+Mark = tuple[bytes, ...]  # the Cache-Control values of a passed URL (passing.py)
+_NAME = itemgetter(0)
+_CC = b"cache-control"
+_SC = b"surrogate-control"
+# The fields whose values decide storing and the directives (the policy of a head).
+_POLICY = (b"cache-control", b"surrogate-control", b"vary", b"expires")
+_NOTHING: Callable[[Any], Any] = lambda fields: ()  # noqa: E731  (a head with none of them)
+_NO_REQUEST: Headers = []
+_NO_DIRECTIVES: dict[bytes, bytes | None] = {}
+
+
+def pass_mark(indexed: Fields, res_cc: Any) -> Mark | None:
+    """The Cache-Control values that alone make a response unstorable, or None."""
+    if (
+        (b"no-store" in res_cc or b"private" in res_cc)
+        and b"must-understand" not in res_cc  # (it would make no-store depend on the status)
+        and _SC not in indexed.by_name
+    ):
+        return tuple(indexed.by_name.get(_CC, ()))
+    return None
+
+
+class Shape:
+    """Where the fields the cache reads are in a header list with these names (-1: none)."""
+
+    __slots__ = ("age", "content_length", "date", "etag", "last_modified", "policy")
+
+    def __init__(self, names: tuple[Any, ...]) -> None:
+        first: dict[bytes, int] = {}
+        where: list[int] = []
+        for i, name in enumerate(names):
+            lname = name.lower() if isinstance(name, bytes) else b""
+            first.setdefault(lname, i)
+            if lname in _POLICY:
+                where.append(i)
+        self.date = first.get(b"date", -1)
+        self.age = first.get(b"age", -1)
+        self.etag = first.get(b"etag", -1)
+        self.last_modified = first.get(b"last-modified", -1)
+        self.content_length = first.get(b"content-length", -1)
+        # The policy fields' (name, value) pairs of a list, in C (itemgetter of one index
+        # gives the pair itself, of several a tuple of pairs: either is a memo key).
+        self.policy: Callable[[Headers], Any] = itemgetter(*where) if where else _NOTHING
+
+
+class Head:
+    """What RFC 9111 decides from a head's policy fields (status, directives, Vary)."""
+
+    __slots__ = (
+        "auth_ok",
+        "keep",
+        "lifetime",
+        "mark",
+        "no_cache",
+        "res_cc",
+        "shape",
+        "vary",
+        "window",
+    )
+
+    def __init__(self, code: int, fields: Headers, shape: Shape) -> None:
+        indexed = Fields(fields)
+        self.shape = shape
+        self.res_cc = res_cc = response_directives(indexed)
+        # Stored for a GET without directives or Authorization (§3)?
+        self.keep = storable(b"GET", code, _NO_REQUEST, indexed, _NO_DIRECTIVES, res_cc)
+        # §3.5: these let a shared cache store a response to an authorised request too.
+        self.auth_ok = b"must-revalidate" in res_cc or b"public" in res_cc or b"s-maxage" in res_cc
+        self.vary = vary_names(fields) if b"vary" in indexed.by_name else ()
+        self.mark: Mark | None = pass_mark(indexed, res_cc)
+        self.lifetime = _directive_lifetime(res_cc)
+        # For Entry.serve_until: no-cache (always validated, §5.2.2.4), and the
+        # stale-while-revalidate window unless a directive forbids serving stale (§4.2.4).
+        self.no_cache = b"no-cache" in res_cc
+        window = delta_seconds(res_cc.get(b"stale-while-revalidate"))
+        if b"must-revalidate" in res_cc or b"proxy-revalidate" in res_cc or b"s-maxage" in res_cc:
+            window = None
+        self.window = window
+
+
+def _directive_lifetime(res_cc: Mapping[bytes, bytes | None]) -> float | None:
+    """§4.2.1's lifetime when a directive gives it (no date needed), else None."""
+    for name in (SURROGATE_MAX_AGE, b"s-maxage", b"max-age"):
+        if name in res_cc:
+            value = delta_seconds(res_cc[name])
+            return 0.0 if value is None else float(value)
+    return None
+
+
+_SHAPES: Memo[tuple[Any, ...], Shape] = Memo(256)
+_HEADS: Memo[tuple[Any, ...], Head] = Memo(256)
+
+
+def analyse(code: int, fields: Headers) -> Head:
+    """The analysis of a response head with these fields (bytes pairs), from the memos."""
+    names = tuple(map(_NAME, fields))
+    try:
+        shape = _SHAPES.get(names)
+    except TypeError:  # (a name that is not hashable)
+        return Head(code, fields, Shape(names))
+    if shape is None:
+        shape = Shape(names)
+        _SHAPES.put(names, shape)
+    key = (code, names, shape.policy(fields))
+    try:
+        head = _HEADS.get(key)
+    except TypeError:  # pairs as lists, values as bytearrays: analysed, not remembered
+        return Head(code, fields, shape)
+    if head is None:
+        head = Head(code, fields, shape)
+        _HEADS.put(key, head)
+    return head
