@@ -9,6 +9,12 @@ client sends it ``--low`` and then ``--high`` sequential requests on one kept-al
 The difference of the two totals, divided by ``high - low``, is what one request costs in
 user-space instructions, with startup and shutdown cancelled out.
 
+``--connections N`` spreads the requests over N kept-alive connections, each sending its next
+request when its last answer is complete (as ``wrk -cN`` does): the server then has N requests
+in flight, and the aggregate path N fan-outs over the client's pool, which one sequential
+connection never exercises.  Expect a few per cent of run-to-run variation there (how events
+batch per ``epoll_wait`` depends on timing); compare sides with ``--low`` and ``--high`` large.
+
 Paths:
     native     thor.http.server.HttpServer answering 13 bytes (the bench's hello_thor.py)
     wsgi       thor-gateway serving a WSGI hello
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -168,6 +175,65 @@ def read_response(sock: socket.socket, buf: bytes) -> bytes:
     return buf.partition(b"0\r\n\r\n")[2]
 
 
+def concurrent_requests(port: int, connections: int, count: int) -> None:
+    """Send ``count`` requests over ``connections`` connections, each one at a time."""
+    sel = selectors.DefaultSelector()
+    socks: list[socket.socket] = []
+    unread: dict[socket.socket, bytes] = {}
+    sent = done = 0
+    try:
+        for _ in range(min(connections, count)):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+            socks.append(sock)
+            sock.setblocking(False)
+            sock.sendall(REQUEST)
+            sent += 1
+            unread[sock] = b""
+            sel.register(sock, selectors.EVENT_READ, sock)
+        while done < count:
+            ready = sel.select(120)
+            if not ready:
+                raise SystemExit(f"no answer in 120 s ({done} of {count} done)")
+            for key, _ in ready:
+                sock = key.data
+                data = sock.recv(65536)
+                if not data:
+                    raise SystemExit("server closed a connection")
+                unread[sock], answered = complete_responses(unread[sock] + data)
+                done += answered
+                for _ in range(min(answered, count - sent)):
+                    sock.sendall(REQUEST)
+                    sent += 1
+    finally:
+        sel.close()
+        for sock in socks:
+            sock.close()
+
+
+def complete_responses(buf: bytes) -> tuple[bytes, int]:
+    """Count the complete 200 responses at the start of ``buf``; return the rest and the count."""
+    count = 0
+    while True:
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return buf, count
+        head = buf[:end]
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"unexpected response: {head[:200]!r}")
+        match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        if match:
+            stop = end + 4 + int(match.group(1))
+            if len(buf) < stop:
+                return buf, count
+        else:
+            last = buf.find(b"0\r\n\r\n", end + 4)
+            if last < 0:
+                return buf, count
+            stop = last + 5
+        buf = buf[stop:]
+        count += 1
+
+
 def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     """Return once the server answers a request (it starts slowly under callgrind).
 
@@ -201,7 +267,13 @@ def server_command(path: str, port: int, origin: int) -> list[str]:
 
 
 def total_instructions(
-    python: str, checkout: Path, scratch: Path, path: str, origin: int, count: int
+    python: str,
+    checkout: Path,
+    scratch: Path,
+    path: str,
+    origin: int,
+    count: int,
+    connections: int = 1,
 ) -> int:
     """Callgrind's total for one server run that answers ``count`` requests."""
     port = free_port()
@@ -219,11 +291,14 @@ def total_instructions(
     proc = subprocess.Popen(cmd, cwd=scratch, env=env, stderr=subprocess.DEVNULL)
     try:
         wait_ready(port, proc)
-        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-            rest = b""
-            for _ in range(count):
-                sock.sendall(REQUEST)
-                rest = read_response(sock, rest)
+        if connections > 1:
+            concurrent_requests(port, connections, count)
+        else:
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+                rest = b""
+                for _ in range(count):
+                    sock.sendall(REQUEST)
+                    rest = read_response(sock, rest)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -240,10 +315,17 @@ def total_instructions(
 
 
 def per_request(
-    python: str, checkout: Path, scratch: Path, path: str, origin: int, low: int, high: int
+    python: str,
+    checkout: Path,
+    scratch: Path,
+    path: str,
+    origin: int,
+    low: int,
+    high: int,
+    connections: int = 1,
 ) -> float:
-    small = total_instructions(python, checkout, scratch, path, origin, low)
-    large = total_instructions(python, checkout, scratch, path, origin, high)
+    small = total_instructions(python, checkout, scratch, path, origin, low, connections)
+    large = total_instructions(python, checkout, scratch, path, origin, high, connections)
     return (large - small) / (high - low)
 
 
@@ -256,6 +338,9 @@ def main() -> None:
     )
     parser.add_argument("--low", type=int, default=200)
     parser.add_argument("--high", type=int, default=1200)
+    parser.add_argument(
+        "--connections", type=int, default=1, help="requests in flight at once (default 1)"
+    )
     parser.add_argument("--python", default=sys.executable, help="the interpreter the servers run")
     parser.add_argument("--only", choices=("before", "after"), help="measure one checkout")
     args = parser.parse_args()
@@ -270,7 +355,16 @@ def main() -> None:
             (scratch / name).write_text(source)
         for path in args.paths.split(","):
             costs = {
-                side: per_request(args.python, checkout, scratch, path, origin, args.low, args.high)
+                side: per_request(
+                    args.python,
+                    checkout,
+                    scratch,
+                    path,
+                    origin,
+                    args.low,
+                    args.high,
+                    args.connections,
+                )
                 for side, checkout in sides.items()
             }
             row = f"{path:<10} " + " ".join(f"{cost / 1000:>9.1f}k" for cost in costs.values())
