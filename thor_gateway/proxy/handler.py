@@ -121,7 +121,7 @@ class ProxySettings:
     http2: bool = False  # https upstreams: offer HTTP/2 by ALPN (h2c:// ones always use it)
     # Response bytes held per proxied response for a client that reads slowly (nginx's
     # proxy_buffers): half as the client's write high-water mark, half as the upstream read.
-    buffer_size: int = 64 * 1024
+    buffer_size: int = 48 * 1024
     # Request body bytes received before the request takes an upstream connection (HAProxy's
     # http-buffer-request): the whole body up to this size, the first this-many of a larger
     # one; 0 streams the body upstream as it comes (see relay.ProxiedExchange.start).
