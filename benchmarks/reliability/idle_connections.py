@@ -73,7 +73,16 @@ def main() -> None:
             for _ in range(args.conns - 1):
                 sock = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
                 sock.sendall(request)
-                read_response(sock)
+                try:
+                    read_response(sock)
+                except TimeoutError:
+                    # A server that caps its connections (waitress: connection_limit,
+                    # 100 by default) leaves the next one unanswered: say so, not crash.
+                    sock.close()
+                    raise SystemExit(
+                        f"{args.server}: connection {len(socks) + 1} got no answer in 10 s "
+                        f"with {len(socks)} idle keep-alive connections open"
+                    ) from None
                 socks.append(sock)
             opened = time.monotonic() - start
             time.sleep(args.hold)
