@@ -210,12 +210,15 @@ def _load_apply_mask() -> _ApplyMask | None:
             if "websockets" not in sys.modules:
                 sys.modules.pop("websockets.speedups", None)
     apply_mask: _ApplyMask | None = getattr(loaded, "apply_mask", None)
+    # What this module hands it: bytes, a bytearray, a memoryview of a slice; key byte i % 4.
+    data, key, masked = b"..\x00\x10\x20\x30\x40", b"\x01\x02\x03\x04", b"\x01\x12\x23\x34\x41"
     try:
-        if apply_mask is None or apply_mask(b"\x00\x10\x20\x30\x40", b"\x01\x02\x03\x04") != (
-            b"\x01\x12\x23\x34\x41"
+        if apply_mask is None or any(
+            apply_mask(sample, key) != masked
+            for sample in (data[2:], bytearray(data[2:]), memoryview(data)[2:])
         ):
             return None
-    except Exception:
+    except Exception:  # e.g. a build that takes bytes only: TypeError
         return None
     return apply_mask
 
