@@ -12,6 +12,7 @@ import itertools
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,18 @@ from thor.websocket.protocol import BytesFragment, BytesMessage, TextMessage, fr
 from .helpers import client, client_frame, feed, server, xor
 
 KEYS = [b"\x00\x00\x00\x00", b"\x37\xfa\x21\x3d", b"\xff\x01\x80\x7f"]
+
+
+def accelerator_loads() -> bool:
+    """Can this interpreter load the C accelerator? (Asked without changing the choice.)"""
+    before = frames.masking
+    try:
+        return frames.use_accelerator(True) == frames.ACCELERATOR
+    finally:
+        frames.use_accelerator(before == frames.ACCELERATOR)
+
+
+NO_ACCELERATOR = "websockets' C speedups cannot be loaded here (pip install thor[speedups])"
 
 
 def pieces_cut_at(wire: bytes, cuts: list[int]) -> list[bytes]:
@@ -97,7 +110,7 @@ def test_a_client_masks_what_a_server_unmasks(size: int, masking: str) -> None:
 def test_both_implementations_agree_on_random_data() -> None:
     before = frames.masking
     if frames.use_accelerator(True) != frames.ACCELERATOR:
-        pytest.skip("websockets' C speedups cannot be loaded here (pip install thor[speedups])")
+        pytest.skip(NO_ACCELERATOR)
     try:
         rng = random.Random(1305)
         cases = []
@@ -118,8 +131,8 @@ def test_both_implementations_agree_on_random_data() -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [("1", "stdlib"), ("0", "websockets.speedups")])
 def test_thor_ws_pure_picks_the_implementation(value: str, expected: str) -> None:
-    if expected == frames.ACCELERATOR and frames.use_accelerator(True) != expected:
-        pytest.skip("websockets' C speedups cannot be loaded here (pip install thor[speedups])")
+    if expected == frames.ACCELERATOR and not accelerator_loads():
+        pytest.skip(NO_ACCELERATOR)
     probe = "from thor.websocket.protocol import frames; print(frames.masking)"
     out = subprocess.run(
         [sys.executable, "-c", probe],
@@ -132,13 +145,18 @@ def test_thor_ws_pure_picks_the_implementation(value: str, expected: str) -> Non
     assert out.stdout.strip() == expected
 
 
-def test_loading_the_accelerator_leaves_websockets_importable() -> None:
-    # Only the extension module is loaded (the package would bring socket along); a later
-    # import of the real package still finds its speedups module as usual.
+@pytest.mark.parametrize("first", ["", "import websockets\n"])
+def test_loading_the_accelerator_leaves_websockets_importable(first: str) -> None:
+    # Only the extension module is loaded (the package would bring socket along), and not
+    # left in sys.modules: a later import of the real package, or of its speedups module
+    # after the package, works as usual (the package gets its attribute).
+    if not accelerator_loads():
+        pytest.skip(NO_ACCELERATOR)
     probe = (
         "import sys\n"
+        f"{first}"
         "from thor.websocket.protocol import frames\n"
-        "assert 'websockets' not in sys.modules\n"
+        "assert 'websockets.speedups' not in sys.modules\n"
         "import websockets.speedups, websockets.frames\n"
         "print(frames.masking, websockets.speedups.apply_mask(b'ab', b'\\x01\\x02\\x03\\x04'))\n"
     )
@@ -150,4 +168,26 @@ def test_loading_the_accelerator_leaves_websockets_importable() -> None:
         timeout=30,
         env={"PYTHONPATH": ":".join(sys.path)},
     )
-    assert out.stdout.split()[1] == "b'``'"
+    assert out.stdout.split() == [frames.ACCELERATOR, "b'``'"]
+
+
+def test_without_websockets_the_standard_library_masks() -> None:
+    # -S: no site-packages, so no websockets: Thor needs only the standard library.
+    probe = (
+        "import sys\n"
+        "from thor.websocket.protocol import Connection, frames\n"
+        "assert 'site-packages' not in str(sys.path)\n"
+        "client, server = Connection('client'), Connection('server')\n"
+        "[message] = server.receive_data(client.send_bytes(bytes(range(256)) * 300))\n"
+        "print(frames.masking, message.data == bytes(range(256)) * 300)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        env={"PYTHONPATH": str(root)},
+    )
+    assert out.stdout.split() == [frames.STDLIB, "True"]

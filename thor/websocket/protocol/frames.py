@@ -207,10 +207,10 @@ def _load_apply_mask() -> _ApplyMask | None:
         except Exception:  # an optional accelerator never breaks the import: stdlib it is
             return None
         finally:
-            # CPython registers a C module it creates; left there without its package, it
-            # would shadow a later real ``import websockets.speedups`` (no package attribute).
-            if "websockets" not in sys.modules:
-                sys.modules.pop("websockets.speedups", None)
+            # CPython registers a C module it creates in sys.modules; left there, it would
+            # shadow a later real ``import websockets.speedups``, which then would not set the
+            # package's ``speedups`` attribute. That import makes its own module instead.
+            sys.modules.pop("websockets.speedups", None)
     apply_mask: _ApplyMask | None = getattr(loaded, "apply_mask", None)
     # What this module hands it: bytes, a bytearray, a memoryview of a slice; key byte i % 4.
     data, key, masked = b"..\x00\x10\x20\x30\x40", b"\x01\x02\x03\x04", b"\x01\x12\x23\x34\x41"
