@@ -22,7 +22,6 @@ indexing and ``struct``; this module holds what both directions share, masking i
 
 from __future__ import annotations
 
-import os
 import struct
 import sys
 from collections.abc import Callable
@@ -241,8 +240,10 @@ def use_accelerator(enabled: bool = True) -> str:
     """Mask with the C accelerator (``enabled``, if it can be loaded) or the standard library;
     returns the implementation now in use (``ACCELERATOR`` or ``STDLIB``).
 
-    At import this module calls ``use_accelerator(not THOR_WS_PURE)``: setting the environment
-    variable ``THOR_WS_PURE=1`` forces the standard library's. Tests call it to cover both.
+    The accelerator is the default. The environment variable ``THOR_WS_PURE=1`` forces the
+    standard library's: the package ``thor.websocket``, imported before this core, reads it
+    and calls ``use_accelerator(False)`` (a sans-IO core reads no environment). Tests call it
+    to cover both.
     """
     global _apply_mask, _load_tried, mask, unmask, mask_range, masking
     if enabled and not _load_tried:
@@ -258,7 +259,7 @@ def use_accelerator(enabled: bool = True) -> str:
     return masking
 
 
-use_accelerator(os.environ.get("THOR_WS_PURE", "") in ("", "0"))
+use_accelerator(True)
 
 
 def frame_header(first: int, length: int, mask_key: bytes | None) -> bytes:
