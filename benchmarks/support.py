@@ -1,12 +1,16 @@
-"""What the benchmark scripts share: a free loopback port, waiting for a listener, and a
-process's CPU time."""
+"""What the benchmark scripts share: a free loopback port, waiting for a listener, a
+process's CPU time, and which WebSocket masking a Thor server runs with."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -36,3 +40,21 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thor_server(name: str, env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A server name without its ``-pure`` suffix, and its environment: ``thor-pure`` is
+    ``thor`` with ``THOR_WS_PURE=1`` (the standard library's masking, not the C one)."""
+    if name.endswith("-pure"):
+        return name.removesuffix("-pure"), {**env, "THOR_WS_PURE": "1"}
+    return name, env
+
+
+def thor_masking(env: dict[str, str], python: str = sys.executable) -> str:
+    """The masking Thor's WebSocket core picks in a process run by ``python`` with ``env``:
+    ``websockets.speedups`` (the C accelerator) or ``stdlib``."""
+    probe = "from thor.websocket.protocol import frames; print(frames.masking)"
+    out = subprocess.run(
+        [python, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()

@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/ws_cpu.py [--servers thor,gateway,uvicorn,proxy] [--size 65536]
         [--messages 2000] [--connections 4] [--uvicorn-python PATH] [--callgrind]
+    python benchmarks/ws_cpu.py --servers thor,thor-pure,gateway,gateway-pure,uvicorn --callgrind
 
 Wall-clock messages per second swing by ±50 % when other processes share the cores; the CPU
 time the server process spends per message does not (much). Each server runs alone; the
@@ -21,6 +22,9 @@ a fifth as many, so start-up cancels): slow, but deterministic.
   websockets; ``python -m venv /tmp/uv && /tmp/uv/bin/pip install uvicorn websockets``).
 - ``proxy``: thor-gateway ``--proxy`` in front of ``thor``; the figure is the proxy's CPU
   alone (the relay's cost per message), to set against ``thor``'s (the echo's).
+- ``thor-pure``, ``gateway-pure``: the same with ``THOR_WS_PURE=1``, the standard library's
+  masking instead of the C accelerator (``thor[speedups]``). Each row says which masking the
+  Thor server ran with (``websockets.speedups`` or ``stdlib``).
 
 No permessage-deflate (the client does not offer it), no keepalive pings. Loopback only.
 """
@@ -37,7 +41,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from support import cpu_seconds, free_port, wait_for
+from support import cpu_seconds, free_port, thor_masking, thor_server, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "tests.websocket.asgi_echo:app"
@@ -126,7 +130,7 @@ def exchange(socks: list[socket.socket], frame: bytes, echo_size: int, rounds: i
 def run(name: str, args: argparse.Namespace, messages: int, callgrind: str | None) -> float:
     """Server CPU seconds (or, under callgrind, instructions) for ``messages`` echoes."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    name, env = thor_server(name, {**os.environ, "PYTHONPATH": str(ROOT)})
     children = []
     upstream = 0
     if name == "proxy":
@@ -182,6 +186,16 @@ def instructions(name: str, args: argparse.Namespace) -> float:
     return (counts[1] - counts[0]) / (sent(args, runs[1]) - sent(args, runs[0]))
 
 
+def masking_of(name: str) -> str:
+    """Which masking the server unmasks with: Thor's pick in the server's environment."""
+    base, env = thor_server(name, {**os.environ, "PYTHONPATH": str(ROOT)})
+    if base == "uvicorn":
+        return "websockets' own"
+    if base == "proxy":
+        return "none (a byte pump)"
+    return thor_masking(env)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--servers", default="thor,gateway,uvicorn,proxy")
@@ -195,15 +209,17 @@ def main() -> None:
     servers = args.servers.split(",")
     results: dict[str, float] = {}
     unit = "instructions/msg" if args.callgrind else "CPU us/msg"
-    print(f"{'server':<10} {'size':>7} {unit:>18} {'msgs per CPU-s':>15}")
+    print(f"{'server':<13} {'size':>7} {unit:>18} {'msgs per CPU-s':>15}  masking")
     for name in servers:
+        masking = masking_of(name)
         if args.callgrind:
             value = instructions(name, args)
-            print(f"{name:<10} {args.size:>7} {value:>18.0f}", flush=True)
+            print(f"{name:<13} {args.size:>7} {value:>18.0f} {'':>15}  {masking}", flush=True)
         else:
             value = min(run(name, args, args.messages, None) for _ in range(args.rounds))
             rate = 1 / value if value else float("inf")
-            print(f"{name:<10} {args.size:>7} {value * 1e6:>18.1f} {rate:>15.0f}", flush=True)
+            line = f"{name:<13} {args.size:>7} {value * 1e6:>18.1f} {rate:>15.0f}  {masking}"
+            print(line, flush=True)
         results[name] = value
     if "thor" in results:
         base = results["thor"]

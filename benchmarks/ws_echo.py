@@ -14,6 +14,10 @@ permessage-deflate and without keepalive pings. The client, pinned to CPU 1, is 
 binary message in flight (send, wait for the echo, repeat), for ``--seconds`` per size. It
 prints messages per second per server and size, the client's CPU share, and the ratios to
 Thor native. Loopback only.
+
+Thor masks with websockets' C ``speedups`` when the venv has websockets (``thor[speedups]``),
+else with the standard library's code; ``thor-pure`` and ``gateway-pure`` force the latter
+(``THOR_WS_PURE=1``). Each Thor row says which masking its server ran with.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from support import thor_masking, thor_server
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "tests.websocket.asgi_echo:app"
@@ -159,7 +165,7 @@ def client_main(port: int, size: int, connections: int, seconds: float) -> None:
 
 def measure(name: str, size: int, args: argparse.Namespace) -> tuple[float, float]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    name, env = thor_server(name, {**os.environ, "PYTHONPATH": str(ROOT)})
     server = subprocess.Popen(
         pinned(server_command(name, port), 0), cwd=ROOT, env=env, stdout=subprocess.DEVNULL
     )
@@ -177,6 +183,14 @@ def measure(name: str, size: int, args: argparse.Namespace) -> tuple[float, floa
         server.wait(10)
 
 
+def masking_of(name: str) -> str:
+    """Which masking the server unmasks with: Thor's pick in the server's environment."""
+    base, env = thor_server(name, {**os.environ, "PYTHONPATH": str(ROOT)})
+    if base in ("thor", "gateway"):
+        return thor_masking(env)
+    return "its own"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=64)
@@ -191,12 +205,14 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     servers = args.servers.split(",")
     results: dict[tuple[str, int], float] = {}
-    print(f"{'server':<10} {'size':>7} {'msgs/s':>10} {'client CPU':>10}")
+    masking = {name: masking_of(name) for name in servers}
+    print(f"{'server':<13} {'size':>7} {'msgs/s':>10} {'client CPU':>10}  masking")
     for size in sizes:
         for name in servers:
             rate, cpu = measure(name, size, args)
             results[name, size] = rate
-            print(f"{name:<10} {size:>7} {rate:>10.0f} {cpu:>10.2f}", flush=True)
+            line = f"{name:<13} {size:>7} {rate:>10.0f} {cpu:>10.2f}  {masking[name]}"
+            print(line, flush=True)
     base = servers[0]
     for size in sizes:
         ratios = ", ".join(

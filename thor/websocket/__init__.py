@@ -9,11 +9,17 @@ switch point, a client, the ASGI ``websocket`` scope) feeds it.
 This package imports nothing at import time, so that importing the core loads no IO
 module; ``accept``, ``is_websocket_request``, ``WebSocket``, ``WebSocketError`` and
 ``WebSocketClient`` are loaded on first use. See docs/websocket.md.
+
+One exception: with ``THOR_WS_PURE=1`` in the environment (any value but empty or ``0``),
+it imports the core's ``frames`` and turns its C masking accelerator off, so the standard
+library's masking runs (RFC 6455 §5.3; docs/websocket.md, "Speed"). That is read here, not
+in the core, which reads no environment; this package always runs before its core does.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __all__ = ["WebSocket", "WebSocketClient", "WebSocketError", "accept", "is_websocket_request"]
@@ -34,3 +40,9 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+if os.environ.get("THOR_WS_PURE", "") not in ("", "0"):
+    from thor.websocket.protocol import frames as _frames
+
+    _frames.use_accelerator(False)

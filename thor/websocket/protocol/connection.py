@@ -59,8 +59,6 @@ from thor.websocket.protocol.frames import (
     RSV2_RSV3,
     close_payload,
     frame_header,
-    mask,
-    unmask,
 )
 from thor.websocket.protocol.state import CAN_SEND, CLOSED, transition
 
@@ -246,7 +244,7 @@ class Connection:
                 if stop <= end:
                     payload = buf[start:stop]
                     if key_size:
-                        payload = mask(payload, buf[start - 4 : start])
+                        payload = _frames.mask(payload, buf[start - 4 : start])
                     if first == 0x82:
                         events.append(BytesMessage(payload))
                     else:
@@ -274,7 +272,7 @@ class Connection:
                 pos = start + length
                 payload = buf[start:pos]
                 if masked:
-                    payload = mask(payload, buf[start - 4 : start])
+                    payload = _frames.mask(payload, buf[start - 4 : start])
                 if self._control(opcode, payload, events):
                     return end  # the peer's close: the rest is ignored
                 continue
@@ -347,9 +345,10 @@ class Connection:
         events: list[Event],
     ) -> None:
         """The fast path: an unfragmented message, all there (``buf[start:stop]``)."""
-        # Unmasked straight from buf: no copy of the masked slice first. A large payload comes
-        # back as a bytearray, which text is decoded from without a copy to bytes.
-        payload = buf[start:stop] if key is None else unmask(buf, start, stop, key)
+        # Unmasked straight from buf: no copy of the masked slice first. It comes back as
+        # bytes (the C accelerator), or, from 2 KiB on the standard library's path, as a
+        # bytearray, which text is decoded from without a copy to bytes.
+        payload = buf[start:stop] if key is None else _frames.unmask(buf, start, stop, key)
         if compressed:
             payload = self._inflate(payload, True, self._max_inflated)
         if opcode == OP_TEXT:
@@ -370,7 +369,7 @@ class Connection:
             if offset:
                 key = key[offset:] + key[:offset]
             self._mask_pos += stop - start
-            chunk = unmask(buf, start, stop, key)
+            chunk = _frames.unmask(buf, start, stop, key)
         else:
             chunk = buf[start:stop]
         frame_done = not self._frame_left
@@ -465,7 +464,9 @@ class Connection:
         if self._send_compressed:
             payload = self._deflater.compress(payload, final)  # type: ignore[union-attr]
         if self._is_client:
-            return [self._frame(first, payload)]  # masked: a copy anyway
+            # Masked into a new payload (§5.3), which is not copied again behind its header.
+            key = self._next_key()
+            return [frame_header(first, len(payload), key), _frames.mask(payload, key)]
         return [frame_header(first, len(payload), None), payload]
 
     def _send_data(self, opcode: int, data: bytes, final: bool) -> bytes:
@@ -535,10 +536,18 @@ class Connection:
     def _frame(self, first: int, payload: bytes) -> bytes:
         if not self._is_client:
             return frame_header(first, len(payload), None) + payload
+        key = self._next_key()
+        # unmask, not mask: the standard library's large result is a bytearray, joined here
+        # without a copy to bytes first.
+        return frame_header(first, len(payload), key) + _frames.unmask(
+            payload, 0, len(payload), key
+        )
+
+    def _next_key(self) -> bytes:
+        """A fresh masking key (§5.3: "unpredictable"), from a pool drawn 1 KiB at a time."""
         index = self._mask_index
         if index >= len(self._mask_pool):
             self._mask_pool = self._random(_MASK_POOL)
             index = 0
-        key = self._mask_pool[index : index + 4]
         self._mask_index = index + 4
-        return frame_header(first, len(payload), key) + unmask(payload, 0, len(payload), key)
+        return self._mask_pool[index : index + 4]

@@ -16,12 +16,16 @@ The base framing::
     +-------------------------------+-------------------------------+
 
 Reading headers is done inline by the connection (connection.py), one frame at a time with
-indexing and ``struct``; this module holds what both directions share.
+indexing and ``struct``; this module holds what both directions share, masking included
+(§5.3; the standard library's code, or an optional C accelerator: ``use_accelerator``).
 """
 
 from __future__ import annotations
 
 import struct
+import sys
+from collections.abc import Callable
+from importlib.machinery import ExtensionFileLoader, PathFinder
 
 __all__ = [
     "OP_BINARY",
@@ -35,7 +39,9 @@ __all__ = [
     "frame_header",
     "mask",
     "mask_range",
+    "masking",
     "unmask",
+    "use_accelerator",
 ]
 
 # RFC 6455 §5.2 / §11.8: 0x3-0x7 are reserved data opcodes, 0xB-0xF reserved control ones.
@@ -87,6 +93,16 @@ def close_code_is_valid(code: int) -> bool:
     return code in _VALID_BELOW_3000 or 3000 <= code <= 4999
 
 
+# Masking (RFC 6455 §5.3): octet i of the payload is XORed with octet i % 4 of the key, the
+# same both ways. Two implementations: the standard library's (below), always there, and an
+# optional C one, websockets' ``speedups.apply_mask`` (the extra ``thor[speedups]``), which
+# XORs 16 bytes a step (SSE2 or NEON); see ``use_accelerator``. ``mask``, ``unmask`` and
+# ``mask_range`` are bound to the chosen one, so callers look them up here (``frames.mask``).
+
+Buffer = bytes | bytearray | memoryview
+_ApplyMask = Callable[[Buffer, bytes], bytes]
+_MaskRange = Callable[[Buffer, int, int, bytes], bytes]
+
 # Above this size, masking by translation tables beats big integers (measured at 64 KiB under
 # callgrind: 1.28 M instructions against 2.58 M; int.from_bytes and to_bytes cost ~12 and ~15
 # instructions a byte, the XOR ~2 more).
@@ -101,31 +117,28 @@ def _xor_table(k: int) -> bytes:
     return table
 
 
-def mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
+def _stdlib_mask(data: Buffer, key: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``key`` repeated (§5.3); masking and unmasking alike.
 
     Small payloads: one XOR of two big integers (CPython does it in C, word by word). Large
-    ones: see ``unmask``.
+    ones: see ``_stdlib_unmask``.
     """
     n = len(data)
     if not n:
         return b""
     if n >= _TRANSLATE_FROM:
-        return bytes(unmask(data, 0, n, key))
+        return bytes(_stdlib_unmask(data, 0, n, key))
     keys = key * ((n + 3) >> 2)
     if len(keys) != n:
         keys = keys[:n]
     return (int.from_bytes(data, "little") ^ int.from_bytes(keys, "little")).to_bytes(n, "little")
 
 
-def mask_range(buf: bytes | bytearray | memoryview, start: int, stop: int, key: bytes) -> bytes:
-    """``mask(buf[start:stop], key)`` as ``bytes``; see ``unmask``."""
-    return bytes(unmask(buf, start, stop, key))
+def _stdlib_mask_range(buf: Buffer, start: int, stop: int, key: bytes) -> bytes:
+    return bytes(_stdlib_unmask(buf, start, stop, key))
 
 
-def unmask(
-    buf: bytes | bytearray | memoryview, start: int, stop: int, key: bytes
-) -> bytes | bytearray:
+def _stdlib_unmask(buf: Buffer, start: int, stop: int, key: bytes) -> bytes | bytearray:
     """``mask(buf[start:stop], key)``: ``bytes`` when small, a new ``bytearray`` from 2 KiB.
 
     Large payloads are copied once into a bytearray, then each of its four byte lanes
@@ -140,13 +153,113 @@ def unmask(
     """
     n = stop - start
     if n < _TRANSLATE_FROM:
-        return mask(buf[start:stop], key)
+        return _stdlib_mask(buf[start:stop], key)
     out = bytearray(memoryview(buf)[start:stop])
     out[0::4] = out[0::4].translate(_xor_table(key[0]))
     out[1::4] = out[1::4].translate(_xor_table(key[1]))
     out[2::4] = out[2::4].translate(_xor_table(key[2]))
     out[3::4] = out[3::4].translate(_xor_table(key[3]))
     return out
+
+
+# From this size the C path reads the payload through a memoryview of ``buf`` (no copy); a
+# smaller slice is copied, which costs less than making the view: a memoryview and its slice
+# cost ~2 k instructions (callgrind), a copy ~0.1 a byte; timeit puts the crossover at 16 KiB.
+_VIEW_FROM = 16384
+
+
+def _accelerated(apply_mask: _ApplyMask) -> tuple[_ApplyMask, _MaskRange]:
+    """``mask`` and ``unmask`` (also ``mask_range``) on top of the C ``apply_mask``.
+
+    ``apply_mask`` takes bytes, bytearray or a memoryview and returns new ``bytes``: the one
+    pass over the payload is also its one copy out of the read buffer, and what it returns is
+    handed on as it is (a binary message's data, or decoded to text).
+    """
+
+    def unmask(buf: Buffer, start: int, stop: int, key: bytes) -> bytes:
+        if stop - start < _VIEW_FROM:
+            return apply_mask(buf[start:stop], key)
+        return apply_mask(memoryview(buf)[start:stop], key)
+
+    return apply_mask, unmask
+
+
+def _load_apply_mask() -> _ApplyMask | None:
+    """websockets' C ``apply_mask``, or None when it cannot be loaded (not installed, a build
+    without its C extension, another Python's build) or does not mask as §5.3 says.
+
+    Only the extension module is loaded, not the ``websockets`` package: its ``__init__``
+    imports ``importlib.metadata``, which imports ``socket`` and ``selectors`` (through
+    ``email.utils``), and this sans-IO core loads no IO module (tests/test_sans_io.py). The
+    extension itself imports nothing.
+    """
+    loaded = sys.modules.get("websockets.speedups")
+    if loaded is None:
+        try:
+            package = PathFinder.find_spec("websockets")
+            places = package.submodule_search_locations if package else None
+            spec = PathFinder.find_spec("websockets.speedups", places) if places else None
+            if spec is None or not isinstance(spec.loader, ExtensionFileLoader):
+                return None
+            loaded = spec.loader.create_module(spec)
+            spec.loader.exec_module(loaded)
+        except Exception:  # an optional accelerator never breaks the import: stdlib it is
+            return None
+        finally:
+            # CPython registers a C module it creates in sys.modules; left there, it would
+            # shadow a later real ``import websockets.speedups``, which then would not set the
+            # package's ``speedups`` attribute. That import makes its own module instead.
+            sys.modules.pop("websockets.speedups", None)
+    apply_mask: _ApplyMask | None = getattr(loaded, "apply_mask", None)
+    # What this module hands it: bytes, a bytearray, a memoryview of a slice; key byte i % 4.
+    data, key, masked = b"..\x00\x10\x20\x30\x40", b"\x01\x02\x03\x04", b"\x01\x12\x23\x34\x41"
+    try:
+        if apply_mask is None or any(
+            apply_mask(sample, key) != masked
+            for sample in (data[2:], bytearray(data[2:]), memoryview(data)[2:])
+        ):
+            return None
+    except Exception:  # e.g. a build that takes bytes only: TypeError
+        return None
+    return apply_mask
+
+
+_apply_mask: _ApplyMask | None = None
+_load_tried = False
+
+ACCELERATOR = "websockets.speedups"
+STDLIB = "stdlib"
+# Which implementation ``mask``/``unmask`` use now: ACCELERATOR or STDLIB.
+masking = STDLIB
+mask: _ApplyMask = _stdlib_mask
+unmask: Callable[[Buffer, int, int, bytes], bytes | bytearray] = _stdlib_unmask
+mask_range: _MaskRange = _stdlib_mask_range
+
+
+def use_accelerator(enabled: bool = True) -> str:
+    """Mask with the C accelerator (``enabled``, if it can be loaded) or the standard library;
+    returns the implementation now in use (``ACCELERATOR`` or ``STDLIB``).
+
+    The accelerator is the default. The environment variable ``THOR_WS_PURE=1`` forces the
+    standard library's: the package ``thor.websocket``, imported before this core, reads it
+    and calls ``use_accelerator(False)`` (a sans-IO core reads no environment). Tests call it
+    to cover both.
+    """
+    global _apply_mask, _load_tried, mask, unmask, mask_range, masking
+    if enabled and not _load_tried:
+        _load_tried = True
+        _apply_mask = _load_apply_mask()
+    if enabled and _apply_mask is not None:
+        mask, unmask = _accelerated(_apply_mask)
+        mask_range = unmask
+        masking = ACCELERATOR
+    else:
+        mask, unmask, mask_range = _stdlib_mask, _stdlib_unmask, _stdlib_mask_range
+        masking = STDLIB
+    return masking
+
+
+use_accelerator(True)
 
 
 def frame_header(first: int, length: int, mask_key: bytes | None) -> bytes:
