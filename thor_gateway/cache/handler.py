@@ -57,6 +57,7 @@ from thor_gateway.cache.fetch import (
     conditional,
     part_range,
 )
+from thor_gateway.cache.inner import forwarder, upstream_request
 from thor_gateway.cache.invalidating import Invalidating
 from thor_gateway.cache.keys import (
     CONDITIONAL,
@@ -100,6 +101,7 @@ _SPECIAL = frozenset(
         b"if-none-match",
         b"if-modified-since",
         b"if-match",
+        b"upgrade",
     }
 )
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
@@ -113,12 +115,30 @@ _PASSES = 4096  # URLs remembered as not stored
 class CacheHandler:
     """A handler that answers from a store what it can, and asks ``inner`` for the rest."""
 
-    def __getattr__(self, name: str) -> Any:
-        # Everything else (upstream_samples, settings...) is the wrapped handler's, as for
-        # routing.deadline.Deadline: /metrics finds a cached proxy's members through it.
-        if name == "inner":  # not set yet (during __init__): no recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+    # What the gateway reads of a route's handler (/metrics, the status page, draining) is
+    # the wrapped handler's: passed on by name.  (Not by __getattr__: a class that has one
+    # gets no specialised attribute access, and the cache reads its own attributes on
+    # every request.)  A property that raises AttributeError makes hasattr() False.
+
+    @property
+    def upstream_samples(self) -> Any:
+        return self.inner.upstream_samples  # type: ignore[attr-defined]
+
+    @property
+    def upstream_status(self) -> Any:
+        return self.inner.upstream_status  # type: ignore[attr-defined]
+
+    @property
+    def tunnels(self) -> Any:
+        return self.inner.tunnels  # type: ignore[attr-defined]
+
+    @property
+    def websockets(self) -> Any:
+        return self.inner.websockets  # type: ignore[attr-defined]
+
+    @property
+    def accepts_connect(self) -> Any:
+        return self.inner.accepts_connect  # type: ignore[attr-defined]
 
     def __init__(
         self,
@@ -130,6 +150,7 @@ class CacheHandler:
         **settings: Any,
     ) -> None:
         self.inner = inner
+        self._forward = forwarder(inner)  # how a fetch is handed to it (inner.py)
         self.settings = s = cache_settings(settings or True) or CacheSettings()
         if store is None:
             store = DiskStore(s.dir, s.max_size) if s.dir else MemoryStore(s.max_size)
@@ -182,7 +203,8 @@ class CacheHandler:
             if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
                 self.stats.misses += 1
                 passing = Passing(exchange, self, key, mark)
-                self.inner.handle(passing, self._upstream(request))  # type: ignore[arg-type]
+                upstream = upstream_request(request, [*headers, _CAPABILITY])
+                self.inner.handle(passing, upstream)  # type: ignore[arg-type]
                 return
             entry = self._select(key, headers)
             if entry is not None and now < entry.fresh_until and entry.file is None:
@@ -214,7 +236,9 @@ class CacheHandler:
                 entry = None  # its file was replaced or removed since it was listed: a miss
         else:
             ranged = get_values(headers, b"range")
-            if _has_body(headers) or (ranged and b"if-range" in names):
+            # A request that asks to switch protocols (RFC 9110 §7.8) is the proxy's to
+            # relay: a 101 is not stored, and the connection is handed over after it.
+            if _has_body(headers) or (ranged and b"if-range" in names) or b"upgrade" in names:
                 self.stats.bypass += 1
                 self.inner.handle(exchange, request)
                 return
@@ -495,41 +519,18 @@ class CacheHandler:
             headers.append(_CAPABILITY)
         if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
             headers += entry.validators
-        upstream = self._upstream(request, headers)
         authorized = None if names is None else b"authorization" in names
-        fetch = Fetch(
-            self, key, client, origin, request, entry, req_cc, now, ranged, asks, authorized
-        )
+        fetch = Fetch(self, key, client, request, entry, req_cc, now, ranged, asks, authorized)
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
         try:
-            self.inner.handle(fetch, upstream)  # type: ignore[arg-type]  # (cast: a call)
+            relay = self._forward(fetch, request, headers, origin)
+            if not fetch.over:  # (an answer may come at once: then nothing more is said)
+                fetch.upstream = relay
         except BaseException:
             fetch.over = True
             self.finished(fetch)  # the waiters must not wait for it
             raise
-        fetch.emit("request_done", [])
-
-    def _upstream(self, r: Request, headers: Headers | None = None) -> Request:
-        """What goes to the inner handler: a GET (a HEAD goes as the GET it stands for, whose
-        answer fills the store), with Surrogate-Capability (dataclasses.replace, without its
-        generic work per call)."""
-        if headers is None:
-            headers = [*r.headers, _CAPABILITY]
-        return Request(
-            _GET,
-            r.target,
-            r.raw_path,
-            r.query,
-            r.script_name,
-            r.path_info,
-            headers,
-            r.http_version,
-            r.scheme,
-            r.client,
-            r.server,
-            r.state,
-        )
 
     def mark_pass(self, key: bytes, indexed: Fields, res_cc: Mapping[bytes, bytes | None]) -> None:
         """A response for ``key`` was not stored: pass the next plain GETs (passing.py)."""

@@ -80,6 +80,7 @@ def _member_state(member: Upstream, now: float) -> str:
 
 
 Pick = Callable[[Request, Sequence[Upstream]], "Upstream | None"]
+Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(slots=True)
@@ -277,6 +278,25 @@ class ProxyHandler:
         if hops == 0:
             self._answer_locally(exchange, request)
             return
+        upstream, key = self._member_for(request)
+        ProxiedExchange(self, exchange, request, upstream, key).start()
+
+    def cache_fetch(
+        self, sink: Any, request: Request, headers: Headers, exchange: Exchange
+    ) -> ProxiedExchange:
+        """Forward a GET of ``request``'s target with ``headers`` and no body, for an HTTP
+        cache (``thor_gateway.cache``): the response goes to ``sink`` (its
+        ``response_start``, ``response_body``, ``response_done``, ``abort``, as to an
+        exchange), the forwarding fields name the client of ``exchange``.  Nothing listens
+        to ``exchange``: the caller passes on its pauses (``client_paused``) and, when nobody
+        wants the response any more, ``cancel``s the relay this returns."""
+        upstream, key = self._member_for(request)
+        relay = ProxiedExchange(self, exchange, request, upstream, key, sink, headers)
+        relay.fetch()
+        return relay
+
+    def _member_for(self, request: Request) -> tuple[Upstream | None, bytes | None]:
+        """The member a request goes to (and its hash key), counted by the retry budget."""
         members = self.upstreams.members
         if self.pick is not None:
             upstream = self.pick(request, members)
@@ -285,7 +305,7 @@ class ProxyHandler:
             key = self.key(request.headers, request.client) if self.key is not None else None
             upstream = choose(self.balancer, members, self.loop.time(), key)
         self.retry_budget.request(self.loop.time())
-        ProxiedExchange(self, exchange, request, upstream, key).start()
+        return upstream, key
 
     def upstream_samples(self, route: str) -> UpstreamSamples:
         """This proxy's members as ``/metrics`` shows them, labelled with ``route``.
