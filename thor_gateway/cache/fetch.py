@@ -228,7 +228,7 @@ class Fetch:
         """The response head: status, phrase and fields as bytes pairs (the proxy's list,
         taken as it is, stored when the response is)."""
         self.started = True
-        code = int(status)
+        code = status
         if phrase.__class__ is not bytes:
             phrase = as_bytes(phrase)
         cache = self.cache
@@ -248,12 +248,16 @@ class Fetch:
         ):
             keep = self._keeps(code, fields, head)
         else:  # (a plain request: the head's decision)
-            keep = head.keep and self._fits(fields, head)
+            keep = head.keep
+            at = head.shape.content_length
+            if keep and at >= 0 and len(fields[at][1]) >= cache.size_digits:
+                keep = self._fits(fields[at][1])
         key = self.key
         if keep:
-            cache.passes.pop(key, None)  # (a marked URL has nothing stored)
+            if cache.passes:
+                cache.passes.pop(key, None)  # (a marked URL has nothing stored)
             self.parts = []
-            self.room = cache.settings.max_object_size
+            self.room = cache.max_object_size
             if cache.spools:
                 self.spool = cache.store.spool(key + PART if code == 206 else key)
             self.head = (code, phrase, fields, cache.clock(), head)
@@ -269,8 +273,7 @@ class Fetch:
         client = self.to
         if client is None:
             return
-        field = STATUS.get((entry is not None, code, keep)) or fetch_status(entry, code, keep)
-        out = [*fields, field]  # (fields may be the inner handler's list, or stored)
+        out = [*fields, head.cache_status[keep][entry is not None]]  # (fields: kept as they are)
         request = self.request
         if request.method == _HEAD:
             self.to = None
@@ -281,13 +284,9 @@ class Fetch:
             return
         client.response_start(code, phrase, out)
 
-    def _fits(self, fields: Headers, head: Head) -> bool:
-        """Is the response no larger than ``max_object_size`` by its Content-Length?"""
-        at = head.shape.content_length
-        if at < 0:
-            return True
-        length = fields[at][1]
-        return not (length.isdigit() and int(length) > self.cache.settings.max_object_size)
+    def _fits(self, length: bytes) -> bool:
+        """Is a Content-Length no larger than ``max_object_size``?"""
+        return not (length.isdigit() and int(length) > self.cache.max_object_size)
 
     def _keeps(self, code: int, fields: Headers, head: Head) -> bool:
         """Is the response stored (RFC 9111 §3)? The head's decision, unless the request
@@ -311,8 +310,7 @@ class Fetch:
         if not keep:
             return False
         at = head.shape.content_length
-        length = fields[at][1] if at >= 0 else b""
-        return not (length.isdigit() and int(length) > self.cache.settings.max_object_size)
+        return at < 0 or self._fits(fields[at][1])
 
     def _authorized(self) -> bool:
         authorized = self.authorized
@@ -378,10 +376,21 @@ class Fetch:
         # the two are freed by their counts, not left in a cycle for the collector.
         self.upstream = None
         cache = self.cache
-        if self.parts is not None:
-            self._store()
-        elif self.spool is not None:
-            self._drop()
+        parts = self.parts
+        if parts is not None:
+            code, phrase, fields, response_time, head = self.head  # type: ignore[misc]
+            if code == 206 or self.spool is not None:
+                self._store_other()
+            else:
+                names = head.vary
+                stored = Entry.fetched(
+                    self.key, names,
+                    secondary_key(names, self.request.headers) if names else (),
+                    code, phrase, fields, b"".join(parts), self.request_time, response_time,
+                    head,
+                )  # fmt: skip
+                if cache.store.put(stored):
+                    cache.stats.stored += 1
         if self.started and not self.client_gone:
             self.client.response_done(_NO_TRAILERS)  # type: ignore[union-attr]
         pending = cache.pending
@@ -391,17 +400,14 @@ class Fetch:
         if self.waiters:
             cache.finished(self)
 
-    def _store(self) -> None:
-        """The response is whole: stored (RFC 9111 §3)."""
-        stored_head = self.head
-        if stored_head is None:
-            return
-        code, phrase, fields, response_time, head = stored_head
+    def _store_other(self) -> None:
+        """Store a part (a 206), or a body the store spooled (RFC 9111 §3, §3.3)."""
+        code, phrase, fields, response_time, head = self.head  # type: ignore[misc]
         cache = self.cache
         names = head.vary
         spool = self.spool
         self.spool = None  # (put uses it up)
-        size = cache.settings.max_object_size - self.room
+        size = cache.max_object_size - self.room
         key = self.key
         if code == 206:
             key += PART
@@ -413,7 +419,6 @@ class Fetch:
                 return
         secondary = secondary_key(names, self.request.headers) if names else ()
         if spool is None:
-            # (one chunk: that chunk itself, not a copy)
             stored = Entry.fetched(
                 key, names, secondary, code, phrase, fields, b"".join(self.parts or ()),
                 self.request_time, response_time, head,
@@ -423,7 +428,6 @@ class Fetch:
                 key, names, secondary, code, phrase, fields, b"", self.request_time,
                 response_time, file=BodyFile("", size), head=head,
             )  # fmt: skip
-        self.parts = None
         if cache.store.put(stored, spool):
             cache.stats.stored += 1
 

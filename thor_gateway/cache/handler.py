@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any, cast
 
 import thor.loop
@@ -61,11 +62,15 @@ from thor_gateway.cache.inner import forwarder, upstream_request
 from thor_gateway.cache.invalidating import Invalidating
 from thor_gateway.cache.keys import (
     CONDITIONAL,
+    SCHEME_PREFIX,
+    SPECIAL,
     byte_range,
     cache_status,
+    known_shape,
     language_chosen,
     not_modified,
     primary_key,
+    request_shape,
     secondary_key,
 )
 from thor_gateway.cache.passing import Mark, Passing, pass_mark
@@ -89,23 +94,9 @@ _GET = b"GET"
 _HEAD = b"HEAD"
 # Edge Architecture 1.0: tells the origin Surrogate-Control may target this cache.
 _CAPABILITY = (b"Surrogate-Capability", b'thor="Surrogate/1.0"')
-# Request fields that change what the cache does (directives, ranges, a body, conditionals).
-_SPECIAL = frozenset(
-    {
-        b"cache-control",
-        b"pragma",
-        b"range",
-        b"if-range",
-        b"content-length",
-        b"transfer-encoding",
-        b"if-none-match",
-        b"if-modified-since",
-        b"if-match",
-        b"upgrade",
-    }
-)
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
 _HIT = cache_status(b"hit")
+_NAME = itemgetter(0)
 _NO_TRAILERS: Headers = []
 _LANGUAGE = (b"accept-language",)
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
@@ -152,6 +143,10 @@ class CacheHandler:
         self.inner = inner
         self._forward = forwarder(inner)  # how a fetch is handed to it (inner.py)
         self.settings = s = cache_settings(settings or True) or CacheSettings()
+        # (read by every fetch that stores: a Content-Length with fewer digits than this
+        # limit is within it, and need not be parsed)
+        self.max_object_size = s.max_object_size
+        self.size_digits = len(str(s.max_object_size))
         if store is None:
             store = DiskStore(s.dir, s.max_size) if s.dir else MemoryStore(s.max_size)
         self.store: Store = store
@@ -190,60 +185,83 @@ class CacheHandler:
         if method != _GET and method != _HEAD:
             self._other_method(exchange, request)
             return
-        # One pass over the names: most requests carry none of the fields that change what
-        # the cache does, and then nothing more of their header section is read.
-        ranged: list[bytes] = []
-        req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES
-        names = {n.lower() for n, _ in headers}
-        key = primary_key(request.scheme, headers, request.target)
-        now = self.clock()
-        plain = names.isdisjoint(_SPECIAL)
-        if plain:
-            mark = self.passes.get(key)
-            if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
-                self.stats.misses += 1
-                passing = Passing(exchange, self, key, mark)
-                upstream = upstream_request(request, [*headers, _CAPABILITY])
-                self.inner.handle(passing, upstream)  # type: ignore[arg-type]
-                return
-            entry = self._select(key, headers)
-            if entry is not None and now < entry.fresh_until and entry.file is None:
-                # The common hit: fresh, and nothing in the request asks for more (no
-                # directives, conditionals or range), so reuse() would say FRESH.
-                self.stats.hits += 1
-                entry.hits += 1
-                resident = now - entry.response_time
-                age = entry.initial_age + resident if resident > 0 else entry.initial_age
-                out = [
-                    *(entry.served or entry.serving()),
-                    (b"Age", b"%d" % age),
-                    _HIT,
-                    *entry.length,
-                ]
-                exchange.response_start(entry.status, entry.phrase, out)
-                if method == _GET:  # (an empty body is not written)
-                    exchange.response_body(entry.body)
-                exchange.response_done(_NO_TRAILERS)
-                return
-            if entry is not None and now > entry.serve_until:
-                # Stale past any window: reuse() would say VALIDATE (§4.3), so it is fetched
-                # (with the stored validators) without asking it.
-                self._validate(exchange, request, key, entry, req_cc, now, names)
-                return
-            if entry is not None and entry.file is not None and now < entry.fresh_until:
-                if self._hit_from_file(exchange, entry, method, now):
-                    return
-                entry = None  # its file was replaced or removed since it was listed: a miss
+        # What the field names say, once per list of names (keys.py): most requests carry
+        # none of the fields that change what the cache does, and then nothing more of
+        # their header section is read than the Host.
+        shape = known_shape(tuple(map(_NAME, headers))) or request_shape(headers)
+        target = request.target
+        at = shape.host
+        prefix = SCHEME_PREFIX.get(request.scheme)
+        if at >= 0 and prefix is not None and target[:1] == b"/":  # (as primary_key does)
+            key = prefix + headers[at][1].strip().lower() + target
         else:
-            ranged = get_values(headers, b"range")
-            # A request that asks to switch protocols (RFC 9110 §7.8) is the proxy's to
-            # relay: a 101 is not stored, and the connection is handed over after it.
-            if _has_body(headers) or (ranged and b"if-range" in names) or b"upgrade" in names:
-                self.stats.bypass += 1
-                self.inner.handle(exchange, request)
+            key = primary_key(request.scheme, headers, target)
+        now = self.clock()
+        if not shape.plain:
+            self._special(exchange, request, key, shape.names, now)
+            return
+        mark = self.passes.get(key)
+        if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
+            self.stats.misses += 1
+            passing = Passing(exchange, self, key, mark)
+            upstream = upstream_request(request, [*headers, _CAPABILITY])
+            self.inner.handle(passing, upstream)  # type: ignore[arg-type]
+            return
+        entry = self._select(key, headers)
+        if entry is not None and now < entry.fresh_until and entry.file is None:
+            # The common hit: fresh, and nothing in the request asks for more (no
+            # directives, conditionals or range), so reuse() would say FRESH.
+            self.stats.hits += 1
+            entry.hits += 1
+            resident = now - entry.response_time
+            age = entry.initial_age + resident if resident > 0 else entry.initial_age
+            out = [
+                *(entry.served or entry.serving()),
+                (b"Age", b"%d" % age),
+                _HIT,
+                *entry.length,
+            ]
+            exchange.response_start(entry.status, entry.phrase, out)
+            if method == _GET:  # (an empty body is not written)
+                exchange.response_body(entry.body)
+            exchange.response_done(_NO_TRAILERS)
+            return
+        if entry is not None and now > entry.serve_until:
+            # Stale past any window: reuse() would say VALIDATE (§4.3), so it is fetched
+            # (with the stored validators) without asking it, or waits for the fetch in
+            # flight (when a popular response expires).
+            if key in self.pending and self._wait(key, exchange, request):
                 return
-            req_cc = request_directives(headers)
-            entry = self._select(key, headers)
+            self.stats.stale += 1
+            names = shape.names
+            self._fetch(exchange, exchange, request, key, entry, _NO_DIRECTIVES, now, True, names)
+            return
+        if entry is not None and entry.file is not None and now < entry.fresh_until:
+            if self._hit_from_file(exchange, entry, method, now):
+                return
+            entry = None  # its file was replaced or removed since it was listed: a miss
+        if entry is not None:
+            self._stored(exchange, request, key, entry, _NO_DIRECTIVES, now, shape.names)
+            return
+        if key in self.pending and self._wait(key, exchange, request):
+            return
+        self.stats.misses += 1
+        self._fetch(exchange, exchange, request, key, None, _NO_DIRECTIVES, now, True, shape.names)
+
+    def _special(
+        self, exchange: Exchange, request: Request, key: bytes, names: frozenset[bytes], now: float
+    ) -> None:
+        """A request with directives, conditionals, a range, a body or an Upgrade."""
+        headers = request.headers
+        ranged = get_values(headers, b"range")
+        # A request that asks to switch protocols (RFC 9110 §7.8) is the proxy's to relay:
+        # a 101 is not stored, and the connection is handed over after it.
+        if _has_body(headers) or (ranged and b"if-range" in names) or b"upgrade" in names:
+            self.stats.bypass += 1
+            self.inner.handle(exchange, request)
+            return
+        req_cc = request_directives(headers)
+        entry = self._select(key, headers)
         if ranged:
             self._range(exchange, request, key, entry, req_cc, now, ranged)
             return
@@ -255,7 +273,7 @@ class CacheHandler:
         if key in self.pending and self._wait(key, exchange, request):
             return
         self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain, names=names)
+        self._fetch(exchange, exchange, request, key, None, req_cc, now, False, names)
 
     def _refused(
         self, exchange: Exchange, request: Request, req_cc: Mapping[bytes, bytes | None]
@@ -302,7 +320,7 @@ class CacheHandler:
         entry: Entry,
         req_cc: Mapping[bytes, bytes | None],
         now: float,
-        names: set[bytes],
+        names: frozenset[bytes],
     ) -> None:
         """A stored response was selected: served, or validated (§4.2, §4.3)."""
         age = entry.age(now)
@@ -328,15 +346,15 @@ class CacheHandler:
         entry: Entry,
         req_cc: Mapping[bytes, bytes | None],
         now: float,
-        names: set[bytes],
+        names: frozenset[bytes],
     ) -> None:
         """Fetch with the stored response's validators (§4.3.1), or wait for the fetch in
         flight (when a popular response expires)."""
         if key in self.pending and self._wait(key, exchange, request):  # (no frame: none)
             return
         self.stats.stale += 1
-        plain = names.isdisjoint(_SPECIAL)  # (then no conditionals to take out)
-        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain=plain, names=names)
+        plain = names.isdisjoint(SPECIAL)  # (then no conditionals to take out)
+        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain, names)
 
     def _range(
         self,
@@ -503,13 +521,13 @@ class CacheHandler:
         entry: Entry | None,
         req_cc: Mapping[bytes, bytes | None],
         now: float,
-        ranged: bool = False,
         plain: bool = False,
-        names: set[bytes] | None = None,
+        names: frozenset[bytes] | None = None,
+        ranged: bool = False,
     ) -> None:
         """Ask the inner handler (a miss, a validation, a refresh); ``now`` is when the
         request came, the request time of what it brings (RFC 9111 §4.2.3); ``plain``: the
-        request has none of the fields in _SPECIAL; ``names``: its lower-cased field names."""
+        request has none of the fields in SPECIAL; ``names``: its lower-cased field names."""
         if plain:
             headers = [*request.headers, _CAPABILITY]
             asks = False
