@@ -66,6 +66,7 @@ _HEAD = b"HEAD"
 # request-target has no space), apart from the complete responses.
 PART = b" part"
 _NO_TRAILERS: Headers = []
+_NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
 # The Cache-Status field of a fetch, by (validating a stored response, status, stored):
 # worked out once each.
 STATUS: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
@@ -142,6 +143,16 @@ class Fetch:
     spool: Spool | None = None  # where the body goes instead of parts (store.py)
     room = 0  # bytes the kept body may still grow by (max_object_size, then less)
     upstream: Relay | None = None  # the request handed on (to cancel it, or pause it)
+    # The requests that wait for it (collapsed forwarding): a list once one does.
+    waiters: tuple[()] | list[tuple[Exchange, Request]] = ()
+    req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES  # the request's directives
+    ranged = False  # the request has a Range
+    asks = False  # the client's request is conditional (If-None-Match...)
+    authorized: bool | None = None  # the request has Authorization (None: not looked)
+    client_gone = False
+    # Where the body goes as it comes: the client, until it leaves or when it gets a 304,
+    # a HEAD's answer or a stored response instead.
+    to: Exchange | None = None
 
     def __init__(
         self,
@@ -150,30 +161,20 @@ class Fetch:
         client: Exchange | None,
         request: Request,
         entry: Entry | None,
-        req_cc: Mapping[bytes, bytes | None],
         request_time: float,
-        ranged: bool = False,
-        asks: bool = False,
-        authorized: bool | None = None,
     ) -> None:
         self.cache = cache
         self.key = key
         self.client = client
         self.request = request
         self.entry = entry
-        self.req_cc = req_cc
         self.request_time = request_time
-        self.waiters: list[tuple[Exchange, Request]] = []
-        self.ranged = ranged  # the request has a Range
-        self.asks = asks  # the client's request is conditional (If-None-Match...)
-        self.client_gone = client is None
-        # Where the body goes as it comes: the client, until it leaves or when it gets a
-        # 304, a HEAD's answer or a stored response instead.
+        if client is None:
+            self.client_gone = True
+            return
         self.to = client
-        self.authorized = authorized  # the request has Authorization (None: not looked)
-        if client is not None:
-            client.on("pause", self._client_pause)
-            client.on("done", self._client_done)
+        client.on("pause", self._client_pause)
+        client.on("done", self._client_done)
 
     # --- the request side ----------------------------------------------------------------
 

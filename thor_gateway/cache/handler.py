@@ -94,6 +94,7 @@ _GET = b"GET"
 _HEAD = b"HEAD"
 # Edge Architecture 1.0: tells the origin Surrogate-Control may target this cache.
 _CAPABILITY = (b"Surrogate-Capability", b'thor="Surrogate/1.0"')
+_OWN = [_CAPABILITY]  # (never changed)
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
 _HIT = cache_status(b"hit")
 _NAME = itemgetter(0)
@@ -391,7 +392,7 @@ class CacheHandler:
         pending = self.pending.get(key)
         if pending is None or not self.settings.collapse or "thor.cache" in request.state:
             return False
-        pending.waiters.append((exchange, request))
+        pending.waiters = [*pending.waiters, (exchange, request)]
         return True
 
     # --- reading the store ---------------------------------------------------------------
@@ -528,21 +529,27 @@ class CacheHandler:
         """Ask the inner handler (a miss, a validation, a refresh); ``now`` is when the
         request came, the request time of what it brings (RFC 9111 §4.2.3); ``plain``: the
         request has none of the fields in SPECIAL; ``names``: its lower-cased field names."""
-        if plain:
-            headers = [*request.headers, _CAPABILITY]
-            asks = False
-        else:
-            headers = [(n, v) for n, v in request.headers if n.lower() not in CONDITIONAL]
+        headers = request.headers
+        asks = False
+        if not plain:
+            headers = [(n, v) for n, v in headers if n.lower() not in CONDITIONAL]
             asks = len(headers) != len(request.headers)  # the client's own conditionals
-            headers.append(_CAPABILITY)
-        if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
-            headers += entry.validators
-        authorized = None if names is None else b"authorization" in names
-        fetch = Fetch(self, key, client, request, entry, req_cc, now, ranged, asks, authorized)
+        # The cache's own fields, after the request's: Surrogate-Capability, and the stored
+        # response's validators (RFC 9111 §4.3.1).
+        extra = _OWN if entry is None or not entry.validators else [_CAPABILITY, *entry.validators]
+        fetch = Fetch(self, key, client, request, entry, now)
+        if names is not None:
+            fetch.authorized = b"authorization" in names
+        if req_cc:
+            fetch.req_cc = req_cc
+        if ranged:
+            fetch.ranged = True
+        if asks:
+            fetch.asks = True
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
         try:
-            relay = self._forward(fetch, request, headers, origin)
+            relay = self._forward(fetch, request, headers, extra, origin)
             if not fetch.over:  # (an answer may come at once: then nothing more is said)
                 fetch.upstream = relay
         except BaseException:
@@ -566,7 +573,7 @@ class CacheHandler:
         """A fetch is over, or will store nothing: wake the requests that waited for it."""
         if self.pending.get(fetch.key) is fetch:
             del self.pending[fetch.key]
-        waiters, fetch.waiters = fetch.waiters, []
+        waiters, fetch.waiters = fetch.waiters, ()
         for exchange, request in waiters:
             request.state["thor.cache"] = True  # collapse once: never wait twice
             self.handle(exchange, request)

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["FetchExchange", "forwarder", "upstream_request"]
 
 Headers = list[tuple[bytes, bytes]]
-# Handing on: (fetch, request, the header list to send, the exchange that asked) -> relay
-Forward = Callable[[Fetch, Request, Headers, Exchange], Relay]
+# Handing on: (fetch, request, the request's fields to send, the cache's own fields to add,
+# the exchange that asked) -> relay
+Forward = Callable[[Fetch, Request, Headers, Headers, Exchange], Relay]
 _GET = b"GET"
 
 
@@ -36,10 +37,13 @@ def forwarder(inner: Handler) -> Forward:
     if getattr(type(inner), "cache_fetch", None) is not None:
         return inner.cache_fetch  # type: ignore[attr-defined,no-any-return]
 
-    def forward(fetch: Fetch, request: Request, headers: Headers, origin: Exchange) -> Relay:
+    def forward(
+        fetch: Fetch, request: Request, headers: Headers, extra: Headers, origin: Exchange
+    ) -> Relay:
         exchange = FetchExchange(fetch, origin)
         fetch.upstream = exchange  # (an answer during handle may find the client gone)
-        inner.handle(exchange, upstream_request(request, headers))  # type: ignore[arg-type]
+        upstream = upstream_request(request, [*headers, *extra])
+        inner.handle(exchange, upstream)  # type: ignore[arg-type]
         exchange.emit("request_done", [])
         return exchange
 

@@ -313,6 +313,10 @@ class MemoryStore:
         if not secondaries:
             return []
         entries = self._entries
+        if len(secondaries) == 1:  # (most URLs: one variant)
+            slot = (key, secondaries[0])
+            entries.move_to_end(slot)
+            return [entries[slot]]
         found = []
         for secondary in secondaries:
             slot = (key, secondary)

@@ -282,16 +282,17 @@ class ProxyHandler:
         ProxiedExchange(self, exchange, request, upstream, key).start()
 
     def cache_fetch(
-        self, sink: Any, request: Request, headers: Headers, exchange: Exchange
+        self, sink: Any, request: Request, headers: Headers, extra: Headers, exchange: Exchange
     ) -> ProxiedExchange:
         """Forward a GET of ``request``'s target with ``headers`` and no body, for an HTTP
-        cache (``thor_gateway.cache``): the response goes to ``sink`` (its
+        cache (``thor_gateway.cache``), ``extra`` fields appended as they are (the cache's
+        own: Surrogate-Capability, validators): the response goes to ``sink`` (its
         ``response_start``, ``response_body``, ``response_done``, ``abort``, as to an
         exchange), the forwarding fields name the client of ``exchange``.  Nothing listens
         to ``exchange``: the caller passes on its pauses (``client_paused``) and, when nobody
         wants the response any more, ``cancel``s the relay this returns."""
         upstream, key = self._member_for(request)
-        relay = ProxiedExchange(self, exchange, request, upstream, key, sink, headers)
+        relay = ProxiedExchange(self, exchange, request, upstream, key, sink, headers, extra)
         relay.fetch()
         return relay
 

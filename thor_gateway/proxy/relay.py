@@ -71,6 +71,7 @@ log = logging.getLogger("thor_gateway.proxy")
 
 Headers = list[tuple[bytes, bytes]]
 _GET = b"GET"
+_NO_FIELDS: Headers = []
 # Request bodies up to this size are kept until the response starts, for a retry.
 REPLAY_LIMIT = 64 * 1024
 
@@ -148,6 +149,7 @@ class ProxiedExchange:
         key: bytes | None,
         sink: Any = None,
         headers: Headers | None = None,
+        extra: Headers = _NO_FIELDS,
     ) -> None:
         self.proxy = proxy
         self.exchange: Exchange = exchange if sink is None else sink
@@ -209,7 +211,10 @@ class ProxiedExchange:
         if proxy.transforms:
             self.transformer = ResponseTransformer(proxy.transforms, self.method, request.headers)
         if sink is not None:
-            return  # (a fetch: its caller says when the client pauses or leaves)
+            # A fetch: its caller's own fields go as they are, and it says when the client
+            # pauses or leaves.
+            self.headers += extra
+            return
         exchange.on("request_body", self._on_request_body)
         exchange.on("request_done", self._on_request_done)
         exchange.on("pause", self.client_paused)
