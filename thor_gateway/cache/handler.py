@@ -21,13 +21,14 @@ Theory of operation.  ``handle`` sorts each request:
   (§4.1), and ask :func:`~thor_gateway.cache.rules.reuse` whether it may answer: a hit is
   written from memory and never touches the inner handler (a Range is cut from a stored
   200, or from a stored part that holds it);
-- otherwise a :class:`Fetch` goes to the inner handler in place of an exchange: it is the
-  inner handler's exchange (it emits ``request_done`` at once, relays ``pause`` from the
-  client), it receives the response, streams it to the client and keeps a copy that is
-  stored when complete (unless it grows beyond ``max_object_size``: then it streams
-  through uncached).  A Fetch for a stored response that must be validated carries
-  If-None-Match / If-Modified-Since; a 304 freshens the stored response (§3.2, §4.3.4),
-  which is served as the 200 it stands for.
+- otherwise the inner handler is asked, and its answer goes to a :class:`Fetch`, which
+  streams it to the client and keeps a copy that is stored when complete (unless it grows
+  beyond ``max_object_size``: then it streams through uncached).  A proxy relays its
+  upstream's response straight into the Fetch (``ProxyHandler.cache_fetch``: no exchange
+  in between, the cache's own fields appended to the request); any other handler answers
+  on a stand-in exchange (:mod:`~thor_gateway.cache.inner`).  A Fetch for a stored
+  response that must be validated carries If-None-Match / If-Modified-Since; a 304
+  freshens the stored response (§3.2, §4.3.4), which is served as the 200 it stands for.
 - collapsed forwarding: a miss (or a stale hit) for a key that a Fetch is already getting
   waits for it, then looks again (a hit, usually); the waiters go on their own as soon as
   the response is known not to be stored.

@@ -21,6 +21,9 @@ A request that asks to switch protocols (WebSocket) is offered upstream with its
 after a 101 both connections go to a :class:`~thor_gateway.proxy.tunnel.Tunnel` (kept in
 ``tunnels`` until it ends; ``shutdown`` closes them).  CONNECT is refused (405).
 
+An HTTP cache in front of the route (``thor_gateway.cache``) hands its misses to
+``cache_fetch``: the same relay, its response going straight into the cache's fetch.
+
 Code that decides per request passes ``pick=fn(request, members) -> Upstream | None``,
 or keeps several handlers and calls the right one's ``handle``.
 """
@@ -278,7 +281,15 @@ class ProxyHandler:
         if hops == 0:
             self._answer_locally(exchange, request)
             return
-        upstream, key = self._member_for(request)
+        # (the member is chosen as in _member_for, inline: no frame more per request)
+        members = self.upstreams.members
+        if self.pick is not None:
+            upstream = self.pick(request, members)
+            key = None
+        else:
+            key = self.key(request.headers, request.client) if self.key is not None else None
+            upstream = choose(self.balancer, members, self.loop.time(), key)
+        self.retry_budget.request(self.loop.time())
         ProxiedExchange(self, exchange, request, upstream, key).start()
 
     def cache_fetch(

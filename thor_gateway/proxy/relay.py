@@ -28,6 +28,12 @@ the only honest signal left is to abort the client's connection, so that a trunc
 is never mistaken for a complete one (RFC 9112 §6.3, §8).  A client that leaves cancels the
 upstream exchange.
 
+A cache's fetch (``ProxyHandler.cache_fetch``) is relayed the same way with a *sink* in
+place of the server exchange: the response's calls go to the sink (the cache's Fetch, which
+passes them on to the client and keeps a copy), the request is a complete GET, and nothing
+listens to the client's exchange: the cache passes on its pauses (``client_paused``) and
+``cancel``s the relay when nobody wants the response.
+
 A request that asks to switch protocols (RFC 9110 §7.8: WebSocket's handshake) is offered
 upstream with its ``Upgrade`` protocols (the client exchange's ``upgrade=``), when the
 client's exchange can be taken over (HTTP/1.1).  Any answer but 101 is relayed as usual; a
