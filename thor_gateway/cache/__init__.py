@@ -8,15 +8,18 @@
 - :mod:`~thor_gateway.cache.body`: a stored body to the client, from memory or its file;
 - :mod:`~thor_gateway.cache.handler`: :class:`CacheHandler`, which wraps a route's handler;
 - :mod:`~thor_gateway.cache.settings`: :class:`CacheSettings` and :class:`CacheStats`;
-- :mod:`~thor_gateway.cache.fetch`: what the wrapped handler answers on a miss;
+- :mod:`~thor_gateway.cache.fetch`: where the wrapped handler's answer to a miss goes;
+- :mod:`~thor_gateway.cache.inner`: how a fetch reaches the wrapped handler (the proxy's
+  ``cache_fetch``, or an exchange that stands in for the client);
 - :mod:`~thor_gateway.cache.heads`: a fetched response head's analysis, once per shape;
 - :mod:`~thor_gateway.cache.passing`: a miss for a URL whose responses are not stored;
 - :mod:`~thor_gateway.cache.purge`: ``POST /cache/purge`` for the metrics listener.
 
 May import: Thor's public API, routing, operations, and static (a body kept in a file is
 sent as a static file is: :func:`thor_gateway.static.body.send_pieces`).  It sits between
-the router and what it wraps (the proxy, a mounted app) without knowing either; serving
-puts it there.
+the router and what it wraps (the proxy, a mounted app) without importing either (a handler
+whose class has ``cache_fetch``, as the proxy's does, relays a fetch itself); serving puts
+it there.
 See ``docs/cache.md``.
 """
 

@@ -1,12 +1,16 @@
-"""The fetch: what the inner handler answers in place of an exchange when the cache asks.
+"""The fetch: where the response to a cache's request goes as the inner handler answers.
 
-A :class:`Fetch` is the exchange a cache miss (or a validation, or a background refresh)
-hands to the wrapped handler.  Towards that handler it is a request that is complete at
-once (``request_done`` follows ``handle``) and whose client pauses and leaves like the
-real one; the response it receives goes to the client as it arrives, and a copy is kept
-until it is whole and stored (or grows beyond ``max_object_size``, and streams through):
-in memory, or, when the store spools (the disk store), written to the store's temporary file
-as each chunk arrives, so that a body is never held whole.
+A :class:`Fetch` is made for each request the cache hands to the wrapped handler (a miss, a
+validation, a background refresh).  The response's calls come to it as to an exchange
+(``response_start``, ``response_body``, ``response_done``, ``abort``): from the proxy
+itself, which relays its upstream's response straight into it
+(``ProxyHandler.cache_fetch``), or, for any other handler, through the exchange that
+stands in for the client (:mod:`thor_gateway.cache.inner`).  The response goes to the
+client as it arrives, and a copy is kept until it is whole and stored (or grows beyond
+``max_object_size``, and streams through): in memory, or, when the store spools (the disk
+store), written to the store's temporary file as each chunk arrives, so that a body is
+never held whole.  The client's pauses go to the request handed on (its :class:`Relay`);
+a client that leaves cancels it unless the response is being stored or others wait for it.
 A 304 to a validation freshens the stored response (RFC 9111 §3.2, §4.3.4) and the stored
 response is served instead; so is a stale one when the answer is an error and
 ``stale-if-error`` allows it (RFC 5861 §4).
@@ -15,10 +19,8 @@ response is served instead; so is a stale one when the answer is an error and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from thor.events import EventEmitter
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
 from thor_gateway.cache.heads import Head, analyse
@@ -49,6 +51,7 @@ __all__ = [
     "STATUS",
     "STRIPPED_ON_SERVE",
     "Fetch",
+    "Relay",
     "as_bytes",
     "conditional",
     "content_range",
@@ -63,11 +66,22 @@ _HEAD = b"HEAD"
 # request-target has no space), apart from the complete responses.
 PART = b" part"
 _NO_TRAILERS: Headers = []
+_NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
 # The Cache-Status field of a fetch, by (validating a stored response, status, stored):
 # worked out once each.
 STATUS: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
 # Fields a stored response is not served with as stored: the cache writes its own.
 STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
+
+
+class Relay(Protocol):
+    """The request a fetch handed to the inner handler, as the fetch steers it."""
+
+    def client_paused(self, paused: bool) -> None:
+        """The client stopped (or went on) reading: so does the relay, from upstream."""
+
+    def cancel(self) -> None:
+        """Nobody wants the response any more."""
 
 
 def content_range(headers: Headers) -> tuple[int, int, int] | None:
@@ -115,82 +129,74 @@ def fetch_status(entry: Entry | None, code: int, keep: bool) -> tuple[bytes, byt
     return status
 
 
-class Fetch(EventEmitter):
-    """The exchange the inner handler answers when the cache asks it (module docstring)."""
+class Fetch:
+    """One response on its way from the inner handler: relayed, and kept to be stored
+    (module docstring).  It is the sink of the response's calls: ``response_start``,
+    ``response_body``, ``response_done``, ``abort``, as an exchange's."""
 
     # Until set on the instance (no store per fetch for what most fetches never change):
     started = False
     over = False
-    # (status, phrase, fields, response time, analysis, header bytes) of one to store
-    head: tuple[int, bytes, Headers, float, Head, int] | None = None
+    # (status, phrase, fields, response time, analysis) of one to store
+    head: tuple[int, bytes, Headers, float, Head] | None = None
     parts: list[bytes] | None = None  # None: nothing (more) is kept
     spool: Spool | None = None  # where the body goes instead of parts (store.py)
-    size = 0
+    room = 0  # bytes the kept body may still grow by (max_object_size, then less)
+    upstream: Relay | None = None  # the request handed on (to cancel it, or pause it)
+    # The requests that wait for it (collapsed forwarding): a list once one does.
+    waiters: tuple[()] | list[tuple[Exchange, Request]] = ()
+    req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES  # the request's directives
+    ranged = False  # the request has a Range
+    asks = False  # the client's request is conditional (If-None-Match...)
+    authorized: bool | None = None  # the request has Authorization (None: not looked)
+    client_gone = False
+    # Where the body goes as it comes: the client, until it leaves or when it gets a 304,
+    # a HEAD's answer or a stored response instead.
+    to: Exchange | None = None
 
     def __init__(
         self,
         cache: CacheHandler,
         key: bytes,
         client: Exchange | None,
-        origin: Exchange,
         request: Request,
         entry: Entry | None,
-        req_cc: Mapping[bytes, bytes | None],
         request_time: float,
-        ranged: bool = False,
-        asks: bool = False,
-        authorized: bool | None = None,
     ) -> None:
-        EventEmitter.__init__(self)  # (no super object per fetch)
         self.cache = cache
         self.key = key
         self.client = client
-        self.origin = origin  # attributes (loop, addresses, scheme) come from here
         self.request = request
         self.entry = entry
-        self.req_cc = req_cc
         self.request_time = request_time
-        self.waiters: list[tuple[Exchange, Request]] = []
-        self.ranged = ranged  # the request has a Range
-        self.asks = asks  # the client's request is conditional (If-None-Match...)
-        self.client_gone = client is None
-        self.client_body = client is not None  # False once the client got a 304 or no body
-        self.authorized = authorized  # the request has Authorization (None: not looked)
-        if client is not None:
-            client.on("pause", self._client_pause)
-            client.on("done", self._client_done)
+        if client is None:
+            self.client_gone = True
+            return
+        self.to = client
+        client.on("pause", self._client_pause)
+        client.on("done", self._client_done)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.origin, name)
-
-    # What the proxy reads of every exchange it is handed: a property is found at once,
-    # where __getattr__ comes only after a failed lookup.
-    @property
-    def client_address(self) -> Any:
-        return self.origin.client_address
-
-    @property
-    def scheme(self) -> Any:
-        return self.origin.scheme
-
-    def set_write_buffer_limit(self, limit: int) -> None:
-        # (the proxy's, per response: not through __getattr__, which comes after a failed
-        # lookup and its AttributeError)
-        self.origin.set_write_buffer_limit(limit)
-
-    # --- the request side, as the inner handler sees it ------------------------------------
+    # --- the request side ----------------------------------------------------------------
 
     def pause_request_body(self, paused: bool) -> None:
         pass  # the cache sends no request body
 
+    def set_write_buffer_limit(self, limit: int) -> None:
+        # (the proxy's bound per response: the client's buffer is the one that fills)
+        client = self.client
+        if client is not None:
+            client.set_write_buffer_limit(limit)
+
     def _client_pause(self, paused: bool) -> None:
-        if not self.over:
-            self.emit("pause", paused)
+        upstream = self.upstream
+        if upstream is not None and not self.over:
+            upstream.client_paused(paused)
 
     def _client_done(self, completed: bool) -> None:
         if completed:
             return
         self.client_gone = True
+        self.to = None
         if self.parts is None and not self.waiters:
             self._give_up()
 
@@ -203,13 +209,15 @@ class Fetch(EventEmitter):
             spool.discard()
 
     def _give_up(self) -> None:
-        """Nobody wants the rest: let the inner handler cancel (its ``done`` listener)."""
+        """Nobody wants the rest: the request handed on is cancelled."""
         if self.over:
             return
         self.over = True
         self._drop()
-        self.emit("done", False)
-        self.forget_listeners()  # (as in response_done)
+        upstream = self.upstream
+        if upstream is not None:
+            self.upstream = None
+            upstream.cancel()
         self.cache.finished(self)
 
     # --- the response, from the inner handler ---------------------------------------------
@@ -217,17 +225,13 @@ class Fetch(EventEmitter):
     def response_nonfinal(self, status: Any, phrase: Any, headers: Any) -> None:
         pass  # interim responses are not relayed through the cache
 
-    def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
+    def response_start(self, status: int, phrase: bytes, fields: Headers) -> None:
+        """The response head: status, phrase and fields as bytes pairs (the proxy's list,
+        taken as it is, stored when the response is)."""
         self.started = True
-        code = int(status)
+        code = status
         if phrase.__class__ is not bytes:
             phrase = as_bytes(phrase)
-        try:  # bytes pairs (the proxy's): the list is taken as it is, and measured in C
-            header_bytes = len(b"".join(chain.from_iterable(headers)))
-            fields = headers if headers.__class__ is list else list(headers)
-        except TypeError:
-            header_bytes = -1
-            fields = [(as_bytes(n), as_bytes(v)) for n, v in headers]
         cache = self.cache
         entry = self.entry
         if (
@@ -236,37 +240,54 @@ class Fetch(EventEmitter):
             and self._answered(entry, code, fields)
         ):
             return
-        request = self.request
         head = analyse(code, fields)  # the decisions, once per head shape (heads.py)
-        keep = self._keeps(code, fields, head)
+        if (
+            self.req_cc
+            or self.ranged
+            or code == 206
+            or not (head.auth_ok or self.authorized is False)
+        ):
+            keep = self._keeps(code, fields, head)
+        else:  # (a plain request: the head's decision)
+            keep = head.keep
+            at = head.shape.content_length
+            if keep and at >= 0 and len(fields[at][1]) >= cache.size_digits:
+                keep = self._fits(fields[at][1])
+        key = self.key
         if keep:
-            cache.passes.pop(self.key, None)  # (a marked URL has nothing stored)
+            if cache.passes:
+                cache.passes.pop(key, None)  # (a marked URL has nothing stored)
             self.parts = []
+            self.room = cache.max_object_size
             if cache.spools:
-                self.spool = cache.store.spool(self.key + PART if code == 206 else self.key)
-            self.head = (code, phrase, fields, cache.clock(), head, header_bytes)
+                self.spool = cache.store.spool(key + PART if code == 206 else key)
+            self.head = (code, phrase, fields, cache.clock(), head)
         else:
             # Not stored: the body is relayed as it comes (response_body does nothing more
             # for it than the plain proxy), and nobody need wait for it.
             if entry is not None:
-                cache.store.remove(self.key)  # the stored response is superseded
+                cache.store.remove(key)  # the stored response is superseded
             if code != 206 and head.mark is not None:
-                cache.remember_pass(self.key, head.mark)  # (passing.py)
-            if self.waiters or cache.pending.get(self.key) is self:
+                cache.remember_pass(key, head.mark)  # (passing.py)
+            if self.waiters or cache.pending.get(key) is self:
                 cache.finished(self)
-        client = self.client
-        if client is None or self.client_gone:
+        client = self.to
+        if client is None:
             return
-        status = STATUS.get((entry is not None, code, keep)) or fetch_status(entry, code, keep)
-        out = [*fields, status]  # (fields may be the inner handler's list, or stored)
+        out = [*fields, head.cache_status[keep][entry is not None]]  # (fields: kept as they are)
+        request = self.request
         if request.method == _HEAD:
-            self.client_body = False
-        if code == 200 and self.asks and not_modified(request.headers, fields):
+            self.to = None
+        elif code == 200 and self.asks and not_modified(request.headers, fields):
             out = [(n, v) for n, v in out if n.lower() not in STRIPPED_ON_SERVE]
             client.response_start(304, b"Not Modified", out)
-            self.client_body = False
+            self.to = None
             return
         client.response_start(code, phrase, out)
+
+    def _fits(self, length: bytes) -> bool:
+        """Is a Content-Length no larger than ``max_object_size``?"""
+        return not (length.isdigit() and int(length) > self.cache.max_object_size)
 
     def _keeps(self, code: int, fields: Headers, head: Head) -> bool:
         """Is the response stored (RFC 9111 §3)? The head's decision, unless the request
@@ -290,8 +311,7 @@ class Fetch(EventEmitter):
         if not keep:
             return False
         at = head.shape.content_length
-        length = fields[at][1] if at >= 0 else b""
-        return not (length.isdigit() and int(length) > self.cache.settings.max_object_size)
+        return at < 0 or self._fits(fields[at][1])
 
     def _authorized(self) -> bool:
         authorized = self.authorized
@@ -329,72 +349,94 @@ class Fetch(EventEmitter):
     def response_body(self, chunk: bytes) -> None:
         parts = self.parts
         if parts is not None:
-            self.size += len(chunk)
+            room = self.room = self.room - len(chunk)
             spool = self.spool
-            if self.size > self.cache.settings.max_object_size or (
-                spool is not None and not spool.write(chunk)
-            ):
-                self._drop()  # too big (or unwritable): the rest streams through, not kept
-                self.cache.finished(self)
-                if self.client_gone:
-                    self._give_up()
-                    return
-            elif spool is None:
+            if spool is not None:
+                if room < 0 or not spool.write(chunk):
+                    self._too_big()  # (or unwritable)
+            elif room >= 0:
                 parts.append(chunk)
-        if self.client_body and not self.client_gone and self.client is not None:
-            self.client.response_body(chunk)
+            else:
+                self._too_big()
+        client = self.to
+        if client is not None:
+            client.response_body(chunk)
+
+    def _too_big(self) -> None:
+        """The body grew past ``max_object_size``: the rest streams through, not kept."""
+        self._drop()
+        self.cache.finished(self)
+        if self.client_gone:
+            self._give_up()
 
     def response_done(self, trailers: Any = None, close: bool = False) -> None:
         if self.over:
             return
         self.over = True
-        cache = self.cache
-        stored_head = self.head
-        if self.parts is not None and stored_head is not None:
-            code, phrase, fields, response_time, head, header_bytes = stored_head
-            request = self.request
-            names = head.vary
-            spool = self.spool
-            # (one chunk: that chunk itself, not a copy; spooled: in the store's file)
-            body = b"".join(self.parts) if spool is None else b""
-            held = content_range(fields) if code == 206 else None
-            if held is not None and self.size != held[1] - held[0] + 1:
-                held = None  # a part that is not what its Content-Range says
-                self._drop()
-                spool = None
-            key = self.key + PART if code == 206 else self.key
-            secondary = secondary_key(names, request.headers) if names else ()
-            if spool is None:
-                stored = Entry.fetched(
-                    key, names, secondary, code, phrase, fields, body, self.request_time,
-                    response_time, head, header_bytes,
-                )  # fmt: skip
-            else:
-                stored = Entry(
-                    key, names, secondary, code, phrase, fields, body, self.request_time,
-                    response_time, file=BodyFile("", self.size), head=head,
-                    header_bytes=header_bytes,
-                )  # fmt: skip
-            self.spool = None  # (put uses it up)
-            if self.parts is not None and cache.store.put(stored, spool):
-                cache.stats.stored += 1
-        self.parts = None
-        if self.spool is not None:
-            self._drop()
-        client = self.client
-        if client is not None and not self.client_gone and self.started:
-            client.response_done(_NO_TRAILERS)
-        self.emit("done", True)
-        # The inner handler's listeners refer back to this fetch (as it to them): dropped,
+        # The relay refers to this fetch (as its sink): the fetch lets go of it, so that
         # the two are freed by their counts, not left in a cycle for the collector.
-        self.forget_listeners()
-        if self.waiters or cache.pending.get(self.key) is self:
+        self.upstream = None
+        cache = self.cache
+        parts = self.parts
+        if parts is not None:
+            code, phrase, fields, response_time, head = self.head  # type: ignore[misc]
+            if code == 206 or self.spool is not None:
+                self._store_other()
+            else:
+                names = head.vary
+                stored = Entry.fetched(
+                    self.key, names,
+                    secondary_key(names, self.request.headers) if names else (),
+                    code, phrase, fields, b"".join(parts), self.request_time, response_time,
+                    head,
+                )  # fmt: skip
+                if cache.store.put(stored):
+                    cache.stats.stored += 1
+        if self.started and not self.client_gone:
+            self.client.response_done(_NO_TRAILERS)  # type: ignore[union-attr]
+        pending = cache.pending
+        key = self.key
+        if pending.get(key) is self:
+            del pending[key]
+        if self.waiters:
             cache.finished(self)
+
+    def _store_other(self) -> None:
+        """Store a part (a 206), or a body the store spooled (RFC 9111 §3, §3.3)."""
+        code, phrase, fields, response_time, head = self.head  # type: ignore[misc]
+        cache = self.cache
+        names = head.vary
+        spool = self.spool
+        self.spool = None  # (put uses it up)
+        size = cache.max_object_size - self.room
+        key = self.key
+        if code == 206:
+            key += PART
+            held = content_range(fields)
+            if held is None or size != held[1] - held[0] + 1:
+                # a part that is not what its Content-Range says
+                if spool is not None:
+                    spool.discard()
+                return
+        secondary = secondary_key(names, self.request.headers) if names else ()
+        if spool is None:
+            stored = Entry.fetched(
+                key, names, secondary, code, phrase, fields, b"".join(self.parts or ()),
+                self.request_time, response_time, head,
+            )  # fmt: skip
+        else:
+            stored = Entry(
+                key, names, secondary, code, phrase, fields, b"", self.request_time,
+                response_time, file=BodyFile("", size), head=head,
+            )  # fmt: skip
+        if cache.store.put(stored, spool):
+            cache.stats.stored += 1
 
     def abort(self) -> None:
         if self.over:
             return
         self.over = True
+        self.upstream = None
         self._drop()
         client = self.client
         if client is not None and not self.client_gone:
@@ -419,7 +461,7 @@ class Fetch(EventEmitter):
     def _serve_instead(self, entry: Entry, now: float, *status: bytes) -> None:
         """The inner handler's answer is not relayed; the stored response is."""
         self._drop()
-        self.client_body = False
+        self.to = None
         client = self.client
         if client is not None and not self.client_gone:
             age = current_age(entry.headers, entry.request_time, entry.response_time, now)

@@ -21,13 +21,14 @@ Theory of operation.  ``handle`` sorts each request:
   (§4.1), and ask :func:`~thor_gateway.cache.rules.reuse` whether it may answer: a hit is
   written from memory and never touches the inner handler (a Range is cut from a stored
   200, or from a stored part that holds it);
-- otherwise a :class:`Fetch` goes to the inner handler in place of an exchange: it is the
-  inner handler's exchange (it emits ``request_done`` at once, relays ``pause`` from the
-  client), it receives the response, streams it to the client and keeps a copy that is
-  stored when complete (unless it grows beyond ``max_object_size``: then it streams
-  through uncached).  A Fetch for a stored response that must be validated carries
-  If-None-Match / If-Modified-Since; a 304 freshens the stored response (§3.2, §4.3.4),
-  which is served as the 200 it stands for.
+- otherwise the inner handler is asked, and its answer goes to a :class:`Fetch`, which
+  streams it to the client and keeps a copy that is stored when complete (unless it grows
+  beyond ``max_object_size``: then it streams through uncached).  A proxy relays its
+  upstream's response straight into the Fetch (``ProxyHandler.cache_fetch``: no exchange
+  in between, the cache's own fields appended to the request); any other handler answers
+  on a stand-in exchange (:mod:`~thor_gateway.cache.inner`).  A Fetch for a stored
+  response that must be validated carries If-None-Match / If-Modified-Since; a 304
+  freshens the stored response (§3.2, §4.3.4), which is served as the 200 it stands for.
 - collapsed forwarding: a miss (or a stale hit) for a key that a Fetch is already getting
   waits for it, then looks again (a hit, usually); the waiters go on their own as soon as
   the response is known not to be stored.
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any, cast
 
 import thor.loop
@@ -57,14 +59,19 @@ from thor_gateway.cache.fetch import (
     conditional,
     part_range,
 )
+from thor_gateway.cache.inner import forwarder, upstream_request
 from thor_gateway.cache.invalidating import Invalidating
 from thor_gateway.cache.keys import (
     CONDITIONAL,
+    SCHEME_PREFIX,
+    SPECIAL,
     byte_range,
     cache_status,
+    known_shape,
     language_chosen,
     not_modified,
     primary_key,
+    request_shape,
     secondary_key,
 )
 from thor_gateway.cache.passing import Mark, Passing, pass_mark
@@ -88,22 +95,10 @@ _GET = b"GET"
 _HEAD = b"HEAD"
 # Edge Architecture 1.0: tells the origin Surrogate-Control may target this cache.
 _CAPABILITY = (b"Surrogate-Capability", b'thor="Surrogate/1.0"')
-# Request fields that change what the cache does (directives, ranges, a body, conditionals).
-_SPECIAL = frozenset(
-    {
-        b"cache-control",
-        b"pragma",
-        b"range",
-        b"if-range",
-        b"content-length",
-        b"transfer-encoding",
-        b"if-none-match",
-        b"if-modified-since",
-        b"if-match",
-    }
-)
+_OWN = [_CAPABILITY]  # (never changed)
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
 _HIT = cache_status(b"hit")
+_NAME = itemgetter(0)
 _NO_TRAILERS: Headers = []
 _LANGUAGE = (b"accept-language",)
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
@@ -113,12 +108,30 @@ _PASSES = 4096  # URLs remembered as not stored
 class CacheHandler:
     """A handler that answers from a store what it can, and asks ``inner`` for the rest."""
 
-    def __getattr__(self, name: str) -> Any:
-        # Everything else (upstream_samples, settings...) is the wrapped handler's, as for
-        # routing.deadline.Deadline: /metrics finds a cached proxy's members through it.
-        if name == "inner":  # not set yet (during __init__): no recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+    # What the gateway reads of a route's handler (/metrics, the status page, draining) is
+    # the wrapped handler's: passed on by name.  (Not by __getattr__: a class that has one
+    # gets no specialised attribute access, and the cache reads its own attributes on
+    # every request.)  A property that raises AttributeError makes hasattr() False.
+
+    @property
+    def upstream_samples(self) -> Any:
+        return self.inner.upstream_samples  # type: ignore[attr-defined]
+
+    @property
+    def upstream_status(self) -> Any:
+        return self.inner.upstream_status  # type: ignore[attr-defined]
+
+    @property
+    def tunnels(self) -> Any:
+        return self.inner.tunnels  # type: ignore[attr-defined]
+
+    @property
+    def websockets(self) -> Any:
+        return self.inner.websockets  # type: ignore[attr-defined]
+
+    @property
+    def accepts_connect(self) -> Any:
+        return self.inner.accepts_connect  # type: ignore[attr-defined]
 
     def __init__(
         self,
@@ -130,7 +143,12 @@ class CacheHandler:
         **settings: Any,
     ) -> None:
         self.inner = inner
+        self._forward = forwarder(inner)  # how a fetch is handed to it (inner.py)
         self.settings = s = cache_settings(settings or True) or CacheSettings()
+        # (read by every fetch that stores: a Content-Length with fewer digits than this
+        # limit is within it, and need not be parsed)
+        self.max_object_size = s.max_object_size
+        self.size_digits = len(str(s.max_object_size))
         if store is None:
             store = DiskStore(s.dir, s.max_size) if s.dir else MemoryStore(s.max_size)
         self.store: Store = store
@@ -169,57 +187,83 @@ class CacheHandler:
         if method != _GET and method != _HEAD:
             self._other_method(exchange, request)
             return
-        # One pass over the names: most requests carry none of the fields that change what
-        # the cache does, and then nothing more of their header section is read.
-        ranged: list[bytes] = []
-        req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES
-        names = {n.lower() for n, _ in headers}
-        key = primary_key(request.scheme, headers, request.target)
-        now = self.clock()
-        plain = names.isdisjoint(_SPECIAL)
-        if plain:
-            mark = self.passes.get(key)
-            if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
-                self.stats.misses += 1
-                passing = Passing(exchange, self, key, mark)
-                self.inner.handle(passing, self._upstream(request))  # type: ignore[arg-type]
-                return
-            entry = self._select(key, headers)
-            if entry is not None and now < entry.fresh_until and entry.file is None:
-                # The common hit: fresh, and nothing in the request asks for more (no
-                # directives, conditionals or range), so reuse() would say FRESH.
-                self.stats.hits += 1
-                entry.hits += 1
-                resident = now - entry.response_time
-                age = entry.initial_age + resident if resident > 0 else entry.initial_age
-                out = [
-                    *(entry.served or entry.serving()),
-                    (b"Age", b"%d" % age),
-                    _HIT,
-                    *entry.length,
-                ]
-                exchange.response_start(entry.status, entry.phrase, out)
-                if method == _GET:  # (an empty body is not written)
-                    exchange.response_body(entry.body)
-                exchange.response_done(_NO_TRAILERS)
-                return
-            if entry is not None and now > entry.serve_until:
-                # Stale past any window: reuse() would say VALIDATE (§4.3), so it is fetched
-                # (with the stored validators) without asking it.
-                self._validate(exchange, request, key, entry, req_cc, now, names)
-                return
-            if entry is not None and entry.file is not None and now < entry.fresh_until:
-                if self._hit_from_file(exchange, entry, method, now):
-                    return
-                entry = None  # its file was replaced or removed since it was listed: a miss
+        # What the field names say, once per list of names (keys.py): most requests carry
+        # none of the fields that change what the cache does, and then nothing more of
+        # their header section is read than the Host.
+        shape = known_shape(tuple(map(_NAME, headers))) or request_shape(headers)
+        target = request.target
+        at = shape.host
+        prefix = SCHEME_PREFIX.get(request.scheme)
+        if at >= 0 and prefix is not None and target[:1] == b"/":  # (as primary_key does)
+            key = prefix + headers[at][1].strip().lower() + target
         else:
-            ranged = get_values(headers, b"range")
-            if _has_body(headers) or (ranged and b"if-range" in names):
-                self.stats.bypass += 1
-                self.inner.handle(exchange, request)
+            key = primary_key(request.scheme, headers, target)
+        now = self.clock()
+        if not shape.plain:
+            self._special(exchange, request, key, shape.names, now)
+            return
+        mark = self.passes.get(key)
+        if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
+            self.stats.misses += 1
+            passing = Passing(exchange, self, key, mark)
+            upstream = upstream_request(request, [*headers, _CAPABILITY])
+            self.inner.handle(passing, upstream)  # type: ignore[arg-type]
+            return
+        entry = self._select(key, headers)
+        if entry is not None and now < entry.fresh_until and entry.file is None:
+            # The common hit: fresh, and nothing in the request asks for more (no
+            # directives, conditionals or range), so reuse() would say FRESH.
+            self.stats.hits += 1
+            entry.hits += 1
+            resident = now - entry.response_time
+            age = entry.initial_age + resident if resident > 0 else entry.initial_age
+            out = [
+                *(entry.served or entry.serving()),
+                (b"Age", b"%d" % age),
+                _HIT,
+                *entry.length,
+            ]
+            exchange.response_start(entry.status, entry.phrase, out)
+            if method == _GET:  # (an empty body is not written)
+                exchange.response_body(entry.body)
+            exchange.response_done(_NO_TRAILERS)
+            return
+        if entry is not None and now > entry.serve_until:
+            # Stale past any window: reuse() would say VALIDATE (§4.3), so it is fetched
+            # (with the stored validators) without asking it, or waits for the fetch in
+            # flight (when a popular response expires).
+            if key in self.pending and self._wait(key, exchange, request):
                 return
-            req_cc = request_directives(headers)
-            entry = self._select(key, headers)
+            self.stats.stale += 1
+            names = shape.names
+            self._fetch(exchange, exchange, request, key, entry, _NO_DIRECTIVES, now, True, names)
+            return
+        if entry is not None and entry.file is not None and now < entry.fresh_until:
+            if self._hit_from_file(exchange, entry, method, now):
+                return
+            entry = None  # its file was replaced or removed since it was listed: a miss
+        if entry is not None:
+            self._stored(exchange, request, key, entry, _NO_DIRECTIVES, now, shape.names)
+            return
+        if key in self.pending and self._wait(key, exchange, request):
+            return
+        self.stats.misses += 1
+        self._fetch(exchange, exchange, request, key, None, _NO_DIRECTIVES, now, True, shape.names)
+
+    def _special(
+        self, exchange: Exchange, request: Request, key: bytes, names: frozenset[bytes], now: float
+    ) -> None:
+        """A request with directives, conditionals, a range, a body or an Upgrade."""
+        headers = request.headers
+        ranged = get_values(headers, b"range")
+        # A request that asks to switch protocols (RFC 9110 §7.8) is the proxy's to relay:
+        # a 101 is not stored, and the connection is handed over after it.
+        if _has_body(headers) or (ranged and b"if-range" in names) or b"upgrade" in names:
+            self.stats.bypass += 1
+            self.inner.handle(exchange, request)
+            return
+        req_cc = request_directives(headers)
+        entry = self._select(key, headers)
         if ranged:
             self._range(exchange, request, key, entry, req_cc, now, ranged)
             return
@@ -231,7 +275,7 @@ class CacheHandler:
         if key in self.pending and self._wait(key, exchange, request):
             return
         self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, req_cc, now, plain=plain, names=names)
+        self._fetch(exchange, exchange, request, key, None, req_cc, now, False, names)
 
     def _refused(
         self, exchange: Exchange, request: Request, req_cc: Mapping[bytes, bytes | None]
@@ -278,7 +322,7 @@ class CacheHandler:
         entry: Entry,
         req_cc: Mapping[bytes, bytes | None],
         now: float,
-        names: set[bytes],
+        names: frozenset[bytes],
     ) -> None:
         """A stored response was selected: served, or validated (§4.2, §4.3)."""
         age = entry.age(now)
@@ -304,15 +348,15 @@ class CacheHandler:
         entry: Entry,
         req_cc: Mapping[bytes, bytes | None],
         now: float,
-        names: set[bytes],
+        names: frozenset[bytes],
     ) -> None:
         """Fetch with the stored response's validators (§4.3.1), or wait for the fetch in
         flight (when a popular response expires)."""
         if key in self.pending and self._wait(key, exchange, request):  # (no frame: none)
             return
         self.stats.stale += 1
-        plain = names.isdisjoint(_SPECIAL)  # (then no conditionals to take out)
-        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain=plain, names=names)
+        plain = names.isdisjoint(SPECIAL)  # (then no conditionals to take out)
+        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain, names)
 
     def _range(
         self,
@@ -349,7 +393,7 @@ class CacheHandler:
         pending = self.pending.get(key)
         if pending is None or not self.settings.collapse or "thor.cache" in request.state:
             return False
-        pending.waiters.append((exchange, request))
+        pending.waiters = [*pending.waiters, (exchange, request)]
         return True
 
     # --- reading the store ---------------------------------------------------------------
@@ -479,57 +523,40 @@ class CacheHandler:
         entry: Entry | None,
         req_cc: Mapping[bytes, bytes | None],
         now: float,
-        ranged: bool = False,
         plain: bool = False,
-        names: set[bytes] | None = None,
+        names: frozenset[bytes] | None = None,
+        ranged: bool = False,
     ) -> None:
         """Ask the inner handler (a miss, a validation, a refresh); ``now`` is when the
         request came, the request time of what it brings (RFC 9111 §4.2.3); ``plain``: the
-        request has none of the fields in _SPECIAL; ``names``: its lower-cased field names."""
-        if plain:
-            headers = [*request.headers, _CAPABILITY]
-            asks = False
-        else:
-            headers = [(n, v) for n, v in request.headers if n.lower() not in CONDITIONAL]
+        request has none of the fields in SPECIAL; ``names``: its lower-cased field names."""
+        headers = request.headers
+        asks = False
+        if not plain:
+            headers = [(n, v) for n, v in headers if n.lower() not in CONDITIONAL]
             asks = len(headers) != len(request.headers)  # the client's own conditionals
-            headers.append(_CAPABILITY)
-        if entry is not None:  # RFC 9111 §4.3.1: validators of the stored response
-            headers += entry.validators
-        upstream = self._upstream(request, headers)
-        authorized = None if names is None else b"authorization" in names
-        fetch = Fetch(
-            self, key, client, origin, request, entry, req_cc, now, ranged, asks, authorized
-        )
+        # The cache's own fields, after the request's: Surrogate-Capability, and the stored
+        # response's validators (RFC 9111 §4.3.1).
+        extra = _OWN if entry is None or not entry.validators else [_CAPABILITY, *entry.validators]
+        fetch = Fetch(self, key, client, request, entry, now)
+        if names is not None:
+            fetch.authorized = b"authorization" in names
+        if req_cc:
+            fetch.req_cc = req_cc
+        if ranged:
+            fetch.ranged = True
+        if asks:
+            fetch.asks = True
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
         try:
-            self.inner.handle(fetch, upstream)  # type: ignore[arg-type]  # (cast: a call)
+            relay = self._forward(fetch, request, headers, extra, origin)
+            if not fetch.over:  # (an answer may come at once: then nothing more is said)
+                fetch.upstream = relay
         except BaseException:
             fetch.over = True
             self.finished(fetch)  # the waiters must not wait for it
             raise
-        fetch.emit("request_done", [])
-
-    def _upstream(self, r: Request, headers: Headers | None = None) -> Request:
-        """What goes to the inner handler: a GET (a HEAD goes as the GET it stands for, whose
-        answer fills the store), with Surrogate-Capability (dataclasses.replace, without its
-        generic work per call)."""
-        if headers is None:
-            headers = [*r.headers, _CAPABILITY]
-        return Request(
-            _GET,
-            r.target,
-            r.raw_path,
-            r.query,
-            r.script_name,
-            r.path_info,
-            headers,
-            r.http_version,
-            r.scheme,
-            r.client,
-            r.server,
-            r.state,
-        )
 
     def mark_pass(self, key: bytes, indexed: Fields, res_cc: Mapping[bytes, bytes | None]) -> None:
         """A response for ``key`` was not stored: pass the next plain GETs (passing.py)."""
@@ -547,7 +574,7 @@ class CacheHandler:
         """A fetch is over, or will store nothing: wake the requests that waited for it."""
         if self.pending.get(fetch.key) is fetch:
             del self.pending[fetch.key]
-        waiters, fetch.waiters = fetch.waiters, []
+        waiters, fetch.waiters = fetch.waiters, ()
         for exchange, request in waiters:
             request.state["thor.cache"] = True  # collapse once: never wait twice
             self.handle(exchange, request)

@@ -24,7 +24,7 @@ from operator import itemgetter
 from typing import Any
 
 from thor.memo import Memo
-from thor_gateway.cache.keys import vary_names
+from thor_gateway.cache.keys import cache_status, vary_names
 from thor_gateway.cache.rules import (
     SURROGATE_MAX_AGE,
     Fields,
@@ -61,7 +61,16 @@ def pass_mark(indexed: Fields, res_cc: Any) -> Mark | None:
 class Shape:
     """Where the fields the cache reads are in a header list with these names (-1: none)."""
 
-    __slots__ = ("age", "content_length", "date", "etag", "last_modified", "policy")
+    __slots__ = (
+        "age",
+        "content_length",
+        "date",
+        "etag",
+        "last_modified",
+        "more",
+        "name_bytes",
+        "policy",
+    )
 
     def __init__(self, names: tuple[Any, ...]) -> None:
         first: dict[bytes, int] = {}
@@ -76,6 +85,10 @@ class Shape:
         self.etag = first.get(b"etag", -1)
         self.last_modified = first.get(b"last-modified", -1)
         self.content_length = first.get(b"content-length", -1)
+        # A stored entry's size counts its names' bytes (these), its values' bytes, and 4
+        # per field and 256 for the entry itself (as Entry.__post_init__ does).
+        self.name_bytes = sum(len(name) for name in names if isinstance(name, bytes))
+        self.more = 4 * len(names) + 256
         # The policy fields' (name, value) pairs of a list, in C (itemgetter of one index
         # gives the pair itself, of several a tuple of pairs: either is a memo key).
         self.policy: Callable[[Headers], Any] = itemgetter(*where) if where else _NOTHING
@@ -86,6 +99,7 @@ class Head:
 
     __slots__ = (
         "auth_ok",
+        "cache_status",
         "keep",
         "lifetime",
         "mark",
@@ -114,6 +128,12 @@ class Head:
         if b"must-revalidate" in res_cc or b"proxy-revalidate" in res_cc or b"s-maxage" in res_cc:
             window = None
         self.window = window
+        # The Cache-Status field of a fetch that got it (RFC 9211 §2), by [stored][validating]
+        status = b"fwd-status=%d" % code
+        self.cache_status = tuple(
+            (cache_status(b"fwd=miss", status, *kept), cache_status(b"fwd=stale", status, *kept))
+            for kept in ((), (b"stored",))
+        )
 
 
 def _directive_lifetime(res_cc: Mapping[bytes, bytes | None]) -> float | None:
@@ -139,7 +159,7 @@ def analyse(code: int, fields: Headers) -> Head:
     if shape is None:
         shape = Shape(names)
         _SHAPES.put(names, shape)
-    key = (code, names, shape.policy(fields))
+    key = (code, shape, shape.policy(fields))  # (the shape stands for its names)
     try:
         head = _HEADS.get(key)
     except TypeError:  # pairs as lists, values as bytearrays: analysed, not remembered

@@ -1,6 +1,8 @@
 """Which stored response a request selects, and how stored responses change: pure functions.
 
 - :func:`primary_key`: the target URI (RFC 9111 §2), scheme and authority included;
+- :func:`request_shape`: what a request's field names alone tell the cache (is it *plain*,
+  where is its Host), worked out once per list of names (clients repeat a few);
 - :func:`vary_names`, :func:`secondary_key`: §4.1's secondary key, the request's values of
   the fields a response's Vary names, normalised (lines combined, whitespace around list
   commas removed), so requests that differ only in spelling share one response;
@@ -17,21 +19,28 @@
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 
 from thor.http.headers import get_values
 from thor.http.protocol.abnf import parse_byte_ranges
+from thor.memo import Memo
 from thor_gateway.cache.rules import parse_http_date, strip_names
 
 __all__ = [
     "CONDITIONAL",
+    "SCHEME_PREFIX",
+    "SPECIAL",
+    "RequestShape",
     "SecondaryKey",
     "byte_range",
     "cache_status",
     "freshen",
     "invalidated",
+    "known_shape",
     "language_chosen",
     "not_modified",
     "primary_key",
+    "request_shape",
     "secondary_key",
     "validators_match",
     "vary_names",
@@ -45,6 +54,9 @@ _PARAM_BLANKS = re.compile(rb"[ \t]*([;=])[ \t]*")
 # RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
 _QVALUE = re.compile(rb"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 _SCHEMES = {"http": b"http", "https": b"https"}
+# A primary key starts with one of these (then the Host, lower-cased, then the target).
+SCHEME_PREFIX = {"http": b"http://", "https": b"https://"}
+_NAME = itemgetter(0)
 _CASELESS = frozenset({b"accept", b"accept-charset", b"accept-encoding", b"accept-language"})
 
 # Request fields the cache takes off a request it forwards to fill itself, and evaluates
@@ -90,6 +102,52 @@ def primary_key(scheme: str, headers: Headers, target: bytes) -> bytes:
                 target,
             )
     return (_SCHEMES.get(scheme) or scheme.encode()) + b"://" + target
+
+
+# Request fields that change what the cache does (directives, ranges, a body, conditionals,
+# a switch of protocols): a request with none of them is plain.
+SPECIAL = frozenset(
+    {
+        b"cache-control",
+        b"pragma",
+        b"range",
+        b"if-range",
+        b"content-length",
+        b"transfer-encoding",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-match",
+        b"upgrade",
+    }
+)
+
+
+class RequestShape:
+    """What a list of request field names tells the cache: its lower-cased names, whether
+    none is in SPECIAL (a plain request), where its first Host is (-1: none)."""
+
+    __slots__ = ("host", "names", "plain")
+
+    def __init__(self, names: tuple[bytes, ...]) -> None:
+        lowered = [name.lower() for name in names]
+        self.names = frozenset(lowered)
+        self.plain = self.names.isdisjoint(SPECIAL)
+        self.host = lowered.index(b"host") if b"host" in self.names else -1
+
+
+_SHAPES: Memo[tuple[bytes, ...], RequestShape] = Memo(256)
+# (its lookup alone, for the hot path: the names' tuple, built in C, is the key)
+known_shape = _SHAPES.get
+
+
+def request_shape(headers: Headers) -> RequestShape:
+    """The shape of a request with these fields, from the memo (its names as the key)."""
+    names = tuple(map(_NAME, headers))
+    shape = _SHAPES.get(names)
+    if shape is None:
+        shape = RequestShape(names)
+        _SHAPES.put(names, shape)
+    return shape
 
 
 def vary_names(headers: Headers) -> tuple[bytes, ...]:

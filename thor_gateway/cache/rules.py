@@ -25,6 +25,7 @@ from thor.http.protocol.abnf import parse_http_date as _parse_http_date
 from thor.memo import Memo
 
 __all__ = [
+    "DATES",
     "DEFAULT_CACHEABLE",
     "HEURISTIC_CAP",
     "UNDERSTOOD",
@@ -212,6 +213,7 @@ def delta_seconds(argument: bytes | None) -> int | None:
 # every part of the gateway). The cache reads through a small memo: an origin's responses
 # carry the same Date within a second, and the same Last-Modified or Expires for long.
 _DATES: dict[bytes, float | None] = {}
+DATES = _DATES  # (read by the store where a call would cost more than the lookup)
 _DATES_MAX = 256  # bounded: cleared when full
 
 

@@ -24,10 +24,12 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import InitVar, dataclass, field
 from itertools import chain
-from typing import TYPE_CHECKING, Protocol
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Protocol
 
 from thor_gateway.cache.keys import SecondaryKey
 from thor_gateway.cache.rules import (
+    DATES,
     Fields,
     current_age,
     delta_seconds,
@@ -47,6 +49,8 @@ _NOT_SERVED = frozenset({b"age", b"content-length", b"transfer-encoding"})
 _NO_VALIDATORS: list[tuple[bytes, bytes]] = []  # (shared: only ever read)
 _NEVER = float("-inf")
 _new = object.__new__
+_VALUE = itemgetter(1)
+_DATES = DATES
 
 
 @dataclass(slots=True, frozen=True)
@@ -101,7 +105,8 @@ class Entry:
     # The fields it is served with, Age and length aside: worked out at its first use (a
     # response stored and never served costs no pass over its fields), by serving().
     served: Headers | None = field(init=False, default=None)
-    length: Headers = field(init=False)  # its Content-Length field (none for a 204)
+    length: Headers = field(init=False, repr=False)  # its Content-Length field (none for a 204)
+
     # If-None-Match and If-Modified-Since from its validators, to validate it (§4.3.1)
     validators: Headers = field(init=False)
     # Until when it is fresh for a request without directives (§4.2: lifetime > age), and
@@ -167,17 +172,17 @@ class Entry:
         request_time: float,
         response_time: float,
         head: Head,
-        header_bytes: int,
     ) -> Entry:
         """A response fetched whole into memory, from its head's analysis (heads.py): what
         ``__post_init__`` works out, read by index when a directive gives the lifetime and
-        there is no Age field (the fields' values that vary are read, nothing is parsed)."""
+        there is no Age field (the fields' values that vary are read, nothing is parsed);
+        ``length`` is left to ``serving()``, at its first use."""
         lifetime = head.lifetime
         shape = head.shape
-        if lifetime is None or shape.age >= 0 or header_bytes < 0:
+        if lifetime is None or shape.age >= 0:
             return cls(
                 key, vary, secondary, status, phrase, headers, body, request_time,
-                response_time, head=head, header_bytes=header_bytes,
+                response_time, head=head,
             )  # fmt: skip
         self = _new(cls)
         self.key = key
@@ -193,17 +198,23 @@ class Entry:
         self.file = None
         self.served = None
         self.body_size = size = len(body)
-        self.size = size + header_bytes + 4 * len(headers) + 256
-        # RFC 9110 §8.6: a 204 has no Content-Length
-        self.length = [] if status == 204 else [(b"Content-Length", b"%d" % size)]
+        # Its header bytes: the names' (counted once per shape) and the values', joined in C.
+        self.size = size + shape.name_bytes + len(b"".join(map(_VALUE, headers))) + shape.more
         self.res_cc = head.res_cc
         self.lifetime = lifetime
         # current_age() without an Age field: the apparent age or the response delay
+        initial_age = response_time - request_time
         at = shape.date
-        date = parse_http_date(headers[at][1]) if at >= 0 else None
-        apparent = 0.0 if date is None else response_time - date
-        delay = response_time - request_time
-        self.initial_age = initial_age = max(apparent, delay, 0.0)
+        if at >= 0:
+            value = headers[at][1]
+            date: Any = _DATES.get(value, _DATES)
+            if date is _DATES:
+                date = parse_http_date(value)
+            if date is not None and response_time - date > initial_age:
+                initial_age = response_time - date
+        if initial_age < 0:
+            initial_age = 0.0
+        self.initial_age = initial_age
         at = shape.etag
         at_modified = shape.last_modified
         if at < 0 and at_modified < 0:
@@ -241,10 +252,14 @@ class Entry:
             self.serve_until = stale_at + window
 
     def serving(self) -> Headers:
-        """``served``, worked out now if it was not yet."""
+        """``served`` (and ``length``), worked out now if they were not yet."""
         served = self.served
         if served is None:
             served = self.served = [(n, v) for n, v in self.headers if n.lower() not in _NOT_SERVED]
+            # RFC 9110 §8.6: a 204 has no Content-Length
+            self.length = (
+                [] if self.status == 204 else [(b"Content-Length", b"%d" % self.body_size)]
+            )
         return served
 
     def age(self, now: float) -> float:
@@ -298,6 +313,10 @@ class MemoryStore:
         if not secondaries:
             return []
         entries = self._entries
+        if len(secondaries) == 1:  # (most URLs: one variant)
+            slot = (key, secondaries[0])
+            entries.move_to_end(slot)
+            return [entries[slot]]
         found = []
         for secondary in secondaries:
             slot = (key, secondary)

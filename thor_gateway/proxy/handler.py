@@ -21,6 +21,9 @@ A request that asks to switch protocols (WebSocket) is offered upstream with its
 after a 101 both connections go to a :class:`~thor_gateway.proxy.tunnel.Tunnel` (kept in
 ``tunnels`` until it ends; ``shutdown`` closes them).  CONNECT is refused (405).
 
+An HTTP cache in front of the route (``thor_gateway.cache``) hands its misses to
+``cache_fetch``: the same relay, its response going straight into the cache's fetch.
+
 Code that decides per request passes ``pick=fn(request, members) -> Upstream | None``,
 or keeps several handlers and calls the right one's ``handle``.
 """
@@ -80,6 +83,7 @@ def _member_state(member: Upstream, now: float) -> str:
 
 
 Pick = Callable[[Request, Sequence[Upstream]], "Upstream | None"]
+Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(slots=True)
@@ -277,6 +281,7 @@ class ProxyHandler:
         if hops == 0:
             self._answer_locally(exchange, request)
             return
+        # (the member is chosen as in _member_for, inline: no frame more per request)
         members = self.upstreams.members
         if self.pick is not None:
             upstream = self.pick(request, members)
@@ -286,6 +291,33 @@ class ProxyHandler:
             upstream = choose(self.balancer, members, self.loop.time(), key)
         self.retry_budget.request(self.loop.time())
         ProxiedExchange(self, exchange, request, upstream, key).start()
+
+    def cache_fetch(
+        self, sink: Any, request: Request, headers: Headers, extra: Headers, exchange: Exchange
+    ) -> ProxiedExchange:
+        """Forward a GET of ``request``'s target with ``headers`` and no body, for an HTTP
+        cache (``thor_gateway.cache``), ``extra`` fields appended as they are (the cache's
+        own: Surrogate-Capability, validators): the response goes to ``sink`` (its
+        ``response_start``, ``response_body``, ``response_done``, ``abort``, as to an
+        exchange), the forwarding fields name the client of ``exchange``.  Nothing listens
+        to ``exchange``: the caller passes on its pauses (``client_paused``) and, when nobody
+        wants the response any more, ``cancel``s the relay this returns."""
+        upstream, key = self._member_for(request)
+        relay = ProxiedExchange(self, exchange, request, upstream, key, sink, headers, extra)
+        relay.fetch()
+        return relay
+
+    def _member_for(self, request: Request) -> tuple[Upstream | None, bytes | None]:
+        """The member a request goes to (and its hash key), counted by the retry budget."""
+        members = self.upstreams.members
+        if self.pick is not None:
+            upstream = self.pick(request, members)
+            key = None
+        else:
+            key = self.key(request.headers, request.client) if self.key is not None else None
+            upstream = choose(self.balancer, members, self.loop.time(), key)
+        self.retry_budget.request(self.loop.time())
+        return upstream, key
 
     def upstream_samples(self, route: str) -> UpstreamSamples:
         """This proxy's members as ``/metrics`` shows them, labelled with ``route``.

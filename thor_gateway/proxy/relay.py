@@ -28,6 +28,12 @@ the only honest signal left is to abort the client's connection, so that a trunc
 is never mistaken for a complete one (RFC 9112 §6.3, §8).  A client that leaves cancels the
 upstream exchange.
 
+A cache's fetch (``ProxyHandler.cache_fetch``) is relayed the same way with a *sink* in
+place of the server exchange: the response's calls go to the sink (the cache's Fetch, which
+passes them on to the client and keeps a copy), the request is a complete GET, and nothing
+listens to the client's exchange: the cache passes on its pauses (``client_paused``) and
+``cancel``s the relay when nobody wants the response.
+
 A request that asks to switch protocols (RFC 9110 §7.8: WebSocket's handshake) is offered
 upstream with its ``Upgrade`` protocols (the client exchange's ``upgrade=``), when the
 client's exchange can be taken over (HTTP/1.1).  Any answer but 101 is relayed as usual; a
@@ -70,6 +76,8 @@ __all__ = ["BadGatewayError", "GatewayTimeoutError", "Phase", "ProxiedExchange",
 log = logging.getLogger("thor_gateway.proxy")
 
 Headers = list[tuple[bytes, bytes]]
+_GET = b"GET"
+_NO_FIELDS: Headers = []
 # Request bodies up to this size are kept until the response starts, for a retry.
 REPLAY_LIMIT = 64 * 1024
 
@@ -145,10 +153,13 @@ class ProxiedExchange:
         request: Request,
         upstream: Upstream | None,
         key: bytes | None,
+        sink: Any = None,
+        headers: Headers | None = None,
+        extra: Headers = _NO_FIELDS,
     ) -> None:
         self.proxy = proxy
-        self.exchange = exchange
-        self.method = request.method
+        self.exchange: Exchange = exchange if sink is None else sink
+        self.method = request.method if sink is None else _GET
         self.key = key
         self.phase = _WAITING
         self.upstream = upstream
@@ -181,8 +192,8 @@ class ProxiedExchange:
         self.target = target
         upgrades: list[bytes] = []
         self.headers = forwarding.request_headers(
-            request.headers,
-            method=request.method,
+            request.headers if headers is None else headers,
+            method=self.method,
             version=request.http_version,
             # This hop: the peer that connected to us and our listener's scheme (RFC 7239
             # §5.2), not the client a trusted front proxy named -- that one is already in
@@ -201,15 +212,18 @@ class ProxiedExchange:
         # The protocols to offer upstream (RFC 9110 §7.8), if the client asked to switch and
         # its connection can be handed over after a 101 (an HTTP/2 stream cannot).
         self.upgrade: bytes | None = None
-        if upgrades and hasattr(exchange, "take_over"):
+        if upgrades and sink is None and hasattr(exchange, "take_over"):
             self.upgrade = b", ".join(upgrades)
         if proxy.transforms:
-            self.transformer = ResponseTransformer(
-                proxy.transforms, request.method, request.headers
-            )
+            self.transformer = ResponseTransformer(proxy.transforms, self.method, request.headers)
+        if sink is not None:
+            # A fetch: its caller's own fields go as they are, and it says when the client
+            # pauses or leaves.
+            self.headers += extra
+            return
         exchange.on("request_body", self._on_request_body)
         exchange.on("request_done", self._on_request_done)
-        exchange.on("pause", self._on_client_pause)
+        exchange.on("pause", self.client_paused)
         # 'done'(False) follows every way an exchange can fail (a broken request body, a
         # client that left), so it is the one place to cancel the upstream request.
         exchange.on("done", self._on_client_done)
@@ -235,6 +249,17 @@ class ProxiedExchange:
             # queued behind them until they were cut (issue 16). A client that trickles is
             # cut here by the server's minimum body rate, having cost only its bytes.
             self.held = []
+            return
+        self._send(upstream)
+
+    def fetch(self) -> None:
+        """Send the request, complete (no body): a fetch's (``ProxyHandler.fetch``)."""
+        self.req_done = True
+        upstream = self.upstream
+        if upstream is None:
+            self._answer(
+                ServiceUnavailableError(), [(b"Retry-After", b"1")], b"no upstream available\n"
+            )
             return
         self._send(upstream)
 
@@ -410,8 +435,8 @@ class ProxiedExchange:
         proxy.tunnels.add(tunnel)
         tunnel.start(handed.leftover, leftover)
 
-    def _on_client_pause(self, paused: bool) -> None:
-        # The client is not reading the response: stop reading it from the upstream.
+    def client_paused(self, paused: bool) -> None:
+        """The client is not reading the response: stop reading it from the upstream."""
         cx = self.cx
         if cx is not None and self.phase is _RELAYING:
             cx.res_body_pause(paused)
@@ -459,9 +484,10 @@ class ProxiedExchange:
 
     def _on_client_done(self, completed: bool) -> None:
         if not completed:
-            self._cancel()
+            self.cancel()
 
-    def _cancel(self) -> None:
+    def cancel(self) -> None:
+        """Nobody wants the response any more: the upstream request is cancelled."""
         if self.phase is _DONE:
             return
         cx = self.cx

@@ -6,6 +6,7 @@ Each test asks the origin how many requests reached it: a hit must not be one of
 from __future__ import annotations
 
 import random
+import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ class Origin(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), OriginHandler)
         self.counts: Counter[str] = Counter()
         self.conditional: Counter[str] = Counter()
+        self.fields: dict[str, list[dict[str, str]]] = {}  # each request's, by path
         self.release = threading.Event()
         self.lock = threading.Lock()
 
@@ -49,6 +51,7 @@ class OriginHandler(BaseHTTPRequestHandler):
             count = self.server.counts[path]
             if self.headers.get("If-None-Match"):
                 self.server.conditional[path] += 1
+            self.server.fields.setdefault(path, []).append(dict(self.headers.items()))
         if path == "/slow":
             self.server.release.wait(5)  # bounded: the test sets it
         if path in ("/large", "/trickle"):
@@ -136,6 +139,73 @@ def test_the_cache_flag_answers_hits_without_the_origin(start_gateway: Any) -> N
         assert metric(gateway.metrics_port, "thor_cache_misses_total") == 2
         assert metric(gateway.metrics_port, "thor_cache_stale_total") == 1
         assert metric(gateway.metrics_port, "thor_cache_bytes") > 0
+        assert gateway.stop() == 0
+
+
+def test_a_fetch_goes_upstream_with_the_forwarding_and_the_cache_s_own_fields(
+    start_gateway: Any,
+) -> None:
+    # The proxy relays a cache's fetch straight into the store (ProxyHandler.cache_fetch):
+    # the request still gets the proxy's forwarding fields, and the cache's own fields
+    # (Surrogate-Capability; on validation, the stored validators) once each.
+    with origin() as up:
+        gateway = start_gateway("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache")
+        with requests.Session() as session:
+            for _ in range(2):  # a miss, then the validation of the stale response
+                answer = session.get(gateway.url + "/validated", timeout=10)
+                assert answer.text == "/validated 1"
+        first, second = up.fields["/validated"]
+        for fields in (first, second):
+            assert fields["Surrogate-Capability"] == 'thor="Surrogate/1.0"'
+            assert fields["Via"] == "1.1 thor"
+            assert fields["X-Forwarded-For"] == "127.0.0.1"
+            assert fields["Host"] == up.url.removeprefix("http://")
+        assert "If-None-Match" not in first
+        assert second["If-None-Match"] == '"v1"'
+        assert gateway.stop() == 0
+
+
+def test_a_request_to_switch_protocols_passes_by_the_cache(start_gateway: Any) -> None:
+    # RFC 9110 §7.8: a GET that asks to switch protocols is the proxy's to relay (a 101 is
+    # not stored); this origin does not switch, and answers it as a plain GET.
+    with origin() as up:
+        gateway = start_gateway("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache")
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket"}
+        with requests.Session() as session:
+            for count in (1, 2):
+                answer = session.get(gateway.url + "/fresh", headers=upgrade, timeout=10)
+                assert answer.text == f"/fresh {count}"
+                assert "Cache-Status" not in answer.headers
+            miss = session.get(gateway.url + "/fresh", timeout=10)  # nothing was stored
+            assert miss.headers["Cache-Status"] == "thor; fwd=miss; fwd-status=200; stored"
+            assert session.get(gateway.url + "/fresh", timeout=10).text == "/fresh 3"
+        assert up.counts["/fresh"] == 3
+        assert gateway.stop() == 0
+
+
+def test_a_client_that_leaves_a_storing_fetch_leaves_it_to_finish(start_gateway: Any) -> None:
+    # The response is being stored: the fetch goes on without its client, and the next
+    # request for it is a hit.
+    with origin() as up:
+        gateway = start_gateway(
+            *("-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0"),
+            *("--proxy", f"/={up.url}", "--cache"),
+        )
+        host, port = gateway.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(b"GET /trickle HTTP/1.1\r\nHost: cached\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:  # the head, then the client leaves
+                chunk = client.recv(65536)
+                assert chunk, head
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 200")
+        up.release.set()  # (the client left; the other half follows)
+        poll(lambda: metric(gateway.metrics_port, "thor_cache_stored_total") == 1, 30, "stored")
+        hit = requests.get(gateway.url + "/trickle", headers={"Host": "cached"}, timeout=10)
+        assert hit.headers["Cache-Status"] == "thor; hit"
+        assert hit.content == LARGE
+        assert up.counts["/trickle"] == 1
         assert gateway.stop() == 0
 
 

@@ -536,7 +536,7 @@ def test_a_url_whose_responses_are_not_stored_is_passed_until_they_change(clock:
     first = get(cache)
     assert cache.passes == {b"http://example.com/a": (b"no-store",)}
     second = get(cache)
-    assert kinds == ["Fetch", "Passing"]
+    assert kinds == ["FetchExchange", "Passing"]
     assert len(origin.seen) == 2
     assert second.body == b"hi"
     assert second.finished
@@ -555,7 +555,7 @@ def test_a_url_whose_responses_are_not_stored_is_passed_until_they_change(clock:
     assert get(cache).header(b"Cache-Status") == b"thor; fwd=miss; fwd-status=200; stored"
     assert get(cache).header(b"Cache-Status") == b"thor; hit"
     assert len(origin.seen) == 5
-    assert kinds == ["Fetch", "Passing", "Fetch", "Passing", "Fetch"]
+    assert kinds == ["FetchExchange", "Passing", "FetchExchange", "Passing", "FetchExchange"]
 
 
 def test_only_the_responses_own_directives_make_a_pass(clock: Clock) -> None:

@@ -50,14 +50,13 @@ def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
         assert head.lifetime == freshness_lifetime(code, indexed, 0.0, res_cc)
     # Entry.fetched (from the analysis) works out what Entry itself does.
     args = (b"k", head.vary, (), code, b"X", fields, b"abc", 1000.0, 1001.0)
-    fetched = Entry.fetched(*args, head=head, header_bytes=len(b"".join(sum(fields, ()))))
+    fetched = Entry.fetched(*args, head=head)
     plain = Entry(*args)
     for name in (
         "res_cc",
         "lifetime",
         "initial_age",
         "validators",
-        "length",
         "size",
         "body_size",
         "fresh_until",
@@ -67,6 +66,9 @@ def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
         "hits",
     ):
         assert getattr(fetched, name) == getattr(plain, name), name
+    # the served fields and the length, worked out at the first use
+    assert fetched.serving() == plain.serving()
+    assert fetched.length == plain.length
 
 
 def test_one_analysis_per_head_shape() -> None:
