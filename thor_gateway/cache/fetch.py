@@ -199,6 +199,12 @@ class Fetch:
         self.to = None
         if self.parts is None and not self.waiters:
             self._give_up()
+            return
+        # The response goes on being stored (or to those waiting for it): if the client had
+        # paused it, no resume will come from a client that left.
+        upstream = self.upstream
+        if upstream is not None and not self.over:
+            upstream.client_paused(False)
 
     def _drop(self) -> None:
         """Keep nothing more of the response: it will not be stored."""
