@@ -68,7 +68,8 @@ class Handler(Protocol):
 
 def asks_websocket(headers: RawHeaders) -> bool:
     """Whether a request's ``Upgrade`` field names websocket (RFC 6455 §4.1; GETs only)."""
-    if b"upgrade" not in b"\n".join(dict(headers)).lower():
+    # (find, not "in": a bytes needle "in" bytes raises and clears a TypeError in CPython 3.11.)
+    if b"\n".join(dict(headers)).lower().find(b"upgrade") < 0:
         return False  # no name holds "upgrade" (most requests): one pass in C tells
     for name, value in headers:
         if len(name) == 7 and name.lower() == b"upgrade" and b"websocket" in value.lower():

@@ -16,7 +16,7 @@ import enum
 import mimetypes
 import re
 
-from thor.http.protocol.abnf import http_date, parse_byte_ranges, parse_http_date
+from thor.http.protocol.abnf import PERCENT, http_date, parse_byte_ranges, parse_http_date
 
 __all__ = [
     "Precondition",
@@ -41,7 +41,7 @@ _ENCODED_REFUSED = re.compile(rb"%(?:2f|5c|00)", re.IGNORECASE)
 
 def raw_path_refused(raw_path: bytes) -> bool:
     """True when the path as sent encodes '/', '\\' or NUL: no file name is spelled so."""
-    return b"%" in raw_path and _ENCODED_REFUSED.search(raw_path) is not None
+    return PERCENT in raw_path and _ENCODED_REFUSED.search(raw_path) is not None
 
 
 def safe_relative(path_info: bytes) -> tuple[bytes, bool] | None:
