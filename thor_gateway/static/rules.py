@@ -52,7 +52,7 @@ def safe_relative(path_info: bytes) -> tuple[bytes, bool] | None:
     Windows, and never in a URL path we generate), a NUL.  ``b""`` or ``b"/"`` is the
     folder itself.
     """
-    if b"\\" in path_info or b"\x00" in path_info:
+    if 0x5C in path_info or 0x00 in path_info:  # "\\", NUL (int needles: see abnf.PERCENT)
         return None
     if path_info and path_info[:1] != b"/":
         return None
