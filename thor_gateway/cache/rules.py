@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from thor.http.headers import get_values as _scan
-from thor.http.protocol.abnf import DQUOTE, http_date
+from thor.http.protocol.abnf import DQUOTE, SEMICOLON, http_date
 from thor.http.protocol.abnf import parse_http_date as _parse_http_date
 from thor.memo import Memo
 
@@ -173,7 +173,7 @@ def response_directives(headers: AnyHeaders) -> dict[bytes, bytes | None]:
     for name, value in directives(headers, b"surrogate-control").items():
         name, _, name_target = name.partition(b";")
         target = name_target
-        if value is not None and value.find(b";") >= 0:
+        if value is not None and SEMICOLON in value:
             value, _, target = value.partition(b";")
         if target.strip() in (b"", DEVICE_TOKEN):
             surrogate.setdefault(name, value)
