@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from thor.http.headers import get_values as _scan
-from thor.http.protocol.abnf import http_date
+from thor.http.protocol.abnf import DQUOTE, SEMICOLON, http_date
 from thor.http.protocol.abnf import parse_http_date as _parse_http_date
 from thor.memo import Memo
 
@@ -126,7 +126,7 @@ def directives(headers: AnyHeaders, name: bytes = b"cache-control") -> dict[byte
 
 
 def _split_members(value: bytes) -> list[bytes]:
-    if b'"' not in value:  # no quoted argument: every comma separates
+    if DQUOTE not in value:  # no quoted argument: every comma separates
         return [m for m in value.split(b",") if m.strip()]
     # Commas inside a quoted argument (no-cache="a, b") do not separate directives.
     members: list[bytes] = []
@@ -174,7 +174,7 @@ def response_directives(headers: AnyHeaders) -> dict[bytes, bytes | None]:
     for name, value in directives(headers, b"surrogate-control").items():
         name, _, name_target = name.partition(b";")
         target = name_target
-        if value is not None and b";" in value:
+        if value is not None and SEMICOLON in value:
             value, _, target = value.partition(b";")
         if target.strip() in (b"", DEVICE_TOKEN):
             surrogate.setdefault(name, value)

@@ -58,6 +58,7 @@ from thor.http.error import (
     UpstreamError,
 )
 from thor.http.headers import strip_hop_by_hop
+from thor.http.protocol.abnf import QUESTION_MARK
 from thor_gateway.aggregation.transform import ResponseTransformer
 from thor_gateway.proxy import forwarding
 from thor_gateway.proxy.balancer import choose
@@ -187,7 +188,7 @@ class ProxiedExchange:
                 request.script_name,
                 b"",  # each member's base path is added when it is picked
                 strip_prefix=settings.strip_prefix,
-                has_query=b"?" in target,
+                has_query=QUESTION_MARK in target,
             )
         self.target = target
         upgrades: list[bytes] = []

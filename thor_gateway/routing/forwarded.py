@@ -38,9 +38,9 @@ _CACHE_SIZE = 4096
 
 def carries_proxy_fields(headers: list[tuple[bytes, bytes]]) -> bool:
     """Whether any field a proxy sets is present (most requests: no, found cheaply)."""
-    # Every such name holds "forwarded": when no name does, one pass in C tells.
-    if b"forwarded" not in b"\n".join(dict(headers)).lower():
-        return False
+    # A plain loop with a length test: measured under callgrind, cheaper than joining the
+    # names for one search in C (dict(), join() and lower() cost more than the loop saves),
+    # for 3 fields as for 10.
     for name, _ in headers:
         if len(name) in _PROXY_FIELD_LENGTHS and name.lower() in PROXY_FIELDS:
             return True

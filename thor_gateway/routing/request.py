@@ -68,8 +68,8 @@ class Handler(Protocol):
 
 def asks_websocket(headers: RawHeaders) -> bool:
     """Whether a request's ``Upgrade`` field names websocket (RFC 6455 §4.1; GETs only)."""
-    if b"upgrade" not in b"\n".join(dict(headers)).lower():
-        return False  # no name holds "upgrade" (most requests): one pass in C tells
+    # A plain loop: cheaper under callgrind than joining the names for a search in C, and
+    # browsers send Upgrade-Insecure-Requests, which such a search cannot tell apart.
     for name, value in headers:
         if len(name) == 7 and name.lower() == b"upgrade" and b"websocket" in value.lower():
             return True

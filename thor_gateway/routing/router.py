@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from thor.http.protocol.abnf import PERCENT
 from thor_gateway.operations.access_log import AccessLog, AccessRecord
 from thor_gateway.operations.metrics import Metrics
 from thor_gateway.operations.status import RouteStats
@@ -203,8 +204,9 @@ class Router:
                 respond(exchange, ConnectNotAllowedError(), extra=[(b"Allow", b"GET, HEAD, POST")])
                 return None
             return tunnel, tunnel.prefix + raw_path
-        # Most paths have nothing to decode; unquote_to_bytes is pure Python.
-        path = unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path
+        # Most paths have nothing to decode; unquote_to_bytes is pure Python. (The int
+        # needle: see thor.http.protocol.abnf.PERCENT.)
+        path = unquote_to_bytes(raw_path) if PERCENT in raw_path else raw_path
         route = self.match(path)
         if route is None:
             respond(exchange, RouteNotFoundError())

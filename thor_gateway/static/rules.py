@@ -16,7 +16,7 @@ import enum
 import mimetypes
 import re
 
-from thor.http.protocol.abnf import http_date, parse_byte_ranges, parse_http_date
+from thor.http.protocol.abnf import PERCENT, http_date, parse_byte_ranges, parse_http_date
 
 __all__ = [
     "Precondition",
@@ -41,7 +41,7 @@ _ENCODED_REFUSED = re.compile(rb"%(?:2f|5c|00)", re.IGNORECASE)
 
 def raw_path_refused(raw_path: bytes) -> bool:
     """True when the path as sent encodes '/', '\\' or NUL: no file name is spelled so."""
-    return b"%" in raw_path and _ENCODED_REFUSED.search(raw_path) is not None
+    return PERCENT in raw_path and _ENCODED_REFUSED.search(raw_path) is not None
 
 
 def safe_relative(path_info: bytes) -> tuple[bytes, bool] | None:
@@ -52,7 +52,7 @@ def safe_relative(path_info: bytes) -> tuple[bytes, bool] | None:
     Windows, and never in a URL path we generate), a NUL.  ``b""`` or ``b"/"`` is the
     folder itself.
     """
-    if b"\\" in path_info or b"\x00" in path_info:
+    if 0x5C in path_info or 0x00 in path_info:  # "\\", NUL (int needles: see abnf.PERCENT)
         return None
     if path_info and path_info[:1] != b"/":
         return None

@@ -65,7 +65,7 @@ class HttpClient:
     tls_context: ssl.SSLContext | None = None  # None: verify with the system's CAs
     expect_continue_timeout: float = 1.0  # RFC 9110 §10.1.1: how long to wait for 100
     preserve_host: bool = False  # default of HttpClientExchange.preserve_host
-    # Before reuse, an idle connection is checked (one recv with MSG_PEEK) in case the server
+    # Before reuse, an idle connection is checked (one zero-timeout poll) in case the server
     # closed it since the loop last looked: always for non-idempotent requests, and for the
     # others once it has been idle this long (a GET on a dead connection is retried at once).
     stale_check_after: float = 1.0

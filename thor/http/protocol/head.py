@@ -25,6 +25,7 @@ from typing import Generic, TypeVar
 from thor.http import error
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import abnf
+from thor.http.protocol.abnf import CR
 
 __all__ = ["HeadScanner", "field_error", "strip_values"]
 
@@ -205,6 +206,6 @@ def _line_content(line: bytes) -> bytes:
     if line[-1:] != b"\r":
         raise error.HeaderLineEndingError("bare LF")
     content = line[:-1]
-    if b"\r" in content:
+    if CR in content:
         raise error.BareCRError()
     return content

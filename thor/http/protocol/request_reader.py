@@ -10,6 +10,7 @@ from __future__ import annotations
 from thor.http import error
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import abnf
+from thor.http.protocol.abnf import HASH
 from thor.http.protocol.framing import (
     Specials,
     collect,
@@ -38,7 +39,7 @@ def _target_ok(method: bytes, target: bytes) -> bool:
     if method == b"CONNECT":
         return abnf.authority_form_re.fullmatch(target) is not None  # §3.2.3
     if target[0] == 0x2F:  # "/": origin-form, §3.2.1
-        return b"#" not in target
+        return HASH not in target
     if target == b"*":
         return method == b"OPTIONS"  # asterisk-form, §3.2.4
     return abnf.absolute_form_re.fullmatch(target) is not None  # absolute-form, §3.2.2

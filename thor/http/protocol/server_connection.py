@@ -39,6 +39,7 @@ from thor.http.protocol.messages import (
 )
 from thor.http.protocol.request_reader import RequestParser
 from thor.http.protocol.state import (
+    CYCLE_BY_ACTION,
     CYCLE_TRANSITIONS,
     PARSER_HELD,
     PARSER_IDLE,
@@ -59,6 +60,16 @@ _READING = Cycle.READING
 _EXPECTING = Cycle.EXPECTING
 _SENDING = Cycle.SENDING
 _SWITCHING = Cycle.SWITCHING
+# The transitions of the hot path, by state (state.CYCLE_BY_ACTION).
+_ON_HEAD = CYCLE_BY_ACTION["head"]
+_ON_HEAD_BODY = CYCLE_BY_ACTION["head_body"]
+_ON_HEAD_EXPECT = CYCLE_BY_ACTION["head_expect"]
+_ON_END = CYCLE_BY_ACTION["end"]
+_ON_END_BODILESS = CYCLE_BY_ACTION["end_bodiless"]
+_ON_START = CYCLE_BY_ACTION["start"]
+_ON_START_SWITCH = CYCLE_BY_ACTION["start_switch"]
+_ON_DONE = CYCLE_BY_ACTION["done"]
+_ON_DONE_CLOSE = CYCLE_BY_ACTION["done_close"]
 
 # Which parsed events may reach the application in each state; the first that may not waits
 # (with everything after it). A request head only between exchanges; body and end while a
@@ -136,14 +147,15 @@ class ServerConnection:
     def start_request(self, head: RequestHead) -> ResponseWriter:
         """``head`` is delivered: a new exchange starts; returns the writer of its response."""
         if head.framing is FRAMING_NONE:
-            action = "head"
+            action, table = "head", _ON_HEAD
         elif head.expect_continue:
-            action = "head_expect"
+            action, table = "head_expect", _ON_HEAD_EXPECT
         else:
-            action = "head_body"  # and CONNECT: its "body" is the tunnel, if it gets one
+            # And CONNECT: its "body" is the tunnel, if it gets one.
+            action, table = "head_body", _ON_HEAD_BODY
         state = self.state
         try:
-            self.state = CYCLE_TRANSITIONS[state, action]
+            self.state = table[state]
         except KeyError:
             raise _illegal(state, action) from None
         self.head = head
@@ -156,12 +168,12 @@ class ServerConnection:
         if head is None:
             raise _illegal(self.state, "end")
         # A request without body was complete at its head: its End is a formality.
-        action = "end_bodiless" if head.framing is FRAMING_NONE else "end"
+        bodiless = head.framing is FRAMING_NONE
         state = self.state
         try:
-            self.state = CYCLE_TRANSITIONS[state, action]
+            self.state = (_ON_END_BODILESS if bodiless else _ON_END)[state]
         except KeyError:
-            raise _illegal(state, action) from None
+            raise _illegal(state, "end_bodiless" if bodiless else "end") from None
         self.head = None  # needed no more: an idle connection keeps no request (issue 16)
 
     # --- output ---------------------------------------------------------------------------
@@ -191,19 +203,19 @@ class ServerConnection:
         """The final response head. A 101 to a complete Upgrade request, or a 2xx to
         CONNECT, switches protocols: ``take_over`` is then legal."""
         state = self.state
-        action = "start"
+        table = _ON_START
         # A switch: a 101 to a complete Upgrade request (the parser is HELD: it stopped after
         # it), or a 2xx to a CONNECT (the parser is in the TUNNEL). The common READ-and-not-101
         # case is tested first.
         if state is _READ:
             if status == 101 and self.parser.state is PARSER_HELD:
-                action = "start_switch"
+                table = _ON_START_SWITCH
         elif state is _READING and 200 <= status < 300 and self.parser.state is PARSER_TUNNEL:
-            action = "start_switch"
+            table = _ON_START_SWITCH
         try:
-            target = CYCLE_TRANSITIONS[state, action]
+            target = table[state]
         except KeyError:
-            raise _illegal(state, action) from None
+            raise _illegal(state, "start" if table is _ON_START else "start_switch") from None
         writer = self.writer
         assert writer is not None
         if state is not _READ:
@@ -222,11 +234,11 @@ class ServerConnection:
         tail = writer.end(trailers)
         state = self.state
         if (state is _SENDING and writer.keep_alive and not close) or state is _SWITCHING:
-            action = "done"
+            action, table = "done", _ON_DONE
         else:
-            action = "done_close"
+            action, table = "done_close", _ON_DONE_CLOSE
         try:
-            self.state = target = CYCLE_TRANSITIONS[state, action]
+            self.state = target = table[state]
         except KeyError:
             raise _illegal(state, action) from None
         # The writer is done; the head stays until the request's End is delivered (a
