@@ -129,20 +129,22 @@ def test_both_implementations_agree_on_random_data() -> None:
         frames.use_accelerator(before == frames.ACCELERATOR)
 
 
+def run_python(*args: str, **env: str) -> str:
+    """What a fresh interpreter prints, run with ``args`` and only ``env`` (plus this
+    process's import path, unless ``env`` sets PYTHONPATH)."""
+    env.setdefault("PYTHONPATH", ":".join(sys.path))
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, check=True, timeout=30, env=env
+    )
+    return done.stdout
+
+
 @pytest.mark.parametrize(("value", "expected"), [("1", "stdlib"), ("0", "websockets.speedups")])
 def test_thor_ws_pure_picks_the_implementation(value: str, expected: str) -> None:
     if expected == frames.ACCELERATOR and not accelerator_loads():
         pytest.skip(NO_ACCELERATOR)
     probe = "from thor.websocket.protocol import frames; print(frames.masking)"
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-        env={"THOR_WS_PURE": value, "PYTHONPATH": ":".join(sys.path)},
-    )
-    assert out.stdout.strip() == expected
+    assert run_python("-c", probe, THOR_WS_PURE=value).strip() == expected
 
 
 @pytest.mark.parametrize("first", ["", "import websockets\n"])
@@ -160,15 +162,7 @@ def test_loading_the_accelerator_leaves_websockets_importable(first: str) -> Non
         "import websockets.speedups, websockets.frames\n"
         "print(frames.masking, websockets.speedups.apply_mask(b'ab', b'\\x01\\x02\\x03\\x04'))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-        env={"PYTHONPATH": ":".join(sys.path)},
-    )
-    assert out.stdout.split() == [frames.ACCELERATOR, "b'``'"]
+    assert run_python("-c", probe).split() == [frames.ACCELERATOR, "b'``'"]
 
 
 def test_without_websockets_the_standard_library_masks() -> None:
@@ -182,12 +176,5 @@ def test_without_websockets_the_standard_library_masks() -> None:
         "print(frames.masking, message.data == bytes(range(256)) * 300)\n"
     )
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-        env={"PYTHONPATH": str(root)},
-    )
-    assert out.stdout.split() == [frames.STDLIB, "True"]
+    out = run_python("-S", "-c", probe, PYTHONPATH=str(root))
+    assert out.split() == [frames.STDLIB, "True"]

@@ -52,6 +52,7 @@ __all__ = [
     "STRIPPED_ON_SERVE",
     "Fetch",
     "Relay",
+    "StandIn",
     "as_bytes",
     "conditional",
     "content_range",
@@ -82,6 +83,27 @@ class Relay(Protocol):
 
     def cancel(self) -> None:
         """Nobody wants the response any more."""
+
+
+class StandIn:
+    """An exchange an inner handler answers on in place of the client's (``_exchange``):
+    what it does not define is the client exchange's.  ``client_address`` and ``scheme``,
+    read on every forwarded request, are properties: a name found only by ``__getattr__``
+    is missed first, at the cost of an exception."""
+
+    __slots__ = ()
+    _exchange: Exchange
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._exchange, name)
+
+    @property
+    def client_address(self) -> Any:
+        return self._exchange.client_address
+
+    @property
+    def scheme(self) -> Any:
+        return self._exchange.scheme
 
 
 def content_range(headers: Headers) -> tuple[int, int, int] | None:

@@ -105,6 +105,11 @@ _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 _PASSES = 4096  # URLs remembered as not stored
 
 
+def _inner_attribute(name: str) -> property:
+    """A read-only attribute that is the wrapped handler's (``self.inner``'s)."""
+    return property(lambda self: getattr(self.inner, name))
+
+
 class CacheHandler:
     """A handler that answers from a store what it can, and asks ``inner`` for the rest."""
 
@@ -113,25 +118,11 @@ class CacheHandler:
     # gets no specialised attribute access, and the cache reads its own attributes on
     # every request.)  A property that raises AttributeError makes hasattr() False.
 
-    @property
-    def upstream_samples(self) -> Any:
-        return self.inner.upstream_samples  # type: ignore[attr-defined]
-
-    @property
-    def upstream_status(self) -> Any:
-        return self.inner.upstream_status  # type: ignore[attr-defined]
-
-    @property
-    def tunnels(self) -> Any:
-        return self.inner.tunnels  # type: ignore[attr-defined]
-
-    @property
-    def websockets(self) -> Any:
-        return self.inner.websockets  # type: ignore[attr-defined]
-
-    @property
-    def accepts_connect(self) -> Any:
-        return self.inner.accepts_connect  # type: ignore[attr-defined]
+    upstream_samples = _inner_attribute("upstream_samples")
+    upstream_status = _inner_attribute("upstream_status")
+    tunnels = _inner_attribute("tunnels")
+    websockets = _inner_attribute("websockets")
+    accepts_connect = _inner_attribute("accepts_connect")
 
     def __init__(
         self,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from thor.events import EventEmitter
 from thor.http.exchange import Exchange
-from thor_gateway.cache.fetch import Fetch, Relay, as_bytes
+from thor_gateway.cache.fetch import Fetch, Relay, StandIn, as_bytes
 from thor_gateway.routing.request import Request
 
 if TYPE_CHECKING:
@@ -70,16 +70,13 @@ def upstream_request(r: Request, headers: Headers) -> Request:
     )
 
 
-class FetchExchange(EventEmitter):
+class FetchExchange(StandIn, EventEmitter):
     """The exchange an inner handler other than the proxy answers a fetch on."""
 
     def __init__(self, fetch: Fetch, origin: Exchange) -> None:
         EventEmitter.__init__(self)
         self.fetch = fetch
-        self.origin = origin  # what it does not answer itself (loop, addresses, scheme)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.origin, name)
+        self._exchange = origin  # what it does not answer itself (loop, addresses, scheme)
 
     # The request: complete at once, no body.
     req_complete = True
@@ -88,14 +85,6 @@ class FetchExchange(EventEmitter):
     @property
     def started(self) -> bool:
         return self.fetch.started
-
-    @property
-    def client_address(self) -> Any:
-        return self.origin.client_address
-
-    @property
-    def scheme(self) -> Any:
-        return self.origin.scheme
 
     def pause_request_body(self, paused: bool) -> None:
         pass  # the cache sends no request body

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from thor.http.exchange import Exchange
-from thor_gateway.cache.fetch import STATUS, fetch_status
+from thor_gateway.cache.fetch import STATUS, StandIn, fetch_status
 from thor_gateway.cache.heads import Mark, pass_mark
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ _CC = b"cache-control"
 _SC = b"surrogate-control"
 
 
-class Passing:
+class Passing(StandIn):
     """The client's exchange, as the inner handler sees it for a passed miss."""
 
     __slots__ = ("_cache", "_exchange", "_key", "_mark", "on", "response_body", "response_done")
@@ -44,17 +44,6 @@ class Passing:
         self.on = exchange.on
         self.response_body = exchange.response_body
         self.response_done = exchange.response_done
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._exchange, name)
-
-    @property
-    def client_address(self) -> Any:
-        return self._exchange.client_address
-
-    @property
-    def scheme(self) -> Any:
-        return self._exchange.scheme
 
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         code = int(status)

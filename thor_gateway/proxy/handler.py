@@ -40,7 +40,7 @@ from thor.http.exchange import Exchange
 from thor_gateway.aggregation.transform import Gzip, Transform
 from thor_gateway.operations.metrics import UpstreamSamples, upstream_labels
 from thor_gateway.proxy import forwarding
-from thor_gateway.proxy.balancer import Balancer, choose, key_function, make_balancer
+from thor_gateway.proxy.balancer import Balancer, key_function, make_balancer
 from thor_gateway.proxy.health_checks import ActiveHealthChecker, HealthTracker, PassiveEjection
 from thor_gateway.proxy.relay import ProxiedExchange
 from thor_gateway.proxy.retries import IDEMPOTENT, RetryBudget
@@ -281,16 +281,7 @@ class ProxyHandler:
         if hops == 0:
             self._answer_locally(exchange, request)
             return
-        # (the member is chosen as in _member_for, inline: no frame more per request)
-        members = self.upstreams.members
-        if self.pick is not None:
-            upstream = self.pick(request, members)
-            key = None
-        else:
-            key = self.key(request.headers, request.client) if self.key is not None else None
-            upstream = choose(self.balancer, members, self.loop.time(), key)
-        self.retry_budget.request(self.loop.time())
-        ProxiedExchange(self, exchange, request, upstream, key).start()
+        ProxiedExchange(self, exchange, request).start()
 
     def cache_fetch(
         self, sink: Any, request: Request, headers: Headers, extra: Headers, exchange: Exchange
@@ -302,22 +293,9 @@ class ProxyHandler:
         exchange), the forwarding fields name the client of ``exchange``.  Nothing listens
         to ``exchange``: the caller passes on its pauses (``client_paused``) and, when nobody
         wants the response any more, ``cancel``s the relay this returns."""
-        upstream, key = self._member_for(request)
-        relay = ProxiedExchange(self, exchange, request, upstream, key, sink, headers, extra)
-        relay.fetch()
+        relay = ProxiedExchange(self, exchange, request, sink, headers, extra)
+        relay.start()
         return relay
-
-    def _member_for(self, request: Request) -> tuple[Upstream | None, bytes | None]:
-        """The member a request goes to (and its hash key), counted by the retry budget."""
-        members = self.upstreams.members
-        if self.pick is not None:
-            upstream = self.pick(request, members)
-            key = None
-        else:
-            key = self.key(request.headers, request.client) if self.key is not None else None
-            upstream = choose(self.balancer, members, self.loop.time(), key)
-        self.retry_budget.request(self.loop.time())
-        return upstream, key
 
     def upstream_samples(self, route: str) -> UpstreamSamples:
         """This proxy's members as ``/metrics`` shows them, labelled with ``route``.

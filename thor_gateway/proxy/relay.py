@@ -152,8 +152,6 @@ class ProxiedExchange:
         proxy: ProxyHandler,
         exchange: Exchange,
         request: Request,
-        upstream: Upstream | None,
-        key: bytes | None,
         sink: Any = None,
         headers: Headers | None = None,
         extra: Headers = _NO_FIELDS,
@@ -161,6 +159,17 @@ class ProxiedExchange:
         self.proxy = proxy
         self.exchange: Exchange = exchange if sink is None else sink
         self.method = request.method if sink is None else _GET
+        # The member it goes to: the route's pick, or its balancer (by a hash key for the
+        # consistent policies), counted by the retry budget.
+        members = proxy.upstreams.members
+        now = proxy.loop.time()
+        if proxy.pick is not None:
+            upstream = proxy.pick(request, members)
+            key = None
+        else:
+            key = proxy.key(request.headers, request.client) if proxy.key is not None else None
+            upstream = choose(proxy.balancer, members, now, key)
+        proxy.retry_budget.request(now)
         self.key = key
         self.phase = _WAITING
         self.upstream = upstream
@@ -218,8 +227,9 @@ class ProxiedExchange:
         if proxy.transforms:
             self.transformer = ResponseTransformer(proxy.transforms, self.method, request.headers)
         if sink is not None:
-            # A fetch: its caller's own fields go as they are, and it says when the client
-            # pauses or leaves.
+            # A fetch: a complete GET, its caller's own fields added as they are; the caller
+            # says when the client pauses or leaves.
+            self.req_done = True
             self.headers += extra
             return
         exchange.on("request_body", self._on_request_body)
@@ -239,7 +249,8 @@ class ProxiedExchange:
             )
             return
         if (
-            not self.exchange.req_complete
+            not self.req_done
+            and not self.exchange.req_complete
             and self.upgrade is None
             and self.proxy.settings.request_buffer_size
         ):
@@ -250,17 +261,6 @@ class ProxiedExchange:
             # queued behind them until they were cut (issue 16). A client that trickles is
             # cut here by the server's minimum body rate, having cost only its bytes.
             self.held = []
-            return
-        self._send(upstream)
-
-    def fetch(self) -> None:
-        """Send the request, complete (no body): a fetch's (``ProxyHandler.fetch``)."""
-        self.req_done = True
-        upstream = self.upstream
-        if upstream is None:
-            self._answer(
-                ServiceUnavailableError(), [(b"Retry-After", b"1")], b"no upstream available\n"
-            )
             return
         self._send(upstream)
 
