@@ -59,7 +59,7 @@ from thor_gateway.cache.fetch import (
     conditional,
     part_range,
 )
-from thor_gateway.cache.inner import forwarder, upstream_request
+from thor_gateway.cache.inner import forwarder, passer
 from thor_gateway.cache.invalidating import Invalidating
 from thor_gateway.cache.keys import (
     CONDITIONAL,
@@ -135,6 +135,7 @@ class CacheHandler:
     ) -> None:
         self.inner = inner
         self._forward = forwarder(inner)  # how a fetch is handed to it (inner.py)
+        self._pass = passer(inner)  # and a passed GET
         self.settings = s = cache_settings(settings or True) or CacheSettings()
         # (read by every fetch that stores: a Content-Length with fewer digits than this
         # limit is within it, and need not be parsed)
@@ -196,9 +197,7 @@ class CacheHandler:
         mark = self.passes.get(key)
         if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
             self.stats.misses += 1
-            passing = Passing(exchange, self, key, mark)
-            upstream = upstream_request(request, [*headers, _CAPABILITY])
-            self.inner.handle(passing, upstream)  # type: ignore[arg-type]
+            self._pass(Passing(exchange, self, key, mark), request, _OWN)  # type: ignore[arg-type]
             return
         entry = self._select(key, headers)
         if entry is not None and now < entry.fresh_until and entry.file is None:

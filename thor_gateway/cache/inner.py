@@ -2,10 +2,12 @@
 
 A proxy route's handler forwards a cache's request itself (``cache_fetch``: a GET with the
 cache's header list, its response relayed straight into the :class:`~.fetch.Fetch`, and
-nothing listened to on an exchange).  Any other handler (a mounted app, a handler of one's
-own) gets a :class:`FetchExchange`: an exchange whose request is complete at once
-(``request_done`` follows ``handle``), whose client pauses and leaves like the real one,
-and whose response calls go to the fetch, their status, phrase and fields made bytes.
+nothing listened to on an exchange; ``cache_pass``: a passed GET with the cache's own fields,
+on the :class:`~.passing.Passing` exchange, the request not copied).  Any other handler (a
+mounted app, a handler of one's own) gets a :class:`FetchExchange`: an exchange whose
+request is complete at once (``request_done`` follows ``handle``), whose client pauses and
+leaves like the real one, and whose response calls go to the fetch, their status, phrase and
+fields made bytes.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from thor_gateway.routing.request import Request
 if TYPE_CHECKING:
     from thor_gateway.routing.request import Handler
 
-__all__ = ["FetchExchange", "forwarder", "upstream_request"]
+__all__ = ["FetchExchange", "forwarder", "passer", "upstream_request"]
 
 Headers = list[tuple[bytes, bytes]]
 # Handing on: (fetch, request, the request's fields to send, the cache's own fields to add,
 # the exchange that asked) -> relay
 Forward = Callable[[Fetch, Request, Headers, Headers, Exchange], Relay]
+# Passing on (passing.py): (the exchange, the request, the cache's own fields to add) -> None
+Pass = Callable[[Exchange, Request, Headers], None]
 _GET = b"GET"
 
 
@@ -48,6 +52,18 @@ def forwarder(inner: Handler) -> Forward:
         return exchange
 
     return forward
+
+
+def passer(inner: Handler) -> Pass:
+    """How ``inner`` is handed a GET the cache passes by: its ``cache_pass`` if its class has
+    one (the proxy's), else its ``handle`` with a copy of the request with the fields added."""
+    if getattr(type(inner), "cache_pass", None) is not None:
+        return inner.cache_pass  # type: ignore[attr-defined,no-any-return]
+
+    def pass_on(exchange: Exchange, request: Request, extra: Headers) -> None:
+        inner.handle(exchange, upstream_request(request, [*request.headers, *extra]))
+
+    return pass_on
 
 
 def upstream_request(r: Request, headers: Headers) -> Request:

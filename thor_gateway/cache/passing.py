@@ -18,16 +18,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from thor.http.exchange import Exchange
-from thor_gateway.cache.fetch import STATUS, StandIn, fetch_status
-from thor_gateway.cache.heads import Mark, pass_mark
+from thor_gateway.cache.fetch import StandIn
+from thor_gateway.cache.heads import Mark, analyse, pass_mark
 
 if TYPE_CHECKING:
     from thor_gateway.cache.handler import CacheHandler
 
 __all__ = ["Mark", "Passing", "pass_mark"]
-
-_CC = b"cache-control"
-_SC = b"surrogate-control"
 
 
 class Passing(StandIn):
@@ -46,20 +43,10 @@ class Passing(StandIn):
         self.response_done = exchange.response_done
 
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
+        # The head's analysis (heads.py: from its memo, as a Fetch has it) holds the mark the
+        # response would make, and the Cache-Status of a miss not stored.
         code = int(status)
-        found: list[bytes] = []
-        for name, value in headers:
-            size = len(name)
-            if size == 13 or size == 17:
-                lname = name.lower()
-                if lname == _CC:
-                    found.append(value)
-                elif lname == _SC:
-                    found.append(b"")  # (never a mark: one is made only without it)
-        if tuple(found) != self._mark:
+        head = analyse(code, headers)
+        if head.mark != self._mark:
             self._cache.passes.pop(self._key, None)  # ask again next time
-        self._exchange.response_start(
-            code,
-            phrase,
-            [*headers, STATUS.get((False, code, False)) or fetch_status(None, code, False)],
-        )
+        self._exchange.response_start(code, phrase, [*headers, head.cache_status[0][0]])

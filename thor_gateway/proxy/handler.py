@@ -22,7 +22,8 @@ after a 101 both connections go to a :class:`~thor_gateway.proxy.tunnel.Tunnel` 
 ``tunnels`` until it ends; ``shutdown`` closes them).  CONNECT is refused (405).
 
 An HTTP cache in front of the route (``thor_gateway.cache``) hands its misses to
-``cache_fetch``: the same relay, its response going straight into the cache's fetch.
+``cache_fetch``: the same relay, its response going straight into the cache's fetch;
+``cache_pass``: a GET the cache passes by, relayed as ``handle`` does with its fields added.
 
 Code that decides per request passes ``pick=fn(request, members) -> Upstream | None``,
 or keeps several handlers and calls the right one's ``handle``.
@@ -296,6 +297,12 @@ class ProxyHandler:
         relay = ProxiedExchange(self, exchange, request, sink, headers, extra)
         relay.start()
         return relay
+
+    def cache_pass(self, exchange: Exchange, request: Request, extra: Headers) -> None:
+        """Forward a GET that an HTTP cache passes by (``thor_gateway.cache.passing``) on
+        ``exchange`` as ``handle`` does, ``extra`` fields appended as they are (the cache's
+        own Surrogate-Capability): no copy of the request is made to add them."""
+        ProxiedExchange(self, exchange, request, extra=extra).start()
 
     def upstream_samples(self, route: str) -> UpstreamSamples:
         """This proxy's members as ``/metrics`` shows them, labelled with ``route``.

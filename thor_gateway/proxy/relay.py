@@ -226,11 +226,11 @@ class ProxiedExchange:
             self.upgrade = b", ".join(upgrades)
         if proxy.transforms:
             self.transformer = ResponseTransformer(proxy.transforms, self.method, request.headers)
+        if extra:
+            self.headers += extra  # a cache's own fields, added as they are
         if sink is not None:
-            # A fetch: a complete GET, its caller's own fields added as they are; the caller
-            # says when the client pauses or leaves.
+            # A fetch: a complete GET; the caller says when the client pauses or leaves.
             self.req_done = True
-            self.headers += extra
             return
         exchange.on("request_body", self._on_request_body)
         exchange.on("request_done", self._on_request_done)
