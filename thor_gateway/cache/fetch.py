@@ -18,7 +18,7 @@ response is served instead; so is a stale one when the answer is an error and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from thor.http.exchange import Exchange
@@ -27,7 +27,6 @@ from thor_gateway.cache.heads import Head, analyse
 from thor_gateway.cache.keys import (
     CONDITIONAL,
     byte_range,
-    cache_status,
     freshen,
     not_modified,
     secondary_key,
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PART",
-    "STATUS",
     "STRIPPED_ON_SERVE",
     "Fetch",
     "Relay",
@@ -56,7 +54,6 @@ __all__ = [
     "as_bytes",
     "conditional",
     "content_range",
-    "fetch_status",
     "part_range",
 ]
 
@@ -68,9 +65,6 @@ _HEAD = b"HEAD"
 PART = b" part"
 _NO_TRAILERS: Headers = []
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
-# The Cache-Status field of a fetch, by (validating a stored response, status, stored):
-# worked out once each.
-STATUS: dict[tuple[bool, int, bool], tuple[bytes, bytes]] = {}
 # Fields a stored response is not served with as stored: the cache writes its own.
 STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
 
@@ -142,13 +136,8 @@ def as_bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("latin-1")
 
 
-def fetch_status(entry: Entry | None, code: int, keep: bool) -> tuple[bytes, bytes]:
-    """The Cache-Status field of a fetch's answer (RFC 9211 §2), kept in ``STATUS``."""
-    forward = b"fwd=stale" if entry is not None else b"fwd=miss"
-    status = cache_status(forward, b"fwd-status=%d" % code, *([b"stored"] if keep else []))
-    if 100 <= code <= 999:  # (a bounded set of keys)
-        STATUS[(entry is not None, code, keep)] = status
-    return status
+def _no_limit(limit: int) -> None:
+    """A fetch with no client has no buffer to bound."""
 
 
 class Fetch:
@@ -156,25 +145,32 @@ class Fetch:
     (module docstring).  It is the sink of the response's calls: ``response_start``,
     ``response_body``, ``response_done``, ``abort``, as an exchange's."""
 
-    # Until set on the instance (no store per fetch for what most fetches never change):
-    started = False
-    over = False
-    # (status, phrase, fields, response time, analysis) of one to store
-    head: tuple[int, bytes, Headers, float, Head] | None = None
-    parts: list[bytes] | None = None  # None: nothing (more) is kept
-    spool: Spool | None = None  # where the body goes instead of parts (store.py)
-    room = 0  # bytes the kept body may still grow by (max_object_size, then less)
-    upstream: Relay | None = None  # the request handed on (to cancel it, or pause it)
-    # The requests that wait for it (collapsed forwarding): a list once one does.
-    waiters: tuple[()] | list[tuple[Exchange, Request]] = ()
-    req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES  # the request's directives
-    ranged = False  # the request has a Range
-    asks = False  # the client's request is conditional (If-None-Match...)
-    authorized: bool | None = None  # the request has Authorization (None: not looked)
-    client_gone = False
-    # Where the body goes as it comes: the client, until it leaves or when it gets a 304,
-    # a HEAD's answer or a stored response instead.
-    to: Exchange | None = None
+    # (Slots, each set by __init__: an attribute read from a class default is not
+    # specialised by CPython 3.11, and a fetch reads most of these once or more.)
+    __slots__ = (
+        "asks",
+        "authorized",
+        "cache",
+        "client",
+        "client_gone",
+        "entry",
+        "head",
+        "key",
+        "over",
+        "parts",
+        "plain",
+        "ranged",
+        "req_cc",
+        "request",
+        "request_time",
+        "room",
+        "set_write_buffer_limit",
+        "spool",
+        "started",
+        "to",
+        "upstream",
+        "waiters",
+    )
 
     def __init__(
         self,
@@ -184,6 +180,7 @@ class Fetch:
         request: Request,
         entry: Entry | None,
         request_time: float,
+        plain: bool = False,
     ) -> None:
         self.cache = cache
         self.key = key
@@ -191,10 +188,35 @@ class Fetch:
         self.request = request
         self.entry = entry
         self.request_time = request_time
+        # A GET with none of the fields that change what the cache does (keys.SPECIAL): no
+        # directives, range, conditionals or Authorization, so the head alone decides.
+        self.plain = plain
+        # What the request asks (set by the handler when it is not plain):
+        self.req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES  # its directives
+        self.ranged = False  # it has a Range
+        self.asks = False  # it is conditional (If-None-Match...)
+        self.authorized: bool | None = None  # it has Authorization (None: not looked)
+        self.started = False
+        self.over = False
+        # (status, phrase, fields, response time, analysis) of one to store
+        self.head: tuple[int, bytes, Headers, float, Head] | None = None
+        self.parts: list[bytes] | None = None  # None: nothing (more) is kept
+        self.spool: Spool | None = None  # where the body goes instead of parts (store.py)
+        self.room = 0  # bytes the kept body may still grow by (max_object_size, then less)
+        self.upstream: Relay | None = None  # the request handed on (to cancel it, or pause it)
+        # The requests that wait for it (collapsed forwarding): a list once one does.
+        self.waiters: tuple[()] | list[tuple[Exchange, Request]] = ()
+        # Where the body goes as it comes: the client, until it leaves or when it gets a
+        # 304, a HEAD's answer or a stored response instead.
+        self.to = client
         if client is None:
             self.client_gone = True
+            # The proxy's bound per response goes to the client's exchange (its buffer is
+            # the one that fills): none without a client.
+            self.set_write_buffer_limit: Callable[[int], None] = _no_limit
             return
-        self.to = client
+        self.client_gone = False
+        self.set_write_buffer_limit = client.set_write_buffer_limit
         client.on("pause", self._client_pause)
         client.on("done", self._client_done)
 
@@ -202,12 +224,6 @@ class Fetch:
 
     def pause_request_body(self, paused: bool) -> None:
         pass  # the cache sends no request body
-
-    def set_write_buffer_limit(self, limit: int) -> None:
-        # (the proxy's bound per response: the client's buffer is the one that fills)
-        client = self.client
-        if client is not None:
-            client.set_write_buffer_limit(limit)
 
     def _client_pause(self, paused: bool) -> None:
         upstream = self.upstream
@@ -254,48 +270,41 @@ class Fetch:
         pass  # interim responses are not relayed through the cache
 
     def response_start(self, status: int, phrase: bytes, fields: Headers) -> None:
-        """The response head: status, phrase and fields as bytes pairs (the proxy's list,
-        taken as it is, stored when the response is)."""
+        """The response head: status, phrase and fields as bytes (the proxy's list, taken as
+        it is, stored when the response is)."""
         self.started = True
-        code = status
-        if phrase.__class__ is not bytes:
-            phrase = as_bytes(phrase)
         cache = self.cache
         entry = self.entry
         if (
             entry is not None
-            and (code == 304 or code >= 500)
-            and self._answered(entry, code, fields)
+            and (status == 304 or status >= 500)
+            and self._answered(entry, status, fields)
         ):
             return
-        head = analyse(code, fields)  # the decisions, once per head shape (heads.py)
-        if (
-            self.req_cc
-            or self.ranged
-            or code == 206
-            or not (head.auth_ok or self.authorized is False)
-        ):
-            keep = self._keeps(code, fields, head)
-        else:  # (a plain request: the head's decision)
+        head = analyse(status, fields)  # the decisions, once per head shape (heads.py)
+        if self.plain:  # the head's decision
             keep = head.keep
             at = head.shape.content_length
             if keep and at >= 0 and len(fields[at][1]) >= cache.size_digits:
                 keep = self._fits(fields[at][1])
-        key = self.key
+        else:
+            keep = self._keeps(status, fields, head)
         if keep:
+            key = self.key
             if cache.passes:
                 cache.passes.pop(key, None)  # (a marked URL has nothing stored)
             self.parts = []
             self.room = cache.max_object_size
             if cache.spools:
-                self.spool = cache.store.spool(key + PART if code == 206 else key)
-            self.head = (code, phrase, fields, cache.clock(), head)
+                self.spool = cache.store.spool(key + PART if status == 206 else key)
+            self.head = (status, phrase, fields, cache.clock(), head)
         else:
             # Not stored: the body is relayed as it comes (response_body does nothing more
             # for it than the plain proxy), and nobody need wait for it.
+            key = self.key
             if entry is not None:
                 cache.store.remove(key)  # the stored response is superseded
-            if code != 206 and head.mark is not None:
+            if status != 206 and head.mark is not None:
                 cache.remember_pass(key, head.mark)  # (passing.py)
             if self.waiters or cache.pending.get(key) is self:
                 cache.finished(self)
@@ -303,15 +312,16 @@ class Fetch:
         if client is None:
             return
         out = [*fields, head.cache_status[keep][entry is not None]]  # (fields: kept as they are)
-        request = self.request
-        if request.method == _HEAD:
-            self.to = None
-        elif code == 200 and self.asks and not_modified(request.headers, fields):
-            out = [(n, v) for n, v in out if n.lower() not in STRIPPED_ON_SERVE]
-            client.response_start(304, b"Not Modified", out)
-            self.to = None
-            return
-        client.response_start(code, phrase, out)
+        if not self.plain:
+            request = self.request
+            if request.method == _HEAD:
+                self.to = None
+            elif status == 200 and self.asks and not_modified(request.headers, fields):
+                out = [(n, v) for n, v in out if n.lower() not in STRIPPED_ON_SERVE]
+                client.response_start(304, b"Not Modified", out)
+                self.to = None
+                return
+        client.response_start(status, phrase, out)
 
     def _fits(self, length: bytes) -> bool:
         """Is a Content-Length no larger than ``max_object_size``?"""

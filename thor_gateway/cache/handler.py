@@ -528,15 +528,18 @@ class CacheHandler:
         # The cache's own fields, after the request's: Surrogate-Capability, and the stored
         # response's validators (RFC 9111 §4.3.1).
         extra = _OWN if entry is None or not entry.validators else [_CAPABILITY, *entry.validators]
-        fetch = Fetch(self, key, client, request, entry, now)
-        if names is not None:
-            fetch.authorized = b"authorization" in names
-        if req_cc:
-            fetch.req_cc = req_cc
-        if ranged:
-            fetch.ranged = True
-        if asks:
-            fetch.asks = True
+        if plain and request.method == _GET:
+            fetch = Fetch(self, key, client, request, entry, now, True)
+        else:
+            fetch = Fetch(self, key, client, request, entry, now)
+            if names is not None:
+                fetch.authorized = b"authorization" in names
+            if req_cc:
+                fetch.req_cc = req_cc
+            if ranged:
+                fetch.ranged = True
+            if asks:
+                fetch.asks = True
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
         try:

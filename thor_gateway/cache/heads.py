@@ -114,8 +114,11 @@ class Head:
         indexed = Fields(fields)
         self.shape = shape
         self.res_cc = res_cc = response_directives(indexed)
-        # Stored for a GET without directives or Authorization (§3)?
-        self.keep = storable(b"GET", code, _NO_REQUEST, indexed, _NO_DIRECTIVES, res_cc)
+        # Stored, whole, for a GET without directives, range or Authorization (§3)?  (A part
+        # is kept only for a request with a Range: fetch.py.)
+        self.keep = code != 206 and storable(
+            b"GET", code, _NO_REQUEST, indexed, _NO_DIRECTIVES, res_cc
+        )
         # §3.5: these let a shared cache store a response to an authorised request too.
         self.auth_ok = b"must-revalidate" in res_cc or b"public" in res_cc or b"s-maxage" in res_cc
         self.vary = vary_names(fields) if b"vary" in indexed.by_name else ()

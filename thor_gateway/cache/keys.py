@@ -105,9 +105,10 @@ def primary_key(scheme: str, headers: Headers, target: bytes) -> bytes:
 
 
 # Request fields that change what the cache does (directives, ranges, a body, conditionals,
-# a switch of protocols): a request with none of them is plain.
+# a switch of protocols, credentials: RFC 9111 §3.5): a request with none of them is plain.
 SPECIAL = frozenset(
     {
+        b"authorization",
         b"cache-control",
         b"pragma",
         b"range",

@@ -49,6 +49,9 @@ class FakeExchange(EventEmitter):
     def abort(self) -> None:
         self.aborted = True
 
+    def set_write_buffer_limit(self, high: int) -> None:
+        self.write_limit = high
+
     def header(self, name: bytes) -> bytes | None:
         found = [v for n, v in self.headers if n.lower() == name.lower()]
         return found[0] if found else None
