@@ -19,6 +19,8 @@ Instruction counts do not depend on what else runs on the machine (wall-clock ra
   storing miss): compare with ``proxy``;
 - ``proxy-u`` / ``miss-u``: every request for a new URL, without and with the cache (each
   fetched and stored): the proxy's own per-URL memos miss too, so compare the two.
+- ``proxy-64k`` / ``miss-0-64k``: ``proxy`` and ``miss-0`` with a 64 KiB body, where relaying
+  the body weighs more than the cache's work per response.
 
 The origin is a Python server outside valgrind (its cost is not counted).  Needs valgrind.
 """
@@ -43,7 +45,8 @@ from support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = b"x" * 1024
-_CONTROL = {"/ns": "no-store", "/m0": "max-age=0"}
+LARGE = b"x" * 65536  # the body of a path that ends in -64k
+_CONTROL = {"/ns": "no-store", "/m0": "max-age=0", "/m0-64k": "max-age=0"}
 
 
 class _Origin(BaseHTTPRequestHandler):
@@ -54,9 +57,10 @@ class _Origin(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Cache-Control", _CONTROL.get(self.path, "max-age=3600"))
         self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(BODY)))
+        body = LARGE if self.path.endswith("-64k") else BODY
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(BODY)
+        self.wfile.write(body)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -137,6 +141,8 @@ def main() -> None:
         "miss-0": (cached, False, b"/m0"),
         "proxy-u": (["--proxy", upstream], True, b""),
         "miss-u": (cached, True, b""),
+        "proxy-64k": (["--proxy", upstream], False, b"/1k-64k"),
+        "miss-0-64k": (cached, False, b"/m0-64k"),
     }
     for name, (args, unique, path) in scenarios.items():
         if options.only and name not in options.only:
