@@ -74,7 +74,8 @@ class OriginHandler(BaseHTTPRequestHandler):
             return
         body = b"x" * BIG if path == "/big" else b"%s %d" % (path.encode(), count)
         self.send_response(200)
-        self.send_header("Cache-Control", "max-age=0" if path == "/validated" else "max-age=60")
+        control = {"/validated": "max-age=0", "/unstored": "no-store"}.get(path, "max-age=60")
+        self.send_header("Cache-Control", control)
         self.send_header("ETag", '"v1"')
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -162,6 +163,25 @@ def test_a_fetch_goes_upstream_with_the_forwarding_and_the_cache_s_own_fields(
             assert fields["Host"] == up.url.removeprefix("http://")
         assert "If-None-Match" not in first
         assert second["If-None-Match"] == '"v1"'
+        assert gateway.stop() == 0
+
+
+def test_a_passed_miss_goes_upstream_with_the_cache_s_own_fields(start_gateway: Any) -> None:
+    # After a no-store answer the URL is passed (passing.py): the proxy forwards the
+    # client's own request with the cache's Surrogate-Capability added (cache_pass), and
+    # the answer gets the Cache-Status of a miss not stored.
+    with origin() as up:
+        gateway = start_gateway("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache")
+        with requests.Session() as session:
+            for count in (1, 2, 3):  # a Fetch, then two passed requests
+                answer = session.get(gateway.url + "/unstored", timeout=10)
+                assert answer.text == f"/unstored {count}"
+                assert answer.headers["Cache-Status"] == "thor; fwd=miss; fwd-status=200"
+        assert up.counts["/unstored"] == 3
+        for fields in up.fields["/unstored"]:
+            assert fields["Surrogate-Capability"] == 'thor="Surrogate/1.0"'
+            assert fields["Via"] == "1.1 thor"
+            assert fields["X-Forwarded-For"] == "127.0.0.1"
         assert gateway.stop() == 0
 
 
