@@ -199,7 +199,10 @@ class CacheHandler:
             self.stats.misses += 1
             self._pass(Passing(exchange, self, key, mark), request, _OWN)  # type: ignore[arg-type]
             return
-        entry = self._select(key, headers)
+        variants = self.store.variants(key)
+        entry = variants[0] if variants else None
+        if entry is not None and (entry.vary or len(variants) > 1):  # (most URLs: neither)
+            entry = self._select(key, headers, variants)
         if entry is not None and now < entry.fresh_until and entry.file is None:
             # The common hit: fresh, and nothing in the request asks for more (no
             # directives, conditionals or range), so reuse() would say FRESH.
@@ -388,10 +391,14 @@ class CacheHandler:
 
     # --- reading the store ---------------------------------------------------------------
 
-    def _select(self, key: bytes, headers: Headers) -> Entry | None:
-        """The stored variant this request selects (RFC 9111 §4.1), the newest if several."""
+    def _select(
+        self, key: bytes, headers: Headers, variants: list[Entry] | None = None
+    ) -> Entry | None:
+        """The stored variant this request selects (RFC 9111 §4.1), the newest if several
+        (of ``variants``, when the caller has them)."""
         best: Entry | None = None
-        variants = self.store.variants(key)
+        if variants is None:
+            variants = self.store.variants(key)
         for entry in variants:
             if entry.vary and secondary_key(entry.vary, headers) != entry.secondary:
                 continue
