@@ -42,7 +42,7 @@ def send_stored(exchange: Exchange, entry: Entry, source: int, first: int, count
         send_pieces(exchange, source, [(first, count)], True)
         return
     if source == IN_MEMORY and count:
-        body = entry.body
+        body = entry.whole()
         exchange.response_body(body if count == len(body) else body[first : first + count])
     exchange.response_done(_NO_TRAILERS)
 

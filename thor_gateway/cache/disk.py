@@ -354,7 +354,7 @@ class DiskStore:
         if spool is None:
             return None
         if entry.file is None:
-            if spool.write(entry.body):
+            if spool.write(entry.whole()):
                 return spool
             return None
         source = open_body(entry.file)

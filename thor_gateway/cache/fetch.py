@@ -371,7 +371,7 @@ class Fetch:
                 entry.status,
                 entry.phrase,
                 freshen(entry.headers, fields),
-                entry.body,
+                entry.whole(),
                 self.request_time,
                 now,
                 file=entry.file,
@@ -425,8 +425,7 @@ class Fetch:
                 stored = Entry.fetched(
                     self.key, names,
                     secondary_key(names, self.request.headers) if names else (),
-                    code, phrase, fields, b"".join(parts), self.request_time, response_time,
-                    head,
+                    code, phrase, fields, parts, self.request_time, response_time, head,
                 )  # fmt: skip
                 if cache.store.put(stored):
                     cache.stats.stored += 1
@@ -459,7 +458,7 @@ class Fetch:
         secondary = secondary_key(names, self.request.headers) if names else ()
         if spool is None:
             stored = Entry.fetched(
-                key, names, secondary, code, phrase, fields, b"".join(self.parts or ()),
+                key, names, secondary, code, phrase, fields, self.parts or [],
                 self.request_time, response_time, head,
             )  # fmt: skip
         else:

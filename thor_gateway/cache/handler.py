@@ -218,7 +218,7 @@ class CacheHandler:
             ]
             exchange.response_start(entry.status, entry.phrase, out)
             if method == _GET:  # (an empty body is not written)
-                exchange.response_body(entry.body)
+                exchange.response_body(entry.body if entry.pieces is None else entry.whole())
             exchange.response_done(_NO_TRAILERS)
             return
         if entry is not None and now > entry.serve_until:

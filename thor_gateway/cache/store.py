@@ -88,6 +88,9 @@ class Entry:
     response_time: float  # when its head arrived
     hits: int = 0
     file: BodyFile | None = None  # the body is in this file, not in ``body``
+    # Or in these chunks, as it came (``fetched``): joined at its first use (``whole``), so
+    # that a response stored and never served is not copied.
+    pieces: list[bytes] | None = None
     # What the caller already worked out from ``headers`` (a Fetch has, when it decided to
     # store): not done twice.
     indexed: InitVar[Fields | None] = None
@@ -168,20 +171,21 @@ class Entry:
         status: int,
         phrase: bytes,
         headers: Headers,
-        body: bytes,
+        chunks: list[bytes],
         request_time: float,
         response_time: float,
         head: Head,
     ) -> Entry:
-        """A response fetched whole into memory, from its head's analysis (heads.py): what
-        ``__post_init__`` works out, read by index when a directive gives the lifetime and
-        there is no Age field (the fields' values that vary are read, nothing is parsed);
-        ``length`` is left to ``serving()``, at its first use."""
+        """A response fetched whole into memory (its body in the ``chunks`` it came in),
+        from its head's analysis (heads.py): what ``__post_init__`` works out, read by
+        index when a directive gives the lifetime and there is no Age field (the fields'
+        values that vary are read, nothing is parsed); ``length`` is left to
+        ``serving()``, at its first use."""
         lifetime = head.lifetime
         shape = head.shape
         if lifetime is None or shape.age >= 0:
             return cls(
-                key, vary, secondary, status, phrase, headers, body, request_time,
+                key, vary, secondary, status, phrase, headers, b"".join(chunks), request_time,
                 response_time, head=head,
             )  # fmt: skip
         self = _new(cls)
@@ -191,13 +195,19 @@ class Entry:
         self.status = status
         self.phrase = phrase
         self.headers = headers
-        self.body = body
         self.request_time = request_time
         self.response_time = response_time
         self.hits = 0
         self.file = None
         self.served = None
-        self.body_size = size = len(body)
+        if len(chunks) == 1:  # (most bodies: one read)
+            self.body = chunks[0]
+            self.pieces = None
+            self.body_size = size = len(chunks[0])
+        else:
+            self.body = b""
+            self.pieces = chunks or None
+            self.body_size = size = sum(map(len, chunks))
         # Its header bytes: the names' (counted once per shape) and the values', joined in C.
         self.size = size + shape.name_bytes + len(b"".join(map(_VALUE, headers))) + shape.more
         self.res_cc = head.res_cc
@@ -261,6 +271,14 @@ class Entry:
                 [] if self.status == 204 else [(b"Content-Length", b"%d" % self.body_size)]
             )
         return served
+
+    def whole(self) -> bytes:
+        """Its body in memory, the chunks it came in joined now if they were not yet."""
+        pieces = self.pieces
+        if pieces is not None:
+            self.body = b"".join(pieces)
+            self.pieces = None
+        return self.body
 
     def age(self, now: float) -> float:
         """Its current age (§4.2.3): the age it arrived with and the time it has been here."""

@@ -166,6 +166,27 @@ def test_a_fetch_goes_upstream_with_the_forwarding_and_the_cache_s_own_fields(
         assert gateway.stop() == 0
 
 
+def test_a_body_that_came_in_chunks_is_served_whole_from_memory(start_gateway: Any) -> None:
+    # The memory store keeps the chunks as they came and joins them at the first hit
+    # (Entry.whole): the hits, and a range cut from the stored response, are the body.
+    with origin() as up:
+        gateway = start_gateway("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache")
+        with requests.Session() as session:
+            miss = session.get(gateway.url + "/large", timeout=20)
+            assert miss.content == LARGE
+            assert miss.headers["Cache-Status"] == "thor; fwd=miss; fwd-status=200; stored"
+            for _ in range(2):
+                hit = session.get(gateway.url + "/large", timeout=20)
+                assert hit.headers["Cache-Status"] == "thor; hit"
+                assert hit.content == LARGE
+            ranged = session.get(
+                gateway.url + "/large", headers={"Range": "bytes=5-14"}, timeout=20
+            )
+            assert (ranged.status_code, ranged.content) == (206, LARGE[5:15])
+        assert up.counts["/large"] == 1
+        assert gateway.stop() == 0
+
+
 def test_a_passed_miss_goes_upstream_with_the_cache_s_own_fields(start_gateway: Any) -> None:
     # After a no-store answer the URL is passed (passing.py): the proxy forwards the
     # client's own request with the cache's Surrogate-Capability added (cache_pass), and

@@ -48,10 +48,11 @@ def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
     assert head.mark == pass_mark(indexed, res_cc)
     if head.lifetime is not None:
         assert head.lifetime == freshness_lifetime(code, indexed, 0.0, res_cc)
-    # Entry.fetched (from the analysis) works out what Entry itself does.
-    args = (b"k", head.vary, (), code, b"X", fields, b"abc", 1000.0, 1001.0)
-    fetched = Entry.fetched(*args, head=head)
-    plain = Entry(*args)
+    # Entry.fetched (from the analysis, the body in the chunks it came in) works out what
+    # Entry itself does.
+    start, end = (b"k", head.vary, (), code, b"X", fields), (1000.0, 1001.0)
+    fetched = Entry.fetched(*start, [b"ab", b"c"], *end, head=head)
+    plain = Entry(*start, b"abc", *end)
     for name in (
         "res_cc",
         "lifetime",
@@ -69,6 +70,12 @@ def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
     # the served fields and the length, worked out at the first use
     assert fetched.serving() == plain.serving()
     assert fetched.length == plain.length
+    # the chunks are joined at the first use of the body, once
+    assert fetched.whole() == b"abc"
+    assert fetched.pieces is None
+    assert fetched.whole() is fetched.body
+    one = Entry.fetched(*start, [b"abc"], *end, head=head)
+    assert (one.body, one.pieces, one.whole()) == (b"abc", None, b"abc")
 
 
 def test_one_analysis_per_head_shape() -> None:
