@@ -16,6 +16,10 @@ machine: it does not depend on what else runs on the other core.
 - ``miss 1k``: the same, for a response that is stale at once (``max-age=0``, no
   validator): every request fetches and stores;
 - ``proxy 1k``: ``thor-gateway --proxy /=ORIGIN`` without the cache;
+- ``miss 64k`` / ``proxy 64k``: the same two with a 64 KiB body (with more than one
+  connection, misses for the one URL that arrive together share a fetch: collapsed
+  forwarding, so a miss's CPU here is below what one alone costs; callgrind's
+  ``cache_instructions.py`` counts one alone);
 - ``nginx hit 1k`` / ``64k``: nginx ``proxy_cache``, one process;
 - ``varnish hit 1k`` / ``64k``: ``varnishd -F -b ORIGIN -s malloc`` with the built-in VCL
   (it caches by the RFC's defaults; nothing added), one thread pool, when Varnish is
@@ -65,6 +69,7 @@ ORIGIN = """
         etag off;
         if_modified_since off;
         location /miss {{ add_header Cache-Control "max-age=0"; try_files /1k =404; }}
+        location /miss64k {{ add_header Cache-Control "max-age=0"; try_files /64k =404; }}
         location / {{ expires 1h; }}
     }}
 """
@@ -197,6 +202,8 @@ def main() -> None:
                 ("hit 64k", [*gateway, "--proxy", upstream, "--cache"], "/64k"),
                 ("miss 1k", [*gateway, "--proxy", upstream, "--cache"], "/miss"),
                 ("proxy 1k", [*gateway, "--proxy", upstream], "/1k"),
+                ("miss 64k", [*gateway, "--proxy", upstream, "--cache"], "/miss64k"),
+                ("proxy 64k", [*gateway, "--proxy", upstream], "/64k"),
             ]
             wanted = set(args.only or [])
             for name, cmd, path in runs:
