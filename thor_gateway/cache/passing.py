@@ -30,7 +30,16 @@ __all__ = ["Mark", "Passing", "pass_mark"]
 class Passing(StandIn):
     """The client's exchange, as the inner handler sees it for a passed miss."""
 
-    __slots__ = ("_cache", "_exchange", "_key", "_mark", "on", "response_body", "response_done")
+    __slots__ = (
+        "_cache",
+        "_exchange",
+        "_key",
+        "_mark",
+        "on",
+        "response_body",
+        "response_done",
+        "set_write_buffer_limit",
+    )
 
     def __init__(self, exchange: Exchange, cache: CacheHandler, key: bytes, mark: Mark) -> None:
         self._exchange = exchange
@@ -41,6 +50,12 @@ class Passing(StandIn):
         self.on = exchange.on
         self.response_body = exchange.response_body
         self.response_done = exchange.response_done
+        self.set_write_buffer_limit = exchange.set_write_buffer_limit
+
+    @property
+    def req_complete(self) -> bool:
+        # (read by the proxy as it starts: a property, not a miss that __getattr__ answers)
+        return self._exchange.req_complete
 
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         # The head's analysis (heads.py: from its memo, as a Fetch has it) holds the mark the
