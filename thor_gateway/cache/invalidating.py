@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from thor.http.headers import get_values
-from thor_gateway.cache.fetch import as_bytes
+from thor_gateway.cache.fetch import Watching, as_bytes
 from thor_gateway.cache.keys import invalidated, primary_key, secondary_key, vary_names
 from thor_gateway.cache.rules import response_directives, storable
 from thor_gateway.cache.store import Entry
@@ -26,7 +26,7 @@ Headers = list[tuple[bytes, bytes]]
 _GET = b"GET"
 
 
-class Invalidating:
+class Invalidating(Watching):
     """The client's exchange, watched for the status of an unsafe request (RFC 9111 §4.4).
 
     A POST response that names its own URL in Content-Location, with explicit freshness,
@@ -34,7 +34,7 @@ class Invalidating:
     """
 
     def __init__(self, exchange: Any, cache: CacheHandler, request: Request, key: bytes) -> None:
-        self._exchange = exchange
+        Watching.__init__(self, exchange)
         self._cache = cache
         self._request = request
         self._key = key
@@ -42,9 +42,6 @@ class Invalidating:
         self._head: tuple[int, bytes, Headers, float] | None = None
         self._size = 0
         self._sent = cache.clock()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._exchange, name)
 
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         headers = list(headers)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from thor.http.exchange import Exchange
-from thor_gateway.cache.fetch import StandIn
+from thor_gateway.cache.fetch import Watching
 from thor_gateway.cache.heads import Mark, analyse, pass_mark
 
 if TYPE_CHECKING:
@@ -27,35 +27,19 @@ if TYPE_CHECKING:
 __all__ = ["Mark", "Passing", "pass_mark"]
 
 
-class Passing(StandIn):
+class Passing(Watching):
     """The client's exchange, as the inner handler sees it for a passed miss."""
 
-    __slots__ = (
-        "_cache",
-        "_exchange",
-        "_key",
-        "_mark",
-        "on",
-        "response_body",
-        "response_done",
-        "set_write_buffer_limit",
-    )
+    __slots__ = ("_cache", "_key", "_mark", "response_body", "response_done")
 
     def __init__(self, exchange: Exchange, cache: CacheHandler, key: bytes, mark: Mark) -> None:
-        self._exchange = exchange
+        Watching.__init__(self, exchange)
         self._cache = cache
         self._key = key
         self._mark = mark
-        # The client's own methods: the request's events and the body go with no frame here.
-        self.on = exchange.on
+        # The client's own methods: the body goes with no frame here.
         self.response_body = exchange.response_body
         self.response_done = exchange.response_done
-        self.set_write_buffer_limit = exchange.set_write_buffer_limit
-
-    @property
-    def req_complete(self) -> bool:
-        # (read by the proxy as it starts: a property, not a miss that __getattr__ answers)
-        return self._exchange.req_complete
 
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         # The head's analysis (heads.py: from its memo, as a Fetch has it) holds the mark the
