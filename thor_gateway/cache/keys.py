@@ -55,7 +55,7 @@ _PARAM_BLANKS = re.compile(rb"[ \t]*([;=])[ \t]*")
 _QVALUE = re.compile(rb"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
 _SCHEMES = {"http": b"http", "https": b"https"}
 # A primary key starts with one of these (then the Host, lower-cased, then the target).
-SCHEME_PREFIX = {"http": b"http://", "https": b"https://"}
+SCHEME_PREFIX = {name: scheme + b"://" for name, scheme in _SCHEMES.items()}
 _NAME = itemgetter(0)
 _CASELESS = frozenset({b"accept", b"accept-charset", b"accept-encoding", b"accept-language"})
 
