@@ -13,9 +13,9 @@ stayed in a file has ``file`` set (a :class:`BodyFile`) and an empty ``body``; t
 streams it from the file.
 
 :class:`MemoryStore` keeps a byte budget: each entry counts its body and header bytes, and
-the least recently used entries go when a new one would overflow it (LRU, by
-``OrderedDict.move_to_end`` on every hit).  Another store (on disk, shared by workers, or
-across machines) implements the same four methods.
+the least recently used URLs (with all their variants) go when a new entry would overflow it
+(LRU, by ``OrderedDict.move_to_end`` on every lookup).  Another store (on disk, shared by
+workers, or across machines) implements the same four methods.
 """
 
 from __future__ import annotations
@@ -310,36 +310,30 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """Entries in memory within ``max_bytes``, least recently used evicted first."""
+    """Entries in memory within ``max_bytes``, the least recently used URLs evicted first."""
 
     def __init__(self, max_bytes: int = 64 << 20) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.evictions = 0
-        # (primary, secondary) -> entry, in use order (oldest first)
-        self._entries: OrderedDict[tuple[bytes, SecondaryKey], Entry] = OrderedDict()
-        self._by_key: dict[bytes, list[SecondaryKey]] = {}
+        # primary key -> its variants (most URLs: one), URLs in use order (oldest first).
+        # Keyed by the URL alone: a lookup or a store hashes one bytes object (its hash
+        # kept in it) and makes no key tuple, and the common replacement of a URL's only
+        # variant is one list store.
+        self._urls: OrderedDict[bytes, list[Entry]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(map(len, self._urls.values()))
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter(list(self._entries.values()))
+        return iter([entry for variants in self._urls.values() for entry in variants])
 
     def variants(self, key: bytes) -> list[Entry]:
-        secondaries = self._by_key.get(key)
-        if not secondaries:
+        """The store's own list of ``key``'s variants (to read, not to change)."""
+        found = self._urls.get(key)
+        if found is None:
             return []
-        entries = self._entries
-        if len(secondaries) == 1:  # (most URLs: one variant)
-            slot = (key, secondaries[0])
-            entries.move_to_end(slot)
-            return [entries[slot]]
-        found = []
-        for secondary in secondaries:
-            slot = (key, secondary)
-            entries.move_to_end(slot)
-            found.append(entries[slot])
+        self._urls.move_to_end(key)
         return found
 
     def spool(self, key: bytes) -> None:
@@ -348,33 +342,45 @@ class MemoryStore:
     def put(self, entry: Entry, spool: Spool | None = None) -> bool:
         if entry.size > self.max_bytes:
             return False
-        slot = (entry.key, entry.secondary)
-        old = self._entries.pop(slot, None)
-        if old is not None:
-            self.bytes -= old.size
+        urls = self._urls
+        key = entry.key
+        found = urls.get(key)
+        if found is None:
+            urls[key] = [entry]
         else:
-            self._by_key.setdefault(entry.key, []).append(entry.secondary)
-        self._entries[slot] = entry
+            urls.move_to_end(key)
+            secondary = entry.secondary
+            for i, old in enumerate(found):
+                if old.secondary == secondary:  # the variant it replaces
+                    self.bytes -= old.size
+                    found[i] = entry
+                    break
+            else:
+                found.append(entry)
         self.bytes += entry.size
-        while self.bytes > self.max_bytes:
-            (key, secondary), victim = self._entries.popitem(last=False)
-            self._forget(key, secondary, victim)
-            self.evictions += 1
+        if self.bytes > self.max_bytes:
+            self._evict(entry)
         return True
 
-    def _forget(self, key: bytes, secondary: SecondaryKey, entry: Entry) -> None:
-        self.bytes -= entry.size
-        secondaries = self._by_key[key]
-        secondaries.remove(secondary)
-        if not secondaries:
-            del self._by_key[key]
+    def _evict(self, keep: Entry) -> None:
+        """Drop the least recently used URLs (all their variants) until within budget;
+        when ``keep``'s URL is the last one left, its other variants."""
+        urls = self._urls
+        while self.bytes > self.max_bytes:
+            key, victims = urls.popitem(last=False)
+            if key == keep.key:  # (then keep alone is within budget: put checked)
+                urls[key] = [keep]
+                victims = [v for v in victims if v is not keep]
+            for victim in victims:
+                self.bytes -= victim.size
+                self.evictions += 1
 
     def remove(self, key: bytes) -> int:
-        secondaries = self._by_key.pop(key, [])
-        for secondary in secondaries:
-            self.bytes -= self._entries.pop((key, secondary)).size
-        return len(secondaries)
+        variants = self._urls.pop(key, ())
+        for entry in variants:
+            self.bytes -= entry.size
+        return len(variants)
 
     def purge(self, prefix: bytes) -> int:
-        keys = [k for k in self._by_key if k.startswith(prefix)]
+        keys = [k for k in self._urls if k.startswith(prefix)]
         return sum(self.remove(k) for k in keys)
