@@ -34,6 +34,25 @@ def test_least_recently_used_goes_first() -> None:
     assert store.bytes <= store.max_bytes
 
 
+def test_eviction_goes_by_url_and_keeps_what_was_just_stored() -> None:
+    one = entry(b"one").size
+    store = MemoryStore(3 * one)
+    store.put(entry(b"a"))
+    store.put(entry(b"b", secondary=((b"accept", b"1"),)))
+    store.put(entry(b"b", secondary=((b"accept", b"2"),)))
+    store.put(entry(b"c"))  # a is the least recently used URL
+    assert [e.key for e in store] == [b"b", b"b", b"c"]
+    store.variants(b"b")
+    store.put(entry(b"d"))  # c is now: b's two variants stay
+    assert sorted(e.key for e in store) == [b"b", b"b", b"d"]
+    # One URL with more variants than fit: the one just stored stays, alone.
+    for n in range(4):
+        store.put(entry(b"e", secondary=((b"accept", b"%d" % n),)))
+    assert [e.secondary for e in store] == [((b"accept", b"3"),)]
+    assert store.bytes == one
+    assert store.evictions == 8
+
+
 def test_too_big_is_refused_and_purge_by_prefix() -> None:
     store = MemoryStore(1000)
     assert not store.put(entry(b"big", b"z" * 2000))
