@@ -73,6 +73,11 @@ STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
 class Relay(Protocol):
     """The request a fetch handed to the inner handler, as the fetch steers it."""
 
+    @property
+    def head_size(self) -> int:
+        """The bytes of the response head as it came from upstream (0: not known); a stored
+        response's memory is counted by it."""
+
     def client_paused(self, paused: bool) -> None:
         """The client stopped (or went on) reading: so does the relay, from upstream."""
 
@@ -217,8 +222,8 @@ class Fetch:
         self.authorized: bool | None = None  # it has Authorization (None: not looked)
         self.started = False
         self.over = False
-        # (status, phrase, fields, response time, analysis) of one to store
-        self.head: tuple[int, bytes, Headers, float, Head] | None = None
+        # (status, phrase, fields, response time, analysis, head bytes) of one to store
+        self.head: tuple[int, bytes, Headers, float, Head, int] | None = None
         self.parts: list[bytes] | None = None  # None: nothing (more) is kept
         self.spool: Spool | None = None  # where the body goes instead of parts (store.py)
         self.room = 0  # bytes the kept body may still grow by (max_object_size, then less)
@@ -316,7 +321,9 @@ class Fetch:
             self.room = cache.max_object_size
             if cache.spools:
                 self.spool = cache.store.spool(key + PART if status == 206 else key)
-            self.head = (status, phrase, fields, cache.clock(), head)
+            upstream = self.upstream  # (its head's bytes count the stored response's memory)
+            size = 0 if upstream is None else upstream.head_size
+            self.head = (status, phrase, fields, cache.clock(), head, size)
         else:
             # Not stored: the body is relayed as it comes (response_body does nothing more
             # for it than the plain proxy), and nobody need wait for it.
@@ -436,7 +443,7 @@ class Fetch:
         cache = self.cache
         parts = self.parts
         if parts is not None:
-            code, phrase, fields, response_time, head = self.head  # type: ignore[misc]
+            code, phrase, fields, response_time, head, head_size = self.head  # type: ignore[misc]
             if code == 206 or self.spool is not None:
                 self._store_other()
             else:
@@ -444,7 +451,7 @@ class Fetch:
                 stored = Entry.fetched(
                     self.key, names,
                     secondary_key(names, self.request.headers) if names else (),
-                    code, phrase, fields, parts, self.request_time, response_time, head,
+                    code, phrase, fields, parts, self.request_time, response_time, head, head_size,
                 )  # fmt: skip
                 if cache.store.put(stored):
                     cache.stats.stored += 1
@@ -459,7 +466,7 @@ class Fetch:
 
     def _store_other(self) -> None:
         """Store a part (a 206), or a body the store spooled (RFC 9111 §3, §3.3)."""
-        code, phrase, fields, response_time, head = self.head  # type: ignore[misc]
+        code, phrase, fields, response_time, head, _ = self.head  # type: ignore[misc]
         cache = self.cache
         names = head.vary
         spool = self.spool

@@ -175,12 +175,14 @@ class Entry:
         request_time: float,
         response_time: float,
         head: Head,
+        head_size: int = 0,
     ) -> Entry:
         """A response fetched whole into memory (its body in the ``chunks`` it came in),
         from its head's analysis (heads.py): what ``__post_init__`` works out, read by
         index when a directive gives the lifetime and there is no Age field (the fields'
         values that vary are read, nothing is parsed); ``length`` is left to
-        ``serving()``, at its first use."""
+        ``serving()``, at its first use.  ``head_size``: the bytes its head came in, if
+        known (then its fields need not be counted)."""
         lifetime = head.lifetime
         shape = head.shape
         if lifetime is None or shape.age >= 0:
@@ -208,8 +210,10 @@ class Entry:
             self.body = b""
             self.pieces = chunks or None
             self.body_size = size = sum(map(len, chunks))
-        # Its header bytes: the names' (counted once per shape) and the values', joined in C.
-        self.size = size + shape.name_bytes + len(b"".join(map(_VALUE, headers))) + shape.more
+        if head_size > 0:  # (as it came: its fields, 4 bytes each around them, a status line)
+            self.size = size + head_size + 256
+        else:  # the names' bytes (counted once per shape) and the values', joined in C
+            self.size = size + shape.name_bytes + len(b"".join(map(_VALUE, headers))) + shape.more
         self.res_cc = head.res_cc
         self.lifetime = lifetime
         # current_age() without an Age field: the apparent age or the response delay

@@ -187,6 +187,40 @@ def test_a_body_that_came_in_chunks_is_served_whole_from_memory(start_gateway: A
         assert gateway.stop() == 0
 
 
+def test_a_stored_response_counts_its_head_as_it_came(start_gateway: Any) -> None:
+    # A raw origin: the head's bytes are known exactly, and the store counts them (with the
+    # body and 256 for the entry) rather than summing the fields again.
+    head = (
+        b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nX-Padding: %s\r\n"
+        b"Content-Length: 5\r\n\r\n" % (b"p" * 300)
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            asked = b""
+            while b"\r\n\r\n" not in asked:
+                asked += conn.recv(65536)
+            conn.sendall(head + b"hello")
+            conn.recv(1)  # until the gateway closes its idle connection
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    gateway = start_gateway(
+        "-b", "127.0.0.1:0", "--metrics-bind", "127.0.0.1:0",
+        "--proxy", f"/=http://127.0.0.1:{listener.getsockname()[1]}", "--cache",
+    )  # fmt: skip
+    got = requests.get(gateway.url + "/counted", timeout=10)
+    assert got.headers["Cache-Status"] == "thor; fwd=miss; fwd-status=200; stored"
+    assert metric(gateway.metrics_port, "thor_cache_bytes") == len(head) + 5 + 256
+    assert gateway.stop() == 0
+    listener.close()
+    thread.join(10)
+
+
 def test_a_passed_miss_goes_upstream_with_the_cache_s_own_fields(start_gateway: Any) -> None:
     # After a no-store answer the URL is passed (passing.py): the proxy forwards the
     # client's own request with the cache's Surrogate-Capability added (cache_pass), and

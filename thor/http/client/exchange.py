@@ -87,6 +87,7 @@ class HttpClientExchange(StreamCarried, EventEmitter):
     authority = b""
     origin: Origin | None = None
     res_version = b""
+    res_head_size = 0  # bytes of the response head as received (0: not known, as over HTTP/2)
     conn: PooledConnection | None = None
     _phase = Phase.NEW
     # The request, as the caller gives it.
@@ -479,6 +480,7 @@ class HttpClientExchange(StreamCarried, EventEmitter):
                     else:  # a final response, as usual: _on_head(), inline
                         self._phase = _RESPONDING
                         self.res_version = head.version
+                        self.res_head_size = head.size
                         self.emit("response_start", _STATUS[status], head.phrase, head.headers)
                 elif kind is End:
                     self._on_end(conn, event.trailers)  # type: ignore[union-attr]
@@ -521,6 +523,7 @@ class HttpClientExchange(StreamCarried, EventEmitter):
             self._continue_timer = None
         self._phase = _RESPONDING
         self.res_version = head.version
+        self.res_head_size = head.size
         self.emit("response_start", _STATUS[status], head.phrase, head.headers)
 
     def _on_end(self, conn: PooledConnection, trailers: RawHeaderListType) -> None:
@@ -543,6 +546,7 @@ class HttpClientExchange(StreamCarried, EventEmitter):
         connection leaves the pool for good, with the bytes read past the head."""
         self._phase = _RESPONDING
         self.res_version = head.version
+        self.res_head_size = head.size
         self.emit("response_start", _STATUS[head.status], head.phrase, head.headers)
         if self.conn is not conn:
             return  # a listener cancelled the exchange

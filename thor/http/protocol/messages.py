@@ -22,7 +22,7 @@ repr and immutability (``test_messages.py`` checks the layouts and the equality)
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from thor.http.error import HttpError
 from thor.http.headers import RawHeaderListType
@@ -83,6 +83,10 @@ class ResponseHead:
     framing: Framing
     content_length: int | None
     keep_alive: bool
+    # The bytes of the head as it came: status line, field lines and the empty line (an
+    # intermediary that keeps the response counts its memory by it).  Not compared: two
+    # heads that say the same are equal however they were spelled.
+    size: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,7 @@ class _WritableResponseHead:
     framing: Framing
     content_length: int | None
     keep_alive: bool
+    size: int
 
 
 class _WritableBody:
@@ -171,6 +176,7 @@ def new_response_head(
     framing: Framing,
     content_length: int | None,
     keep_alive: bool,
+    size: int = 0,
 ) -> ResponseHead:
     """``ResponseHead(...)`` with the same arguments, built without ``object.__setattr__``."""
     head = _WritableResponseHead()
@@ -181,6 +187,7 @@ def new_response_head(
     head.framing = framing
     head.content_length = content_length
     head.keep_alive = keep_alive
+    head.size = size
     head.__class__ = ResponseHead  # type: ignore[assignment]
     return head  # type: ignore[return-value]
 

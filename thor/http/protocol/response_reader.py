@@ -102,7 +102,9 @@ class ResponseParser(BaseParser):
         specials = collect(headers)
         framing, length = response_framing(method, status, specials, self._max_body_size)
         persist = keep_alive(version, specials) and framing is not FRAMING_CLOSE
-        events.append(new_response_head(status, phrase, version, headers, framing, length, persist))
+        events.append(
+            new_response_head(status, phrase, version, headers, framing, length, persist, end - pos)
+        )
         if 100 <= status < 200 and status != 101:
             self._interim = True
             return end  # interim: the final response to the same request follows
