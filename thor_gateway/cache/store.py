@@ -354,17 +354,25 @@ class MemoryStore:
         else:
             urls.move_to_end(key)
             secondary = entry.secondary
-            for i, old in enumerate(found):
-                if old.secondary == secondary:  # the variant it replaces
-                    self.bytes -= old.size
-                    found[i] = entry
-                    break
+            old = found[0]
+            if old.secondary == secondary:  # (most URLs: their one variant, replaced)
+                self.bytes -= old.size
+                found[0] = entry
             else:
-                found.append(entry)
+                self._vary(found, entry)
         self.bytes += entry.size
         if self.bytes > self.max_bytes:
             self._evict(entry)
         return True
+
+    def _vary(self, variants: list[Entry], entry: Entry) -> None:
+        """Put ``entry`` in place of the variant with its secondary key, or add it."""
+        for i, old in enumerate(variants):
+            if old.secondary == entry.secondary:
+                self.bytes -= old.size
+                variants[i] = entry
+                return
+        variants.append(entry)
 
     def _evict(self, keep: Entry) -> None:
         """Drop the least recently used URLs (all their variants) until within budget;
