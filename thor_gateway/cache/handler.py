@@ -207,7 +207,6 @@ class CacheHandler:
             # The common hit: fresh, and nothing in the request asks for more (no
             # directives, conditionals or range), so reuse() would say FRESH.
             self.stats.hits += 1
-            entry.hits += 1
             resident = now - entry.response_time
             age = entry.initial_age + resident if resident > 0 else entry.initial_age
             out = [
@@ -290,7 +289,6 @@ class CacheHandler:
         if source == GONE:
             return False
         self.stats.hits += 1
-        entry.hits += 1
         age = entry.age(now)
         out = [*(entry.served or entry.serving()), (b"Age", b"%d" % age), _HIT, *entry.length]
         exchange.response_start(entry.status, entry.phrase, out)
@@ -322,7 +320,6 @@ class CacheHandler:
         decision = reuse(req_cc, entry.res_cc, entry.lifetime, age)
         if decision is _FRESH or decision is _STALE or decision is _SWR:
             self.stats.hits += 1
-            entry.hits += 1
             asks = not names.isdisjoint(CONDITIONAL)
             self.serve(exchange, request, entry, age, b"hit", None, asks)
             if decision is _SWR and key not in self.pending:

@@ -86,7 +86,6 @@ class Entry:
     body: bytes
     request_time: float  # when the request that got it was sent (§4.2.3)
     response_time: float  # when its head arrived
-    hits: int = 0
     file: BodyFile | None = None  # the body is in this file, not in ``body``
     # Or in these chunks, as it came (``fetched``): joined at its first use (``whole``), so
     # that a response stored and never served is not copied.
@@ -199,7 +198,6 @@ class Entry:
         self.headers = headers
         self.request_time = request_time
         self.response_time = response_time
-        self.hits = 0
         self.file = None
         self.served = None
         if len(chunks) == 1:  # (most bodies: one read)
