@@ -73,10 +73,10 @@ STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
 class Relay(Protocol):
     """The request a fetch handed to the inner handler, as the fetch steers it."""
 
-    @property
-    def head_size(self) -> int:
-        """The bytes of the response head as it came from upstream (0: not known); a stored
-        response's memory is counted by it."""
+    # The HTTP client exchange the response comes on (a proxy's), or None: its
+    # ``res_head_size`` counts a stored response's memory.  (Read as an attribute: a
+    # property costs a call on every storing miss.)
+    cx: Any
 
     def client_paused(self, paused: bool) -> None:
         """The client stopped (or went on) reading: so does the relay, from upstream."""
@@ -321,8 +321,10 @@ class Fetch:
             self.room = cache.max_object_size
             if cache.spools:
                 self.spool = cache.store.spool(key + PART if status == 206 else key)
-            upstream = self.upstream  # (its head's bytes count the stored response's memory)
-            size = 0 if upstream is None else upstream.head_size
+            # The head's bytes as they came count the stored response's memory.
+            upstream = self.upstream
+            cx = None if upstream is None else upstream.cx
+            size = 0 if cx is None else cx.res_head_size
             self.head = (status, phrase, fields, cache.clock(), head, size)
         else:
             # Not stored: the body is relayed as it comes (response_body does nothing more

@@ -97,7 +97,7 @@ class FetchExchange(StandIn, EventEmitter):
     # The request: complete at once, no body.
     req_complete = True
     req_body_bytes = 0
-    head_size = 0  # (Relay: a handler's response head comes as a list, not as bytes)
+    cx = None  # (Relay: no HTTP client exchange; the handler's head comes as a list)
 
     @property
     def started(self) -> bool:

@@ -239,16 +239,6 @@ class ProxiedExchange:
         # client that left), so it is the one place to cancel the upstream request.
         exchange.on("done", self._on_client_done)
 
-    @property
-    def head_size(self) -> int:
-        """The bytes of the upstream's response head as it came (0: not known yet, or over
-        HTTP/2): what a cache that keeps the response counts it by."""
-        cx = self.cx
-        if cx is None:
-            return 0
-        size: int = cx.res_head_size
-        return size
-
     # --- sending upstream ---------------------------------------------------------------
 
     def start(self) -> None:
