@@ -47,7 +47,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PART",
+    "PLAIN",
     "STRIPPED_ON_SERVE",
+    "Asked",
     "Fetch",
     "Relay",
     "StandIn",
@@ -160,6 +162,30 @@ def as_bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode("latin-1")
 
 
+class Asked:
+    """What a request asks of its fetch beyond a plain GET (one with none of the fields in
+    ``keys.SPECIAL``): its directives, a range, conditionals of its own, Authorization
+    (None: not looked for yet)."""
+
+    __slots__ = ("asks", "authorized", "ranged", "req_cc")
+
+    def __init__(
+        self,
+        req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES,
+        ranged: bool = False,
+        asks: bool = False,
+        authorized: bool | None = None,
+    ) -> None:
+        self.req_cc = req_cc
+        self.ranged = ranged
+        self.asks = asks
+        self.authorized = authorized
+
+
+# A plain GET asks nothing more: its head alone decides (shared, never changed).
+PLAIN = Asked(authorized=False)
+
+
 def _no_limit(limit: int) -> None:
     """A fetch with no client has no buffer to bound."""
 
@@ -172,8 +198,7 @@ class Fetch:
     # (Slots, each set by __init__: an attribute read from a class default is not
     # specialised by CPython 3.11, and a fetch reads most of these once or more.)
     __slots__ = (
-        "asks",
-        "authorized",
+        "asked",
         "cache",
         "client",
         "client_gone",
@@ -182,9 +207,6 @@ class Fetch:
         "key",
         "over",
         "parts",
-        "plain",
-        "ranged",
-        "req_cc",
         "request",
         "request_time",
         "room",
@@ -204,7 +226,7 @@ class Fetch:
         request: Request,
         entry: Entry | None,
         request_time: float,
-        plain: bool = False,
+        asked: Asked = PLAIN,
     ) -> None:
         self.cache = cache
         self.key = key
@@ -212,14 +234,9 @@ class Fetch:
         self.request = request
         self.entry = entry
         self.request_time = request_time
-        # A GET with none of the fields that change what the cache does (keys.SPECIAL): no
-        # directives, range, conditionals or Authorization, so the head alone decides.
-        self.plain = plain
-        # What the request asks (set by the handler when it is not plain):
-        self.req_cc: Mapping[bytes, bytes | None] = _NO_DIRECTIVES  # its directives
-        self.ranged = False  # it has a Range
-        self.asks = False  # it is conditional (If-None-Match...)
-        self.authorized: bool | None = None  # it has Authorization (None: not looked)
+        # PLAIN: a GET with none of the fields that change what the cache does (no
+        # directives, range, conditionals or Authorization), so the head alone decides.
+        self.asked = asked
         self.started = False
         self.over = False
         # (status, phrase, fields, response time, analysis, head bytes) of one to store
@@ -306,13 +323,14 @@ class Fetch:
         ):
             return
         head = analyse(status, fields)  # the decisions, once per head shape (heads.py)
-        if self.plain:  # the head's decision
+        asked = self.asked
+        if asked is PLAIN:  # the head's decision
             keep = head.keep
             at = head.shape.content_length
             if keep and at >= 0 and len(fields[at][1]) >= cache.size_digits:
                 keep = self._fits(fields[at][1])
         else:
-            keep = self._keeps(status, fields, head)
+            keep = self._keeps(status, fields, head, asked)
         if keep:
             key = self.key
             if cache.passes:
@@ -340,11 +358,11 @@ class Fetch:
         if client is None:
             return
         out = [*fields, head.cache_status[keep][entry is not None]]  # (fields: kept as they are)
-        if not self.plain:
+        if asked is not PLAIN:
             request = self.request
             if request.method == _HEAD:
                 self.to = None
-            elif status == 200 and self.asks and not_modified(request.headers, fields):
+            elif status == 200 and asked.asks and not_modified(request.headers, fields):
                 out = [(n, v) for n, v in out if n.lower() not in STRIPPED_ON_SERVE]
                 client.response_start(304, b"Not Modified", out)
                 self.to = None
@@ -355,23 +373,24 @@ class Fetch:
         """Is a Content-Length no larger than ``max_object_size``?"""
         return not (length.isdigit() and int(length) > self.cache.max_object_size)
 
-    def _keeps(self, code: int, fields: Headers, head: Head) -> bool:
+    def _keeps(self, code: int, fields: Headers, head: Head, asked: Asked) -> bool:
         """Is the response stored (RFC 9111 §3)? The head's decision, unless the request
         has directives or Authorization, or it is a part."""
         request = self.request
+        req_cc = asked.req_cc
         if code == 206:
             # A single part is kept apart, stored on the rules of the whole (RFC 9111 §3.3
             # lets a cache store an incomplete response).
             keep = (
-                self.ranged
+                asked.ranged
                 and content_range(fields) is not None
-                and storable(_GET, 200, request.headers, Fields(fields), self.req_cc, head.res_cc)
+                and storable(_GET, 200, request.headers, Fields(fields), req_cc, head.res_cc)
             )
-        elif self.req_cc or (
+        elif req_cc or (
             not head.auth_ok
-            and (self._authorized() if self.authorized is None else self.authorized)
+            and (self._authorized() if asked.authorized is None else asked.authorized)
         ):
-            keep = storable(_GET, code, request.headers, Fields(fields), self.req_cc, head.res_cc)
+            keep = storable(_GET, code, request.headers, Fields(fields), req_cc, head.res_cc)
         else:
             keep = head.keep
         if not keep:
@@ -380,9 +399,11 @@ class Fetch:
         return at < 0 or self._fits(fields[at][1])
 
     def _authorized(self) -> bool:
-        authorized = self.authorized
+        asked = self.asked
+        authorized = asked.authorized
         if authorized is None:
-            authorized = self.authorized = bool(get_values(self.request.headers, b"authorization"))
+            authorized = bool(get_values(self.request.headers, b"authorization"))
+            asked.authorized = authorized
         return authorized
 
     def _answered(self, entry: Entry, code: int, fields: Headers) -> bool:
@@ -521,7 +542,7 @@ class Fetch:
             and code in (502, 503, 504)
             and not get_values(fields, b"via")
         )
-        return stale_if_error(self.req_cc, res_cc, lifetime, age, disconnected=disconnected)
+        return stale_if_error(self.asked.req_cc, res_cc, lifetime, age, disconnected=disconnected)
 
     def _serve_instead(self, entry: Entry, now: float, *status: bytes) -> None:
         """The inner handler's answer is not relayed; the stored response is."""

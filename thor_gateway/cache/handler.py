@@ -55,6 +55,7 @@ from thor_gateway.cache.disk import DiskStore
 from thor_gateway.cache.fetch import (
     PART,
     STRIPPED_ON_SERVE,
+    Asked,
     Fetch,
     conditional,
     part_range,
@@ -533,17 +534,11 @@ class CacheHandler:
         # response's validators (RFC 9111 §4.3.1).
         extra = _OWN if entry is None or not entry.validators else [_CAPABILITY, *entry.validators]
         if plain and request.method == _GET:
-            fetch = Fetch(self, key, client, request, entry, now, True)
-        else:
             fetch = Fetch(self, key, client, request, entry, now)
-            if names is not None:
-                fetch.authorized = b"authorization" in names
-            if req_cc:
-                fetch.req_cc = req_cc
-            if ranged:
-                fetch.ranged = True
-            if asks:
-                fetch.asks = True
+        else:
+            authorized = None if names is None else b"authorization" in names
+            asked = Asked(req_cc, ranged, asks, authorized)
+            fetch = Fetch(self, key, client, request, entry, now, asked)
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
         try:
