@@ -479,8 +479,7 @@ class HttpClientExchange(StreamCarried, EventEmitter):
                         self._on_head(conn, head)
                     else:  # a final response, as usual: _on_head(), inline
                         self._phase = _RESPONDING
-                        self.res_version = head.version
-                        self.res_head_size = head.size
+                        self.res_version, self.res_head_size = head.version, head.size
                         self.emit("response_start", _STATUS[status], head.phrase, head.headers)
                 elif kind is End:
                     self._on_end(conn, event.trailers)  # type: ignore[union-attr]
@@ -522,8 +521,7 @@ class HttpClientExchange(StreamCarried, EventEmitter):
             self._continue_timer.delete()
             self._continue_timer = None
         self._phase = _RESPONDING
-        self.res_version = head.version
-        self.res_head_size = head.size
+        self.res_version, self.res_head_size = head.version, head.size
         self.emit("response_start", _STATUS[status], head.phrase, head.headers)
 
     def _on_end(self, conn: PooledConnection, trailers: RawHeaderListType) -> None:
@@ -545,8 +543,7 @@ class HttpClientExchange(StreamCarried, EventEmitter):
         """RFC 9110 §15.2.2: after the 101's empty line the bytes are the new protocol's. The
         connection leaves the pool for good, with the bytes read past the head."""
         self._phase = _RESPONDING
-        self.res_version = head.version
-        self.res_head_size = head.size
+        self.res_version, self.res_head_size = head.version, head.size
         self.emit("response_start", _STATUS[head.status], head.phrase, head.headers)
         if self.conn is not conn:
             return  # a listener cancelled the exchange
