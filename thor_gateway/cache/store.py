@@ -292,7 +292,8 @@ class Store(Protocol):
     """The storage a :class:`~thor_gateway.cache.handler.CacheHandler` uses."""
 
     def variants(self, key: bytes) -> list[Entry]:
-        """The stored responses for ``key`` (empty when none); marks them recently used."""
+        """The stored responses for ``key`` (empty when none); marks them recently used.
+        The list may be the store's own: the caller reads it and does not change it."""
 
     def put(self, entry: Entry, spool: Spool | None = None) -> bool:
         """Store ``entry``, replacing the variant with its secondary key; False if too big.
