@@ -18,10 +18,11 @@ Instruction counts do not depend on what else runs on the machine (wall-clock ra
 - ``miss-ns``: ``--proxy /=ORIGIN --cache``, a response with ``Cache-Control: no-store``
   (fetched every time, not stored): compare with ``proxy``;
 - ``miss-0``: ``--proxy /=ORIGIN --cache``, a response with ``Cache-Control: max-age=0``
-  and no validator: stale at once, so every request fetches it and stores it again (a
-  storing miss): compare with ``proxy``;
+  and no validator: stale at once, so every request fetches it again and stores it in
+  place of the stale one (Cache-Status ``fwd=stale``): compare with ``proxy``;
 - ``proxy-u`` / ``miss-u``: every request for a new URL, without and with the cache (each
-  fetched and stored): the proxy's own per-URL memos miss too, so compare the two.
+  a miss proper, Cache-Status ``fwd=miss``, fetched and stored): the proxy's own per-URL
+  memos miss too, so compare the two.
 - ``proxy-64k`` / ``miss-0-64k``: ``proxy`` and ``miss-0`` with a 64 KiB body, where relaying
   the body weighs more than the cache's work per response.
 
