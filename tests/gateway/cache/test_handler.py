@@ -374,6 +374,26 @@ def test_a_client_that_leaves_cancels_a_fetch_nobody_else_waits_for(clock: Clock
     assert len(origin.seen) == 2
 
 
+def test_a_client_that_stops_reading_pauses_the_fetch(clock: Clock) -> None:
+    # Flow control through the cache: the client's pause reaches the exchange the inner
+    # handler answers on (a proxy's relay stops reading upstream), and so does its resume;
+    # once the response is over there is nothing left to steer.
+    cache, origin = make(lambda request: None, clock)
+    client = get(cache)
+    fetch, _ = origin.held.pop()
+    paused: list[bool] = []
+    fetch.on("pause", paused.append)
+    fetch.response_start(200, b"OK", [(b"Cache-Control", b"max-age=60")])
+    client.emit("pause", True)
+    client.emit("pause", False)
+    assert paused == [True, False]
+    fetch.response_body(b"abc")
+    fetch.response_done([])
+    client.emit("pause", True)
+    assert paused == [True, False]
+    assert client.body == b"abc"
+
+
 def test_a_fetch_others_wait_for_goes_on_when_its_client_leaves(clock: Clock) -> None:
     cache, origin = make(lambda request: None, clock)
     leaving = get(cache)
