@@ -105,7 +105,9 @@ def test_a_peer_that_never_answers_the_close_does_not_hold_the_worker() -> None:
             started = time.monotonic()
             gateway.signal(signal.SIGTERM)
             assert gateway.wait(10) == 0
-            assert time.monotonic() - started < 5
+            # (the log says where the time went, should it ever be exceeded: it was once,
+            # 5.8 s, in a full parallel run, and never in 30 runs alone or under load)
+            assert time.monotonic() - started < 5, gateway.log
             gateway.wait_for_line("cutting 1 WebSockets left open")
             # What it was sent before the cut: a close frame, 1001.
             data = b""
