@@ -12,6 +12,9 @@ kept in two memos (``thor.memo.Memo``, bounded):
   Last-Modified or Content-Length of a response is one index, with no pass over its fields;
 - by (status, names, the policy fields' pairs): a :class:`Head`, the decisions themselves.
 
+Before either memo, the last shape and the last analysis are compared with the head (no
+hashing of freshly parsed names and values): a route's responses mostly repeat one head.
+
 What changes per response (Date, Age, ETag, Last-Modified, Content-Length) is read through
 the shape's indices; a lifetime that depends on dates (Expires, the heuristic of §4.2.2) is
 left to :func:`~thor_gateway.cache.rules.freshness_lifetime` per response.
@@ -150,24 +153,42 @@ def _directive_lifetime(res_cc: Mapping[bytes, bytes | None]) -> float | None:
 
 _SHAPES: Memo[tuple[Any, ...], Shape] = Memo(256)
 _HEADS: Memo[tuple[Any, ...], Head] = Memo(256)
+# The last head shape and analysis found, tried before the memos: the responses of one
+# origin repeat one head, and comparing its names (or policy fields) with the last ones
+# hashes none of the freshly parsed bytes that a memo lookup would hash.  Each is one
+# tuple, replaced whole, so that another thread never reads half of one.  (They start as
+# the true analysis of a head with no fields.)
+_NO_FIELDS = Shape(())
+_last_shape: tuple[tuple[Any, ...], Shape] = ((), _NO_FIELDS)
+_last_head: tuple[int, Shape, Any, Head] = (0, _NO_FIELDS, (), Head(0, [], _NO_FIELDS))
 
 
 def analyse(code: int, fields: Headers) -> Head:
     """The analysis of a response head with these fields (bytes pairs), from the memos."""
+    global _last_shape, _last_head
     names = tuple(map(_NAME, fields))
+    last_names, shape = _last_shape
+    if names != last_names:
+        try:
+            known = _SHAPES.get(names)
+        except TypeError:  # (a name that is not hashable)
+            return Head(code, fields, Shape(names))
+        if known is None:
+            known = Shape(names)
+            _SHAPES.put(names, known)
+        shape = known
+        _last_shape = (names, shape)
+    policy = shape.policy(fields)
+    last_code, last_of, last_policy, head = _last_head
+    if last_of is shape and last_code == code and last_policy == policy:
+        return head
+    key = (code, shape, policy)  # (the shape stands for its names)
     try:
-        shape = _SHAPES.get(names)
-    except TypeError:  # (a name that is not hashable)
-        return Head(code, fields, Shape(names))
-    if shape is None:
-        shape = Shape(names)
-        _SHAPES.put(names, shape)
-    key = (code, shape, shape.policy(fields))  # (the shape stands for its names)
-    try:
-        head = _HEADS.get(key)
+        found = _HEADS.get(key)
     except TypeError:  # pairs as lists, values as bytearrays: analysed, not remembered
         return Head(code, fields, shape)
-    if head is None:
-        head = Head(code, fields, shape)
-        _HEADS.put(key, head)
-    return head
+    if found is None:
+        found = Head(code, fields, shape)
+        _HEADS.put(key, found)
+    _last_head = (code, shape, policy, found)
+    return found

@@ -97,3 +97,26 @@ def test_unhashable_pairs_are_analysed_not_remembered() -> None:
     head = analyse(200, fields)  # type: ignore[arg-type]
     assert head.keep
     assert head.lifetime == 60.0
+
+
+def test_the_last_head_is_tried_first_and_answers_for_no_other() -> None:
+    # analyse() compares a head with the last one before it asks the memos: a repeat gets
+    # the same analysis, and any change of name, order, status or policy value gets its own.
+    def head(code: int, *fields: tuple[bytes, bytes]) -> H:
+        return [(bytes(n), bytes(v)) for n, v in fields]  # (fresh objects, as parsed)
+
+    cc60, cc0 = (b"Cache-Control", b"max-age=60"), (b"Cache-Control", b"max-age=0")
+    length = (b"Content-Length", b"1")
+    a = analyse(200, head(200, cc60, length))
+    assert analyse(200, head(200, cc60, length)) is a  # the last one
+    b = analyse(200, head(200, cc0, length))  # the same names, another policy value
+    assert (a.lifetime, b.lifetime) == (60.0, 0.0)
+    assert analyse(200, head(200, cc60, length)) is a  # from the memo again
+    assert analyse(404, head(404, cc60, length)) is not a  # another status
+    swapped = analyse(200, head(200, length, cc60))  # another order of the same names
+    assert (swapped.shape.content_length, a.shape.content_length) == (0, 1)
+    lower = analyse(200, head(200, (b"cache-control", b"max-age=60"), length))
+    assert lower.shape is not a.shape
+    assert lower.lifetime == 60.0
+    assert analyse(200, []).keep
+    assert analyse(200, []) is analyse(200, [])
