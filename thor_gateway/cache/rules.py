@@ -225,7 +225,10 @@ def parse_http_date(value: bytes, now: float | None = None) -> float | None:
             return known  # type: ignore[return-value]
         if len(_DATES) >= _DATES_MAX:
             _DATES.clear()
-        _DATES[value] = parsed = _parse_http_date(value)
+        seconds = _parse_http_date(value)
+        # (kept as a float: the clock's seconds are, and arithmetic that mixes a float with
+        # an int of more than 30 bits is not specialised by CPython)
+        _DATES[value] = parsed = None if seconds is None else float(seconds)
         return parsed
     return _parse_http_date(value, now)
 

@@ -74,6 +74,8 @@ def test_delta_seconds(text: bytes, value: int | None) -> None:
 )
 def test_the_three_date_formats(text: bytes) -> None:
     assert parse_http_date(text) == 784111777.0
+    # a float, as the clock's seconds are (then and from the memo of dates seen)
+    assert type(parse_http_date(text)) is float
 
 
 @pytest.mark.parametrize("text", [b"0", b"", b"yesterday", b"Sun, 32 Nov 1994 08:49:37 GMT"])
