@@ -33,8 +33,10 @@ Theory of operation.  ``handle`` sorts each request:
   waits for it, then looks again (a hit, usually); the waiters go on their own as soon as
   the response is known not to be stored.
 - a URL whose last response said ``no-store`` or ``private`` is passed: a plain GET for it
-  goes to the inner handler on a :class:`~thor_gateway.cache.passing.Passing` (the client's
-  exchange, with Cache-Status added), no Fetch, until its Cache-Control changes.
+  goes to the inner handler on the client's exchange, its response head given Cache-Status
+  on the way (:class:`~thor_gateway.cache.passing.Pass`: a proxy relays the head through it
+  itself, any other handler answers on a ``Passing``), no Fetch, until its Cache-Control
+  changes.
 
 The Cache-Status field (RFC 9211) says what happened: ``thor; hit``, ``thor; fwd=miss;
 fwd-status=200; stored``, ``thor; fwd=stale; fwd-status=304``.
@@ -75,7 +77,7 @@ from thor_gateway.cache.keys import (
     request_shape,
     secondary_key,
 )
-from thor_gateway.cache.passing import Mark, Passing, pass_mark
+from thor_gateway.cache.passing import Mark, Pass, pass_mark
 from thor_gateway.cache.rules import (
     Fields,
     Reuse,
@@ -198,7 +200,7 @@ class CacheHandler:
         mark = self.passes.get(key)
         if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
             self.stats.misses += 1
-            self._pass(Passing(exchange, self, key, mark), request, _OWN)  # type: ignore[arg-type]
+            self._pass(exchange, request, _OWN, Pass(self, key, mark))
             return
         variants = self.store.variants(key)
         entry = variants[0] if variants else None

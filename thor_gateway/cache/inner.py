@@ -3,7 +3,8 @@
 A proxy route's handler forwards a cache's request itself (``cache_fetch``: a GET with the
 cache's header list, its response relayed straight into the :class:`~.fetch.Fetch`, and
 nothing listened to on an exchange; ``cache_pass``: a passed GET with the cache's own fields,
-on the :class:`~.passing.Passing` exchange, the request not copied).  Any other handler (a
+on the client's own exchange, its response head's fields relayed through
+:meth:`~.passing.Pass.relayed`, the request not copied).  Any other handler (a
 mounted app, a handler of one's own) gets a :class:`FetchExchange`: an exchange whose
 request is complete at once (``request_done`` follows ``handle``), whose client pauses and
 leaves like the real one, and whose response calls go to the fetch, their status, phrase and
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from thor.events import EventEmitter
 from thor.http.exchange import Exchange
 from thor_gateway.cache.fetch import Fetch, Relay, StandIn, as_bytes
+from thor_gateway.cache.passing import Pass, Passing
 from thor_gateway.routing.request import Request
 
 if TYPE_CHECKING:
@@ -29,8 +31,9 @@ Headers = list[tuple[bytes, bytes]]
 # Handing on: (fetch, request, the request's fields to send, the cache's own fields to add,
 # the exchange that asked) -> relay
 Forward = Callable[[Fetch, Request, Headers, Headers, Exchange], Relay]
-# Passing on (passing.py): (the exchange, the request, the cache's own fields to add) -> None
-Pass = Callable[[Exchange, Request, Headers], None]
+# Passing on (passing.py): (the client's exchange, the request, the cache's own fields to
+# add, what the response head's fields go through) -> None
+PassOn = Callable[[Exchange, Request, Headers, Pass], None]
 _GET = b"GET"
 
 
@@ -54,14 +57,17 @@ def forwarder(inner: Handler) -> Forward:
     return forward
 
 
-def passer(inner: Handler) -> Pass:
+def passer(inner: Handler) -> PassOn:
     """How ``inner`` is handed a GET the cache passes by: its ``cache_pass`` if its class has
-    one (the proxy's), else its ``handle`` with a copy of the request with the fields added."""
+    one (the proxy's: it relays the head's fields through ``Pass.relayed``), else its
+    ``handle``, on a :class:`~.passing.Passing` exchange, with a copy of the request with
+    the fields added."""
     if getattr(type(inner), "cache_pass", None) is not None:
         return inner.cache_pass  # type: ignore[attr-defined,no-any-return]
 
-    def pass_on(exchange: Exchange, request: Request, extra: Headers) -> None:
-        inner.handle(exchange, upstream_request(request, [*request.headers, *extra]))
+    def pass_on(exchange: Exchange, request: Request, extra: Headers, passed: Pass) -> None:
+        upstream = upstream_request(request, [*request.headers, *extra])
+        inner.handle(Passing(exchange, passed), upstream)  # type: ignore[arg-type]
 
     return pass_on
 

@@ -24,28 +24,48 @@ from thor_gateway.cache.heads import Mark, analyse, pass_mark
 if TYPE_CHECKING:
     from thor_gateway.cache.handler import CacheHandler
 
-__all__ = ["Mark", "Passing", "pass_mark"]
+__all__ = ["Mark", "Pass", "Passing", "pass_mark"]
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Pass:
+    """One passed miss: what its response head is given to on its way to the client.
+
+    A proxy relays the head's fields through :meth:`relayed` itself (``cache_pass``: the
+    client's exchange is its own, not wrapped); any other handler answers on a
+    :class:`Passing`, which does the same."""
+
+    __slots__ = ("cache", "key", "mark")
+
+    def __init__(self, cache: CacheHandler, key: bytes, mark: Mark) -> None:
+        self.cache = cache
+        self.key = key
+        self.mark = mark
+
+    def relayed(self, code: int, fields: Headers) -> Headers:
+        """The fields the client gets: with the Cache-Status of a miss not stored.  The
+        head's analysis (heads.py: from its memo, as a Fetch has it) holds the mark the
+        response would make: when it is not this one, the URL is asked again next time."""
+        head = analyse(code, fields)
+        if head.mark != self.mark:
+            self.cache.passes.pop(self.key, None)
+        return [*fields, head.cache_status[0][0]]
 
 
 class Passing(Watching):
-    """The client's exchange, as the inner handler sees it for a passed miss."""
+    """The client's exchange, as an inner handler other than the proxy sees it for a passed
+    miss."""
 
-    __slots__ = ("_cache", "_key", "_mark", "response_body", "response_done")
+    __slots__ = ("_pass", "response_body", "response_done")
 
-    def __init__(self, exchange: Exchange, cache: CacheHandler, key: bytes, mark: Mark) -> None:
+    def __init__(self, exchange: Exchange, passed: Pass) -> None:
         Watching.__init__(self, exchange)
-        self._cache = cache
-        self._key = key
-        self._mark = mark
+        self._pass = passed
         # The client's own methods: the body goes with no frame here.
         self.response_body = exchange.response_body
         self.response_done = exchange.response_done
 
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
-        # The head's analysis (heads.py: from its memo, as a Fetch has it) holds the mark the
-        # response would make, and the Cache-Status of a miss not stored.
         code = int(status)
-        head = analyse(code, headers)
-        if head.mark != self._mark:
-            self._cache.passes.pop(self._key, None)  # ask again next time
-        self._exchange.response_start(code, phrase, [*headers, head.cache_status[0][0]])
+        self._exchange.response_start(code, phrase, self._pass.relayed(code, headers))

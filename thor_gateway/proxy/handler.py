@@ -23,7 +23,8 @@ after a 101 both connections go to a :class:`~thor_gateway.proxy.tunnel.Tunnel` 
 
 An HTTP cache in front of the route (``thor_gateway.cache``) hands its misses to
 ``cache_fetch``: the same relay, its response going straight into the cache's fetch;
-``cache_pass``: a GET the cache passes by, relayed as ``handle`` does with its fields added.
+``cache_pass``: a GET the cache passes by, relayed as ``handle`` does with its fields added
+and the response head's fields given to the cache on their way to the client.
 
 Code that decides per request passes ``pick=fn(request, members) -> Upstream | None``,
 or keeps several handlers and calls the right one's ``handle``.
@@ -298,11 +299,16 @@ class ProxyHandler:
         relay.start()
         return relay
 
-    def cache_pass(self, exchange: Exchange, request: Request, extra: Headers) -> None:
+    def cache_pass(self, exchange: Exchange, request: Request, extra: Headers, passed: Any) -> None:
         """Forward a GET that an HTTP cache passes by (``thor_gateway.cache.passing``) on
         ``exchange`` as ``handle`` does, ``extra`` fields appended as they are (the cache's
-        own Surrogate-Capability): no copy of the request is made to add them."""
-        ProxiedExchange(self, exchange, request, extra=extra).start()
+        own Surrogate-Capability): no copy of the request is made to add them.  The
+        response head's fields go to the client as ``passed.relayed(status, fields)``
+        answers (the cache adds its Cache-Status); the exchange is the client's own, not
+        one wrapped around it."""
+        relay = ProxiedExchange(self, exchange, request, extra=extra)
+        relay.relayed = passed.relayed
+        relay.start()
 
     def upstream_samples(self, route: str) -> UpstreamSamples:
         """This proxy's members as ``/metrics`` shows them, labelled with ``route``.

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from thor.http.error import (
@@ -136,6 +136,7 @@ class ProxiedExchange:
         "method",
         "phase",
         "proxy",
+        "relayed",
         "replay",
         "replay_size",
         "req_done",
@@ -188,6 +189,9 @@ class ProxiedExchange:
         self.held_size = 0
         self.failed = False
         self.transformer: ResponseTransformer | None = None
+        # What the response head's fields go through on their way to the client: a cache's
+        # (ProxyHandler.cache_pass adds its Cache-Status so), None for none.
+        self.relayed: Callable[[int, Headers], Headers] | None = None
         settings = proxy.settings
         target = request.target
         if request.script_name or target[:1] != b"/":
@@ -363,6 +367,8 @@ class ProxiedExchange:
         self.replay = None  # no retry from here on
         if self.transformer is not None:
             out = self.transformer.start(code, out)
+        if self.relayed is not None:
+            out = self.relayed(code, out)
         exchange = self.exchange
         # A bound per response (nginx's proxy_buffers): a client that stops reading holds
         # at most this mark plus one upstream read (the client's read_size); the rest waits

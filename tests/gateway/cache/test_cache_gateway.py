@@ -75,6 +75,8 @@ class OriginHandler(BaseHTTPRequestHandler):
         body = b"x" * BIG if path == "/big" else b"%s %d" % (path.encode(), count)
         self.send_response(200)
         control = {"/validated": "max-age=0", "/unstored": "no-store"}.get(path, "max-age=60")
+        if path == "/turns":  # not stored twice, then storable
+            control = "no-store" if count <= 2 else "max-age=60"
         self.send_header("Cache-Control", control)
         self.send_header("ETag", '"v1"')
         self.send_header("Content-Length", str(len(body)))
@@ -237,6 +239,25 @@ def test_a_passed_miss_goes_upstream_with_the_cache_s_own_fields(start_gateway: 
             assert fields["Surrogate-Capability"] == 'thor="Surrogate/1.0"'
             assert fields["Via"] == "1.1 thor"
             assert fields["X-Forwarded-For"] == "127.0.0.1"
+        assert gateway.stop() == 0
+
+
+def test_a_passed_url_whose_answer_changes_is_stored_again(start_gateway: Any) -> None:
+    # The proxy relays a passed miss's head through the cache's Pass (cache_pass): when the
+    # response's Cache-Control is no longer the one that made the pass, the mark goes, and
+    # the next request is a miss that stores.
+    with origin() as up:
+        gateway = start_gateway("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache")
+        miss = "thor; fwd=miss; fwd-status=200"
+        with requests.Session() as session:
+            statuses = [
+                session.get(gateway.url + "/turns", timeout=10).headers["Cache-Status"]
+                for _ in range(5)
+            ]
+        # a Fetch (no-store), a pass (no-store), a pass (max-age=60: the mark goes), a
+        # Fetch that stores, a hit
+        assert statuses == [miss, miss, miss, miss + "; stored", "thor; hit"]
+        assert up.counts["/turns"] == 4
         assert gateway.stop() == 0
 
 
