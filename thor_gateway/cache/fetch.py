@@ -258,8 +258,7 @@ class Fetch:
             return
         self.client_gone = False
         self.set_write_buffer_limit = client.set_write_buffer_limit
-        client.on("pause", self._client_pause)
-        client.on("done", self._client_done)
+        client.on("done", self._client_done)  # (its pauses: from response_start)
 
     # --- the request side ----------------------------------------------------------------
 
@@ -358,16 +357,31 @@ class Fetch:
         if client is None:
             return
         out = [*fields, head.cache_status[keep][entry is not None]]  # (fields: kept as they are)
-        if asked is not PLAIN:
-            request = self.request
-            if request.method == _HEAD:
-                self.to = None
-            elif status == 200 and asked.asks and not_modified(request.headers, fields):
-                out = [(n, v) for n, v in out if n.lower() not in STRIPPED_ON_SERVE]
-                client.response_start(304, b"Not Modified", out)
-                self.to = None
-                return
+        if asked is not PLAIN and self._answered_as_asked(client, status, phrase, out, fields):
+            return
+        # The client's pauses go upstream, unless its Content-Length has fewer digits than
+        # the bound the inner handler keeps on what one response may leave in the client's
+        # buffer (a proxy's write limit): such a body, held whole, stays within that bound.
+        at = head.shape.content_length
+        if at < 0 or len(fields[at][1]) >= cache.quiet_digits:
+            client.on("pause", self._client_pause)
         client.response_start(status, phrase, out)
+
+    def _answered_as_asked(
+        self, client: Exchange, status: int, phrase: bytes, out: Headers, fields: Headers
+    ) -> bool:
+        """A HEAD's answer (the head alone), or a 304 when the client's own condition holds:
+        True when the client has its answer, and nothing of the body goes to it."""
+        request = self.request
+        if request.method == _HEAD:
+            client.response_start(status, phrase, out)
+        elif status == 200 and self.asked.asks and not_modified(request.headers, fields):
+            out = [(n, v) for n, v in out if n.lower() not in STRIPPED_ON_SERVE]
+            client.response_start(304, b"Not Modified", out)
+        else:
+            return False
+        self.to = None
+        return True
 
     def _fits(self, length: bytes) -> bool:
         """Is a Content-Length no larger than ``max_object_size``?"""

@@ -201,9 +201,9 @@ class Entry:
         self.file = None
         self.served = None
         if len(chunks) == 1:  # (most bodies: one read)
-            self.body = chunks[0]
+            self.body = body = chunks[0]
             self.pieces = None
-            self.body_size = size = len(chunks[0])
+            self.body_size = size = len(body)
         else:
             self.body = b""
             self.pieces = chunks or None

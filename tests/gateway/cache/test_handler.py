@@ -394,6 +394,28 @@ def test_a_client_that_stops_reading_pauses_the_fetch(clock: Clock) -> None:
     assert client.body == b"abc"
 
 
+def test_a_body_within_the_inner_handler_s_bound_is_relayed_without_pauses(clock: Clock) -> None:
+    # A proxy bounds what one response may leave in the client's buffer (its write limit):
+    # a fetched body whose Content-Length has fewer digits than that bound is held whole
+    # within it, and the Fetch does not listen for the client's pauses; a longer one, or
+    # one of unknown length, is paused as the client pauses.
+    origin = Origin(lambda request: None)
+    origin.write_limit = 4096  # type: ignore[attr-defined]  # (as ProxyHandler has it)
+    cache = CacheHandler(origin, clock=clock)
+    for length, listened in ((b"999", False), (b"1000", True), (None, True)):
+        client = get(cache, b"/%d" % len(length or b""))
+        fetch, _ = origin.held.pop()
+        paused: list[bool] = []
+        fetch.on("pause", paused.append)
+        fields = [(b"Cache-Control", b"max-age=60")]
+        if length is not None:
+            fields.append((b"Content-Length", length))
+        fetch.response_start(200, b"OK", fields)
+        client.emit("pause", True)
+        assert paused == ([True] if listened else []), length
+        client.emit("pause", False)
+
+
 def test_a_fetch_others_wait_for_goes_on_when_its_client_leaves(clock: Clock) -> None:
     cache, origin = make(lambda request: None, clock)
     leaving = get(cache)
