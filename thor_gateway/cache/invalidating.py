@@ -26,6 +26,24 @@ Headers = list[tuple[bytes, bytes]]
 _GET = b"GET"
 
 
+_LOCATIONS = (b"location", b"content-location")
+
+
+def _locations(headers: list[Any]) -> tuple[Headers, Headers]:
+    """(the fields as bytes pairs, those of them called Location or Content-Location): the
+    only fields §4.4 reads, found in one pass (most answers have neither).  A list of bytes
+    pairs (the proxy's) is taken as it is."""
+    located: Headers = []
+    for pair in headers:
+        name = pair[0]
+        if name.__class__ is not bytes or pair[1].__class__ is not bytes:
+            fields = [(as_bytes(n), as_bytes(v)) for n, v in headers]
+            return fields, [(n, v) for n, v in fields if n.lower() in _LOCATIONS]
+        if len(name) in (8, 16) and name.lower() in _LOCATIONS:
+            located.append(pair)
+    return headers, located
+
+
 class Invalidating(Watching):
     """The client's exchange, watched for the status of an unsafe request (RFC 9111 §4.4).
 
@@ -45,12 +63,13 @@ class Invalidating(Watching):
 
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         headers = list(headers)
-        fields = [(as_bytes(n), as_bytes(v)) for n, v in headers]
+        fields, located = _locations(headers)
         code = int(status)
         request = self._request
         cache = self._cache
-        cache.invalidate(invalidated(request.method, code, self._key, fields))
-        if request.method == b"POST" and self._reusable(code, fields):
+        cache.invalidate(invalidated(request.method, code, self._key, located))
+        # (a POST answer is kept only if its Content-Location names its own URL)
+        if located and request.method == b"POST" and self._reusable(code, fields):
             self._parts = []
             self._head = (code, as_bytes(phrase), fields, cache.clock())
         self._exchange.response_start(status, phrase, headers)

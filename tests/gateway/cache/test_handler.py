@@ -280,6 +280,33 @@ def test_unsafe_methods_invalidate(clock: Clock) -> None:
     assert cache.stats.bypass == 1
 
 
+@pytest.mark.parametrize(
+    "located",
+    [
+        [(b"LOCATION", b"/b")],  # any case
+        [("Location", "/b")],  # str fields, as a mounted app may answer
+        [(b"Content-Location", b"/b"), ("X-Other", b"x")],  # one of them str
+    ],
+)
+def test_the_location_fields_of_an_unsafe_answer_are_found_in_any_form(
+    clock: Clock, located: list[tuple[Any, Any]]
+) -> None:
+    # RFC 9111 §4.4: Location and Content-Location of the same origin are invalidated too;
+    # the answer's fields are looked through once, bytes or str, in any case.
+    def reply(request: Request) -> Reply:
+        if request.method == b"POST":
+            return 201, [*located, (b"Content-Length", b"0")], b""
+        return fresh(60, clock)(request)
+
+    cache, origin = make(reply, clock)
+    get(cache, b"/b")
+    get(cache, b"/c")
+    get(cache, b"/a", b"POST")
+    get(cache, b"/b")
+    get(cache, b"/c")
+    assert [r.target for r in origin.seen] == [b"/b", b"/c", b"/a", b"/b"]
+
+
 def test_collapsed_forwarding_waits_for_one_fetch(clock: Clock) -> None:
     cache, origin = make(lambda request: None, clock)
     clients = [get(cache) for _ in range(5)]
