@@ -25,6 +25,8 @@ Instruction counts do not depend on what else runs on the machine (wall-clock ra
   memos miss too, so compare the two.
 - ``proxy-64k`` / ``miss-0-64k``: ``proxy`` and ``miss-0`` with a 64 KiB body, where relaying
   the body weighs more than the cache's work per response.
+- ``proxy-post`` / ``post``: a POST of 3 bytes answered with 1 KiB (no Cache-Control), without
+  and with the cache (which passes it on and invalidates the target, RFC 9111 §4.4).
 
 The origin is a Python server outside valgrind (its cost is not counted).  Needs valgrind
 (``callgrind_control`` comes with it).
@@ -67,16 +69,28 @@ class _Origin(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
     def log_message(self, *args: Any) -> None:
         pass
 
 
 def _requests(port: int, count: int, unique: bool, path: bytes = b"/1k") -> None:
+    post = path == b"/post"
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         buffered = b""
         for i in range(count):
             target = b"/u/%d" % i if unique else path
-            sock.sendall(b"GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % target)
+            if post:
+                sock.sendall(b"POST /post HTTP/1.1\r\nHost: bench\r\nContent-Length: 3\r\n\r\nabc")
+            else:
+                sock.sendall(b"GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % target)
             while b"\r\n\r\n" not in buffered:
                 buffered += sock.recv(65536)
             head, _, buffered = buffered.partition(b"\r\n\r\n")
@@ -159,6 +173,8 @@ def main() -> None:
         "miss-u": (cached, True, b""),
         "proxy-64k": (["--proxy", upstream], False, b"/1k-64k"),
         "miss-0-64k": (cached, False, b"/m0-64k"),
+        "proxy-post": (["--proxy", upstream], False, b"/post"),
+        "post": (cached, False, b"/post"),
     }
     for name, (args, unique, path) in scenarios.items():
         if options.only and name not in options.only:
