@@ -225,7 +225,8 @@ def relay_response_headers(
     """
     foreign = False
     out: Headers = []
-    for name, value in headers:
+    for pair in headers:  # (the parser's pairs, relayed as they are: no new tuple each)
+        name, value = pair
         size = len(name)
         if size == 17 and name.lower() == b"transfer-encoding":
             codings = [c.strip(b" \t").lower() for c in value.split(b",")]
@@ -236,7 +237,7 @@ def relay_response_headers(
             and name.lower() == b"connection"
         ):
             continue  # names no field: nothing for the writer to split and look up
-        out.append((name, value))
+        out.append(pair)
     out.append((b"Via", version + b" " + pseudonym))
     return out, foreign
 
