@@ -189,8 +189,9 @@ class ProxiedExchange:
         self.held_size = 0
         self.failed = False
         self.transformer: ResponseTransformer | None = None
-        # What the response head's fields go through on their way to the client: a cache's
-        # (ProxyHandler.cache_pass adds its Cache-Status so), None for none.
+        # What the response head's fields go through on their way to the client (an
+        # upstream's, or the proxy's own error answer): a cache's (ProxyHandler.cache_pass
+        # adds its Cache-Status so), None for none.
         self.relayed: Callable[[int, Headers], Headers] | None = None
         settings = proxy.settings
         target = request.target
@@ -512,7 +513,10 @@ class ProxiedExchange:
         if exchange.started:
             return
         answer = error.as_response(extra, body)
-        exchange.response_start(answer.status, answer.phrase, answer.headers)
+        fields = answer.headers
+        if self.relayed is not None:  # (the proxy's own answer is relayed as an upstream's)
+            fields = self.relayed(answer.status, fields)
+        exchange.response_start(answer.status, answer.phrase, fields)
         if self.method != b"HEAD":
             exchange.response_body(answer.body)
         exchange.response_done([])

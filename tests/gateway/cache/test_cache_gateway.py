@@ -52,6 +52,9 @@ class OriginHandler(BaseHTTPRequestHandler):
             if self.headers.get("If-None-Match"):
                 self.server.conditional[path] += 1
             self.server.fields.setdefault(path, []).append(dict(self.headers.items()))
+        if path == "/vanish" and count > 2:
+            self.close_connection = True  # no answer at all: the proxy's own 502
+            return
         if path == "/slow":
             self.server.release.wait(5)  # bounded: the test sets it
         if path in ("/large", "/trickle"):
@@ -74,7 +77,9 @@ class OriginHandler(BaseHTTPRequestHandler):
             return
         body = b"x" * BIG if path == "/big" else b"%s %d" % (path.encode(), count)
         self.send_response(200)
-        control = {"/validated": "max-age=0", "/unstored": "no-store"}.get(path, "max-age=60")
+        control = {"/validated": "max-age=0", "/unstored": "no-store", "/vanish": "no-store"}.get(
+            path, "max-age=60"
+        )
         if path == "/turns":  # not stored twice, then storable
             control = "no-store" if count <= 2 else "max-age=60"
         self.send_header("Cache-Control", control)
@@ -258,6 +263,20 @@ def test_a_passed_url_whose_answer_changes_is_stored_again(start_gateway: Any) -
         # Fetch that stores, a hit
         assert statuses == [miss, miss, miss, miss + "; stored", "thor; hit"]
         assert up.counts["/turns"] == 4
+        assert gateway.stop() == 0
+
+
+def test_the_proxy_s_own_answer_to_a_passed_miss_has_its_cache_status(start_gateway: Any) -> None:
+    # A passed miss whose upstream does not answer gets the proxy's 502, relayed through
+    # the cache's Pass like an upstream's answer: with Cache-Status.
+    with origin() as up:
+        gateway = start_gateway("-b", "127.0.0.1:0", "--proxy", f"/={up.url}", "--cache")
+        with requests.Session() as session:  # (nothing of it kept: no connection left idle)
+            got = [session.get(gateway.url + "/vanish", timeout=10) for _ in range(3)]
+            answers = [(a.status_code, a.headers.get("Cache-Status")) for a in got]
+            del got
+        assert answers[:2] == [(200, "thor; fwd=miss; fwd-status=200")] * 2
+        assert answers[2] == (502, "thor; fwd=miss; fwd-status=502")
         assert gateway.stop() == 0
 
 
