@@ -3,9 +3,12 @@
 When a fetched response may not be stored because of its own Cache-Control (``no-store``
 or ``private``: RFC 9111 §3, §5.2.2.5, §5.2.2.7), the cache remembers that field value for
 the URL (:func:`pass_mark`).  The next plain GET for it (no directives, conditionals or
-range in the request) goes to the inner handler on a :class:`Passing` in place of a
-:class:`~thor_gateway.cache.fetch.Fetch`: the request's events are the client exchange's
-own, the response goes to the client as it comes with its Cache-Status, and nothing is
+range in the request) goes to the inner handler with a :class:`Pass` in place of a
+:class:`~thor_gateway.cache.fetch.Fetch` (a proxy relays on the client's exchange and
+gives the response head's fields to ``Pass.relayed``; another handler answers on a
+:class:`Passing` around the client's exchange, which does the same): the request's events
+are the client exchange's own, the response goes to the client as it comes with its
+Cache-Status, and nothing is
 copied, stored or waited for (nobody waits for it either: it will not be stored).  If the
 response's Cache-Control is not the remembered one (or a Surrogate-Control appears), the
 mark is dropped, and the next request is a miss that may store again; this one is relayed
