@@ -323,9 +323,9 @@ class Fetch:
             return
         head = analyse(status, fields)  # the decisions, once per head shape (heads.py)
         asked = self.asked
+        at = head.shape.content_length  # (-1: no Content-Length)
         if asked is PLAIN:  # the head's decision
             keep = head.keep
-            at = head.shape.content_length
             if keep and at >= 0 and len(fields[at][1]) >= cache.size_digits:
                 keep = self._fits(fields[at][1])
         else:
@@ -362,7 +362,6 @@ class Fetch:
         # The client's pauses go upstream, unless its Content-Length has fewer digits than
         # the bound the inner handler keeps on what one response may leave in the client's
         # buffer (a proxy's write limit): such a body, held whole, stays within that bound.
-        at = head.shape.content_length
         if at < 0 or len(fields[at][1]) >= cache.quiet_digits:
             client.on("pause", self._client_pause)
         client.response_start(status, phrase, out)

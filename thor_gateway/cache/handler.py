@@ -143,13 +143,13 @@ class CacheHandler:
         # (read by every fetch that stores: a Content-Length with fewer digits than this
         # limit is within it, and need not be parsed)
         self.max_object_size = s.max_object_size
+        self.size_digits = len(str(s.max_object_size))
         # A fetched body whose Content-Length has fewer digits than this is relayed without
         # listening for the client's pauses (fetch.py): those of the bound the inner handler
         # keeps on what one response leaves in the client's buffer (a proxy's write limit);
         # 0 (always listen) for other handlers.
         limit = getattr(inner, "write_limit", None)
         self.quiet_digits = len(str(limit)) if isinstance(limit, int) and limit > 0 else 0
-        self.size_digits = len(str(s.max_object_size))
         if store is None:
             store = DiskStore(s.dir, s.max_size) if s.dir else MemoryStore(s.max_size)
         self.store: Store = store
@@ -206,7 +206,7 @@ class CacheHandler:
         mark = self.passes.get(key)
         if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
             self.stats.misses += 1
-            self._pass(exchange, request, _OWN, Pass(self, key, mark))
+            self._pass(exchange, request, _OWN, Pass(self, key, mark).relayed)
             return
         variants = self.store.variants(key)
         entry = variants[0] if variants else None

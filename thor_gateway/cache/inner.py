@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from thor.events import EventEmitter
 from thor.http.exchange import Exchange
 from thor_gateway.cache.fetch import Fetch, Relay, StandIn, as_bytes
-from thor_gateway.cache.passing import Pass, Passing
+from thor_gateway.cache.passing import Passing, Relayed
 from thor_gateway.routing.request import Request
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ Headers = list[tuple[bytes, bytes]]
 Forward = Callable[[Fetch, Request, Headers, Headers, Exchange], Relay]
 # Passing on (passing.py): (the client's exchange, the request, the cache's own fields to
 # add, what the response head's fields go through) -> None
-PassOn = Callable[[Exchange, Request, Headers, Pass], None]
+PassOn = Callable[[Exchange, Request, Headers, Relayed], None]
 _GET = b"GET"
 
 
@@ -65,9 +65,9 @@ def passer(inner: Handler) -> PassOn:
     if getattr(type(inner), "cache_pass", None) is not None:
         return inner.cache_pass  # type: ignore[attr-defined,no-any-return]
 
-    def pass_on(exchange: Exchange, request: Request, extra: Headers, passed: Pass) -> None:
+    def pass_on(exchange: Exchange, request: Request, extra: Headers, relayed: Relayed) -> None:
         upstream = upstream_request(request, [*request.headers, *extra])
-        inner.handle(Passing(exchange, passed), upstream)  # type: ignore[arg-type]
+        inner.handle(Passing(exchange, relayed), upstream)  # type: ignore[arg-type]
 
     return pass_on
 

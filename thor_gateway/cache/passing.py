@@ -18,6 +18,7 @@ without its timer: the response itself says when the mark no longer holds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from thor.http.exchange import Exchange
@@ -27,9 +28,11 @@ from thor_gateway.cache.heads import Mark, analyse, pass_mark
 if TYPE_CHECKING:
     from thor_gateway.cache.handler import CacheHandler
 
-__all__ = ["Mark", "Pass", "Passing", "pass_mark"]
+__all__ = ["Mark", "Pass", "Passing", "Relayed", "pass_mark"]
 
 Headers = list[tuple[bytes, bytes]]
+# What a passed response's head goes through: (status, fields) -> the fields to send
+Relayed = Callable[[int, Headers], Headers]
 
 
 class Pass:
@@ -60,15 +63,15 @@ class Passing(Watching):
     """The client's exchange, as an inner handler other than the proxy sees it for a passed
     miss."""
 
-    __slots__ = ("_pass", "response_body", "response_done")
+    __slots__ = ("_relayed", "response_body", "response_done")
 
-    def __init__(self, exchange: Exchange, passed: Pass) -> None:
+    def __init__(self, exchange: Exchange, relayed: Relayed) -> None:
         Watching.__init__(self, exchange)
-        self._pass = passed
+        self._relayed = relayed
         # The client's own methods: the body goes with no frame here.
         self.response_body = exchange.response_body
         self.response_done = exchange.response_done
 
     def response_start(self, status: Any, phrase: Any, headers: Any) -> None:
         code = int(status)
-        self._exchange.response_start(code, phrase, self._pass.relayed(code, headers))
+        self._exchange.response_start(code, phrase, self._relayed(code, headers))

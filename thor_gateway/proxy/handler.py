@@ -299,15 +299,21 @@ class ProxyHandler:
         relay.start()
         return relay
 
-    def cache_pass(self, exchange: Exchange, request: Request, extra: Headers, passed: Any) -> None:
+    def cache_pass(
+        self,
+        exchange: Exchange,
+        request: Request,
+        extra: Headers,
+        relayed: Callable[[int, Headers], Headers],
+    ) -> None:
         """Forward a GET that an HTTP cache passes by (``thor_gateway.cache.passing``) on
         ``exchange`` as ``handle`` does, ``extra`` fields appended as they are (the cache's
         own Surrogate-Capability): no copy of the request is made to add them.  The
-        response head's fields go to the client as ``passed.relayed(status, fields)``
-        answers (the cache adds its Cache-Status); the exchange is the client's own, not
-        one wrapped around it."""
+        response head's fields go to the client as ``relayed(status, fields)`` answers (the
+        cache adds its Cache-Status); the exchange is the client's own, not one wrapped
+        around it."""
         relay = ProxiedExchange(self, exchange, request, extra=extra)
-        relay.relayed = passed.relayed
+        relay.relayed = relayed
         relay.start()
 
     def upstream_samples(self, route: str) -> UpstreamSamples:
