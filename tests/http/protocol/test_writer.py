@@ -202,6 +202,21 @@ def test_injection_rejected_b49(headers: list[tuple[bytes, bytes]]) -> None:
         RequestWriter().start(b"GET", b"/", headers)
 
 
+def test_every_octet_in_a_value_as_the_grammar_says() -> None:
+    # RFC 9110 §5.5: HTAB, SP, VCHAR and obs-text; every other octet is refused, wherever
+    # it sits among the values written (the check runs on them joined).
+    for octet in range(256):
+        headers = [(b"A", b"1"), (b"Foo", b"x" + bytes([octet]) + b"y")]
+        if octet == 0x09 or 0x20 <= octet <= 0x7E or octet >= 0x80:
+            ResponseWriter(b"GET", b"1.1", True).start(200, b"OK", headers)
+            RequestWriter().start(b"GET", b"/", headers)
+            continue
+        with pytest.raises(error.OutputSyntaxError):
+            ResponseWriter(b"GET", b"1.1", True).start(200, b"OK", headers)
+        with pytest.raises(error.OutputSyntaxError):
+            RequestWriter().start(b"GET", b"/", headers)
+
+
 @pytest.mark.parametrize("phrase", [b"O\r\nK", b"\x00", "OK"])
 def test_bad_phrase(phrase: bytes) -> None:
     with pytest.raises(error.OutputSyntaxError):
