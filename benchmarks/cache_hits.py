@@ -4,6 +4,7 @@ uncached proxied request, nginx proxy_cache and Varnish (issue 15's benchmark).
 Usage::
 
     python benchmarks/cache_hits.py [--seconds 5] [--connections 64] [--only NAME ...]
+    python benchmarks/cache_hits.py --callgrind --seconds 20 --connections 8 [--only ...]
 
 Each server in turn runs pinned to CPU 0 (``taskset``), wrk and the origin on CPU 1; for
 each the requests per second and the server process's user and system CPU per request
@@ -13,17 +14,25 @@ machine: it does not depend on what else runs on the other core.
 
 - ``hello``: ``thor-gateway apps.hello_thor:handler``, the native floor;
 - ``hit 1k`` / ``hit 64k``: ``thor-gateway --proxy /=ORIGIN --cache``, warm;
-- ``miss 1k``: the same, for a response that is stale at once (``max-age=0``, no
-  validator): every request fetches and stores;
-- ``proxy 1k``: ``thor-gateway --proxy /=ORIGIN`` without the cache;
-- ``miss 64k`` / ``proxy 64k``: the same two with a 64 KiB body (with more than one
-  connection, misses for the one URL that arrive together share a fetch: collapsed
-  forwarding, so a miss's CPU here is below what one alone costs; callgrind's
-  ``cache_instructions.py`` counts one alone);
+- ``miss 1k``: the same, each request for a URL not seen before (``/1k?N``, N counted
+  up by a wrk script): every request fetches and stores a response (``fwd=miss``);
+- ``stale 1k``: the same, for 1000 URLs whose responses are stale at once (``max-age=0``;
+  the origin ignores If-Modified-Since): every request fetches its URL again and stores
+  the answer (``fwd=stale``);
+- ``proxy 1k``: ``thor-gateway --proxy /=ORIGIN`` without the cache, for the URLs of
+  ``miss 1k``; ``proxy stale 1k``: for those of ``stale 1k``.  A miss's cost is its CPU
+  per request over the proxy's for the same requests (the target: at most 1.1x);
+- ``miss 64k`` / ``proxy 64k``: the same two with a 64 KiB body;
 - ``nginx hit 1k`` / ``64k``: nginx ``proxy_cache``, one process;
 - ``varnish hit 1k`` / ``64k``: ``varnishd -F -b ORIGIN -s malloc`` with the built-in VCL
   (it caches by the RFC's defaults; nothing added), one thread pool, when Varnish is
   installed (``apt-get install varnish``).
+
+With ``--callgrind``, Thor's runs go under ``valgrind --tool=callgrind`` instead, with the
+counts zeroed after the warm-up and dumped after the measured run, and each prints its
+instructions per request: the same requests, origin and concurrency as the CPU figures,
+counted in a way that does not swing with what else the machine runs (under valgrind a
+server is some 50 times slower: 20 s and 8 connections give a few thousand requests).
 
 The origin is nginx serving files (with ``expires 1h``) when installed, and the benchmark
 needs it. Linux, ``wrk``, ``taskset`` and ``nginx``; loopback only.
@@ -69,7 +78,6 @@ ORIGIN = """
         etag off;
         if_modified_since off;
         location /miss {{ add_header Cache-Control "max-age=0"; try_files /1k =404; }}
-        location /miss64k {{ add_header Cache-Control "max-age=0"; try_files /64k =404; }}
         location / {{ expires 1h; }}
     }}
 """
@@ -133,31 +141,84 @@ def tree_cpu(pid: int) -> tuple[float, float]:
     return user, system
 
 
-def wrk(port: int, path: str, connections: int, seconds: float) -> int:
-    out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s",
-         f"http://127.0.0.1:{port}{path}"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+# A wrk script for URLs that do not repeat (``?`` and a count, after a prefix that tells
+# the warm-up run from the measured one), or that cycle through ``modulo`` of them.  With
+# one wrk thread, the count is the request's number.
+URLS = """
+local prefix, count, modulo = "", 0, nil
+function init(args)
+    prefix = args[1] or ""
+    modulo = tonumber(args[2])
+end
+function request()
+    count = count + 1
+    local n = modulo and count % modulo or count
+    return wrk.format(nil, wrk.path .. "?" .. prefix .. n)
+end
+"""
+URLS_FILE = Path(tempfile.gettempdir()) / "thor-cache-hits-urls.lua"
+
+
+def wrk(
+    port: int, path: str, connections: int, seconds: float, urls: list[str] | None = None
+) -> int:
+    """Requests wrk got answered, for ``path`` alone or, with ``urls`` (the arguments of the
+    URLS script, written to URLS_FILE by main), for the URLs the script makes of it."""
+    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s"]
+    if urls is not None:
+        command += ["-s", str(URLS_FILE)]
+    command.append(f"http://127.0.0.1:{port}{path}")
+    if urls is not None:
+        command += ["--", *urls]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
         if "requests in" in line:
             return int(line.split()[0])
     raise SystemExit(f"wrk printed no count:\n{out}")
 
 
-def measure(name: str, cmd: list[str], port: int, path: str, args: argparse.Namespace) -> None:
+def measure(
+    name: str,
+    cmd: list[str],
+    port: int,
+    path: str,
+    args: argparse.Namespace,
+    spread: str | None = None,
+) -> None:
+    """Run one server and print its rate and CPU per request (with ``--callgrind``: its
+    instructions per request); ``spread``: None for one URL, ``unique`` for URLs never
+    repeated, a number for that many URLs in turn."""
+    counted = Path(tempfile.mkdtemp()) / "callgrind.out"
+    if args.callgrind:
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={counted}", *cmd]
     server = subprocess.Popen(
         ["taskset", "-c", "0", *cmd], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        wait_for(port)
-        wrk(port, path, args.connections, 2)  # warm: the cache filled, connections pooled
+        wait_for(port, 400 if args.callgrind else 60)
+        warm = measured = None
+        if spread == "unique":
+            warm, measured = ["warm"], ["run"]
+        elif spread is not None:
+            warm = measured = ["", spread]
+        wrk(port, path, args.connections, 2, warm)  # warm: the cache filled, connections pooled
+        if args.callgrind:
+            callgrind_control("--zero", server.pid)
         user0, sys0 = tree_cpu(server.pid)
-        count = wrk(port, path, args.connections, args.seconds)
+        count = wrk(port, path, args.connections, args.seconds, measured)
         user1, sys1 = tree_cpu(server.pid)
+        if args.callgrind:
+            callgrind_control("--dump", server.pid)
     finally:
         server.terminate()
-        server.wait(10)
+        server.wait(120)
+    if args.callgrind:
+        # The dump taken after the measured run: its file ends in ".1".
+        instructions = _summary(Path(f"{counted}.1"))
+        shutil.rmtree(counted.parent)
+        print(f"{name:15} {instructions / count:12,.0f} instructions/request", flush=True)
+        return
+    shutil.rmtree(counted.parent)
     per = 1e6 / count
     print(
         f"{name:15} {count / args.seconds:9,.0f} req/s   user {(user1 - user0) * per:6.1f} µs/req"
@@ -166,17 +227,41 @@ def measure(name: str, cmd: list[str], port: int, path: str, args: argparse.Name
     )
 
 
+def callgrind_control(option: str, pid: int) -> None:
+    subprocess.run(
+        ["callgrind_control", option, str(pid)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def _summary(path: Path) -> int:
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise SystemExit(f"no total in {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--only", nargs="*", default=None, help="run names (as printed)")
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count the instructions per request of Thor's runs under valgrind (a figure that "
+        "does not swing with the machine's load; peers are skipped)",
+    )
     args = parser.parse_args()
     for tool in ("wrk", "taskset", "nginx"):
         if shutil.which(tool) is None and not (
             tool == "nginx" and Path("/usr/sbin/nginx").exists()
         ):
             raise SystemExit(f"{tool} is needed")
+    URLS_FILE.write_text(URLS)
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "files", "cache"):
@@ -196,22 +281,28 @@ def main() -> None:
         upstream = f"/=http://127.0.0.1:{origin_port}"
         gateway = [sys.executable, "-m", "thor_gateway"]
         try:
-            runs: list[tuple[str, list[str], str]] = [
-                ("hello", [*gateway, "apps.hello_thor:handler"], "/"),
-                ("hit 1k", [*gateway, "--proxy", upstream, "--cache"], "/1k"),
-                ("hit 64k", [*gateway, "--proxy", upstream, "--cache"], "/64k"),
-                ("miss 1k", [*gateway, "--proxy", upstream, "--cache"], "/miss"),
-                ("proxy 1k", [*gateway, "--proxy", upstream], "/1k"),
-                ("miss 64k", [*gateway, "--proxy", upstream, "--cache"], "/miss64k"),
-                ("proxy 64k", [*gateway, "--proxy", upstream], "/64k"),
+            cached = [*gateway, "--proxy", upstream, "--cache"]
+            proxy = [*gateway, "--proxy", upstream]
+            runs: list[tuple[str, list[str], str, str | None]] = [
+                ("hello", [*gateway, "apps.hello_thor:handler"], "/", None),
+                ("hit 1k", cached, "/1k", None),
+                ("hit 64k", cached, "/64k", None),
+                ("miss 1k", cached, "/1k", "unique"),
+                ("proxy 1k", proxy, "/1k", "unique"),
+                ("stale 1k", cached, "/miss", "1000"),
+                ("proxy stale 1k", proxy, "/miss", "1000"),
+                ("miss 64k", cached, "/64k", "unique"),
+                ("proxy 64k", proxy, "/64k", "unique"),
             ]
             wanted = set(args.only or [])
-            for name, cmd, path in runs:
+            for name, cmd, path, spread in runs:
                 if wanted and name not in wanted:
                     continue
                 port = free_port()
                 bound = [*cmd, "--bind", f"127.0.0.1:{port}"]
-                measure(name, bound, port, path, args)
+                measure(name, bound, port, path, args, spread)
+            if args.callgrind:
+                return
             has_varnish = shutil.which("varnishd") or Path("/usr/sbin/varnishd").exists()
             for size in ("1k", "64k"):
                 if not wanted or f"nginx hit {size}" in wanted:
