@@ -581,3 +581,36 @@ def test_respond_after_an_error_leaves_no_output_held() -> None:
         assert requests.get(srv.url + "/", timeout=5).text == "ok"
     assert errors
     assert "twice" in errors[0]
+
+
+def test_own_date_and_server_are_kept_when_the_same_fields_come_again() -> None:
+    # The server remembers field lists it has seen (with whether they hold Date and
+    # Server): each response here, the first and the repeats, has one Date and one Server.
+    def handler(ex: HttpServerExchange) -> None:
+        def done(trailers: object) -> None:
+            if ex.uri == b"/own":
+                fields = [(b"Date", b"Thu, 01 Jan 2026 00:00:00 GMT"), (b"sErVeR", b"mine")]
+            else:  # str fields, converted each time
+                fields = [("Content-Type", "text/plain"), ("X-Kind", "str")]
+            ex.response_start(200, "OK", [*fields, (b"Content-Length", b"2")])
+            ex.response_body(b"ok")
+            ex.response_done([])
+
+        ex.on("request_done", done)
+
+    with ServerThread(handler) as srv, socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.settimeout(5)
+        for path in (b"/own", b"/own", b"/str", b"/own", b"/str"):
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path)
+            received = b""
+            while not received.endswith(b"\r\n\r\nok"):
+                received += sock.recv(4096)
+            head = received.split(b"\r\n\r\n")[0].lower()
+            assert head.count(b"\r\ndate: ") == 1, head
+            assert head.count(b"\r\nserver: ") == 1, head
+            if path == b"/own":
+                assert b"\r\ndate: thu, 01 jan 2026 00:00:00 gmt" in head
+                assert b"\r\nserver: mine" in head
+            else:
+                assert b"\r\nx-kind: str" in head
+                assert b"\r\nserver: thor" in head

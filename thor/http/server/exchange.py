@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
 import thor.loop
@@ -25,6 +26,7 @@ from thor.http import error
 from thor.http.exchange import TlsInfo
 from thor.http.headers import RawHeaderListType
 from thor.http.protocol import RequestHead, ResponseWriter, ServerConnection
+from thor.memo import Memo
 from thor.tcp import TcpConnection
 
 __all__ = [
@@ -158,7 +160,22 @@ def as_bytes(value: bytes | str) -> bytes:
 
 
 def _normalise(headers: AnyHeaders) -> tuple[RawHeaderListType, bool, bool]:
-    """Headers as bytes, and whether the app set Date and Server itself."""
+    """Headers as bytes, and whether the app set Date and Server itself.
+
+    A field list seen before, as a tuple, is answered from ``_SEEN``: applications, a
+    cache's hits and a proxy's responses send the same fields again and again, and the loop
+    below costs about a thousand machine instructions a field (callgrind); building and
+    hashing the tuple, a small part of that (the writer hashes the same tuple next, with
+    the fields' hashes kept in their bytes).  Only lists of bytes pairs are remembered, and
+    a tuple equal to one of them holds the same names.
+    """
+    try:
+        key: tuple[Any, ...] | None = tuple(headers)
+        seen = _SEEN_GET(key)  # type: ignore[arg-type]
+    except TypeError:  # a [name, value] list, a bytearray: worked out every time
+        key = seen = None
+    if seen is not None:
+        return headers, seen[0], seen[1]  # type: ignore[return-value]
     has_date = has_server = False
     for name, value in headers:
         if name.__class__ is not bytes or value.__class__ is not bytes:
@@ -168,10 +185,19 @@ def _normalise(headers: AnyHeaders) -> tuple[RawHeaderListType, bool, bool]:
             has_date = has_date or lname == b"date"
             has_server = has_server or lname == b"server"
     else:
+        if key is not None and sum(map(len, chain.from_iterable(key))) <= _SEEN_MAX_BYTES:
+            _SEEN.put(key, (has_date, has_server))
         return headers, has_date, has_server  # type: ignore[return-value]
     out = [(as_bytes(n), as_bytes(v)) for n, v in headers]
     names = {n.lower() for n, _ in out}
     return out, b"date" in names, b"server" in names
+
+
+# Field lists (as tuples) -> (has Date, has Server), for _normalise: bounded in entries and
+# in the bytes of each, as the writer's memo of serialized fields is.
+_SEEN: Memo[tuple[tuple[bytes, bytes], ...], tuple[bool, bool]] = Memo(256)
+_SEEN_GET = _SEEN.get
+_SEEN_MAX_BYTES = 2048
 
 
 class HttpServerExchange(EventEmitter):
