@@ -184,41 +184,39 @@ def measure(
     path: str,
     args: argparse.Namespace,
     spread: str | None = None,
+    counted: Path | None = None,
 ) -> None:
-    """Run one server and print its rate and CPU per request (with ``--callgrind``: its
-    instructions per request); ``spread``: None for one URL, ``unique`` for URLs never
-    repeated, a number for that many URLs in turn."""
-    counted = Path(tempfile.mkdtemp()) / "callgrind.out"
-    if args.callgrind:
+    """Run one server and print its rate and CPU per request, or with ``counted`` (where
+    callgrind writes) its instructions per request; ``spread``: None for one URL,
+    ``unique`` for URLs never repeated, a number for that many URLs in turn."""
+    if counted is not None:
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={counted}", *cmd]
     server = subprocess.Popen(
         ["taskset", "-c", "0", *cmd], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        wait_for(port, 400 if args.callgrind else 60)
+        wait_for(port, 60 if counted is None else 400)
         warm = measured = None
         if spread == "unique":
             warm, measured = ["warm"], ["run"]
         elif spread is not None:
             warm = measured = ["", spread]
         wrk(port, path, args.connections, 2, warm)  # warm: the cache filled, connections pooled
-        if args.callgrind:
+        if counted is not None:
             callgrind_control("--zero", server.pid)
         user0, sys0 = tree_cpu(server.pid)
         count = wrk(port, path, args.connections, args.seconds, measured)
         user1, sys1 = tree_cpu(server.pid)
-        if args.callgrind:
+        if counted is not None:
             callgrind_control("--dump", server.pid)
     finally:
         server.terminate()
         server.wait(120)
-    if args.callgrind:
+    if counted is not None:
         # The dump taken after the measured run: its file ends in ".1".
         instructions = _summary(Path(f"{counted}.1"))
-        shutil.rmtree(counted.parent)
         print(f"{name:15} {instructions / count:12,.0f} instructions/request", flush=True)
         return
-    shutil.rmtree(counted.parent)
     per = 1e6 / count
     print(
         f"{name:15} {count / args.seconds:9,.0f} req/s   user {(user1 - user0) * per:6.1f} µs/req"
@@ -300,7 +298,8 @@ def main() -> None:
                     continue
                 port = free_port()
                 bound = [*cmd, "--bind", f"127.0.0.1:{port}"]
-                measure(name, bound, port, path, args, spread)
+                counted = scratch / "callgrind.out" if args.callgrind else None
+                measure(name, bound, port, path, args, spread, counted)
             if args.callgrind:
                 return
             has_varnish = shutil.which("varnishd") or Path("/usr/sbin/varnishd").exists()

@@ -324,9 +324,10 @@ class Fetch:
         head = analyse(status, fields)  # the decisions, once per head shape (heads.py)
         asked = self.asked
         at = head.shape.content_length  # (-1: no Content-Length)
+        digits = len(fields[at][1]) if at >= 0 else -1  # (-1: a body of any length)
         if asked is PLAIN:  # the head's decision
             keep = head.keep
-            if keep and at >= 0 and len(fields[at][1]) >= cache.size_digits:
+            if keep and digits >= cache.size_digits:
                 keep = self._fits(fields[at][1])
         else:
             keep = self._keeps(status, fields, head, asked)
@@ -362,7 +363,7 @@ class Fetch:
         # The client's pauses go upstream, unless its Content-Length has fewer digits than
         # the bound the inner handler keeps on what one response may leave in the client's
         # buffer (a proxy's write limit): such a body, held whole, stays within that bound.
-        if at < 0 or len(fields[at][1]) >= cache.quiet_digits:
+        if digits < 0 or digits >= cache.quiet_digits:
             client.on("pause", self._client_pause)
         client.response_start(status, phrase, out)
 

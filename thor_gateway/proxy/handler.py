@@ -44,7 +44,7 @@ from thor_gateway.operations.metrics import UpstreamSamples, upstream_labels
 from thor_gateway.proxy import forwarding
 from thor_gateway.proxy.balancer import Balancer, key_function, make_balancer
 from thor_gateway.proxy.health_checks import ActiveHealthChecker, HealthTracker, PassiveEjection
-from thor_gateway.proxy.relay import ProxiedExchange
+from thor_gateway.proxy.relay import HeadHook, ProxiedExchange
 from thor_gateway.proxy.retries import IDEMPOTENT, RetryBudget
 from thor_gateway.proxy.tunnel import Tunnel
 from thor_gateway.proxy.upstreams import Resolver, Target, Upstream, UpstreamSet, parse_target
@@ -304,7 +304,7 @@ class ProxyHandler:
         exchange: Exchange,
         request: Request,
         extra: Headers,
-        relayed: Callable[[int, Headers], Headers],
+        relayed: HeadHook,
     ) -> None:
         """Forward a GET that an HTTP cache passes by (``thor_gateway.cache.passing``) on
         ``exchange`` as ``handle`` does, ``extra`` fields appended as they are (the cache's

@@ -77,6 +77,9 @@ __all__ = ["BadGatewayError", "GatewayTimeoutError", "Phase", "ProxiedExchange",
 log = logging.getLogger("thor_gateway.proxy")
 
 Headers = list[tuple[bytes, bytes]]
+# What a response head's fields go through on their way to the client: (status, fields)
+# -> the fields to send (a cache's, ProxyHandler.cache_pass).
+HeadHook = Callable[[int, Headers], Headers]
 _GET = b"GET"
 _NO_FIELDS: Headers = []
 # Request bodies up to this size are kept until the response starts, for a retry.
@@ -192,7 +195,7 @@ class ProxiedExchange:
         # What the response head's fields go through on their way to the client (an
         # upstream's, or the proxy's own error answer): a cache's (ProxyHandler.cache_pass
         # adds its Cache-Status so), None for none.
-        self.relayed: Callable[[int, Headers], Headers] | None = None
+        self.relayed: HeadHook | None = None
         settings = proxy.settings
         target = request.target
         if request.script_name or target[:1] != b"/":
