@@ -4,6 +4,7 @@ uncached proxied request, nginx proxy_cache and Varnish (issue 15's benchmark).
 Usage::
 
     python benchmarks/cache_hits.py [--seconds 5] [--connections 64] [--only NAME ...]
+    python benchmarks/cache_hits.py --repeat 5 --seconds 2 --only "proxy 1k" "miss 1k"
     python benchmarks/cache_hits.py --callgrind --seconds 20 --connections 8 [--only ...]
 
 Each server in turn runs pinned to CPU 0 (``taskset``), wrk and the origin on CPU 1; for
@@ -28,6 +29,13 @@ machine: it does not depend on what else runs on the other core.
   (it caches by the RFC's defaults; nothing added), one thread pool, when Varnish is
   installed (``apt-get install varnish``).
 
+With ``--repeat N``, the runs go round N times, in turn (so that a pair like ``miss 1k`` and
+``proxy 1k`` runs close together, under the same load), and a summary follows: each run's
+median and lowest CPU per request and its median rate, and the issue's ratios, each the
+median of the ratios of its pair's runs in the same round.  On a machine whose cores are
+shared (a virtual machine), a single run's CPU per request swings by tens of percent with
+what else runs; the median over rounds is the figure to quote.
+
 With ``--callgrind``, Thor's runs go under ``valgrind --tool=callgrind`` instead, with the
 counts zeroed after the warm-up and dumped after the measured run, and each prints its
 instructions per request: the same requests, origin and concurrency as the CPU figures,
@@ -43,9 +51,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -100,6 +111,16 @@ def nginx(scratch: Path, name: str, http: str) -> list[str]:
     conf = scratch / f"{name}.conf"
     conf.write_text(NGINX_COMMON.format(dir=scratch, name=name, http=http))
     return [shutil.which("nginx") or "/usr/sbin/nginx", "-e", "stderr", "-c", str(conf)]
+
+
+def bound(cmd: list[str], port: int) -> list[str]:
+    """A thor-gateway command listening on ``port``."""
+    return [*cmd, "--bind", f"127.0.0.1:{port}"]
+
+
+def nginx_cache(scratch: Path, origin: int, size: str, port: int) -> list[str]:
+    """nginx proxy_cache on ``port`` in front of ``origin``."""
+    return nginx(scratch, f"cache{size}", CACHE.format(dir=scratch, origin=origin, port=port))
 
 
 def varnish(scratch: Path, name: str, port: int, origin: int) -> list[str]:
@@ -185,10 +206,11 @@ def measure(
     args: argparse.Namespace,
     spread: str | None = None,
     counted: Path | None = None,
-) -> None:
+) -> tuple[float, float]:
     """Run one server and print its rate and CPU per request, or with ``counted`` (where
     callgrind writes) its instructions per request; ``spread``: None for one URL,
-    ``unique`` for URLs never repeated, a number for that many URLs in turn."""
+    ``unique`` for URLs never repeated, a number for that many URLs in turn.  Returns
+    (requests per second, CPU µs or instructions per request)."""
     if counted is not None:
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={counted}", *cmd]
     server = subprocess.Popen(
@@ -216,13 +238,46 @@ def measure(
         # The dump taken after the measured run: its file ends in ".1".
         instructions = _summary(Path(f"{counted}.1"))
         print(f"{name:15} {instructions / count:12,.0f} instructions/request", flush=True)
-        return
+        return count / args.seconds, instructions / count
     per = 1e6 / count
     print(
         f"{name:15} {count / args.seconds:9,.0f} req/s   user {(user1 - user0) * per:6.1f} µs/req"
         f"   system {(sys1 - sys0) * per:6.1f} µs/req",
         flush=True,
     )
+    return count / args.seconds, (user1 - user0 + sys1 - sys0) * per
+
+
+# The issue's ratios: (what, of run, over run, by): "rate" compares requests per second
+# (a hit against hello, against Varnish), "cost" CPU (or instructions) per request.
+RATIOS = [
+    ("hit 1k / hello, rate", "hit 1k", "hello", "rate"),
+    ("hit 64k / hello, rate", "hit 64k", "hello", "rate"),
+    ("hit 1k / varnish, rate", "hit 1k", "varnish hit 1k", "rate"),
+    ("hit 64k / varnish, rate", "hit 64k", "varnish hit 64k", "rate"),
+    ("miss 1k / proxy 1k", "miss 1k", "proxy 1k", "cost"),
+    ("stale 1k / proxy stale 1k", "stale 1k", "proxy stale 1k", "cost"),
+    ("miss 64k / proxy 64k", "miss 64k", "proxy 64k", "cost"),
+]
+
+
+def summary(results: dict[str, list[tuple[float, float]]], unit: str) -> None:
+    """Each run's median and lowest cost and its median rate over the rounds, then the
+    ratios of RATIOS whose two runs both ran: the median of the rounds' own ratios."""
+    print(
+        f"\nover {max(map(len, results.values()))} rounds:  median {unit}  (lowest)  median req/s"
+    )
+    for name, values in results.items():
+        costs = [cost for _, cost in values]
+        rate = statistics.median(rate for rate, _ in values)
+        print(f"{name:15} {statistics.median(costs):12,.1f}  ({min(costs):,.1f})  {rate:10,.0f}")
+    for label, top, bottom, by in RATIOS:
+        if top in results and bottom in results:
+            index = 0 if by == "rate" else 1
+            pairs = zip(results[top], results[bottom], strict=True)
+            ratios = sorted(a[index] / b[index] for a, b in pairs)
+            shown = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"{label:26} {statistics.median(ratios):.3f}x   (rounds: {shown})")
 
 
 def callgrind_control(option: str, pid: int) -> None:
@@ -252,6 +307,14 @@ def main() -> None:
         action="store_true",
         help="count the instructions per request of Thor's runs under valgrind (a figure that "
         "does not swing with the machine's load; peers are skipped)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="go round the runs N times, in turn, and end with each run's median and the "
+        "ratios' medians (for a machine whose load swings)",
     )
     args = parser.parse_args()
     for tool in ("wrk", "taskset", "nginx"):
@@ -293,26 +356,43 @@ def main() -> None:
                 ("proxy 64k", proxy, "/64k", "unique"),
             ]
             wanted = set(args.only or [])
-            for name, cmd, path, spread in runs:
-                if wanted and name not in wanted:
-                    continue
-                port = free_port()
-                bound = [*cmd, "--bind", f"127.0.0.1:{port}"]
-                counted = scratch / "callgrind.out" if args.callgrind else None
-                measure(name, bound, port, path, args, spread, counted)
-            if args.callgrind:
-                return
+            chosen: list[tuple[str, Callable[[int], list[str]], str, str | None]] = [
+                (name, partial(bound, cmd), path, spread)
+                for name, cmd, path, spread in runs
+                if not wanted or name in wanted
+            ]
             has_varnish = shutil.which("varnishd") or Path("/usr/sbin/varnishd").exists()
-            for size in ("1k", "64k"):
+            for size in ("1k", "64k") if not args.callgrind else ():
                 if not wanted or f"nginx hit {size}" in wanted:
-                    port = free_port()
-                    http = CACHE.format(dir=scratch, origin=origin_port, port=port)
-                    cmd = nginx(scratch, f"cache{size}", http)
-                    measure(f"nginx hit {size}", cmd, port, f"/{size}", args)
+                    chosen.append(
+                        (
+                            f"nginx hit {size}",
+                            partial(nginx_cache, scratch, origin_port, size),
+                            f"/{size}",
+                            None,
+                        )
+                    )
                 if has_varnish and (not wanted or f"varnish hit {size}" in wanted):
+                    chosen.append(
+                        (
+                            f"varnish hit {size}",
+                            partial(varnish, scratch, size, origin=origin_port),
+                            f"/{size}",
+                            None,
+                        )
+                    )
+            counted = scratch / "callgrind.out" if args.callgrind else None
+            results: dict[str, list[tuple[float, float]]] = {}
+            for _ in range(args.repeat):
+                for name, command, path, spread in chosen:
                     port = free_port()
-                    cmd = varnish(scratch, size, port, origin_port)
-                    measure(f"varnish hit {size}", cmd, port, f"/{size}", args)
+                    thor = not name.startswith(("nginx", "varnish"))
+                    found = measure(
+                        name, command(port), port, path, args, spread, counted if thor else None
+                    )
+                    results.setdefault(name, []).append(found)
+            if args.repeat > 1:
+                summary(results, "instructions" if args.callgrind else "CPU µs")
         finally:
             origin.terminate()
             origin.wait(10)
