@@ -58,7 +58,7 @@ def split_list(value: bytes) -> list[bytes]:
     return [m for m in (p.strip(b" \t") for p in value.split(b",")) if m]
 
 
-def get_values(headers: RawHeaderListType, name: bytes) -> list[bytes]:
+def get_values(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
     """Values of every field line called ``name`` (case-insensitive), not comma-split."""
     lname = name.lower()
     return [v for n, v in headers if n.lower() == lname]

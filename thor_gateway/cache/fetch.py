@@ -18,7 +18,7 @@ response is served instead; so is a stale one when the answer is an error and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from thor.http.exchange import Exchange
@@ -61,6 +61,7 @@ __all__ = [
 ]
 
 Headers = list[tuple[bytes, bytes]]
+AnyFields = Sequence[tuple[bytes, bytes]]  # a list of pairs, or a stored entry's tuple
 _GET = b"GET"
 _HEAD = b"HEAD"
 # Stored parts (single-range 206 responses) live under their URL's key plus this (a
@@ -126,7 +127,7 @@ class Watching(StandIn):
         return self._exchange.req_complete
 
 
-def content_range(headers: Headers) -> tuple[int, int, int] | None:
+def content_range(headers: AnyFields) -> tuple[int, int, int] | None:
     """``(first, last, total)`` of a 206's one Content-Range (RFC 9110 §14.4), else None."""
     values = get_values(headers, b"content-range")
     if len(values) != 1:
@@ -140,7 +141,7 @@ def content_range(headers: Headers) -> tuple[int, int, int] | None:
     return (a, b, n) if a <= b < n else None
 
 
-def part_range(headers: Headers, ranged: list[bytes]) -> tuple[int, int, int, int] | None:
+def part_range(headers: AnyFields, ranged: list[bytes]) -> tuple[int, int, int, int] | None:
     """The range asked for, if the stored part with ``headers`` holds all of it:
     ``(first, last, total, offset in the part)``."""
     held = content_range(headers)

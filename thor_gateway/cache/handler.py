@@ -45,7 +45,7 @@ fwd-status=200; stored``, ``thor; fwd=stale; fwd-status=304``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, cast
 
@@ -398,7 +398,7 @@ class CacheHandler:
     # --- reading the store ---------------------------------------------------------------
 
     def _select(
-        self, key: bytes, headers: Headers, variants: list[Entry] | None = None
+        self, key: bytes, headers: Headers, variants: Sequence[Entry] | None = None
     ) -> Entry | None:
         """The stored variant this request selects (RFC 9111 §4.1), the newest if several
         (of ``variants``, when the caller has them)."""

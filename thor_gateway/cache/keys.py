@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from operator import itemgetter
 
 from thor.http.headers import get_values
@@ -46,7 +47,8 @@ __all__ = [
     "vary_names",
 ]
 
-Headers = list[tuple[bytes, bytes]]
+# A header section: the parser's list of pairs, or a stored entry's tuple (store.py).
+Headers = Sequence[tuple[bytes, bytes]]
 SecondaryKey = tuple[tuple[bytes, bytes | None], ...]
 # Fields whose values are lists of case-insensitive tokens with weights (RFC 9110 §12.5:
 # codings, charsets, language tags, media types): normalised further (below).

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from thor.http.headers import get_values as _scan
 from thor.http.protocol.abnf import DQUOTE, SEMICOLON, http_date
@@ -44,7 +44,8 @@ __all__ = [
     "storable",
 ]
 
-Headers = list[tuple[bytes, bytes]]
+# A header section: the parser's list of pairs, or a stored entry's tuple (store.py).
+Headers = Sequence[tuple[bytes, bytes]]
 Directives = Mapping[bytes, bytes | None]
 
 # RFC 9110 §15.1: the status codes that are heuristically cacheable (a shared cache may

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+
+from thor_gateway.cache.heads import analyse
 from thor_gateway.cache.store import Entry, MemoryStore
 
 
@@ -19,7 +22,7 @@ def test_put_replace_and_remove() -> None:
     assert store.bytes == sum(e.size for e in store)
     assert store.remove(b"a") == 2
     assert store.bytes == 0
-    assert store.variants(b"a") == []
+    assert list(store.variants(b"a")) == []
 
 
 def test_least_recently_used_goes_first() -> None:
@@ -80,7 +83,7 @@ def test_fresh_until_agrees_with_reuse() -> None:
         for age_field in ([], [(b"Age", b"30")], [(b"Age", b"90")]):
             headers = [(b"Cache-Control", cc), *age_field]
             e = Entry(b"k", (), (), 200, b"OK", headers, b"", 1000.0, 1000.0)
-            assert e.length == [(b"Content-Length", b"0")]
+            assert e.length == ((b"Content-Length", b"0"),)
             for now in (990.0, 1000.0, 1010.0, 1029.9, 1030.0, 1059.9, 1060.0, 1090.0, 2000.0):
                 decision = reuse({}, e.res_cc, e.lifetime, e.age(now))
                 assert (now < e.fresh_until) == (decision is Reuse.FRESH), (cc, age_field, now)
@@ -88,4 +91,41 @@ def test_fresh_until_agrees_with_reuse() -> None:
                 # handler's shortcut past reuse()).
                 if now > e.serve_until:
                     assert decision is Reuse.VALIDATE, (cc, age_field, now)
-    assert Entry(b"k", (), (), 204, b"No Content", [], b"", 0.0, 0.0).length == []
+    assert Entry(b"k", (), (), 204, b"No Content", [], b"", 0.0, 0.0).length == ()
+
+
+def test_a_stored_response_is_one_object_for_the_collector() -> None:
+    """What the store keeps of a response is, for CPython's cyclic collector, the entry
+    alone: its fields, served fields, length, validators and body pieces are tuples of
+    bytes (untracked at the collector's first look), and a URL with one entry maps to it
+    with no list around it. A full store is then one object a response to scan, not six."""
+    fields = [
+        (b"Date", b"Mon, 07 Dec 2026 23:00:00 GMT"),
+        (b"Content-Length", b"6"),
+        (b"ETag", b'"v1"'),
+        (b"Last-Modified", b"Mon, 07 Dec 2026 22:00:00 GMT"),
+        (b"Cache-Control", b"max-age=60"),
+    ]
+    head = analyse(200, fields)
+    fetched = Entry.fetched(
+        b"http://h/f", head.vary, (), 200, b"OK", list(fields), [b"abc", b"def"], 0.0, 0.0, head
+    )
+    made = Entry(b"http://h/m", (), (), 200, b"OK", list(fields), b"abcdef", 0.0, 0.0)
+    store = MemoryStore()
+    for stored in (fetched, made):
+        assert store.put(stored)
+        stored.serving()  # served once: its served fields and length are made
+        assert stored.validators == (
+            (b"If-None-Match", b'"v1"'),
+            (b"If-Modified-Since", fields[3][1]),
+        )
+    gc.collect()
+    gc.collect()  # (a tuple is untracked once the tuples in it are)
+    for stored in (fetched, made):
+        held = [stored.headers, stored.served, stored.length, stored.validators, stored.pieces]
+        assert [part for part in held if gc.is_tracked(part)] == []
+        tracked = [ref for ref in gc.get_referents(stored) if gc.is_tracked(ref)]
+        assert tracked == [Entry]  # (its class)
+        assert store.variants(stored.key) == (stored,)
+    assert fetched.whole() == b"abcdef"
+    assert [ref for ref in gc.get_referents(store._urls) if gc.is_tracked(ref)] == [fetched, made]
