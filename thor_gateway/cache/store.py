@@ -358,7 +358,7 @@ class MemoryStore:
             return ()
         self._urls.move_to_end(key)
         # (Its class, not isinstance: on every hit, and an isinstance that fails costs more.)
-        return (held,) if held.__class__ is Entry else held
+        return held if held.__class__ is list else (held,)
 
     def spool(self, key: bytes) -> None:
         return None  # bodies come whole, in put
@@ -373,7 +373,7 @@ class MemoryStore:
             urls[key] = entry
         else:
             urls.move_to_end(key)
-            if held.__class__ is not Entry:
+            if held.__class__ is list:
                 self._vary(held, entry)
             elif held.secondary == entry.secondary:  # (most URLs: their one entry, replaced)
                 self.bytes -= held.size
