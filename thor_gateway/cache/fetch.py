@@ -39,7 +39,7 @@ from thor_gateway.cache.rules import (
     stale_if_error,
     storable,
 )
-from thor_gateway.cache.store import BodyFile, Entry, Spool
+from thor_gateway.cache.store import BodyFile, Entry, Spool, Stored
 from thor_gateway.routing.request import Request
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ class Fetch:
         self.started = False
         self.over = False
         # (status, phrase, fields, response time, analysis, head bytes) of one to store
-        self.head: tuple[int, bytes, Headers, float, Head, int] | None = None
+        self.head: tuple[int, bytes, Stored, float, Head, int] | None = None
         self.parts: list[bytes] | None = None  # None: nothing (more) is kept
         self.spool: Spool | None = None  # where the body goes instead of parts (store.py)
         self.room = 0  # bytes the kept body may still grow by (max_object_size, then less)
@@ -311,8 +311,9 @@ class Fetch:
         pass  # interim responses are not relayed through the cache
 
     def response_start(self, status: int, phrase: bytes, fields: Headers) -> None:
-        """The response head: status, phrase and fields as bytes (the proxy's list, taken as
-        it is, stored when the response is)."""
+        """The response head: status, phrase and fields as bytes, in a list that is the
+        fetch's own (the proxy's relay and the stand-in make one for it): copied into a tuple
+        when the response is to be stored, then given Cache-Status and passed on."""
         self.started = True
         cache = self.cache
         entry = self.entry
@@ -344,7 +345,8 @@ class Fetch:
             upstream = self.upstream
             cx = None if upstream is None else upstream.cx
             size = 0 if cx is None else cx.res_head_size
-            self.head = (status, phrase, fields, cache.clock(), head, size)
+            # The fields as they are stored, copied before Cache-Status joins the list.
+            self.head = (status, phrase, tuple(fields), cache.clock(), head, size)
         else:
             # Not stored: the body is relayed as it comes (response_body does nothing more
             # for it than the plain proxy), and nobody need wait for it.
@@ -358,7 +360,8 @@ class Fetch:
         client = self.to
         if client is None:
             return
-        out = [*fields, head.cache_status[keep][entry is not None]]  # (fields: kept as they are)
+        out = fields  # (the fetch's own list: it gets Cache-Status, and goes to the client)
+        out.append(head.cache_status[keep][entry is not None])
         if asked is not PLAIN and self._answered_as_asked(client, status, phrase, out, fields):
             return
         # The client's pauses go upstream, unless its Content-Length has fewer digits than

@@ -50,7 +50,7 @@ from thor_gateway.cache.rules import (
 if TYPE_CHECKING:
     from thor_gateway.cache.heads import Head
 
-__all__ = ["BodyFile", "Entry", "MemoryStore", "Spool", "Store"]
+__all__ = ["BodyFile", "Entry", "MemoryStore", "Spool", "Store", "Stored"]
 
 Headers = Sequence[tuple[bytes, bytes]]
 # What an entry keeps (module docstring: a tuple, which the collector does not scan).

@@ -292,7 +292,8 @@ class ProxyHandler:
         cache (``thor_gateway.cache``), ``extra`` fields appended as they are (the cache's
         own: Surrogate-Capability, validators): the response goes to ``sink`` (its
         ``response_start``, ``response_body``, ``response_done``, ``abort``, as to an
-        exchange), the forwarding fields name the client of ``exchange``.  Nothing listens
+        exchange; the field list ``response_start`` gets is the sink's own, to keep or
+        change), the forwarding fields name the client of ``exchange``.  Nothing listens
         to ``exchange``: the caller passes on its pauses (``client_paused``) and, when nobody
         wants the response any more, ``cancel``s the relay this returns."""
         relay = ProxiedExchange(self, exchange, request, sink, headers, extra)

@@ -30,7 +30,8 @@ upstream exchange.
 
 A cache's fetch (``ProxyHandler.cache_fetch``) is relayed the same way with a *sink* in
 place of the server exchange: the response's calls go to the sink (the cache's Fetch, which
-passes them on to the client and keeps a copy), the request is a complete GET, and nothing
+passes them on to the client and keeps a copy; the field list it gets is its own, to keep or
+change), the request is a complete GET, and nothing
 listens to the client's exchange: the cache passes on its pauses (``client_paused``) and
 ``cancel``s the relay when nobody wants the response.
 
@@ -370,7 +371,9 @@ class ProxiedExchange:
         self.phase = _RELAYING
         self.replay = None  # no retry from here on
         if self.transformer is not None:
-            out = self.transformer.start(code, out)
+            # (Copied: what a transform returns may be its own list, and the sink may keep or
+            # change the list it gets: an HTTP cache's Fetch does.)
+            out = list(self.transformer.start(code, out))
         if self.relayed is not None:
             out = self.relayed(code, out)
         exchange = self.exchange
