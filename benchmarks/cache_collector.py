@@ -48,7 +48,8 @@ def main() -> None:
         fields = list(FIELDS)  # (a new list each time, as the proxy hands over)
         head = analyse(200, fields)
         key = b"http://origin/%d" % n
-        entry = Entry.fetched(key, head.vary, (), 200, b"OK", fields, [body], now, now, head, 300)
+        stored = tuple(fields)  # (as the fetch keeps them)
+        entry = Entry.fetched(key, head.vary, (), 200, b"OK", stored, [body], now, now, head, 300)
         if args.served:
             entry.serving()
         store.put(entry)

@@ -236,7 +236,7 @@ def measure(
         server.wait(120)
     if counted is not None:
         # The dump taken after the measured run: its file ends in ".1".
-        instructions = _summary(Path(f"{counted}.1"))
+        instructions = callgrind_total(Path(f"{counted}.1"))
         print(f"{name:15} {instructions / count:12,.0f} instructions/request", flush=True)
         return count / args.seconds, instructions / count
     per = 1e6 / count
@@ -290,7 +290,7 @@ def callgrind_control(option: str, pid: int) -> None:
     )
 
 
-def _summary(path: Path) -> int:
+def callgrind_total(path: Path) -> int:
     for line in path.read_text(errors="replace").splitlines():
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
@@ -386,10 +386,8 @@ def main() -> None:
             for _ in range(args.repeat):
                 for name, command, path, spread in chosen:
                     port = free_port()
-                    thor = not name.startswith(("nginx", "varnish"))
-                    found = measure(
-                        name, command(port), port, path, args, spread, counted if thor else None
-                    )
+                    # (counted: Thor's runs alone, the peers being left out with --callgrind)
+                    found = measure(name, command(port), port, path, args, spread, counted)
                     results.setdefault(name, []).append(found)
             if args.repeat > 1:
                 summary(results, "instructions" if args.callgrind else "CPU µs")

@@ -360,27 +360,26 @@ class Fetch:
         client = self.to
         if client is None:
             return
-        out = fields  # (the fetch's own list: it gets Cache-Status, and goes to the client)
-        out.append(head.cache_status[keep][entry is not None])
-        if asked is not PLAIN and self._answered_as_asked(client, status, phrase, out, fields):
+        fields.append(head.cache_status[keep][entry is not None])  # (the fetch's own list)
+        if asked is not PLAIN and self._answered_as_asked(client, status, phrase, fields):
             return
         # The client's pauses go upstream, unless its Content-Length has fewer digits than
         # the bound the inner handler keeps on what one response may leave in the client's
         # buffer (a proxy's write limit): such a body, held whole, stays within that bound.
         if digits < 0 or digits >= cache.quiet_digits:
             client.on("pause", self._client_pause)
-        client.response_start(status, phrase, out)
+        client.response_start(status, phrase, fields)
 
     def _answered_as_asked(
-        self, client: Exchange, status: int, phrase: bytes, out: Headers, fields: Headers
+        self, client: Exchange, status: int, phrase: bytes, fields: Headers
     ) -> bool:
         """A HEAD's answer (the head alone), or a 304 when the client's own condition holds:
         True when the client has its answer, and nothing of the body goes to it."""
         request = self.request
         if request.method == _HEAD:
-            client.response_start(status, phrase, out)
+            client.response_start(status, phrase, fields)
         elif status == 200 and self.asked.asks and not_modified(request.headers, fields):
-            out = [(n, v) for n, v in out if n.lower() not in STRIPPED_ON_SERVE]
+            out = [(n, v) for n, v in fields if n.lower() not in STRIPPED_ON_SERVE]
             client.response_start(304, b"Not Modified", out)
         else:
             return False

@@ -180,7 +180,7 @@ class Entry:
         secondary: SecondaryKey,
         status: int,
         phrase: bytes,
-        headers: Headers,
+        headers: Stored,
         chunks: list[bytes],
         request_time: float,
         response_time: float,
@@ -191,8 +191,9 @@ class Entry:
         from its head's analysis (heads.py): what ``__post_init__`` works out, read by
         index when a directive gives the lifetime and there is no Age field (the fields'
         values that vary are read, nothing is parsed); ``length`` is left to
-        ``serving()``, at its first use.  ``head_size``: the bytes its head came in, if
-        known (then its fields need not be counted)."""
+        ``serving()``, at its first use.  ``headers`` is kept as it is (a tuple, as the
+        Fetch made it).  ``head_size``: the bytes its head came in, if known (then its
+        fields need not be counted)."""
         lifetime = head.lifetime
         shape = head.shape
         if lifetime is None or shape.age >= 0:
@@ -206,7 +207,7 @@ class Entry:
         self.secondary = secondary
         self.status = status
         self.phrase = phrase
-        self.headers = tuple(headers)
+        self.headers = headers
         self.request_time = request_time
         self.response_time = response_time
         self.file = None
@@ -339,16 +340,10 @@ class MemoryStore:
         self._urls: OrderedDict[bytes, Entry | list[Entry]] = OrderedDict()
 
     def __len__(self) -> int:
-        return sum(len(held) if isinstance(held, list) else 1 for held in self._urls.values())
+        return sum(len(_variants(held)) for held in self._urls.values())
 
     def __iter__(self) -> Iterator[Entry]:
-        return iter([entry for key in self._urls for entry in self._held(key)])
-
-    def _held(self, key: bytes) -> Sequence[Entry]:
-        held = self._urls.get(key)
-        if held is None:
-            return ()
-        return held if isinstance(held, list) else (held,)
+        return iter([entry for held in self._urls.values() for entry in _variants(held)])
 
     def variants(self, key: bytes) -> Sequence[Entry]:
         """``key``'s variants: its one entry in a tuple made now, or the store's own list (to
@@ -357,7 +352,8 @@ class MemoryStore:
         if held is None:
             return ()
         self._urls.move_to_end(key)
-        # (Its class, not isinstance: on every hit, and an isinstance that fails costs more.)
+        # (_variants, inline and by its class: on every hit, where a call and an
+        # isinstance that fails cost more.)
         return held if held.__class__ is list else (held,)
 
     def spool(self, key: bytes) -> None:
@@ -400,7 +396,7 @@ class MemoryStore:
         urls = self._urls
         while self.bytes > self.max_bytes:
             key, held = urls.popitem(last=False)
-            victims = held if isinstance(held, list) else (held,)
+            victims = _variants(held)
             if key == keep.key:  # (then keep alone is within budget: put checked)
                 urls[key] = keep
                 victims = [v for v in victims if v is not keep]
@@ -412,7 +408,7 @@ class MemoryStore:
         held = self._urls.pop(key, None)
         if held is None:
             return 0
-        variants = held if isinstance(held, list) else (held,)
+        variants = _variants(held)
         for entry in variants:
             self.bytes -= entry.size
         return len(variants)
@@ -420,3 +416,8 @@ class MemoryStore:
     def purge(self, prefix: bytes) -> int:
         keys = [k for k in self._urls if k.startswith(prefix)]
         return sum(self.remove(k) for k in keys)
+
+
+def _variants(held: Entry | list[Entry]) -> Sequence[Entry]:
+    """What the memory store holds for a URL, as its variants: its one entry, or its list."""
+    return held if isinstance(held, list) else (held,)

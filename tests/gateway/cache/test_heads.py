@@ -50,7 +50,7 @@ def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
         assert head.lifetime == freshness_lifetime(code, indexed, 0.0, res_cc)
     # Entry.fetched (from the analysis, the body in the chunks it came in) works out what
     # Entry itself does.
-    start, end = (b"k", head.vary, (), code, b"X", fields), (1000.0, 1001.0)
+    start, end = (b"k", head.vary, (), code, b"X", tuple(fields)), (1000.0, 1001.0)
     fetched = Entry.fetched(*start, [b"ab", b"c"], *end, head=head)
     plain = Entry(*start, b"abc", *end)
     for name in (

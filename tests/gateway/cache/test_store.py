@@ -108,7 +108,7 @@ def test_a_stored_response_is_one_object_for_the_collector() -> None:
     ]
     head = analyse(200, fields)
     fetched = Entry.fetched(
-        b"http://h/f", head.vary, (), 200, b"OK", list(fields), [b"abc", b"def"], 0.0, 0.0, head
+        b"http://h/f", head.vary, (), 200, b"OK", tuple(fields), [b"abc", b"def"], 0.0, 0.0, head
     )
     made = Entry(b"http://h/m", (), (), 200, b"OK", list(fields), b"abcdef", 0.0, 0.0)
     store = MemoryStore()
