@@ -23,6 +23,12 @@ Instruction counts do not depend on what else runs on the machine (wall-clock ra
 - ``proxy-u`` / ``miss-u``: every request for a new URL, without and with the cache (each
   a miss proper, Cache-Status ``fwd=miss``, fetched and stored): the proxy's own per-URL
   memos miss too, so compare the two.
+- ``proxy-v`` / ``miss-v``: a response with an ETag and Last-Modified and ``max-age=0``
+  (as nginx serves a static file with ``add_header Cache-Control max-age=0``), without and
+  with the cache: the cache validates its stored response on every request, the origin
+  answers 304, and the stored response is served (Cache-Status ``fwd=stale;
+  fwd-status=304``); the proxy relays the 200 each time.  ``cache_hits.py``'s ``stale 1k``
+  is this path.
 - ``proxy-64k`` / ``miss-0-64k``: ``proxy`` and ``miss-0`` with a 64 KiB body, where relaying
   the body weighs more than the cache's work per response.
 - ``proxy-post`` / ``post``: a POST of 3 bytes answered with 1 KiB (no Cache-Control), without
@@ -53,7 +59,9 @@ from support import free_port, wait_for
 ROOT = Path(__file__).resolve().parents[1]
 BODY = b"x" * 1024
 LARGE = b"x" * 65536  # the body of a path that ends in -64k
-_CONTROL = {"/ns": "no-store", "/m0": "max-age=0", "/m0-64k": "max-age=0"}
+_CONTROL = {"/ns": "no-store", "/m0": "max-age=0", "/m0-64k": "max-age=0", "/v": "max-age=0"}
+_TAG = '"5f2b-400"'
+_MODIFIED = "Mon, 07 Dec 2026 10:00:00 GMT"
 
 
 class _Origin(BaseHTTPRequestHandler):
@@ -61,8 +69,20 @@ class _Origin(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # head and body are two writes: no 40 ms delayed ACK
 
     def do_GET(self) -> None:
+        if self.path == "/v" and self.headers.get("If-None-Match") == _TAG:
+            # A validation that finds the stored response current (as nginx answers one for
+            # a static file: its validators and the added Cache-Control again).
+            self.send_response(304)
+            self.send_header("Last-Modified", _MODIFIED)
+            self.send_header("ETag", _TAG)
+            self.send_header("Cache-Control", "max-age=0")
+            self.end_headers()
+            return
         self.send_response(200)
         self.send_header("Cache-Control", _CONTROL.get(self.path, "max-age=3600"))
+        if self.path == "/v":
+            self.send_header("Last-Modified", _MODIFIED)
+            self.send_header("ETag", _TAG)
         self.send_header("Content-Type", "text/plain")
         body = LARGE if self.path.endswith("-64k") else BODY
         self.send_header("Content-Length", str(len(body)))
@@ -171,6 +191,8 @@ def main() -> None:
         "miss-0": (cached, False, b"/m0"),
         "proxy-u": (["--proxy", upstream], True, b""),
         "miss-u": (cached, True, b""),
+        "proxy-v": (["--proxy", upstream], False, b"/v"),
+        "miss-v": (cached, False, b"/v"),
         "proxy-64k": (["--proxy", upstream], False, b"/1k-64k"),
         "miss-0-64k": (cached, False, b"/m0-64k"),
         "proxy-post": (["--proxy", upstream], False, b"/post"),

@@ -26,6 +26,7 @@ from thor.http.headers import get_values
 from thor_gateway.cache.heads import Head, analyse
 from thor_gateway.cache.keys import (
     CONDITIONAL,
+    NOT_SERVED,
     byte_range,
     freshen,
     not_modified,
@@ -67,10 +68,10 @@ _HEAD = b"HEAD"
 # Stored parts (single-range 206 responses) live under their URL's key plus this (a
 # request-target has no space), apart from the complete responses.
 PART = b" part"
+_VALIDATED = b"fwd=stale; fwd-status=304"
 _NO_TRAILERS: Headers = []
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
-# Fields a stored response is not served with as stored: the cache writes its own.
-STRIPPED_ON_SERVE = frozenset({b"age", b"content-length", b"transfer-encoding"})
+STRIPPED_ON_SERVE = NOT_SERVED  # (the name the handler knows it by)
 
 
 class Relay(Protocol):
@@ -430,23 +431,23 @@ class Fetch:
         if code == 304:
             # §4.3.4 selects stored responses by validator; this fetch validated one,
             # and a 304 says it is current (fields that describe the content are kept).
-            fresh = Entry(
-                entry.key,
-                entry.vary,
-                entry.secondary,
-                entry.status,
-                entry.phrase,
-                freshen(entry.headers, fields),
-                entry.whole(),
-                self.request_time,
-                now,
-                file=entry.file,
-            )
+            headers = freshen(entry.headers, fields)
+            if entry.file is None:  # (from its head's analysis, as a fetched response)
+                fresh = Entry.fetched(
+                    entry.key, entry.vary, entry.secondary, entry.status, entry.phrase,
+                    headers, [entry.whole()], self.request_time, now,
+                    analyse(entry.status, headers),
+                )  # fmt: skip
+            else:
+                fresh = Entry(
+                    entry.key, entry.vary, entry.secondary, entry.status, entry.phrase,
+                    headers, b"", self.request_time, now, file=entry.file,
+                )  # fmt: skip
             cache.store.put(fresh)
-            self._serve_instead(fresh, now, b"fwd=stale", b"fwd-status=304")
+            self._serve_instead(fresh, now, _VALIDATED)
             return True
         if code >= 500 and self._stale_on_error(entry, now, code, fields):
-            self._serve_instead(entry, now, b"fwd=stale", b"fwd-status=%d" % code)
+            self._serve_instead(entry, now, b"fwd=stale; fwd-status=%d" % code)
             return True
         return False
 
@@ -561,12 +562,14 @@ class Fetch:
         )
         return stale_if_error(self.asked.req_cc, res_cc, lifetime, age, disconnected=disconnected)
 
-    def _serve_instead(self, entry: Entry, now: float, *status: bytes) -> None:
-        """The inner handler's answer is not relayed; the stored response is."""
+    def _serve_instead(self, entry: Entry, now: float, status: bytes) -> None:
+        """The inner handler's answer is not relayed; the stored response is, with
+        ``status`` in its Cache-Status."""
         self._drop()
         self.to = None
         client = self.client
         if client is not None and not self.client_gone:
-            age = current_age(entry.headers, entry.request_time, entry.response_time, now)
-            self.cache.serve(client, self.request, entry, age, b"; ".join(status))
+            self.cache.serve(
+                client, self.request, entry, entry.age(now), status, None, self.asked.asks
+            )
             self.client_gone = True  # answered: nothing more of this fetch goes to it

@@ -22,12 +22,12 @@ left to :func:`~thor_gateway.cache.rules.freshness_lifetime` per response.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
 from thor.memo import Memo
-from thor_gateway.cache.keys import cache_status, vary_names
+from thor_gateway.cache.keys import NOT_SERVED, cache_status, picker, vary_names
 from thor_gateway.cache.rules import (
     SURROGATE_MAX_AGE,
     Fields,
@@ -38,7 +38,7 @@ from thor_gateway.cache.rules import (
 
 __all__ = ["Head", "Mark", "Shape", "analyse", "pass_mark"]
 
-Headers = list[tuple[bytes, bytes]]
+Headers = Sequence[tuple[bytes, bytes]]
 Mark = tuple[bytes, ...]  # the Cache-Control values of a passed URL (passing.py)
 _NAME = itemgetter(0)
 _CC = b"cache-control"
@@ -73,6 +73,7 @@ class Shape:
         "more",
         "name_bytes",
         "policy",
+        "served",
     )
 
     def __init__(self, names: tuple[Any, ...]) -> None:
@@ -95,6 +96,12 @@ class Shape:
         # The policy fields' (name, value) pairs of a list, in C (itemgetter of one index
         # gives the pair itself, of several a tuple of pairs: either is a memo key).
         self.policy: Callable[[Headers], Any] = itemgetter(*where) if where else _NOTHING
+        # The fields a stored response is served with (Entry.serving): all but those the
+        # cache writes itself, picked by index.
+        self.served = picker(
+            [i for i, name in enumerate(names) if not isinstance(name, bytes)
+             or name.lower() not in NOT_SERVED]
+        )  # fmt: skip
 
 
 class Head:

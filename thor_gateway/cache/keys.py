@@ -19,8 +19,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
+from typing import Any
 
 from thor.http.headers import get_values
 from thor.http.protocol.abnf import parse_byte_ranges
@@ -29,8 +30,10 @@ from thor_gateway.cache.rules import parse_http_date, strip_names
 
 __all__ = [
     "CONDITIONAL",
+    "NOT_SERVED",
     "SCHEME_PREFIX",
     "SPECIAL",
+    "Pick",
     "RequestShape",
     "SecondaryKey",
     "byte_range",
@@ -40,6 +43,7 @@ __all__ = [
     "known_shape",
     "language_chosen",
     "not_modified",
+    "picker",
     "primary_key",
     "request_shape",
     "secondary_key",
@@ -60,6 +64,9 @@ _SCHEMES = {"http": b"http", "https": b"https"}
 SCHEME_PREFIX = {name: scheme + b"://" for name, scheme in _SCHEMES.items()}
 _NAME = itemgetter(0)
 _CASELESS = frozenset({b"accept", b"accept-charset", b"accept-encoding", b"accept-language"})
+
+# Fields a stored response is not served with as stored: the cache writes its own.
+NOT_SERVED = frozenset({b"age", b"content-length", b"transfer-encoding"})
 
 # Request fields the cache takes off a request it forwards to fill itself, and evaluates
 # against the response instead (so the stored response is a whole one).
@@ -212,16 +219,65 @@ def _weight(params: bytes) -> float | None:
     return float(value)
 
 
-def freshen(stored: Headers, fresh: Headers) -> Headers:
+def freshen(stored: Headers, fresh: Headers) -> tuple[tuple[bytes, bytes], ...]:
     """The stored header section updated from a 304 (or HEAD) response (RFC 9111 §3.2).
 
     Each field of the new response replaces the stored field of that name; stored fields it
     does not name are kept.  Fields the new response's Connection names are not taken.
+    Which fields go is a matter of the two lists' names alone (without a Connection field):
+    worked out once per pair of name lists, and then two picks by index, in C.
     """
+    names = (tuple(map(_NAME, stored)), tuple(map(_NAME, fresh)))
+    try:
+        plan = _FRESHENED.get(names)
+    except TypeError:  # (a name that is not hashable)
+        plan = None
+    else:
+        if plan is None and not _names_connection(names[1]):
+            plan = _freshening(*names)
+            _FRESHENED.put(names, plan)
+    if plan is not None:
+        kept, taken = plan
+        return kept(stored) + taken(fresh)
     skip = _NOT_UPDATED | set(strip_names(get_values(fresh, b"connection")))
     incoming = [(n, v) for n, v in fresh if n.lower() not in skip]
     replaced = {n.lower() for n, _ in incoming}
-    return [(n, v) for n, v in stored if n.lower() not in replaced] + incoming
+    return tuple([(n, v) for n, v in stored if n.lower() not in replaced] + incoming)
+
+
+# Some of a header section's fields, picked by their indices (picker).
+Pick = Callable[[Headers], tuple[tuple[bytes, bytes], ...]]
+_FRESHENED: Memo[tuple[tuple[Any, ...], tuple[Any, ...]], tuple[Pick, Pick]] = Memo(256)
+
+
+def _names_connection(names: tuple[Any, ...]) -> bool:
+    return any(isinstance(name, bytes) and name.lower() == b"connection" for name in names)
+
+
+def _freshening(stored: tuple[Any, ...], fresh: tuple[Any, ...]) -> tuple[Pick, Pick]:
+    """What :func:`freshen` keeps of the stored fields and takes of the new ones, by index,
+    for lists with these names (the new one without a Connection field)."""
+    taken = [i for i, name in enumerate(fresh) if name.lower() not in _NOT_UPDATED]
+    replaced = {fresh[i].lower() for i in taken}
+    kept = [i for i, name in enumerate(stored) if name.lower() not in replaced]
+    return picker(kept), picker(taken)
+
+
+def picker(indices: list[int]) -> Pick:
+    """The items at ``indices`` of a sequence, as a tuple."""
+    if len(indices) > 1:
+        return itemgetter(*indices)  # (of two or more indices, a tuple)
+    if indices:
+        at = indices[0]
+        return lambda fields: (fields[at],)
+    return _NO_PICK
+
+
+def _no_pick(fields: Headers) -> tuple[tuple[bytes, bytes], ...]:
+    return ()
+
+
+_NO_PICK: Pick = _no_pick
 
 
 def validators_match(stored: Headers, fresh: Headers) -> bool:

@@ -36,7 +36,7 @@ from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from thor_gateway.cache.keys import SecondaryKey
+from thor_gateway.cache.keys import NOT_SERVED, SecondaryKey
 from thor_gateway.cache.rules import (
     DATES,
     Fields,
@@ -48,15 +48,13 @@ from thor_gateway.cache.rules import (
 )
 
 if TYPE_CHECKING:
-    from thor_gateway.cache.heads import Head
+    from thor_gateway.cache.heads import Head, Shape
 
 __all__ = ["BodyFile", "Entry", "MemoryStore", "Spool", "Store", "Stored"]
 
 Headers = Sequence[tuple[bytes, bytes]]
 # What an entry keeps (module docstring: a tuple, which the collector does not scan).
 Stored = tuple[tuple[bytes, bytes], ...]
-# The cache writes these itself when it serves a stored response.
-_NOT_SERVED = frozenset({b"age", b"content-length", b"transfer-encoding"})
 _NO_VALIDATORS: Stored = ()
 _NEVER = float("-inf")
 _new = object.__new__
@@ -118,6 +116,9 @@ class Entry:
     # The fields it is served with, Age and length aside: worked out at its first use (a
     # response stored and never served costs no pass over its fields), by serving().
     served: Stored | None = field(init=False, default=None)
+    # Where its fields are (heads.py), when its head was analysed: serving() picks the
+    # served ones by index.
+    shape: Shape | None = field(init=False, default=None, repr=False)
     length: Stored = field(init=False, repr=False)  # its Content-Length field (none for a 204)
 
     # If-None-Match and If-Modified-Since from its validators, to validate it (§4.3.1)
@@ -146,6 +147,7 @@ class Entry:
         self.length = () if self.status == 204 else ((b"Content-Length", b"%d" % body_size),)
         if head is not None:
             directives = head.res_cc
+            self.shape = head.shape
         if indexed is None:
             indexed = Fields(headers)
         self.res_cc = res_cc = response_directives(indexed) if directives is None else directives
@@ -212,6 +214,7 @@ class Entry:
         self.response_time = response_time
         self.file = None
         self.served = None
+        self.shape = shape
         if len(chunks) == 1:  # (most bodies: one read)
             self.body = body = chunks[0]
             self.pieces = None
@@ -279,9 +282,13 @@ class Entry:
         """``served`` (and ``length``), worked out now if they were not yet."""
         served = self.served
         if served is None:
-            served = self.served = tuple(
-                [(n, v) for n, v in self.headers if n.lower() not in _NOT_SERVED]
-            )
+            shape = self.shape
+            if shape is not None:
+                served = self.served = shape.served(self.headers)
+            else:
+                served = self.served = tuple(
+                    [(n, v) for n, v in self.headers if n.lower() not in NOT_SERVED]
+                )
             # RFC 9110 §8.6: a 204 has no Content-Length
             self.length = (
                 () if self.status == 204 else ((b"Content-Length", b"%d" % self.body_size),)
