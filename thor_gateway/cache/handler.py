@@ -540,7 +540,8 @@ class CacheHandler:
             asks = len(headers) != len(request.headers)  # the client's own conditionals
         # The cache's own fields, after the request's: Surrogate-Capability, and the stored
         # response's validators (RFC 9111 §4.3.1).
-        extra = _OWN if entry is None or not entry.validators else [_CAPABILITY, *entry.validators]
+        validators = None if entry is None else (entry.validators or entry.conditions())
+        extra = [_CAPABILITY, *validators] if validators else _OWN
         if plain and request.method == _GET:
             fetch = Fetch(self, key, client, request, entry, now)
         else:

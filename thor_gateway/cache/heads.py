@@ -27,7 +27,7 @@ from operator import itemgetter
 from typing import Any
 
 from thor.memo import Memo
-from thor_gateway.cache.keys import NOT_SERVED, cache_status, picker, vary_names
+from thor_gateway.cache.keys import NOT_SERVED, Pick, cache_status, picker, vary_names
 from thor_gateway.cache.rules import (
     SURROGATE_MAX_AGE,
     Fields,
@@ -66,6 +66,7 @@ class Shape:
 
     __slots__ = (
         "age",
+        "conditions",
         "content_length",
         "date",
         "etag",
@@ -96,12 +97,30 @@ class Shape:
         # The policy fields' (name, value) pairs of a list, in C (itemgetter of one index
         # gives the pair itself, of several a tuple of pairs: either is a memo key).
         self.policy: Callable[[Headers], Any] = itemgetter(*where) if where else _NOTHING
+        # If-None-Match and If-Modified-Since from its ETag and Last-Modified, to validate a
+        # stored response (RFC 9111 §4.3.1; Entry.conditions)
+        self.conditions = _conditions(self.etag, self.last_modified)
         # The fields a stored response is served with (Entry.serving): all but those the
         # cache writes itself, picked by index.
         self.served = picker(
             [i for i, name in enumerate(names) if not isinstance(name, bytes)
              or name.lower() not in NOT_SERVED]
         )  # fmt: skip
+
+
+def _conditions(etag: int, modified: int) -> Pick:
+    """The conditional fields that validate a response with its ETag at index ``etag`` and
+    its Last-Modified at ``modified`` (-1: none)."""
+    if etag >= 0 and modified >= 0:
+        return lambda fields: (
+            (b"If-None-Match", fields[etag][1]),
+            (b"If-Modified-Since", fields[modified][1]),
+        )
+    if etag >= 0:
+        return lambda fields: ((b"If-None-Match", fields[etag][1]),)
+    if modified >= 0:
+        return lambda fields: ((b"If-Modified-Since", fields[modified][1]),)
+    return picker([])
 
 
 class Head:

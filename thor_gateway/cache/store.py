@@ -55,7 +55,6 @@ __all__ = ["BodyFile", "Entry", "MemoryStore", "Spool", "Store", "Stored"]
 Headers = Sequence[tuple[bytes, bytes]]
 # What an entry keeps (module docstring: a tuple, which the collector does not scan).
 Stored = tuple[tuple[bytes, bytes], ...]
-_NO_VALIDATORS: Stored = ()
 _NEVER = float("-inf")
 _new = object.__new__
 _VALUE = itemgetter(1)
@@ -121,8 +120,9 @@ class Entry:
     shape: Shape | None = field(init=False, default=None, repr=False)
     length: Stored = field(init=False, repr=False)  # its Content-Length field (none for a 204)
 
-    # If-None-Match and If-Modified-Since from its validators, to validate it (§4.3.1)
-    validators: Stored = field(init=False)
+    # If-None-Match and If-Modified-Since from its validators, to validate it (§4.3.1):
+    # worked out at its first validation (conditions()), None until then.
+    validators: Stored | None = field(init=False, default=None, repr=False)
     # Until when it is fresh for a request without directives (§4.2: lifetime > age), and
     # may be served without validation (no no-cache): a hit compares one number.
     fresh_until: float = field(init=False)
@@ -162,16 +162,6 @@ class Entry:
             apparent = 0.0 if date is None else received - date
             delay = received - self.request_time
             self.initial_age = max(apparent, delay, 0.0)
-        etags = by_name.get(b"etag")
-        modified = by_name.get(b"last-modified")
-        self.validators = (
-            (
-                *(((b"If-None-Match", etags[0]),) if etags else ()),
-                *(((b"If-Modified-Since", modified[0]),) if modified else ()),
-            )
-            if etags or modified
-            else _NO_VALIDATORS
-        )
         self._until(res_cc)
 
     @classmethod
@@ -242,15 +232,7 @@ class Entry:
         if initial_age < 0:
             initial_age = 0.0
         self.initial_age = initial_age
-        at = shape.etag
-        at_modified = shape.last_modified
-        if at < 0 and at_modified < 0:
-            self.validators = _NO_VALIDATORS
-        else:
-            self.validators = (
-                *(((b"If-None-Match", headers[at][1]),) if at >= 0 else ()),
-                *(((b"If-Modified-Since", headers[at_modified][1]),) if at_modified >= 0 else ()),
-            )
+        self.validators = None
         if head.no_cache:
             self.fresh_until = self.serve_until = _NEVER
         else:  # as _until()
@@ -294,6 +276,25 @@ class Entry:
                 () if self.status == 204 else ((b"Content-Length", b"%d" % self.body_size),)
             )
         return served
+
+    def conditions(self) -> Stored:
+        """``validators``: If-None-Match and If-Modified-Since from its ETag and
+        Last-Modified (§4.3.1), worked out now if they were not yet (no pass over its fields
+        when its head was analysed: read by index)."""
+        validators = self.validators
+        if validators is None:
+            shape = self.shape
+            if shape is not None:
+                validators = self.validators = shape.conditions(self.headers)
+            else:
+                by_name = Fields(self.headers).by_name
+                etags = by_name.get(b"etag", ())
+                modified = by_name.get(b"last-modified", ())
+                validators = self.validators = (
+                    *[(b"If-None-Match", etag) for etag in etags[:1]],
+                    *[(b"If-Modified-Since", date) for date in modified[:1]],
+                )
+        return validators
 
     def whole(self) -> bytes:
         """Its body in memory, the chunks it came in joined now if they were not yet."""
@@ -371,18 +372,18 @@ class MemoryStore:
             return False
         urls = self._urls
         key = entry.key
-        held: Any = urls.get(key)  # (as in variants)
+        # (Taken out and put back: the URL becomes the most recently used.)
+        held: Any = urls.pop(key, None)  # (as in variants)
         if held is None:
             urls[key] = entry
+        elif held.__class__ is list:
+            self._vary(held, entry)
+            urls[key] = held
+        elif held.secondary == entry.secondary:  # (most URLs: their one entry, replaced)
+            self.bytes -= held.size
+            urls[key] = entry
         else:
-            urls.move_to_end(key)
-            if held.__class__ is list:
-                self._vary(held, entry)
-            elif held.secondary == entry.secondary:  # (most URLs: their one entry, replaced)
-                self.bytes -= held.size
-                urls[key] = entry
-            else:
-                urls[key] = [held, entry]
+            urls[key] = [held, entry]
         self.bytes += entry.size
         if self.bytes > self.max_bytes:
             self._evict(entry)

@@ -116,7 +116,7 @@ def test_a_stored_response_is_one_object_for_the_collector() -> None:
     for stored in (fetched, made):
         assert store.put(stored)
         stored.serving()  # served once: its served fields and length are made
-        assert stored.validators == (
+        assert stored.conditions() == (
             (b"If-None-Match", b'"v1"'),
             (b"If-Modified-Since", fields[3][1]),
         )
