@@ -106,6 +106,8 @@ _NO_TRAILERS: Headers = []
 _LANGUAGE = (b"accept-language",)
 _SAFE = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE"})
 _PASSES = 4096  # URLs remembered as not stored
+# What a HEAD with none of the fields in SPECIAL asks of its fetch: its head alone.
+_PLAIN_HEAD = Asked(_NO_DIRECTIVES, authorized=False)
 
 
 def _inner_attribute(name: str) -> property:
@@ -182,7 +184,7 @@ class CacheHandler:
             "bytes": int(getattr(self.store, "bytes", 0)),
         }
 
-    def handle(self, exchange: Exchange, request: Request) -> None:
+    def handle(self, exchange: Exchange, request: Request) -> None:  # noqa: C901 (one frame: the hot path)
         method = request.method
         headers = request.headers
         if method != _GET and method != _HEAD:
@@ -203,16 +205,27 @@ class CacheHandler:
         if not shape.plain:
             self._special(exchange, request, key, shape.names, now)
             return
-        mark = self.passes.get(key)
-        if mark is not None and method == _GET:  # (nothing stored: Fetch drops marks)
-            self.stats.misses += 1
-            self._pass(exchange, request, _OWN, Pass(self, key, mark).relayed)
-            return
+        passes = self.passes
+        if passes and method == _GET:
+            mark = passes.get(key)
+            if mark is not None:  # (nothing stored: Fetch drops marks)
+                self.stats.misses += 1
+                self._pass(exchange, request, _OWN, Pass(self, key, mark).relayed)
+                return
         variants = self.store.variants(key)
-        entry = variants[0] if variants else None
-        if entry is not None and (entry.vary or len(variants) > 1):  # (most URLs: neither)
-            entry = self._select(key, headers, variants)
-        if entry is not None and now < entry.fresh_until and entry.file is None:
+        if not variants:  # a miss: fetched, or waits for the fetch in flight
+            if key in self.pending and self._wait(key, exchange, request):
+                return
+            self.stats.misses += 1
+            self._fetch_plain(exchange, request, key, None, now)
+            return
+        entry = variants[0]
+        if entry.vary or len(variants) > 1:  # (most URLs: neither)
+            entry = self._select(key, headers, variants)  # type: ignore[assignment]
+            if entry is None:  # (none of its variants is this request's)
+                self._miss(exchange, request, key, now)
+                return
+        if now < entry.fresh_until and entry.file is None:
             # The common hit: fresh, and nothing in the request asks for more (no
             # directives, conditionals or range), so reuse() would say FRESH.
             self.stats.hits += 1
@@ -229,27 +242,21 @@ class CacheHandler:
                 exchange.response_body(entry.body if entry.pieces is None else entry.whole())
             exchange.response_done(_NO_TRAILERS)
             return
-        if entry is not None and now > entry.serve_until:
+        if now > entry.serve_until:
             # Stale past any window: reuse() would say VALIDATE (§4.3), so it is fetched
             # (with the stored validators) without asking it, or waits for the fetch in
             # flight (when a popular response expires).
             if key in self.pending and self._wait(key, exchange, request):
                 return
             self.stats.stale += 1
-            names = shape.names
-            self._fetch(exchange, exchange, request, key, entry, _NO_DIRECTIVES, now, True, names)
+            self._fetch_plain(exchange, request, key, entry, now)
             return
-        if entry is not None and entry.file is not None and now < entry.fresh_until:
-            if self._hit_from_file(exchange, entry, method, now):
-                return
-            entry = None  # its file was replaced or removed since it was listed: a miss
-        if entry is not None:
-            self._stored(exchange, request, key, entry, _NO_DIRECTIVES, now, shape.names)
+        if entry.file is not None and now < entry.fresh_until:
+            if not self._hit_from_file(exchange, entry, method, now):
+                # its file was replaced or removed since it was listed: a miss
+                self._miss(exchange, request, key, now)
             return
-        if key in self.pending and self._wait(key, exchange, request):
-            return
-        self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, _NO_DIRECTIVES, now, True, shape.names)
+        self._stored(exchange, request, key, entry, _NO_DIRECTIVES, now, shape.names)
 
     def _special(
         self, exchange: Exchange, request: Request, key: bytes, names: frozenset[bytes], now: float
@@ -552,6 +559,37 @@ class CacheHandler:
             self.pending[key] = fetch
         try:
             relay = self._forward(fetch, request, headers, extra, origin)
+            if not fetch.over:  # (an answer may come at once: then nothing more is said)
+                fetch.upstream = relay
+        except BaseException:
+            fetch.over = True
+            self.finished(fetch)  # the waiters must not wait for it
+            raise
+
+    def _miss(self, exchange: Exchange, request: Request, key: bytes, now: float) -> None:
+        """Nothing stored answers a request with none of the fields in SPECIAL: it is
+        fetched, or waits for the fetch in flight."""
+        if key in self.pending and self._wait(key, exchange, request):
+            return
+        self.stats.misses += 1
+        self._fetch_plain(exchange, request, key, None, now)
+
+    def _fetch_plain(
+        self, exchange: Exchange, request: Request, key: bytes, entry: Entry | None, now: float
+    ) -> None:
+        """``_fetch`` for a request with none of the fields in SPECIAL (``handle``'s: a miss,
+        or a stored response to validate): its fields go as they are."""
+        validators = None if entry is None else (entry.validators or entry.conditions())
+        extra = [_CAPABILITY, *validators] if validators else _OWN
+        if request.method == _GET:
+            fetch = Fetch(self, key, exchange, request, entry, now)
+        else:  # a HEAD, fetched as the GET it stands for (its client gets the head alone)
+            fetch = Fetch(self, key, exchange, request, entry, now, _PLAIN_HEAD)
+        pending = self.pending
+        if key not in pending:
+            pending[key] = fetch
+        try:
+            relay = self._forward(fetch, request, request.headers, extra, exchange)
             if not fetch.over:  # (an answer may come at once: then nothing more is said)
                 fetch.upstream = relay
         except BaseException:
