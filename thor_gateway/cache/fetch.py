@@ -241,11 +241,13 @@ class Fetch:
         self.asked = asked
         self.started = False
         self.over = False
-        # (status, phrase, fields, response time, analysis, head bytes) of one to store
-        self.head: tuple[int, bytes, Stored, float, Head, int] | None = None
         self.parts: list[bytes] | None = None  # None: nothing (more) is kept
         self.spool: Spool | None = None  # where the body goes instead of parts (store.py)
-        self.room = 0  # bytes the kept body may still grow by (max_object_size, then less)
+        # Set with parts, when the response is to be stored (and read only then):
+        # (status, phrase, fields, response time, analysis, head bytes) of it,
+        self.head: tuple[int, bytes, Stored, float, Head, int]
+        # and the bytes its body may still grow by (max_object_size, then less).
+        self.room: int
         self.upstream: Relay | None = None  # the request handed on (to cancel it, or pause it)
         # The requests that wait for it (collapsed forwarding): a list once one does.
         self.waiters: tuple[()] | list[tuple[Exchange, Request]] = ()
@@ -484,7 +486,7 @@ class Fetch:
         cache = self.cache
         parts = self.parts
         if parts is not None:
-            code, phrase, fields, response_time, head, head_size = self.head  # type: ignore[misc]
+            code, phrase, fields, response_time, head, head_size = self.head
             if code == 206 or self.spool is not None:
                 self._store_other()
             else:
@@ -507,7 +509,7 @@ class Fetch:
 
     def _store_other(self) -> None:
         """Store a part (a 206), or a body the store spooled (RFC 9111 §3, §3.3)."""
-        code, phrase, fields, response_time, head, _ = self.head  # type: ignore[misc]
+        code, phrase, fields, response_time, head, _ = self.head
         cache = self.cache
         names = head.vary
         spool = self.spool

@@ -129,6 +129,7 @@ class Head:
     __slots__ = (
         "auth_ok",
         "cache_status",
+        "direct",
         "keep",
         "lifetime",
         "mark",
@@ -153,6 +154,10 @@ class Head:
         self.vary = vary_names(fields) if b"vary" in indexed.by_name else ()
         self.mark: Mark | None = pass_mark(indexed, res_cc)
         self.lifetime = _directive_lifetime(res_cc)
+        # Whether a stored response's lifetime and initial age follow from this analysis
+        # and its Date alone (Entry.fetched): a directive gives the lifetime, and it has
+        # no Age field.
+        self.direct = self.lifetime is not None and shape.age < 0
         # For Entry.serve_until: no-cache (always validated, §5.2.2.4), and the
         # stale-while-revalidate window unless a directive forbids serving stale (§4.2.4).
         self.no_cache = b"no-cache" in res_cc

@@ -186,14 +186,13 @@ class Entry:
         ``serving()``, at its first use.  ``headers`` is kept as it is (a tuple, as the
         Fetch made it).  ``head_size``: the bytes its head came in, if known (then its
         fields need not be counted)."""
-        lifetime = head.lifetime
-        shape = head.shape
-        if lifetime is None or shape.age >= 0:
+        if not head.direct:
             return cls(
                 key, vary, secondary, status, phrase, headers, b"".join(chunks), request_time,
                 response_time, head=head,
             )  # fmt: skip
         self = _new(cls)
+        self.shape = shape = head.shape
         self.key = key
         self.vary = vary
         self.secondary = secondary
@@ -204,7 +203,6 @@ class Entry:
         self.response_time = response_time
         self.file = None
         self.served = None
-        self.shape = shape
         if len(chunks) == 1:  # (most bodies: one read)
             self.body = body = chunks[0]
             self.pieces = None
@@ -218,14 +216,15 @@ class Entry:
         else:  # the names' bytes (counted once per shape) and the values', joined in C
             self.size = size + shape.name_bytes + len(b"".join(map(_VALUE, headers))) + shape.more
         self.res_cc = head.res_cc
+        lifetime: float = head.lifetime  # type: ignore[assignment]  # (direct: a float)
         self.lifetime = lifetime
         # current_age() without an Age field: the apparent age or the response delay
         initial_age = response_time - request_time
         at = shape.date
         if at >= 0:
             value = headers[at][1]
-            date: Any = _DATES.get(value, _DATES)
-            if date is _DATES:
+            date: Any = _DATES.get(value)
+            if date is None:  # (not seen lately, or not a date: parse_http_date tells)
                 date = parse_http_date(value)
             if date is not None and response_time - date > initial_age:
                 initial_age = response_time - date
@@ -368,7 +367,8 @@ class MemoryStore:
         return None  # bodies come whole, in put
 
     def put(self, entry: Entry, spool: Spool | None = None) -> bool:
-        if entry.size > self.max_bytes:
+        size = entry.size  # (then what the store grows by)
+        if size > self.max_bytes:
             return False
         urls = self._urls
         key = entry.key
@@ -380,12 +380,12 @@ class MemoryStore:
             self._vary(held, entry)
             urls[key] = held
         elif held.secondary == entry.secondary:  # (most URLs: their one entry, replaced)
-            self.bytes -= held.size
+            size -= held.size
             urls[key] = entry
         else:
             urls[key] = [held, entry]
-        self.bytes += entry.size
-        if self.bytes > self.max_bytes:
+        total = self.bytes = self.bytes + size
+        if total > self.max_bytes:
             self._evict(entry)
         return True
 
