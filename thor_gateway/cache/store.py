@@ -345,6 +345,12 @@ class MemoryStore:
         # alone: a lookup or a store hashes one bytes object (its hash kept in it) and makes
         # no key tuple, and the common replacement of a URL's only entry is one store.
         self._urls: OrderedDict[bytes, Entry | list[Entry]] = OrderedDict()
+        # Its methods, bound once: CPython 3.11 does not specialise a method lookup on an
+        # OrderedDict (it has an instance dict to look in first), and the lookup and the
+        # store use them on every request.  (_urls is never replaced.)
+        self._get = self._urls.get
+        self._pop = self._urls.pop
+        self._move_to_end = self._urls.move_to_end
 
     def __len__(self) -> int:
         return sum(len(_variants(held)) for held in self._urls.values())
@@ -355,10 +361,10 @@ class MemoryStore:
     def variants(self, key: bytes) -> Sequence[Entry]:
         """``key``'s variants: its one entry in a tuple made now, or the store's own list (to
         read, not to change)."""
-        held: Any = self._urls.get(key)  # (Any: a class test, which mypy does not narrow by)
+        held: Any = self._get(key)  # (Any: a class test, which mypy does not narrow by)
         if held is None:
             return ()
-        self._urls.move_to_end(key)
+        self._move_to_end(key)
         # (_variants, inline and by its class: on every hit, where a call and an
         # isinstance that fails cost more.)
         return held if held.__class__ is list else (held,)
@@ -373,7 +379,7 @@ class MemoryStore:
         urls = self._urls
         key = entry.key
         # (Taken out and put back: the URL becomes the most recently used.)
-        held: Any = urls.pop(key, None)  # (as in variants)
+        held: Any = self._pop(key, None)  # (as in variants)
         if held is None:
             urls[key] = entry
         elif held.__class__ is list:
