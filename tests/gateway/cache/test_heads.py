@@ -26,6 +26,15 @@ HEADS: list[tuple[int, H]] = [
     (200, [DATE, (b"Surrogate-Control", b"max-age=30"), (b"Cache-Control", b"no-store")]),
     (200, [DATE, (b"Expires", b"Mon, 07 Dec 2026 07:20:00 GMT")]),
     (200, [DATE, (b"Last-Modified", b"Mon, 07 Dec 2025 06:20:00 GMT")]),
+    (
+        200,
+        [
+            (b"ETag", b'"b"'),
+            DATE,
+            (b"Cache-Control", b"max-age=5"),
+            (b"Last-Modified", b"Mon, 07 Dec 2025 06:20:00 GMT"),
+        ],
+    ),
     (200, [DATE, (b"Vary", b"*"), (b"Cache-Control", b"max-age=60")]),
     (200, [(b"Cache-Control", b"s-maxage=5, stale-while-revalidate=30"), (b"Age", b"3")]),
     (200, [(b"Cache-Control", b"max-age=5, stale-while-revalidate=30")]),
@@ -57,7 +66,6 @@ def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
         "res_cc",
         "lifetime",
         "initial_age",
-        "validators",
         "size",
         "body_size",
         "fresh_until",
@@ -66,7 +74,10 @@ def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
         "served",
     ):
         assert getattr(fetched, name) == getattr(plain, name), name
-    # the served fields and the length, worked out at the first use
+    # the conditions that validate it, the served fields and the length, worked out at
+    # their first use (the fetched entry's by its head's shape)
+    assert fetched.validators is None
+    assert fetched.conditions() == plain.conditions()
     assert fetched.serving() == plain.serving()
     assert fetched.length == plain.length
     # the chunks are joined at the first use of the body, once

@@ -71,6 +71,48 @@ def test_freshen_replaces_named_fields_and_keeps_the_rest() -> None:
     assert b"Connection" not in out
 
 
+def _freshened_by_hand(
+    stored: list[tuple[bytes, bytes]], fresh: list[tuple[bytes, bytes]]
+) -> tuple[tuple[bytes, bytes], ...]:
+    """RFC 9111 §3.2 spelled out for lists without a Connection field: the new fields (but
+    those that describe the stored content, and hop-by-hop ones) replace the stored fields
+    of their names, which keep their order, and come after them."""
+    not_updated = {
+        b"connection", b"keep-alive", b"proxy-connection", b"te", b"transfer-encoding",
+        b"upgrade", b"proxy-authenticate", b"proxy-authorization", b"trailer",
+        b"content-length", b"content-encoding", b"content-md5", b"content-range", b"etag",
+    }  # fmt: skip
+    taken = [(n, v) for n, v in fresh if n.lower() not in not_updated]
+    replaced = {n.lower() for n, _ in taken}
+    return tuple([(n, v) for n, v in stored if n.lower() not in replaced] + taken)
+
+
+def test_freshen_by_name_lists_gives_the_values_of_each_call() -> None:
+    """freshen works out which fields stay once per pair of name lists: the same lists of
+    names with other values give those values, in the same places, every time."""
+    names_stored = [b"Date", b"Cache-Control", b"ETag", b"Content-Length", b"x-a", b"X-A"]
+    names_fresh = [b"date", b"Cache-Control", b"ETag", b"X-A", b"Expires"]
+    for round_ in range(3):  # (the first call works the plan out; the others reuse it)
+        stored = [(n, b"s%d-%d" % (round_, i)) for i, n in enumerate(names_stored)]
+        fresh = [(n, b"f%d-%d" % (round_, i)) for i, n in enumerate(names_fresh)]
+        assert freshen(stored, fresh) == _freshened_by_hand(stored, fresh)
+    # one field either side, or none: still tuples of pairs
+    assert freshen([(b"A", b"1")], [(b"B", b"2")]) == ((b"A", b"1"), (b"B", b"2"))
+    assert freshen([(b"A", b"1")], [(b"a", b"2")]) == ((b"a", b"2"),)
+    assert freshen([], []) == ()
+    assert freshen([(b"A", b"1")], [(b"Content-Length", b"0")]) == ((b"A", b"1"),)
+
+
+def test_freshen_with_a_connection_field_is_worked_out_each_time() -> None:
+    """The fields a 304's Connection names are not taken (§3.1), whatever their names: a
+    list with Connection is not planned by its names."""
+    stored = [(b"X-One", b"1"), (b"X-Two", b"2")]
+    first = freshen(stored, [(b"Connection", b"X-One"), (b"X-One", b"new"), (b"X-Two", b"new")])
+    assert first == ((b"X-One", b"1"), (b"X-Two", b"new"))
+    second = freshen(stored, [(b"Connection", b"X-Two"), (b"X-One", b"new"), (b"X-Two", b"new")])
+    assert second == ((b"X-Two", b"2"), (b"X-One", b"new"))
+
+
 def test_validators_match() -> None:
     assert validators_match([(b"ETag", b'"a"')], [(b"ETag", b'W/"a"')])
     assert not validators_match([(b"ETag", b'"a"')], [(b"ETag", b'"b"')])
