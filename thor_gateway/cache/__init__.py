@@ -5,6 +5,8 @@
   the client's conditionals, Cache-Status (RFC 9211);
 - :mod:`~thor_gateway.cache.store`: the :class:`Store` interface and :class:`MemoryStore`;
 - :mod:`~thor_gateway.cache.disk`: :class:`DiskStore`, on disk, shared by workers;
+- :mod:`~thor_gateway.cache.answer`: answering from a stored response (its head, a 304,
+  a range), and the 504 of ``only-if-cached``;
 - :mod:`~thor_gateway.cache.body`: a stored body to the client, from memory or its file;
 - :mod:`~thor_gateway.cache.handler`: :class:`CacheHandler`, which wraps a route's handler;
 - :mod:`~thor_gateway.cache.settings`: :class:`CacheSettings` and :class:`CacheStats`;

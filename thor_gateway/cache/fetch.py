@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
+from thor_gateway.cache.answer import serve
 from thor_gateway.cache.heads import Head, analyse
 from thor_gateway.cache.keys import (
-    CONDITIONAL,
     NOT_SERVED,
     byte_range,
     freshen,
@@ -56,7 +56,6 @@ __all__ = [
     "StandIn",
     "Watching",
     "as_bytes",
-    "conditional",
     "content_range",
     "part_range",
 ]
@@ -156,10 +155,6 @@ def part_range(headers: AnyFields, ranged: list[bytes]) -> tuple[int, int, int, 
     if not isinstance(wanted, tuple) or not (start <= wanted[0] and wanted[1] <= end):
         return None
     return (wanted[0], wanted[1], total, wanted[0] - start)
-
-
-def conditional(headers: Headers) -> bool:
-    return any(n.lower() in CONDITIONAL for n, _ in headers)
 
 
 def as_bytes(value: Any) -> bytes:
@@ -438,7 +433,7 @@ class Fetch:
             # and a 304 says it is current (fields that describe the content are kept).
             headers = freshen(entry.headers, fields)
             if entry.file is None:  # (from its head's analysis, as a fetched response)
-                fresh = Entry.fetched(
+                fresh = _fetched(
                     entry.key, entry.vary, entry.secondary, entry.status, entry.phrase,
                     headers, [entry.whole()], self.request_time, now,
                     analyse(entry.status, headers),
@@ -574,7 +569,5 @@ class Fetch:
         self.to = None
         client = self.client
         if client is not None and not self.client_gone:
-            self.cache.serve(
-                client, self.request, entry, entry.age(now), status, None, self.asked.asks
-            )
+            serve(client, self.request, entry, entry.age(now), status, None, self.asked.asks)
             self.client_gone = True  # answered: nothing more of this fetch goes to it

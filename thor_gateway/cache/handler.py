@@ -52,14 +52,13 @@ from typing import Any, cast
 import thor.loop
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
-from thor_gateway.cache.body import GONE, open_stored, send_stored, vanished
+from thor_gateway.cache.answer import HIT, gateway_timeout, serve, serve_part
+from thor_gateway.cache.body import GONE, open_stored, send_stored
 from thor_gateway.cache.disk import DiskStore
 from thor_gateway.cache.fetch import (
     PART,
-    STRIPPED_ON_SERVE,
     Asked,
     Fetch,
-    conditional,
     part_range,
 )
 from thor_gateway.cache.inner import forwarder, passer
@@ -68,11 +67,8 @@ from thor_gateway.cache.keys import (
     CONDITIONAL,
     SCHEME_PREFIX,
     SPECIAL,
-    byte_range,
-    cache_status,
     known_shape,
     language_chosen,
-    not_modified,
     primary_key,
     request_shape,
     secondary_key,
@@ -100,7 +96,6 @@ _HEAD = b"HEAD"
 _CAPABILITY = (b"Surrogate-Capability", b'thor="Surrogate/1.0"')
 _OWN = [_CAPABILITY]  # (never changed)
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
-_HIT = cache_status(b"hit")
 _NAME = itemgetter(0)
 _NO_TRAILERS: Headers = []
 _LANGUAGE = (b"accept-language",)
@@ -234,7 +229,7 @@ class CacheHandler:
             out = [
                 *(entry.served or entry.serving()),
                 (b"Age", b"%d" % age),
-                _HIT,
+                HIT,
                 *entry.length,
             ]
             exchange.response_start(entry.status, entry.phrase, out)
@@ -290,7 +285,7 @@ class CacheHandler:
     ) -> bool:
         """A miss the request's directives answer without a fetch that is stored."""
         if b"only-if-cached" in req_cc:  # RFC 9111 §5.2.1.7
-            self._gateway_timeout(exchange, request)
+            gateway_timeout(exchange, request)
             return True
         if b"no-store" in req_cc:  # §5.2.1.5: nothing of this exchange is stored
             self.stats.bypass += 1
@@ -306,7 +301,7 @@ class CacheHandler:
             return False
         self.stats.hits += 1
         age = entry.age(now)
-        out = [*(entry.served or entry.serving()), (b"Age", b"%d" % age), _HIT, *entry.length]
+        out = [*(entry.served or entry.serving()), (b"Age", b"%d" % age), HIT, *entry.length]
         exchange.response_start(entry.status, entry.phrase, out)
         send_stored(exchange, entry, source, 0, entry.body_size)
         return True
@@ -337,12 +332,12 @@ class CacheHandler:
         if decision is _FRESH or decision is _STALE or decision is _SWR:
             self.stats.hits += 1
             asks = not names.isdisjoint(CONDITIONAL)
-            self.serve(exchange, request, entry, age, b"hit", None, asks)
+            serve(exchange, request, entry, age, b"hit", None, asks)
             if decision is _SWR and key not in self.pending:
                 self._fetch(None, exchange, request, key, entry, req_cc, now)
             return
         if b"only-if-cached" in req_cc:
-            self._gateway_timeout(exchange, request)
+            gateway_timeout(exchange, request)
             return
         self._validate(exchange, request, key, entry, req_cc, now, names)
 
@@ -378,17 +373,17 @@ class CacheHandler:
         # it; otherwise it is fetched with its Range (a single-part 206 is kept).
         if entry is not None and entry.status == 200 and self._usable(entry, req_cc, now):
             self.stats.hits += 1
-            self.serve(exchange, request, entry, entry.age(now), b"hit", ranged)
+            serve(exchange, request, entry, entry.age(now), b"hit", ranged)
             return
         part = self._select(key + PART, request.headers)
         if part is not None and self._usable(part, req_cc, now):
             held = part_range(part.headers, ranged)
             if held is not None:
                 self.stats.hits += 1
-                self._serve_part(exchange, request, part, held, part.age(now))
+                serve_part(exchange, request, part, held, part.age(now))
                 return
         if b"only-if-cached" in req_cc:
-            self._gateway_timeout(exchange, request)
+            gateway_timeout(exchange, request)
             return
         self.stats.misses += 1
         self._fetch(exchange, exchange, request, key, None, req_cc, now, ranged=True)
@@ -427,101 +422,6 @@ class CacheHandler:
         decision = reuse(req_cc, entry.res_cc, entry.lifetime, entry.age(now))
         return decision is not Reuse.VALIDATE
 
-    def serve(
-        self,
-        exchange: Exchange,
-        request: Request,
-        entry: Entry,
-        age: float,
-        status: bytes,
-        ranged: list[bytes] | None = None,
-        asks: bool | None = None,
-    ) -> None:
-        """Answer from ``entry``: with Age (§5.1), as a 304 if the client's condition holds,
-        as a 206 or 416 if it asked for a range."""
-        out = [
-            *(entry.served or entry.serving()),
-            (b"Age", b"%d" % age),
-            _HIT if status == b"hit" else cache_status(status),
-        ]
-        if ranged:
-            length = entry.body_size
-            part = byte_range(ranged, length)
-            if part is False:
-                out += [(b"Content-Range", b"bytes */%d" % length), (b"Content-Length", b"0")]
-                exchange.response_start(416, b"Range Not Satisfiable", out)
-                exchange.response_done([])
-                return
-            if isinstance(part, tuple):
-                first, last = part
-                source = open_stored(entry, request.method)
-                if source == GONE:
-                    vanished(exchange)
-                    return
-                out += [
-                    (b"Content-Range", b"bytes %d-%d/%d" % (first, last, length)),
-                    (b"Content-Length", b"%d" % (last - first + 1)),
-                ]
-                exchange.response_start(206, b"Partial Content", out)
-                send_stored(exchange, entry, source, first, last - first + 1)
-                return
-        if asks is None:
-            asks = conditional(request.headers)
-        if asks and entry.status == 200 and not_modified(request.headers, entry.headers):
-            exchange.response_start(304, b"Not Modified", out)
-            exchange.response_done([])
-            return
-        out += entry.length
-        source = open_stored(entry, request.method)
-        if source == GONE:
-            vanished(exchange)
-            return
-        exchange.response_start(entry.status, entry.phrase, out)
-        send_stored(exchange, entry, source, 0, entry.body_size)
-
-    def _serve_part(
-        self,
-        exchange: Exchange,
-        request: Request,
-        part: Entry,
-        held: tuple[int, int, int, int],
-        age: float,
-    ) -> None:
-        """A range that a stored 206 holds: bytes ``first``-``last`` of ``total``."""
-        first, last, total, offset = held
-        source = open_stored(part, request.method)
-        if source == GONE:
-            vanished(exchange)
-            return
-        out = [
-            (n, v)
-            for n, v in part.headers
-            if n.lower() not in STRIPPED_ON_SERVE and n.lower() != b"content-range"
-        ]
-        out += [
-            (b"Age", b"%d" % age),
-            cache_status(b"hit"),
-            (b"Content-Range", b"bytes %d-%d/%d" % (first, last, total)),
-            (b"Content-Length", b"%d" % (last - first + 1)),
-        ]
-        exchange.response_start(206, b"Partial Content", out)
-        send_stored(exchange, part, source, offset, last - first + 1)
-
-    def _gateway_timeout(self, exchange: Exchange, request: Request) -> None:
-        body = b"" if request.method == _HEAD else b"not in the cache (only-if-cached)\n"
-        exchange.response_start(
-            504,
-            b"Gateway Timeout",
-            [
-                (b"Content-Type", b"text/plain"),
-                (b"Content-Length", b"%d" % len(body)),
-                cache_status(b"fwd=miss", b"detail=only-if-cached"),
-            ],
-        )
-        if body:
-            exchange.response_body(body)
-        exchange.response_done([])
-
     # --- going to the inner handler --------------------------------------------------------
 
     def _fetch(
@@ -557,14 +457,7 @@ class CacheHandler:
             fetch = Fetch(self, key, client, request, entry, now, asked)
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
-        try:
-            relay = self._forward(fetch, request, headers, extra, origin)
-            if not fetch.over:  # (an answer may come at once: then nothing more is said)
-                fetch.upstream = relay
-        except BaseException:
-            fetch.over = True
-            self.finished(fetch)  # the waiters must not wait for it
-            raise
+        self._hand_on(fetch, request, headers, extra, origin)
 
     def _miss(self, exchange: Exchange, request: Request, key: bytes, now: float) -> None:
         """Nothing stored answers a request with none of the fields in SPECIAL: it is
@@ -588,8 +481,15 @@ class CacheHandler:
         pending = self.pending
         if key not in pending:
             pending[key] = fetch
+        self._hand_on(fetch, request, request.headers, extra, exchange)
+
+    def _hand_on(
+        self, fetch: Fetch, request: Request, headers: Headers, extra: Headers, origin: Exchange
+    ) -> None:
+        """Give the inner handler ``fetch``'s request: ``headers`` and the cache's ``extra``
+        fields, for the client of ``origin``."""
         try:
-            relay = self._forward(fetch, request, request.headers, extra, exchange)
+            relay = self._forward(fetch, request, headers, extra, origin)
             if not fetch.over:  # (an answer may come at once: then nothing more is said)
                 fetch.upstream = relay
         except BaseException:
