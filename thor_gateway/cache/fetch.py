@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PART",
     "PLAIN",
-    "STRIPPED_ON_SERVE",
     "Asked",
     "Fetch",
     "Relay",
@@ -73,7 +72,6 @@ _NO_TRAILERS: Headers = []
 # bound method made, on every storing fetch.)
 _fetched = Entry.fetched
 _NO_DIRECTIVES: Mapping[bytes, bytes | None] = {}
-STRIPPED_ON_SERVE = NOT_SERVED  # (the name the handler knows it by)
 
 
 class Relay(Protocol):
@@ -380,7 +378,7 @@ class Fetch:
         if request.method == _HEAD:
             client.response_start(status, phrase, fields)
         elif status == 200 and self.asked.asks and not_modified(request.headers, fields):
-            out = [(n, v) for n, v in fields if n.lower() not in STRIPPED_ON_SERVE]
+            out = [(n, v) for n, v in fields if n.lower() not in NOT_SERVED]
             client.response_start(304, b"Not Modified", out)
         else:
             return False

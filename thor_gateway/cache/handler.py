@@ -208,11 +208,8 @@ class CacheHandler:
                 self._pass(exchange, request, _OWN, Pass(self, key, mark).relayed)
                 return
         variants = self.store.variants(key)
-        if not variants:  # a miss: fetched, or waits for the fetch in flight
-            if key in self.pending and self._wait(key, exchange, request):
-                return
-            self.stats.misses += 1
-            self._fetch_plain(exchange, request, key, None, now)
+        if not variants:
+            self._miss(exchange, request, key, now)
             return
         entry = variants[0]
         if entry.vary or len(variants) > 1:  # (most URLs: neither)
@@ -445,10 +442,6 @@ class CacheHandler:
         if not plain:
             headers = [(n, v) for n, v in headers if n.lower() not in CONDITIONAL]
             asks = len(headers) != len(request.headers)  # the client's own conditionals
-        # The cache's own fields, after the request's: Surrogate-Capability, and the stored
-        # response's validators (RFC 9111 §4.3.1).
-        validators = None if entry is None else (entry.validators or entry.conditions())
-        extra = [_CAPABILITY, *validators] if validators else _OWN
         if plain and request.method == _GET:
             fetch = Fetch(self, key, client, request, entry, now)
         else:
@@ -457,7 +450,7 @@ class CacheHandler:
             fetch = Fetch(self, key, client, request, entry, now, asked)
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
-        self._hand_on(fetch, request, headers, extra, origin)
+        self._hand_on(fetch, request, headers, origin)
 
     def _miss(self, exchange: Exchange, request: Request, key: bytes, now: float) -> None:
         """Nothing stored answers a request with none of the fields in SPECIAL: it is
@@ -472,8 +465,6 @@ class CacheHandler:
     ) -> None:
         """``_fetch`` for a request with none of the fields in SPECIAL (``handle``'s: a miss,
         or a stored response to validate): its fields go as they are."""
-        validators = None if entry is None else (entry.validators or entry.conditions())
-        extra = [_CAPABILITY, *validators] if validators else _OWN
         if request.method == _GET:
             fetch = Fetch(self, key, exchange, request, entry, now)
         else:  # a HEAD, fetched as the GET it stands for (its client gets the head alone)
@@ -481,13 +472,15 @@ class CacheHandler:
         pending = self.pending
         if key not in pending:
             pending[key] = fetch
-        self._hand_on(fetch, request, request.headers, extra, exchange)
+        self._hand_on(fetch, request, request.headers, exchange)
 
-    def _hand_on(
-        self, fetch: Fetch, request: Request, headers: Headers, extra: Headers, origin: Exchange
-    ) -> None:
-        """Give the inner handler ``fetch``'s request: ``headers`` and the cache's ``extra``
-        fields, for the client of ``origin``."""
+    def _hand_on(self, fetch: Fetch, request: Request, headers: Headers, origin: Exchange) -> None:
+        """Give the inner handler ``fetch``'s request: ``headers``, then the cache's own
+        fields (Surrogate-Capability, and the validators of the stored response the fetch
+        validates, RFC 9111 §4.3.1), for the client of ``origin``."""
+        entry = fetch.entry
+        validators = None if entry is None else (entry.validators or entry.conditions())
+        extra = [_CAPABILITY, *validators] if validators else _OWN
         try:
             relay = self._forward(fetch, request, headers, extra, origin)
             if not fetch.over:  # (an answer may come at once: then nothing more is said)

@@ -36,7 +36,7 @@ from thor_gateway.cache.rules import (
     storable,
 )
 
-__all__ = ["Head", "Mark", "Shape", "analyse", "pass_mark"]
+__all__ = ["Head", "Mark", "Shape", "analyse", "pass_mark", "shape_of"]
 
 Headers = Sequence[tuple[bytes, bytes]]
 Mark = tuple[bytes, ...]  # the Cache-Control values of a passed URL (passing.py)
@@ -194,20 +194,29 @@ _last_shape: tuple[tuple[Any, ...], Shape] = ((), _NO_FIELDS)
 _last_head: tuple[int, Shape, Any, Head] = (0, _NO_FIELDS, (), Head(0, [], _NO_FIELDS))
 
 
+def shape_of(fields: Headers) -> Shape:
+    """Where the fields the cache reads are in ``fields`` (bytes pairs), from the memo."""
+    return _shape(tuple(map(_NAME, fields)))
+
+
+def _shape(names: tuple[Any, ...]) -> Shape:
+    try:
+        known = _SHAPES.get(names)
+    except TypeError:  # (a name that is not hashable: worked out, not remembered)
+        return Shape(names)
+    if known is None:
+        known = Shape(names)
+        _SHAPES.put(names, known)
+    return known
+
+
 def analyse(code: int, fields: Headers) -> Head:
     """The analysis of a response head with these fields (bytes pairs), from the memos."""
     global _last_shape, _last_head
     names = tuple(map(_NAME, fields))
     last_names, shape = _last_shape
     if names != last_names:
-        try:
-            known = _SHAPES.get(names)
-        except TypeError:  # (a name that is not hashable)
-            return Head(code, fields, Shape(names))
-        if known is None:
-            known = Shape(names)
-            _SHAPES.put(names, known)
-        shape = known
+        shape = _shape(names)
         _last_shape = (names, shape)
     policy = shape.policy(fields)
     last_code, last_of, last_policy, head = _last_head

@@ -270,14 +270,11 @@ def picker(indices: list[int]) -> Pick:
     if indices:
         at = indices[0]
         return lambda fields: (fields[at],)
-    return _NO_PICK
+    return _no_pick
 
 
 def _no_pick(fields: Headers) -> tuple[tuple[bytes, bytes], ...]:
     return ()
-
-
-_NO_PICK: Pick = _no_pick
 
 
 def validators_match(stored: Headers, fresh: Headers) -> bool:

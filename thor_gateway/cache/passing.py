@@ -9,11 +9,11 @@ gives the response head's fields to ``Pass.relayed``; another handler answers on
 :class:`Passing` around the client's exchange, which does the same): the request's events
 are the client exchange's own, the response goes to the client as it comes with its
 Cache-Status, and nothing is copied, stored or waited for (nobody waits for it either: it
-will not be stored).  If the
-response's Cache-Control is not the remembered one (or a Surrogate-Control appears), the
-mark is dropped, and the next request is a miss that may store again; this one is relayed
-unstored, which a cache may always do (§3: "MAY store").  Like Varnish's hit-for-miss,
-without its timer: the response itself says when the mark no longer holds.
+will not be stored).  If the response's Cache-Control is not the remembered one (or a
+Surrogate-Control appears), the mark is dropped, and the next request is a miss that may
+store again; this one is relayed unstored, which a cache may always do (§3: "MAY store").
+Like Varnish's hit-for-miss, without its timer: the response itself says when the mark no
+longer holds.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from thor_gateway.cache.keys import NOT_SERVED, SecondaryKey
+from thor_gateway.cache.heads import shape_of
+from thor_gateway.cache.keys import SecondaryKey
 from thor_gateway.cache.rules import (
     DATES,
     Fields,
@@ -263,13 +264,8 @@ class Entry:
         """``served`` (and ``length``), worked out now if they were not yet."""
         served = self.served
         if served is None:
-            shape = self.shape
-            if shape is not None:
-                served = self.served = shape.served(self.headers)
-            else:
-                served = self.served = tuple(
-                    [(n, v) for n, v in self.headers if n.lower() not in NOT_SERVED]
-                )
+            headers = self.headers
+            served = self.served = (self.shape or shape_of(headers)).served(headers)
             # RFC 9110 §8.6: a 204 has no Content-Length
             self.length = (
                 () if self.status == 204 else ((b"Content-Length", b"%d" % self.body_size),)
@@ -278,21 +274,12 @@ class Entry:
 
     def conditions(self) -> Stored:
         """``validators``: If-None-Match and If-Modified-Since from its ETag and
-        Last-Modified (§4.3.1), worked out now if they were not yet (no pass over its fields
-        when its head was analysed: read by index)."""
+        Last-Modified (§4.3.1), worked out now if they were not yet (read by the indices of
+        its head's shape)."""
         validators = self.validators
         if validators is None:
-            shape = self.shape
-            if shape is not None:
-                validators = self.validators = shape.conditions(self.headers)
-            else:
-                by_name = Fields(self.headers).by_name
-                etags = by_name.get(b"etag", ())
-                modified = by_name.get(b"last-modified", ())
-                validators = self.validators = (
-                    *[(b"If-None-Match", etag) for etag in etags[:1]],
-                    *[(b"If-Modified-Since", date) for date in modified[:1]],
-                )
+            headers = self.headers
+            validators = self.validators = (self.shape or shape_of(headers)).conditions(headers)
         return validators
 
     def whole(self) -> bytes:
