@@ -72,7 +72,7 @@ def serve(
             return
     if asks is None:
         asks = conditional(request.headers)
-    if asks and entry.status == 200 and not_modified(request.headers, entry.headers):
+    if asks and entry.status == 200 and not_modified(request.headers, entry.fields()):
         exchange.response_start(304, b"Not Modified", out)
         exchange.response_done([])
         return
@@ -100,7 +100,7 @@ def serve_part(
         return
     out = [
         (n, v)
-        for n, v in part.headers
+        for n, v in part.fields()
         if n.lower() not in NOT_SERVED and n.lower() != b"content-range"
     ]
     out += [

@@ -89,7 +89,7 @@ def encode(entry: Entry) -> bytes:
         "secondary": [[_text(n), None if v is None else _text(v)] for n, v in entry.secondary],
         "status": entry.status,
         "phrase": _text(entry.phrase),
-        "headers": [[_text(n), _text(v)] for n, v in entry.headers],
+        "headers": [[_text(n), _text(v)] for n, v in entry.fields()],
         "request_time": entry.request_time,
         "response_time": entry.response_time,
     }

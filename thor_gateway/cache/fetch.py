@@ -19,16 +19,16 @@ response is served instead; so is a stale one when the answer is an error and
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from thor.http.exchange import Exchange
 from thor.http.headers import get_values
 from thor_gateway.cache.answer import serve
-from thor_gateway.cache.heads import Head, analyse
+from thor_gateway.cache.heads import Head, analysed, freshened
 from thor_gateway.cache.keys import (
     NOT_SERVED,
     byte_range,
-    freshen,
     not_modified,
     secondary_key,
 )
@@ -40,7 +40,7 @@ from thor_gateway.cache.rules import (
     stale_if_error,
     storable,
 )
-from thor_gateway.cache.store import BodyFile, Entry, Spool, Stored
+from thor_gateway.cache.store import BodyFile, Entry, Spool
 from thor_gateway.routing.request import Request
 
 if TYPE_CHECKING:
@@ -62,6 +62,8 @@ __all__ = [
 Headers = list[tuple[bytes, bytes]]
 AnyFields = Sequence[tuple[bytes, bytes]]  # a list of pairs, or a stored entry's tuple
 _GET = b"GET"
+_NAME = itemgetter(0)
+_VALUE = itemgetter(1)
 _HEAD = b"HEAD"
 # Stored parts (single-range 206 responses) live under their URL's key plus this (a
 # request-target has no space), apart from the complete responses.
@@ -240,8 +242,8 @@ class Fetch:
         self.parts: list[bytes] | None = None  # None: nothing (more) is kept
         self.spool: Spool | None = None  # where the body goes instead of parts (store.py)
         # Set with parts, when the response is to be stored (and read only then):
-        # (status, phrase, fields, response time, analysis, head bytes) of it,
-        self.head: tuple[int, bytes, Stored, float, Head, int]
+        # (status, phrase, fields' values, response time, analysis, head bytes) of it,
+        self.head: tuple[int, bytes, tuple[bytes, ...], float, Head, int]
         # and the bytes its body may still grow by (max_object_size, then less).
         self.room: int
         self.upstream: Relay | None = None  # the request handed on (to cancel it, or pause it)
@@ -322,7 +324,10 @@ class Fetch:
             and self._answered(entry, status, fields)
         ):
             return
-        head = analyse(status, fields)  # the decisions, once per head shape (heads.py)
+        # The decisions, once per head shape (heads.py), from the fields' names and values
+        # (the values are what is stored of them).
+        values = tuple(map(_VALUE, fields))
+        head = analysed(status, tuple(map(_NAME, fields)), values)
         asked = self.asked
         at = head.shape.content_length  # (-1: no Content-Length)
         digits = len(fields[at][1]) if at >= 0 else -1  # (-1: a body of any length)
@@ -344,8 +349,8 @@ class Fetch:
             upstream = self.upstream
             cx = None if upstream is None else upstream.cx
             size = 0 if cx is None else cx.res_head_size
-            # The fields as they are stored, copied before Cache-Status joins the list.
-            self.head = (status, phrase, tuple(fields), cache.clock(), head, size)
+            # (values: taken before Cache-Status joins the list)
+            self.head = (status, phrase, values, cache.clock(), head, size)
         else:
             # Not stored: the body is relayed as it comes (response_body does nothing more
             # for it than the plain proxy), and nobody need wait for it.
@@ -429,17 +434,18 @@ class Fetch:
         if code == 304:
             # §4.3.4 selects stored responses by validator; this fetch validated one,
             # and a 304 says it is current (fields that describe the content are kept).
-            headers = freshen(entry.headers, fields)
+            names, values = freshened(entry.shape, entry.values, fields)
             if entry.file is None:  # (from its head's analysis, as a fetched response)
                 fresh = _fetched(
                     entry.key, entry.vary, entry.secondary, entry.status, entry.phrase,
-                    headers, [entry.whole()], self.request_time, now,
-                    analyse(entry.status, headers),
+                    values, [entry.whole()], self.request_time, now,
+                    analysed(entry.status, names, values),
                 )  # fmt: skip
             else:
                 fresh = Entry(
                     entry.key, entry.vary, entry.secondary, entry.status, entry.phrase,
-                    headers, b"", self.request_time, now, file=entry.file,
+                    tuple(zip(names, values, strict=True)), b"", self.request_time, now,
+                    file=entry.file,
                 )  # fmt: skip
             cache.store.put(fresh)
             self._serve_instead(fresh, now, _VALIDATED)
@@ -482,7 +488,7 @@ class Fetch:
         cache = self.cache
         parts = self.parts
         if parts is not None:
-            code, phrase, fields, response_time, head, head_size = self.head
+            code, phrase, values, response_time, head, head_size = self.head
             if code == 206 or self.spool is not None:
                 self._store_other()
             else:
@@ -490,7 +496,7 @@ class Fetch:
                 stored = _fetched(
                     self.key, names,
                     secondary_key(names, self.request.headers) if names else (),
-                    code, phrase, fields, parts, self.request_time, response_time, head, head_size,
+                    code, phrase, values, parts, self.request_time, response_time, head, head_size,
                 )  # fmt: skip
                 if cache.store.put(stored):
                     cache.stats.stored += 1
@@ -505,7 +511,8 @@ class Fetch:
 
     def _store_other(self) -> None:
         """Store a part (a 206), or a body the store spooled (RFC 9111 §3, §3.3)."""
-        code, phrase, fields, response_time, head, _ = self.head
+        code, phrase, values, response_time, head, _ = self.head
+        fields = head.shape.fields(values)
         cache = self.cache
         names = head.vary
         spool = self.spool
@@ -523,7 +530,7 @@ class Fetch:
         secondary = secondary_key(names, self.request.headers) if names else ()
         if spool is None:
             stored = Entry.fetched(
-                key, names, secondary, code, phrase, fields, self.parts or [],
+                key, names, secondary, code, phrase, values, self.parts or [],
                 self.request_time, response_time, head,
             )  # fmt: skip
         else:
@@ -548,9 +555,10 @@ class Fetch:
     # --- answering from the store after all ----------------------------------------------
 
     def _stale_on_error(self, entry: Entry, now: float, code: int, fields: Headers) -> bool:
-        res_cc = response_directives(entry.headers)
-        age = current_age(entry.headers, entry.request_time, entry.response_time, now)
-        lifetime = freshness_lifetime(entry.status, entry.headers, entry.response_time, res_cc)
+        stored = Fields(entry.fields())
+        res_cc = response_directives(stored)
+        age = current_age(stored, entry.request_time, entry.response_time, now)
+        lifetime = freshness_lifetime(entry.status, stored, entry.response_time, res_cc)
         # The proxy's own 502/503/504 (no upstream reached it: it carries no Via, which every
         # relayed response does) means the origin is out of reach.
         disconnected = (

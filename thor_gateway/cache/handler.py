@@ -374,7 +374,7 @@ class CacheHandler:
             return
         part = self._select(key + PART, request.headers)
         if part is not None and self._usable(part, req_cc, now):
-            held = part_range(part.headers, ranged)
+            held = part_range(part.fields(), ranged)
             if held is not None:
                 self.stats.hits += 1
                 serve_part(exchange, request, part, held, part.age(now))
@@ -411,7 +411,7 @@ class CacheHandler:
                 best = entry
         if best is None:  # §4.1: a language the request would choose by its q-values
             for entry in variants:
-                if entry.vary == _LANGUAGE and language_chosen(entry.headers, headers):
+                if entry.vary == _LANGUAGE and language_chosen(entry.fields(), headers):
                     return entry
         return best
 

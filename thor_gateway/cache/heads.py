@@ -18,6 +18,10 @@ hashing of freshly parsed names and values): a route's responses mostly repeat o
 What changes per response (Date, Age, ETag, Last-Modified, Content-Length) is read through
 the shape's indices; a lifetime that depends on dates (Expires, the heuristic of §4.2.2) is
 left to :func:`~thor_gateway.cache.rules.freshness_lifetime` per response.
+
+A shape also keeps its names for the stored responses: an entry (store.py) keeps its
+fields' values alone, and what it is served with, validated by and freshened into (a 304,
+:func:`freshened`) is worked out from its values by the shape's indices.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ from operator import itemgetter
 from typing import Any
 
 from thor.memo import Memo
-from thor_gateway.cache.keys import NOT_SERVED, Pick, cache_status, picker, vary_names
+from thor_gateway.cache.keys import (
+    NOT_SERVED,
+    cache_status,
+    freshen,
+    freshen_plan,
+    picker,
+    vary_names,
+)
 from thor_gateway.cache.rules import (
     SURROGATE_MAX_AGE,
     Fields,
@@ -36,11 +47,24 @@ from thor_gateway.cache.rules import (
     storable,
 )
 
-__all__ = ["Head", "Mark", "Shape", "analyse", "pass_mark", "shape_of"]
+__all__ = [
+    "Head",
+    "Mark",
+    "Shape",
+    "Values",
+    "analyse",
+    "analysed",
+    "freshened",
+    "pass_mark",
+    "shape_of",
+]
 
 Headers = Sequence[tuple[bytes, bytes]]
+Stored = tuple[tuple[bytes, bytes], ...]  # (as store.py keeps fields)
 Mark = tuple[bytes, ...]  # the Cache-Control values of a passed URL (passing.py)
 _NAME = itemgetter(0)
+_VALUE = itemgetter(1)
+Values = tuple[bytes, ...]  # a header list's values, in order (named by a Shape)
 _CC = b"cache-control"
 _SC = b"surrogate-control"
 # The fields whose values decide storing and the directives (the policy of a head).
@@ -73,11 +97,15 @@ class Shape:
         "last_modified",
         "more",
         "name_bytes",
+        "names",
         "policy",
         "served",
     )
 
     def __init__(self, names: tuple[Any, ...]) -> None:
+        # The names, kept once for every stored response with them: an entry keeps its
+        # values alone (Entry.values), and its fields are these names with those values.
+        self.names = names
         first: dict[bytes, int] = {}
         where: list[int] = []
         for i, name in enumerate(names):
@@ -94,33 +122,56 @@ class Shape:
         # per field and 256 for the entry itself (as Entry.__post_init__ does).
         self.name_bytes = sum(len(name) for name in names if isinstance(name, bytes))
         self.more = 4 * len(names) + 256
-        # The policy fields' (name, value) pairs of a list, in C (itemgetter of one index
-        # gives the pair itself, of several a tuple of pairs: either is a memo key).
-        self.policy: Callable[[Headers], Any] = itemgetter(*where) if where else _NOTHING
-        # If-None-Match and If-Modified-Since from its ETag and Last-Modified, to validate a
-        # stored response (RFC 9111 §4.3.1; Entry.conditions)
+        # The policy fields' values of a list with these names, in C (itemgetter of one
+        # index gives the value itself, of several a tuple of them: with the shape, which
+        # stands for the names, either is a memo key).
+        self.policy: Callable[[Sequence[bytes]], Any] = itemgetter(*where) if where else _NOTHING
+        # If-None-Match and If-Modified-Since from a stored response's values of its ETag
+        # and Last-Modified, to validate it (RFC 9111 §4.3.1; Entry.conditions)
         self.conditions = _conditions(self.etag, self.last_modified)
-        # The fields a stored response is served with (Entry.serving): all but those the
-        # cache writes itself, picked by index.
-        self.served = picker(
+        # The fields a stored response is served with (Entry.serving), from its values: all
+        # but those the cache writes itself, picked by index and named.
+        self.served = _served(
+            names,
             [i for i, name in enumerate(names) if not isinstance(name, bytes)
-             or name.lower() not in NOT_SERVED]
+             or name.lower() not in NOT_SERVED],
         )  # fmt: skip
 
+    def fields(self, values: Sequence[bytes]) -> Stored:
+        """The (name, value) pairs of a header list with these names and ``values``."""
+        # (As many values as names, by construction.  No strict=True: a keyword costs zip
+        # its fast call, a dict of keywords made and parsed each time.)
+        return tuple(zip(self.names, values))  # noqa: B905
 
-def _conditions(etag: int, modified: int) -> Pick:
-    """The conditional fields that validate a response with its ETag at index ``etag`` and
-    its Last-Modified at ``modified`` (-1: none)."""
+
+# What a stored response is served with, or validated by, worked out from its values.
+FromValues = Callable[[Sequence[bytes]], Stored]
+
+
+def _served(names: tuple[Any, ...], indices: list[int]) -> FromValues:
+    """The fields at ``indices`` of a header list with these names, from its values."""
+    kept = tuple(names[i] for i in indices)
+    pick = picker(indices)  # (of values: a tuple of them)
+    return lambda values: tuple(zip(kept, pick(values)))  # noqa: B905
+
+
+def _conditions(etag: int, modified: int) -> FromValues:
+    """The conditional fields that validate a response with its ETag's value at index
+    ``etag`` and its Last-Modified's at ``modified`` (-1: none)."""
     if etag >= 0 and modified >= 0:
-        return lambda fields: (
-            (b"If-None-Match", fields[etag][1]),
-            (b"If-Modified-Since", fields[modified][1]),
+        return lambda values: (
+            (b"If-None-Match", values[etag]),
+            (b"If-Modified-Since", values[modified]),
         )
     if etag >= 0:
-        return lambda fields: ((b"If-None-Match", fields[etag][1]),)
+        return lambda values: ((b"If-None-Match", values[etag]),)
     if modified >= 0:
-        return lambda fields: ((b"If-Modified-Since", fields[modified][1]),)
-    return picker([])
+        return lambda values: ((b"If-Modified-Since", values[modified]),)
+    return _none
+
+
+def _none(values: Sequence[bytes]) -> Stored:
+    return ()
 
 
 class Head:
@@ -212,23 +263,42 @@ def _shape(names: tuple[Any, ...]) -> Shape:
 
 def analyse(code: int, fields: Headers) -> Head:
     """The analysis of a response head with these fields (bytes pairs), from the memos."""
+    return analysed(code, tuple(map(_NAME, fields)), tuple(map(_VALUE, fields)))
+
+
+def analysed(code: int, names: tuple[Any, ...], values: Sequence[bytes]) -> Head:
+    """The analysis of a response head whose fields have these ``names`` and ``values``
+    (two tuples, in order), from the memos; its shape is ``head.shape``."""
     global _last_shape, _last_head
-    names = tuple(map(_NAME, fields))
     last_names, shape = _last_shape
     if names != last_names:
         shape = _shape(names)
         _last_shape = (names, shape)
-    policy = shape.policy(fields)
+    policy = shape.policy(values)
     last_code, last_of, last_policy, head = _last_head
     if last_of is shape and last_code == code and last_policy == policy:
         return head
     key = (code, shape, policy)  # (the shape stands for its names)
     try:
         found = _HEADS.get(key)
-    except TypeError:  # pairs as lists, values as bytearrays: analysed, not remembered
-        return Head(code, fields, shape)
+    except TypeError:  # values as bytearrays: analysed, not remembered
+        return Head(code, shape.fields(values), shape)
     if found is None:
-        found = Head(code, fields, shape)
+        found = Head(code, shape.fields(values), shape)
         _HEADS.put(key, found)
     _last_head = (code, shape, policy, found)
     return found
+
+
+def freshened(
+    shape: Shape, values: Sequence[bytes], fresh: Headers
+) -> tuple[tuple[Any, ...], Values]:
+    """The fields of a stored response (``shape``'s names, ``values``) updated from a 304's
+    ``fresh`` ones (RFC 9111 §3.2, as keys.freshen does): their names and their values.
+    The stored response's fields are not made: its values are picked."""
+    plan = freshen_plan(shape.names, tuple(map(_NAME, fresh)))
+    if plan is None:
+        merged = freshen(shape.fields(values), fresh)
+        return tuple(map(_NAME, merged)), tuple(map(_VALUE, merged))
+    kept, taken, names = plan
+    return names, kept(values) + taken(tuple(map(_VALUE, fresh)))

@@ -39,6 +39,7 @@ __all__ = [
     "byte_range",
     "cache_status",
     "freshen",
+    "freshen_plan",
     "invalidated",
     "known_shape",
     "language_chosen",
@@ -225,19 +226,12 @@ def freshen(stored: Headers, fresh: Headers) -> tuple[tuple[bytes, bytes], ...]:
     Each field of the new response replaces the stored field of that name; stored fields it
     does not name are kept.  Fields the new response's Connection names are not taken.
     Which fields go is a matter of the two lists' names alone (without a Connection field):
-    worked out once per pair of name lists, and then two picks by index, in C.
+    worked out once per pair of name lists (:func:`freshen_plan`), and then two picks by
+    index, in C.
     """
-    names = (tuple(map(_NAME, stored)), tuple(map(_NAME, fresh)))
-    try:
-        plan = _FRESHENED.get(names)
-    except TypeError:  # (a name that is not hashable)
-        plan = None
-    else:
-        if plan is None and not _names_connection(names[1]):
-            plan = _freshening(*names)
-            _FRESHENED.put(names, plan)
+    plan = freshen_plan(tuple(map(_NAME, stored)), tuple(map(_NAME, fresh)))
     if plan is not None:
-        kept, taken = plan
+        kept, taken, _ = plan
         return kept(stored) + taken(fresh)
     skip = _NOT_UPDATED | set(strip_names(get_values(fresh, b"connection")))
     incoming = [(n, v) for n, v in fresh if n.lower() not in skip]
@@ -245,22 +239,42 @@ def freshen(stored: Headers, fresh: Headers) -> tuple[tuple[bytes, bytes], ...]:
     return tuple([(n, v) for n, v in stored if n.lower() not in replaced] + incoming)
 
 
-# Some of a header section's fields, picked by their indices (picker).
-Pick = Callable[[Headers], tuple[tuple[bytes, bytes], ...]]
-_FRESHENED: Memo[tuple[tuple[Any, ...], tuple[Any, ...]], tuple[Pick, Pick]] = Memo(256)
+def freshen_plan(stored: tuple[Any, ...], fresh: tuple[Any, ...]) -> Plan | None:
+    """What :func:`freshen` keeps of a stored list with the names ``stored`` and takes of a
+    new one with the names ``fresh`` (pickers by index, for the lists' fields or for their
+    values alike), and the names of the result; None when the new list has a Connection
+    field (whose names are not taken: a matter of its values) or a name that is not
+    hashable.  From a memo of pairs of name lists."""
+    names = (stored, fresh)
+    try:
+        plan = _FRESHENED.get(names)
+    except TypeError:  # (a name that is not hashable)
+        return None
+    if plan is None and not _names_connection(fresh):
+        plan = _freshening(stored, fresh)
+        _FRESHENED.put(names, plan)
+    return plan
+
+
+# Some of a header section's fields (or of their values), picked by their indices (picker).
+Pick = Callable[[Sequence[Any]], tuple[Any, ...]]
+# (the stored fields kept, the new fields taken, the names of the two together)
+Plan = tuple[Pick, Pick, tuple[Any, ...]]
+_FRESHENED: Memo[tuple[tuple[Any, ...], tuple[Any, ...]], Plan] = Memo(256)
 
 
 def _names_connection(names: tuple[Any, ...]) -> bool:
     return any(isinstance(name, bytes) and name.lower() == b"connection" for name in names)
 
 
-def _freshening(stored: tuple[Any, ...], fresh: tuple[Any, ...]) -> tuple[Pick, Pick]:
+def _freshening(stored: tuple[Any, ...], fresh: tuple[Any, ...]) -> Plan:
     """What :func:`freshen` keeps of the stored fields and takes of the new ones, by index,
     for lists with these names (the new one without a Connection field)."""
     taken = [i for i, name in enumerate(fresh) if name.lower() not in _NOT_UPDATED]
     replaced = {fresh[i].lower() for i in taken}
     kept = [i for i, name in enumerate(stored) if name.lower() not in replaced]
-    return picker(kept), picker(taken)
+    names = tuple(stored[i] for i in kept) + tuple(fresh[i] for i in taken)
+    return picker(kept), picker(taken), names
 
 
 def picker(indices: list[int]) -> Pick:
@@ -273,7 +287,7 @@ def picker(indices: list[int]) -> Pick:
     return _no_pick
 
 
-def _no_pick(fields: Headers) -> tuple[tuple[bytes, bytes], ...]:
+def _no_pick(items: Sequence[Any]) -> tuple[Any, ...]:
     return ()
 
 

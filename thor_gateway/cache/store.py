@@ -17,14 +17,23 @@ the least recently used URLs (with all their variants) go when a new entry would
 (LRU, by ``OrderedDict.move_to_end`` on every lookup).  Another store (on disk, shared by
 workers, or across machines) implements the same four methods.
 
-A stored entry holds no list: its fields, served fields, length and validators are tuples
-of bytes pairs (and a body that came in pieces a tuple of them), and the store maps a URL
-to its one entry (a list only for a URL with several variants).  CPython's cyclic
-collector untracks a tuple of bytes once it has looked at it, and never scans it again, so
-what it scans of a full store is one object per stored response instead of four to six.
-A full collection stops the loop for as long as it scans: a full store of the default
-64 MiB (42,000 responses of 1 KiB, each served once) is 59,000 tracked objects and 15 ms,
-against 269,000 and 86 ms with lists (``benchmarks/cache_collector.py``).
+An entry keeps its fields' values alone, in a tuple: their names are its head's
+:class:`~thor_gateway.cache.heads.Shape`'s, one tuple for every response with those names
+(``Entry.fields()`` pairs them again, when a rare path wants the pairs).  What a stored
+response takes is then its values, not its names and a tuple per field as well: a 1 KiB
+response of nine fields (nginx's) takes 2.4 KB in all instead of 3.3 KB (tracemalloc).  A
+miss writes that memory for the first time (the store grows, or reuses what an evicted
+entry left cold), and on a real CPU it costs more than the instructions that write it
+(docs/cache-cost.md: an eighth round).
+
+A stored entry holds no list: its values, served fields, length and validators are tuples
+of bytes (or of bytes pairs; a body that came in pieces a tuple of them), and the store
+maps a URL to its one entry (a list only for a URL with several variants).  CPython's
+cyclic collector untracks a tuple of bytes once it has looked at it, and never scans it
+again, so what it scans of a full store is one object per stored response instead of four
+to six.  A full collection stops the loop for as long as it scans: a full store of the
+default 64 MiB (42,000 responses of 1 KiB, each served once) is 59,000 tracked objects and
+15 ms, against 269,000 and 86 ms with lists (``benchmarks/cache_collector.py``).
 """
 
 from __future__ import annotations
@@ -91,7 +100,8 @@ class Entry:
     secondary: SecondaryKey  # the request's values of those names
     status: int
     phrase: bytes
-    headers: Headers  # kept as a tuple (the module docstring says why)
+    # Its fields: kept as ``values`` and its ``shape``'s names (``fields()`` pairs them).
+    headers: InitVar[Headers]
     body: bytes
     request_time: float  # when the request that got it was sent (§4.2.3)
     response_time: float  # when its head arrived
@@ -113,12 +123,16 @@ class Entry:
     res_cc: dict[bytes, bytes | None] = field(init=False)  # its directives
     lifetime: float = field(init=False)  # its freshness lifetime (RFC 9111 §4.2.1)
     initial_age: float = field(init=False)  # its age when received (§4.2.3)
+    # Its fields' values, in order: their names are its shape's (the module docstring says
+    # why).
+    values: tuple[bytes, ...] = field(init=False, repr=False)
+    # Its field names, and where the fields the cache reads are among them (heads.py): one
+    # object for every response with these names.  serving() and conditions() read the
+    # values by its indices.
+    shape: Shape = field(init=False, repr=False, compare=False)
     # The fields it is served with, Age and length aside: worked out at its first use (a
     # response stored and never served costs no pass over its fields), by serving().
     served: Stored | None = field(init=False, default=None)
-    # Where its fields are (heads.py), when its head was analysed: serving() picks the
-    # served ones by index.
-    shape: Shape | None = field(init=False, default=None, repr=False)
     length: Stored = field(init=False, repr=False)  # its Content-Length field (none for a 204)
 
     # If-None-Match and If-Modified-Since from its validators, to validate it (§4.3.1):
@@ -134,12 +148,14 @@ class Entry:
 
     def __post_init__(
         self,
+        headers: Headers,
         indexed: Fields | None,
         directives: dict[bytes, bytes | None] | None,
         head: Head | None,
         header_bytes: int,
     ) -> None:
-        headers = self.headers = tuple(self.headers)
+        headers = tuple(headers)
+        self.values = tuple(map(_VALUE, headers))
         self.body_size = body_size = len(self.body) if self.file is None else self.file.length
         if header_bytes < 0:  # (one join in C: no Python frame per field)
             header_bytes = len(b"".join(chain.from_iterable(headers)))
@@ -149,6 +165,8 @@ class Entry:
         if head is not None:
             directives = head.res_cc
             self.shape = head.shape
+        else:
+            self.shape = shape_of(headers)
         if indexed is None:
             indexed = Fields(headers)
         self.res_cc = res_cc = response_directives(indexed) if directives is None else directives
@@ -173,7 +191,7 @@ class Entry:
         secondary: SecondaryKey,
         status: int,
         phrase: bytes,
-        headers: Stored,
+        values: tuple[bytes, ...],
         chunks: list[bytes],
         request_time: float,
         response_time: float,
@@ -184,22 +202,23 @@ class Entry:
         from its head's analysis (heads.py): what ``__post_init__`` works out, read by
         index when a directive gives the lifetime and there is no Age field (the fields'
         values that vary are read, nothing is parsed); ``length`` is left to
-        ``serving()``, at its first use.  ``headers`` is kept as it is (a tuple, as the
-        Fetch made it).  ``head_size``: the bytes its head came in, if known (then its
-        fields need not be counted)."""
+        ``serving()``, at its first use.  ``values``: its fields' values (a tuple, as the
+        Fetch made it), named by the head's shape, kept as they are.  ``head_size``: the
+        bytes its head came in, if known (then its fields need not be counted)."""
+        shape = head.shape
         if not head.direct:
             return cls(
-                key, vary, secondary, status, phrase, headers, b"".join(chunks), request_time,
-                response_time, head=head,
+                key, vary, secondary, status, phrase, shape.fields(values), b"".join(chunks),
+                request_time, response_time, head=head,
             )  # fmt: skip
         self = _new(cls)
-        self.shape = shape = head.shape
+        self.shape = shape
         self.key = key
         self.vary = vary
         self.secondary = secondary
         self.status = status
         self.phrase = phrase
-        self.headers = headers
+        self.values = values
         self.request_time = request_time
         self.response_time = response_time
         self.file = None
@@ -215,7 +234,7 @@ class Entry:
         if head_size > 0:  # (as it came: its fields, 4 bytes each around them, a status line)
             self.size = size + head_size + 256
         else:  # the names' bytes (counted once per shape) and the values', joined in C
-            self.size = size + shape.name_bytes + len(b"".join(map(_VALUE, headers))) + shape.more
+            self.size = size + shape.name_bytes + len(b"".join(values)) + shape.more
         self.res_cc = head.res_cc
         lifetime: float = head.lifetime  # type: ignore[assignment]  # (direct: a float)
         self.lifetime = lifetime
@@ -223,7 +242,7 @@ class Entry:
         initial_age = response_time - request_time
         at = shape.date
         if at >= 0:
-            value = headers[at][1]
+            value = values[at]
             date: Any = _DATES.get(value)
             if date is None:  # (not seen lately, or not a date: parse_http_date tells)
                 date = parse_http_date(value)
@@ -260,12 +279,15 @@ class Entry:
         else:
             self.serve_until = stale_at + window
 
+    def fields(self) -> Stored:
+        """Its header fields: (name, value) pairs, made now."""
+        return self.shape.fields(self.values)
+
     def serving(self) -> Stored:
         """``served`` (and ``length``), worked out now if they were not yet."""
         served = self.served
         if served is None:
-            headers = self.headers
-            served = self.served = (self.shape or shape_of(headers)).served(headers)
+            served = self.served = self.shape.served(self.values)
             # RFC 9110 §8.6: a 204 has no Content-Length
             self.length = (
                 () if self.status == 204 else ((b"Content-Length", b"%d" % self.body_size),)
@@ -278,8 +300,7 @@ class Entry:
         its head's shape)."""
         validators = self.validators
         if validators is None:
-            headers = self.headers
-            validators = self.validators = (self.shape or shape_of(headers)).conditions(headers)
+            validators = self.validators = self.shape.conditions(self.values)
         return validators
 
     def whole(self) -> bytes:

@@ -57,7 +57,7 @@ def test_entries_survive_a_new_store_on_the_folder(tmp_path: Path) -> None:
         1.5,
         2.5,
     )
-    assert list(first.headers) == [(b"Cache-Control", b"max-age=60"), (b"X-\xe9", b"caf\xe9")]
+    assert list(first.fields()) == [(b"Cache-Control", b"max-age=60"), (b"X-\xe9", b"caf\xe9")]
     assert first.lifetime == 60
     assert found[0].secondary == ((b"accept", b"x"),)
     assert again.remove(b"http://h/a") == 2
@@ -182,7 +182,7 @@ def test_a_spooled_body_is_written_as_it_comes_and_read_back_in_its_file(tmp_pat
     assert store.put(fresh)
     assert open_body(again.file) == -1  # (the file the old entry was read from is gone)
     newest = DiskStore(tmp_path).variants(b"http://h/big")[0]
-    assert list(newest.headers) == [(b"ETag", b'"2"')]
+    assert list(newest.fields()) == [(b"ETag", b'"2"')]
     assert body_of(newest) == body
     # A small body spooled is held in memory with its entry once stored.
     small = store.spool(b"http://h/small")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from thor_gateway.cache.heads import analyse, pass_mark
-from thor_gateway.cache.keys import vary_names
+from thor_gateway.cache.heads import analyse, freshened, pass_mark
+from thor_gateway.cache.keys import freshen, vary_names
 from thor_gateway.cache.rules import (
     Fields,
     freshness_lifetime,
@@ -59,9 +59,10 @@ def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
         assert head.lifetime == freshness_lifetime(code, indexed, 0.0, res_cc)
     # Entry.fetched (from the analysis, the body in the chunks it came in) works out what
     # Entry itself does.
-    start, end = (b"k", head.vary, (), code, b"X", tuple(fields)), (1000.0, 1001.0)
-    fetched = Entry.fetched(*start, [b"ab", b"c"], *end, head=head)
-    plain = Entry(*start, b"abc", *end)
+    start, end = (b"k", head.vary, (), code, b"X"), (1000.0, 1001.0)
+    values = tuple(value for _, value in fields)
+    fetched = Entry.fetched(*start, values, [b"ab", b"c"], *end, head=head)
+    plain = Entry(*start, fields, b"abc", *end)
     for name in (
         "res_cc",
         "lifetime",
@@ -80,11 +81,14 @@ def test_a_head_decides_as_the_rules(code: int, fields: H) -> None:
     assert fetched.conditions() == plain.conditions()
     assert fetched.serving() == plain.serving()
     assert fetched.length == plain.length
+    # the fields, kept as values and named by the head's shape
+    assert fetched.fields() == plain.fields() == tuple(fields)
+    assert fetched.values == plain.values == values
     # the chunks are joined at the first use of the body, once
     assert fetched.whole() == b"abc"
     assert fetched.pieces is None
     assert fetched.whole() is fetched.body
-    one = Entry.fetched(*start, [b"abc"], *end, head=head)
+    one = Entry.fetched(*start, values, [b"abc"], *end, head=head)
     assert (one.body, one.pieces, one.whole()) == (b"abc", None, b"abc")
 
 
@@ -131,3 +135,43 @@ def test_the_last_head_is_tried_first_and_answers_for_no_other() -> None:
     assert lower.lifetime == 60.0
     assert analyse(200, []).keep
     assert analyse(200, []) is analyse(200, [])
+
+
+@pytest.mark.parametrize(
+    "fresh",
+    [
+        [(b"Date", b"Tue, 08 Dec 2026 06:20:00 GMT"), (b"ETag", b'"b"'), (b"X-New", b"1")],
+        [(b"cache-control", b"max-age=9"), (b"Content-Length", b"0")],
+        [],
+        # a Connection field: planned by its values, not its names (keys.freshen)
+        [(b"Connection", b"X-Old"), (b"X-Old", b"gone"), (b"ETag", b'"c"')],
+    ],
+)
+def test_a_304_freshens_the_stored_values_as_freshen_does_the_fields(fresh: H) -> None:
+    """freshened (the 304 path: a stored entry's values, named by its shape) gives the names
+    and values of what keys.freshen gives for its fields."""
+    stored = [DATE, (b"Cache-Control", b"max-age=60"), (b"ETag", b'"a"'), (b"X-Old", b"1")]
+    head = analyse(200, stored)
+    values = tuple(value for _, value in stored)
+    for _ in range(2):  # (the first call plans, the second reuses the plan)
+        names, merged = freshened(head.shape, values, fresh)
+        assert tuple(zip(names, merged, strict=True)) == freshen(stored, fresh)
+
+
+def test_a_stored_entry_keeps_its_values_and_not_its_names() -> None:
+    """An entry keeps its fields' values alone; the names it is served with are its head
+    shape's, one tuple for every response with those names (the memory a stored response
+    takes is its values, not its names and pairs again)."""
+    fields = [DATE, (b"Cache-Control", b"max-age=60"), (b"Content-Length", b"3")]
+    head = analyse(200, fields)
+    entries = [
+        Entry.fetched(b"k%d" % i, (), (), 200, b"OK", (b"d%d" % i, b"max-age=60", b"3"),
+                      [b"abc"], 0.0, 0.0, head)
+        for i in range(2)
+    ]  # fmt: skip
+    for i, entry in enumerate(entries):
+        assert entry.values == (b"d%d" % i, b"max-age=60", b"3")
+        names = [name for name, _ in entry.fields()]
+        assert names == [b"Date", b"Cache-Control", b"Content-Length"]
+        assert all(a is b for a, b in zip(names, head.shape.names, strict=True))
+        assert entry.serving() == ((b"Date", b"d%d" % i), (b"Cache-Control", b"max-age=60"))

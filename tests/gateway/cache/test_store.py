@@ -96,10 +96,11 @@ def test_fresh_until_agrees_with_reuse() -> None:
 
 def test_a_stored_response_is_one_object_for_the_collector() -> None:
     """What the store keeps of a response is, for CPython's cyclic collector, the entry
-    alone: its fields, served fields, length, validators and body pieces are tuples of
-    bytes (untracked at the collector's first look), and a URL with one entry maps to it
-    with no list around it. A full store is then one object a response to scan, not six
-    (and the few head shapes the entries share)."""
+    alone: its fields' values, served fields, length, validators and body pieces are
+    tuples of bytes (untracked at the collector's first look), its field names are its
+    head shape's, and a URL with one entry maps to it with no list around it. A full store
+    is then one object a response to scan, not six (and the few head shapes the entries
+    share)."""
     fields = [
         (b"Date", b"Mon, 07 Dec 2026 23:00:00 GMT"),
         (b"Content-Length", b"6"),
@@ -108,8 +109,9 @@ def test_a_stored_response_is_one_object_for_the_collector() -> None:
         (b"Cache-Control", b"max-age=60"),
     ]
     head = analyse(200, fields)
+    values = tuple(value for _, value in fields)
     fetched = Entry.fetched(
-        b"http://h/f", head.vary, (), 200, b"OK", tuple(fields), [b"abc", b"def"], 0.0, 0.0, head
+        b"http://h/f", head.vary, (), 200, b"OK", values, [b"abc", b"def"], 0.0, 0.0, head
     )
     made = Entry(b"http://h/m", (), (), 200, b"OK", list(fields), b"abcdef", 0.0, 0.0)
     store = MemoryStore()
@@ -123,13 +125,13 @@ def test_a_stored_response_is_one_object_for_the_collector() -> None:
     gc.collect()
     gc.collect()  # (a tuple is untracked once the tuples in it are)
     for stored in (fetched, made):
-        held = [stored.headers, stored.served, stored.length, stored.validators, stored.pieces]
+        held = [stored.values, stored.served, stored.length, stored.validators, stored.pieces]
         assert [part for part in held if gc.is_tracked(part)] == []
         tracked = {id(ref) for ref in gc.get_referents(stored) if gc.is_tracked(ref)}
-        # Its class, and the shape of its head when it has one: one object for every
-        # response with those field names, not one for each.
-        shared = {id(Entry), id(head.shape)} if stored is fetched else {id(Entry)}
-        assert tracked == shared
+        # Its class, and the shape of its head: one object for every response with those
+        # field names, not one for each.
+        assert tracked == {id(Entry), id(head.shape)}
+        assert stored.fields() == tuple(fields)
         assert store.variants(stored.key) == (stored,)
     assert fetched.whole() == b"abcdef"
     assert [ref for ref in gc.get_referents(store._urls) if gc.is_tracked(ref)] == [fetched, made]
