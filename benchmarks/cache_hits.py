@@ -8,9 +8,9 @@ Usage::
     python benchmarks/cache_hits.py --callgrind --seconds 20 --connections 8 [--only ...]
 
 Each server in turn runs pinned to CPU 0 (``taskset``), wrk and the origin on CPU 1; for
-each the requests per second and the server process's user and system CPU per request
-(``/proc/PID/stat``, summed over the process and its children: Varnish works in a child
-of its manager) are printed.  CPU per request is the figure to compare on a shared
+each the requests per second and the server process's user and system CPU and minor page
+faults per request (``/proc/PID/stat``, summed over the process and its children: Varnish
+works in a child of its manager) are printed.  CPU per request is the figure to compare on a shared
 machine: it does not depend on what else runs on the other core.
 
 - ``hello``: ``thor-gateway apps.hello_thor:handler``, the native floor;
@@ -137,8 +137,9 @@ def varnish(scratch: Path, name: str, port: int, origin: int) -> list[str]:
     ]  # fmt: skip
 
 
-def tree_cpu(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of ``pid`` and its live descendants."""
+def tree_cpu(pid: int) -> tuple[float, float, int]:
+    """(user, system) CPU seconds of ``pid`` and its live descendants, and their minor page
+    faults (memory touched for the first time: a store that grows takes them)."""
     children: dict[int, list[int]] = {}
     stats: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
@@ -151,15 +152,17 @@ def tree_cpu(pid: int) -> tuple[float, float]:
             children.setdefault(int(fields[1]), []).append(int(entry))
     tick = os.sysconf("SC_CLK_TCK")
     user = system = 0.0
+    faults = 0
     todo = [pid]
     while todo:
         current = todo.pop()
         found = stats.get(current)
         if found is not None:
+            faults += int(found[7])
             user += int(found[11]) / tick
             system += int(found[12]) / tick
         todo.extend(children.get(current, []))
-    return user, system
+    return user, system, faults
 
 
 # A wrk script for URLs that do not repeat (``?`` and a count, after a prefix that tells
@@ -226,9 +229,9 @@ def measure(
         wrk(port, path, args.connections, 2, warm)  # warm: the cache filled, connections pooled
         if counted is not None:
             callgrind_control("--zero", server.pid)
-        user0, sys0 = tree_cpu(server.pid)
+        user0, sys0, faults0 = tree_cpu(server.pid)
         count = wrk(port, path, args.connections, args.seconds, measured)
-        user1, sys1 = tree_cpu(server.pid)
+        user1, sys1, faults1 = tree_cpu(server.pid)
         if counted is not None:
             callgrind_control("--dump", server.pid)
     finally:
@@ -242,7 +245,8 @@ def measure(
     per = 1e6 / count
     print(
         f"{name:15} {count / args.seconds:9,.0f} req/s   user {(user1 - user0) * per:6.1f} µs/req"
-        f"   system {(sys1 - sys0) * per:6.1f} µs/req",
+        f"   system {(sys1 - sys0) * per:6.1f} µs/req"
+        f"   {(faults1 - faults0) / count:5.2f} faults/req",
         flush=True,
     )
     return count / args.seconds, (user1 - user0 + sys1 - sys0) * per
