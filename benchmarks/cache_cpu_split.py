@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cache_hits import ORIGIN, ROOT, URLS, URLS_FILE, nginx, tree_cpu, wrk
-from support import free_port, wait_for
+from support import free_port, on_cpu0, wait_for
 
 # name: the sitecustomize that makes the variant (None: the gateway as it is), with --cache?
 PATCHES: dict[str, tuple[str | None, bool]] = {
@@ -70,13 +70,7 @@ def run(name: str, origin: int, scratch: Path, args: argparse.Namespace) -> tupl
     port = free_port()
     command = [sys.executable, "-m", "thor_gateway", "-b", f"127.0.0.1:{port}"]
     command += ["--proxy", f"/=http://127.0.0.1:{origin}"] + (["--cache"] if cached else [])
-    server = subprocess.Popen(
-        ["taskset", "-c", "0", *command],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = on_cpu0(command, env)
     try:
         wait_for(port)
         path, warm, measured = ("/miss", ["", "1000"], ["", "1000"]) if args.stale else (

@@ -37,7 +37,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from support import free_port, wait_for
+from support import free_port, on_cpu0, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADS = {"c16m10": ["-c", "16", "-m", "10"], "c64m1": ["-c", "64", "-m", "1"]}
@@ -143,13 +143,7 @@ def measure(
     """Start one server on CPU 0, run each load against it, record (req/s, µs CPU/request)."""
     url = f"{'https' if transport == 'tls' else 'http'}://127.0.0.1:{port}/"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        ["taskset", "-c", "0", *command],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = on_cpu0(command, env)
     try:
         wait_for(port, 60.0)
         h2load(url, LOADS["c16m10"], 2000)  # warm up

@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: a free loopback port, waiting for a listener, a
-process's CPU time, and which WebSocket masking a Thor server runs with."""
+"""What the benchmark scripts share: a free loopback port, waiting for a listener, a server
+started on CPU 0, a process's CPU time, and which WebSocket masking a Thor server runs
+with."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ def wait_for(port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"nothing listens on port {port} after {timeout}s")
+
+
+def on_cpu0(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``command`` started pinned to CPU 0 (``taskset``), from the repository's root, with
+    ``env`` and its output discarded: the server under test, the load on the other core."""
+    return subprocess.Popen(
+        ["taskset", "-c", "0", *command],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def cpu_seconds(pid: int) -> float:
