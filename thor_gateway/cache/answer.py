@@ -105,7 +105,7 @@ def serve_part(
     ]
     out += [
         (b"Age", b"%d" % age),
-        cache_status(b"hit"),
+        HIT,
         (b"Content-Range", b"bytes %d-%d/%d" % (first, last, total)),
         (b"Content-Length", b"%d" % (last - first + 1)),
     ]

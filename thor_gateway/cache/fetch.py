@@ -435,17 +435,17 @@ class Fetch:
             # §4.3.4 selects stored responses by validator; this fetch validated one,
             # and a 304 says it is current (fields that describe the content are kept).
             names, values = freshened(entry.shape, entry.values, fields)
+            head = analysed(entry.status, names, values)
             if entry.file is None:  # (from its head's analysis, as a fetched response)
                 fresh = _fetched(
                     entry.key, entry.vary, entry.secondary, entry.status, entry.phrase,
-                    values, [entry.whole()], self.request_time, now,
-                    analysed(entry.status, names, values),
+                    values, [entry.whole()], self.request_time, now, head,
                 )  # fmt: skip
             else:
                 fresh = Entry(
                     entry.key, entry.vary, entry.secondary, entry.status, entry.phrase,
-                    tuple(zip(names, values, strict=True)), b"", self.request_time, now,
-                    file=entry.file,
+                    head.shape.fields(values), b"", self.request_time, now,
+                    file=entry.file, head=head,
                 )  # fmt: skip
             cache.store.put(fresh)
             self._serve_instead(fresh, now, _VALIDATED)

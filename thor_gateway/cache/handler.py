@@ -275,7 +275,7 @@ class CacheHandler:
         if key in self.pending and self._wait(key, exchange, request):
             return
         self.stats.misses += 1
-        self._fetch(exchange, exchange, request, key, None, req_cc, now, False, names)
+        self._fetch(exchange, exchange, request, key, None, req_cc, now, names)
 
     def _refused(
         self, exchange: Exchange, request: Request, req_cc: Mapping[bytes, bytes | None]
@@ -353,8 +353,10 @@ class CacheHandler:
         if key in self.pending and self._wait(key, exchange, request):  # (no frame: none)
             return
         self.stats.stale += 1
-        plain = names.isdisjoint(SPECIAL)  # (then no conditionals to take out)
-        self._fetch(exchange, exchange, request, key, entry, req_cc, now, plain, names)
+        if names.isdisjoint(SPECIAL):  # (then no directives or conditionals to take out)
+            self._fetch_plain(exchange, request, key, entry, now)
+        else:
+            self._fetch(exchange, exchange, request, key, entry, req_cc, now, names)
 
     def _range(
         self,
@@ -430,24 +432,18 @@ class CacheHandler:
         entry: Entry | None,
         req_cc: Mapping[bytes, bytes | None],
         now: float,
-        plain: bool = False,
         names: frozenset[bytes] | None = None,
         ranged: bool = False,
     ) -> None:
-        """Ask the inner handler (a miss, a validation, a refresh); ``now`` is when the
-        request came, the request time of what it brings (RFC 9111 §4.2.3); ``plain``: the
-        request has none of the fields in SPECIAL; ``names``: its lower-cased field names."""
-        headers = request.headers
-        asks = False
-        if not plain:
-            headers = [(n, v) for n, v in headers if n.lower() not in CONDITIONAL]
-            asks = len(headers) != len(request.headers)  # the client's own conditionals
-        if plain and request.method == _GET:
-            fetch = Fetch(self, key, client, request, entry, now)
-        else:
-            authorized = None if names is None else b"authorization" in names
-            asked = Asked(req_cc, ranged, asks, authorized)
-            fetch = Fetch(self, key, client, request, entry, now, asked)
+        """Ask the inner handler (a miss, a validation, a refresh) for a request with some
+        of the fields in SPECIAL (the others go to ``_fetch_plain``); ``now`` is when the
+        request came, the request time of what it brings (RFC 9111 §4.2.3); ``names``: its
+        lower-cased field names."""
+        headers = [(n, v) for n, v in request.headers if n.lower() not in CONDITIONAL]
+        asks = len(headers) != len(request.headers)  # the client's own conditionals
+        authorized = None if names is None else b"authorization" in names
+        asked = Asked(req_cc, ranged, asks, authorized)
+        fetch = Fetch(self, key, client, request, entry, now, asked)
         if not ranged and key not in self.pending:  # a range waits for no one
             self.pending[key] = fetch
         self._hand_on(fetch, request, headers, origin)
@@ -463,8 +459,8 @@ class CacheHandler:
     def _fetch_plain(
         self, exchange: Exchange, request: Request, key: bytes, entry: Entry | None, now: float
     ) -> None:
-        """``_fetch`` for a request with none of the fields in SPECIAL (``handle``'s: a miss,
-        or a stored response to validate): its fields go as they are."""
+        """``_fetch`` for a request with none of the fields in SPECIAL (a miss, or a stored
+        response to validate): its fields go as they are."""
         if request.method == _GET:
             fetch = Fetch(self, key, exchange, request, entry, now)
         else:  # a HEAD, fetched as the GET it stands for (its client gets the head alone)
