@@ -10,8 +10,8 @@ Usage::
 Each server in turn runs pinned to CPU 0 (``taskset``), wrk and the origin on CPU 1; for
 each the requests per second and the server process's user and system CPU and minor page
 faults per request (``/proc/PID/stat``, summed over the process and its children: Varnish
-works in a child of its manager) are printed.  CPU per request is the figure to compare on a shared
-machine: it does not depend on what else runs on the other core.
+works in a child of its manager) are printed.  CPU per request is the figure to compare on
+a shared machine: it does not depend on what else runs on the other core.
 
 - ``hello``: ``thor-gateway apps.hello_thor:handler``, the native floor;
 - ``hit 1k`` / ``hit 64k``: ``thor-gateway --proxy /=ORIGIN --cache``, warm;

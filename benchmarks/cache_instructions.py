@@ -27,8 +27,8 @@ Instruction counts do not depend on what else runs on the machine (wall-clock ra
   (as nginx serves a static file with ``add_header Cache-Control max-age=0``), without and
   with the cache: the cache validates its stored response on every request, the origin
   answers 304, and the stored response is served (Cache-Status ``fwd=stale;
-  fwd-status=304``); the proxy relays the 200 each time.  ``cache_hits.py``'s ``stale 1k``
-  is this path.
+  fwd-status=304``); the proxy relays the 200 each time.  (``cache_hits.py``'s ``stale 1k``
+  is not: its nginx ignores If-Modified-Since, and every validation is answered 200.)
 - ``proxy-64k`` / ``miss-0-64k``: ``proxy`` and ``miss-0`` with a 64 KiB body, where relaying
   the body weighs more than the cache's work per response.
 - ``proxy-post`` / ``post``: a POST of 3 bytes answered with 1 KiB (no Cache-Control), without
